@@ -1,0 +1,3 @@
+"""campaign: retention marketing that runs itself."""
+
+__version__ = "0.1.0"

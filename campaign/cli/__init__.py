@@ -1,0 +1,53 @@
+"""The ``campaign`` command line (typer). Thin: parse options, call the core, print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from campaign import __version__
+from campaign.cli import db
+from campaign.cli.common import AppState, CampaignGroup
+
+app = typer.Typer(
+    name="campaign",
+    cls=CampaignGroup,
+    help="Finds the shop's customers who are about to leave and wins them back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"campaign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Config file (default: ./config.toml if present, else built-in defaults).",
+        envvar="CAMPAIGN_CONFIG",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.obj = AppState(config_path=config, debug=debug)
+
+
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,114 @@
+"""What every command shares: the --config option, error translation, rich output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy.engine import Engine
+from typer.core import TyperGroup
+
+from campaign.config import Config, load_config
+from campaign.db.engine import make_engine
+from campaign.db.migrate import require_current
+from campaign.errors import CampaignError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class AppState:
+    """Options of the top-level callback, shared with every command through ``ctx.obj``."""
+
+    config_path: Path | None = None
+    debug: bool = False
+    _config: Config | None = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        """The loaded configuration (flag > env > file > defaults), loaded once."""
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def engine(self, *, migrated: bool = True) -> Engine:
+        """An engine on the configured database; by default it must be at head."""
+        if self._engine is None:
+            config = self.config()
+            self._engine = make_engine(config.database_url(), echo=config.database.echo)
+        if migrated:
+            require_current(self._engine)
+        return self._engine
+
+
+def state(ctx: typer.Context) -> AppState:
+    """The :class:`AppState` of the running command."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState()
+    return root.obj
+
+
+class CampaignGroup(TyperGroup):
+    """Turns expected errors into one line on stderr and exit code 1.
+
+    Unexpected exceptions keep their traceback; ``--debug`` shows it for expected
+    ones too.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CampaignError as exc:
+            obj = ctx.find_root().obj
+            if isinstance(obj, AppState) and obj.debug:
+                raise
+            err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        finally:
+            obj = ctx.find_root().obj
+            if isinstance(obj, AppState) and obj._engine is not None:
+                obj._engine.dispose()
+                obj._engine = None
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(n)`` for the core to call.
+
+    The bar hides itself when stderr is not a terminal, so scripts and tests see no
+    control characters.
+    """
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        yield advance

@@ -1,0 +1,406 @@
+"""Typed configuration: ``config.toml`` plus ``CAMPAIGN_*`` environment overrides.
+
+Precedence is flag > environment > file > default. Only entry points call
+:func:`load_config`; everything else receives the frozen sub-config it needs.
+
+Environment overrides:
+
+* ``CAMPAIGN_DATABASE_URL`` sets ``database.url``.
+* ``CAMPAIGN_<SECTION>__<KEY>`` sets any scalar key of a table section, e.g.
+  ``CAMPAIGN_DELIVERY__CONCURRENCY=16``; the value is read as a TOML value when it
+  parses as one (numbers, booleans), else as a string.
+* Secrets never live in the file: a channel or the server names the *environment
+  variable* that holds each secret (``secret_env = "CAMPAIGN_WEBHOOK_SECRET"``) and the
+  value is read from the environment at load time, masked in ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from campaign.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "config.toml"
+DEFAULT_DATABASE_URL = "sqlite:///campaign.db"
+ENV_PREFIX = "CAMPAIGN_"
+
+ChannelKind = Literal["webhook", "twilio", "sendgrid", "smtp", "file"]
+ChannelMedium = Literal["email", "sms"]
+
+
+class _Section(BaseModel):
+    """Frozen, strict base: unknown keys are errors so typos never pass silently."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {value!r}") from None
+    return value
+
+
+class ShopConfig(_Section):
+    """Who is sending: legally required sender details and public URLs."""
+
+    name: str = "Demo Shop"
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    postal_address: str = "1 Example Road, Example City"
+    base_url: str = "http://127.0.0.1:8080"
+    timezone: str = "Asia/Shanghai"
+    default_locale: str = "zh-CN"
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
+
+class DatabaseConfig(_Section):
+    """Where the data lives. SQLite paths are relative to the working directory."""
+
+    url: str = DEFAULT_DATABASE_URL
+    echo: bool = False
+
+
+class ModelConfig(_Section):
+    """Churn model: label horizon, who counts as a customer, tree search space."""
+
+    horizon_days: int = Field(90, ge=7, le=730)
+    lookback_days: int = Field(365, ge=30, le=3650)
+    max_depth_candidates: tuple[int, ...] = (3, 4, 5, 6, 8)
+    min_samples_leaf_candidates: tuple[int, ...] = (20, 50, 100)
+    min_customers: int = Field(500, ge=1)
+    min_history_days: int = Field(180, ge=1)
+    snapshots: int = Field(3, ge=1, le=24)
+    tier_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"high": 0.7, "medium": 0.4, "low": 0.0}
+    )
+    retrain_cron: str = "0 3 * * 0"
+    random_state: int = 0
+
+    @field_validator("tier_thresholds")
+    @classmethod
+    def _thresholds_are_probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold for tier {name!r} must be between 0 and 1")
+        return value
+
+
+class RecommenderConfig(_Section):
+    """Hybrid recommender: implicit-feedback weights, blend and filters."""
+
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {"view": 1.0, "cart": 3.0, "purchase": 5.0, "search": 0.0}
+    )
+    half_life_days: float = Field(60.0, gt=0)
+    k: int = Field(10, ge=1, le=100)
+    neighbours: int = Field(50, ge=1)
+    content_weight: float = Field(0.3, ge=0, le=1)
+    max_per_category: int = Field(3, ge=1)
+    allow_repurchase: bool = False
+    repurchase_window_days: int = Field(60, ge=0)
+    excluded_categories: tuple[str, ...] = ()
+
+
+class QuietHours(_Section):
+    """Local-time window in which messages may be sent (start inclusive, end exclusive)."""
+
+    start: time = time(8, 0)
+    end: time = time(21, 0)
+
+
+class DeliveryConfig(_Section):
+    """Sender behaviour shared by every channel."""
+
+    concurrency: int = Field(64, ge=1, le=4096)
+    batch_size: int = Field(200, ge=1, le=10_000)
+    max_attempts: int = Field(6, ge=1, le=50)
+    backoff_base_seconds: float = Field(30.0, gt=0)
+    backoff_max_seconds: float = Field(3600.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+    lease_seconds: int = Field(120, ge=5)
+    message_expiry_hours: float = Field(48.0, gt=0)
+    quiet_hours: QuietHours = QuietHours()
+    frequency_cap: dict[str, int] = Field(default_factory=lambda: {"email": 2, "sms": 1})
+    frequency_window_days: int = Field(7, ge=1)
+
+
+class ChannelConfig(_Section):
+    """One provider. Secrets are named by environment variable, never stored here."""
+
+    kind: ChannelKind
+    medium: ChannelMedium = "email"
+    url: str | None = None
+    path: str | None = None
+    from_address: str | None = None
+    secret_env: str | None = None
+    username_env: str | None = None
+    rate_per_second: float = Field(50.0, gt=0)
+    quiet_hours: QuietHours | None = None
+    secret: SecretStr | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> ChannelConfig:
+        if self.kind == "file" and not self.path:
+            raise ValueError("a 'file' channel needs 'path'")
+        if self.kind in ("webhook", "twilio", "sendgrid") and not self.url:
+            raise ValueError(f"a {self.kind!r} channel needs 'url'")
+        return self
+
+
+class ServerConfig(_Section):
+    """The response webhook server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    secret_envs: tuple[str, ...] = ()
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    secrets: tuple[SecretStr, ...] = Field((), exclude=True)
+
+
+class ScheduleConfig(_Section):
+    """When a campaign runs: a five-field cron expression in a timezone."""
+
+    cron: str = "0 10 * * *"
+    timezone: str = "Asia/Shanghai"
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("must be a cron expression with five fields")
+        return value
+
+
+class AudienceConfig(_Section):
+    """Who a campaign targets."""
+
+    min_risk: float = Field(0.5, ge=0, le=1)
+    max_risk: float = Field(1.0, ge=0, le=1)
+    tiers: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+
+
+class OfferConfig(_Section):
+    """Coupon policy: percent off by risk tier, minimum order, validity."""
+
+    percent_off_by_tier: dict[str, int] = Field(
+        default_factory=lambda: {"high": 20, "medium": 10, "low": 5}
+    )
+    high_value_bonus_percent: int = Field(5, ge=0, le=50)
+    min_order: str = "0"
+    valid_days: int = Field(14, ge=1, le=365)
+
+
+class VariantConfig(_Section):
+    """One message variant: a template set (folder under ``templates/``) and its offer."""
+
+    name: str
+    template: str
+    offer: bool = True
+    enabled: bool = True
+
+
+class CampaignConfig(_Section):
+    """One scheduled campaign."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    schedule: ScheduleConfig = ScheduleConfig()
+    audience: AudienceConfig = AudienceConfig()
+    channels: tuple[str, ...] = ("email",)
+    variants: tuple[VariantConfig, ...] = ()
+    offer: OfferConfig = OfferConfig()
+    holdout_share: float = 0.1
+    cooldown_days: int = Field(14, ge=0)
+    max_recipients: int | None = Field(None, ge=1)
+    coupon_budget: int | None = Field(None, ge=0)
+    paused: bool = False
+
+    @field_validator("holdout_share")
+    @classmethod
+    def _holdout_bounds(cls, value: float) -> float:
+        if not 0.0 <= value <= 0.5:
+            raise ValueError("must be between 0 and 0.5")
+        return value
+
+
+class Config(_Section):
+    """The whole configuration; ``source`` is the file it came from (or ``<defaults>``)."""
+
+    shop: ShopConfig = ShopConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    model: ModelConfig = ModelConfig()
+    recommender: RecommenderConfig = RecommenderConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    server: ServerConfig = ServerConfig()
+    campaigns: tuple[CampaignConfig, ...] = ()
+    source: str = Field("<defaults>", exclude=True)
+    base_dir: str = Field(".", exclude=True)
+
+    @model_validator(mode="after")
+    def _campaigns_are_consistent(self) -> Config:
+        seen: set[str] = set()
+        for campaign in self.campaigns:
+            if campaign.name in seen:
+                raise ValueError(f"campaign name {campaign.name!r} is used twice")
+            seen.add(campaign.name)
+            for channel in campaign.channels:
+                if channel not in self.channels:
+                    known = ", ".join(sorted(self.channels)) or "none configured"
+                    raise ValueError(
+                        f"campaign {campaign.name!r} names unknown channel {channel!r}"
+                        f" (known: {known})"
+                    )
+        return self
+
+    def campaign(self, name: str) -> CampaignConfig:
+        """The campaign called ``name``; raises :class:`campaign.errors.NotFound`."""
+        from campaign.errors import NotFound
+
+        for campaign in self.campaigns:
+            if campaign.name == name:
+                return campaign
+        raise NotFound("campaign", name)
+
+    def resolve_path(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    def database_url(self) -> str:
+        """The database URL with relative SQLite paths anchored at the config's folder."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:" and not Path(rest).is_absolute():
+                return prefix + str((Path(self.base_dir) / rest).resolve())
+        return url
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """``('campaigns', 1, 'holdout_share')`` → ``campaigns[1].holdout_share``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return message[:1].lower() + message[1:]
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    url = environ.get(f"{ENV_PREFIX}DATABASE_URL")
+    if url:
+        data.setdefault("database", {})["url"] = url
+    pattern = re.compile(rf"^{ENV_PREFIX}([A-Z0-9_]+?)__([A-Z0-9_]+)$")
+    for name, raw in environ.items():
+        match = pattern.match(name)
+        if match:
+            section, key = match.group(1).lower(), match.group(2).lower()
+            target = data.setdefault(section, {})
+            if isinstance(target, dict):
+                target[key] = _parse_env_value(raw)
+
+
+def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str], source: str) -> None:
+    for name, channel in (data.get("channels") or {}).items():
+        if not isinstance(channel, dict):
+            continue
+        env_name = channel.get("secret_env")
+        if env_name:
+            value = environ.get(env_name)
+            if value is None:
+                raise ConfigError(
+                    source,
+                    f"channels.{name}.secret_env",
+                    f"environment variable {env_name} is not set",
+                )
+            channel["secret"] = value
+    server = data.get("server")
+    if isinstance(server, dict) and server.get("secret_envs"):
+        secrets = []
+        for env_name in server["secret_envs"]:
+            if env_name in environ:
+                secrets.append(environ[env_name])
+        server["secrets"] = secrets
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, overlay and validate the configuration.
+
+    With ``path=None`` the file ``./config.toml`` is used when it exists, otherwise the
+    built-in defaults (a SQLite file ``campaign.db`` in the working directory).
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, or an invalid value (with its key path).
+    """
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
+    source = "<defaults>"
+    base_dir = Path.cwd()
+    if path is not None:
+        file = Path(path)
+        source = str(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(source, "", "file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(source, "", f"cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+        base_dir = file.resolve().parent
+    _apply_env_overrides(data, environ)
+    _resolve_secrets(data, environ, source)
+    data["source"] = source
+    data["base_dir"] = str(base_dir)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(source, _key_path(tuple(first["loc"])), _reason(first)) from None
+

@@ -1,0 +1,312 @@
+"""ORM classes for every table of the data model (see docs/data-model.md).
+
+Conventions: surrogate integer keys (``id``) with the shop's own identifiers kept as
+``external_id``; money is integer minor units (``*_cents``), never a float; every
+timestamp is :class:`~campaign.db.base.UTCDateTime`; statuses are ``StrEnum`` values
+stored as plain strings so adding one never needs a database enum migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from campaign.db.base import Base, BigId, UTCDateTime
+
+
+class EventType(StrEnum):
+    """Kinds of shop events the product understands."""
+
+    VIEW = "view"
+    CART = "cart"
+    PURCHASE = "purchase"
+    SEARCH = "search"
+    VISIT = "visit"
+
+
+class MessageStatus(StrEnum):
+    """Our lifecycle of an outbox row (docs/data-model.md)."""
+
+    HELD_OUT = "held_out"
+    SKIPPED = "skipped"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class SkipReason(StrEnum):
+    """Why a considered user got no message in a run."""
+
+    SUPPRESSED = "suppressed"
+    NO_CONSENT = "no_consent"
+    NO_ADDRESS = "no_address"
+    FREQUENCY_CAPPED = "frequency_capped"
+    COOLDOWN = "cooldown"
+    TEMPLATE_ERROR = "template_error"
+    EXPIRED = "expired"
+    BUDGET = "budget"
+    RECIPIENT_CAP = "recipient_cap"
+    INVALID_TIMEZONE = "invalid_timezone"
+    PAUSED = "paused"
+
+
+class Engagement(StrEnum):
+    """The customer's lifecycle of a message, from responses; only moves forward."""
+
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    CONVERTED = "converted"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class RunStatus(StrEnum):
+    """State of one campaign run (one campaign at one slot)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    MISSED = "missed"
+
+
+class User(Base):
+    """A shop customer. Missing consent means no consent."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    consent_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_sms: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Product(Base):
+    """An item of the catalogue."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str | None] = mapped_column(String(300))
+    category: Mapped[str | None] = mapped_column(String(120))
+    brand: Mapped[str | None] = mapped_column(String(120))
+    price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    in_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    url: Mapped[str | None] = mapped_column(String(500))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """Something a user did. Purchases sharing an ``order_id`` form one order."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_user_id_ts", "user_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    order_id: Mapped[str | None] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    amount_cents: Mapped[int | None] = mapped_column(BigInteger)
+    coupon_code: Mapped[str | None] = mapped_column(String(64))
+    # The file's event_id, or a content hash when the file has none: re-imports dedupe.
+    source_event_id: Mapped[str] = mapped_column(String(128), unique=True)
+
+
+class Segment(Base):
+    """A user's behavioural segment as of a time (from the profile's clustering)."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("user_id", "as_of"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class ModelVersion(Base):
+    """A trained model, its artifact stored in the database so every host can load it."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    library_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ChurnScore(Base):
+    """One user's churn risk from one model version as of a time."""
+
+    __tablename__ = "churn_scores"
+    __table_args__ = (UniqueConstraint("user_id", "model_version_id", "as_of"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    risk: Mapped[float] = mapped_column(Float)
+    tier: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class CampaignRun(Base):
+    """One execution of one campaign at one scheduled slot; (campaign, slot) is unique."""
+
+    __tablename__ = "campaign_runs"
+    __table_args__ = (UniqueConstraint("campaign", "slot"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[datetime] = mapped_column(UTCDateTime)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Message(Base):
+    """An outbox row: everything a run decided for one user, before anything is sent."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_messages_user_id_channel_created_at", "user_id", "channel", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("campaign_runs.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    campaign: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str | None] = mapped_column(String(64))
+    template: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    text_body: Mapped[str | None] = mapped_column(Text)
+    products: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    coupon_code: Mapped[str | None] = mapped_column(String(64))
+    # Seed-list test sends go to this address instead of the user's own.
+    address_override: Mapped[str | None] = mapped_column(String(320))
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    engagement: Mapped[str | None] = mapped_column(String(16))
+    engagement_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Coupon(Base):
+    """A unique coupon code reserved for one recipient; never reused."""
+
+    __tablename__ = "coupons"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    campaign: Mapped[str] = mapped_column(String(64))
+    percent_off: Mapped[int] = mapped_column(Integer)
+    min_order_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    order_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class Response(Base):
+    """A provider or shop event about a message; unmatched ones keep ``message_id`` NULL."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    provider: Mapped[str | None] = mapped_column(String(64))
+    provider_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Suppression(Base):
+    """Never message this user or address again on this channel (or ``all``).
+
+    The address is kept as a SHA-256 hash so a forgotten person stays suppressed
+    without their address being stored.
+    """
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    address_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExperimentArm(Base):
+    """Bandit state of one variant of one campaign."""
+
+    __tablename__ = "experiment_arms"
+    __table_args__ = (UniqueConstraint("campaign", "variant"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(64))
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,150 @@
+"""The exceptions ``campaign`` raises on purpose.
+
+Every expected failure is a :class:`CampaignError`; anything else is a bug and keeps
+its traceback. The command line prints ``error: <message>`` for these and exits 1.
+
+::
+
+    CampaignError
+    ├── ConfigError            path, key, reason
+    ├── InputError             source, line, column, reason   (CSV rows, CLI values)
+    ├── TemplateError          template, line, reason          (lint + render)
+    ├── NotFound               kind, key                       (unknown user, campaign, no active model)
+    ├── DatabaseError          url (masked), reason            (unreachable, not migrated)
+    ├── ModelError             incompatible or missing artifact, too little data
+    ├── DeliveryError          channel, message id, status
+    │   ├── TransientDeliveryError   → retried with backoff
+    │   └── PermanentDeliveryError   → dead, never retried
+    └── SignatureError         bad or missing webhook signature
+
+Messages say *what* and *where*; the fields they are built from stay available as
+attributes so callers never parse a message.
+"""
+
+from __future__ import annotations
+
+
+class CampaignError(Exception):
+    """Base class of every error ``campaign`` raises on purpose."""
+
+
+class ConfigError(CampaignError):
+    """A configuration file or value is invalid.
+
+    Raised by :func:`campaign.config.load_config` with the dotted key path, e.g.
+    ``config.toml: campaigns[1].holdout_share: must be between 0 and 0.5``.
+    """
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        self.path = path
+        self.key = key
+        self.reason = reason
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {reason}")
+
+
+class InputError(CampaignError):
+    """A row, file or command-line value could not be accepted.
+
+    ``line`` is 1-based and counts the header as line 1; ``column`` is the column
+    name (CSV) or option name (CLI).
+    """
+
+    def __init__(
+        self, source: str, reason: str, line: int | None = None, column: str | None = None
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.column = column
+        self.reason = reason
+        where = source
+        if line is not None:
+            where += f":{line}"
+        if column:
+            where += f": {column}"
+        super().__init__(f"{where}: {reason}")
+
+
+class InputErrors(InputError):
+    """Several :class:`InputError` found in one file; the first few are listed."""
+
+    def __init__(self, source: str, errors: list[InputError], total: int) -> None:
+        self.errors = errors
+        self.total = total
+        shown = "\n".join(str(e) for e in errors)
+        more = f"\n... and {total - len(errors)} more" if total > len(errors) else ""
+        super().__init__(source, f"{total} invalid row(s), nothing imported\n{shown}{more}")
+
+
+class TemplateError(CampaignError):
+    """A template does not parse, lint or render; names the file and line."""
+
+    def __init__(self, template: str, reason: str, line: int | None = None) -> None:
+        self.template = template
+        self.line = line
+        self.reason = reason
+        where = f"{template}:{line}" if line is not None else template
+        super().__init__(f"{where}: {reason}")
+
+
+class NotFound(CampaignError):
+    """Something named by the caller does not exist (user, campaign, active model...)."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} not found: {key}")
+
+
+class DatabaseError(CampaignError):
+    """The database cannot be reached or is not at the expected schema revision."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"database {url}: {reason}")
+
+
+class ModelError(CampaignError):
+    """A model cannot be trained (too little data) or loaded (missing, incompatible)."""
+
+
+class DeliveryError(CampaignError):
+    """A provider did not accept a message."""
+
+    def __init__(
+        self, channel: str, reason: str, message_id: int | None = None, status: int | None = None
+    ) -> None:
+        self.channel = channel
+        self.message_id = message_id
+        self.status = status
+        self.reason = reason
+        where = channel if message_id is None else f"{channel} message {message_id}"
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"{where}: {reason}{code}")
+
+
+class TransientDeliveryError(DeliveryError):
+    """A failure worth retrying: timeout, connection error, 5xx or 429.
+
+    ``retry_after`` (seconds) is the provider's own hint, when it gave one.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        reason: str,
+        message_id: int | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(channel, reason, message_id, status)
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A failure retrying cannot fix (4xx other than 429): the message goes dead."""
+
+
+class SignatureError(CampaignError):
+    """A webhook request carries a bad, stale or missing signature."""

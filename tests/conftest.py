@@ -1,0 +1,119 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL, both built by Alembic."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaign.db.base import Base
+from campaign.db.engine import make_engine, make_session_factory
+from campaign.db.migrate import upgrade
+
+PG_ENV = "CAMPAIGN_TEST_DATABASE_URL"
+PG_SKIP_REASON = (
+    f"PostgreSQL tests need {PG_ENV}, e.g. "
+    f"{PG_ENV}=postgresql://postgres@127.0.0.1:5432/test (.ci/run sets it)"
+)
+
+
+def pg_admin_url() -> str | None:
+    """The PostgreSQL URL the environment names, or None."""
+    return os.environ.get(PG_ENV) or None
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once is much faster)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A private, migrated PostgreSQL database for this test session, dropped at the end.
+
+    Private so that several test sessions can share one server without interfering.
+    """
+    admin = pg_admin_url()
+    if admin is None:
+        pytest.skip(PG_SKIP_REASON)
+    name = f"campaign_test_{uuid.uuid4().hex[:12]}"
+    admin_engine = create_engine(
+        make_url(admin).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin_engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin).set(drivername="postgresql+psycopg", database=name)
+    url_text = url.render_as_string(hide_password=False)
+    engine = make_engine(url_text)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url_text
+    finally:
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """URL of a fresh migrated SQLite file for this test."""
+    path = tmp_path / "campaign.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of the session's PostgreSQL database, emptied after the test."""
+    url: str = request.getfixturevalue("pg_database")
+    try:
+        yield url
+    finally:
+        _truncate_all(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database: each test runs once per dialect."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on ``db_url``; the test fails if it leaves a connection checked out."""
+    engine = make_engine(db_url)
+    yield engine
+    checked_out = engine.pool.checkedout()  # type: ignore[attr-defined]
+    engine.dispose()
+    assert checked_out == 0, f"{checked_out} connection(s) left checked out"
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on the test database."""
+    return make_session_factory(engine)
