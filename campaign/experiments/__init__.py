@@ -1,0 +1,3 @@
+"""Experiments: holdout assignment and variant choice (pure), bandit and uplift later."""
+
+from __future__ import annotations
