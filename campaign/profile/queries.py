@@ -1,0 +1,259 @@
+"""Per-user aggregates as of a time, computed by the database (GROUP BY, never per user).
+
+Five statements, each one pass:
+
+* ``events``: one GROUP BY over the events before T with conditional aggregation
+  (``SUM(CASE ...)``) for every windowed count, joined to ``users`` for ``created_at``;
+* ``orders``: purchases grouped into orders, then per user: windowed order counts and
+  spend, coupon orders, inter-order gaps (``LAG``) and distinct purchased categories;
+* ``carts``: cart/purchase events of the last 30 days per (user, product);
+* ``messages`` and ``coupons``: the user's history with our campaigns.
+
+Dialect neutrality: windows are compared against cut-off timestamps computed in Python
+and bound as parameters, and the only timestamps returned are epoch seconds
+(fractions truncated) of aggregates, so SQLite and PostgreSQL yield identical integers;
+day differences are computed in :mod:`campaign.profile.features`. Money sums are cast
+to BIGINT because PostgreSQL's ``SUM(bigint)`` is ``numeric``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from campaign.db.base import UTCDateTime
+from campaign.db.models import Engagement, EventType, MessageStatus
+from campaign.profile.features import RAW_COLUMNS, TREND_DAYS
+
+
+def epoch_sql(dialect: str, expression: str) -> str:
+    """SQL for the Unix epoch seconds (integer, truncated) of a timestamp expression."""
+    if dialect == "sqlite":
+        return f"CAST(strftime('%s', {expression}) AS INTEGER)"
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {expression})) AS BIGINT)"
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Cut-off timestamps of one as-of time; every window is [cut-off, T)."""
+
+    as_of: datetime
+    start: datetime | None
+
+    def cutoff(self, days: int) -> datetime:
+        return self.as_of - timedelta(days=days)
+
+    def params(self) -> dict[str, datetime]:
+        values = {
+            "as_of": self.as_of,
+            "c7": self.cutoff(7),
+            "c30": self.cutoff(30),
+            "c90": self.cutoff(TREND_DAYS),
+            "c180": self.cutoff(2 * TREND_DAYS),
+            "c365": self.cutoff(365),
+        }
+        if self.start is not None:
+            values["start"] = self.start
+        return values
+
+    def since(self, column: str = "ts") -> str:
+        return f"AND {column} >= :start" if self.start is not None else ""
+
+
+_TIMESTAMP = UTCDateTime()
+
+
+def _run(connection: Connection, sql: str, params: dict[str, datetime]) -> pd.DataFrame:
+    statement = text(sql).bindparams(
+        *(bindparam(name, type_=_TIMESTAMP) for name in params if f":{name}" in sql)
+    )
+    used = {name: value for name, value in params.items() if f":{name}" in sql}
+    result = connection.execute(statement, used)
+    columns = list(result.keys())
+    rows: list[Any] = result.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    if frame.empty:
+        frame = pd.DataFrame({c: pd.Series([], dtype="int64") for c in columns})
+    return frame.set_index("user_id")
+
+
+def _events_sql(dialect: str, window: _Window) -> str:
+    def count(condition: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    view, cart = f"type = '{EventType.VIEW}'", f"type = '{EventType.CART}'"
+    return f"""
+        SELECT a.user_id, a.events_total,
+               {epoch_sql(dialect, "a.first_ts")} AS first_event_at_s,
+               {epoch_sql(dialect, "a.last_ts")} AS last_event_at_s,
+               CASE WHEN u.created_at < :as_of
+                    THEN {epoch_sql(dialect, "u.created_at")} END AS created_at_s,
+               a.events_90d, a.events_prev_90d,
+               a.views_7d, a.views_30d, a.carts_7d, a.carts_30d
+        FROM (
+            SELECT user_id,
+                   COUNT(*) AS events_total,
+                   MIN(ts) AS first_ts,
+                   MAX(ts) AS last_ts,
+                   {count("ts >= :c90")} AS events_90d,
+                   {count("ts >= :c180 AND ts < :c90")} AS events_prev_90d,
+                   {count(f"{view} AND ts >= :c7")} AS views_7d,
+                   {count(f"{view} AND ts >= :c30")} AS views_30d,
+                   {count(f"{cart} AND ts >= :c7")} AS carts_7d,
+                   {count(f"{cart} AND ts >= :c30")} AS carts_30d
+            FROM events
+            WHERE ts < :as_of {window.since()}
+            GROUP BY user_id
+        ) a
+        JOIN users u ON u.id = a.user_id
+    """
+
+
+def _orders_sql(dialect: str, window: _Window) -> str:
+    def windowed(days_param: str, value: str) -> str:
+        return f"CAST(SUM(CASE WHEN ts >= :{days_param} THEN {value} ELSE 0 END) AS BIGINT)"
+
+    # A purchase without order_id is its own order: group it by its own id.
+    return f"""
+        WITH p AS MATERIALIZED (
+            SELECT id, user_id, order_id, ts, amount_cents, coupon_code, product_id
+            FROM events
+            WHERE type = '{EventType.PURCHASE}' AND ts < :as_of {window.since()}
+        ),
+        o AS (
+            SELECT user_id,
+                   MIN(ts) AS ts,
+                   {epoch_sql(dialect, "MIN(ts)")} AS at_s,
+                   CAST(SUM(COALESCE(amount_cents, 0)) AS BIGINT) AS value,
+                   MAX(CASE WHEN coupon_code IS NOT NULL AND coupon_code <> ''
+                            THEN 1 ELSE 0 END) AS coupon
+            FROM p
+            GROUP BY user_id, order_id, CASE WHEN order_id IS NULL THEN id END
+        ),
+        g AS (
+            SELECT user_id, ts, at_s, value, coupon,
+                   at_s - LAG(at_s) OVER (PARTITION BY user_id ORDER BY at_s) AS gap
+            FROM o
+        ),
+        per_user AS (
+            SELECT user_id,
+                   COUNT(*) AS orders_total,
+                   {windowed("c30", "1")} AS orders_30d,
+                   {windowed("c90", "1")} AS orders_90d,
+                   CAST(SUM(CASE WHEN ts >= :c180 AND ts < :c90 THEN 1 ELSE 0 END) AS BIGINT)
+                       AS orders_prev_90d,
+                   {windowed("c365", "1")} AS orders_365d,
+                   CAST(SUM(value) AS BIGINT) AS spend_total_cents,
+                   {windowed("c30", "value")} AS spend_30d_cents,
+                   {windowed("c90", "value")} AS spend_90d_cents,
+                   {windowed("c365", "value")} AS spend_365d_cents,
+                   CAST(SUM(coupon) AS BIGINT) AS coupon_orders,
+                   MAX(at_s) AS last_order_at_s,
+                   COUNT(gap) AS gap_count,
+                   CAST(SUM(gap) AS BIGINT) AS gap_sum_s,
+                   CAST(SUM(gap * gap) AS BIGINT) AS gap_sumsq_s
+            FROM g
+            GROUP BY user_id
+        ),
+        categories AS (
+            SELECT p.user_id, COUNT(DISTINCT pr.category) AS distinct_categories
+            FROM p JOIN products pr ON pr.id = p.product_id
+            GROUP BY p.user_id
+        )
+        SELECT per_user.*, COALESCE(categories.distinct_categories, 0) AS distinct_categories
+        FROM per_user LEFT JOIN categories ON categories.user_id = per_user.user_id
+    """
+
+
+def _carts_sql(window: _Window) -> str:
+    # Only purchases in the same 30 days can follow a cart of the last 30 days.
+    start = "c30" if window.start is None or window.start <= window.cutoff(30) else "start"
+    return f"""
+        SELECT user_id, COUNT(*) AS abandoned_carts_30d
+        FROM (
+            SELECT user_id, product_id,
+                   MAX(CASE WHEN type = '{EventType.CART}' THEN ts END) AS last_cart,
+                   MAX(CASE WHEN type = '{EventType.PURCHASE}' THEN ts END) AS last_purchase
+            FROM events
+            WHERE type IN ('{EventType.CART}', '{EventType.PURCHASE}')
+              AND product_id IS NOT NULL AND ts >= :{start} AND ts < :as_of
+            GROUP BY user_id, product_id
+        ) c
+        WHERE last_cart IS NOT NULL AND (last_purchase IS NULL OR last_purchase < last_cart)
+        GROUP BY user_id
+    """
+
+
+def _messages_sql(dialect: str) -> str:
+    opened = ", ".join(
+        f"'{e}'" for e in (Engagement.OPENED, Engagement.CLICKED, Engagement.CONVERTED)
+    )
+    clicked = ", ".join(f"'{e}'" for e in (Engagement.CLICKED, Engagement.CONVERTED))
+    sent_at = "COALESCE(sent_at, created_at)"
+    return f"""
+        SELECT user_id,
+               COUNT(*) AS messages_received,
+               SUM(CASE WHEN engagement IN ({opened}) AND engagement_at < :as_of
+                        THEN 1 ELSE 0 END) AS messages_opened,
+               SUM(CASE WHEN engagement IN ({clicked}) AND engagement_at < :as_of
+                        THEN 1 ELSE 0 END) AS messages_clicked,
+               {epoch_sql(dialect, f"MAX({sent_at})")} AS last_message_at_s
+        FROM messages
+        WHERE status = '{MessageStatus.SENT}' AND {sent_at} < :as_of
+          AND (is_test IS NULL OR NOT is_test)
+        GROUP BY user_id
+    """
+
+
+_COUPONS_SQL = """
+    SELECT user_id,
+           COUNT(*) AS coupons_issued,
+           SUM(CASE WHEN redeemed_at < :as_of THEN 1 ELSE 0 END) AS coupons_redeemed
+    FROM coupons
+    WHERE issued_at < :as_of
+    GROUP BY user_id
+"""
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (naive input is taken as UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def load_profile_aggregates(
+    connection: Connection, as_of: datetime, *, lookback_days: int | None = None
+) -> pd.DataFrame:
+    """Raw per-user aggregates from events strictly before ``as_of``. Read-only.
+
+    One row per user with at least one event in ``[as_of - lookback_days, as_of)``
+    (all history before ``as_of`` when ``lookback_days`` is None), indexed by
+    ``user_id``, with the columns of :data:`campaign.profile.features.RAW_COLUMNS`:
+    counts and cents as integers (missing where a side query has no row for the
+    user, meaning 0) and ``*_at_s`` as Unix epoch seconds (missing: never happened).
+    The look-back limits the events read; messages and coupons use all history.
+    """
+    as_of = as_utc(as_of)
+    start = as_of - timedelta(days=lookback_days) if lookback_days is not None else None
+    window = _Window(as_of, start)
+    params = window.params()
+    dialect = connection.dialect.name
+
+    frame = _run(connection, _events_sql(dialect, window), params)
+    for sql in (
+        _orders_sql(dialect, window),
+        _carts_sql(window),
+        _messages_sql(dialect),
+        _COUPONS_SQL,
+    ):
+        side = _run(connection, sql, params)
+        frame = frame.join(side, how="left")
+    frame.index = frame.index.astype("int64")
+    frame.index.name = "user_id"
+    return frame.reindex(columns=list(RAW_COLUMNS)).sort_index()
