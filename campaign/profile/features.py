@@ -317,3 +317,4 @@ def features_markdown() -> str:
         fill = f"{f.fill:g}" if f.missing else "–"
         lines.append(f"| `{name}` | {f.meaning} | {f.unit} | {missing} | {fill} |")
     return "\n".join(lines) + "\n"
+

@@ -34,7 +34,9 @@ from campaign.profile.features import RAW_COLUMNS, TREND_DAYS
 def epoch_sql(dialect: str, expression: str) -> str:
     """SQL for the Unix epoch seconds (integer, truncated) of a timestamp expression."""
     if dialect == "sqlite":
-        return f"CAST(strftime('%s', {expression}) AS INTEGER)"
+        # SQLite rounds fractional seconds to milliseconds (…59.9996 becomes the next
+        # second); cutting the stored text to whole seconds truncates like PostgreSQL.
+        return f"CAST(strftime('%s', substr({expression}, 1, 19)) AS INTEGER)"
     return f"CAST(FLOOR(EXTRACT(EPOCH FROM {expression})) AS BIGINT)"
 
 
