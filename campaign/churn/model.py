@@ -1,0 +1,531 @@
+"""The churn model: inputs derived from the purchase summary, a decision tree, reasons.
+
+Pure: no database, no clock. The fitted model is a scikit-learn :class:`Pipeline`
+
+* ``inputs`` – :class:`ChurnInputs`, turns the purchase summary (see
+  :mod:`campaign.churn.summary`, plus any optional profile columns) into the tree's
+  inputs. The inputs matter more than the depth: recency relative to the customer's own
+  rhythm, the recent share of last year's orders (trend) and a BG/NBD expected-orders
+  figure carry most of the signal on real data.
+* ``tree`` – :class:`ChurnTree`, a ``DecisionTreeClassifier`` grown with balanced
+  class weights (so the minority class shapes the splits) whose probabilities are
+  mapped back to the real churn rate of each leaf (so ``risk`` is an honest
+  probability and the Brier score means something).
+
+Reasons are the user's decision path in plain words, one clause per input on the path
+with the tightest bound the path implies: ``no purchase for 74 days (over 60); 1 order
+in the last 90 days (at most 1)``, in English or Chinese (zh-CN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.tree import DecisionTreeClassifier
+
+from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
+from campaign.churn.summary import SUMMARY_COLUMNS
+from campaign.errors import ModelError
+
+Locale = Literal["en", "zh-CN"]
+Kind = Literal["count", "days", "money", "ratio", "share", "amount"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One tree input: meaning, unit, and how a reason phrases it (``{v}`` = value)."""
+
+    name: str
+    meaning: str
+    unit: str
+    kind: Kind
+    en: str
+    zh: str
+    en_one: str | None = None  # singular English form, for counts equal to 1
+
+
+INPUTS: dict[str, InputSpec] = {
+    spec.name: spec
+    for spec in (
+        InputSpec(
+            "days_since_last_purchase", "days since the latest order", "days", "days",
+            "no purchase for {v} days", "{v} 天未购买", "no purchase for 1 day",
+        ),
+        InputSpec(
+            "days_since_first_purchase", "days since the first order", "days", "days",
+            "first order {v} days ago", "首次下单在 {v} 天前", "first order 1 day ago",
+        ),
+        InputSpec(
+            "orders_total", "orders ever placed", "orders", "count",
+            "{v} orders in total", "累计 {v} 笔订单", "1 order in total",
+        ),
+        InputSpec(
+            "orders_30d", "orders in the last 30 days", "orders", "count",
+            "{v} orders in the last 30 days", "近 30 天 {v} 笔订单",
+            "1 order in the last 30 days",
+        ),
+        InputSpec(
+            "orders_90d", "orders in the last 90 days", "orders", "count",
+            "{v} orders in the last 90 days", "近 90 天 {v} 笔订单",
+            "1 order in the last 90 days",
+        ),
+        InputSpec(
+            "orders_365d", "orders in the last 365 days", "orders", "count",
+            "{v} orders in the last 365 days", "近 365 天 {v} 笔订单",
+            "1 order in the last 365 days",
+        ),
+        InputSpec(
+            "spend_365d", "money spent in the last 365 days", "currency units", "money",
+            "spent {v} in the last 365 days", "近 365 天消费 {v}",
+        ),
+        InputSpec(
+            "usual_gap_days",
+            "typical days between the customer's orders (one-time buyers: the shop's)",
+            "days", "days", "usually orders every {v} days", "通常每 {v} 天下单一次",
+        ),
+        InputSpec(
+            "recency_vs_rhythm",
+            "days since the latest order divided by the usual gap between orders",
+            "ratio", "ratio", "last order {v}x their usual gap ago",
+            "距上次购买已达平时间隔的 {v} 倍",
+        ),
+        InputSpec(
+            "recent_share",
+            "share of the last 365 days' orders placed in the last 90 days (trend)",
+            "percent", "share", "{v} of last year's orders in the last 90 days",
+            "近 90 天订单占近一年的 {v}",
+        ),
+        InputSpec(
+            "expected_orders",
+            "orders a BG/NBD model expects in the next horizon (buy-till-you-die)",
+            "orders", "amount", "expected {v} orders in the next {h} days",
+            "预计未来 {h} 天下单 {v} 笔",
+        ),
+        # Optional behaviour columns: used when the summary frame carries them.
+        InputSpec(
+            "days_since_last_event", "days since the latest visit, view or other event",
+            "days", "days", "last seen {v} days ago", "{v} 天未访问", "last seen 1 day ago",
+        ),
+        InputSpec(
+            "views_30d", "product views in the last 30 days", "views", "count",
+            "{v} product views in the last 30 days", "近 30 天浏览 {v} 次商品",
+            "1 product view in the last 30 days",
+        ),
+        InputSpec(
+            "carts_30d", "add-to-cart events in the last 30 days", "events", "count",
+            "{v} add-to-carts in the last 30 days", "近 30 天加购 {v} 次",
+            "1 add-to-cart in the last 30 days",
+        ),
+        InputSpec(
+            "abandoned_carts_30d", "products left in the cart in the last 30 days",
+            "products", "count", "{v} products left in the cart in the last 30 days",
+            "近 30 天有 {v} 件商品加购未买", "1 product left in the cart in the last 30 days",
+        ),
+    )
+}
+
+CORE_INPUTS: tuple[str, ...] = (
+    "days_since_last_purchase",
+    "days_since_first_purchase",
+    "orders_total",
+    "orders_90d",
+    "orders_365d",
+    "spend_365d",
+    "usual_gap_days",
+    "recency_vs_rhythm",
+    "recent_share",
+    "expected_orders",
+)
+OPTIONAL_INPUTS: tuple[str, ...] = (
+    "orders_30d",
+    "days_since_last_event",
+    "views_30d",
+    "carts_30d",
+    "abandoned_carts_30d",
+)
+
+_BOUNDS = {
+    "en": {"over": "over {a}", "at_most": "at most {b}", "between": "{a} to {b}"},
+    "zh-CN": {"over": "超过 {a}", "at_most": "不超过 {b}", "between": "{a} 至 {b}"},
+}
+_SEPARATOR = {"en": "; ", "zh-CN": "；"}
+
+
+def reason_locale(locale: object) -> Locale:
+    """The reason language for a user's locale: Chinese for ``zh*``, else English."""
+    if isinstance(locale, str) and locale.lower().startswith("zh"):
+        return "zh-CN"
+    return "en"
+
+
+class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Purchase summary → tree inputs (floats, no missing values).
+
+    ``fit`` learns the shop's typical gap between orders (the prior for one-time
+    buyers' rhythm) and a BG/NBD model for ``expected_orders``; ``transform`` returns a
+    DataFrame with ``columns_`` in a fixed order. Day counts are floored to whole days
+    so every threshold reads as a whole number.
+
+    Raises:
+        ModelError: the frame lacks one of :data:`campaign.churn.summary.SUMMARY_COLUMNS`
+            (``orders_30d`` is optional).
+    """
+
+    def __init__(self, horizon_days: int = 90, use_optional: bool = True) -> None:
+        self.horizon_days = horizon_days
+        self.use_optional = use_optional
+
+    @staticmethod
+    def _check(frame: pd.DataFrame) -> None:
+        missing = [c for c in SUMMARY_COLUMNS if c not in frame and c != "orders_30d"]
+        if missing:
+            raise ModelError(f"churn inputs: summary frame lacks column(s) {', '.join(missing)}")
+
+    @staticmethod
+    def _btyd_summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        first = frame["days_since_first_purchase"].to_numpy(dtype=float)
+        last = frame["days_since_last_purchase"].to_numpy(dtype=float)
+        x = np.maximum(frame["orders_total"].to_numpy(dtype=float) - 1, 0)
+        return x, np.maximum(first - last, 0), first
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> ChurnInputs:
+        """Learn the gap prior and the BG/NBD parameters from ``X``."""
+        self._check(X)
+        x, t_x, t = self._btyd_summary(X)
+        repeaters = x > 0
+        gaps = t_x[repeaters] / x[repeaters]
+        self.gap_prior_ = float(np.median(gaps)) if gaps.size else float(self.horizon_days)
+        self.gap_prior_ = max(self.gap_prior_, 1.0)
+        self.bgnbd_: BGNBDParams = fit_bgnbd(x, t_x, t)
+        optional = [c for c in OPTIONAL_INPUTS if c in X] if self.use_optional else []
+        self.columns_ = list(CORE_INPUTS) + optional
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The inputs of each row of ``X``, same index; columns ``columns_``."""
+        self._check(X)
+        x, t_x, t = self._btyd_summary(X)
+        recency = np.floor(X["days_since_last_purchase"].to_numpy(dtype=float))
+        # Rhythm shrunk toward the shop's typical gap: one order says little.
+        gap = (t_x + self.gap_prior_) / (x + 1)
+        orders_90 = X["orders_90d"].to_numpy(dtype=float)
+        orders_365 = X["orders_365d"].to_numpy(dtype=float)
+        out = pd.DataFrame(
+            {
+                "days_since_last_purchase": recency,
+                "days_since_first_purchase": np.floor(t),
+                "orders_total": X["orders_total"].to_numpy(dtype=float),
+                "orders_90d": orders_90,
+                "orders_365d": orders_365,
+                "spend_365d": X["spend_365d_cents"].to_numpy(dtype=float) / 100.0,
+                "usual_gap_days": np.floor(gap),
+                "recency_vs_rhythm": np.round(recency / np.maximum(gap, 1.0), 2),
+                "recent_share": np.round(
+                    np.divide(orders_90, orders_365, out=np.zeros_like(orders_90),
+                              where=orders_365 > 0), 3
+                ),
+                "expected_orders": np.round(
+                    expected_orders(self.bgnbd_, x, t_x, t, self.horizon_days), 3
+                ),
+            },
+            index=X.index,
+        )
+        for column in self.columns_[len(CORE_INPUTS):]:
+            values = X[column].to_numpy(dtype=float) if column in X else np.full(len(X), np.nan)
+            if INPUTS[column].kind == "days":
+                # Never visited: as if the last visit was long ago.
+                values = np.floor(np.nan_to_num(values, nan=9999.0))
+            out[column] = np.nan_to_num(values, nan=0.0)
+        return out[self.columns_]
+
+
+class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A decision tree grown with balanced class weights, reporting real leaf rates.
+
+    Balanced weights make the split search care about the minority class; the
+    probabilities are then mapped back (prior-odds correction) so each leaf reports
+    the churn rate actually seen in its training rows. The ranking is unchanged.
+    """
+
+    def __init__(
+        self, max_depth: int = 4, min_samples_leaf: int = 50, random_state: int = 0
+    ) -> None:
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y: Any) -> ChurnTree:
+        """Grow the tree on inputs ``X`` and labels ``y`` (1 = churned)."""
+        y = np.asarray(y, dtype=int)
+        positives = int(y.sum())
+        if positives == 0 or positives == len(y):
+            raise ModelError("cannot train: every customer has the same churn label")
+        self.tree_ = DecisionTreeClassifier(
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            class_weight="balanced",
+            random_state=self.random_state,
+        ).fit(X, y)
+        self.classes_ = self.tree_.classes_
+        self.positives_ = positives
+        self.negatives_ = len(y) - positives
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Columns: P(stays), P(churns), the latter the leaf's training churn rate."""
+        p = self.tree_.predict_proba(X)[:, 1]
+        raw = p * self.positives_ / (p * self.positives_ + (1 - p) * self.negatives_)
+        return np.column_stack([1 - raw, raw])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 where the churn probability is at least one half."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def build_pipeline(
+    horizon_days: int, max_depth: int, min_samples_leaf: int, random_state: int
+) -> Pipeline:
+    """An unfitted churn pipeline (``inputs`` → ``tree``)."""
+    return Pipeline(
+        [
+            ("inputs", ChurnInputs(horizon_days=horizon_days)),
+            ("tree", ChurnTree(max_depth, min_samples_leaf, random_state)),
+        ]
+    )
+
+
+@dataclass
+class FitResult:
+    """A fitted pipeline, the chosen parameters and the validation table.
+
+    ``validation`` has one row per candidate: ``max_depth``, ``min_samples_leaf``,
+    ``roc_auc`` (on the newest snapshot, trained on the older ones; empty when only
+    one snapshot was given).
+    """
+
+    pipeline: Pipeline
+    params: dict[str, Any]
+    validation: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def fit_churn_model(
+    snapshots: Sequence[tuple[pd.DataFrame, pd.Series]],
+    *,
+    horizon_days: int,
+    depth_candidates: Sequence[int],
+    leaf_candidates: Sequence[int],
+    random_state: int = 0,
+) -> FitResult:
+    """Choose depth and leaf size by time-aware validation, then fit on every snapshot.
+
+    Args:
+        snapshots: ``(summary, labels)`` pairs, **newest first**; labels are aligned
+            to the summary's index. With two or more, every candidate is trained on the
+            older snapshots and scored (ROC AUC) on the newest, never by random CV; ties
+            go to the simpler tree. With one, the middle candidates are used.
+
+    Raises:
+        ModelError: no snapshots, or one label class only.
+    """
+    if not snapshots:
+        raise ModelError("cannot train: no labelled snapshot")
+    rows: list[dict[str, Any]] = []
+    depth, leaf = sorted(depth_candidates)[len(depth_candidates) // 2], sorted(
+        leaf_candidates
+    )[len(leaf_candidates) // 2]
+    if len(snapshots) >= 2:
+        older_x = pd.concat([s for s, _ in snapshots[1:]], ignore_index=True)
+        older_y = pd.concat([y for _, y in snapshots[1:]], ignore_index=True)
+        newest_x, newest_y = snapshots[0]
+        if older_y.nunique() == 2 and newest_y.nunique() == 2:
+            inputs = ChurnInputs(horizon_days=horizon_days).fit(older_x)
+            train_inputs, valid_inputs = inputs.transform(older_x), inputs.transform(newest_x)
+            for d in sorted(depth_candidates):
+                for m in sorted(leaf_candidates, reverse=True):
+                    tree = ChurnTree(d, m, random_state).fit(train_inputs, older_y)
+                    auc = roc_auc_score(newest_y, tree.predict_proba(valid_inputs)[:, 1])
+                    rows.append({"max_depth": d, "min_samples_leaf": m, "roc_auc": auc})
+            # Simpler trees first, so a tie keeps the simpler one (max is stable).
+            best = max(rows, key=lambda r: round(r["roc_auc"], 4))
+            depth, leaf = int(best["max_depth"]), int(best["min_samples_leaf"])
+    all_x = pd.concat([s for s, _ in snapshots], ignore_index=True)
+    all_y = pd.concat([y for _, y in snapshots], ignore_index=True)
+    pipeline = build_pipeline(horizon_days, depth, leaf, random_state).fit(all_x, all_y)
+    params = {
+        "max_depth": depth,
+        "min_samples_leaf": leaf,
+        "horizon_days": horizon_days,
+        "random_state": random_state,
+        "inputs": list(pipeline.named_steps["inputs"].columns_),
+        "training_rows": len(all_x),
+        "snapshots": len(snapshots),
+    }
+    return FitResult(pipeline=pipeline, params=params, validation=pd.DataFrame(rows))
+
+
+def predict_risk(pipeline: Pipeline, summary: pd.DataFrame) -> pd.Series:
+    """Churn probability (0..1) per row of ``summary``; Series ``risk``, same index."""
+    if summary.empty:
+        return pd.Series([], dtype=float, name="risk", index=summary.index)
+    risk = pipeline.predict_proba(summary)[:, 1]
+    return pd.Series(np.clip(risk, 0.0, 1.0), index=summary.index, name="risk")
+
+
+def assign_tiers(risk: pd.Series, thresholds: dict[str, float]) -> pd.Series:
+    """The highest tier whose threshold ``risk`` reaches (``""`` when none does)."""
+    tiers = pd.Series("", index=risk.index, name="tier", dtype=object)
+    for name, threshold in sorted(thresholds.items(), key=lambda kv: kv[1]):
+        tiers[risk >= threshold] = name
+    return tiers
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What a decision path says about one input: ``lower < value <= upper``."""
+
+    feature: str
+    lower: float | None
+    upper: float | None
+    value: float
+
+
+def leaf_bounds(pipeline: Pipeline) -> dict[int, list[tuple[str, float | None, float | None]]]:
+    """For every leaf: the inputs its path tests (root first) and their tightest bounds.
+
+    Each entry is ``(input, lower, upper)`` meaning ``lower < value <= upper`` (None:
+    unbounded). The path to a leaf is the same for every row that reaches it, so
+    reasons are built per leaf, not per row.
+    """
+    tree = pipeline.named_steps["tree"].tree_.tree_
+    names = list(pipeline.named_steps["inputs"].columns_)
+    out: dict[int, list[tuple[str, float | None, float | None]]] = {}
+    stack: list[tuple[int, dict[str, list[float | None]]]] = [(0, {})]
+    while stack:
+        node, bounds = stack.pop()
+        left, right = tree.children_left[node], tree.children_right[node]
+        if left < 0:  # a leaf
+            out[node] = [(name, lo, hi) for name, (lo, hi) in bounds.items()]
+            continue
+        name, threshold = names[tree.feature[node]], float(tree.threshold[node])
+        lower, upper = bounds.get(name, [None, None])
+        go_left = {k: list(v) for k, v in bounds.items()}
+        go_left[name] = [lower, threshold if upper is None else min(upper, threshold)]
+        go_right = {k: list(v) for k, v in bounds.items()}
+        go_right[name] = [threshold if lower is None else max(lower, threshold), upper]
+        stack.append((right, go_right))
+        stack.append((left, go_left))
+    return out
+
+
+def path_conditions(pipeline: Pipeline, summary: pd.DataFrame) -> list[list[Condition]]:
+    """Each row's decision path, merged per input into its tightest bounds."""
+    inputs: pd.DataFrame = pipeline.named_steps["inputs"].transform(summary)
+    leaves = pipeline.named_steps["tree"].tree_.apply(inputs)
+    per_leaf = leaf_bounds(pipeline)
+    return [
+        [Condition(name, lo, hi, float(inputs.iat[row, inputs.columns.get_loc(name)]))
+         for name, lo, hi in per_leaf[int(leaf)]]
+        for row, leaf in enumerate(leaves)
+    ]
+
+
+def _fmt(kind: Kind, number: float) -> str:
+    if kind in ("count", "days"):
+        return str(int(math.floor(number)))
+    if kind == "money":
+        return f"{number:.2f}"
+    if kind == "share":
+        return f"{number * 100:.0f}%"
+    if kind == "ratio":
+        return f"{number:.1f}"
+    return f"{number:.2f}"
+
+
+def _bound_text(spec: InputSpec, lower: float | None, upper: float | None, locale: Locale) -> str:
+    words = _BOUNDS[locale]
+    if spec.kind in ("count", "days"):
+        # Integer inputs, thresholds at .5: "> 1.5" is "over 1", "<= 4.5" is "at most 4",
+        # and "1.5 < v <= 4.5" is "2 to 4".
+        a = None if lower is None else str(int(math.floor(lower)))
+        between_a = None if lower is None else str(int(math.floor(lower)) + 1)
+    else:
+        a = between_a = None if lower is None else _fmt(spec.kind, lower)
+    b = None if upper is None else _fmt(spec.kind, upper)
+    if a is not None and b is not None:
+        return words["between"].format(a=between_a, b=b)
+    if a is not None:
+        return words["over"].format(a=a)
+    return words["at_most"].format(b=b)
+
+
+def describe_condition(condition: Condition, locale: Locale, horizon_days: int) -> str:
+    """One clause: the value in words, then the path's bound in brackets."""
+    spec = INPUTS[condition.feature]
+    template = spec.zh if locale == "zh-CN" else spec.en
+    if locale == "en" and spec.en_one and spec.kind in ("count", "days"):
+        if int(math.floor(condition.value)) == 1:
+            template = spec.en_one
+    text = template.format(v=_fmt(spec.kind, condition.value), h=horizon_days)
+    bound = _bound_text(spec, condition.lower, condition.upper, locale)
+    return f"{text}（{bound}）" if locale == "zh-CN" else f"{text} ({bound})"
+
+
+def _values_text(spec: InputSpec, values: np.ndarray, locale: Locale, horizon: int) -> list[str]:
+    template = spec.zh if locale == "zh-CN" else spec.en
+    one = spec.en_one if locale == "en" and spec.kind in ("count", "days") else None
+    texts = []
+    for value in values:
+        chosen = one if one is not None and math.floor(value) == 1 else template
+        texts.append(chosen.format(v=_fmt(spec.kind, float(value)), h=horizon))
+    return texts
+
+
+def explain(
+    pipeline: Pipeline, summary: pd.DataFrame, locales: pd.Series | None = None
+) -> pd.Series:
+    """The reason for each row of ``summary``: its decision path in plain words.
+
+    ``locales`` (same index, values like ``"zh-CN"``, ``"en"`` or None) picks the
+    language per row (see :func:`reason_locale`); missing means English. Returns
+    Series ``reason``. Built per leaf and language, so scoring a million users stays
+    cheap.
+    """
+    if summary.empty:
+        return pd.Series([], dtype=object, index=summary.index, name="reason")
+    horizon = int(pipeline.named_steps["inputs"].horizon_days)
+    inputs: pd.DataFrame = pipeline.named_steps["inputs"].transform(summary)
+    leaves = pipeline.named_steps["tree"].tree_.apply(inputs)
+    per_leaf = leaf_bounds(pipeline)
+    langs = (
+        np.array([reason_locale(v) for v in locales.reindex(summary.index).tolist()])
+        if locales is not None
+        else np.full(len(summary), "en")
+    )
+    reasons = np.empty(len(summary), dtype=object)
+    frame = pd.DataFrame({"leaf": leaves, "lang": langs})
+    for (leaf, lang), group in frame.groupby(["leaf", "lang"], sort=False):
+        rows = group.index.to_numpy()
+        locale: Locale = "zh-CN" if lang == "zh-CN" else "en"
+        clauses: list[list[str]] = []
+        for name, lower, upper in per_leaf[int(leaf)]:
+            spec = INPUTS[name]
+            bound = _bound_text(spec, lower, upper, locale)
+            wrap = "{}（{}）" if locale == "zh-CN" else "{} ({})"
+            values = inputs[name].to_numpy()[rows]
+            clauses.append(
+                [wrap.format(t, bound) for t in _values_text(spec, values, locale, horizon)]
+            )
+        if not clauses:
+            text = "与店铺整体相同的风险" if locale == "zh-CN" else "same risk as the shop overall"
+            reasons[rows] = text
+            continue
+        reasons[rows] = [_SEPARATOR[locale].join(parts) for parts in zip(*clauses, strict=True)]
+    return pd.Series(reasons, index=summary.index, name="reason", dtype=object)

@@ -1,0 +1,324 @@
+"""Orchestration: labelled snapshots, training, the forward evaluation, champion/challenger.
+
+Time layout for an as-of time T and horizon h (``k`` = ``model.snapshots``)::
+
+    training rows   snapshots at T-h, T-2h, ..., T-kh   labels from (t, t+h]
+    evaluation      fit on T-2h, ..., T-(k+1)h; score the snapshot at T-h;
+                    compare with what happened in (T-h, T]   (the "holdout")
+
+Depth and leaf size are chosen on the newest snapshot of each fit, trained on the
+older ones (:func:`campaign.churn.model.fit_churn_model`). ``campaign train`` reports
+the holdout figures of its recipe, the recency baseline on the same split, and
+activates the new model only when it is not worse than the active one there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sqlalchemy.engine import Connection, Engine
+
+from campaign.churn.data import event_span, load_labels, load_summary
+from campaign.churn.evaluate import RecencyBaseline, churn_metrics, comparison_table
+from campaign.churn.model import FitResult, fit_churn_model, predict_risk
+from campaign.churn.registry import (
+    LoadedModel,
+    activate,
+    load_model,
+    save_model_version,
+)
+from campaign.config import ModelConfig
+from campaign.errors import CampaignError, ModelError, NotFound
+
+Snapshot = tuple[pd.DataFrame, pd.Series]
+Progress = Callable[[int], None] | None
+
+TREE = "tree"
+RECENCY = "recency baseline"
+
+
+def default_as_of(connection: Connection) -> datetime:
+    """The newest event time: the default T, so the commands work with no flags.
+
+    Raises:
+        ModelError: there are no events.
+    """
+    _, last = event_span(connection)
+    if last is None:
+        raise ModelError("no events in the database: import events first")
+    return last
+
+
+def labelled_snapshot(
+    connection: Connection, at: datetime, horizon_days: int, lookback_days: int
+) -> Snapshot:
+    """Customers' summary at ``at`` and their labels from ``(at, at + horizon]``."""
+    summary = load_summary(connection, at, lookback_days=lookback_days)
+    labels = load_labels(connection, summary.index, at, horizon_days)
+    return summary, labels
+
+
+def _snapshots(
+    connection: Connection,
+    newest: datetime,
+    config: ModelConfig,
+    horizon_days: int,
+    first_event: datetime,
+    progress: Progress,
+) -> list[Snapshot]:
+    """Labelled snapshots at newest, newest - h, ... (newest first), skipping empty ones."""
+    out: list[Snapshot] = []
+    for j in range(config.snapshots):
+        at = newest - timedelta(days=j * horizon_days)
+        if at <= first_event:
+            break
+        summary, labels = labelled_snapshot(connection, at, horizon_days, config.lookback_days)
+        if progress:
+            progress(1)
+        if len(labels) and labels.nunique() == 2:
+            out.append((summary, labels))
+    return out
+
+
+def _fit(snapshots: list[Snapshot], config: ModelConfig, horizon_days: int) -> FitResult:
+    return fit_churn_model(
+        snapshots,
+        horizon_days=horizon_days,
+        depth_candidates=config.max_depth_candidates,
+        leaf_candidates=config.min_samples_leaf_candidates,
+        random_state=config.random_state,
+    )
+
+
+@dataclass
+class Evaluation:
+    """The forward split's figures: tree vs recency baseline on the holdout snapshot."""
+
+    as_of: datetime
+    horizon_days: int
+    train_at: datetime
+    holdout_at: datetime
+    fit: FitResult
+    holdout: Snapshot
+    table: pd.DataFrame  # rows: metrics; columns: "tree", "recency baseline"
+    training: list[Snapshot] = field(default_factory=list)
+
+    def metric(self, model: str = TREE, name: str = "roc_auc") -> float:
+        """One figure of the table."""
+        return float(self.table.at[name, model])
+
+
+def _check_enough(
+    config: ModelConfig, as_of: datetime, first_event: datetime, customers: int, at: datetime
+) -> None:
+    history = (as_of - first_event).total_seconds() / 86400
+    if history < config.min_history_days:
+        raise ModelError(
+            f"too little history to train: {history:.0f} days of events before {as_of:%Y-%m-%d}"
+            f" (need {config.min_history_days}; config model.min_history_days)"
+        )
+    if customers < config.min_customers:
+        raise ModelError(
+            f"too few customers to train: {customers} at {at:%Y-%m-%d} (need "
+            f"{config.min_customers}; config model.min_customers)"
+        )
+
+
+def evaluate_churn(
+    engine: Engine,
+    config: ModelConfig,
+    as_of: datetime | None = None,
+    horizon_days: int | None = None,
+    *,
+    progress: Progress = None,
+) -> Evaluation:
+    """The honest offline check at T: fit up to T-2h, score T-h, compare with (T-h, T].
+
+    Read-only. Every customer counts, including those who opted out of marketing.
+
+    Raises:
+        ModelError: no events, too little history or too few customers.
+    """
+    horizon = horizon_days or config.horizon_days
+    with engine.connect() as connection:
+        first, _ = event_span(connection)
+        t = as_of or default_as_of(connection)
+        if first is None:
+            raise ModelError("no events in the database: import events first")
+        holdout_at = t - timedelta(days=horizon)
+        train_at = t - timedelta(days=2 * horizon)
+        holdout = labelled_snapshot(connection, holdout_at, horizon, config.lookback_days)
+        if progress:
+            progress(1)
+        snapshots = _snapshots(connection, train_at, config, horizon, first, progress)
+    _check_enough(config, t, first, len(snapshots[0][1]) if snapshots else 0, train_at)
+    fit = _fit(snapshots, config, horizon)
+    summary, labels = holdout
+    if labels.empty:
+        raise ModelError(f"no customers at {holdout_at:%Y-%m-%d} to evaluate on")
+    baseline = RecencyBaseline().fit(
+        pd.concat([s for s, _ in snapshots]), pd.concat([y for _, y in snapshots])
+    )
+    table = comparison_table(
+        {
+            TREE: churn_metrics(labels, predict_risk(fit.pipeline, summary)),
+            RECENCY: churn_metrics(labels, baseline.predict_proba(summary)[:, 1]),
+        }
+    )
+    return Evaluation(t, horizon, train_at, holdout_at, fit, holdout, table, snapshots)
+
+
+@dataclass
+class TrainReport:
+    """What ``campaign train`` did and why."""
+
+    version_id: int
+    activated: bool
+    decision: str
+    params: dict[str, Any]
+    evaluation: Evaluation | None
+    champion_id: int | None = None
+    champion_roc_auc: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no NaN (PostgreSQL rejects it): store null instead.
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()
+    }
+
+
+def _compare(
+    champion: LoadedModel, challenger: FitResult, evaluation: Evaluation
+) -> tuple[float, float, str]:
+    """ROC AUC of champion and challenger on the same holdout, and how it was measured.
+
+    A champion trained at or before the holdout time never saw its outcomes: it is
+    scored as stored, against the challenger's recipe fitted one horizon earlier (the
+    evaluation model), so both are out of sample. A champion trained later did see
+    (some of) them; then both final models are scored on the holdout, so neither has
+    a head start. Retraining on the same data therefore ties, and a tie activates.
+    """
+    summary, labels = evaluation.holdout
+    champion_risk = predict_risk(champion.pipeline, summary)
+    if champion.as_of <= evaluation.holdout_at:
+        challenger_risk = predict_risk(evaluation.fit.pipeline, summary)
+        how = "both out of sample"
+    else:
+        challenger_risk = predict_risk(challenger.pipeline, summary)
+        how = "both final models; the active one is newer than the holdout"
+    return (
+        float(roc_auc_score(labels, champion_risk)),
+        float(roc_auc_score(labels, challenger_risk)),
+        how,
+    )
+
+
+def train_churn(
+    engine: Engine,
+    config: ModelConfig,
+    as_of: datetime | None = None,
+    horizon_days: int | None = None,
+    *,
+    now: datetime,
+    progress: Progress = None,
+) -> TrainReport:
+    """Train a churn model at T, store it, and activate it when it is not worse.
+
+    ``now`` is the wall-clock time recorded as ``trained_at``. Transactional: the new
+    version row and the activation switch commit together.
+
+    Raises:
+        ModelError: no events, too little history (``min_history_days``), too few
+            customers (``min_customers``) or one label class only.
+    """
+    horizon = horizon_days or config.horizon_days
+    with engine.connect() as connection:
+        first, _ = event_span(connection)
+        t = as_of or default_as_of(connection)
+        if first is None:
+            raise ModelError("no events in the database: import events first")
+        newest = t - timedelta(days=horizon)
+        snapshots = _snapshots(connection, newest, config, horizon, first, progress)
+    _check_enough(config, t, first, len(snapshots[0][1]) if snapshots else 0, newest)
+    fit = _fit(snapshots, config, horizon)
+    notes: list[str] = []
+    evaluation: Evaluation | None
+    try:
+        evaluation = evaluate_churn(engine, config, t, horizon, progress=progress)
+    except ModelError as exc:
+        evaluation = None
+        notes.append(f"no forward holdout: {exc}")
+    metrics: dict[str, Any] = {}
+    if evaluation is not None:
+        for model, column in ((TREE, "holdout"), (RECENCY, "holdout_recency")):
+            metrics[column] = _json_safe(evaluation.table[model].to_dict())
+        metrics["holdout_at"] = evaluation.holdout_at.isoformat()
+    if not fit.validation.empty:
+        metrics["validation_roc_auc"] = float(fit.validation["roc_auc"].max())
+
+    with engine.begin() as connection:
+        try:
+            champion: LoadedModel | None = load_model(connection)
+        except NotFound:
+            champion = None
+        except CampaignError as exc:  # an unloadable champion cannot defend its title
+            champion = None
+            notes.append(f"active model ignored: {exc}")
+        champion_auc: float | None = None
+        if champion is None:
+            activated, decision = True, "activated: no active model yet"
+        elif evaluation is None:
+            activated = True
+            decision = f"activated without comparison (no forward holdout); replaces {champion.id}"
+        else:
+            challenger_auc, how = evaluation.metric(), "not comparable"
+            try:
+                champion_auc, challenger_auc, how = _compare(champion, fit, evaluation)
+            except (CampaignError, KeyError, ValueError) as exc:
+                champion_auc = None
+                notes.append(f"active model {champion.id} cannot score this data: {exc}")
+            if champion_auc is None or round(challenger_auc, 4) >= round(champion_auc, 4):
+                activated = True
+                decision = (
+                    f"activated: holdout ROC AUC {challenger_auc:.4f} is not worse than active "
+                    f"model {champion.id}'s "
+                    + ("(not comparable)" if champion_auc is None else f"{champion_auc:.4f}")
+                    + f" ({how})"
+                )
+            else:
+                activated = False
+                decision = (
+                    f"kept model {champion.id} active: its holdout ROC AUC {champion_auc:.4f} "
+                    f"beats this model's {challenger_auc:.4f} ({how})"
+                )
+        params = dict(fit.params)
+        version_id = save_model_version(
+            connection,
+            pipeline=fit.pipeline,
+            trained_at=now,
+            as_of=t,
+            horizon_days=horizon,
+            params=params,
+            metrics=metrics,
+        )
+        if activated:
+            activate(connection, version_id)
+    return TrainReport(
+        version_id=version_id,
+        activated=activated,
+        decision=decision,
+        params=params,
+        evaluation=evaluation,
+        champion_id=None if champion is None else champion.id,
+        champion_roc_auc=champion_auc,
+        notes=notes,
+    )
+
