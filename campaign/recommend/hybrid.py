@@ -1,0 +1,335 @@
+"""The hybrid recommender: blend, filters, diversity and reasons (pure).
+
+For user u and item j (``x̂_u`` is the user's feedback row scaled to sum 1, so both
+similarity scores are weighted averages of cosines in [0, 1]):
+
+    cf      = x̂_u @ S_cf[:, j]                 item-item collaborative filtering
+    content = x̂_u @ S_content[:, j]            attribute similarity
+    w       = (1 - content_weight) * a_u * c_j  a_u = n_u / (n_u + user_history_half)
+                                                c_j = m_j / (m_j + item_history_half)
+    blend   = w * cf + (1 - w) * content
+    score   = blend + popularity_weight * pop(u, j) + buy_again_weight * buy_again(u, j)
+
+``n_u`` is the number of distinct products the user touched and ``m_j`` the number of
+users who touched item j, so the blend leans on content for users and items with
+little history. ``pop(u, j)`` is the item's popularity boosted inside the user's
+favourite categories: the cold-start fallback (popular in the user's categories, then
+popular everywhere). ``buy_again`` is only added where repurchases are allowed.
+
+Because ``c_j`` multiplies both sides, the blend is computed as two sparse products
+``x̂ @ S_content + a'_u * (x̂ @ Δ)`` with ``Δ = (S_cf - S_content) · diag(c_j)``
+precomputed at fit time; scoring a block of users is then two sparse products, one
+dense conversion and a top-k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from campaign.recommend.buyagain import BuyAgain
+from campaign.recommend.content import ContentSimilarity
+from campaign.recommend.feedback import Feedback
+from campaign.recommend.itemcf import ItemCF
+from campaign.recommend.popularity import Popularity
+from campaign.recommend.ranking import apply_filters, top_k
+
+RESULT_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
+
+
+def row_sum_normalised(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """``matrix`` with each row scaled to sum 1 (empty rows stay empty)."""
+    totals = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
+    inverse = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
+    return sparse.csr_matrix(sparse.diags(inverse.astype(np.float32)) @ matrix)
+
+
+def _aligned_products(products: pd.DataFrame, product_ids: np.ndarray) -> pd.DataFrame:
+    frame = products.set_index("product_id") if "product_id" in products else products
+    return frame.reindex(pd.Index(product_ids, name="product_id")).reset_index()
+
+
+class HybridRecommender:
+    """Item-CF + content + popularity (+ buy again), with filters, diversity and reasons.
+
+    Parameters:
+        neighbours: item-CF neighbours kept per item.
+        content_neighbours: content neighbours kept per item.
+        content_weight: content share of the blend for warm users and items.
+        user_history_half: distinct products at which a user's CF confidence is 1/2.
+        item_history_half: users at which an item's CF confidence is 1/2.
+        popularity_weight: weight of the popularity prior (the cold-start fallback).
+        category_share: share of the popularity prior that comes from the user's
+            category affinity.
+        buy_again_weight: weight of the user's own purchases when repurchase is allowed.
+        repeat_share: how much the buy-again part favours items people re-buy.
+        frequency_share: weight of lifetime purchase counts beside recency-decayed ones.
+        max_per_category: diversity cap per category in one top-k (None: no cap).
+        chunk_size: users scored per dense block.
+        field_weights: content attribute weights (see :mod:`campaign.recommend.content`).
+
+    Fitted attributes:
+        itemcf_, content_, popularity_, buy_again_: the component models.
+        product_ids_: internal product ids in column order.
+        category_codes_, category_names_: category code per item (-1: none), code → name.
+        in_stock_: bool per item.
+        item_confidence_: ``c_j`` per item.
+    """
+
+    def __init__(
+        self,
+        neighbours: int = 50,
+        content_neighbours: int = 50,
+        content_weight: float = 0.3,
+        user_history_half: float = 3.0,
+        item_history_half: float = 5.0,
+        popularity_weight: float = 0.2,
+        category_share: float = 0.5,
+        buy_again_weight: float = 3.0,
+        repeat_share: float = 0.5,
+        frequency_share: float = 0.0,
+        max_per_category: int | None = 3,
+        chunk_size: int = 1000,
+        field_weights: dict[str, float] | None = None,
+    ) -> None:
+        self.neighbours = neighbours
+        self.content_neighbours = content_neighbours
+        self.content_weight = content_weight
+        self.user_history_half = user_history_half
+        self.item_history_half = item_history_half
+        self.popularity_weight = popularity_weight
+        self.category_share = category_share
+        self.buy_again_weight = buy_again_weight
+        self.repeat_share = repeat_share
+        self.frequency_share = frequency_share
+        self.max_per_category = max_per_category
+        self.chunk_size = chunk_size
+        self.field_weights = field_weights
+
+    def fit(self, feedback: Feedback, products: pd.DataFrame) -> HybridRecommender:
+        """Fit every component on ``feedback`` and the catalogue.
+
+        Args:
+            feedback: decayed interactions (columns = ``feedback.product_ids``).
+            products: columns ``product_id`` (internal), ``name``, ``category``,
+                ``brand``, ``tags``, ``price_cents``, ``in_stock``; products missing
+                from the frame count as unnamed, uncategorised and in stock.
+        """
+        catalogue = _aligned_products(products, feedback.product_ids)
+        self.product_ids_ = feedback.product_ids
+        categories = catalogue.get("category", pd.Series([None] * len(catalogue)))
+        codes, names = pd.factorize(categories.astype("object").where(categories.notna(), None))
+        self.category_codes_ = np.asarray(codes, dtype=np.int64)
+        self.category_names_ = np.asarray(names, dtype=object)
+        in_stock = catalogue.get("in_stock", pd.Series([True] * len(catalogue)))
+        self.in_stock_ = in_stock.astype("object").fillna(True).astype(bool).to_numpy()
+        self.names_ = np.asarray(
+            [
+                str(name) if isinstance(name, str) and name else f"product {pid}"
+                for name, pid in zip(
+                    catalogue.get("name", pd.Series([None] * len(catalogue))),
+                    catalogue.get("external_id", catalogue["product_id"]),
+                    strict=True,
+                )
+            ],
+            dtype=object,
+        )
+
+        interactions = feedback.interactions
+        self.itemcf_ = ItemCF(self.neighbours).fit(interactions)
+        self.content_ = ContentSimilarity(
+            self.content_neighbours, field_weights=self.field_weights
+        ).fit(catalogue)
+        self.popularity_ = Popularity(self.category_share).fit(
+            interactions, category_codes=self.category_codes_
+        )
+        self.buy_again_ = BuyAgain(self.repeat_share, frequency_share=self.frequency_share).fit(feedback.purchase_counts)
+        support = self.itemcf_.item_support_.astype(np.float64)
+        self.item_confidence_ = (support / (support + self.item_history_half)).astype(np.float32)
+        confidence = sparse.diags(self.item_confidence_)
+        self._delta = sparse.csr_matrix(
+            (self.itemcf_.similarity_ - self.content_.similarity_) @ confidence,
+            dtype=np.float32,
+        )
+        self._cf_t = sparse.csr_matrix(self.itemcf_.similarity_.T)
+        self._content_t = sparse.csr_matrix(self.content_.similarity_.T)
+        return self
+
+    # -- scoring ----------------------------------------------------------------------
+
+    def _user_confidence(self, interactions: sparse.csr_matrix) -> np.ndarray:
+        touched = np.diff(interactions.indptr).astype(np.float64)
+        return (touched / (touched + self.user_history_half)).astype(np.float32)
+
+    def score_block(self, rows: Feedback, *, allow_repurchase: bool) -> np.ndarray:
+        """Dense users × items hybrid scores for ``rows`` (before filters)."""
+        normalised = row_sum_normalised(rows.interactions)
+        weight = (1.0 - self.content_weight) * self._user_confidence(rows.interactions)
+        blend = sparse.csr_matrix(normalised @ self.content_.similarity_) + sparse.csr_matrix(
+            sparse.diags(weight) @ (normalised @ self._delta)
+        )
+        scores = blend.toarray().astype(np.float32, copy=False)
+        if self.popularity_weight:
+            scores += self.popularity_weight * self.popularity_.score(rows.interactions)
+        if allow_repurchase and self.buy_again_weight:
+            again = self.buy_again_weight * self.buy_again_.score(
+                rows.purchases, rows.purchase_counts
+            )
+            coo = again.tocoo()
+            scores[coo.row, coo.col] += coo.data
+        return scores
+
+    def item_allowed(self, excluded_categories: Collection[str] = ()) -> np.ndarray:
+        """Items that may be recommended to anyone: in stock, category not excluded."""
+        allowed = self.in_stock_.copy()
+        excluded = {c.lower() for c in excluded_categories}
+        if excluded:
+            names = np.asarray([str(n).lower() for n in self.category_names_], dtype=object)
+            bad = np.flatnonzero(np.isin(names, list(excluded)))
+            allowed &= ~np.isin(self.category_codes_, bad)
+        return allowed
+
+    def recommend(
+        self,
+        feedback: Feedback,
+        k: int,
+        *,
+        allow_repurchase: bool = False,
+        repurchase_window_days: float = 0.0,
+        excluded_categories: Collection[str] = (),
+        explain: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> pd.DataFrame:
+        """Top-k recommendations for every row of ``feedback`` (see ``Feedback.rows_for``).
+
+        Filters: out of stock, excluded categories, already bought (with
+        ``allow_repurchase``: bought items come back once ``repurchase_window_days``
+        have passed since the user's last purchase of them). Diversity: at most
+        ``max_per_category`` items of one category per user.
+
+        Returns:
+            Columns ``user_id``, ``rank`` (1-based), ``product_id`` (internal),
+            ``score`` (float) and ``reason`` (empty when ``explain`` is false), sorted
+            by user row then rank. A user may get fewer than ``k`` rows when filters
+            leave too little.
+        """
+        allowed = self.item_allowed(excluded_categories)
+        frames: list[pd.DataFrame] = []
+        for start in range(0, feedback.n_users, self.chunk_size):
+            stop = min(start + self.chunk_size, feedback.n_users)
+            block = feedback.slice(start, stop)
+            scores = self.score_block(block, allow_repurchase=allow_repurchase)
+            apply_filters(
+                scores,
+                block.days_since_purchase,
+                allowed,
+                allow_repurchase=allow_repurchase,
+                repurchase_window_days=repurchase_window_days,
+            )
+            chosen = top_k(
+                scores,
+                k,
+                categories=self.category_codes_,
+                max_per_category=self.max_per_category,
+            )
+            reasons = (
+                self.explain(block, chosen.rows, chosen.cols, allow_repurchase=allow_repurchase)
+                if explain
+                else np.full(chosen.rows.shape[0], "", dtype=object)
+            )
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "user_id": block.user_ids[chosen.rows],
+                        "rank": chosen.ranks,
+                        "product_id": self.product_ids_[chosen.cols],
+                        "score": chosen.scores.astype(np.float64),
+                        "reason": reasons,
+                    }
+                )
+            )
+            if progress is not None:
+                progress(stop - start)
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in RESULT_COLUMNS})
+        return pd.concat(frames, ignore_index=True)
+
+    # -- reasons ----------------------------------------------------------------------
+
+    def explain(
+        self,
+        rows: Feedback,
+        row_index: np.ndarray,
+        col_index: np.ndarray,
+        *,
+        allow_repurchase: bool,
+    ) -> np.ndarray:
+        """One short reason per chosen (row, item) pair: the largest score component.
+
+        ``"buy again"``; ``"because you bought X"`` / ``"because you viewed X"`` (item-CF,
+        X = the user's product contributing most); ``"similar to X you bought"`` /
+        ``"similar to X you viewed"`` (content); ``"popular in Y"`` (the user's category
+        Y) or ``"popular now"``.
+        """
+        n = row_index.shape[0]
+        if n == 0:
+            return np.zeros(0, dtype=object)
+        normalised = row_sum_normalised(rows.interactions)[row_index]
+        weight = (1.0 - self.content_weight) * self._user_confidence(rows.interactions)
+        weight = weight[row_index] * self.item_confidence_[col_index]
+
+        def contributions(similarity_t: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+            product = sparse.csr_matrix(normalised.multiply(similarity_t[col_index]))
+            total = np.asarray(product.sum(axis=1), dtype=np.float64).ravel()
+            anchor = np.asarray(product.argmax(axis=1)).ravel()
+            return total, anchor
+
+        cf, cf_anchor = contributions(self._cf_t)
+        content, content_anchor = contributions(self._content_t)
+        parts = np.zeros((n, 4), dtype=np.float64)
+        parts[:, 0] = weight * cf
+        parts[:, 1] = (1.0 - weight) * content
+        if self.popularity_weight:
+            affinity = self.popularity_.affinity(rows.interactions)
+            codes = self.category_codes_[col_index]
+            has_code = codes >= 0
+            user_affinity = np.zeros(n, dtype=np.float64)
+            user_affinity[has_code] = np.asarray(
+                affinity[row_index[has_code], codes[has_code]]
+            ).ravel()
+            parts[:, 2] = (
+                self.popularity_weight
+                * self.popularity_.popularity_[col_index]
+                * (1.0 - self.category_share + self.category_share * user_affinity)
+            )
+        else:
+            user_affinity = np.zeros(n, dtype=np.float64)
+        if allow_repurchase and self.buy_again_weight:
+            again = self.buy_again_.score(rows.purchases, rows.purchase_counts)
+            parts[:, 3] = self.buy_again_weight * np.asarray(again[row_index, col_index]).ravel()
+        winner = np.argmax(parts, axis=1)
+        bought_cf = np.asarray(rows.purchases[row_index, cf_anchor]).ravel() > 0
+        bought_content = np.asarray(rows.purchases[row_index, content_anchor]).ravel() > 0
+        # Object arrays concatenate element-wise: the text is built without a loop.
+        names = self.names_
+        verb_cf = np.where(bought_cf, "bought", "viewed").astype(object)
+        verb_content = np.where(bought_content, "bought", "viewed").astype(object)
+        by_cf = "because you " + verb_cf + " " + names[cf_anchor]
+        by_content = "similar to " + names[content_anchor] + " you " + verb_content
+        if self.category_names_.size:
+            category = self.category_names_[np.maximum(self.category_codes_[col_index], 0)]
+            popular = np.where(
+                user_affinity > 0, "popular in " + category.astype(str).astype(object),
+                "popular now",
+            ).astype(object)
+        else:
+            popular = np.full(n, "popular now", dtype=object)
+        reasons = np.select(
+            [winner == 0, winner == 1, winner == 3],
+            [by_cf, by_content, np.full(n, "buy again", dtype=object)],
+            default=popular,
+        )
+        return reasons

@@ -1,0 +1,111 @@
+"""Recommendations for users as of a time: read SQL, fit the hybrid, rank (orchestration).
+
+This is the entry other parts call (the planner, the CLI). It reads events strictly
+before ``as_of`` so a recommendation never uses the future.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from campaign.config import RecommenderConfig
+from campaign.recommend.data import load_events, load_products
+from campaign.recommend.feedback import Feedback, build_feedback
+from campaign.recommend.hybrid import HybridRecommender
+
+TEMPLATE_COLUMNS = ["product_external_id", "name", "category", "price_cents", "url"]
+
+
+def make_recommender(config: RecommenderConfig) -> HybridRecommender:
+    """The hybrid with the parameters of ``[recommender]``."""
+    return HybridRecommender(
+        neighbours=config.neighbours,
+        content_weight=config.content_weight,
+        max_per_category=config.max_per_category,
+    )
+
+
+@dataclass(frozen=True)
+class FittedRecommender:
+    """A recommender fitted as of a time, with the data it was fitted on."""
+
+    model: HybridRecommender
+    feedback: Feedback
+    products: pd.DataFrame
+    as_of: datetime
+
+
+def fit_recommender(
+    connection: Connection, config: RecommenderConfig, as_of: datetime
+) -> FittedRecommender:
+    """Read events before ``as_of`` and the catalogue, and fit the hybrid. Read-only."""
+    weighted = [t for t, w in config.event_weights.items() if w > 0]
+    events = load_events(connection, as_of, types=set(weighted) | {"purchase"})
+    products = load_products(connection)
+    feedback = build_feedback(
+        events,
+        products["product_id"].to_numpy(),
+        as_of,
+        config.event_weights,
+        config.half_life_days,
+    )
+    model = make_recommender(config).fit(feedback, products)
+    return FittedRecommender(model=model, feedback=feedback, products=products, as_of=as_of)
+
+
+def recommend_with(
+    fitted: FittedRecommender,
+    config: RecommenderConfig,
+    user_ids: Sequence[int] | np.ndarray,
+    k: int,
+    *,
+    allow_repurchase: bool | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Rank products for ``user_ids`` with an already fitted recommender.
+
+    Returns:
+        Columns ``user_id``, ``rank``, ``product_id`` (internal ids), ``score``,
+        ``reason``, plus ``product_external_id``, ``name``, ``category``,
+        ``price_cents``, ``url`` for templates. Users without any history get the
+        popular fallback.
+    """
+    repurchase = config.allow_repurchase if allow_repurchase is None else allow_repurchase
+    result = fitted.model.recommend(
+        fitted.feedback.rows_for(user_ids),
+        k,
+        allow_repurchase=repurchase,
+        repurchase_window_days=config.repurchase_window_days,
+        excluded_categories=config.excluded_categories,
+        progress=progress,
+    )
+    details = fitted.products.set_index("product_id")[
+        ["external_id", "name", "category", "price_cents", "url"]
+    ].rename(columns={"external_id": "product_external_id"})
+    return result.join(details, on="product_id")
+
+
+def recommend_for_users(
+    connection: Connection,
+    recommender_config: RecommenderConfig,
+    user_ids: Sequence[int],
+    as_of: datetime,
+    k: int,
+    *,
+    allow_repurchase: bool | None = None,
+) -> pd.DataFrame:
+    """Top-``k`` products for each user as of ``as_of`` (see :func:`recommend_with`).
+
+    ``allow_repurchase`` overrides ``recommender_config.allow_repurchase`` (a campaign
+    that sells consumables turns it on). Read-only.
+    """
+    fitted = fit_recommender(connection, recommender_config, as_of)
+    return recommend_with(
+        fitted, recommender_config, user_ids, k, allow_repurchase=allow_repurchase
+    )
