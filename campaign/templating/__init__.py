@@ -1,0 +1,1 @@
+"""Marketers' templates: sandboxed Jinja2 environment, documented context, lint, render."""

@@ -1,0 +1,544 @@
+"""The Jinja2 environment marketers' templates run in.
+
+It is an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` with
+:class:`~jinja2.StrictUndefined` (a typo is an error, never an empty string),
+autoescaping for ``.html`` files only, locale-aware filters and hard bounds:
+
+* every ``{% for %}`` loop is wrapped in a guard that counts iterations and checks a
+  wall-clock deadline, and every call and attribute access checks it too;
+* ``*``, ``**`` and ``%`` are intercepted so ``"x" * 10**9`` or ``"%999999999s"``
+  never allocate;
+* ``str.format`` / ``str.format_map`` are refused outright (the family behind the
+  public sandbox escapes, CVE-2024-56326 and CVE-2025-27516), as are padding methods
+  and filters with absurd widths;
+* the output size is checked while it streams (see :mod:`campaign.templating.render`).
+
+Template names are chosen by configuration, never at run time: the loader accepts
+``<set>/<locale>/<file>`` and ``_layouts/<file>`` only, and ``{% include %}`` /
+``{% extends %}`` may reach the including template's own set or ``_layouts/``.
+This module reads template files, so it is the one adapter of ``templating``.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
+from jinja2 import FileSystemLoader, StrictUndefined, nodes, pass_context
+from jinja2.exceptions import SecurityError, TemplateNotFound
+from jinja2.ext import Extension
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import select_autoescape
+
+LAYOUTS_DIR = "_layouts"
+DEFAULT_RENDER_TIMEOUT_SECONDS = 2.0
+DEFAULT_MAX_OUTPUT_BYTES = 500_000
+DEFAULT_MAX_LOOP_ITERATIONS = 10_000
+# Widths beyond this in padding filters/methods and %-formats are refused: no message
+# needs them and they are the cheapest way to allocate gigabytes from one expression.
+MAX_PAD_WIDTH = 1_000
+# Longest string or list a template may build with ``*``.
+MAX_REPEAT_RESULT = 10_000
+_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PERCENT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[a-zA-Z%]")
+_PAD_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+class RenderLimitExceeded(SecurityError):
+    """A render went over its time, loop or size budget (a sandbox refusal)."""
+
+
+@dataclass
+class RenderBudget:
+    """Per-render limits, checked by the loop guard, calls and the output stream."""
+
+    timeout_seconds: float = DEFAULT_RENDER_TIMEOUT_SECONDS
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS
+    deadline: float = field(default=0.0, init=False)
+    iterations: int = field(default=0, init=False)
+    output_bytes: int = field(default=0, init=False)
+
+    def start(self) -> RenderBudget:
+        """Arm the deadline now (monotonic clock); returns self."""
+        self.deadline = time.monotonic() + self.timeout_seconds
+        self.iterations = 0
+        self.output_bytes = 0
+        return self
+
+    def check_time(self) -> None:
+        """Raise when the wall-clock budget is spent."""
+        if time.monotonic() > self.deadline:
+            raise RenderLimitExceeded(
+                f"rendering took longer than {self.timeout_seconds:g} s (render_timeout_seconds)"
+            )
+
+    def count_iteration(self) -> None:
+        """One more loop iteration; raise past the loop or time budget."""
+        self.iterations += 1
+        if self.iterations > self.max_loop_iterations:
+            raise RenderLimitExceeded(
+                f"loops ran more than {self.max_loop_iterations} iterations in one message"
+            )
+        self.check_time()
+
+    def count_output(self, chunk: str) -> None:
+        """Account for ``chunk`` of output; raise past the size or time budget."""
+        self.output_bytes += len(chunk.encode("utf-8"))
+        if self.output_bytes > self.max_output_bytes:
+            raise RenderLimitExceeded(
+                f"output is larger than {self.max_output_bytes} bytes (max_output_bytes)"
+            )
+        self.check_time()
+
+
+_budget: ContextVar[RenderBudget | None] = ContextVar("campaign_render_budget", default=None)
+
+
+def active_budget() -> RenderBudget | None:
+    """The budget of the render running in this thread/task, if any."""
+    return _budget.get()
+
+
+class budget_scope:  # noqa: N801 - used as a context manager like a function
+    """``with budget_scope(budget):`` arms ``budget`` for the renders inside."""
+
+    def __init__(self, budget: RenderBudget) -> None:
+        self.budget = budget
+        self._token: Any = None
+
+    def __enter__(self) -> RenderBudget:
+        self._token = _budget.set(self.budget.start())
+        return self.budget
+
+    def __exit__(self, *exc: object) -> None:
+        _budget.reset(self._token)
+
+
+def _tick() -> None:
+    budget = _budget.get()
+    if budget is not None:
+        budget.check_time()
+
+
+class LoopGuard(Extension):
+    """Wraps every ``{% for %}`` iterable so iterations count against the budget."""
+
+    def guard(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """Yield from ``iterable``, counting each item against the active budget."""
+        budget = _budget.get()
+        for item in iterable:
+            if budget is not None:
+                budget.count_iteration()
+            yield item
+
+
+def _guarded_range(*args: int) -> range:
+    result = range(*args)
+    budget = _budget.get()
+    limit = budget.max_loop_iterations if budget else DEFAULT_MAX_LOOP_ITERATIONS
+    if len(result) > limit:
+        raise RenderLimitExceeded(f"range() of {len(result)} items is over the {limit} limit")
+    return result
+
+
+class TemplateSetLoader(FileSystemLoader):
+    """Loads ``<set>/<locale>/<file>`` and ``_layouts/<file>`` under one folder.
+
+    Absolute paths, ``..``, backslashes and hidden files are refused before the file
+    system is touched.
+    """
+
+    def get_source(
+        self, environment: Any, template: str
+    ) -> tuple[str, str, Callable[[], bool] | None]:
+        check_template_name(template)
+        return super().get_source(environment, template)
+
+
+def check_template_name(name: str) -> None:
+    """Refuse names that could leave the templates folder.
+
+    Raises:
+        TemplateNotFound: absolute, parent (``..``), backslash, hidden or empty parts.
+    """
+    parts = name.split("/")
+    if (
+        not name
+        or "\\" in name
+        or name.startswith("/")
+        or any(not _SEGMENT.match(part) and part != LAYOUTS_DIR for part in parts)
+        or ".." in parts
+    ):
+        raise TemplateNotFound(f"{name} (template names are <set>/<locale>/<file>)")
+
+
+def template_set_exists(templates_dir: Path, name: str) -> bool:
+    """Whether ``name`` is a template set (a folder) under ``templates_dir``.
+
+    Only plain names qualify (letters, digits, ``_``, ``-``), never ``_layouts`` or a
+    path, so a config value can never point outside the folder.
+    """
+    if not _SET_NAME.match(name) or name == LAYOUTS_DIR:
+        return False
+    return (templates_dir / name).is_dir()
+
+
+def list_template_sets(templates_dir: Path) -> list[str]:
+    """Names of the template sets under ``templates_dir``, sorted."""
+    if not templates_dir.is_dir():
+        return []
+    return sorted(p.name for p in templates_dir.iterdir() if template_set_exists(templates_dir, p.name))
+
+
+def available_locales(templates_dir: Path, template_set: str) -> list[str]:
+    """Locale folders of one template set, sorted (e.g. ``['en', 'zh-CN']``)."""
+    folder = templates_dir / template_set
+    if not template_set_exists(templates_dir, template_set):
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and _SEGMENT.match(p.name))
+
+
+def _parse_locale(value: str) -> Locale:
+    try:
+        return Locale.parse(value.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return Locale.parse("en")
+
+
+def _context_locale(context: Context) -> Locale:
+    value = context.get("locale")
+    return _parse_locale(value if isinstance(value, str) else "en")
+
+
+def _to_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date: {value!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise TypeError(f"expected a date, got {type(value).__name__}")
+
+
+def _user_zone(context: Context) -> ZoneInfo:
+    user = context.get("user")
+    names = []
+    if isinstance(user, dict) and isinstance(user.get("timezone"), str):
+        names.append(user["timezone"])
+    shop = context.get("shop")
+    if isinstance(shop, dict) and isinstance(shop.get("timezone"), str):
+        names.append(shop["timezone"])
+    for name in names:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")
+
+
+@pass_context
+def money_filter(context: Context, cents: Any, currency: str | None = None) -> str:
+    """``{{ price_cents|money }}``: integer minor units → ``¥129.00`` / ``CN¥129.00``.
+
+    The currency defaults to ``shop.currency``; the format follows ``locale``.
+    """
+    if isinstance(cents, bool) or not isinstance(cents, int | Decimal):
+        raise TypeError(f"money expects integer cents, got {type(cents).__name__}")
+    if currency is None:
+        shop = context.get("shop")
+        currency = shop.get("currency", "CNY") if isinstance(shop, dict) else "CNY"
+    precision = get_currency_precision(currency)
+    amount = Decimal(cents).scaleb(-precision)
+    return format_currency(amount, currency, locale=_context_locale(context))
+
+
+@pass_context
+def date_filter(context: Context, value: Any, format: str = "long") -> str:
+    """``{{ coupon.expires_at|date }}``: a date in the reader's locale and timezone.
+
+    ``format`` is ``short``, ``medium``, ``long`` or ``full``.
+    """
+    if format not in ("short", "medium", "long", "full"):
+        raise ValueError("date format must be short, medium, long or full")
+    moment = _to_datetime(value).astimezone(_user_zone(context))
+    return format_date(moment.date(), format=format, locale=_context_locale(context))
+
+
+@pass_context
+def datetime_filter(context: Context, value: Any, format: str = "medium") -> str:
+    """``{{ ts|datetime }}``: date and time in the reader's locale and timezone."""
+    if format not in ("short", "medium", "long", "full"):
+        raise ValueError("datetime format must be short, medium, long or full")
+    moment = _to_datetime(value).astimezone(_user_zone(context))
+    return format_datetime(moment, format=format, locale=_context_locale(context))
+
+
+@pass_context
+def percent_filter(context: Context, value: Any) -> str:
+    """``{{ coupon.percent_off|percent }}``: percentage points → ``20%`` in the locale."""
+    if isinstance(value, bool):
+        raise TypeError("percent expects a number")
+    try:
+        fraction = Decimal(str(value)) / 100
+    except InvalidOperation:
+        raise TypeError(f"percent expects a number, got {value!r}") from None
+    return format_percent(fraction, locale=_context_locale(context))
+
+
+@pass_context
+def number_filter(context: Context, value: Any) -> str:
+    """``{{ n|number }}``: a number with the locale's grouping and decimal signs."""
+    return format_decimal(Decimal(str(value)), locale=_context_locale(context))
+
+
+def _checked_width(width: Any) -> int:
+    if not isinstance(width, int) or abs(width) > MAX_PAD_WIDTH:
+        raise RenderLimitExceeded(f"width {width!r} is over the {MAX_PAD_WIDTH} limit")
+    return width
+
+
+def _check_percent_format(fmt: str) -> None:
+    for match in _PERCENT_WIDTH.finditer(fmt):
+        for group in match.groups():
+            if group == "*" or (group and int(group) > MAX_PAD_WIDTH):
+                raise RenderLimitExceeded("format width or precision is over the limit")
+
+
+def _repeat(left: Any, right: Any) -> Any:
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int):
+            if len(seq) * max(times, 0) > MAX_REPEAT_RESULT:
+                raise RenderLimitExceeded(
+                    f"repeating makes more than {MAX_REPEAT_RESULT} items or characters"
+                )
+    return operator.mul(left, right)
+
+
+def _power(left: Any, right: Any) -> Any:
+    if isinstance(right, int | float) and abs(right) > 100:
+        raise RenderLimitExceeded("exponent over 100 refused")
+    if isinstance(left, int | float) and abs(left) > 10**6:
+        raise RenderLimitExceeded("base over 10**6 refused")
+    return operator.pow(left, right)
+
+
+def _modulo(left: Any, right: Any) -> Any:
+    if isinstance(left, str):
+        _check_percent_format(left)
+    return operator.mod(left, right)
+
+
+class CampaignEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox with campaign's limits; build it with :func:`make_environment`."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, templates_dir: Path, display_root: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.templates_dir = templates_dir
+        self.display_root = display_root
+        self.render_timeout_seconds = DEFAULT_RENDER_TIMEOUT_SECONDS
+        self.max_output_bytes = DEFAULT_MAX_OUTPUT_BYTES
+        self.max_loop_iterations = DEFAULT_MAX_LOOP_ITERATIONS
+        # Template sets and their locale folders, read once per environment (per run).
+        self.locale_cache: dict[str, list[str]] = {}
+        self.binop_table["*"] = _repeat
+        self.binop_table["**"] = _power
+        self.binop_table["%"] = _modulo
+
+    # Names: only the including template's own set or _layouts/ may be reached.
+    def new_budget(self) -> RenderBudget:
+        """A fresh budget with this environment's limits."""
+        return RenderBudget(
+            timeout_seconds=self.render_timeout_seconds,
+            max_output_bytes=self.max_output_bytes,
+            max_loop_iterations=self.max_loop_iterations,
+        )
+
+    def locales_of(self, template_set: str) -> list[str]:
+        """Locale folders of ``template_set`` (cached); empty when the set does not exist."""
+        cached = self.locale_cache.get(template_set)
+        if cached is None:
+            cached = available_locales(self.templates_dir, template_set)
+            self.locale_cache[template_set] = cached
+        return cached
+
+    def join_path(self, template: str, parent: str) -> str:
+        check_template_name(template)
+        parent_parts = parent.split("/")
+        parts = template.split("/")
+        if parts[0] == LAYOUTS_DIR:
+            return template
+        if len(parts) == 1:
+            # A bare file name is a sibling of the including template.
+            return "/".join(parent_parts[:-1] + parts)
+        if parent_parts[0] != LAYOUTS_DIR and parts[0] == parent_parts[0]:
+            return template
+        raise SecurityError(
+            f"{parent} may include only its own set ({parent_parts[0]}/...) or {LAYOUTS_DIR}/"
+        )
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        guard = self.extensions[LoopGuard.identifier]
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(
+                guard.attr("guard", lineno=loop.lineno),
+                [loop.iter],
+                [],
+                None,
+                None,
+                lineno=loop.lineno,
+            )
+        return tree
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        _tick()
+        if isinstance(obj, str) and attr in ("format", "format_map"):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Refuse at access time rather than handing out an Undefined that filters such
+        # as map(attribute=...) could pass around silently.
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+        )
+
+    def wrap_str_format(self, value: Any) -> Any:
+        # Jinja would hand out a sandboxed wrapper for str.format; we refuse the method
+        # itself, so no stored reference (|attr, set, a filter argument) can call it.
+        if (
+            isinstance(value, types.MethodType | types.BuiltinMethodType)
+            and value.__name__ in ("format", "format_map")
+            and isinstance(getattr(value, "__self__", None), str)
+        ):
+            return self.unsafe_undefined(value.__self__, value.__name__)
+        return None
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget = _budget.get()
+        if budget is not None:
+            budget.check_time()
+            # Bounds recursive macros that double a string on every call.
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, str) and len(arg) > budget.max_output_bytes:
+                    raise RenderLimitExceeded(
+                        f"a {len(arg)}-character argument is over max_output_bytes"
+                    )
+        if (
+            isinstance(__obj, types.BuiltinMethodType)
+            and isinstance(getattr(__obj, "__self__", None), str)
+            and __obj.__name__ in _PAD_METHODS
+        ):
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, int):
+                    _checked_width(arg)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _bounded(filter_name: str, original: Callable[..., Any], width_index: int) -> Callable[..., Any]:
+    def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > width_index:
+            _checked_width(args[width_index])
+        if "width" in kwargs:
+            _checked_width(kwargs["width"])
+        return original(value, *args, **kwargs)
+
+    wrapper.__name__ = filter_name
+    return wrapper
+
+
+def _checked_format(original: Callable[..., str]) -> Callable[..., str]:
+    def format(value: str, *args: Any, **kwargs: Any) -> str:  # noqa: A001
+        _check_percent_format(str(value))
+        return original(value, *args, **kwargs)
+
+    return format
+
+
+def display_root_for(templates_dir: Path) -> str:
+    """How template paths are shown: relative to the working directory when inside it."""
+    resolved = templates_dir.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
+REPO_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+
+def resolve_templates_dir(configured: Path) -> Path:
+    """``configured`` when it is a folder, else the default sets shipped in ``templates/``."""
+    return configured if configured.is_dir() else REPO_TEMPLATES_DIR
+
+
+def make_environment(
+    templates_dir: Path,
+    *,
+    display_root: str | None = None,
+    render_timeout_seconds: float = DEFAULT_RENDER_TIMEOUT_SECONDS,
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS,
+) -> CampaignEnvironment:
+    """The sandboxed environment over ``templates_dir`` (see the module docstring).
+
+    ``display_root`` is how the folder appears in error messages (default: relative
+    to the working directory, e.g. ``templates``). The limits are those of
+    ``[templates]`` in the config; every render gets a fresh budget of them. Reading
+    templates is lazy; nothing is loaded here.
+    """
+    env = CampaignEnvironment(
+        templates_dir=templates_dir,
+        display_root=display_root or display_root_for(templates_dir),
+        loader=TemplateSetLoader(str(templates_dir), encoding="utf-8", followlinks=False),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm"), disabled_extensions=(), default_for_string=False
+        ),
+        extensions=[LoopGuard],
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        cache_size=400,
+    )
+    env.render_timeout_seconds = render_timeout_seconds
+    env.max_output_bytes = max_output_bytes
+    env.max_loop_iterations = max_loop_iterations
+    env.globals["range"] = _guarded_range
+    # lipsum makes large output cheaply; namespace() lets loops accumulate state.
+    for name in ("lipsum", "namespace"):
+        env.globals.pop(name, None)
+    env.filters.update(
+        money=money_filter,
+        date=date_filter,
+        datetime=datetime_filter,
+        percent=percent_filter,
+        number=number_filter,
+        format=_checked_format(env.filters["format"]),
+        center=_bounded("center", env.filters["center"], 0),
+        indent=_bounded("indent", env.filters["indent"], 0),
+    )
+    return env

@@ -1,0 +1,521 @@
+"""``campaign templates lint``: find a marketer's mistake before a customer does.
+
+For every template set and locale under the templates folder:
+
+* layout: an email needs ``subject.txt``, ``email.html`` and ``email.txt``; SMS is
+  ``sms.txt``; unknown files are flagged;
+* syntax, unknown filters, and names outside the documented context
+  (:data:`campaign.templating.context.CONTEXT`), including attributes of known objects
+  (``user.first_nme``) and of product loop variables, each with a "did you mean";
+* a render with the sample context (with and without a coupon), then: the subject is
+  present and not too long, the HTML parses with balanced tags, the email (HTML and
+  text) carries the unsubscribe link and the HTML the shop's postal address, and the
+  SMS fits the configured number of segments (GSM-7 160/153, UCS-2 70/67 characters).
+
+Pure apart from reading the template files.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Literal
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.parser import Parser
+
+from campaign.errors import TemplateError
+from campaign.templating.context import CONTEXT, SAMPLE_UNSUBSCRIBE_URL, sample_context
+from campaign.templating.environment import (
+    LAYOUTS_DIR,
+    CampaignEnvironment,
+    available_locales,
+    list_template_sets,
+    make_environment,
+)
+from campaign.templating.render import FILES, display_name, render_message, translate_error
+
+Severity = Literal["error", "warning"]
+DEFAULT_MAX_SMS_SEGMENTS = 2
+DEFAULT_MAX_SUBJECT_CHARS = 80
+KNOWN_FILES = frozenset(name for files in FILES.values() for name in files)
+_JINJA_SPECIAL = frozenset({"loop", "self", "caller", "varargs", "kwargs", "super"})
+# Filters after which a loop over products still yields products.
+_ITEM_PRESERVING = frozenset(
+    {"reverse", "sort", "list", "unique", "select", "reject", "selectattr", "rejectattr", "batch"}
+)
+_ATTRIBUTE_FILTERS = frozenset(
+    {"map", "sort", "sum", "selectattr", "rejectattr", "groupby", "unique", "min", "max"}
+)
+_OPT_OUT_WORDS = ("stop", "退订", "unsubscribe", "opt out", "opt-out")
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+VOID_ELEMENTS = frozenset(
+    "area base br col embed hr img input link meta param source track wbr".split()
+)
+# Elements whose end tag HTML lets an author omit.
+OPTIONAL_END = frozenset("p li td th tr thead tbody tfoot option dt dd colgroup".split())
+
+
+@dataclass(frozen=True, order=True)
+class LintIssue:
+    """One finding: ``templates/winback/en/email.html:12: ...``."""
+
+    path: str
+    line: int | None
+    severity: Severity
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        label = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{where}: {label}{self.message}"
+
+
+@dataclass(frozen=True)
+class SmsInfo:
+    """Encoding, length in that encoding's units, and segments of one SMS text."""
+
+    encoding: Literal["GSM-7", "UCS-2"]
+    units: int
+    segments: int
+    non_gsm: str
+
+
+def sms_segments(text: str) -> SmsInfo:
+    """How an SMS text is encoded and into how many segments it splits.
+
+    GSM-7 when every character is in the GSM 03.38 basic or extension table (extension
+    characters count twice): 160 units in one segment, 153 per segment when
+    concatenated. Otherwise UCS-2, counted in UTF-16 code units: 70, then 67.
+    """
+    non_gsm = "".join(sorted({ch for ch in text if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION}))
+    if not non_gsm:
+        units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
+        single, multi = 160, 153
+        encoding: Literal["GSM-7", "UCS-2"] = "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, multi = 70, 67
+        encoding = "UCS-2"
+    if units == 0:
+        segments = 0
+    elif units <= single:
+        segments = 1
+    else:
+        segments = math.ceil(units / multi)
+    return SmsInfo(encoding, units, segments, non_gsm)
+
+
+class _BalanceChecker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, int]] = []
+        self.problems: list[tuple[int, str]] = []
+        self.hrefs: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for key, value in attrs:
+            if key == "href" and value:
+                self.hrefs.append(value)
+        if tag not in VOID_ELEMENTS:
+            self.stack.append((tag, self.getpos()[0]))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for key, value in attrs:
+            if key == "href" and value:
+                self.hrefs.append(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        line = self.getpos()[0]
+        if tag in VOID_ELEMENTS:
+            return
+        open_tags = [name for name, _ in self.stack]
+        if tag not in open_tags:
+            self.problems.append((line, f"</{tag}> closes nothing"))
+            return
+        while self.stack:
+            name, opened = self.stack.pop()
+            if name == tag:
+                return
+            if name not in OPTIONAL_END:
+                self.problems.append((line, f"</{tag}> closes <{name}> opened on line {opened}"))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def finish(self) -> None:
+        self.close()
+        for name, opened in self.stack:
+            if name not in OPTIONAL_END:
+                self.problems.append((opened, f"<{name}> is never closed"))
+
+
+def check_html(markup: str) -> tuple[list[tuple[int, str]], list[str], str]:
+    """Parse rendered HTML: (problems as (rendered line, message), hrefs, visible text)."""
+    checker = _BalanceChecker()
+    checker.feed(markup)
+    checker.finish()
+    return checker.problems, checker.hrefs, " ".join(checker.text)
+
+
+def _unwrap_loop_iter(node: nodes.Node) -> nodes.Node:
+    # The environment wraps loop iterables in its loop guard; look through it.
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.ExtensionAttribute):
+        return node.args[0]
+    return node
+
+
+def _products_chain(node: nodes.Node, product_names: set[str]) -> bool:
+    """Whether ``node`` evaluates to a list of products (``products|sort(...)[:3]``)."""
+    while True:
+        if isinstance(node, nodes.Name):
+            return node.name in product_names
+        if isinstance(node, nodes.Filter) and node.name in _ITEM_PRESERVING and node.name != "batch":
+            node = node.node
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice):
+            node = node.node
+        else:
+            return False
+
+
+def _product_item(node: nodes.Node, product_names: set[str]) -> bool:
+    """Whether ``node`` is one product (``products[0]``, ``products|first``)."""
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        return isinstance(node.arg.value, int) and _products_chain(node.node, product_names)
+    if isinstance(node, nodes.Filter) and node.name in ("first", "last", "random"):
+        return node.node is not None and _products_chain(node.node, product_names)
+    return False
+
+
+class _StaticChecker:
+    """Names and attributes a template uses that the documented context lacks."""
+
+    def __init__(self, env: CampaignEnvironment, path: str) -> None:
+        self.env = env
+        self.path = path
+        self.issues: list[LintIssue] = []
+
+    def error(self, line: int | None, message: str) -> None:
+        self.issues.append(LintIssue(self.path, line, "error", message))
+
+    def check(self, tree: nodes.Template) -> None:
+        known_top = set(CONTEXT) | set(self.env.globals) | _JINJA_SPECIAL
+        undeclared = meta.find_undeclared_variables(tree) - known_top
+        for name in sorted(undeclared):
+            line = next(
+                (n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"),
+                None,
+            )
+            hint = _suggest(name, set(CONTEXT) | set(self.env.globals))
+            self.error(line, f"'{name}' is undefined{hint}")
+        assigned = {
+            n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")
+        }
+        objects = {
+            name: fields
+            for name, (_, fields) in CONTEXT.items()
+            if fields and name != "products" and name not in assigned
+        }
+        product_fields = CONTEXT["products"][1] or {}
+        product_lists = {"products"} - assigned
+        product_items = self._product_aliases(tree, product_lists)
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            attr = self._static_attr(node)
+            target = node.node
+            if attr is None or not isinstance(target, nodes.Name):
+                continue
+            if target.name in objects:
+                self._check_field(node.lineno, target.name, attr, objects[target.name])
+            elif target.name in product_items:
+                self._check_field(node.lineno, target.name, attr, product_fields)
+        for node in tree.find_all(nodes.Filter):
+            if node.name not in self.env.filters:
+                self.error(node.lineno, f"no filter named '{node.name}'{_suggest(node.name, self.env.filters)}")
+            elif (
+                node.name in _ATTRIBUTE_FILTERS
+                and node.node is not None
+                and _products_chain(node.node, product_lists)
+            ):
+                self._check_filter_attribute(node, product_fields)
+
+    def _product_aliases(self, tree: nodes.Template, product_lists: set[str]) -> set[str]:
+        aliases: set[str] = set()
+        for loop in tree.find_all(nodes.For):
+            if isinstance(loop.target, nodes.Name) and _products_chain(
+                _unwrap_loop_iter(loop.iter), product_lists
+            ):
+                aliases.add(loop.target.name)
+        for assign in tree.find_all(nodes.Assign):
+            if isinstance(assign.target, nodes.Name) and _product_item(assign.node, product_lists):
+                aliases.add(assign.target.name)
+        return aliases
+
+    @staticmethod
+    def _static_attr(node: nodes.Node) -> str | None:
+        if isinstance(node, nodes.Getattr):
+            return node.attr
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            value = node.arg.value
+            return value if isinstance(value, str) else None
+        return None
+
+    def _check_field(self, line: int, owner: str, attr: str, fields: dict[str, str]) -> None:
+        if attr not in fields:
+            self.error(line, f"'{owner}.{attr}' is undefined{_suggest(attr, fields)}")
+
+    def _check_filter_attribute(self, node: nodes.Filter, fields: dict[str, str]) -> None:
+        values = [kw.value for kw in node.kwargs if kw.key == "attribute"]
+        if node.name in ("selectattr", "rejectattr") and node.args:
+            values.append(node.args[0])
+        for value in values:
+            if isinstance(value, nodes.Const) and isinstance(value.value, str):
+                attr = value.value.split(".")[0]
+                if attr not in fields:
+                    self.error(
+                        node.lineno,
+                        f"products have no attribute '{attr}'{_suggest(attr, fields)}",
+                    )
+
+
+def _suggest(name: str, known: object) -> str:
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)  # type: ignore[call-overload]
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _static_check(env: CampaignEnvironment, name: str) -> list[LintIssue]:
+    path = display_name(env, name)
+    source = (env.templates_dir / name).read_text(encoding="utf-8")
+    try:
+        # The raw parser, not env.parse: we want the AST without the loop guard.
+        tree = Parser(env, source, name, str(env.templates_dir / name)).parse()
+        env.get_template(name)
+    except TemplateSyntaxError as exc:
+        error = translate_error(env, name, exc, None)
+        message = error.reason
+        missing = re.match(r"No filter named '([^']+)'", message)
+        if missing:
+            message = f"no filter named '{missing.group(1)}'{_suggest(missing.group(1), env.filters)}"
+        return [LintIssue(error.template, error.line, "error", message)]
+    except TemplateError as exc:
+        return [LintIssue(exc.template, exc.line, "error", exc.reason)]
+    except Exception as exc:  # a loader refusal (bad include name) is the marketer's too
+        return [LintIssue(path, None, "error", str(exc))]
+    checker = _StaticChecker(env, path)
+    checker.check(tree)
+    return checker.issues
+
+
+def _issue(error: TemplateError, severity: Severity = "error", note: str = "") -> LintIssue:
+    return LintIssue(error.template, error.line, severity, error.reason + note)
+
+
+def _check_email(
+    env: CampaignEnvironment,
+    template_set: str,
+    locale: str,
+    max_subject_chars: int,
+) -> list[LintIssue]:
+    issues: list[LintIssue] = []
+    prefix = f"{template_set}/{locale}"
+    context = sample_context(locale)
+    try:
+        rendered = render_message(env, template_set, "email", locale, context)
+    except TemplateError as exc:
+        return [_issue(exc)]
+    subject_path = display_name(env, f"{prefix}/subject.txt")
+    if rendered.subject and len(rendered.subject) > max_subject_chars:
+        issues.append(
+            LintIssue(
+                subject_path,
+                1,
+                "warning",
+                f"subject is {len(rendered.subject)} characters; keep it under {max_subject_chars}",
+            )
+        )
+    html_path = display_name(env, f"{prefix}/email.html")
+    problems, hrefs, text = check_html(rendered.html or "")
+    for line, message in problems:
+        issues.append(LintIssue(html_path, None, "error", f"{message} (rendered line {line})"))
+    if context["unsubscribe_url"] not in hrefs:
+        issues.append(
+            LintIssue(html_path, None, "error", "no unsubscribe link: add <a href=\"{{ unsubscribe_url }}\">")
+        )
+    if context["shop"]["postal_address"] not in html.unescape(text):
+        issues.append(
+            LintIssue(html_path, None, "error", "no postal address: add {{ shop.postal_address }}")
+        )
+    if SAMPLE_UNSUBSCRIBE_URL not in rendered.text:
+        issues.append(
+            LintIssue(
+                display_name(env, f"{prefix}/email.txt"),
+                None,
+                "error",
+                "no unsubscribe link: add {{ unsubscribe_url }}",
+            )
+        )
+    return issues
+
+
+def _check_sms(
+    env: CampaignEnvironment, template_set: str, locale: str, max_segments: int
+) -> list[LintIssue]:
+    path = display_name(env, f"{template_set}/{locale}/sms.txt")
+    issues: list[LintIssue] = []
+    try:
+        rendered = render_message(env, template_set, "sms", locale, sample_context(locale))
+    except TemplateError as exc:
+        return [_issue(exc)]
+    info = sms_segments(rendered.text)
+    summary = f"{info.units} {info.encoding} characters, {info.segments} segment(s)"
+    if info.segments > max_segments:
+        issues.append(
+            LintIssue(path, None, "error", f"SMS is {summary}; the limit is {max_segments} (max_sms_segments)")
+        )
+    if info.encoding == "UCS-2" and not locale.lower().startswith(("zh", "ja", "ko")):
+        issues.append(
+            LintIssue(
+                path,
+                None,
+                "warning",
+                f"characters {info.non_gsm!r} force UCS-2 (70 per segment instead of 160): {summary}",
+            )
+        )
+    lowered = rendered.text.lower()
+    if SAMPLE_UNSUBSCRIBE_URL not in rendered.text and not any(w in lowered for w in _OPT_OUT_WORDS):
+        issues.append(
+            LintIssue(path, None, "warning", "no opt-out: add {{ unsubscribe_url }} or a STOP/回T退订 line")
+        )
+    return issues
+
+
+def lint_templates(
+    templates_dir: Path,
+    *,
+    max_sms_segments: int = DEFAULT_MAX_SMS_SEGMENTS,
+    max_subject_chars: int = DEFAULT_MAX_SUBJECT_CHARS,
+    display_root: str | None = None,
+    offer_usage: Mapping[str, frozenset[bool]] | None = None,
+) -> list[LintIssue]:
+    """Every problem found in every template under ``templates_dir``, sorted.
+
+    ``offer_usage`` maps a template set to the ``offer`` flags of the campaign variants
+    using it (from the config): a set used with ``offer = false`` must render without a
+    coupon (an error otherwise); a set no variant names gets a warning instead. Read-only.
+    An empty list means every set renders cleanly with the sample context.
+    """
+    env = make_environment(templates_dir, display_root=display_root)
+    issues: list[LintIssue] = []
+    if not templates_dir.is_dir():
+        return [LintIssue(env.display_root, None, "error", "templates folder not found")]
+    layouts = templates_dir / LAYOUTS_DIR
+    if layouts.is_dir():
+        for file in sorted(layouts.iterdir()):
+            if file.is_file() and not file.name.startswith("."):
+                issues.extend(_static_check(env, f"{LAYOUTS_DIR}/{file.name}"))
+    sets = list_template_sets(templates_dir)
+    if not sets:
+        issues.append(LintIssue(env.display_root, None, "error", "no template sets"))
+    for template_set in sets:
+        locales = available_locales(templates_dir, template_set)
+        if not locales:
+            issues.append(
+                LintIssue(display_name(env, template_set), None, "error", "no locale folders (e.g. en/, zh-CN/)")
+            )
+        for locale in locales:
+            issues.extend(
+                _lint_locale(
+                    env,
+                    template_set,
+                    locale,
+                    max_sms_segments,
+                    max_subject_chars,
+                    offer_usage.get(template_set) if offer_usage is not None else None,
+                )
+            )
+    return sorted(set(issues), key=lambda i: (i.path, i.line or 0, i.severity, i.message))
+
+
+def _lint_locale(
+    env: CampaignEnvironment,
+    template_set: str,
+    locale: str,
+    max_sms_segments: int,
+    max_subject_chars: int,
+    usage: frozenset[bool] | None,
+) -> list[LintIssue]:
+    prefix = f"{template_set}/{locale}"
+    folder = env.templates_dir / template_set / locale
+    present = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+    issues: list[LintIssue] = []
+    for name in sorted(present - KNOWN_FILES):
+        issues.append(
+            LintIssue(display_name(env, f"{prefix}/{name}"), None, "warning", "unknown file, never used")
+        )
+    static_errors = False
+    for name in sorted(present & KNOWN_FILES):
+        found = _static_check(env, f"{prefix}/{name}")
+        static_errors = static_errors or any(i.severity == "error" for i in found)
+        issues.extend(found)
+    email_files = set(FILES["email"])
+    has_email = bool(present & email_files)
+    has_sms = "sms.txt" in present
+    if has_email and not email_files <= present:
+        missing = ", ".join(sorted(email_files - present))
+        issues.append(LintIssue(display_name(env, prefix), None, "error", f"email is missing {missing}"))
+        has_email = False
+    if not has_email and not has_sms and not present & email_files:
+        issues.append(
+            LintIssue(display_name(env, prefix), None, "error", "no email (subject.txt, email.html, email.txt) or sms.txt")
+        )
+    if static_errors:
+        # Rendering would only repeat the same mistakes with less precise lines.
+        return issues
+    if has_email:
+        issues.extend(_check_email(env, template_set, locale, max_subject_chars))
+    if has_sms:
+        issues.extend(_check_sms(env, template_set, locale, max_sms_segments))
+    issues.extend(_check_without_coupon(env, template_set, locale, has_email, has_sms, usage))
+    return issues
+
+
+def _check_without_coupon(
+    env: CampaignEnvironment,
+    template_set: str,
+    locale: str,
+    has_email: bool,
+    has_sms: bool,
+    usage: frozenset[bool] | None,
+) -> list[LintIssue]:
+    """Renders with ``coupon`` none, as a variant with ``offer = false`` would."""
+    if usage == frozenset({True}):
+        return []
+    media = [m for m, present in (("email", has_email), ("sms", has_sms)) if present]
+    context = sample_context(locale, with_coupon=False)
+    for medium in media:
+        try:
+            render_message(env, template_set, medium, locale, context)  # type: ignore[arg-type]
+        except TemplateError as exc:
+            if usage is not None and False in usage:
+                return [_issue(exc, "error", " (a variant with offer = false uses this set: coupon is none)")]
+            return [
+                LintIssue(
+                    display_name(env, f"{template_set}/{locale}"),
+                    None,
+                    "warning",
+                    "needs a coupon: use this set only in variants with offer = true"
+                    " (or wrap coupon parts in {% if coupon %})",
+                )
+            ]
+    return []

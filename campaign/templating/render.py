@@ -1,0 +1,236 @@
+"""Render one message of a template set, within the render budget.
+
+A template set is a folder ``<templates>/<set>/<locale>/`` with ``subject.txt``,
+``email.html``, ``email.txt`` (email) and ``sms.txt`` (SMS). Every failure — syntax,
+an undefined name, a sandbox refusal, a blown budget — becomes one
+:class:`campaign.errors.TemplateError` naming the file and line, e.g.
+``templates/winback/en/email.html:12: 'first_nme' is undefined (did you mean
+'first_name'?)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
+
+from campaign.errors import TemplateError
+from campaign.templating.context import check_plain
+from campaign.templating.environment import (
+    CampaignEnvironment,
+    RenderBudget,
+    RenderLimitExceeded,
+    budget_scope,
+)
+
+Medium = Literal["email", "sms"]
+FILES: dict[str, tuple[str, ...]] = {
+    "email": ("subject.txt", "email.html", "email.txt"),
+    "sms": ("sms.txt",),
+}
+_UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+_NO_ATTRIBUTE = re.compile(r"has no attribute '([^']+)'$")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered message: ``subject`` and ``html`` for email, ``text`` always."""
+
+    subject: str | None
+    html: str | None
+    text: str
+
+
+def pick_locale(available: Iterable[str], wanted: str | None, default: str | None) -> str | None:
+    """The best locale folder for ``wanted``: exact, then same language, then ``default``.
+
+    Matching ignores case and ``-``/``_`` (``zh_cn`` finds ``zh-CN``); returns None when
+    nothing fits.
+    """
+    folders = list(available)
+
+    def norm(value: str) -> str:
+        return value.replace("_", "-").lower()
+
+    for candidate in (wanted, default):
+        if not candidate:
+            continue
+        for folder in folders:
+            if norm(folder) == norm(candidate):
+                return folder
+        language = norm(candidate).split("-")[0]
+        for folder in folders:
+            if norm(folder).split("-")[0] == language:
+                return folder
+    return folders[0] if len(folders) == 1 else None
+
+
+def _known_names(context: Mapping[str, Any]) -> list[str]:
+    names: set[str] = set(context)
+    stack: list[Any] = list(context.values())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            names.update(value)
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return sorted(names)
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _template_frame(exc: BaseException, filenames: set[str]) -> tuple[str | None, int | None]:
+    """The innermost traceback frame inside a template: (filename, template line)."""
+    found: tuple[str | None, int | None] = (None, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename in filenames or filename.endswith((".html", ".txt")):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def display_name(env: CampaignEnvironment, name: str) -> str:
+    """How a template name is shown to people: ``templates/winback/en/email.html``."""
+    return f"{env.display_root}/{name}"
+
+
+def _filename_to_name(env: CampaignEnvironment, filename: str | None) -> str | None:
+    if not filename:
+        return None
+    root = str(env.templates_dir.resolve())
+    try:
+        from pathlib import Path
+
+        return Path(filename).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def translate_error(
+    env: CampaignEnvironment, name: str, exc: Exception, context: Mapping[str, Any] | None
+) -> TemplateError:
+    """Turn a Jinja or budget exception from ``name`` into a :class:`TemplateError`."""
+    if isinstance(exc, TemplateSyntaxError):
+        where = _filename_to_name(env, exc.filename) or exc.name or name
+        return TemplateError(display_name(env, where), exc.message or str(exc), exc.lineno)
+    if isinstance(exc, TemplateNotFound):
+        return TemplateError(display_name(env, name), f"template not found: {exc.message}")
+    filename, line = _template_frame(exc, set())
+    where = _filename_to_name(env, filename) or name
+    message = str(exc)
+    if isinstance(exc, RenderLimitExceeded):
+        reason = f"refused: {message}"
+    elif isinstance(exc, SecurityError):
+        reason = f"refused by the sandbox: {message}"
+    elif isinstance(exc, UndefinedError):
+        top = _UNDEFINED_NAME.match(message)
+        attribute = _NO_ATTRIBUTE.search(message)
+        if top:
+            known = list(context or {}) + list(env.globals)
+            reason = f"'{top.group(1)}' is undefined{suggest(top.group(1), known)}"
+        elif attribute:
+            known = _known_names(context or {})
+            reason = f"{message}{suggest(attribute.group(1), known)}"
+        else:
+            reason = message
+    else:
+        reason = f"{type(exc).__name__}: {message}"
+    return TemplateError(display_name(env, where), reason, line)
+
+
+def load_template(env: CampaignEnvironment, name: str) -> Template:
+    """Compile ``name`` (cached by the environment).
+
+    Raises:
+        TemplateError: missing file or a syntax error, with file and line.
+    """
+    try:
+        return env.get_template(name)
+    except (TemplateSyntaxError, TemplateNotFound, SecurityError) as exc:
+        raise translate_error(env, name, exc, None) from None
+
+
+def render_template(
+    env: CampaignEnvironment,
+    name: str,
+    context: Mapping[str, Any],
+    budget: RenderBudget | None = None,
+) -> str:
+    """Render one template file under ``budget`` (time, loop and output limits).
+
+    Raises:
+        TemplateError: anything the template does wrong, with file and line.
+    """
+    template = load_template(env, name)
+    budget = budget or env.new_budget()
+    parts: list[str] = []
+    try:
+        with budget_scope(budget):
+            for chunk in template.generate(context):
+                budget.count_output(chunk)
+                parts.append(chunk)
+    except TemplateError:
+        raise
+    except Exception as exc:  # every template failure is the marketer's to fix
+        raise translate_error(env, name, exc, context) from None
+    return "".join(parts)
+
+
+def render_message(
+    env: CampaignEnvironment,
+    template_set: str,
+    medium: Medium,
+    locale: str,
+    context: Mapping[str, Any],
+    *,
+    default_locale: str | None = None,
+    budget: RenderBudget | None = None,
+) -> Rendered:
+    """Render the ``medium`` message of ``template_set`` for ``locale`` (pure given files).
+
+    The locale folder is chosen by :func:`pick_locale` (exact, same language, then
+    ``default_locale``); ``context`` must be plain data (see
+    :mod:`campaign.templating.context`) and its ``locale`` is set to the folder used.
+    The subject is stripped and must be one non-empty line.
+
+    Raises:
+        TemplateError: unknown set or locale, a non-plain context, or any template error.
+    """
+    locales = env.locales_of(template_set)
+    if not locales:
+        raise TemplateError(display_name(env, template_set), "no such template set")
+    folder = pick_locale(locales, locale, default_locale)
+    if folder is None:
+        raise TemplateError(display_name(env, template_set), f"no templates for locale {locale!r}")
+    data = dict(context)
+    data["locale"] = folder
+    try:
+        check_plain(data)
+    except TypeError as exc:
+        raise TemplateError(display_name(env, template_set), str(exc)) from None
+    budget = budget or env.new_budget()
+    prefix = f"{template_set}/{folder}"
+    if medium == "sms":
+        text = render_template(env, f"{prefix}/sms.txt", data, budget).strip()
+        return Rendered(subject=None, html=None, text=text)
+    if medium != "email":
+        raise TemplateError(display_name(env, template_set), f"unknown medium {medium!r}")
+    subject_name = f"{prefix}/subject.txt"
+    subject = " ".join(render_template(env, subject_name, data, budget).split())
+    if not subject:
+        raise TemplateError(display_name(env, subject_name), "the subject is empty", 1)
+    html = render_template(env, f"{prefix}/email.html", data, budget)
+    text = render_template(env, f"{prefix}/email.txt", data, budget).strip() + "\n"
+    return Rendered(subject=subject, html=html, text=text)
