@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from campaign import __version__
-from campaign.cli import db
+from campaign.cli import db, imports
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.add_typer(imports.app, name="import")
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""``campaign import users|products|events|responses FILE.csv``: validated bulk import."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from campaign.cli.common import console, progress_bar, state
+from campaign.ingest import count_rows, import_csv
+from campaign.ingest.readers import Kind
+
+app = typer.Typer(
+    help="Import the shop's users, products, events or responses from CSV (docs/import.md).",
+    no_args_is_help=True,
+)
+
+_FILE = typer.Argument(..., help="The CSV file (UTF-8, comma-separated, header row).")
+_SKIP = typer.Option(
+    False,
+    "--skip-invalid",
+    help="Import the valid rows and write the rejected ones to a side file.",
+)
+_REJECTS = typer.Option(
+    None,
+    "--rejects",
+    help="Where --skip-invalid writes rejected rows (default: FILE.rejected.csv).",
+)
+
+
+def _run(ctx: typer.Context, kind: Kind, file: Path, skip_invalid: bool, rejects: Path | None) -> None:
+    engine = state(ctx).engine()
+    with progress_bar(f"importing {file.name}", count_rows(file)) as advance:
+        report = import_csv(
+            engine,
+            kind,
+            file,
+            skip_invalid=skip_invalid,
+            rejects_path=rejects,
+            progress=advance,
+            now=datetime.now(UTC),
+        )
+    console.print(report.summary(), markup=False, soft_wrap=True)
+
+
+@app.command("users")
+def users_command(
+    ctx: typer.Context,
+    file: Path = _FILE,
+    skip_invalid: bool = _SKIP,
+    rejects: Path | None = _REJECTS,
+) -> None:
+    """Upsert users on user_id (never lifts a suppression)."""
+    _run(ctx, "users", file, skip_invalid, rejects)
+
+
+@app.command("products")
+def products_command(
+    ctx: typer.Context,
+    file: Path = _FILE,
+    skip_invalid: bool = _SKIP,
+    rejects: Path | None = _REJECTS,
+) -> None:
+    """Upsert products on product_id."""
+    _run(ctx, "products", file, skip_invalid, rejects)
+
+
+@app.command("events")
+def events_command(
+    ctx: typer.Context,
+    file: Path = _FILE,
+    skip_invalid: bool = _SKIP,
+    rejects: Path | None = _REJECTS,
+) -> None:
+    """Add events (deduplicated on event_id, or on content without one)."""
+    _run(ctx, "events", file, skip_invalid, rejects)
+
+
+@app.command("responses")
+def responses_command(
+    ctx: typer.Context,
+    file: Path = _FILE,
+    skip_invalid: bool = _SKIP,
+    rejects: Path | None = _REJECTS,
+) -> None:
+    """Add message responses (unknown message ids are kept as unmatched)."""
+    _run(ctx, "responses", file, skip_invalid, rejects)

@@ -1,0 +1,99 @@
+"""``campaign import ...`` through the real CLI: one-line summaries, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from campaign.cli import app
+from campaign.db.engine import make_engine
+from campaign.db.models import Event, User
+
+runner = CliRunner()
+
+
+def _config(tmp_path: Path, db_url: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "{db_url}"\n')
+    return path
+
+
+def _count(db_url: str, column: object) -> int:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(select(func.count(column))).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _invoke(config: Path, *args: str) -> object:
+    return runner.invoke(app, ["--config", str(config), "import", *args])
+
+
+def test_import_prints_a_one_line_summary(db_url: str, tmp_path: Path) -> None:
+    config = _config(tmp_path, db_url)
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,email\nu1,a@example.com\nu2,b@example.com\n")
+    result = runner.invoke(app, ["--config", str(config), "import", "users", str(users)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "users.csv: 2 rows, 2 inserted, 0 updated, 0 unchanged, 0 rejected"
+    )
+    again = runner.invoke(app, ["--config", str(config), "import", "users", str(users)])
+    assert again.stdout.strip().endswith("0 inserted, 0 updated, 2 unchanged, 0 rejected")
+
+
+def test_a_bad_row_exits_1_lists_the_error_and_imports_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, db_url)
+    users = tmp_path / "users.csv"
+    users.write_text("user_id\nu1\n")
+    assert runner.invoke(app, ["--config", str(config), "import", "users", str(users)]).exit_code == 0
+    events = tmp_path / "events.csv"
+    events.write_text("user_id,type,ts\nu1,view,2024-01-01\nu1,view,2024-13-01\n")
+    result = runner.invoke(app, ["--config", str(config), "import", "events", str(events)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: events.csv: 1 invalid row(s), nothing imported",
+        "events.csv:3: ts: not an ISO 8601 timestamp: '2024-13-01'",
+    ]
+    assert _count(db_url, Event.id) == 0
+
+
+def test_skip_invalid_imports_the_rest_and_names_the_rejects_file(
+    db_url: str, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, db_url)
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,timezone\nu1,UTC\nu2,Nowhere/City\n")
+    rejects = tmp_path / "bad-users.csv"
+    result = runner.invoke(
+        app,
+        ["--config", str(config), "import", "users", str(users), "--skip-invalid",
+         "--rejects", str(rejects)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 inserted" in result.stdout and "1 rejected" in result.stdout
+    assert "Nowhere/City" in rejects.read_text()
+    assert _count(db_url, User.id) == 1
+
+
+def test_a_missing_or_semicolon_file_is_one_line_and_exit_1(tmp_path: Path, sqlite_url: str) -> None:
+    config = _config(tmp_path, sqlite_url)
+    missing = runner.invoke(
+        app, ["--config", str(config), "import", "events", str(tmp_path / "nope.csv")]
+    )
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: file not found"
+    semicolons = tmp_path / "users.csv"
+    semicolons.write_text("user_id;email\nu1;a@example.com\n")
+    result = runner.invoke(app, ["--config", str(config), "import", "users", str(semicolons)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: users.csv:1: the header is separated by semicolons, not commas; "
+        "save the file as comma-separated CSV"
+    ]
