@@ -121,7 +121,10 @@ class RecommenderConfig(_Section):
 
 
 class QuietHours(_Section):
-    """Local-time window in which messages may be sent (start inclusive, end exclusive)."""
+    """Local-time window in which messages may be sent (start inclusive, end exclusive).
+
+    ``start > end`` is a window across midnight; ``start == end`` means no quiet hours.
+    """
 
     start: time = time(8, 0)
     end: time = time(21, 0)
@@ -139,8 +142,16 @@ class DeliveryConfig(_Section):
     lease_seconds: int = Field(120, ge=5)
     message_expiry_hours: float = Field(48.0, gt=0)
     quiet_hours: QuietHours = QuietHours()
+    # Per-medium defaults that beat ``quiet_hours``; SMS follows US TCPA hours (8am-9pm).
+    quiet_hours_by_medium: dict[str, QuietHours] = Field(
+        default_factory=lambda: {"sms": QuietHours(start=time(8, 0), end=time(21, 0))}
+    )
     frequency_cap: dict[str, int] = Field(default_factory=lambda: {"email": 2, "sms": 1})
     frequency_window_days: int = Field(7, ge=1)
+    poll_interval_seconds: float = Field(2.0, gt=0)
+    http_clients: int = Field(8, ge=1, le=256)
+    http_connections_per_client: int = Field(8, ge=1, le=256)
+    unsubscribe_mailto: str | None = None
 
 
 class ChannelConfig(_Section):
@@ -155,13 +166,18 @@ class ChannelConfig(_Section):
     username_env: str | None = None
     rate_per_second: float = Field(50.0, gt=0)
     quiet_hours: QuietHours | None = None
+    # Messages per provider request (SendGrid personalizations: up to 1000).
+    batch_size: int = Field(1, ge=1, le=1000)
+    status_callback_url: str | None = None
+    starttls: bool = False
     secret: SecretStr | None = Field(None, exclude=True)
+    username: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _needs_target(self) -> ChannelConfig:
         if self.kind == "file" and not self.path:
             raise ValueError("a 'file' channel needs 'path'")
-        if self.kind in ("webhook", "twilio", "sendgrid") and not self.url:
+        if self.kind in ("webhook", "twilio", "sendgrid", "smtp") and not self.url:
             raise ValueError(f"a {self.kind!r} channel needs 'url'")
         return self
 
@@ -355,6 +371,15 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str], source: s
                     f"environment variable {env_name} is not set",
                 )
             channel["secret"] = value
+        username_env = channel.get("username_env")
+        if username_env:
+            if username_env not in environ:
+                raise ConfigError(
+                    source,
+                    f"channels.{name}.username_env",
+                    f"environment variable {username_env} is not set",
+                )
+            channel["username"] = environ[username_env]
     server = data.get("server")
     if isinstance(server, dict) and server.get("secret_envs"):
         secrets = []

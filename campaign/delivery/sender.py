@@ -1,0 +1,450 @@
+"""The drain loop: claim → re-check → send → record, never losing, doubling or mistiming.
+
+One asyncio loop runs three kinds of task:
+
+* a **producer** claims due messages in batches (under a lease), re-checks each one at
+  send time (expiry, consent, suppressions, address, quiet hours in the recipient's
+  timezone) and queues the sendable ones, grouped for channels that take batches;
+* ``concurrency`` **workers**, each with its own HTTP lane, take a token from the
+  channel's bucket and send;
+* a **recorder** writes outcomes in batches (one ``executemany`` per kind).
+
+A message becomes ``sent`` only when its provider accepted it and that fact is
+committed; a crash before then leaves it ``sending`` until the lease runs out, when
+it is claimed again and re-sent with the same idempotency key. Database calls run on
+one worker thread (SQLite has one writer anyway), so the loop never blocks on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+
+from campaign.config import ChannelConfig, Config, QuietHours
+from campaign.db.dialect import is_postgresql
+from campaign.delivery import outbox, policy
+from campaign.delivery.channels import (
+    Channel,
+    HttpLanes,
+    OutgoingMessage,
+    Outcome,
+    SendResult,
+    build_channels,
+)
+from campaign.delivery.outbox import ClaimedMessage, Dead, Record, Retry, Sent, Skipped
+from campaign.delivery.ratelimit import TokenBucket
+from campaign.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+
+log = logging.getLogger("campaign.delivery")
+
+T = TypeVar("T")
+
+
+@dataclass
+class DrainReport:
+    """What one drain did. ``skipped`` counts by reason; ``requests`` are provider calls."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    deferred: int = 0
+    dead: int = 0
+    released: int = 0
+    requests: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    elapsed_seconds: float = 0.0
+
+    @property
+    def finished(self) -> int:
+        """Messages that reached a final status in this drain."""
+        return self.sent + self.dead + sum(self.skipped.values())
+
+
+@dataclass(frozen=True)
+class _Work:
+    channel: str
+    messages: list[tuple[ClaimedMessage, OutgoingMessage]]
+
+
+def make_owner() -> str:
+    """A lease owner id unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def quiet_window(name: str, channel: ChannelConfig, config: Config) -> QuietHours:
+    """The quiet-hours window of a channel: its own, else its medium's, else the default."""
+    if channel.quiet_hours is not None:
+        return channel.quiet_hours
+    by_medium = config.delivery.quiet_hours_by_medium.get(channel.medium)
+    return by_medium if by_medium is not None else config.delivery.quiet_hours
+
+
+def drain_outbox(
+    engine: Engine,
+    config: Config,
+    *,
+    once: bool,
+    now: Callable[[], datetime],
+    progress: Callable[[int], None] | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    rng: random.Random | None = None,
+    stop: threading.Event | None = None,
+    owner: str | None = None,
+) -> DrainReport:
+    """Send due outbox messages; with ``once``, return when none is due, else poll.
+
+    ``now`` is the clock (UTC-aware). ``channels`` replaces the adapters built from
+    ``config.channels`` (tests, benchmarks); ``rng`` draws the backoff jitter; setting
+    ``stop`` ends the drain gracefully: no new claims, in-flight sends finish, queued
+    work is released for the next sender. ``progress`` is called with the number of
+    messages that reached a final status, after each recorded batch.
+    """
+    drainer = _Drainer(
+        engine,
+        config,
+        once=once,
+        now=now,
+        progress=progress,
+        channels=channels,
+        rng=rng or random.Random(),
+        stop=stop or threading.Event(),
+        owner=owner or make_owner(),
+    )
+    loop_factory = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(drainer.run())
+
+
+class _Drainer:
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        *,
+        once: bool,
+        now: Callable[[], datetime],
+        progress: Callable[[int], None] | None,
+        channels: Mapping[str, Channel] | None,
+        rng: random.Random,
+        stop: threading.Event,
+        owner: str,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.delivery = config.delivery
+        self.once = once
+        self.now = now
+        self.progress = progress
+        self.injected = channels
+        self.rng = rng
+        self.stop = stop
+        self.owner = owner
+        self.report = DrainReport()
+        self.pending: list[Record] = []
+        self.inflight = 0
+        self.unsubscribe_secret = _unsubscribe_secret(config)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    async def run(self) -> DrainReport:
+        started = time.perf_counter()
+        delivery = self.delivery
+        self.executor = ThreadPoolExecutor(
+            max_workers=2 if is_postgresql(self.engine) else 1, thread_name_prefix="outbox"
+        )
+        self.lanes = HttpLanes(
+            clients=delivery.http_clients,
+            connections_per_client=delivery.http_connections_per_client,
+            timeout_seconds=delivery.timeout_seconds,
+        )
+        if self.injected is not None:
+            self.channels = dict(self.injected)
+        else:
+            self.channels = build_channels(
+                self.config.channels,
+                lanes=self.lanes,
+                clock=self.now,
+                timeout_seconds=delivery.timeout_seconds,
+                resolve_path=self.config.resolve_path,
+                status_callback_base=self.config.shop.base_url,
+            )
+        self.buckets = {
+            name: TokenBucket(cfg.rate_per_second) for name, cfg in self.config.channels.items()
+        }
+        self.queue: asyncio.Queue[_Work | None] = asyncio.Queue()
+        self.room = asyncio.Event()
+        self.room.set()
+        self.wake = asyncio.Event()
+        self.producing = True
+        recorder = asyncio.create_task(self._recorder())
+        workers = [asyncio.create_task(self._worker(lane)) for lane in range(delivery.concurrency)]
+        try:
+            await self._produce()
+            await self.queue.join()
+        finally:
+            for _ in workers:
+                self.queue.put_nowait(None)
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.producing = False
+            self.wake.set()
+            await recorder
+            await self._flush()
+            if self.injected is None:
+                for channel in self.channels.values():
+                    await channel.aclose()
+            await self.lanes.aclose()
+            self.executor.shutdown(wait=True)
+            self.report.elapsed_seconds = time.perf_counter() - started
+        return self.report
+
+    # -- producer -------------------------------------------------------------------
+
+    async def _produce(self) -> None:
+        batch_size = self.delivery.batch_size
+        while not self.stop.is_set():
+            if self.inflight >= batch_size:
+                # Keep at most about two batches claimed: claimed work ages toward its
+                # lease expiry while it waits.
+                self.room.clear()
+                await self.room.wait()
+                continue
+            claimed = await self._db(
+                outbox.claim_batch,
+                self.engine,
+                owner=self.owner,
+                now=self.now(),
+                lease_seconds=self.delivery.lease_seconds,
+                limit=batch_size,
+            )
+            if not claimed:
+                if self.once:
+                    return
+                await self._idle(self.delivery.poll_interval_seconds)
+                continue
+            self.report.claimed += len(claimed)
+            self._dispatch(claimed)
+
+    async def _idle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.2, seconds))
+
+    def _dispatch(self, claimed: list[ClaimedMessage]) -> None:
+        now = self.now()
+        groups: dict[str, list[tuple[ClaimedMessage, OutgoingMessage]]] = {}
+        for message in claimed:
+            decision = self._decide(message, now)
+            if isinstance(decision, OutgoingMessage):
+                groups.setdefault(message.channel, []).append((message, decision))
+            else:
+                self._add(decision)
+        for name, items in groups.items():
+            size = max(1, self.channels[name].max_batch)
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
+                self.inflight += len(chunk)
+                self.queue.put_nowait(_Work(name, chunk))
+
+    def _decide(self, message: ClaimedMessage, now: datetime) -> OutgoingMessage | Record:
+        """The send-time re-check of one claimed message."""
+        channel_config = self.config.channels.get(message.channel)
+        if channel_config is None or message.channel not in self.channels:
+            return Dead(message.id, f"channel {message.channel!r} is not configured")
+        if message.attempts > self.delivery.max_attempts:
+            return Dead(message.id, "attempts exhausted (sender lost its lease)")
+        if policy.is_expired(now, message.expires_at):
+            return Skipped(message.id, policy.SKIP_EXPIRED)
+        medium = channel_config.medium
+        address = message.address(medium)
+        reason = policy.skip_reason(
+            policy.Recipient(
+                medium=medium,
+                address=address,
+                consent_email=message.consent_email,
+                consent_sms=message.consent_sms,
+                suppressed=message.is_suppressed(medium),
+                forgotten=message.forgotten and not message.address_override,
+                is_test=message.is_test and bool(message.address_override),
+            )
+        )
+        if reason is not None:
+            return Skipped(message.id, reason)
+        if not message.is_test:
+            tz = policy.resolve_timezone(message.timezone, self.config.shop.timezone)
+            window = quiet_window(message.channel, channel_config, self.config)
+            allowed_at = policy.next_allowed_time(now, tz, window)
+            if allowed_at > now:
+                if policy.is_expired(allowed_at, message.expires_at):
+                    return Skipped(message.id, policy.SKIP_EXPIRED, "quiet hours until expiry")
+                self.report.deferred += 1
+                return Retry(message.id, allowed_at, refund=True)
+        assert address is not None
+        return self._outgoing(message, medium, address)
+
+    def _outgoing(self, message: ClaimedMessage, medium: str, address: str) -> OutgoingMessage:
+        unsubscribe_url = None
+        if medium == "email" and message.user_external_id:
+            unsubscribe_url = _unsubscribe_url(
+                self.config.shop.base_url,
+                self.unsubscribe_secret,
+                message.user_external_id,
+                message.channel,
+            )
+        is_sms = medium == "sms"
+        return OutgoingMessage(
+            message_id=message.id,
+            idempotency_key=message.idempotency_key,
+            channel=message.channel,
+            medium=medium,
+            to=address.strip(),
+            campaign=message.campaign,
+            subject=None if is_sms else message.subject,
+            html=None if is_sms else message.body,
+            text=(message.text_body or message.body) if is_sms else message.text_body,
+            variant=message.variant,
+            coupon_code=message.coupon_code,
+            unsubscribe_url=unsubscribe_url,
+            unsubscribe_mailto=self.delivery.unsubscribe_mailto if medium == "email" else None,
+            is_test=message.is_test,
+        )
+
+    # -- workers --------------------------------------------------------------------
+
+    async def _worker(self, lane: int) -> None:
+        while True:
+            work = await self.queue.get()
+            if work is None:
+                self.queue.task_done()
+                return
+            try:
+                await self._send(work, lane)
+            finally:
+                self.inflight -= len(work.messages)
+                if self.inflight < self.delivery.batch_size:
+                    self.room.set()
+                self.queue.task_done()
+
+    async def _send(self, work: _Work, lane: int) -> None:
+        channel = self.channels[work.channel]
+        margin = timedelta(seconds=self.delivery.timeout_seconds + 1)
+        live: list[tuple[ClaimedMessage, OutgoingMessage]] = []
+        now = self.now()
+        for claimed, outgoing in work.messages:
+            # Never send under a lease that may run out mid-request, nor after a stop.
+            if self.stop.is_set() or now + margin > claimed.lease_until:
+                self.report.released += 1
+                self._add(Retry(claimed.id, now, refund=True))
+            else:
+                live.append((claimed, outgoing))
+        if not live:
+            return
+        bucket = self.buckets.get(work.channel)
+        if bucket is not None:
+            await bucket.acquire()
+        self.report.requests += 1
+        try:
+            outcomes = await channel.send([outgoing for _, outgoing in live], lane=lane)
+        except Exception as exc:  # a bug in an adapter must not stop the drain
+            log.exception("delivery.channel.crashed channel=%s", work.channel)
+            error = TransientDeliveryError(work.channel, f"internal error: {exc!r}")
+            outcomes = [error for _ in live]
+        now = self.now()
+        for (claimed, _), outcome in zip(live, outcomes, strict=True):
+            self._add(self._after_send(claimed, outcome, now))
+
+    def _after_send(self, message: ClaimedMessage, outcome: Outcome, now: datetime) -> Record:
+        if isinstance(outcome, SendResult):
+            return Sent(message.id, outcome.provider_message_id)
+        error = _describe(outcome)
+        if isinstance(outcome, PermanentDeliveryError) or not isinstance(outcome, DeliveryError):
+            return Dead(message.id, error)
+        if message.attempts >= self.delivery.max_attempts:
+            return Dead(message.id, f"attempts exhausted: {error}")
+        retry_after = outcome.retry_after if isinstance(outcome, TransientDeliveryError) else None
+        delay = policy.retry_delay(
+            message.attempts,
+            base_seconds=self.delivery.backoff_base_seconds,
+            max_seconds=self.delivery.backoff_max_seconds,
+            rng=self.rng,
+            retry_after=retry_after,
+        )
+        at = now + timedelta(seconds=delay)
+        if policy.is_expired(at, message.expires_at):
+            return Skipped(message.id, policy.SKIP_EXPIRED, error)
+        return Retry(message.id, at, error)
+
+    # -- recorder -------------------------------------------------------------------
+
+    def _add(self, record: Record) -> None:
+        self.pending.append(record)
+        report = self.report
+        if isinstance(record, Sent):
+            report.sent += 1
+        elif isinstance(record, Dead):
+            report.dead += 1
+            log.warning("delivery.message.dead id=%s error=%s", record.id, record.error)
+        elif isinstance(record, Skipped):
+            report.skipped[record.reason] += 1
+        elif not record.refund:
+            report.retried += 1
+        if len(self.pending) >= 1000:
+            self.wake.set()
+
+    async def _recorder(self) -> None:
+        while self.producing:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=0.05)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self.pending:
+            return
+        records, self.pending = self.pending, []
+        await self._db(outbox.record_outcomes, self.engine, records, owner=self.owner, now=self.now())
+        if self.progress is not None:
+            final = sum(1 for r in records if not isinstance(r, Retry))
+            if final:
+                self.progress(final)
+
+
+def _describe(outcome: BaseException) -> str:
+    text = str(outcome) or type(outcome).__name__
+    return text[:1000]
+
+
+def _unsubscribe_secret(config: Config) -> bytes:
+    from campaign.planner.links import unsubscribe_secret
+
+    secrets = tuple(s.get_secret_value() for s in config.server.secrets)
+    return unsubscribe_secret(secrets, config.shop.name, config.database_url())
+
+
+def _unsubscribe_url(base_url: str, secret: bytes, user_key: str, channel: str) -> str:
+    from campaign.planner.links import unsubscribe_url
+
+    return unsubscribe_url(base_url, secret, user_key, channel)
