@@ -87,7 +87,7 @@ class HybridRecommender:
         user_history_half: float = 3.0,
         item_history_half: float = 5.0,
         popularity_weight: float = 0.2,
-        category_share: float = 0.5,
+        category_share: float = 0.7,
         buy_again_weight: float = 3.0,
         repeat_share: float = 0.5,
         frequency_share: float = 0.0,
@@ -300,10 +300,8 @@ class HybridRecommender:
             user_affinity[has_code] = np.asarray(
                 affinity[row_index[has_code], codes[has_code]]
             ).ravel()
-            parts[:, 2] = (
-                self.popularity_weight
-                * self.popularity_.popularity_[col_index]
-                * (1.0 - self.category_share + self.category_share * user_affinity)
+            parts[:, 2] = self.popularity_weight * self.popularity_.score_pairs(
+                user_affinity, col_index
             )
         else:
             user_affinity = np.zeros(n, dtype=np.float64)

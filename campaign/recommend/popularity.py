@@ -26,14 +26,15 @@ class Popularity:
 
     Parameters:
         category_share: share of the score that comes from the user's affinity with the
-            item's category (0 = global popularity only).
+            item's category (0 = global popularity only; above 2/3 the favourite
+            category always comes first).
 
     Fitted attributes:
         popularity_: float32 per item in [0, 1] (the most popular item is 1).
         category_codes_: category code per item (-1 for none).
     """
 
-    def __init__(self, category_share: float = 0.5) -> None:
+    def __init__(self, category_share: float = 0.7) -> None:
         self.category_share = category_share
 
     def fit(
@@ -66,14 +67,26 @@ class Popularity:
         return sparse.csr_matrix(sparse.diags(inverse.astype(np.float32)) @ per_category)
 
     def score(self, interactions: sparse.csr_matrix) -> np.ndarray:
-        """Dense users × items scores ``pop_j * (1 - s + s * affinity[u, cat_j])``."""
+        """Dense users × items scores in [0, 1].
+
+        ``(1 - s) * pop_j + s * affinity[u, cat_j] * (1 + pop_j) / 2`` with
+        ``s = category_share``: when ``s / 2 > 1 - s`` (s > 2/3), every item of the user's favourite category ranks
+        above every item elsewhere: popular in the category first, then popular
+        everywhere.
+        """
         if self._categories.shape[1] == 0:
-            return np.tile(self.popularity_, (interactions.shape[0], 1))
-        base = (1.0 - self.category_share) * self.popularity_
+            base = (1.0 - self.category_share) * self.popularity_
+            return np.tile(base, (interactions.shape[0], 1))
         boost = sparse.csr_matrix(self.affinity(interactions) @ self._categories.T)
-        boost = sparse.csr_matrix(
-            boost @ sparse.diags(self.category_share * self.popularity_)
-        )
-        out = boost.toarray().astype(np.float32, copy=False)
-        out += base[None, :]
+        factor = (self.category_share * 0.5 * (1.0 + self.popularity_)).astype(np.float32)
+        out = sparse.csr_matrix(boost @ sparse.diags(factor)).toarray().astype(np.float32)
+        out += ((1.0 - self.category_share) * self.popularity_)[None, :]
         return out
+
+    def score_pairs(self, affinity: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The same score for chosen (user, item) pairs given the user's affinity to
+        each item's category."""
+        pop = self.popularity_[items].astype(np.float64)
+        return (1.0 - self.category_share) * pop + self.category_share * affinity * 0.5 * (
+            1.0 + pop
+        )

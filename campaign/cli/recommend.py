@@ -1,0 +1,179 @@
+"""``campaign recommend`` and ``campaign evaluate recommend``."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.table import Table
+
+from campaign.cli.common import console, progress_bar, state
+from campaign.cli.model import evaluate_app
+from campaign.errors import InputError, NotFound
+from campaign.recommend.data import (
+    active_user_ids,
+    load_events,
+    load_products,
+    newest_event_time,
+    user_external_ids,
+    user_ids_by_external,
+)
+from campaign.recommend.evaluate import SCOPES, evaluate_recommenders
+from campaign.recommend.service import fit_recommender, make_recommender, recommend_with
+
+CSV_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
+EVALUATION_WINDOW_DAYS = 30
+
+
+def _parse_when(value: str | None, option: str) -> datetime | None:
+    """``2026-11-01`` or an ISO 8601 datetime (naive means UTC) → aware UTC datetime."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime", param_hint=option
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _write_csv(frame: pd.DataFrame, out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in frame.itertuples(index=False):
+        writer.writerow([row.user_id, row.rank, row.product_id, f"{row.score:.6f}", row.reason])
+
+
+def recommend_command(
+    ctx: typer.Context,
+    user: str | None = typer.Option(
+        None, "--user", help="Only this user (the shop's user id); default: every active user."
+    ),
+    k: int | None = typer.Option(
+        None, "-k", "--k", min=1, max=100, help="Products per user (default: [recommender] k)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the CSV here instead of standard output."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Recommend as of this date, using only earlier events (default: now)."
+    ),
+) -> None:
+    """Recommend products per user: CSV user_id,rank,product_id,score,reason."""
+    app_state = state(ctx)
+    config = app_state.config().recommender
+    engine = app_state.engine()
+    when = _parse_when(as_of, "--as-of") or datetime.now(UTC)
+    top = k or config.k
+    with engine.connect() as connection:
+        if user is not None:
+            found = user_ids_by_external(connection, [user])
+            if user not in found:
+                raise NotFound("user", user)
+            user_ids = np.asarray([found[user]], dtype=np.int64)
+        else:
+            user_ids = active_user_ids(connection, when)
+        fitted = fit_recommender(connection, config, when)
+        with progress_bar("recommending", len(user_ids)) as advance:
+            result = recommend_with(fitted, config, user_ids, top, progress=advance)
+        externals = user_external_ids(connection, user_ids.tolist())
+    frame = pd.DataFrame(
+        {
+            "user_id": result["user_id"].map(externals),
+            "rank": result["rank"],
+            "product_id": result["product_external_id"],
+            "score": result["score"],
+            "reason": result["reason"],
+        }
+    )
+    if output is None:
+        _write_csv(frame, sys.stdout)
+        return
+    try:
+        with output.open("w", encoding="utf-8", newline="") as out:
+            _write_csv(frame, out)
+    except OSError as exc:
+        raise InputError(str(output), f"cannot write: {exc.strerror or exc}") from None
+    console.print(
+        f"wrote {len(frame)} recommendations for {frame['user_id'].nunique()} users to {output}",
+        markup=False,
+    )
+
+
+def evaluate_recommend_command(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="Split time T: fit before it, score purchases in the 30 days after "
+        "(default: newest event minus 30 days).",
+    ),
+    k: int | None = typer.Option(
+        None, "-k", "--k", min=1, max=100, help="Cut-off (default: [recommender] k)."
+    ),
+) -> None:
+    """Offline recommender quality: recall@k, NDCG@k and coverage beside baselines."""
+    app_state = state(ctx)
+    config = app_state.config().recommender
+    engine = app_state.engine()
+    top = k or config.k
+    with engine.connect() as connection:
+        when = _parse_when(as_of, "--as-of")
+        if when is None:
+            newest = newest_event_time(connection)
+            if newest is None:
+                raise NotFound("events", "the database has no events to evaluate on")
+            when = newest - timedelta(days=EVALUATION_WINDOW_DAYS)
+        end = when + timedelta(days=EVALUATION_WINDOW_DAYS)
+        weighted = {t for t, w in config.event_weights.items() if w > 0} | {"purchase"}
+        events = load_events(connection, end, types=weighted)
+        products = load_products(connection)
+    with progress_bar("evaluating", None) as advance:
+        result = evaluate_recommenders(
+            events,
+            products,
+            when,
+            make_recommender(config),
+            event_weights=config.event_weights,
+            half_life_days=config.half_life_days,
+            k=top,
+            window_days=EVALUATION_WINDOW_DAYS,
+            progress=advance,
+        )
+    console.print(
+        f"as of {when:%Y-%m-%d %H:%M} UTC: fit on {result.train_users} users' history, "
+        f"scored on purchases in the next {EVALUATION_WINDOW_DAYS} days",
+        markup=False,
+    )
+    titles = {
+        "all": "all purchases (repurchases allowed)",
+        "new": "new items only (never bought before T)",
+    }
+    for scope in SCOPES:
+        table = Table(
+            title=f"{titles[scope]}: {result.target_users[scope]} users", title_justify="left"
+        )
+        table.add_column("model")
+        table.add_column(f"recall@{top}", justify="right")
+        table.add_column(f"NDCG@{top}", justify="right")
+        table.add_column("coverage", justify="right")
+        for row in result.metrics.loc[result.metrics["scope"] == scope].itertuples():
+            table.add_row(
+                str(row.model),
+                f"{row.recall:.4f}",
+                f"{row.ndcg:.4f}",
+                f"{row.coverage:.4f}",
+            )
+        console.print(table)
+
+
+
+# `campaign evaluate` is the churn part's group (cli/model.py); we add our command to it.
+evaluate_app.command("recommend")(evaluate_recommend_command)
