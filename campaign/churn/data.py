@@ -71,3 +71,13 @@ def load_user_info(connection: Connection, user_ids: Iterable[int] | None = None
     if ids is not None:
         frame = frame.reindex(ids)
     return frame
+
+
+def count_customers(connection: Connection, as_of: datetime, lookback_days: int) -> int:
+    """How many users bought in ``[as_of - lookback_days, as_of)`` (for progress bars)."""
+    statement = select(func.count(func.distinct(Event.user_id))).where(
+        Event.type == EventType.PURCHASE,
+        Event.ts >= as_of - timedelta(days=lookback_days),
+        Event.ts < as_of,
+    )
+    return int(connection.execute(statement).scalar() or 0)

@@ -8,6 +8,7 @@ import typer
 
 from campaign import __version__
 from campaign.cli import db, imports
+from campaign.cli import model
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -46,6 +47,9 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.command("train")(model.train_command)
+app.command("score")(model.score_command)
+app.add_typer(model.evaluate_app, name="evaluate")
 app.add_typer(imports.app, name="import")
 
 

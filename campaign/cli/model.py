@@ -1,0 +1,160 @@
+"""``campaign train``, ``campaign score`` and the ``campaign evaluate`` sub-app.
+
+``evaluate_app`` is shared: the recommender adds ``evaluate recommend`` to it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from campaign.cli.common import console, progress_bar, state
+from campaign.errors import InputError
+
+evaluate_app = typer.Typer(help="Offline quality checks of the models.", no_args_is_help=True)
+
+AS_OF_HELP = "As-of time T (ISO date or datetime, naive means UTC; default: newest event)."
+HORIZON_HELP = "Churn horizon in days (default: config model.horizon_days)."
+
+
+def parse_as_of(value: str | None) -> datetime | None:
+    """``--as-of`` as an aware UTC datetime (None stays None); InputError when invalid."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError("--as-of", f"not an ISO date or datetime: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _number(value: float, name: str) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if name == "customers":
+        return f"{int(value)}"
+    if name == "churn_rate":
+        return f"{value:.1%}"
+    return f"{value:.3f}"
+
+
+def metrics_table(table: pd.DataFrame, title: str) -> Table:
+    """A rich table of a metrics frame (rows: metrics, columns: models)."""
+    from campaign.churn.evaluate import METRIC_LABELS
+
+    out = Table(title=title, title_justify="left")
+    out.add_column("metric")
+    for column in table.columns:
+        out.add_column(str(column), justify="right")
+    for name, row in table.iterrows():
+        out.add_row(METRIC_LABELS.get(str(name), str(name)), *(_number(v, str(name)) for v in row))
+    return out
+
+
+@evaluate_app.command("churn")
+def evaluate_churn_command(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
+) -> None:
+    """Train on T-2h, score T-h, compare with (T-h, T]: tree beside the recency baseline."""
+    from campaign.churn.training import evaluate_churn
+
+    app_state = state(ctx)
+    config = app_state.config()
+    with progress_bar("snapshots", config.model.snapshots + 1) as advance:
+        evaluation = evaluate_churn(
+            app_state.engine(), config.model, parse_as_of(as_of), horizon_days, progress=advance
+        )
+    console.print(
+        f"T = {evaluation.as_of:%Y-%m-%d %H:%M} UTC, horizon {evaluation.horizon_days} days: "
+        f"trained on snapshots up to {evaluation.train_at:%Y-%m-%d}, scored "
+        f"{evaluation.holdout_at:%Y-%m-%d}, outcomes from the {evaluation.horizon_days} days after"
+    )
+    params = evaluation.fit.params
+    console.print(
+        f"tree: max_depth={params['max_depth']}, min_samples_leaf={params['min_samples_leaf']}, "
+        f"{params['training_rows']} training rows from {params['snapshots']} snapshot(s)"
+    )
+    console.print(metrics_table(evaluation.table, "churn, forward holdout"))
+
+
+def train_command(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
+) -> None:
+    """Train a churn model, print its evaluation, activate it if not worse than the active one."""
+    from campaign.churn.training import train_churn
+
+    app_state = state(ctx)
+    config = app_state.config()
+    with progress_bar("training", 2 * config.model.snapshots + 1) as advance:
+        report = train_churn(
+            app_state.engine(),
+            config.model,
+            parse_as_of(as_of),
+            horizon_days,
+            now=datetime.now(UTC),
+            progress=advance,
+        )
+    params = report.params
+    console.print(
+        f"model version {report.version_id}: max_depth={params['max_depth']}, "
+        f"min_samples_leaf={params['min_samples_leaf']}, {params['training_rows']} training "
+        f"rows from {params['snapshots']} snapshot(s)"
+    )
+    if report.evaluation is not None:
+        console.print(
+            metrics_table(
+                report.evaluation.table,
+                f"forward holdout (scored {report.evaluation.holdout_at:%Y-%m-%d})",
+            )
+        )
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(report.decision, markup=False)
+
+
+def score_command(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write user_id,risk,tier,reason for every customer here."
+    ),
+) -> None:
+    """Score every customer with the active model and store the scores."""
+    from campaign.churn.data import count_customers
+    from campaign.churn.scoring import score_and_store
+    from campaign.churn.training import default_as_of
+
+    app_state = state(ctx)
+    config = app_state.config()
+    engine = app_state.engine()
+    when = parse_as_of(as_of)
+    with engine.connect() as connection:
+        when = when or default_as_of(connection)
+        total = count_customers(connection, when, config.model.lookback_days)
+    with progress_bar("scoring", total) as advance:
+        scores = score_and_store(engine, config.model, when, progress=advance)
+    frame = scores.reset_index(drop=True).rename(columns={"external_id": "user_id"})
+    frame["risk"] = frame["risk"].round(4)
+    if output is not None:
+        frame[["user_id", "risk", "tier", "reason"]].to_csv(output, index=False)
+        console.print(f"{len(frame)} customers scored as of {when:%Y-%m-%d %H:%M} UTC -> {output}")
+    else:
+        console.print(f"{len(frame)} customers scored as of {when:%Y-%m-%d %H:%M} UTC")
+    counts = frame["tier"].value_counts()
+    console.print(", ".join(f"{tier}: {n}" for tier, n in counts.items()) or "no customers")
+    if output is None and len(frame):
+        table = Table(title="highest risk", title_justify="left")
+        for column in ("user_id", "risk", "tier", "reason"):
+            table.add_column(column, overflow="fold")
+        for row in frame.head(10).itertuples(index=False):
+            table.add_row(str(row.user_id), f"{row.risk:.3f}", row.tier, row.reason)
+        console.print(table)
