@@ -9,6 +9,7 @@ import typer
 from campaign import __version__
 from campaign.cli import db, imports
 from campaign.cli import model
+from campaign.cli import send
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.command("send")(send.send_command)
 app.command("train")(model.train_command)
 app.command("score")(model.score_command)
 app.add_typer(model.evaluate_app, name="evaluate")

@@ -11,12 +11,17 @@ import smtplib
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import unquote, urlsplit
 
 from campaign.delivery.channels.base import OutgoingMessage, SendResult, SingleChannel
 from campaign.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+
+
+# Long unsubscribe URLs stay on one header line (RFC 5322 allows 998 characters).
+_POLICY = email_policy.default.clone(max_line_length=998)
 
 
 class SmtpChannel(SingleChannel):
@@ -69,7 +74,7 @@ class SmtpChannel(SingleChannel):
 
     def build(self, message: OutgoingMessage) -> EmailMessage:
         """The MIME message: text with an HTML alternative, unsubscribe and key headers."""
-        email = EmailMessage()
+        email = EmailMessage(policy=_POLICY)
         email["From"] = self._from
         email["To"] = message.to
         email["Subject"] = message.subject or ""

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from campaign.delivery import signing
 from campaign.delivery.channels.base import (
     IDEMPOTENCY_HEADER,
     HttpLanes,
@@ -79,9 +80,7 @@ class WebhookChannel(SingleChannel):
             "webhook-timestamp": str(timestamp),
         }
         if self._secret:
-            from campaign.delivery import signing  # TODO: top-level once signing.py lands
-
-            headers["webhook-signature"] = signing.sign(
+            headers[signing.SIGNATURE_HEADER] = signing.sign(
                 self._secret, message.idempotency_key, timestamp, body
             )
         return headers

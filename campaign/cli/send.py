@@ -1,0 +1,96 @@
+"""``campaign send``: drain the outbox (or requeue dead messages)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+
+import typer
+from rich.table import Table
+
+from campaign.cli.common import console, err_console, progress_bar, state
+from campaign.delivery.outbox import count_by_status, requeue_dead
+from campaign.delivery.sender import DrainReport, drain_outbox
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def send_command(
+    ctx: typer.Context,
+    once: bool = typer.Option(
+        False, "--once", help="Send what is due now, then exit (default: keep polling)."
+    ),
+    requeue_dead_: bool = typer.Option(
+        False,
+        "--requeue-dead",
+        help="Move dead messages back to the queue (after fixing a provider), then exit.",
+    ),
+    campaign: str | None = typer.Option(
+        None, "--campaign", help="With --requeue-dead: only this campaign's messages."
+    ),
+) -> None:
+    """Deliver queued messages through their channels, with retries and quiet hours.
+
+    Without --once it keeps polling; the first Ctrl-C or SIGTERM stops claiming and
+    lets in-flight sends finish, a second one exits at once.
+    """
+    app_state = state(ctx)
+    config = app_state.config()
+    engine = app_state.engine()
+    if campaign is not None and not requeue_dead_:
+        raise typer.BadParameter("--campaign needs --requeue-dead", param_hint="--campaign")
+    if requeue_dead_:
+        if campaign is not None:
+            config.campaign(campaign)
+        moved = requeue_dead(engine, now=_utcnow(), campaign=campaign)
+        console.print(f"requeued {moved} dead message(s)")
+        return
+    stop = threading.Event()
+    previous = _install_stop_handlers(stop) if not once else {}
+    try:
+        due = count_by_status(engine).get("queued", 0)
+        with progress_bar("sending", due or None) as advance:
+            report = drain_outbox(
+                engine, config, once=once, now=_utcnow, progress=advance, stop=stop
+            )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    _print_report(report)
+
+
+def _install_stop_handlers(stop: threading.Event) -> dict[int, object]:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        err_console.print("stopping: finishing in-flight sends (again to quit now)")
+        stop.set()
+
+    previous: dict[int, object] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handle)
+    return previous
+
+
+def _print_report(report: DrainReport) -> None:
+    table = Table(title="delivery", show_header=True)
+    table.add_column("outcome")
+    table.add_column("messages", justify="right")
+    table.add_row("sent", str(report.sent))
+    table.add_row("retry later", str(report.retried))
+    table.add_row("deferred (quiet hours)", str(report.deferred))
+    table.add_row("dead", str(report.dead))
+    for reason, count in sorted(report.skipped.items()):
+        table.add_row(f"skipped: {reason}", str(count))
+    if report.released:
+        table.add_row("released (not sent)", str(report.released))
+    console.print(table)
+    rate = report.finished / report.elapsed_seconds if report.elapsed_seconds else 0.0
+    console.print(
+        f"{report.claimed} claimed, {report.requests} provider request(s) in "
+        f"{report.elapsed_seconds:.1f} s ({rate:.0f} messages/s)"
+    )
