@@ -8,6 +8,7 @@ import typer
 
 from campaign import __version__
 from campaign.cli import db, imports
+from campaign.cli import campaigns
 from campaign.cli import model
 from campaign.cli import send
 from campaign.cli.common import AppState, CampaignGroup
@@ -48,6 +49,8 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.command("run")(campaigns.run_command)
+app.command("preview")(campaigns.preview_command)
 app.command("send")(send.send_command)
 app.command("train")(model.train_command)
 app.command("score")(model.score_command)

@@ -1,0 +1,171 @@
+"""``campaign run`` and ``campaign preview``: plan a campaign run, or look before you leap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from campaign.cli.common import console, progress_bar, state
+from campaign.db.migrate import require_current
+from campaign.planner.content import validate_campaign_templates
+from campaign.planner.preview import open_read_only, preview_run, write_preview_html
+from campaign.planner.run import (
+    ALREADY_PLANNED,
+    PAUSED,
+    RunReport,
+    parse_seed_list,
+    plan_run,
+    plan_test_send,
+)
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """``2026-11-01`` or an ISO 8601 datetime (naive means UTC) → aware UTC datetime."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime", param_hint=option
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _times(as_of: str | None, slot: str | None) -> tuple[datetime, datetime]:
+    """as_of defaults to now; the slot of a manual run is the as-of date (00:00 UTC)."""
+    when = parse_when(as_of, "--as-of") or datetime.now(UTC)
+    slot_at = parse_when(slot, "--slot") or when.replace(hour=0, minute=0, second=0, microsecond=0)
+    return when, slot_at
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _counts_table(report: RunReport) -> Table:
+    table = Table(title=f"{report.campaign} at {report.slot:%Y-%m-%d %H:%M} UTC")
+    table.add_column("outcome")
+    table.add_column("users", justify="right")
+    for key in ("queued", "held_out", "skipped"):
+        if key in report.counts:
+            table.add_row(key, str(report.counts[key]))
+    for key, value in sorted(report.counts.items()):
+        if key.startswith("skipped."):
+            table.add_row(f"  {key.split('.', 1)[1]}", str(value))
+    return table
+
+
+def run_command(
+    ctx: typer.Context,
+    campaign: str = typer.Argument(..., help="Campaign name from the config."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Score and recommend as of this date (default: now)."
+    ),
+    slot: str | None = typer.Option(
+        None, "--slot", help="Scheduled slot this run fills (default: the as-of date, 00:00 UTC)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decide and render; write nothing."),
+    test_to: Path | None = typer.Option(
+        None, "--test-to", help="Send real messages of a few sample users to the seed "
+        "addresses in this file (one a line) only.", exists=True, dir_okay=False,
+    ),
+) -> None:
+    """Plan one run of a campaign: every decision goes to the outbox in one transaction."""
+    app_state = state(ctx)
+    config = app_state.config()
+    validate_campaign_templates(config)
+    when, slot_at = _times(as_of, slot)
+    if test_to is not None:
+        seeds = parse_seed_list(test_to.read_text(encoding="utf-8"), str(test_to))
+        report = plan_test_send(
+            app_state.engine(), config, campaign, seeds, as_of=when, now=_now
+        )
+        console.print(f"test send of {campaign}: {len(report.messages)} message(s) queued")
+        for message in report.messages:
+            console.print(
+                f"  {message.address} <- {message.channel} ({message.variant}) as "
+                f"{message.external_id}: {message.subject or message.text[:60]}",
+                markup=False,
+            )
+        return
+    engine = open_read_only(config.database_url()) if dry_run else app_state.engine()
+    try:
+        if dry_run:
+            require_current(engine)
+        with progress_bar(f"planning {campaign}", None) as advance:
+            report = plan_run(
+                engine, config, campaign, as_of=when, slot=slot_at, dry_run=dry_run,
+                progress=advance, now=_now,
+            )
+    finally:
+        if dry_run:
+            engine.dispose()
+    if report.outcome in (PAUSED, ALREADY_PLANNED):
+        for note in report.notes:
+            console.print(note, markup=False)
+        return
+    console.print(_counts_table(report))
+    if dry_run:
+        console.print("dry run: nothing was written, no coupon reserved")
+    else:
+        console.print(f"run {report.run_id} planned: {report.counts.get('queued', 0)} queued")
+
+
+def preview_command(
+    ctx: typer.Context,
+    campaign: str = typer.Argument(..., help="Campaign name from the config."),
+    limit: int = typer.Option(10, "--limit", min=1, help="Rows shown and messages rendered."),
+    user: str | None = typer.Option(None, "--user", help="Only this user (the shop's id)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="As of this date (default: now)."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write an HTML page of the preview here.", dir_okay=False
+    ),
+) -> None:
+    """Show who would get what and why, with rendered messages; writes and sends nothing."""
+    config = state(ctx).config()
+    validate_campaign_templates(config)
+    when, slot_at = _times(as_of, None)
+    engine = open_read_only(config.database_url())
+    try:
+        require_current(engine)
+        report = preview_run(
+            engine, config, campaign, as_of=when, slot=slot_at, limit=limit, user=user, now=_now
+        )
+    finally:
+        engine.dispose()
+    if report.outcome == PAUSED:
+        for note in report.notes:
+            console.print(note, markup=False)
+        return
+    table = Table(title=f"preview of {campaign} (nothing written)")
+    table.add_column("user", no_wrap=True)
+    table.add_column("risk")
+    table.add_column("channel", overflow="fold")
+    table.add_column("decision", no_wrap=True)
+    for column in ("variant", "coupon", "subject / error"):
+        table.add_column(column, overflow="fold")
+    for row in report.decisions.head(limit).itertuples(index=False):
+        decision = f"skipped: {row.skip_reason}" if row.skip_reason else str(row.status)
+        table.add_row(
+            str(row.external_id), f"{row.risk:.2f}", str(row.channel), decision,
+            str(row.variant or ""),
+            f"-{row.percent_off}% {row.coupon_code}" if row.coupon_code else "",
+            str(row.subject or row.last_error or ""),
+        )
+    console.print(table)
+    console.print(_counts_table(report))
+    for message in report.messages[:3]:
+        console.rule(f"{message.external_id} via {message.channel} ({message.variant})")
+        if message.subject:
+            console.print(f"Subject: {message.subject}", markup=False)
+        console.print(message.text, markup=False)
+        if message.products:
+            picks = ", ".join(f"{p['id']} ({p['reason']})" for p in message.products)
+            console.print(f"products: {picks}", markup=False)
+    if html is not None:
+        write_preview_html(report, html)
+        console.print(f"wrote {html}")

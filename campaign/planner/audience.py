@@ -1,0 +1,351 @@
+"""Who a run considers, and why each person may not get a message.
+
+Two halves:
+
+* :func:`load_audience` reads everything a run needs in a handful of bulk, grouped
+  SQL queries (latest churn scores, users, suppressions, recent message counts per
+  channel, this campaign's recent messages, spend) and returns one frame.
+* :func:`decide_channels` is a pure function over that frame: for every user the first
+  channel (in the campaign's priority order) they are eligible for, or the skip
+  reason of the first channel when none is.
+
+Skip reasons are checked in this order, per channel: ``suppressed``, ``no_consent``,
+``no_address``, ``invalid_timezone``, ``frequency_capped``, ``cooldown``. The per-run
+caps (``recipient_cap``, ``budget``) come later, in :mod:`campaign.planner.run`, after
+the holdout, because they depend on who is actually sent to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from campaign.config import CampaignConfig, Config
+from campaign.db.queries import address_hash
+from campaign.db.models import (
+    ChurnScore,
+    EventType,
+    Message,
+    MessageStatus,
+    ModelVersion,
+    Segment,
+    SkipReason,
+    Suppression,
+    User,
+)
+
+# Messages that reached, or may still reach, a person count against caps and cooldowns.
+COUNTED_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT)
+
+# The column of ``users`` holding the address and the consent flag, per medium.
+ADDRESS_COLUMN = {"email": "email", "sms": "phone"}
+CONSENT_COLUMN = {"email": "consent_email", "sms": "consent_sms"}
+
+
+@dataclass(frozen=True)
+class ChannelRule:
+    """What eligibility needs to know about one channel of a campaign.
+
+    ``cap`` is the most messages a user may have on this channel (or medium) within
+    the frequency window, across campaigns; None means uncapped.
+    """
+
+    name: str
+    medium: str
+    cap: int | None
+
+
+def channel_rules(config: Config, campaign: CampaignConfig) -> list[ChannelRule]:
+    """The campaign's channels in priority order with their media and frequency caps.
+
+    ``delivery.frequency_cap`` is keyed by channel name or by medium; a channel name
+    wins. A key that matches neither leaves the channel uncapped.
+    """
+    caps = config.delivery.frequency_cap
+    rules = []
+    for name in campaign.channels:
+        medium = config.channels[name].medium
+        cap = caps.get(name, caps.get(medium))
+        rules.append(ChannelRule(name=name, medium=medium, cap=cap))
+    return rules
+
+
+@cache
+def is_valid_timezone(name: str) -> bool:
+    """Whether ``name`` is a known IANA timezone (cached: a shop has few distinct ones)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _latest_scores(connection: Connection, as_of: datetime) -> pd.DataFrame:
+    """Latest churn scores at or before ``as_of``: the churn part's helper when present."""
+    try:
+        from campaign.churn.scoring import latest_scores
+    except ImportError:  # the churn part has not landed: read the scores directly
+        latest_scores = None
+    if latest_scores is not None:
+        return latest_scores(connection, as_of)
+    latest = (
+        select(func.max(ChurnScore.as_of))
+        .join(ModelVersion, ModelVersion.id == ChurnScore.model_version_id)
+        .where(ModelVersion.active.is_(True), ChurnScore.as_of <= as_of)
+        .scalar_subquery()
+    )
+    query = (
+        select(ChurnScore.user_id, ChurnScore.risk, ChurnScore.tier, ChurnScore.reason)
+        .join(ModelVersion, ModelVersion.id == ChurnScore.model_version_id)
+        .where(ModelVersion.active.is_(True), ChurnScore.as_of == latest)
+    )
+    rows = connection.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["user_id", "risk", "tier", "reason"])
+    return frame.set_index("user_id")
+
+
+def _latest_segments(connection: Connection, as_of: datetime) -> pd.Series:
+    """Each user's latest segment name at or before ``as_of``."""
+    try:
+        from campaign.profile.segments import latest_segments
+    except ImportError:
+        latest_segments = None
+    if latest_segments is not None:
+        return latest_segments(connection, as_of)
+    latest = (
+        select(Segment.user_id, func.max(Segment.as_of).label("as_of"))
+        .where(Segment.as_of <= as_of)
+        .group_by(Segment.user_id)
+        .subquery()
+    )
+    query = select(Segment.user_id, Segment.name).join(
+        latest, and_(latest.c.user_id == Segment.user_id, latest.c.as_of == Segment.as_of)
+    )
+    rows = connection.execute(query).all()
+    return pd.Series({user_id: name for user_id, name in rows}, name="segment", dtype=object)
+
+
+def select_audience(scores: pd.DataFrame, campaign: CampaignConfig) -> pd.DataFrame:
+    """Pure: the scored users matching the campaign's risk rule, highest risk first.
+
+    ``scores`` is indexed by user_id with columns risk, tier (and optionally
+    segment). Returns the matching rows, sorted by risk descending then user_id.
+    """
+    rule = campaign.audience
+    mask = (scores["risk"] >= rule.min_risk) & (scores["risk"] <= rule.max_risk)
+    if rule.tiers:
+        mask &= scores["tier"].isin(rule.tiers)
+    if rule.segments:
+        mask &= scores["segment"].isin(rule.segments) if "segment" in scores else False
+    chosen = scores.loc[mask]
+    order = np.lexsort((chosen.index.to_numpy(), -chosen["risk"].to_numpy()))
+    return chosen.iloc[order]
+
+
+def load_audience(
+    connection: Connection,
+    config: Config,
+    campaign: CampaignConfig,
+    *,
+    as_of: datetime,
+    planned_at: datetime,
+    only_user: str | None = None,
+) -> pd.DataFrame:
+    """Everything eligibility needs about the users a campaign's risk rule selects.
+
+    Read-only. ``as_of`` picks the churn scores and the spend window; ``planned_at``
+    (when this run's messages are created) anchors the frequency and cooldown windows.
+    ``only_user`` (a shop user id) restricts the audience to that one person.
+
+    Returns one row per user, highest risk first, with columns user_id,
+    external_id, email, phone, name, locale, timezone, consent_email, consent_sms,
+    risk, tier, reason, segment, spend_cents (purchases in the model's lookback
+    window), recent_<channel> (messages on that channel's cap key within the
+    frequency window), suppressed_<channel> (bool), cooldown (bool: this campaign
+    messaged the user within ``cooldown_days``).
+    """
+    scores = _latest_scores(connection, as_of)
+    if campaign.audience.segments:
+        scores = scores.assign(segment=_latest_segments(connection, as_of))
+    audience = select_audience(scores, campaign)
+    columns = [
+        "user_id", "external_id", "email", "phone", "name", "locale", "timezone",
+        "consent_email", "consent_sms",
+    ]
+    query = select(
+        User.id, User.external_id, User.email, User.phone, User.name, User.locale,
+        User.timezone, User.consent_email, User.consent_sms,
+    ).where(User.forgotten_at.is_(None))
+    if only_user is not None:
+        query = query.where(User.external_id == only_user)
+    users = pd.DataFrame(connection.execute(query).all(), columns=columns).set_index("user_id")
+    keep = audience.index.intersection(users.index, sort=False)
+    frame = users.loc[keep].join(audience[["risk", "tier", "reason"]])
+    if "segment" in audience:
+        frame["segment"] = audience["segment"].reindex(frame.index)
+    else:
+        frame["segment"] = None
+    frame["consent_email"] = frame["consent_email"].fillna(False).astype(bool)
+    frame["consent_sms"] = frame["consent_sms"].fillna(False).astype(bool)
+    frame["spend_cents"] = _spend(connection, config, as_of).reindex(frame.index).fillna(0)
+    rules = channel_rules(config, campaign)
+    _add_suppressions(connection, frame, rules)
+    _add_recent_counts(connection, config, frame, rules, planned_at)
+    cooldown_since = planned_at - timedelta(days=campaign.cooldown_days)
+    recent = connection.execute(
+        select(Message.user_id)
+        .where(
+            Message.campaign == campaign.name,
+            Message.status.in_(COUNTED_STATUSES),
+            Message.is_test.is_(False),
+            Message.created_at > cooldown_since,
+            Message.created_at <= planned_at,
+        )
+        .distinct()
+    ).scalars()
+    frame["cooldown"] = frame.index.isin(list(recent)) if campaign.cooldown_days else False
+    return frame.reset_index()
+
+
+def _spend(connection: Connection, config: Config, as_of: datetime) -> pd.Series:
+    from campaign.db.models import Event
+
+    since = as_of - timedelta(days=config.model.lookback_days)
+    rows = connection.execute(
+        select(Event.user_id, func.sum(Event.amount_cents))
+        .where(Event.type == EventType.PURCHASE, Event.ts > since, Event.ts <= as_of)
+        .group_by(Event.user_id)
+    ).all()
+    return pd.Series({user_id: int(total or 0) for user_id, total in rows}, dtype="int64")
+
+
+def _add_suppressions(
+    connection: Connection, frame: pd.DataFrame, rules: Sequence[ChannelRule]
+) -> None:
+    rows = connection.execute(
+        select(Suppression.user_id, Suppression.address_hash, Suppression.channel)
+    ).all()
+    for rule in rules:
+        # A suppression names a channel, its medium, or 'all'.
+        scopes = {rule.name, rule.medium, "all"}
+        by_user = {user_id for user_id, _, channel in rows if user_id and channel in scopes}
+        by_hash = {digest for _, digest, channel in rows if digest and channel in scopes}
+        suppressed = frame.index.isin(list(by_user))
+        if by_hash:
+            addresses = frame[ADDRESS_COLUMN.get(rule.medium, "email")]
+            hashed = addresses.map(lambda a: address_hash(a) if isinstance(a, str) else None)
+            suppressed |= hashed.isin(by_hash).to_numpy()
+        frame[f"suppressed_{rule.name}"] = suppressed
+
+
+def _add_recent_counts(
+    connection: Connection,
+    config: Config,
+    frame: pd.DataFrame,
+    rules: Sequence[ChannelRule],
+    planned_at: datetime,
+) -> None:
+    since = planned_at - timedelta(days=config.delivery.frequency_window_days)
+    rows = connection.execute(
+        select(Message.user_id, Message.channel, func.count())
+        .where(
+            Message.status.in_(COUNTED_STATUSES),
+            Message.is_test.is_(False),
+            Message.created_at > since,
+            Message.created_at <= planned_at,
+        )
+        .group_by(Message.user_id, Message.channel)
+    ).all()
+    counts = pd.DataFrame(rows, columns=["user_id", "channel", "n"])
+    caps = config.delivery.frequency_cap
+    media = {name: channel.medium for name, channel in config.channels.items()}
+    for rule in rules:
+        # A cap keyed by medium counts every channel of that medium together.
+        if rule.name in caps or counts.empty:
+            same = counts[counts["channel"] == rule.name]
+        else:
+            same = counts[counts["channel"].map(media).eq(rule.medium)]
+        per_user = same.groupby("user_id")["n"].sum()
+        frame[f"recent_{rule.name}"] = per_user.reindex(frame.index).fillna(0).astype("int64")
+
+
+def decide_channels(frame: pd.DataFrame, rules: Sequence[ChannelRule]) -> pd.DataFrame:
+    """Pure: each user's channel, or the reason they get none.
+
+    ``frame`` has the columns of :func:`load_audience`. Returns a frame on the same
+    index with ``channel`` (the first eligible channel, or the first channel when none
+    is) and ``skip_reason`` (None when eligible, else the first channel's reason).
+    """
+    n = len(frame)
+    valid_tz = (
+        frame["timezone"].map(lambda tz: not isinstance(tz, str) or not tz or is_valid_timezone(tz))
+        .to_numpy(dtype=bool)
+        if n
+        else np.ones(0, dtype=bool)
+    )
+    cooldown = frame["cooldown"].to_numpy(dtype=bool)
+    reasons = []
+    for rule in rules:
+        address = frame[ADDRESS_COLUMN.get(rule.medium, "email")]
+        has_address = (address.notna() & address.astype(str).str.strip().ne("")).to_numpy()
+        consent = frame[CONSENT_COLUMN.get(rule.medium, "consent_email")].to_numpy(dtype=bool)
+        capped = (
+            frame[f"recent_{rule.name}"].to_numpy() >= rule.cap
+            if rule.cap is not None
+            else np.zeros(n, dtype=bool)
+        )
+        reason = np.select(
+            [
+                frame[f"suppressed_{rule.name}"].to_numpy(dtype=bool),
+                ~consent,
+                ~has_address,
+                ~valid_tz,
+                capped,
+                cooldown,
+            ],
+            [
+                SkipReason.SUPPRESSED.value,
+                SkipReason.NO_CONSENT.value,
+                SkipReason.NO_ADDRESS.value,
+                SkipReason.INVALID_TIMEZONE.value,
+                SkipReason.FREQUENCY_CAPPED.value,
+                SkipReason.COOLDOWN.value,
+            ],
+            default="",
+        )
+        reasons.append(reason)
+    channel = np.full(n, rules[0].name, dtype=object)
+    skip = np.array(reasons[0], dtype=object) if reasons else np.full(n, "", dtype=object)
+    decided = np.zeros(n, dtype=bool)
+    for rule, reason in zip(rules, reasons, strict=True):
+        eligible = (reason == "") & ~decided
+        channel[eligible] = rule.name
+        skip[eligible] = ""
+        decided |= eligible
+    skip_reason = pd.Series([s or None for s in skip], index=frame.index, dtype=object)
+    return pd.DataFrame({"channel": channel, "skip_reason": skip_reason}, index=frame.index)
+
+
+def coupon_tier_values(frame: pd.DataFrame, share: float = 0.2) -> pd.Series:
+    """Pure: whether each user is a high-value customer (top ``share`` by spend, spend > 0)."""
+    spend = frame["spend_cents"]
+    if spend.empty:
+        return pd.Series([], dtype=bool, index=frame.index)
+    threshold = spend.quantile(1 - share)
+    return (spend >= threshold) & (spend > 0)
+
+
+def counts_of(statuses: pd.Series, reasons: pd.Series) -> Mapping[str, int]:
+    """``{"queued": n, "held_out": n, "skipped": n, "skipped.<reason>": n}`` of a run."""
+    counts: dict[str, int] = {str(k): int(v) for k, v in statuses.value_counts().items()}
+    for reason, n in reasons.dropna().value_counts().items():
+        counts[f"skipped.{reason}"] = int(n)
+    return counts

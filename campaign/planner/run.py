@@ -1,0 +1,730 @@
+"""One campaign run: audience → holdout → variant → caps → products → coupon → render →
+outbox rows, in one transaction.
+
+Every user the campaign's risk rule selects gets exactly one ``messages`` row:
+``held_out`` (control group), ``skipped`` with a ``skip_reason``, or ``queued``.
+Planning the same (campaign, slot) twice plans nothing new: the ``campaign_runs``
+row is unique per (campaign, slot) and every message carries the unique idempotency
+key ``<campaign>/<slot>/<user_id>/<channel>``; an ``IntegrityError`` on either means
+"already planned", not a failure. A dry run (and :mod:`campaign.planner.preview`) is
+the same code with every write switched off.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from campaign.config import CampaignConfig, Config, VariantConfig
+from campaign.db.models import (
+    CampaignRun,
+    Coupon,
+    Message,
+    MessageStatus,
+    RunStatus,
+    SkipReason,
+)
+from campaign.errors import CampaignError, TemplateError
+from campaign.experiments.holdout import assign_holdout
+from campaign.experiments.variants import choose_variant, enabled_variants
+from campaign.planner import content
+from campaign.planner.audience import (
+    channel_rules,
+    coupon_tier_values,
+    counts_of,
+    decide_channels,
+    load_audience,
+)
+
+Progress = Callable[[int], None]
+
+# Outcomes of plan_run, as RunReport.outcome.
+PLANNED = "planned"
+ALREADY_PLANNED = "already_planned"
+PAUSED = "paused"
+DRY_RUN = "dry_run"
+TEST = "test"
+
+TEST_SUFFIX = ":test"
+
+
+@dataclass
+class PlannedMessage:
+    """One rendered message of a run (kept for dry runs, previews and test sends)."""
+
+    user_id: int
+    external_id: str
+    name: str | None
+    channel: str
+    medium: str
+    variant: str
+    template: str
+    locale: str
+    address: str | None
+    subject: str | None
+    html: str | None
+    text: str
+    coupon_code: str | None
+    percent_off: int | None
+    products: list[dict[str, Any]]
+
+
+@dataclass
+class RunReport:
+    """What one run decided.
+
+    ``decisions`` has one row per user considered, highest risk first, with columns
+    user_id, external_id, risk, tier, channel, status, skip_reason, variant,
+    coupon_code, percent_off, products (shop product ids), subject, last_error.
+    ``messages`` holds rendered messages only for dry runs and test sends (at most
+    ``render_limit`` of them). ``counts`` is what is stored in ``campaign_runs.counts``.
+    """
+
+    campaign: str
+    slot: datetime
+    as_of: datetime
+    outcome: str
+    run_id: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    messages: list[PlannedMessage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def slot_key(slot: datetime) -> str:
+    """The slot as it appears in idempotency keys: ``20261101T000000Z`` (UTC)."""
+    return slot.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def idempotency_key(campaign: str, slot: datetime, user_id: int, channel: str) -> str:
+    """The unique key of one (campaign, slot, user, channel) message."""
+    return f"{campaign}/{slot_key(slot)}/{user_id}/{channel}"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def plan_run(
+    engine: Engine,
+    config: Config,
+    campaign_name: str,
+    *,
+    as_of: datetime,
+    slot: datetime,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] | None = None,
+    only_user: str | None = None,
+    render_limit: int | None = None,
+) -> RunReport:
+    """Plan one run of ``campaign_name`` for ``slot`` and write it in one transaction.
+
+    ``as_of`` picks the churn scores and recommendations; ``now`` (the clock, default:
+    ``slot``) stamps ``created_at`` and anchors the frequency-cap and cooldown windows
+    and ``expires_at`` (``created_at + delivery.message_expiry_hours``). With
+    ``dry_run`` nothing is written (not even the run row, no coupon is reserved) and
+    the rendered messages come back in the report; ``only_user`` (shop id) and
+    ``render_limit`` narrow a dry run for previews.
+
+    Raises:
+        NotFound: unknown campaign.
+        TemplateError: a template of an enabled variant is broken (nothing planned).
+        ConfigError: the campaign has no enabled variant.
+    """
+    campaign = config.campaign(campaign_name)
+    as_of, slot = _aware(as_of), _aware(slot)
+    planned_at = _aware(now()) if now is not None else slot
+    if campaign.paused:
+        return RunReport(
+            campaign.name, slot, as_of, PAUSED,
+            notes=[f"campaign {campaign.name!r} is paused: nothing planned"],
+        )
+    variants = enabled_variants(campaign.variants)
+    if not variants:
+        raise CampaignError(f"campaign {campaign.name!r} has no enabled variant")
+    renderer = content.Renderer(config)
+    renderer.check_templates(sorted({v.template for v in variants}))
+    if dry_run:
+        with _read_only(engine) as connection:
+            frame = _decide(connection, config, campaign, as_of, slot, planned_at, only_user)
+            keep = _finish(
+                connection, config, campaign, frame, renderer, as_of, planned_at,
+                reserve=False, progress=progress, render_limit=render_limit,
+            )
+        return RunReport(
+            campaign.name, slot, as_of, DRY_RUN,
+            counts=dict(counts_of(frame["status"], frame["skip_reason"])),
+            decisions=_public(frame), messages=keep,
+        )
+    try:
+        with engine.begin() as connection:
+            run_id = _claim_run(connection, campaign.name, slot, as_of, planned_at)
+            if run_id is None:
+                return _already(campaign.name, slot, as_of)
+            frame = _decide(connection, config, campaign, as_of, slot, planned_at, only_user)
+            _finish(
+                connection, config, campaign, frame, renderer, as_of, planned_at,
+                reserve=True, progress=progress, run_id=run_id, slot=slot,
+            )
+            counts = dict(counts_of(frame["status"], frame["skip_reason"]))
+            connection.execute(
+                update(CampaignRun)
+                .where(CampaignRun.id == run_id)
+                .values(status=RunStatus.DONE, counts=counts, finished_at=planned_at, error=None)
+            )
+    except IntegrityError:
+        # Another process planned this slot first (its run row or a message key).
+        return _already(campaign.name, slot, as_of)
+    except Exception as exc:
+        _record_failure(engine, campaign.name, slot, as_of, planned_at, exc)
+        raise
+    return RunReport(
+        campaign.name, slot, as_of, PLANNED, run_id=run_id, counts=counts,
+        decisions=_public(frame),
+    )
+
+
+def _already(campaign: str, slot: datetime, as_of: datetime) -> RunReport:
+    return RunReport(
+        campaign, slot, as_of, ALREADY_PLANNED,
+        notes=[f"{campaign} at {slot.isoformat()} was already planned: nothing new"],
+    )
+
+
+@contextmanager
+def _read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection whose transaction is always rolled back; read-only on PostgreSQL."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+
+
+def _claim_run(
+    connection: Connection, campaign: str, slot: datetime, as_of: datetime, started: datetime
+) -> int | None:
+    """Insert the run row; None when the slot is already planned.
+
+    A run recorded as failed (its transaction rolled back, so it planned nothing) is
+    taken over and planned again.
+    """
+    existing = connection.execute(
+        select(CampaignRun.id, CampaignRun.status).where(
+            CampaignRun.campaign == campaign, CampaignRun.slot == slot
+        )
+    ).first()
+    if existing is not None:
+        if existing.status != RunStatus.FAILED:
+            return None
+        connection.execute(
+            update(CampaignRun)
+            .where(CampaignRun.id == existing.id)
+            .values(status=RunStatus.RUNNING, as_of=as_of, started_at=started, error=None)
+        )
+        return int(existing.id)
+    return int(
+        connection.execute(
+            insert(CampaignRun)
+            .values(
+                campaign=campaign, slot=slot, as_of=as_of, status=RunStatus.RUNNING,
+                counts={}, started_at=started,
+            )
+            .returning(CampaignRun.id)
+        ).scalar_one()
+    )
+
+
+def _record_failure(
+    engine: Engine, campaign: str, slot: datetime, as_of: datetime, at: datetime, exc: Exception
+) -> None:
+    """Leave a ``failed`` run row with the error, so operators see it; never raises."""
+    try:
+        with engine.begin() as connection:
+            existing = connection.execute(
+                select(CampaignRun.id).where(
+                    CampaignRun.campaign == campaign, CampaignRun.slot == slot
+                )
+            ).scalar()
+            values = {"status": RunStatus.FAILED, "error": str(exc)[:2000], "finished_at": at}
+            if existing is None:
+                connection.execute(
+                    insert(CampaignRun).values(
+                        campaign=campaign, slot=slot, as_of=as_of, counts={}, started_at=at,
+                        **values,
+                    )
+                )
+            else:
+                connection.execute(
+                    update(CampaignRun).where(CampaignRun.id == existing).values(**values)
+                )
+    except Exception:  # noqa: BLE001 - the original error is what the caller needs
+        pass
+
+
+def _decide(
+    connection: Connection,
+    config: Config,
+    campaign: CampaignConfig,
+    as_of: datetime,
+    slot: datetime,
+    planned_at: datetime,
+    only_user: str | None,
+) -> pd.DataFrame:
+    """Audience with channel, status, skip_reason, variant and offer flag decided."""
+    frame = load_audience(
+        connection, config, campaign, as_of=as_of, planned_at=planned_at, only_user=only_user
+    )
+    rules = channel_rules(config, campaign)
+    decided = decide_channels(frame, rules)
+    frame["channel"] = decided["channel"].to_numpy()
+    frame["skip_reason"] = decided["skip_reason"].to_numpy()
+    frame["medium"] = frame["channel"].map({r.name: r.medium for r in rules})
+    return decide_treatment(frame, campaign, random.Random(f"{campaign.name}/{slot_key(slot)}"))
+
+
+def decide_treatment(
+    frame: pd.DataFrame, campaign: CampaignConfig, rng: random.Random
+) -> pd.DataFrame:
+    """Pure: holdout, variant and the per-run caps over a risk-ordered eligible frame.
+
+    Needs columns external_id and skip_reason (None = eligible), rows highest risk
+    first. Adds status, variant, template, offer. The recipient cap walks the list
+    in order and cuts everyone (treated or held out) after the ``max_recipients``-th
+    treated user, so the control group comes from the same top-risk slice; the coupon
+    budget skips offer-carrying users beyond ``coupon_budget`` with ``budget``.
+    """
+    eligible = frame["skip_reason"].isna().to_numpy()
+    held = np.array(
+        assign_holdout(campaign.name, frame["external_id"].astype(str), campaign.holdout_share),
+        dtype=bool,
+    ) & eligible
+    treated = eligible & ~held
+    status = np.where(treated, MessageStatus.QUEUED.value, MessageStatus.SKIPPED.value)
+    status = np.where(held, MessageStatus.HELD_OUT.value, status).astype(object)
+    reason = frame["skip_reason"].to_numpy(dtype=object).copy()
+    if campaign.max_recipients is not None:
+        before = np.cumsum(treated) - treated
+        cut = eligible & (before >= campaign.max_recipients)
+        status[cut] = MessageStatus.SKIPPED.value
+        reason[cut] = SkipReason.RECIPIENT_CAP.value
+        treated &= ~cut
+    chosen: list[VariantConfig | None] = [
+        choose_variant(campaign.variants, rng) if t else None for t in treated
+    ]
+    offer = np.array([v is not None and v.offer for v in chosen], dtype=bool)
+    if campaign.coupon_budget is not None:
+        over = offer & (np.cumsum(offer) > campaign.coupon_budget)
+        status[over] = MessageStatus.SKIPPED.value
+        reason[over] = SkipReason.BUDGET.value
+        offer &= ~over
+        chosen = [None if o else v for v, o in zip(chosen, over, strict=True)]
+    out = frame.copy()
+    out["status"] = status
+    out["skip_reason"] = pd.Series(reason, index=frame.index, dtype=object)
+    out["variant"] = [v.name if v else None for v in chosen]
+    out["template"] = [v.template if v else None for v in chosen]
+    out["offer"] = offer
+    out["allow_repurchase"] = [
+        _repurchase(campaign, v) if v else None for v in chosen
+    ]
+    return out
+
+
+def _repurchase(campaign: CampaignConfig, variant: VariantConfig) -> bool | None:
+    value = getattr(variant, "allow_repurchase", None)
+    return value if value is not None else getattr(campaign, "allow_repurchase", None)
+
+
+def _finish(
+    connection: Connection,
+    config: Config,
+    campaign: CampaignConfig,
+    frame: pd.DataFrame,
+    renderer: content.Renderer,
+    as_of: datetime,
+    planned_at: datetime,
+    *,
+    reserve: bool,
+    progress: Progress | None,
+    render_limit: int | None = None,
+    run_id: int | None = None,
+    slot: datetime | None = None,
+) -> list[PlannedMessage]:
+    """Products, offers and rendering for queued rows, then (with ``reserve``) the writes.
+
+    Updates ``frame`` in place (status/skip_reason for render errors, subject,
+    coupon_code, percent_off, products, last_error) and returns the rendered messages
+    of a dry run.
+    """
+    for name in ("subject", "coupon_code", "percent_off", "products", "last_error"):
+        frame[name] = None
+    queued = np.flatnonzero(frame["status"].to_numpy() == MessageStatus.QUEUED.value)
+    if render_limit is not None:
+        queued = queued[:render_limit]
+    if progress is not None:
+        progress(len(frame) - len(queued))
+    picks = _recommendations(connection, config, frame, queued, as_of)
+    high_value = coupon_tier_values(frame).to_numpy(dtype=bool)
+    code_rng = secrets.SystemRandom()
+    rendered: dict[int, content.Rendered] = {}
+    coupons: dict[int, tuple[str, Any]] = {}
+    kept: list[PlannedMessage] = []
+    status = frame["status"].to_numpy(dtype=object).copy()
+    reason = frame["skip_reason"].to_numpy(dtype=object).copy()
+    last_error = np.full(len(frame), None, dtype=object)
+    cols = {c: frame[c].to_numpy(dtype=object) for c in (
+        "user_id", "external_id", "name", "email", "phone", "locale", "timezone", "channel",
+        "medium", "variant", "template", "tier", "risk",
+    )}
+    offer = frame["offer"].to_numpy(dtype=bool)
+    step = 0
+    for i in queued:
+        user_id = int(cols["user_id"][i])
+        coupon = None
+        if offer[i]:
+            coupon = content.make_coupon(
+                campaign.offer, str(cols["tier"][i]), bool(high_value[i]), code_rng, planned_at
+            )
+        locale = cols["locale"][i] or config.shop.default_locale
+        try:
+            result = renderer.render(
+                template=str(cols["template"][i]),
+                medium=str(cols["medium"][i]),
+                locale=str(locale),
+                user={k: cols[k][i] for k in ("external_id", "name", "email", "timezone")},
+                channel=str(cols["channel"][i]),
+                campaign=campaign.name,
+                variant=str(cols["variant"][i]),
+                products=picks.get(user_id, []),
+                coupon=coupon,
+                risk=cols["risk"][i],
+                tier=cols["tier"][i],
+            )
+        except TemplateError as exc:
+            status[i] = MessageStatus.SKIPPED.value
+            reason[i] = SkipReason.TEMPLATE_ERROR.value
+            last_error[i] = str(exc)
+        else:
+            rendered[int(i)] = result
+            if coupon is not None:
+                coupons[int(i)] = (coupon.code, coupon)
+            if not reserve:
+                kept.append(
+                    PlannedMessage(
+                        user_id=user_id, external_id=str(cols["external_id"][i]),
+                        name=cols["name"][i], channel=str(cols["channel"][i]),
+                        medium=str(cols["medium"][i]), variant=str(cols["variant"][i]),
+                        template=str(cols["template"][i]), locale=str(locale),
+                        address=cols["email" if cols["medium"][i] == "email" else "phone"][i],
+                        subject=result.subject, html=result.html, text=result.text,
+                        coupon_code=coupon.code if coupon else None,
+                        percent_off=coupon.percent_off if coupon else None,
+                        products=picks.get(user_id, []),
+                    )
+                )
+        step += 1
+        if progress is not None and step % 500 == 0:
+            progress(500)
+    if progress is not None and step % 500:
+        progress(step % 500)
+    frame["status"] = status
+    frame["skip_reason"] = reason
+    frame["last_error"] = last_error
+    frame["subject"] = [rendered[i].subject if i in rendered else None for i in range(len(frame))]
+    frame["coupon_code"] = [coupons[i][0] if i in coupons else None for i in range(len(frame))]
+    frame["percent_off"] = [
+        coupons[i][1].percent_off if i in coupons else None for i in range(len(frame))
+    ]
+    frame["products"] = [
+        [p["product_external_id"] for p in picks.get(int(u), [])] if i in rendered else []
+        for i, u in enumerate(cols["user_id"])
+    ]
+    if reserve:
+        assert run_id is not None and slot is not None
+        _write(connection, campaign, frame, rendered, coupons, picks, run_id, slot, planned_at,
+               config.delivery.message_expiry_hours)
+    return kept
+
+
+def _recommendations(
+    connection: Connection,
+    config: Config,
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    as_of: datetime,
+) -> dict[int, list[dict[str, Any]]]:
+    """Products per user for the rows that will be rendered: one batch call per setting."""
+    if len(rows) == 0:
+        return {}
+    picks: dict[int, list[dict[str, Any]]] = {}
+    sub = frame.iloc[rows]
+    for setting, group in sub.groupby(sub["allow_repurchase"].astype(object).fillna("default")):
+        allow = None if setting == "default" else bool(setting)
+        picks.update(
+            content.recommend(
+                connection, config, [int(u) for u in group["user_id"]], as_of, allow
+            )
+        )
+    return picks
+
+
+def _write(
+    connection: Connection,
+    campaign: CampaignConfig,
+    frame: pd.DataFrame,
+    rendered: Mapping[int, content.Rendered],
+    coupons: Mapping[int, tuple[str, Any]],
+    picks: Mapping[int, list[dict[str, Any]]],
+    run_id: int,
+    slot: datetime,
+    planned_at: datetime,
+    expiry_hours: float,
+) -> None:
+    """Bulk-insert every message row, then the coupons of the queued ones."""
+    expires = planned_at + timedelta(hours=expiry_hours)
+    rows: list[dict[str, Any]] = []
+    user_ids = frame["user_id"].to_numpy()
+    channels = frame["channel"].to_numpy(dtype=object)
+    statuses = frame["status"].to_numpy(dtype=object)
+    reasons = frame["skip_reason"].to_numpy(dtype=object)
+    variants = frame["variant"].to_numpy(dtype=object)
+    templates = frame["template"].to_numpy(dtype=object)
+    errors = frame["last_error"].to_numpy(dtype=object)
+    for i in range(len(frame)):
+        user_id = int(user_ids[i])
+        queued = statuses[i] == MessageStatus.QUEUED.value
+        message = rendered.get(i)
+        rows.append(
+            {
+                "run_id": run_id,
+                "user_id": user_id,
+                "campaign": campaign.name,
+                "channel": channels[i],
+                "variant": variants[i] if statuses[i] != MessageStatus.HELD_OUT.value else None,
+                "template": templates[i],
+                "subject": message.subject if message else None,
+                "body": (message.html or message.text) if message else None,
+                "text_body": message.text if message else None,
+                "products": [
+                    {"product_id": p["product_id"], "rank": p["rank"], "reason": p["reason"]}
+                    for p in picks.get(user_id, [])
+                ] if message else [],
+                "coupon_code": coupons[i][0] if i in coupons else None,
+                "address_override": None,
+                "is_test": False,
+                "idempotency_key": idempotency_key(campaign.name, slot, user_id, channels[i]),
+                "status": statuses[i],
+                "skip_reason": reasons[i] if isinstance(reasons[i], str) else None,
+                "attempts": 0,
+                "next_attempt_at": planned_at if queued else None,
+                "expires_at": expires if queued else None,
+                "last_error": errors[i],
+                "created_at": planned_at,
+                "updated_at": planned_at,
+            }
+        )
+    ids = _insert_messages(connection, rows)
+    if coupons:
+        content.reserve_coupons(
+            connection,
+            [
+                (coupon, int(user_ids[i]), ids[i], campaign.name)
+                for i, (_, coupon) in coupons.items()
+            ],
+            planned_at,
+        )
+
+
+def _insert_messages(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """executemany with RETURNING in parameter order: ids line up with ``rows``."""
+    if not rows:
+        return []
+    result = connection.execute(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True), list(rows)
+    )
+    return [int(row[0]) for row in result]
+
+
+def _public(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = [
+        "user_id", "external_id", "risk", "tier", "channel", "status", "skip_reason",
+        "variant", "coupon_code", "percent_off", "products", "subject", "last_error",
+    ]
+    out = frame[columns].reset_index(drop=True).astype(object)
+    out = out.where(out.notna(), None)
+    out["percent_off"] = pd.Series(
+        [None if v is None else int(v) for v in out["percent_off"]], dtype=object
+    )
+    return out
+
+
+def templates_folder(config: Config) -> Path:
+    """Where the campaign's template sets live (see :class:`content.Renderer`)."""
+    return content.templates_dir(config)
+
+
+def parse_seed_list(text: str, source: str) -> list[str]:
+    """Seed addresses for a test send: one email or phone number a line, ``#`` comments.
+
+    Raises:
+        InputError: a line is neither an email address nor a phone number, or the
+            list is empty.
+    """
+    from campaign.errors import InputError
+
+    seeds: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        local, at, domain = line.partition("@")
+        digits = line.lstrip("+").replace(" ", "").replace("-", "")
+        if at and local and "." in domain:
+            seeds.append(line)
+        elif not at and digits.isdigit() and 6 <= len(digits) <= 16:
+            seeds.append(line)
+        else:
+            raise InputError(source, f"{line!r} is neither an email address nor a phone number",
+                             line=number)
+    if not seeds:
+        raise InputError(source, "no seed address in the file")
+    return seeds
+
+
+def plan_test_send(
+    engine: Engine,
+    config: Config,
+    campaign_name: str,
+    seeds: Sequence[str],
+    *,
+    as_of: datetime,
+    now: Callable[[], datetime],
+    samples: int = 3,
+) -> RunReport:
+    """Queue real messages of a few sample users to seed addresses only.
+
+    Sample users are the first ``samples`` users the run would queue (else the
+    first of its audience). Each seed (an email or a phone number) gets one message
+    on the campaign's first channel of its medium, with ``address_override`` set and
+    ``is_test`` true. Test rows live under the run and message campaign
+    ``<campaign>:test`` at the slot ``now()``, so they never collide with real runs,
+    never count against caps or cooldowns, and reports of the real campaign never
+    see them. Coupons are visibly fake (``TEST-…``) and never reserved: no audience
+    state changes.
+
+    Raises:
+        NotFound: unknown campaign, or nobody in its audience to sample.
+        InputError: no channel of the campaign matches a seed's medium.
+        TemplateError: a template of an enabled variant is broken.
+    """
+    from campaign.errors import InputError, NotFound
+
+    campaign = config.campaign(campaign_name)
+    as_of, planned_at = _aware(as_of), _aware(now())
+    variants = enabled_variants(campaign.variants)
+    if not variants:
+        raise CampaignError(f"campaign {campaign.name!r} has no enabled variant")
+    renderer = content.Renderer(config)
+    renderer.check_templates(sorted({v.template for v in variants}))
+    rules = channel_rules(config, campaign)
+    test_campaign = f"{campaign.name}{TEST_SUFFIX}"
+    with engine.begin() as connection:
+        frame = _decide(connection, config, campaign, as_of, planned_at, planned_at, None)
+        queued = frame[frame["status"] == MessageStatus.QUEUED.value]
+        pool = (queued if len(queued) else frame).head(samples)
+        if pool.empty:
+            raise NotFound("audience member to sample for a test send of", campaign.name)
+        picks = content.recommend(
+            connection, config, [int(u) for u in pool["user_id"]], as_of, None
+        )
+        run_id = int(
+            connection.execute(
+                insert(CampaignRun)
+                .values(
+                    campaign=test_campaign, slot=planned_at, as_of=as_of,
+                    status=RunStatus.DONE, counts={"queued": len(seeds), "test": len(seeds)},
+                    started_at=planned_at, finished_at=planned_at,
+                )
+                .returning(CampaignRun.id)
+            ).scalar_one()
+        )
+        high_value = coupon_tier_values(frame)
+        rng = random.Random(f"{test_campaign}/{slot_key(planned_at)}")
+        kept: list[PlannedMessage] = []
+        rows: list[dict[str, Any]] = []
+        for index, seed in enumerate(seeds):
+            medium = "email" if "@" in seed else "sms"
+            rule = next((r for r in rules if r.medium == medium), None)
+            if rule is None:
+                raise InputError(seed, f"campaign {campaign.name!r} has no {medium} channel")
+            user = pool.iloc[index % len(pool)]
+            variant = next((v for v in variants if v.name == user["variant"]), variants[0])
+            coupon = None
+            if variant.offer:
+                coupon = content.make_coupon(
+                    campaign.offer, str(user["tier"]),
+                    bool(high_value.get(user.name, False)), rng, planned_at,
+                )
+                coupon = content.CouponOffer(
+                    code=f"TEST-{coupon.code}", percent_off=coupon.percent_off,
+                    min_order_cents=coupon.min_order_cents, valid_days=coupon.valid_days,
+                    expires_at=coupon.expires_at,
+                )
+            locale = str(user["locale"] or config.shop.default_locale)
+            products = picks.get(int(user["user_id"]), [])
+            result = renderer.render(
+                template=variant.template, medium=medium, locale=locale,
+                user={k: user[k] for k in ("external_id", "name", "email", "timezone")},
+                channel=rule.name, campaign=campaign.name, variant=variant.name,
+                products=products, coupon=coupon,
+            )
+            kept.append(
+                PlannedMessage(
+                    user_id=int(user["user_id"]), external_id=str(user["external_id"]),
+                    name=user["name"], channel=rule.name, medium=medium, variant=variant.name,
+                    template=variant.template, locale=locale, address=seed,
+                    subject=result.subject, html=result.html, text=result.text,
+                    coupon_code=coupon.code if coupon else None,
+                    percent_off=coupon.percent_off if coupon else None, products=products,
+                )
+            )
+            rows.append(
+                {
+                    "run_id": run_id, "user_id": int(user["user_id"]), "campaign": test_campaign,
+                    "channel": rule.name, "variant": variant.name, "template": variant.template,
+                    "subject": result.subject, "body": result.html or result.text,
+                    "text_body": result.text,
+                    "products": [
+                        {"product_id": p["product_id"], "rank": p["rank"], "reason": p["reason"]}
+                        for p in products
+                    ],
+                    "coupon_code": coupon.code if coupon else None,
+                    "address_override": seed, "is_test": True,
+                    "idempotency_key": f"{test_campaign}/{slot_key(planned_at)}/{index}/{rule.name}",
+                    "status": MessageStatus.QUEUED.value, "skip_reason": None, "attempts": 0,
+                    "next_attempt_at": planned_at,
+                    "expires_at": planned_at + timedelta(hours=config.delivery.message_expiry_hours),
+                    "last_error": None, "created_at": planned_at, "updated_at": planned_at,
+                }
+            )
+        _insert_messages(connection, rows)
+    return RunReport(
+        test_campaign, planned_at, as_of, TEST, run_id=run_id,
+        counts={"queued": len(rows)}, messages=kept,
+    )

@@ -1,0 +1,473 @@
+"""The planner's decisions on real databases: every skip reason, holdout, caps,
+idempotency, template errors, paused campaigns, dry runs and test sends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Engine
+
+from campaign.config import Config, load_config
+from campaign.db.models import (
+    CampaignRun,
+    ChurnScore,
+    Coupon,
+    Message,
+    ModelVersion,
+    Suppression,
+    User,
+)
+from campaign.errors import ConfigError, InputError, TemplateError
+from campaign.experiments.holdout import is_held_out
+from campaign.planner import plan_run
+from campaign.planner.audience import address_hash
+from campaign.planner.content import validate_campaign_templates
+from campaign.planner.links import unsubscribe_secret, verify_unsubscribe_token
+from campaign.planner.run import (
+    ALREADY_PLANNED,
+    DRY_RUN,
+    PAUSED,
+    PLANNED,
+    parse_seed_list,
+    plan_test_send,
+)
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+SLOT = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+
+SUBJECT = "Hello {{ user.first_name }}\n"
+EMAIL_HTML = """<html><body>
+<p>Hi {{ user.name }}</p>
+{% if coupon %}<p>Code {{ coupon.code }}: {{ coupon.percent_off }}% off</p>{% endif %}
+{% for p in products %}<p><a href="{{ p.url }}">{{ p.name }}</a></p>{% endfor %}
+<p>Score {{ 100 // (user.name|length) }}</p>
+<p>{{ shop.name }}, {{ shop.postal_address }}</p>
+<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
+</body></html>
+"""
+EMAIL_TXT = (
+    "Hi {{ user.name }} {% if coupon %}{{ coupon.code }}{% endif %}\n"
+    "{{ shop.postal_address }}\nUnsubscribe: {{ unsubscribe_url }}\n"
+)
+SMS_TXT = "{{ shop.name }}: hi {{ user.first_name }}. {{ unsubscribe_url }} STOP to opt out\n"
+
+
+def write_templates(root: Path, name: str = "t", html: str = EMAIL_HTML) -> None:
+    folder = root / "templates" / name / "en"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "subject.txt").write_text(SUBJECT)
+    (folder / "email.html").write_text(html)
+    (folder / "email.txt").write_text(EMAIL_TXT)
+    (folder / "sms.txt").write_text(SMS_TXT)
+
+
+def make_config(root: Path, url: str, **campaign: Any) -> Config:
+    """A config file in ``root`` with channels email+sms and one campaign ``c``."""
+    values: dict[str, Any] = {
+        "channels": '["email"]',
+        "holdout_share": "0.0",
+        "cooldown_days": "14",
+        "offer": "false",
+        "paused": "false",
+    }
+    values.update({k: str(v) for k, v in campaign.items()})
+    caps = ""
+    for key in ("max_recipients", "coupon_budget"):
+        if key in values:
+            caps += f"{key} = {values[key]}\n"
+    text = f"""
+[shop]
+name = "Test Shop"
+base_url = "https://shop.test"
+default_locale = "en"
+[database]
+url = "{url}"
+[delivery]
+frequency_cap = {{ email = 2, sms = 1 }}
+frequency_window_days = 7
+message_expiry_hours = 24
+[channels.email]
+kind = "file"
+medium = "email"
+path = "out/email"
+[channels.sms]
+kind = "file"
+medium = "sms"
+path = "out/sms"
+[[campaigns]]
+name = "c"
+channels = {values["channels"]}
+holdout_share = {values["holdout_share"]}
+cooldown_days = {values["cooldown_days"]}
+paused = {values["paused"]}
+{caps}
+[campaigns.audience]
+min_risk = 0.5
+[[campaigns.variants]]
+name = "v"
+template = "t"
+offer = {values["offer"]}
+"""
+    (root / "config.toml").write_text(text)
+    write_templates(root)
+    return load_config(root / "config.toml", environ={})
+
+
+def add_user(engine: Engine, external_id: str, risk: float = 0.8, **overrides: Any) -> int:
+    """A consenting user with email and phone and a churn score of ``risk`` at AS_OF."""
+    values: dict[str, Any] = {
+        "external_id": external_id,
+        "email": f"{external_id}@example.com",
+        "phone": "+8613800000000",
+        "name": f"Name {external_id}",
+        "locale": "en",
+        "timezone": "Asia/Shanghai",
+        "consent_email": True,
+        "consent_sms": True,
+        "attributes": {},
+    }
+    values.update(overrides)
+    with engine.begin() as connection:
+        user_id = int(connection.execute(insert(User).values(**values).returning(User.id)).scalar_one())
+        model = connection.execute(select(ModelVersion.id).where(ModelVersion.active)).scalar()
+        if model is None:
+            model = connection.execute(
+                insert(ModelVersion)
+                .values(kind="churn", trained_at=AS_OF, as_of=AS_OF, horizon_days=90,
+                        params={}, metrics={}, artifact=b"", library_versions={}, active=True)
+                .returning(ModelVersion.id)
+            ).scalar_one()
+        connection.execute(
+            insert(ChurnScore).values(
+                user_id=user_id, model_version_id=model, as_of=AS_OF, risk=risk,
+                tier="high" if risk >= 0.7 else "medium", reason="no purchase for 120 days",
+            )
+        )
+    return user_id
+
+
+def add_message(engine: Engine, user_id: int, campaign: str, channel: str, at: datetime,
+                status: str = "sent") -> None:
+    """A message of an earlier run (with its own run row)."""
+    with engine.begin() as connection:
+        run_id = connection.execute(
+            select(CampaignRun.id).where(CampaignRun.campaign == campaign, CampaignRun.slot == at)
+        ).scalar() or connection.execute(
+            insert(CampaignRun)
+            .values(campaign=campaign, slot=at, as_of=at, status="done", counts={})
+            .returning(CampaignRun.id)
+        ).scalar_one()
+        connection.execute(
+            insert(Message).values(
+                run_id=run_id, user_id=user_id, campaign=campaign, channel=channel,
+                idempotency_key=f"{campaign}/{at.isoformat()}/{user_id}/{channel}",
+                status=status, created_at=at, products=[],
+            )
+        )
+
+
+def messages(engine: Engine) -> list[Any]:
+    """Every message row."""
+    with engine.connect() as connection:
+        return list(connection.execute(select(Message.__table__)).all())
+
+
+def planned(engine: Engine, run_id: int | None) -> dict[str, Any]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(User.external_id, Message.__table__)
+            .join(User, User.id == Message.user_id)
+            .where(Message.run_id == run_id)
+        ).mappings().all()
+    return {row["external_id"]: row for row in rows}
+
+
+def run(engine: Engine, config: Config, **kwargs: Any) -> Any:
+    options: dict[str, Any] = {"as_of": AS_OF, "slot": SLOT, "now": lambda: NOW}
+    options.update(kwargs)
+    return plan_run(engine, config, "c", **options)
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+def test_every_considered_user_gets_one_row_with_the_first_reason_that_applies(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url)
+    ok = add_user(engine, "ok")
+    add_user(engine, "low", risk=0.2)
+    suppressed = add_user(engine, "suppressed")
+    add_user(engine, "suppressed_address", email="Gone@Example.com")
+    add_user(engine, "no_consent", consent_email=False)
+    add_user(engine, "no_address", email=None)
+    add_user(engine, "bad_tz", timezone="Mars/Olympus_Mons")
+    capped = add_user(engine, "capped")
+    cooled = add_user(engine, "cooled")
+    add_user(engine, "both", consent_email=False, email=None)
+    forgotten = add_user(engine, "forgotten", forgotten_at=AS_OF)
+    with engine.begin() as connection:
+        connection.execute(insert(Suppression).values(
+            user_id=suppressed, channel="all", reason="unsubscribed", created_at=AS_OF))
+        connection.execute(insert(Suppression).values(
+            address_hash=address_hash("gone@example.com "), channel="email",
+            reason="bounced", created_at=AS_OF))
+    # Two recent emails from another campaign reach the cap of 2; one old one does not count.
+    add_message(engine, capped, "other", "email", NOW - timedelta(days=1))
+    add_message(engine, capped, "other", "email", NOW - timedelta(days=2), status="queued")
+    add_message(engine, ok, "other", "email", NOW - timedelta(days=30))
+    add_message(engine, ok, "other", "email", NOW - timedelta(days=1), status="skipped")
+    add_message(engine, cooled, "c", "email", NOW - timedelta(days=3))
+    assert forgotten
+
+    report = run(engine, config)
+
+    assert report.outcome == PLANNED
+    rows = planned(engine, report.run_id)
+    decided = {user: (row["status"], row["skip_reason"]) for user, row in rows.items()}
+    assert decided == {
+        "ok": ("queued", None),
+        "suppressed": ("skipped", "suppressed"),
+        "suppressed_address": ("skipped", "suppressed"),
+        "no_consent": ("skipped", "no_consent"),
+        "no_address": ("skipped", "no_address"),
+        "bad_tz": ("skipped", "invalid_timezone"),
+        "capped": ("skipped", "frequency_capped"),
+        "cooled": ("skipped", "cooldown"),
+        "both": ("skipped", "no_consent"),
+    }
+    assert report.counts["queued"] == 1 and report.counts["skipped"] == 8
+    assert report.counts["skipped.no_consent"] == 2
+    queued = rows["ok"]
+    assert queued["subject"] == "Hello Name" and "Hi Name ok" in queued["body"]
+    assert queued["created_at"] == NOW and queued["expires_at"] == NOW + timedelta(hours=24)
+    assert queued["next_attempt_at"] == NOW and queued["variant"] == "v"
+    assert queued["idempotency_key"] == f"c/20261101T000000Z/{ok}/email"
+    assert rows["suppressed"]["subject"] is None and rows["suppressed"]["expires_at"] is None
+    with engine.connect() as connection:
+        run_row = connection.execute(
+            select(CampaignRun.status, CampaignRun.counts).where(CampaignRun.id == report.run_id)
+        ).one()
+    assert run_row.status == "done" and run_row.counts == report.counts
+
+
+def test_a_user_gets_the_first_channel_they_are_eligible_for(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url, channels='["email", "sms"]')
+    add_user(engine, "email")
+    add_user(engine, "sms_only", consent_email=False)
+    add_user(engine, "sms_no_mail", email="")
+    add_user(engine, "neither", consent_email=False, phone=None)
+    report = run(engine, config)
+    rows = planned(engine, report.run_id)
+    decided = {u: (r["channel"], r["status"], r["skip_reason"]) for u, r in rows.items()}
+    assert decided == {
+        "email": ("email", "queued", None),
+        "sms_only": ("sms", "queued", None),
+        "sms_no_mail": ("sms", "queued", None),
+        # No channel fits: the recorded reason is the first channel's.
+        "neither": ("email", "skipped", "no_consent"),
+    }
+    assert rows["sms_only"]["subject"] is None
+    assert rows["sms_only"]["body"].startswith("Test Shop: hi Name")
+
+
+def test_running_the_same_slot_twice_plans_nothing_new(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url)
+    for n in range(5):
+        add_user(engine, f"u{n}")
+    first = run(engine, config)
+    second = run(engine, config)
+    assert first.outcome == PLANNED and first.counts["queued"] == 5
+    assert second.outcome == ALREADY_PLANNED and second.run_id is None
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Message)).scalar() == 5
+        assert connection.execute(select(func.count()).select_from(CampaignRun)).scalar() == 1
+    # The next slot is a new run; the cooldown now keeps everybody out.
+    third = run(engine, config, slot=SLOT + timedelta(days=1), now=lambda: NOW + timedelta(days=1))
+    assert third.outcome == PLANNED and third.counts == {"skipped": 5, "skipped.cooldown": 5}
+
+
+def test_held_out_users_get_a_held_out_row_and_the_share_is_honoured(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url, holdout_share="0.3", offer="true")
+    for n in range(60):
+        add_user(engine, f"h{n}")
+    report = run(engine, config)
+    rows = planned(engine, report.run_id)
+    held = {u for u, r in rows.items() if r["status"] == "held_out"}
+    assert held == {f"h{n}" for n in range(60) if is_held_out("c", f"h{n}", 0.3)}
+    assert 8 <= len(held) <= 30
+    for user in held:
+        row = rows[user]
+        assert row["created_at"] == NOW and row["channel"] == "email"
+        assert row["coupon_code"] is None and row["subject"] is None
+        assert row["next_attempt_at"] is None
+    with engine.connect() as connection:
+        coupons = connection.execute(select(Coupon.code, Coupon.message_id)).all()
+    assert len(coupons) == 60 - len(held)
+
+
+def test_recipient_cap_keeps_the_highest_risk_and_cuts_control_at_the_same_point(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url, max_recipients=3)
+    for n in range(8):
+        add_user(engine, f"r{n}", risk=0.9 - n * 0.01)
+    report = run(engine, config)
+    rows = planned(engine, report.run_id)
+    assert {u for u, r in rows.items() if r["status"] == "queued"} == {"r0", "r1", "r2"}
+    assert {u for u, r in rows.items() if r["skip_reason"] == "recipient_cap"} == {
+        f"r{n}" for n in range(3, 8)
+    }
+
+
+def test_coupon_budget_skips_offer_users_beyond_it_and_reserves_one_code_each(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url, offer="true", coupon_budget=2)
+    for n in range(5):
+        add_user(engine, f"b{n}", risk=0.9 - n * 0.01)
+    report = run(engine, config)
+    rows = planned(engine, report.run_id)
+    assert {u for u, r in rows.items() if r["status"] == "queued"} == {"b0", "b1"}
+    assert {u for u, r in rows.items() if r["skip_reason"] == "budget"} == {"b2", "b3", "b4"}
+    with engine.connect() as connection:
+        coupons = {c.code: c for c in connection.execute(select(Coupon.__table__)).all()}
+    assert set(coupons) == {rows["b0"]["coupon_code"], rows["b1"]["coupon_code"]}
+    for user in ("b0", "b1"):
+        coupon = coupons[rows[user]["coupon_code"]]
+        assert coupon.message_id == rows[user]["id"] and coupon.user_id == rows[user]["user_id"]
+        assert coupon.campaign == "c" and coupon.issued_at == NOW
+        assert rows[user]["coupon_code"] in rows[user]["body"]
+
+
+def test_a_render_error_for_one_user_skips_that_message_and_the_run_goes_on(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url, offer="true")
+    add_user(engine, "fine")
+    add_user(engine, "nameless", name="")  # the template divides by the name's length
+    report = run(engine, config)
+    rows = planned(engine, report.run_id)
+    assert rows["fine"]["status"] == "queued"
+    bad = rows["nameless"]
+    assert (bad["status"], bad["skip_reason"]) == ("skipped", "template_error")
+    assert "email.html" in bad["last_error"] and "ZeroDivisionError" in bad["last_error"]
+    with engine.connect() as connection:
+        owners = connection.execute(select(Coupon.user_id)).scalars().all()
+    assert owners == [rows["fine"]["user_id"]]  # no code reserved for the failed render
+
+
+def test_a_broken_template_stops_the_run_before_anything_is_planned(
+    engine: Engine, sqlite_url: str, root: Path
+) -> None:
+    config = make_config(root, sqlite_url)
+    write_templates(root, html="<p>{{ user.name }</p>\n<p>{% if %}</p>\n")
+    add_user(engine, "u")
+    with pytest.raises(TemplateError) as info:
+        run(engine, config)
+    assert info.value.template.endswith("t/en/email.html") and info.value.line == 1
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Message)).scalar() == 0
+        assert connection.execute(select(func.count()).select_from(CampaignRun)).scalar() == 0
+
+
+def test_a_paused_campaign_plans_nothing_and_says_so(
+    engine: Engine, sqlite_url: str, root: Path
+) -> None:
+    config = make_config(root, sqlite_url, paused="true")
+    add_user(engine, "u")
+    report = run(engine, config)
+    assert report.outcome == PAUSED and "paused" in report.notes[0]
+    assert messages(engine) == []
+
+
+def test_a_dry_run_renders_but_writes_nothing_and_reserves_no_coupon(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url, offer="true", holdout_share="0.2")
+    for n in range(10):
+        add_user(engine, f"d{n}")
+    report = run(engine, config, dry_run=True)
+    assert report.outcome == DRY_RUN and report.run_id is None
+    queued = report.decisions[report.decisions["status"] == "queued"]
+    assert len(report.messages) == len(queued) > 0
+    assert all(m.coupon_code and m.coupon_code in m.html for m in report.messages)
+    with engine.connect() as connection:
+        for table in (Message, CampaignRun, Coupon):
+            assert connection.execute(select(func.count()).select_from(table)).scalar() == 0
+    # The real run decides the same (stable holdout, same seeded variant choice).
+    real = run(engine, config)
+    assert real.counts == report.counts
+
+
+def test_unsubscribe_links_carry_a_valid_signed_token(
+    engine: Engine, sqlite_url: str, root: Path
+) -> None:
+    config = make_config(root, sqlite_url)
+    add_user(engine, "unsub")
+    report = run(engine, config)
+    body = planned(engine, report.run_id)["unsub"]["text_body"]
+    url = body.split("Unsubscribe: ")[1].split()[0]
+    parsed = urlparse(url)
+    assert f"{parsed.scheme}://{parsed.netloc}" == "https://shop.test"
+    query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+    assert query["u"] == "unsub" and query["c"] == "email"
+    secret = unsubscribe_secret((), config.shop.name, config.database_url())
+    assert verify_unsubscribe_token(secret, "unsub", "email", query["t"])
+    assert not verify_unsubscribe_token(secret, "someone-else", "email", query["t"])
+
+
+def test_a_test_send_queues_only_to_seed_addresses_and_touches_no_audience_state(
+    engine: Engine, sqlite_url: str, root: Path
+) -> None:
+    config = make_config(root, sqlite_url, offer="true", channels='["email", "sms"]')
+    for n in range(4):
+        add_user(engine, f"s{n}")
+    seeds = parse_seed_list("# marketing team\nqa@shop.test\n+8613900000000\n", "seeds.txt")
+    report = plan_test_send(engine, config, "c", seeds, as_of=AS_OF, now=lambda: NOW)
+    rows = messages(engine)
+    assert len(rows) == 2 and all(m.is_test for m in rows)
+    assert sorted(m.address_override for m in rows) == sorted(seeds)
+    assert {m.channel for m in rows} == {"email", "sms"}
+    assert {m.campaign for m in rows} == {"c:test"}
+    assert all(m.coupon_code.startswith("TEST-") for m in rows)
+    assert report.counts == {"queued": 2}
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Coupon)).scalar() == 0
+    # A real run of the same slot afterwards is unaffected: no cooldown, no cap, no clash.
+    real = run(engine, config)
+    assert real.outcome == PLANNED and real.counts["queued"] == 4
+
+
+def test_seed_lists_refuse_lines_that_are_not_addresses() -> None:
+    with pytest.raises(InputError, match=r"seeds.txt:2: 'not an address'"):
+        parse_seed_list("a@b.test\nnot an address\n", "seeds.txt")
+    with pytest.raises(InputError, match="no seed address"):
+        parse_seed_list("# only a comment\n", "seeds.txt")
+
+
+def test_a_campaign_naming_a_missing_template_set_is_a_config_error(root: Path) -> None:
+    config = make_config(root, "sqlite:///x.db")
+    validate_campaign_templates(config)
+    (root / "config.toml").write_text(
+        (root / "config.toml").read_text().replace('template = "t"', 'template = "nope"')
+    )
+    config = load_config(root / "config.toml", environ={})
+    with pytest.raises(ConfigError, match=r"campaigns\[0\]\.variants\[0\]\.template: .*'nope'"):
+        validate_campaign_templates(config)
