@@ -226,6 +226,33 @@ class OfferConfig(_Section):
     high_value_bonus_percent: int = Field(5, ge=0, le=50)
     min_order: str = "0"
     valid_days: int = Field(14, ge=1, le=365)
+    # Letters/digits in front of every code so the shop can tell campaigns apart.
+    code_prefix: str = Field("CB", pattern=r"^[A-Z0-9]{0,6}$")
+
+    @field_validator("percent_off_by_tier")
+    @classmethod
+    def _percents(cls, value: dict[str, int]) -> dict[str, int]:
+        for tier, percent in value.items():
+            if not 0 <= percent <= 90:
+                raise ValueError(f"percent off for tier {tier!r} must be between 0 and 90")
+        return value
+
+    @field_validator("min_order")
+    @classmethod
+    def _min_order_is_money(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", value.strip()):
+            raise ValueError("must be an amount like \"99.00\" (at most two decimals)")
+        return value.strip()
+
+
+class TemplatesConfig(_Section):
+    """Marketers' templates: where they live and the limits every render obeys."""
+
+    dir: str = "templates"
+    max_sms_segments: int = Field(2, ge=1, le=10)
+    max_subject_chars: int = Field(80, ge=10, le=300)
+    render_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    max_output_bytes: int = Field(500_000, ge=1_000, le=10_000_000)
 
 
 class VariantConfig(_Section):
@@ -271,6 +298,7 @@ class Config(_Section):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = ServerConfig()
     campaigns: tuple[CampaignConfig, ...] = ()
+    templates: TemplatesConfig = TemplatesConfig()
     source: str = Field("<defaults>", exclude=True)
     base_dir: str = Field(".", exclude=True)
 

@@ -108,7 +108,9 @@ def export_coupons(
             "code": [r.code for r in rows],
             "user_id": [r.external_id for r in rows],
             "percent_off": pd.Series([int(r.percent_off) for r in rows], dtype="int64"),
-            "min_order": [format_minor_units(int(r.min_order_cents), decimals=decimals) for r in rows],
+            "min_order": [
+                format_minor_units(int(r.min_order_cents), decimals=decimals) for r in rows
+            ],
             "issued_at": pd.to_datetime([r.issued_at for r in rows], utc=True),
             "expires_at": pd.to_datetime([r.expires_at for r in rows], utc=True),
             "redeemed_at": pd.to_datetime([r.redeemed_at for r in rows], utc=True),
@@ -134,7 +136,9 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-def redeem_from_events(connection: Connection, *, since: datetime | None = None) -> RedemptionReport:
+def redeem_from_events(
+    connection: Connection, *, since: datetime | None = None
+) -> RedemptionReport:
     """Mark coupons redeemed by the purchase events that carry their code.
 
     A code counts only when it was issued to the buying user and the purchase falls
@@ -158,12 +162,19 @@ def redeem_from_events(connection: Connection, *, since: datetime | None = None)
     for chunk in _chunks(codes):
         for row in connection.execute(
             select(
-                Coupon.id, Coupon.code, Coupon.user_id, Coupon.issued_at,
-                Coupon.expires_at, Coupon.redeemed_at, Coupon.order_id,
+                Coupon.id,
+                Coupon.code,
+                Coupon.user_id,
+                Coupon.issued_at,
+                Coupon.expires_at,
+                Coupon.redeemed_at,
+                Coupon.order_id,
             ).where(Coupon.code.in_(chunk))
         ):
             coupons[row.code] = dict(row._mapping)
-    counts = dict.fromkeys(("redeemed", "unknown_code", "wrong_user", "expired", "already_redeemed"), 0)
+    counts = dict.fromkeys(
+        ("redeemed", "unknown_code", "wrong_user", "expired", "already_redeemed"), 0
+    )
     for event in events:
         code = normalize_code(event.coupon_code)
         if not code:

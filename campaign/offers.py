@@ -103,9 +103,7 @@ def choose_offer(tier: str, high_value: bool, offer_config: OfferConfig) -> Offe
     )
 
 
-def new_coupon_code(
-    rng: random.Random, *, prefix: str = "CB", length: int = CODE_LENGTH
-) -> str:
+def new_coupon_code(rng: random.Random, *, prefix: str = "CB", length: int = CODE_LENGTH) -> str:
     """A fresh code: ``<prefix>-`` and ``length`` symbols of :data:`CODE_ALPHABET`.
 
     10 symbols carry about 49.5 bits; with per-user redemption that is far beyond

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaign.coupons import EXPORT_COLUMNS, export_coupons, reserve_coupon, redeem_from_events
+from campaign.coupons import EXPORT_COLUMNS, export_coupons, redeem_from_events, reserve_coupon
 from campaign.db.engine import session_scope
 from campaign.db.models import Coupon
 from campaign.offers import Offer, new_coupon_code
@@ -53,8 +53,15 @@ def test_a_code_collision_draws_a_new_code_instead_of_reusing_one(
         first, second = make_user(session), make_user(session)
         taken = new_coupon_code(_FirstCodeRepeats())
         session.add(
-            Coupon(code=taken, user_id=first.id, campaign="winback", percent_off=10,
-                   min_order_cents=0, issued_at=NOW, expires_at=NOW + timedelta(days=1))
+            Coupon(
+                code=taken,
+                user_id=first.id,
+                campaign="winback",
+                percent_off=10,
+                min_order_cents=0,
+                issued_at=NOW,
+                expires_at=NOW + timedelta(days=1),
+            )
         )
         session.flush()
         rng = _FirstCodeRepeats()
@@ -71,7 +78,9 @@ def test_export_lists_codes_with_the_shops_user_ids_and_decimal_min_order(
     with session_scope(session_factory) as session:
         old = make_user(session, external_id="U-old")
         new = make_user(session, external_id="U-new")
-        reserve_coupon(session, old.id, "winback", OFFER, NOW - timedelta(days=30), random.Random(1))
+        reserve_coupon(
+            session, old.id, "winback", OFFER, NOW - timedelta(days=30), random.Random(1)
+        )
         reserve_coupon(session, new.id, "winback", OFFER, NOW, random.Random(2))
     with engine.connect() as connection:
         everything = export_coupons(connection)
@@ -95,14 +104,33 @@ def test_a_purchase_with_the_code_by_its_owner_redeems_it_once(
     with session_scope(session_factory) as session:
         user = make_user(session)
         code = _coupon_for(session, user.id)
-        make_events(session, user, [
-            {"type": "purchase", "ts": NOW + timedelta(days=2), "order_id": "o-1",
-             "coupon_code": code.lower(), "amount_cents": 12000},
-            {"type": "purchase", "ts": NOW + timedelta(days=2), "order_id": "o-1",
-             "coupon_code": code, "amount_cents": 3000},
-            {"type": "purchase", "ts": NOW + timedelta(days=5), "order_id": "o-2",
-             "coupon_code": code, "amount_cents": 5000},
-        ])
+        make_events(
+            session,
+            user,
+            [
+                {
+                    "type": "purchase",
+                    "ts": NOW + timedelta(days=2),
+                    "order_id": "o-1",
+                    "coupon_code": code.lower(),
+                    "amount_cents": 12000,
+                },
+                {
+                    "type": "purchase",
+                    "ts": NOW + timedelta(days=2),
+                    "order_id": "o-1",
+                    "coupon_code": code,
+                    "amount_cents": 3000,
+                },
+                {
+                    "type": "purchase",
+                    "ts": NOW + timedelta(days=5),
+                    "order_id": "o-2",
+                    "coupon_code": code,
+                    "amount_cents": 5000,
+                },
+            ],
+        )
     with engine.begin() as connection:
         report = redeem_from_events(connection)
     assert report.redeemed == 1 and report.already_redeemed == 1
@@ -121,17 +149,37 @@ def test_codes_of_another_user_unknown_codes_and_late_purchases_redeem_nothing(
     with session_scope(session_factory) as session:
         owner, stranger = make_user(session), make_user(session)
         code = _coupon_for(session, owner.id)
-        make_events(session, stranger, [
-            {"type": "purchase", "ts": NOW + timedelta(days=1), "coupon_code": code,
-             "amount_cents": 100},
-            {"type": "purchase", "ts": NOW + timedelta(days=1), "coupon_code": "CB-NOPE",
-             "amount_cents": 100},
-        ])
-        make_events(session, owner, [
-            {"type": "purchase", "ts": NOW + timedelta(days=15), "coupon_code": code,
-             "amount_cents": 100},
-            {"type": "view", "ts": NOW + timedelta(days=1), "coupon_code": code},
-        ])
+        make_events(
+            session,
+            stranger,
+            [
+                {
+                    "type": "purchase",
+                    "ts": NOW + timedelta(days=1),
+                    "coupon_code": code,
+                    "amount_cents": 100,
+                },
+                {
+                    "type": "purchase",
+                    "ts": NOW + timedelta(days=1),
+                    "coupon_code": "CB-NOPE",
+                    "amount_cents": 100,
+                },
+            ],
+        )
+        make_events(
+            session,
+            owner,
+            [
+                {
+                    "type": "purchase",
+                    "ts": NOW + timedelta(days=15),
+                    "coupon_code": code,
+                    "amount_cents": 100,
+                },
+                {"type": "view", "ts": NOW + timedelta(days=1), "coupon_code": code},
+            ],
+        )
     with engine.begin() as connection:
         report = redeem_from_events(connection)
     assert (report.redeemed, report.wrong_user, report.unknown_code, report.expired) == (0, 1, 1, 1)

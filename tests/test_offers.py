@@ -126,16 +126,28 @@ def test_min_order_config_with_too_many_decimals_is_a_config_error() -> None:
 def test_issued_payload_names_each_code_with_the_shops_ids_and_decimal_amounts() -> None:
     expires = datetime(2026, 11, 15, tzinfo=UTC)
     body = coupons_issued_payload(
-        [{"code": "CB-7KQ4M9XH2P", "user_id": "U-1", "percent_off": 20,
-          "min_order_cents": 9900, "expires_at": expires}],
+        [
+            {
+                "code": "CB-7KQ4M9XH2P",
+                "user_id": "U-1",
+                "percent_off": 20,
+                "min_order_cents": 9900,
+                "expires_at": expires,
+            }
+        ],
         issued_at=datetime(2026, 11, 1, tzinfo=UTC),
         shop="Demo Shop",
     )
     data = json.loads(body)
     assert data["type"] == "coupons.issued"
     assert data["data"] == [
-        {"code": "CB-7KQ4M9XH2P", "user_id": "U-1", "percent_off": 20, "min_order": "99.00",
-         "expires_at": "2026-11-15T00:00:00+00:00"}
+        {
+            "code": "CB-7KQ4M9XH2P",
+            "user_id": "U-1",
+            "percent_off": 20,
+            "min_order": "99.00",
+            "expires_at": "2026-11-15T00:00:00+00:00",
+        }
     ]
 
 

@@ -11,6 +11,7 @@ from campaign.cli import db, imports
 from campaign.cli import campaigns
 from campaign.cli import model
 from campaign.cli import send
+from campaign.cli import templates, coupons
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -56,6 +57,8 @@ app.command("train")(model.train_command)
 app.command("score")(model.score_command)
 app.add_typer(model.evaluate_app, name="evaluate")
 app.add_typer(imports.app, name="import")
+app.add_typer(templates.app, name="templates")
+app.add_typer(coupons.app, name="coupons")
 
 
 def main() -> None:

@@ -183,12 +183,30 @@ def _plain(value: Any) -> Any:
 
 _SAMPLE_PRODUCTS = {
     "en": [
-        ("P-1001", "Merino Wool Crew Sweater", "Knitwear", "Northfold", 45900,
-         "Pairs with the scarf you bought in October"),
-        ("P-2044", "Everyday Canvas Tote", "Bags", "Harbor & Co", 12900,
-         "Popular with customers who like what you like"),
-        ("P-3310", "Ceramic Pour-Over Set", "Home", "Kiln Studio", 26800,
-         "New in a category you often browse"),
+        (
+            "P-1001",
+            "Merino Wool Crew Sweater",
+            "Knitwear",
+            "Northfold",
+            45900,
+            "Pairs with the scarf you bought in October",
+        ),
+        (
+            "P-2044",
+            "Everyday Canvas Tote",
+            "Bags",
+            "Harbor & Co",
+            12900,
+            "Popular with customers who like what you like",
+        ),
+        (
+            "P-3310",
+            "Ceramic Pour-Over Set",
+            "Home",
+            "Kiln Studio",
+            26800,
+            "New in a category you often browse",
+        ),
     ],
     "zh": [
         ("P-1001", "美利奴羊毛圆领毛衣", "针织", "北折", 45900, "和您十月购买的围巾很搭"),

@@ -203,7 +203,9 @@ def list_template_sets(templates_dir: Path) -> list[str]:
     """Names of the template sets under ``templates_dir``, sorted."""
     if not templates_dir.is_dir():
         return []
-    return sorted(p.name for p in templates_dir.iterdir() if template_set_exists(templates_dir, p.name))
+    return sorted(
+        p.name for p in templates_dir.iterdir() if template_set_exists(templates_dir, p.name)
+    )
 
 
 def available_locales(templates_dir: Path, template_set: str) -> list[str]:
@@ -457,7 +459,9 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
-def _bounded(filter_name: str, original: Callable[..., Any], width_index: int) -> Callable[..., Any]:
+def _bounded(
+    filter_name: str, original: Callable[..., Any], width_index: int
+) -> Callable[..., Any]:
     def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
         if len(args) > width_index:
             _checked_width(args[width_index])

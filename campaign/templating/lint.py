@@ -99,7 +99,9 @@ def sms_segments(text: str) -> SmsInfo:
     characters count twice): 160 units in one segment, 153 per segment when
     concatenated. Otherwise UCS-2, counted in UTF-16 code units: 70, then 67.
     """
-    non_gsm = "".join(sorted({ch for ch in text if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION}))
+    non_gsm = "".join(
+        sorted({ch for ch in text if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION})
+    )
     if not non_gsm:
         units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
         single, multi = 160, 153
@@ -182,7 +184,11 @@ def _products_chain(node: nodes.Node, product_names: set[str]) -> bool:
     while True:
         if isinstance(node, nodes.Name):
             return node.name in product_names
-        if isinstance(node, nodes.Filter) and node.name in _ITEM_PRESERVING and node.name != "batch":
+        if (
+            isinstance(node, nodes.Filter)
+            and node.name in _ITEM_PRESERVING
+            and node.name != "batch"
+        ):
             node = node.node
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice):
             node = node.node
@@ -220,9 +226,7 @@ class _StaticChecker:
             )
             hint = _suggest(name, set(CONTEXT) | set(self.env.globals))
             self.error(line, f"'{name}' is undefined{hint}")
-        assigned = {
-            n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")
-        }
+        assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
         objects = {
             name: fields
             for name, (_, fields) in CONTEXT.items()
@@ -242,7 +246,10 @@ class _StaticChecker:
                 self._check_field(node.lineno, target.name, attr, product_fields)
         for node in tree.find_all(nodes.Filter):
             if node.name not in self.env.filters:
-                self.error(node.lineno, f"no filter named '{node.name}'{_suggest(node.name, self.env.filters)}")
+                self.error(
+                    node.lineno,
+                    f"no filter named '{node.name}'{_suggest(node.name, self.env.filters)}",
+                )
             elif (
                 node.name in _ATTRIBUTE_FILTERS
                 and node.node is not None
@@ -306,7 +313,9 @@ def _static_check(env: CampaignEnvironment, name: str) -> list[LintIssue]:
         message = error.reason
         missing = re.match(r"No filter named '([^']+)'", message)
         if missing:
-            message = f"no filter named '{missing.group(1)}'{_suggest(missing.group(1), env.filters)}"
+            message = (
+                f"no filter named '{missing.group(1)}'{_suggest(missing.group(1), env.filters)}"
+            )
         return [LintIssue(error.template, error.line, "error", message)]
     except TemplateError as exc:
         return [LintIssue(exc.template, exc.line, "error", exc.reason)]
@@ -350,7 +359,12 @@ def _check_email(
         issues.append(LintIssue(html_path, None, "error", f"{message} (rendered line {line})"))
     if context["unsubscribe_url"] not in hrefs:
         issues.append(
-            LintIssue(html_path, None, "error", "no unsubscribe link: add <a href=\"{{ unsubscribe_url }}\">")
+            LintIssue(
+                html_path,
+                None,
+                "error",
+                'no unsubscribe link: add <a href="{{ unsubscribe_url }}">',
+            )
         )
     if context["shop"]["postal_address"] not in html.unescape(text):
         issues.append(
@@ -381,7 +395,12 @@ def _check_sms(
     summary = f"{info.units} {info.encoding} characters, {info.segments} segment(s)"
     if info.segments > max_segments:
         issues.append(
-            LintIssue(path, None, "error", f"SMS is {summary}; the limit is {max_segments} (max_sms_segments)")
+            LintIssue(
+                path,
+                None,
+                "error",
+                f"SMS is {summary}; the limit is {max_segments} (max_sms_segments)",
+            )
         )
     if info.encoding == "UCS-2" and not locale.lower().startswith(("zh", "ja", "ko")):
         issues.append(
@@ -389,13 +408,20 @@ def _check_sms(
                 path,
                 None,
                 "warning",
-                f"characters {info.non_gsm!r} force UCS-2 (70 per segment instead of 160): {summary}",
+                f"characters {info.non_gsm!r} force UCS-2 (70 per segment, not 160): {summary}",
             )
         )
     lowered = rendered.text.lower()
-    if SAMPLE_UNSUBSCRIBE_URL not in rendered.text and not any(w in lowered for w in _OPT_OUT_WORDS):
+    if SAMPLE_UNSUBSCRIBE_URL not in rendered.text and not any(
+        w in lowered for w in _OPT_OUT_WORDS
+    ):
         issues.append(
-            LintIssue(path, None, "warning", "no opt-out: add {{ unsubscribe_url }} or a STOP/回T退订 line")
+            LintIssue(
+                path,
+                None,
+                "warning",
+                "no opt-out: add {{ unsubscribe_url }} or a STOP/回T退订 line",
+            )
         )
     return issues
 
@@ -431,7 +457,12 @@ def lint_templates(
         locales = available_locales(templates_dir, template_set)
         if not locales:
             issues.append(
-                LintIssue(display_name(env, template_set), None, "error", "no locale folders (e.g. en/, zh-CN/)")
+                LintIssue(
+                    display_name(env, template_set),
+                    None,
+                    "error",
+                    "no locale folders (e.g. en/, zh-CN/)",
+                )
             )
         for locale in locales:
             issues.extend(
@@ -461,7 +492,9 @@ def _lint_locale(
     issues: list[LintIssue] = []
     for name in sorted(present - KNOWN_FILES):
         issues.append(
-            LintIssue(display_name(env, f"{prefix}/{name}"), None, "warning", "unknown file, never used")
+            LintIssue(
+                display_name(env, f"{prefix}/{name}"), None, "warning", "unknown file, never used"
+            )
         )
     static_errors = False
     for name in sorted(present & KNOWN_FILES):
@@ -473,11 +506,18 @@ def _lint_locale(
     has_sms = "sms.txt" in present
     if has_email and not email_files <= present:
         missing = ", ".join(sorted(email_files - present))
-        issues.append(LintIssue(display_name(env, prefix), None, "error", f"email is missing {missing}"))
+        issues.append(
+            LintIssue(display_name(env, prefix), None, "error", f"email is missing {missing}")
+        )
         has_email = False
     if not has_email and not has_sms and not present & email_files:
         issues.append(
-            LintIssue(display_name(env, prefix), None, "error", "no email (subject.txt, email.html, email.txt) or sms.txt")
+            LintIssue(
+                display_name(env, prefix),
+                None,
+                "error",
+                "no email (subject.txt, email.html, email.txt) or sms.txt",
+            )
         )
     if static_errors:
         # Rendering would only repeat the same mistakes with less precise lines.
@@ -508,7 +548,13 @@ def _check_without_coupon(
             render_message(env, template_set, medium, locale, context)  # type: ignore[arg-type]
         except TemplateError as exc:
             if usage is not None and False in usage:
-                return [_issue(exc, "error", " (a variant with offer = false uses this set: coupon is none)")]
+                return [
+                    _issue(
+                        exc,
+                        "error",
+                        " (a variant with offer = false uses this set: coupon is none)",
+                    )
+                ]
             return [
                 LintIssue(
                     display_name(env, f"{template_set}/{locale}"),

@@ -1,0 +1,78 @@
+"""``campaign coupons export|redeem``: the shop's checkout must know the codes we issue."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from campaign.cli.common import err_console, state
+from campaign.coupons import export_coupons, redeem_from_events
+from campaign.errors import InputError
+
+app = typer.Typer(
+    help="Coupon codes: export for the checkout, redeem from purchases.", no_args_is_help=True
+)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    """``2026-11-01`` or ISO 8601 (naive means UTC) → aware UTC datetime."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            "--since", f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _iso(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: "" if pd.isna(v) else v.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, "--since", help="Only codes issued at or after DATE."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="CSV file (default: stdout)."),
+) -> None:
+    """Write the issued codes as CSV for the shop's checkout.
+
+    Columns: code,user_id,percent_off,min_order,issued_at,expires_at,redeemed_at;
+    ``user_id`` is the shop's own id, ``min_order`` a decimal in the shop currency,
+    times ISO 8601 UTC; ``redeemed_at`` is empty for unused codes. Read-only.
+    """
+    config = state(ctx).config()
+    engine = state(ctx).engine()
+    with engine.connect() as connection:
+        frame = export_coupons(connection, _parse_since(since), currency=config.shop.currency)
+    for column in ("issued_at", "expires_at", "redeemed_at"):
+        frame[column] = _iso(frame[column])
+    if output is None:
+        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
+    else:
+        frame.to_csv(output, index=False, lineterminator="\n")
+        err_console.print(f"{len(frame)} code(s) written to {output}", markup=False, soft_wrap=True)
+
+
+@app.command("redeem")
+def redeem_command(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, "--since", help="Only purchases at or after DATE."),
+) -> None:
+    """Mark coupons redeemed by imported purchase events carrying their code (idempotent)."""
+    engine = state(ctx).engine()
+    with engine.begin() as connection:
+        report = redeem_from_events(connection, since=_parse_since(since))
+    err_console.print(
+        f"redeemed {report.redeemed}; ignored: {report.unknown_code} unknown code(s), "
+        f"{report.wrong_user} issued to someone else, {report.expired} outside validity, "
+        f"{report.already_redeemed} already redeemed",
+        markup=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,194 @@
+"""``campaign templates lint|render``: for marketers editing ``templates/``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from sqlalchemy import select
+
+from campaign.cli.common import console, err_console, state
+from campaign.config import CampaignConfig, Config, OfferConfig
+from campaign.db.models import User
+from campaign.errors import CampaignError, InputError, NotFound, TemplateError
+from campaign.offers import choose_offer
+from campaign.templating.context import build_context, sample_context
+from campaign.templating.environment import (
+    list_template_sets,
+    make_environment,
+    resolve_templates_dir,
+    template_set_exists,
+)
+from campaign.templating.lint import lint_templates, sms_segments
+from campaign.templating.render import render_message
+
+app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
+
+
+def templates_dir(config: Config) -> Path:
+    """``[templates] dir`` against the config's folder, else the shipped ``templates/``."""
+    return resolve_templates_dir(config.resolve_path(config.templates.dir))
+
+
+def offer_usage(config: Config) -> dict[str, frozenset[bool]]:
+    """Template set → the ``offer`` flags of the campaign variants that use it."""
+    usage: dict[str, set[bool]] = {}
+    for campaign in config.campaigns:
+        for variant in campaign.variants:
+            usage.setdefault(variant.template, set()).add(variant.offer)
+    return {name: frozenset(flags) for name, flags in usage.items()}
+
+
+@app.command("lint")
+def lint_command(ctx: typer.Context) -> None:
+    """Check every template: syntax, names, SMS length, unsubscribe link, HTML.
+
+    Prints one line per issue and exits 1 when there is any error (warnings alone
+    exit 0).
+    """
+    config = state(ctx).config()
+    folder = templates_dir(config)
+    issues = lint_templates(
+        folder,
+        max_sms_segments=config.templates.max_sms_segments,
+        max_subject_chars=config.templates.max_subject_chars,
+        offer_usage=offer_usage(config),
+    )
+    for issue in issues:
+        typer.echo(str(issue))
+    n_errors = sum(1 for i in issues if i.severity == "error")
+    n_warnings = len(issues) - n_errors
+    sets = list_template_sets(folder)
+    err_console.print(
+        f"{len(sets)} template set(s) in {folder}: {n_errors} error(s), {n_warnings} warning(s)",
+        markup=False,
+        soft_wrap=True,
+    )
+    if n_errors:
+        raise typer.Exit(1)
+
+
+def _campaign_for(config: Config, name: str) -> tuple[CampaignConfig | None, str, bool]:
+    """The first campaign variant using set ``name``: (campaign, variant, offer)."""
+    for campaign in config.campaigns:
+        for variant in campaign.variants:
+            if variant.template == name:
+                return campaign, variant.name, variant.offer
+    return None, "preview", name != "care"
+
+
+def _user_context(
+    ctx: typer.Context, config: Config, external_id: str, name: str, channel: str
+) -> tuple[dict[str, Any], str]:
+    campaign, variant, with_offer = _campaign_for(config, name)
+    engine = state(ctx).engine()
+    now = datetime.now(UTC)
+    with engine.connect() as connection:
+        user = connection.execute(
+            select(User.id, User.external_id, User.name, User.locale, User.timezone).where(
+                User.external_id == external_id
+            )
+        ).first()
+        if user is None:
+            raise NotFound("user", external_id)
+        products: list[dict[str, Any]] = []
+        try:
+            from campaign.planner.content import recommend
+
+            products = recommend(connection, config, [user.id], now, None).get(user.id, [])[:5]
+        except (ImportError, CampaignError) as exc:
+            err_console.print(f"note: no recommendations ({exc})", markup=False, soft_wrap=True)
+    coupon = None
+    if with_offer:
+        offer = choose_offer("high", False, campaign.offer if campaign else OfferConfig())
+        coupon = {
+            "code": "CB-PREVIEW",
+            "percent_off": offer.percent_off,
+            "min_order_cents": offer.min_order_cents,
+            "expires_at": offer.expires_at(now),
+            "valid_days": offer.valid_days,
+        }
+    locale = user.locale or config.shop.default_locale
+    context = build_context(
+        user={
+            "id": user.external_id,
+            "name": user.name,
+            "locale": locale,
+            "timezone": user.timezone,
+        },
+        products=products,
+        coupon=coupon,
+        campaign={"name": campaign.name if campaign else name, "variant": variant},
+        shop={
+            "name": config.shop.name,
+            "url": config.shop.base_url,
+            "postal_address": config.shop.postal_address,
+            "currency": config.shop.currency,
+            "timezone": config.shop.timezone,
+        },
+        unsubscribe_url=f"{config.shop.base_url.rstrip('/')}/unsubscribe/preview-{channel}",
+        locale=locale,
+    )
+    return context, locale
+
+
+@app.command("render")
+def render_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Template set, e.g. winback."),
+    user: str | None = typer.Option(
+        None, "--user", help="The shop's user id: render with their real data (else a sample)."
+    ),
+    locale: str | None = typer.Option(None, "--locale", help="Locale folder, e.g. en or zh-CN."),
+    channel: str = typer.Option("email", "--channel", help="email or sms."),
+    html: Path | None = typer.Option(None, "--html", help="Also write the HTML body to FILE."),
+) -> None:
+    """Render one template set with a sample or a real user; sends nothing, stores nothing.
+
+    A real user's preview uses their recommendations and a preview coupon that is
+    never reserved.
+    """
+    if channel not in ("email", "sms"):
+        raise InputError("--channel", f"{channel!r} is not email or sms")
+    config = state(ctx).config()
+    folder = templates_dir(config)
+    if not template_set_exists(folder, name):
+        known = ", ".join(list_template_sets(folder)) or "none"
+        raise TemplateError(f"{folder}/{name}", f"no such template set (known: {known})")
+    env = make_environment(
+        folder,
+        render_timeout_seconds=config.templates.render_timeout_seconds,
+        max_output_bytes=config.templates.max_output_bytes,
+    )
+    if user is not None:
+        context, user_locale = _user_context(ctx, config, user, name, channel)
+        wanted = locale or user_locale
+    else:
+        wanted = locale or config.shop.default_locale
+        _, _, with_offer = _campaign_for(config, name)
+        context = sample_context(wanted, with_coupon=with_offer)
+    rendered = render_message(
+        env,
+        name,
+        channel,
+        wanted,
+        context,
+        default_locale=config.shop.default_locale,  # type: ignore[arg-type]
+    )
+    if rendered.subject is not None:
+        console.print(
+            f"Subject: {rendered.subject}\n", markup=False, highlight=False, soft_wrap=True
+        )
+    console.print(rendered.text, markup=False, highlight=False, soft_wrap=True)
+    if channel == "sms":
+        info = sms_segments(rendered.text)
+        err_console.print(
+            f"({info.units} {info.encoding} characters, {info.segments} segment(s))",
+            markup=False,
+            soft_wrap=True,
+        )
+    if html is not None and rendered.html is not None:
+        html.write_text(rendered.html, encoding="utf-8")
+        err_console.print(f"HTML written to {html}", markup=False, soft_wrap=True)
