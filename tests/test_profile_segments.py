@@ -163,3 +163,12 @@ def test_every_behaviour_column_is_computed_from_documented_features(column: str
     features = _synthetic_features(seed=4, n=20)
     values = BEHAVIOUR[column](features[features["orders_total"] > 0])
     assert values.notna().all()
+
+
+def test_docs_list_the_naming_rules() -> None:
+    from pathlib import Path
+
+    from campaign.profile.clustering import segments_markdown
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "features.md"
+    assert segments_markdown() in docs.read_text(encoding="utf-8")

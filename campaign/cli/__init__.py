@@ -12,6 +12,7 @@ from campaign.cli import campaigns
 from campaign.cli import model
 from campaign.cli import send
 from campaign.cli import templates, coupons
+from campaign.cli import profile
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ app.command("preview")(campaigns.preview_command)
 app.command("send")(send.send_command)
 app.command("train")(model.train_command)
 app.command("score")(model.score_command)
+app.command("segments")(profile.segments_command)
 app.add_typer(model.evaluate_app, name="evaluate")
 app.add_typer(imports.app, name="import")
 app.add_typer(templates.app, name="templates")

@@ -178,3 +178,11 @@ def segment_customers(
     centroids["size"] = np.bincount(labels, minlength=k)
     names.loc[matrix.index] = [cluster_names[int(c)] for c in labels]
     return Segmentation(names, centroids)
+
+
+def segments_markdown() -> str:
+    """The naming-rules table of docs/features.md, generated from :data:`NAMING_RULES`."""
+    lines = ["| order | segment | rule on the centroid's z-scores |", "|---|---|---|"]
+    for number, rule in enumerate(NAMING_RULES, start=1):
+        lines.append(f"| {number} | {rule.name} | {rule.description} |")
+    return "\n".join(lines) + "\n"

@@ -23,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.engine import Connection
 
 from campaign.db.base import UTCDateTime
-from campaign.db.models import Engagement, EventType, MessageStatus
+from campaign.db.models import Engagement, Event, EventType, MessageStatus
+from campaign.errors import NotFound
 from campaign.profile.features import RAW_COLUMNS, TREND_DAYS
 
 
@@ -259,3 +260,15 @@ def load_profile_aggregates(
     frame.index = frame.index.astype("int64")
     frame.index.name = "user_id"
     return frame.reindex(columns=list(RAW_COLUMNS)).sort_index()
+
+
+def newest_event_at(connection: Connection) -> datetime:
+    """The time of the newest event: the default as-of time of the commands. Read-only.
+
+    Raises:
+        NotFound: there are no events yet.
+    """
+    newest = connection.execute(select(func.max(Event.ts))).scalar()
+    if newest is None:
+        raise NotFound("events", "any (import events first)")
+    return as_utc(newest)

@@ -1,0 +1,60 @@
+"""``campaign segments``: cluster customers into named behaviour segments and store them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+from rich.table import Table
+
+from campaign.cli.common import console, state
+from campaign.errors import InputError
+
+AS_OF_HELP = "As-of time T (ISO date or datetime, naive means UTC; default: newest event)."
+
+
+def _parse_as_of(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError("--as-of", f"not an ISO date or datetime: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def segments_command(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    segments: int = typer.Option(
+        5, "--segments", "-k", min=2, max=8, help="Number of k-means clusters of buyers."
+    ),
+) -> None:
+    """Segment customers by behaviour as of T and store each user's segment."""
+    from campaign.profile.queries import newest_event_at
+    from campaign.profile.segments import update_segments
+
+    engine = state(ctx).engine()
+    if as_of is not None:
+        when = _parse_as_of(as_of)
+    else:
+        with engine.connect() as connection:
+            when = newest_event_at(connection)
+    result = update_segments(engine, when, n_segments=segments)
+    console.print(f"{len(result.names)} users segmented as of {when:%Y-%m-%d %H:%M} UTC")
+    table = Table(title="segments (centroid z-scores of buyers)", title_justify="left")
+    for column in ("segment", "users", "recency", "frequency", "order value", "coupons", "trend"):
+        table.add_column(column, justify="left" if column == "segment" else "right")
+    counts = result.names.value_counts()
+    centroids = result.centroids
+    for name, users in counts.items():
+        row = centroids[centroids["name"] == name]
+        if row.empty:
+            table.add_row(str(name), str(users), *["–"] * 5)
+            continue
+        z = row.iloc[0]
+        table.add_row(
+            str(name),
+            str(users),
+            *(f"{z[c]:+.2f}" for c in ("recency", "frequency", "order_value", "coupon_share",
+                                       "trend")),
+        )
+    console.print(table)
