@@ -30,6 +30,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,12 +74,14 @@ class RenderBudget:
     deadline: float = field(default=0.0, init=False)
     iterations: int = field(default=0, init=False)
     output_bytes: int = field(default=0, init=False)
+    chunks: int = field(default=0, init=False)
 
     def start(self) -> RenderBudget:
         """Arm the deadline now (monotonic clock); returns self."""
         self.deadline = time.monotonic() + self.timeout_seconds
         self.iterations = 0
         self.output_bytes = 0
+        self.chunks = 0
         return self
 
     def check_time(self) -> None:
@@ -99,12 +102,14 @@ class RenderBudget:
 
     def count_output(self, chunk: str) -> None:
         """Account for ``chunk`` of output; raise past the size or time budget."""
-        self.output_bytes += len(chunk.encode("utf-8"))
+        self.output_bytes += len(chunk) if chunk.isascii() else len(chunk.encode("utf-8"))
         if self.output_bytes > self.max_output_bytes:
             raise RenderLimitExceeded(
                 f"output is larger than {self.max_output_bytes} bytes (max_output_bytes)"
             )
-        self.check_time()
+        self.chunks += 1
+        if self.chunks % 32 == 0:
+            self.check_time()
 
 
 _budget: ContextVar[RenderBudget | None] = ContextVar("campaign_render_budget", default=None)
@@ -216,16 +221,12 @@ def available_locales(templates_dir: Path, template_set: str) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and _SEGMENT.match(p.name))
 
 
+@lru_cache(maxsize=256)
 def _parse_locale(value: str) -> Locale:
     try:
         return Locale.parse(value.replace("-", "_"))
     except (UnknownLocaleError, ValueError, TypeError):
         return Locale.parse("en")
-
-
-def _context_locale(context: Context) -> Locale:
-    value = context.get("locale")
-    return _parse_locale(value if isinstance(value, str) else "en")
 
 
 def _to_datetime(value: Any) -> datetime:
@@ -242,20 +243,27 @@ def _to_datetime(value: Any) -> datetime:
     raise TypeError(f"expected a date, got {type(value).__name__}")
 
 
-def _user_zone(context: Context) -> ZoneInfo:
-    user = context.get("user")
-    names = []
-    if isinstance(user, dict) and isinstance(user.get("timezone"), str):
-        names.append(user["timezone"])
-    shop = context.get("shop")
-    if isinstance(shop, dict) and isinstance(shop.get("timezone"), str):
-        names.append(shop["timezone"])
-    for name in names:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            continue
-    return ZoneInfo("UTC")
+def _zone_name(context: Context) -> str:
+    """The reader's timezone name: the user's, else the shop's, else UTC."""
+    for owner in ("user", "shop"):
+        value = context.get(owner)
+        if isinstance(value, dict) and isinstance(value.get("timezone"), str):
+            if _zone(value["timezone"]) is not None:
+                return str(value["timezone"])
+    return "UTC"
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _locale_name(context: Context) -> str:
+    value = context.get("locale")
+    return value if isinstance(value, str) else "en"
 
 
 @pass_context
@@ -269,9 +277,15 @@ def money_filter(context: Context, cents: Any, currency: str | None = None) -> s
     if currency is None:
         shop = context.get("shop")
         currency = shop.get("currency", "CNY") if isinstance(shop, dict) else "CNY"
+    return _format_money(int(cents), currency, _locale_name(context))
+
+
+# Prices repeat across thousands of messages (one catalogue); babel is the slow part.
+@lru_cache(maxsize=65_536)
+def _format_money(cents: int, currency: str, locale: str) -> str:
     precision = get_currency_precision(currency)
     amount = Decimal(cents).scaleb(-precision)
-    return format_currency(amount, currency, locale=_context_locale(context))
+    return format_currency(amount, currency, locale=_parse_locale(locale))
 
 
 @pass_context
@@ -282,8 +296,16 @@ def date_filter(context: Context, value: Any, format: str = "long") -> str:
     """
     if format not in ("short", "medium", "long", "full"):
         raise ValueError("date format must be short, medium, long or full")
-    moment = _to_datetime(value).astimezone(_user_zone(context))
-    return format_date(moment.date(), format=format, locale=_context_locale(context))
+    if not isinstance(value, str | date):
+        raise TypeError(f"expected a date, got {type(value).__name__}")
+    return _format_date(value, _zone_name(context), _locale_name(context), format)
+
+
+# Every coupon of a run expires on the same few days: format each once.
+@lru_cache(maxsize=16_384)
+def _format_date(value: str | date, zone: str, locale: str, format: str) -> str:
+    moment = _to_datetime(value).astimezone(_zone(zone))
+    return format_date(moment.date(), format=format, locale=_parse_locale(locale))
 
 
 @pass_context
@@ -291,8 +313,8 @@ def datetime_filter(context: Context, value: Any, format: str = "medium") -> str
     """``{{ ts|datetime }}``: date and time in the reader's locale and timezone."""
     if format not in ("short", "medium", "long", "full"):
         raise ValueError("datetime format must be short, medium, long or full")
-    moment = _to_datetime(value).astimezone(_user_zone(context))
-    return format_datetime(moment, format=format, locale=_context_locale(context))
+    moment = _to_datetime(value).astimezone(_zone(_zone_name(context)))
+    return format_datetime(moment, format=format, locale=_parse_locale(_locale_name(context)))
 
 
 @pass_context
@@ -300,17 +322,22 @@ def percent_filter(context: Context, value: Any) -> str:
     """``{{ coupon.percent_off|percent }}``: percentage points → ``20%`` in the locale."""
     if isinstance(value, bool):
         raise TypeError("percent expects a number")
+    return _format_percent(str(value), _locale_name(context))
+
+
+@lru_cache(maxsize=4096)
+def _format_percent(value: str, locale: str) -> str:
     try:
-        fraction = Decimal(str(value)) / 100
+        fraction = Decimal(value) / 100
     except InvalidOperation:
         raise TypeError(f"percent expects a number, got {value!r}") from None
-    return format_percent(fraction, locale=_context_locale(context))
+    return format_percent(fraction, locale=_parse_locale(locale))
 
 
 @pass_context
 def number_filter(context: Context, value: Any) -> str:
     """``{{ n|number }}``: a number with the locale's grouping and decimal signs."""
-    return format_decimal(Decimal(str(value)), locale=_context_locale(context))
+    return format_decimal(Decimal(str(value)), locale=_parse_locale(_locale_name(context)))
 
 
 def _checked_width(width: Any) -> int:
