@@ -13,6 +13,7 @@ from campaign.cli import model
 from campaign.cli import send
 from campaign.cli import templates, coupons
 from campaign.cli import profile
+from campaign.cli import templates, coupons
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(

@@ -1,0 +1,182 @@
+"""``campaign demo``: its folder rules, its figures on both dialects, and the real CLI twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Engine
+
+from campaign.config import load_config
+from campaign.db.models import Event, Product, User
+from campaign.demo_steps import (
+    DEMO_STEPS,
+    DemoContext,
+    DemoSettings,
+    demo_config_text,
+    load_demo_config,
+    prepare_folder,
+    run_steps,
+    shop_figures,
+)
+from campaign.demoshop import DEMO_AS_OF, generate_shop, write_csv
+from campaign.errors import InputError
+from campaign.ingest import import_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_config_is_valid_and_names_both_campaigns(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(demo_config_text(), encoding="utf-8")
+    config = load_config(tmp_path / "config.toml", environ={})
+    assert [c.name for c in config.campaigns] == ["winback", "care"]
+    assert config.campaign("winback").variants[0].offer is True
+    assert config.campaign("care").variants[0].offer is False
+    assert all(channel.kind == "file" for channel in config.channels.values())
+    assert config.database_url() == f"sqlite:///{(tmp_path / 'campaign.db').resolve()}"
+    assert config.resolve_path(config.channels["email"].path or "") == tmp_path / "outbox/email"
+
+
+def test_a_new_folder_gets_a_config_and_a_marker(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    settings, created = prepare_folder(folder, users=None, seed=7, fresh=False, default_users=50)
+    assert created and settings == DemoSettings(50, 7)
+    assert json.loads((folder / "demo.json").read_text())["users"] == 50
+    assert load_demo_config(folder).shop.currency == "CNY"
+
+
+def test_reusing_a_folder_keeps_its_config_and_its_size(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    prepare_folder(folder, users=40, seed=7, fresh=False, default_users=3000)
+    (folder / "config.toml").write_text(demo_config_text() + "\n# edited\n")
+    settings, created = prepare_folder(folder, users=None, seed=7, fresh=False,
+                                       default_users=3000)
+    assert not created and settings.users == 40
+    assert (folder / "config.toml").read_text().endswith("# edited\n")
+
+
+def test_another_size_needs_fresh_and_fresh_recreates(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    prepare_folder(folder, users=40, seed=7, fresh=False, default_users=3000)
+    (folder / "campaign.db").write_bytes(b"old")
+    with pytest.raises(InputError, match="--users 40 .*--fresh"):
+        prepare_folder(folder, users=60, seed=7, fresh=False, default_users=3000)
+    settings, created = prepare_folder(folder, users=60, seed=7, fresh=True, default_users=3000)
+    assert created and settings.users == 60 and not (folder / "campaign.db").exists()
+
+
+def test_a_folder_that_is_not_a_demo_is_never_touched(tmp_path: Path) -> None:
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("do not delete")
+    for fresh in (False, True):
+        with pytest.raises(InputError, match="not a demo folder"):
+            prepare_folder(folder, users=None, seed=7, fresh=fresh, default_users=10)
+    assert (folder / "thesis.txt").read_text() == "do not delete"
+
+
+def test_shop_figures_match_the_generated_frames(engine: Engine, tmp_path: Path) -> None:
+    shop = generate_shop(60, seed=5)
+    paths = write_csv(shop, tmp_path)
+    for kind in ("users", "products", "events"):
+        import_csv(engine, kind, paths[kind], now=DEMO_AS_OF)  # type: ignore[arg-type]
+    figures = shop_figures(engine, paths["truth"], DEMO_AS_OF)
+    purchases = shop.events[shop.events["type"] == "purchase"]
+    assert figures["users"] == 60 and figures["products"] == len(shop.products)
+    assert figures["events_by_type"] == shop.events["type"].value_counts().to_dict()
+    assert figures["customers"] == purchases["user_id"].nunique()
+    cents = sum(int(a.replace(".", "")) for a in purchases["amount"])
+    assert figures["revenue_cents"] == cents
+    assert figures["first_event"] == shop.events["ts"].min().to_pydatetime()
+    truth = shop.truth.set_index("user_id").loc[purchases["user_id"].unique()]
+    assert figures["fading_share"] == pytest.approx(
+        (truth["churn_started_at"] < pd.Timestamp(DEMO_AS_OF)).mean()
+    )
+
+
+def test_the_steps_run_twice_in_process_and_the_second_changes_nothing(tmp_path: Path) -> None:
+    from campaign.db.engine import make_engine
+
+    folder = tmp_path / "demo"
+    settings, _ = prepare_folder(folder, users=40, seed=7, fresh=False, default_users=3000)
+    config = load_demo_config(folder)
+    engine = make_engine(config.database_url())
+    try:
+        context = DemoContext(folder=folder, config=config, engine=engine, settings=settings)
+        first = run_steps(context)
+        second = run_steps(context)
+    finally:
+        engine.dispose()
+    assert [s.title for s in first][:3] == ["Database", "Generated shop", "Import"]
+    assert len(first) == len(second) == len(DEMO_STEPS)
+    assert first[0].changed and first[1].changed and first[2].changed
+    assert not any(summary.changed for summary in second)
+    assert first[-1].lines == second[-1].lines
+
+
+# -- the real command, in a subprocess ---------------------------------------------------
+
+
+def _campaign(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "campaign", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=240,
+    )
+
+
+def _counts(database: Path) -> dict[str, int]:
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            return {
+                "users": connection.scalar(select(func.count()).select_from(User)) or 0,
+                "products": connection.scalar(select(func.count()).select_from(Product)) or 0,
+                "events": connection.scalar(select(func.count()).select_from(Event)) or 0,
+            }
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_campaign_demo_twice_changes_nothing_and_fresh_rebuilds_the_same_shop(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "shop-demo"
+    first = _campaign("demo", "--users", "300", "--dir", str(folder), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Creating the demo" in first.stdout and "revenue" in first.stdout
+    counts = _counts(folder / "campaign.db")
+    assert counts["users"] == 300 and counts["products"] > 0 and counts["events"] > 10_000
+    config_bytes = (folder / "config.toml").read_bytes()
+    events_bytes = (folder / "data" / "events.csv").read_bytes()
+
+    second = _campaign("demo", "--users", "300", "--dir", str(folder), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "Reusing the demo" in second.stdout
+    assert "0 new, 0 updated" in second.stdout
+    assert _counts(folder / "campaign.db") == counts
+    assert (folder / "config.toml").read_bytes() == config_bytes
+    assert (folder / "data" / "events.csv").read_bytes() == events_bytes
+
+    other_size = _campaign("demo", "--users", "200", "--dir", str(folder), cwd=tmp_path)
+    assert other_size.returncode == 1
+    assert other_size.stderr.startswith("error: ") and "--fresh" in other_size.stderr
+    assert _counts(folder / "campaign.db") == counts
+
+    # Inside the folder every command finds config.toml without flags.
+    inside = _campaign("db", "upgrade", cwd=folder)
+    assert inside.returncode == 0, inside.stderr
+    assert "campaign.db: already at revision" in inside.stdout
+
+    fresh = _campaign("demo", "--fresh", "--users", "300", "--dir", str(folder), cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "Creating the demo" in fresh.stdout
+    assert _counts(folder / "campaign.db") == counts
+    assert (folder / "data" / "events.csv").read_bytes() == events_bytes
