@@ -13,7 +13,7 @@ from campaign.cli import model
 from campaign.cli import send
 from campaign.cli import templates, coupons
 from campaign.cli import profile
-from campaign.cli import templates, coupons
+from campaign.cli import demo
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.command("demo")(demo.demo_command)
 app.command("run")(campaigns.run_command)
 app.command("preview")(campaigns.preview_command)
 app.command("send")(send.send_command)
