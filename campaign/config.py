@@ -262,6 +262,8 @@ class VariantConfig(_Section):
     template: str
     offer: bool = True
     enabled: bool = True
+    # None: the campaign's setting, else the recommender's allow_repurchase.
+    allow_repurchase: bool | None = None
 
 
 class CampaignConfig(_Section):
@@ -278,6 +280,8 @@ class CampaignConfig(_Section):
     max_recipients: int | None = Field(None, ge=1)
     coupon_budget: int | None = Field(None, ge=0)
     paused: bool = False
+    # None: the recommender's allow_repurchase; a variant may override it.
+    allow_repurchase: bool | None = None
 
     @field_validator("holdout_share")
     @classmethod

@@ -471,3 +471,68 @@ def test_a_campaign_naming_a_missing_template_set_is_a_config_error(root: Path) 
     config = load_config(root / "config.toml", environ={})
     with pytest.raises(ConfigError, match=r"campaigns\[0\]\.variants\[0\]\.template: .*'nope'"):
         validate_campaign_templates(config)
+
+
+def test_queued_messages_carry_recommended_products_and_held_out_ones_none(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    from campaign.db.models import Event, Product
+
+    config = make_config(root, db_url, holdout_share="0.5")
+    users = [add_user(engine, f"p{n}") for n in range(12)]
+    with engine.begin() as connection:
+        products = [
+            connection.execute(
+                insert(Product).values(
+                    external_id=f"sku{n}", name=f"Thing {n}", category="home", brand="Acme",
+                    price_cents=1000 + n, tags=[], in_stock=True,
+                    url=f"https://shop.test/sku{n}", attributes={},
+                ).returning(Product.id)
+            ).scalar_one()
+            for n in range(6)
+        ]
+        n = 0
+        for i, user in enumerate(users):
+            for j in range(3):
+                n += 1
+                connection.execute(insert(Event).values(
+                    user_id=user, product_id=products[(i + j) % 6], type="purchase",
+                    ts=AS_OF - timedelta(days=30 + j), quantity=1, amount_cents=1000,
+                    source_event_id=f"e{n}",
+                ))
+    report = run(engine, config)
+    rows = planned(engine, report.run_id)
+    queued = [r for r in rows.values() if r["status"] == "queued"]
+    held = [r for r in rows.values() if r["status"] == "held_out"]
+    assert queued and held
+    for row in queued:
+        assert row["products"], "a queued message without products"
+        first = row["products"][0]
+        assert set(first) == {"product_id", "rank", "reason"} and first["rank"] == 1
+        assert first["product_id"] in products
+        assert "https://shop.test/sku" in row["body"]
+    assert all(r["products"] == [] for r in held)
+    decisions = report.decisions.set_index("external_id")
+    assert all(p.startswith("sku") for p in decisions.loc[queued_ids(rows)[0], "products"])
+
+
+def queued_ids(rows: dict[str, Any]) -> list[str]:
+    return [user for user, row in rows.items() if row["status"] == "queued"]
+
+
+def test_a_variant_repurchase_setting_overrides_the_campaign_one() -> None:
+    import random
+
+    import pandas as pd
+
+    from campaign.config import CampaignConfig, VariantConfig
+    from campaign.planner.run import decide_treatment
+
+    campaign = CampaignConfig(
+        name="c", holdout_share=0.0, allow_repurchase=False,
+        variants=(VariantConfig(name="a", template="t", allow_repurchase=True),),
+    )
+    frame = pd.DataFrame({"external_id": ["x", "y"], "skip_reason": [None, "no_consent"]})
+    out = decide_treatment(frame, campaign, random.Random(0))
+    assert list(out["allow_repurchase"]) == [True, None]
+    assert list(out["status"]) == ["queued", "skipped"]

@@ -25,22 +25,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from campaign.churn.scoring import latest_scores
 from campaign.config import CampaignConfig, Config
-from campaign.db.queries import address_hash
 from campaign.db.models import (
-    ChurnScore,
     EventType,
     Message,
     MessageStatus,
-    ModelVersion,
-    Segment,
     SkipReason,
     Suppression,
     User,
 )
+from campaign.db.queries import address_hash
+from campaign.profile.segments import latest_segments
 
 # Messages that reached, or may still reach, a person count against caps and cooldowns.
 COUNTED_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT)
@@ -88,51 +87,6 @@ def is_valid_timezone(name: str) -> bool:
     return True
 
 
-def _latest_scores(connection: Connection, as_of: datetime) -> pd.DataFrame:
-    """Latest churn scores at or before ``as_of``: the churn part's helper when present."""
-    try:
-        from campaign.churn.scoring import latest_scores
-    except ImportError:  # the churn part has not landed: read the scores directly
-        latest_scores = None
-    if latest_scores is not None:
-        return latest_scores(connection, as_of)
-    latest = (
-        select(func.max(ChurnScore.as_of))
-        .join(ModelVersion, ModelVersion.id == ChurnScore.model_version_id)
-        .where(ModelVersion.active.is_(True), ChurnScore.as_of <= as_of)
-        .scalar_subquery()
-    )
-    query = (
-        select(ChurnScore.user_id, ChurnScore.risk, ChurnScore.tier, ChurnScore.reason)
-        .join(ModelVersion, ModelVersion.id == ChurnScore.model_version_id)
-        .where(ModelVersion.active.is_(True), ChurnScore.as_of == latest)
-    )
-    rows = connection.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["user_id", "risk", "tier", "reason"])
-    return frame.set_index("user_id")
-
-
-def _latest_segments(connection: Connection, as_of: datetime) -> pd.Series:
-    """Each user's latest segment name at or before ``as_of``."""
-    try:
-        from campaign.profile.segments import latest_segments
-    except ImportError:
-        latest_segments = None
-    if latest_segments is not None:
-        return latest_segments(connection, as_of)
-    latest = (
-        select(Segment.user_id, func.max(Segment.as_of).label("as_of"))
-        .where(Segment.as_of <= as_of)
-        .group_by(Segment.user_id)
-        .subquery()
-    )
-    query = select(Segment.user_id, Segment.name).join(
-        latest, and_(latest.c.user_id == Segment.user_id, latest.c.as_of == Segment.as_of)
-    )
-    rows = connection.execute(query).all()
-    return pd.Series({user_id: name for user_id, name in rows}, name="segment", dtype=object)
-
-
 def select_audience(scores: pd.DataFrame, campaign: CampaignConfig) -> pd.DataFrame:
     """Pure: the scored users matching the campaign's risk rule, highest risk first.
 
@@ -172,9 +126,9 @@ def load_audience(
     frequency window), suppressed_<channel> (bool), cooldown (bool: this campaign
     messaged the user within ``cooldown_days``).
     """
-    scores = _latest_scores(connection, as_of)
+    scores = latest_scores(connection, as_of)
     if campaign.audience.segments:
-        scores = scores.assign(segment=_latest_segments(connection, as_of))
+        scores = scores.assign(segment=latest_segments(connection, as_of))
     audience = select_audience(scores, campaign)
     columns = [
         "user_id", "external_id", "email", "phone", "name", "locale", "timezone",

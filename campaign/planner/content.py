@@ -16,13 +16,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from campaign.config import Config, OfferConfig
 from campaign.db.models import Coupon, Product
 from campaign.errors import ConfigError, TemplateError
+from campaign.offers import choose_offer, new_coupon_code
 from campaign.planner.links import unsubscribe_secret, unsubscribe_url
+from campaign.recommend.service import fit_recommender, recommend_with
 from campaign.templating.context import first_name
 from campaign.templating.environment import make_environment, template_set_exists
 from campaign.templating.render import Rendered, render_message
@@ -42,7 +45,8 @@ def templates_dir(config: Config) -> Path:
 
 
 def validate_campaign_templates(config: Config) -> None:
-    """Fail unless every variant of every campaign names an existing template set.
+    """Fail unless every campaign has an enabled variant, variant names are unique and
+    every variant names an existing template set.
 
     Called by the CLI at start (``load_config`` stays free of file-system checks
     beyond the config file itself).
@@ -52,6 +56,17 @@ def validate_campaign_templates(config: Config) -> None:
     """
     folder = templates_dir(config)
     for index, campaign in enumerate(config.campaigns):
+        if not any(variant.enabled for variant in campaign.variants):
+            raise ConfigError(
+                config.source, f"campaigns[{index}].variants",
+                f"campaign {campaign.name!r} has no enabled variant",
+            )
+        names = [variant.name for variant in campaign.variants]
+        if len(set(names)) != len(names):
+            raise ConfigError(
+                config.source, f"campaigns[{index}].variants",
+                f"campaign {campaign.name!r} names a variant twice",
+            )
         for number, variant in enumerate(campaign.variants):
             if not template_set_exists(folder, variant.template):
                 raise ConfigError(
@@ -83,8 +98,6 @@ def make_coupon(
     issued_at: datetime,
 ) -> CouponOffer:
     """A fresh code and the policy's discount for (tier, value); nothing is stored."""
-    from campaign.offers import choose_offer, new_coupon_code
-
     key = (id(offer_config), tier, high_value)
     offer = _offer_cache.get(key)
     if offer is None:
@@ -134,29 +147,33 @@ def reserve_coupons(
 def recommend(
     connection: Connection,
     config: Config,
-    user_ids: Sequence[int],
+    groups: Mapping[bool | None, Sequence[int]],
     as_of: datetime,
-    allow_repurchase: bool | None,
 ) -> dict[int, list[dict[str, Any]]]:
     """Top-k products per user (k = ``recommender.k``), as template-ready plain dicts.
 
-    Each item has product_id (internal), product_external_id, rank, reason and the
-    template fields id (shop id), name, category, brand, price_cents, url. One batch
-    call to the recommender; products it names are read once.
+    ``groups`` maps an ``allow_repurchase`` setting (None: the recommender's own) to
+    the users it applies to. The recommender is fitted once and asked once per
+    group. Each item has product_id (internal), product_external_id, rank, reason and
+    the template fields id (shop id), name, category, brand, price_cents, url.
     """
-    try:
-        from campaign.recommend.service import recommend_for_users
-    except ImportError:  # the recommender has not landed yet: messages carry no products
+    groups = {setting: users for setting, users in groups.items() if len(users)}
+    if not groups:
         return {}
-    picks = recommend_for_users(
-        connection, config.recommender, list(user_ids), as_of, config.recommender.k,
-        allow_repurchase=allow_repurchase,
-    )
+    fitted = fit_recommender(connection, config.recommender, as_of)
+    frames = [
+        recommend_with(
+            fitted, config.recommender, list(users), config.recommender.k,
+            allow_repurchase=setting,
+        )
+        for setting, users in groups.items()
+    ]
+    picks = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if picks.empty:
         return {}
     catalogue = _products(connection, {int(p) for p in picks["product_id"].unique()})
     out: dict[int, list[dict[str, Any]]] = {}
-    picks = picks.sort_values(["user_id", "rank"])
+    picks = picks.sort_values(["user_id", "rank"], kind="stable")
     for user_id, product_id, rank, reason in zip(
         picks["user_id"].to_numpy(), picks["product_id"].to_numpy(),
         picks["rank"].to_numpy(), picks["reason"].to_numpy(), strict=True,

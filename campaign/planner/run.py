@@ -347,8 +347,9 @@ def decide_treatment(
 
 
 def _repurchase(campaign: CampaignConfig, variant: VariantConfig) -> bool | None:
-    value = getattr(variant, "allow_repurchase", None)
-    return value if value is not None else getattr(campaign, "allow_repurchase", None)
+    return variant.allow_repurchase if variant.allow_repurchase is not None else (
+        campaign.allow_repurchase
+    )
 
 
 def _finish(
@@ -469,19 +470,14 @@ def _recommendations(
     rows: np.ndarray,
     as_of: datetime,
 ) -> dict[int, list[dict[str, Any]]]:
-    """Products per user for the rows that will be rendered: one batch call per setting."""
-    if len(rows) == 0:
-        return {}
-    picks: dict[int, list[dict[str, Any]]] = {}
-    sub = frame.iloc[rows]
-    for setting, group in sub.groupby(sub["allow_repurchase"].astype(object).fillna("default")):
-        allow = None if setting == "default" else bool(setting)
-        picks.update(
-            content.recommend(
-                connection, config, [int(u) for u in group["user_id"]], as_of, allow
-            )
-        )
-    return picks
+    """Products per user for the rows that will be rendered, grouped by repurchase setting."""
+    groups: dict[bool | None, list[int]] = {}
+    users = frame["user_id"].to_numpy()
+    settings = frame["allow_repurchase"].to_numpy(dtype=object)
+    for i in rows:
+        setting = settings[i] if isinstance(settings[i], bool) else None
+        groups.setdefault(setting, []).append(int(users[i]))
+    return content.recommend(connection, config, groups, as_of)
 
 
 def _write(
@@ -651,7 +647,7 @@ def plan_test_send(
         if pool.empty:
             raise NotFound("audience member to sample for a test send of", campaign.name)
         picks = content.recommend(
-            connection, config, [int(u) for u in pool["user_id"]], as_of, None
+            connection, config, {None: [int(u) for u in pool["user_id"]]}, as_of
         )
         run_id = int(
             connection.execute(
