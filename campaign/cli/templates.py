@@ -22,7 +22,7 @@ from campaign.templating.environment import (
     template_set_exists,
 )
 from campaign.templating.lint import lint_templates, sms_segments
-from campaign.templating.render import render_message
+from campaign.templating.render import Medium, render_message
 
 app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
 
@@ -95,14 +95,28 @@ def _user_context(
             raise NotFound("user", external_id)
         products: list[dict[str, Any]] = []
         try:
-            from campaign.planner.content import recommend
+            from campaign.recommend.service import recommend_for_users
 
-            products = recommend(connection, config, [user.id], now, None).get(user.id, [])[:5]
+            picks = recommend_for_users(connection, config.recommender, [user.id], now, 5)
+            products = [
+                {
+                    "id": row["product_external_id"],
+                    "name": row["name"] or "",
+                    "category": row["category"] or "",
+                    "brand": "",
+                    "price_cents": int(row["price_cents"] or 0),
+                    "url": row["url"] or "",
+                    "reason": row["reason"] or "",
+                }
+                for row in picks.sort_values("rank").to_dict("records")
+            ]
         except (ImportError, CampaignError) as exc:
             err_console.print(f"note: no recommendations ({exc})", markup=False, soft_wrap=True)
     coupon = None
     if with_offer:
-        offer = choose_offer("high", False, campaign.offer if campaign else OfferConfig())
+        offer = choose_offer(
+            "high", False, campaign.offer if campaign else OfferConfig.model_validate({})
+        )
         coupon = {
             "code": "CB-PREVIEW",
             "percent_off": offer.percent_off,
@@ -169,13 +183,9 @@ def render_command(
         wanted = locale or config.shop.default_locale
         _, _, with_offer = _campaign_for(config, name)
         context = sample_context(wanted, with_coupon=with_offer)
+    medium: Medium = "sms" if channel == "sms" else "email"
     rendered = render_message(
-        env,
-        name,
-        channel,
-        wanted,
-        context,
-        default_locale=config.shop.default_locale,  # type: ignore[arg-type]
+        env, name, medium, wanted, context, default_locale=config.shop.default_locale
     )
     if rendered.subject is not None:
         console.print(

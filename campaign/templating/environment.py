@@ -169,7 +169,7 @@ class TemplateSetLoader(FileSystemLoader):
     system is touched.
     """
 
-    def get_source(
+    def get_source(  # type: ignore[override]
         self, environment: Any, template: str
     ) -> tuple[str, str, Callable[[], bool] | None]:
         check_template_name(template)

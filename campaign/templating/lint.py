@@ -179,9 +179,10 @@ def _unwrap_loop_iter(node: nodes.Node) -> nodes.Node:
     return node
 
 
-def _products_chain(node: nodes.Node, product_names: set[str]) -> bool:
-    """Whether ``node`` evaluates to a list of products (``products|sort(...)[:3]``)."""
-    while True:
+def _products_chain(start: nodes.Node, product_names: set[str]) -> bool:
+    """Whether ``start`` evaluates to a list of products (``products|sort(...)[:3]``)."""
+    node: nodes.Node | None = start
+    while node is not None:
         if isinstance(node, nodes.Name):
             return node.name in product_names
         if (
@@ -194,6 +195,7 @@ def _products_chain(node: nodes.Node, product_names: set[str]) -> bool:
             node = node.node
         else:
             return False
+    return False
 
 
 def _product_item(node: nodes.Node, product_names: set[str]) -> bool:
@@ -237,7 +239,7 @@ class _StaticChecker:
         product_items = self._product_aliases(tree, product_lists)
         for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
             attr = self._static_attr(node)
-            target = node.node
+            target = getattr(node, "node", None)
             if attr is None or not isinstance(target, nodes.Name):
                 continue
             if target.name in objects:
