@@ -137,3 +137,29 @@ def statuses(engine: Engine) -> dict[int, tuple[str, str | None, int]]:
 
 
 ALWAYS_OPEN = QuietHours(start=datetime.min.time(), end=datetime.min.time())
+
+
+def crash_child() -> None:
+    """Subprocess entry of the SIGKILL test: ``URL SINK_URL CLOCK_OFFSET_SECONDS``.
+
+    Drains once with a clock shifted by the offset, so a restart can see the killed
+    process's leases as expired without the test waiting for them.
+    """
+    import sys
+
+    from campaign.db.engine import make_engine
+    from campaign.delivery.sender import drain_outbox
+
+    url, sink_url, offset = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    engine = make_engine(url)
+    config = delivery_config(
+        {"text": webhook(sink_url, medium="sms").model_copy(update={"rate_per_second": 100.0})},
+        lease_seconds=5,
+        batch_size=20,
+        timeout_seconds=3.0,
+        quiet_hours=ALWAYS_OPEN,
+        quiet_hours_by_medium={},
+    )
+    shift = timedelta(seconds=offset)
+    drain_outbox(engine, config, once=True, now=lambda: datetime.now(UTC) + shift)
+    engine.dispose()

@@ -70,6 +70,14 @@ class HttpSink:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if len(body) < length:
+                    # The client died mid-request: nothing arrived that could be accepted.
+                    with sink._lock:
+                        sink.requests.append(
+                            Recorded("POST", self.path, headers, body, "incomplete")
+                        )
+                    self.close_connection = True
+                    return
                 action = sink._next_action(headers.get("idempotency-key"))
                 with sink._lock:
                     sink._counter += 1

@@ -53,6 +53,12 @@ log = logging.getLogger("campaign.delivery")
 
 T = TypeVar("T")
 
+# A claim counts as an attempt even when the sender dies before sending, so that a
+# message which crashes every sender cannot loop forever. Claims run ahead of sends,
+# though, so a few crashes can charge messages that were never tried: allow this many
+# extra claims before giving up, and after a crash always give a message one real try.
+CRASH_ALLOWANCE = 10
+
 
 @dataclass
 class DrainReport:
@@ -162,7 +168,7 @@ class _Drainer:
         self.report = DrainReport()
         self.pending: list[Record] = []
         self.inflight = 0
-        self.unsubscribe_secret = _unsubscribe_secret(config)
+        self._unsubscribe_secret: bytes | None = None
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -272,8 +278,8 @@ class _Drainer:
         channel_config = self.config.channels.get(message.channel)
         if channel_config is None or message.channel not in self.channels:
             return Dead(message.id, f"channel {message.channel!r} is not configured")
-        if message.attempts > self.delivery.max_attempts:
-            return Dead(message.id, "attempts exhausted (sender lost its lease)")
+        if message.attempts > self.delivery.max_attempts + CRASH_ALLOWANCE:
+            return Dead(message.id, "a sender kept dying while holding this message")
         if policy.is_expired(now, message.expires_at):
             return Skipped(message.id, policy.SKIP_EXPIRED)
         medium = channel_config.medium
@@ -306,9 +312,11 @@ class _Drainer:
     def _outgoing(self, message: ClaimedMessage, medium: str, address: str) -> OutgoingMessage:
         unsubscribe_url = None
         if medium == "email" and message.user_external_id:
+            if self._unsubscribe_secret is None:
+                self._unsubscribe_secret = _unsubscribe_secret(self.config)
             unsubscribe_url = _unsubscribe_url(
                 self.config.shop.base_url,
-                self.unsubscribe_secret,
+                self._unsubscribe_secret,
                 message.user_external_id,
                 message.channel,
             )
@@ -437,6 +445,8 @@ def _describe(outcome: BaseException) -> str:
     return text[:1000]
 
 
+# The planner owns the link format (it renders the same URL into the email body); its
+# package is heavy to import, so these imports wait until an email needs a link.
 def _unsubscribe_secret(config: Config) -> bytes:
     from campaign.planner.links import unsubscribe_secret
 
