@@ -48,16 +48,21 @@ PERSONAS: tuple[Persona, ...] = (
 )
 PERSONA_INDEX = {p.name: i for i, p in enumerate(PERSONAS)}
 
-# locale → (share, [(timezone, weight), ...]); a few customers live abroad.
+# locale → (share, [(timezone, weight), ...]); a few customers live abroad, and a few
+# use a regional locale the templates only know by its language (en-GB, zh-TW).
 LOCALES: dict[str, tuple[float, list[tuple[str, float]]]] = {
-    "zh-CN": (0.70, [("Asia/Shanghai", 0.95), ("Asia/Hong_Kong", 0.02),
+    "zh-CN": (0.68, [("Asia/Shanghai", 0.95), ("Asia/Hong_Kong", 0.02),
                      ("America/Vancouver", 0.01), ("Europe/London", 0.01),
                      ("Australia/Sydney", 0.01)]),
-    "en": (0.30, [("America/New_York", 0.25), ("America/Los_Angeles", 0.18),
+    "en": (0.27, [("America/New_York", 0.25), ("America/Los_Angeles", 0.18),
                   ("America/Chicago", 0.10), ("Europe/London", 0.20),
                   ("Australia/Sydney", 0.10), ("Asia/Singapore", 0.12),
                   ("Europe/Berlin", 0.05)]),
+    "en-GB": (0.03, [("Europe/London", 1.0)]),
+    "zh-TW": (0.02, [("Asia/Taipei", 1.0)]),
 }
+# Time zones whose customers follow the Chinese sales calendar.
+CN_MARKET_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei")
 MISSING_LOCALE_SHARE = 0.01
 MISSING_TIMEZONE_SHARE = 0.01
 
@@ -159,11 +164,11 @@ def build_population(
     for i, name in enumerate(locale_names):
         mask = locale_idx == i
         timezone[mask] = _pick(rng, LOCALES[name][1], int(mask.sum()))
-    market = np.where(np.isin(timezone, ["Asia/Shanghai", "Asia/Hong_Kong"]), 0, 1)
+    market = np.where(np.isin(timezone, CN_MARKET_ZONES), 0, 1)
     offsets = _offsets(timezone)
 
     # Names and addresses.
-    chinese = locale == "zh-CN"
+    chinese = np.char.startswith(locale.astype(str), "zh")
     surname = rng.integers(0, len(SURNAMES), n)
     given = rng.integers(0, len(GIVEN), n)
     first = rng.integers(0, len(FIRST_NAMES), n)
@@ -196,7 +201,8 @@ def build_population(
         ),
     ).astype(object)
     phone_series = pd.Series(phone, dtype=object)
-    has_phone = rng.random(n) < np.where(chinese, 0.85, 0.55)
+    # No fictional range is known for Taiwan: those customers simply have no phone.
+    has_phone = (rng.random(n) < np.where(chinese, 0.85, 0.55)) & (locale != "zh-TW")
     phone_series[~has_phone] = None
 
     consent_email = _tristate(rng, n, 0.62, 0.10)
@@ -225,7 +231,7 @@ def build_population(
     churn_day = clock + rng.exponential(lifetime)
     fade_days = rng.uniform(15, 40, n)
 
-    rate = np.array([p.visits_per_day for p in PERSONAS])[persona] * rng.lognormal(0, 0.45, n)
+    rate = np.array([p.visits_per_day for p in PERSONAS])[persona] * rng.lognormal(0, 0.35, n)
     conversion = np.array([p.conversion for p in PERSONAS])[persona] * rng.lognormal(0, 0.35, n)
 
     # Category affinity: concentrated on a few departments, centred on their popularity.
