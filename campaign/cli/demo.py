@@ -57,7 +57,8 @@ def demo_command(
     verb = "Creating" if created else "Reusing"
     console.print(
         f"{verb} the demo in {directory}/ ({settings.users:,} users, seed {settings.seed}, "
-        f"clock fixed at {DEMO_AS_OF:%Y-%m-%d %H:%M} UTC)\n"
+        f"clock fixed at {DEMO_AS_OF:%Y-%m-%d %H:%M} UTC)\n",
+        markup=False, soft_wrap=True,
     )
     engine = make_engine(config.database_url())
     try:
