@@ -113,7 +113,7 @@ class RecommenderConfig(_Section):
     half_life_days: float = Field(60.0, gt=0)
     k: int = Field(10, ge=1, le=100)
     neighbours: int = Field(50, ge=1)
-    content_weight: float = Field(0.3, ge=0, le=1)
+    content_weight: float = Field(0.1, ge=0, le=1)
     max_per_category: int = Field(3, ge=1)
     allow_repurchase: bool = False
     repurchase_window_days: int = Field(60, ge=0)

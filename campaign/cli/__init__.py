@@ -10,6 +10,7 @@ from campaign import __version__
 from campaign.cli import db, imports
 from campaign.cli import campaigns
 from campaign.cli import model
+from campaign.cli import recommend
 from campaign.cli import send
 from campaign.cli import templates, coupons
 from campaign.cli import profile
@@ -60,6 +61,7 @@ app.command("train")(model.train_command)
 app.command("score")(model.score_command)
 app.command("segments")(profile.segments_command)
 app.add_typer(model.evaluate_app, name="evaluate")
+app.command("recommend")(recommend.recommend_command)
 app.add_typer(imports.app, name="import")
 app.add_typer(templates.app, name="templates")
 app.add_typer(coupons.app, name="coupons")

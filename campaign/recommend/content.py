@@ -126,6 +126,7 @@ class ContentSimilarity:
         neighbours: most similar items kept per item.
         field_weights: share of category, brand, tags, name and price in the cosine.
         price_bands: number of log-price quantile bands.
+        n_jobs: threads for the all-pairs computation (None: 1; -1: one per core).
 
     Fitted attributes:
         features_: CSR products × attribute features (L2 rows).
@@ -137,8 +138,10 @@ class ContentSimilarity:
         neighbours: int = 50,
         field_weights: Mapping[str, float] | None = None,
         price_bands: int = 5,
+        n_jobs: int | None = None,
     ) -> None:
         self.neighbours = neighbours
+        self.n_jobs = n_jobs
         self.field_weights = field_weights
         self.price_bands = price_bands
 
@@ -146,7 +149,9 @@ class ContentSimilarity:
         """Build attribute vectors and their top-neighbour cosine matrix."""
         weights = DEFAULT_FIELD_WEIGHTS if self.field_weights is None else self.field_weights
         self.features_ = product_features(products, weights, self.price_bands)
-        self.similarity_ = top_neighbours(self.features_, self.features_, self.neighbours)
+        self.similarity_ = top_neighbours(
+            self.features_, self.features_, self.neighbours, n_jobs=self.n_jobs
+        )
         return self
 
     def score(self, interactions: sparse.csr_matrix) -> sparse.csr_matrix:

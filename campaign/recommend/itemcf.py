@@ -8,6 +8,9 @@ the model is a sparse items × items matrix and scoring a user is one sparse pro
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import sparse
 
@@ -21,12 +24,14 @@ def top_neighbours(
     neighbours: int,
     *,
     exclude_self: bool = True,
+    n_jobs: int | None = None,
 ) -> sparse.csr_matrix:
     """Keep the ``neighbours`` largest entries of each row of ``left @ right_t.T``.
 
     Computed in row blocks so memory stays bounded whatever the catalogue size.
     Entries that are not positive are dropped. The diagonal is dropped when
-    ``exclude_self`` (square products only).
+    ``exclude_self`` (square products only). ``n_jobs`` threads share the blocks
+    (None: 1; -1: one per core).
 
     Returns:
         CSR float32 of shape ``(left.shape[0], right_t.shape[0])``.
@@ -35,27 +40,34 @@ def top_neighbours(
     keep = int(min(neighbours, max(n_cols - (1 if exclude_self else 0), 0)))
     right = right_t.T.tocsr()
     block = max(1, _BLOCK_CELLS // max(n_cols, 1))
-    rows_out: list[np.ndarray] = []
-    cols_out: list[np.ndarray] = []
-    vals_out: list[np.ndarray] = []
-    for start in range(0, n_rows, block):
+
+    def one_block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         stop = min(start + block, n_rows)
         dense = (left[start:stop] @ right).toarray().astype(np.float32, copy=False)
         if exclude_self:
             local = np.arange(stop - start)
             dense[local, local + start] = 0.0
-        if keep == 0:
-            continue
         if keep < n_cols:
-            top = np.argpartition(-dense, keep - 1, axis=1)[:, :keep]
+            # The largest `keep` values sit after position n_cols - keep: no negated copy.
+            top = np.argpartition(dense, n_cols - keep, axis=1)[:, n_cols - keep :]
         else:
             top = np.broadcast_to(np.arange(n_cols), (stop - start, n_cols))
         values = np.take_along_axis(dense, top, axis=1)
         positive = values > 0
         row_index = np.broadcast_to(np.arange(start, stop)[:, None], top.shape)
-        rows_out.append(row_index[positive])
-        cols_out.append(top[positive])
-        vals_out.append(values[positive])
+        return row_index[positive], top[positive], values[positive]
+
+    starts = range(0, n_rows, block) if keep > 0 else range(0)
+    if n_jobs is None or n_jobs == 1:
+        parts = [one_block(start) for start in starts]
+    else:
+        workers = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
+        # numpy and scipy's sparse kernels release the GIL: blocks run in parallel.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(one_block, starts))
+    rows_out = [p[0] for p in parts]
+    cols_out = [p[1] for p in parts]
+    vals_out = [p[2] for p in parts]
     if rows_out:
         rows, cols, vals = (np.concatenate(x) for x in (rows_out, cols_out, vals_out))
     else:
@@ -79,6 +91,7 @@ class ItemCF:
 
     Parameters:
         neighbours: most similar items kept per item.
+        n_jobs: threads for the all-pairs computation (None: 1; -1: one per core).
 
     Fitted attributes:
         similarity_: CSR items × items; row i holds item i's neighbours and cosines.
@@ -86,15 +99,16 @@ class ItemCF:
         n_items_: catalogue size seen in ``fit``.
     """
 
-    def __init__(self, neighbours: int = 50) -> None:
+    def __init__(self, neighbours: int = 50, n_jobs: int | None = None) -> None:
         self.neighbours = neighbours
+        self.n_jobs = n_jobs
 
     def fit(self, interactions: sparse.csr_matrix, y: object = None) -> ItemCF:
         """Learn item neighbourhoods from a users × items implicit-feedback matrix."""
         matrix = sparse.csr_matrix(interactions, dtype=np.float32)
         normalised = column_normalised(matrix)
         items = normalised.T.tocsr()
-        self.similarity_ = top_neighbours(items, items, self.neighbours)
+        self.similarity_ = top_neighbours(items, items, self.neighbours, n_jobs=self.n_jobs)
         self.item_support_ = np.diff(matrix.tocsc().indptr).astype(np.int64)
         self.n_items_ = matrix.shape[1]
         return self
