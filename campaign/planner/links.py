@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 _TOKEN_CHARS = 22
 
@@ -41,7 +41,5 @@ def verify_unsubscribe_token(secret: bytes, user_key: str, channel: str, token: 
 
 def unsubscribe_url(base_url: str, secret: bytes, user_key: str, channel: str) -> str:
     """The absolute, signed unsubscribe URL of one user on one channel."""
-    query = urlencode(
-        {"u": user_key, "c": channel, "t": unsubscribe_token(secret, user_key, channel)}
-    )
-    return f"{base_url.rstrip('/')}/unsubscribe?{query}"
+    token = unsubscribe_token(secret, user_key, channel)
+    return f"{base_url.rstrip('/')}/unsubscribe?u={quote(user_key, safe='')}&c={quote(channel, safe='')}&t={token}"

@@ -535,26 +535,29 @@ def _write(
                 "updated_at": planned_at,
             }
         )
-    ids = _insert_messages(connection, rows)
+    _insert_messages(connection, rows)
     if coupons:
+        # One message per user per run: read the new ids back in one query rather than
+        # RETURNING, which SQLite can only honour row by row in parameter order.
+        ids = dict(
+            connection.execute(
+                select(Message.user_id, Message.id).where(Message.run_id == run_id)
+            ).all()
+        )
         content.reserve_coupons(
             connection,
             [
-                (coupon, int(user_ids[i]), ids[i], campaign.name)
+                (coupon, int(user_ids[i]), ids[int(user_ids[i])], campaign.name)
                 for i, (_, coupon) in coupons.items()
             ],
             planned_at,
         )
 
 
-def _insert_messages(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """executemany with RETURNING in parameter order: ids line up with ``rows``."""
-    if not rows:
-        return []
-    result = connection.execute(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True), list(rows)
-    )
-    return [int(row[0]) for row in result]
+def _insert_messages(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany (batched multi-row INSERTs) of outbox rows."""
+    if rows:
+        connection.execute(insert(Message), list(rows))
 
 
 def _public(frame: pd.DataFrame) -> pd.DataFrame:
