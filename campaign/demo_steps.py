@@ -236,6 +236,9 @@ def prepare_folder(
                 f"v{existing.generator}); run again with --fresh to recreate it with "
                 f"--users {wanted.users} --seed {wanted.seed}",
             )
+        if not (folder / CONFIG_FILE).is_file():
+            # Deleted by hand: write it again rather than fail; nothing else is touched.
+            (folder / CONFIG_FILE).write_text(demo_config_text(), encoding="utf-8")
         return existing, False
     settings = DemoSettings(users if users is not None else default_users, seed)
     folder.mkdir(parents=True, exist_ok=True)

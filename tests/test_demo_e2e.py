@@ -61,6 +61,14 @@ def test_reusing_a_folder_keeps_its_config_and_its_size(tmp_path: Path) -> None:
     assert (folder / "config.toml").read_text().endswith("# edited\n")
 
 
+def test_a_deleted_config_is_written_again_on_reuse(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    prepare_folder(folder, users=40, seed=7, fresh=False, default_users=3000)
+    (folder / "config.toml").unlink()
+    prepare_folder(folder, users=40, seed=7, fresh=False, default_users=3000)
+    assert (folder / "config.toml").read_text() == demo_config_text()
+
+
 def test_another_size_needs_fresh_and_fresh_recreates(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     prepare_folder(folder, users=40, seed=7, fresh=False, default_users=3000)
