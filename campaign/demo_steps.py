@@ -288,7 +288,7 @@ def generate_step(context: DemoContext) -> StepSummary:
 
 def import_step(context: DemoContext) -> StepSummary:
     """Import users, products and events through the real importer (idempotent)."""
-    lines = []
+    lines: list[tuple[str, str]] = []
     changed = False
     for kind in CSV_FILES:
         path = context.data_dir / f"{kind}.csv"
@@ -386,7 +386,7 @@ def run_steps(
     on_step: Callable[[DemoStep, StepSummary], None] | None = None,
 ) -> list[StepSummary]:
     """Run ``steps`` (default :data:`DEMO_STEPS`) in order; ``on_step`` sees each result."""
-    summaries = []
+    summaries: list[StepSummary] = []
     for step in DEMO_STEPS if steps is None else steps:
         summary = step.run(context)
         summaries.append(summary)

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,10 @@ PRODUCT_COLUMNS = ("product_id", "name", "category", "brand", "price", "tags", "
 EVENT_COLUMNS = ("event_id", "user_id", "type", "ts", "product_id", "order_id", "quantity",
                  "amount", "coupon_code")
 TRUTH_COLUMNS = ("user_id", "persona", "churn_started_at", "orders_next_90d")
-CSV_FILES = ("users", "products", "events")
+# The files `campaign import` takes, in import order (users and products before events).
+CSV_FILES: tuple[Literal["users"], Literal["products"], Literal["events"]] = (
+    "users", "products", "events"
+)
 
 
 @dataclass(frozen=True)

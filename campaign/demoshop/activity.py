@@ -71,7 +71,8 @@ def _product_sampler(catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
     Block ``persona * n_categories + category`` spans ``(key, key + 1]``; the second
     array maps each flat position to a product row.
     """
-    values, products = [], []
+    values: list[np.ndarray] = []
+    products: list[np.ndarray] = []
     n_categories = len(CATEGORIES)
     for p, persona in enumerate(PERSONAS):
         for c in range(n_categories):
@@ -198,7 +199,7 @@ def simulate(
     bargain = np.array(BARGAIN_COUPONS, dtype=object)[rng.integers(0, 2, n_visits)]
     everyday = np.where(persona == PERSONA_INDEX["bargain_hunter"], bargain, everyday)
     everyday = np.where(persona == PERSONA_INDEX["loyal"], "VIP15", everyday)
-    code = np.where(uses, np.where(on_sale, sale, everyday), None)
+    code = _where_or_none(uses, np.where(on_sale, sale, everyday))
 
     # Order numbers in time order.
     buyer_visits = np.flatnonzero(buys)
@@ -213,38 +214,47 @@ def simulate(
     cart_quantity[is_line] = quantity
     searches = np.flatnonzero(rng.random(n_visits) < SEARCH_SHARE)
 
-    none = np.full
-    parts = [
-        # visit
-        (user, VISIT, start, none(n_visits, -1), none(n_visits, -1), none(n_visits, 0),
-         none(n_visits, -1), none(n_visits, None, dtype=object)),
-        # search
-        (user[searches], SEARCH, start[searches] + rng.integers(5, 40, len(searches)),
-         none(len(searches), -1), none(len(searches), -1), none(len(searches), 0),
-         none(len(searches), -1), none(len(searches), None, dtype=object)),
-        # view
-        (view_user, VIEW, view_seconds, view_product, none(len(view_user), -1),
-         none(len(view_user), 0), none(len(view_user), -1),
-         none(len(view_user), None, dtype=object)),
-        # cart
-        (view_user[cart_rows], CART,
-         view_seconds[cart_rows] + rng.integers(10, 60, int(cart_rows.sum())),
-         view_product[cart_rows], none(int(cart_rows.sum()), -1), cart_quantity[cart_rows],
-         none(int(cart_rows.sum()), -1), none(int(cart_rows.sum()), None, dtype=object)),
-        # purchase
-        (user[line_visit], PURCHASE, paid_at[line_visit], line_product,
-         order_of_visit[line_visit], quantity, catalogue.price_cents[line_product] * quantity,
-         code[line_visit]),
+    n_carts = int(cart_rows.sum())
+    blocks = [
+        _block(user, VISIT, start),
+        _block(user[searches], SEARCH, start[searches] + rng.integers(5, 40, len(searches))),
+        _block(view_user, VIEW, view_seconds, product=view_product),
+        _block(view_user[cart_rows], CART, view_seconds[cart_rows] + rng.integers(10, 60, n_carts),
+               product=view_product[cart_rows], quantity=cart_quantity[cart_rows]),
+        _block(user[line_visit], PURCHASE, paid_at[line_visit], product=line_product,
+               order=order_of_visit[line_visit], quantity=quantity,
+               amount_cents=catalogue.price_cents[line_product] * quantity,
+               coupon=code[line_visit]),
     ]
-    columns = [[] for _ in range(8)]
-    for part in parts:
-        n = len(part[0])
-        for i, value in enumerate(part):
-            columns[i].append(np.full(n, value) if i == 1 else np.asarray(value))
-    arrays = [np.concatenate(c) for c in columns]
-    order = np.lexsort((arrays[1], arrays[0], arrays[2]))
-    user_a, kind, seconds, product, order_no, qty, amount, coupon = (a[order] for a in arrays)
-    return Activity(user_a, kind, seconds, product, order_no, qty, amount, coupon)
+    merged = [np.concatenate(column) for column in zip(*blocks, strict=True)]
+    order = np.lexsort((merged[1], merged[0], merged[2]))
+    return Activity(*(column[order] for column in merged))
+
+
+def _block(
+    user: np.ndarray,
+    kind: int,
+    seconds: np.ndarray,
+    *,
+    product: np.ndarray | None = None,
+    order: np.ndarray | None = None,
+    quantity: np.ndarray | None = None,
+    amount_cents: np.ndarray | None = None,
+    coupon: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """One event type's columns in :class:`Activity` order, absent ones filled in."""
+    n = len(user)
+    missing = np.full(n, -1, dtype=np.int64)
+    return (
+        user,
+        np.full(n, kind, dtype=np.int64),
+        seconds.astype(np.int64),
+        missing if product is None else product,
+        missing if order is None else order,
+        np.zeros(n, dtype=np.int64) if quantity is None else quantity,
+        missing if amount_cents is None else amount_cents,
+        np.full(n, None, dtype=object) if coupon is None else coupon,
+    )
 
 
 def _cumsum_within(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -277,9 +287,9 @@ def as_frame(
     order = activity.order[mask]
     quantity = activity.quantity[mask]
     cents = activity.amount_cents[mask]
-    product_ids = np.where(product >= 0, products.to_numpy()[np.maximum(product, 0)], None)
-    order_ids = np.where(order >= 0, _labels("O", order + 1, 7), None)
-    amount = np.where(cents >= 0, _decimals(np.maximum(cents, 0)), None)
+    product_ids = _where_or_none(product >= 0, products.to_numpy()[np.maximum(product, 0)])
+    order_ids = _where_or_none(order >= 0, _labels("O", np.maximum(order, 0) + 1, 7))
+    amount = _where_or_none(cents >= 0, _decimals(np.maximum(cents, 0)))
     return pd.DataFrame(
         {
             "event_id": _labels("E", numbers + 1, 8),
@@ -293,6 +303,13 @@ def as_frame(
             "coupon_code": activity.coupon[mask],
         }
     )
+
+
+def _where_or_none(condition: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` where ``condition`` holds, else None (an object array)."""
+    out = np.full(len(condition), None, dtype=object)
+    out[condition] = np.asarray(values, dtype=object)[condition]
+    return out
 
 
 def _decimals(cents: np.ndarray) -> np.ndarray:

@@ -108,7 +108,9 @@ def build_catalogue(n_products: int, rng: np.random.Generator) -> Catalogue:
     ranks = rng.permutation(n_products) + 1
     popularity = 1.0 / ranks.astype(float) ** ZIPF_EXPONENT
 
-    names, brands, tags = [], [], []
+    names: list[str] = []
+    brands: list[str] = []
+    tags: list[str] = []
     seen: dict[str, int] = {}
     adjective_pick = rng.integers(0, len(ADJECTIVES), n_products)
     colour_pick = rng.integers(0, len(COLOURS), n_products)

@@ -122,7 +122,7 @@ def _offsets(timezones: np.ndarray) -> np.ndarray:
             table[tz] = (8.0, 8.0)
             continue
         zone = ZoneInfo(str(tz))
-        offsets = []
+        offsets: list[float] = []
         for month in (1, 7):
             delta = datetime(2026, month, 15, 12, tzinfo=zone).utcoffset() or timedelta(0)
             offsets.append(delta.total_seconds() / 3600)
@@ -175,7 +175,8 @@ def build_population(
     last = rng.integers(0, len(LAST_NAMES), n)
     domain = rng.integers(0, len(EMAIL_DOMAINS), n)
     number = rng.permutation(n) + 10
-    names, emails = [], []
+    names: list[str] = []
+    emails: list[str] = []
     for i in range(n):
         if chinese[i]:
             names.append(SURNAMES[surname[i]][0] + GIVEN[given[i]][0])
