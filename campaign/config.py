@@ -183,13 +183,23 @@ class ChannelConfig(_Section):
 
 
 class ServerConfig(_Section):
-    """The response webhook server."""
+    """The response webhook server (docs/responses.md)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     secret_envs: tuple[str, ...] = ()
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    # Standard Webhooks timestamps further than this from our clock are refused.
+    signature_tolerance_seconds: int = Field(300, ge=1, le=3600)
+    # Twilio signs callbacks with the account's auth token (default: the first
+    # twilio channel's secret); SendGrid events are accepted with this shared secret.
+    twilio_auth_token_env: str | None = None
+    sendgrid_secret_env: str | None = None
+    # Most events one database transaction of the response writer holds.
+    write_batch_events: int = Field(1000, ge=1, le=100_000)
     secrets: tuple[SecretStr, ...] = Field((), exclude=True)
+    twilio_auth_token: SecretStr | None = Field(None, exclude=True)
+    sendgrid_secret: SecretStr | None = Field(None, exclude=True)
 
 
 class ScheduleConfig(_Section):
@@ -255,6 +265,24 @@ class TemplatesConfig(_Section):
     max_output_bytes: int = Field(500_000, ge=1_000, le=10_000_000)
 
 
+class AttributionConfig(_Section):
+    """How responses and purchases are credited to messages (docs/measurement.md)."""
+
+    # A purchase within this many days of the send (held-out users: of their planned
+    # "would have been sent" time) counts as a conversion of that message.
+    window_days: int = Field(14, ge=1, le=365)
+
+
+class ExperimentsConfig(_Section):
+    """Variant choice by Thompson sampling (docs/measurement.md)."""
+
+    # Every enabled variant keeps at least this share of a run's treated users.
+    exploration_floor: float = Field(0.05, ge=0.0, le=1.0)
+    # Beta prior pseudo-counts of every variant's conversion rate (1, 1: uniform).
+    prior_successes: float = Field(1.0, gt=0)
+    prior_failures: float = Field(1.0, gt=0)
+
+
 class VariantConfig(_Section):
     """One message variant: a template set (folder under ``templates/``) and its offer."""
 
@@ -303,6 +331,8 @@ class Config(_Section):
     server: ServerConfig = ServerConfig()
     campaigns: tuple[CampaignConfig, ...] = ()
     templates: TemplatesConfig = TemplatesConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    experiments: ExperimentsConfig = ExperimentsConfig()
     source: str = Field("<defaults>", exclude=True)
     base_dir: str = Field(".", exclude=True)
 
@@ -419,6 +449,14 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str], source: s
             if env_name in environ:
                 secrets.append(environ[env_name])
         server["secrets"] = secrets
+    if isinstance(server, dict):
+        for key, target in (
+            ("twilio_auth_token_env", "twilio_auth_token"),
+            ("sendgrid_secret_env", "sendgrid_secret"),
+        ):
+            env_name = server.get(key)
+            if isinstance(env_name, str) and environ.get(env_name):
+                server[target] = environ[env_name]
 
 
 def load_config(

@@ -1,0 +1,115 @@
+"""Erase a person's personal data on request (GDPR Art. 17, right to erasure).
+
+What goes: the user's email, phone, name and free-form attributes; the rendered
+subject and bodies of their messages (they quote name, products, coupon) and any
+seed-list override address; the payloads of responses to their messages and of
+unmatched responses that named their address (by hash).
+
+What stays, so reports and models keep their counts: the ``users`` row (shop id,
+locale, timezone, consent turned off, ``forgotten_at`` set), events, message rows
+(status, engagement, timestamps), response types and times, coupons.
+
+What is added: suppressions on channel ``all`` for the user and for each of their
+addresses as a SHA-256 hash only (the same normalization the sender checks at send
+time), so the person is never messaged again, even if the shop re-imports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Engine
+
+from campaign.db.models import Message, Response, Suppression, User
+from campaign.db.queries import ALL_CHANNELS, address_hash
+from campaign.errors import NotFound
+
+_REASON = "forgotten"
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What :func:`forget_user` changed."""
+
+    user: str
+    messages_scrubbed: int
+    responses_scrubbed: int
+    suppressions_added: int
+    already_forgotten: bool
+
+
+def forget_user(engine: Engine, external_id: str, *, now: datetime) -> ForgetReport:
+    """Erase the personal data of the user with shop id ``external_id`` (one transaction).
+
+    Safe to repeat. ``now`` (UTC) stamps ``forgotten_at`` and the suppressions.
+
+    Raises:
+        NotFound: no user has this id (``user not found: <id>``).
+    """
+    with engine.begin() as connection:
+        user = connection.execute(
+            select(User.id, User.email, User.phone, User.forgotten_at).where(
+                User.external_id == external_id
+            )
+        ).first()
+        if user is None:
+            raise NotFound("user", external_id)
+        hashes = sorted({address_hash(a) for a in (user.email, user.phone) if a and a.strip()})
+        existing = set(
+            (row.user_id, row.address_hash)
+            for row in connection.execute(
+                select(Suppression.user_id, Suppression.address_hash).where(
+                    Suppression.channel == ALL_CHANNELS,
+                    or_(Suppression.user_id == user.id, Suppression.address_hash.in_(hashes)),
+                )
+            )
+        )
+        wanted = [(user.id, digest) for digest in hashes] or [(user.id, None)]
+        rows = [
+            {
+                "user_id": user_id,
+                "address_hash": digest,
+                "channel": ALL_CHANNELS,
+                "reason": _REASON,
+                "source": "campaign forget",
+                "created_at": now,
+            }
+            for user_id, digest in wanted
+            if (user_id, digest) not in existing
+        ]
+        if rows:
+            connection.execute(Suppression.__table__.insert(), rows)
+        message_ids = select(Message.id).where(Message.user_id == user.id)
+        messages = connection.execute(
+            update(Message)
+            .where(Message.user_id == user.id)
+            .values(subject=None, body=None, text_body=None, address_override=None, updated_at=now)
+        ).rowcount
+        by_address = Response.payload["address_hash"].as_string().in_(hashes) if hashes else None
+        who = Response.message_id.in_(message_ids)
+        if by_address is not None:
+            who = or_(who, by_address)
+        responses = connection.execute(update(Response).where(who).values(payload={})).rowcount
+        connection.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(
+                email=None,
+                phone=None,
+                name=None,
+                attributes={},
+                consent_email=False,
+                consent_sms=False,
+                forgotten_at=user.forgotten_at or now,
+                updated_at=now,
+            )
+        )
+    return ForgetReport(
+        user=external_id,
+        messages_scrubbed=messages,
+        responses_scrubbed=responses,
+        suppressions_added=len(rows),
+        already_forgotten=user.forgotten_at is not None,
+    )

@@ -1,0 +1,120 @@
+"""Signed unsubscribe links and their pages (pure; the one implementation of the token).
+
+The planner renders ``{base_url}/unsubscribe?u=<shop user id>&c=<channel>&t=<token>``
+into every email (and the sender into ``List-Unsubscribe``); ``campaign serve`` checks
+the token here. The token is ``HMAC-SHA256(secret, "unsubscribe:<user>:<channel>")``,
+URL-safe base64 without padding, cut to 22 characters (128 bits); nothing is stored
+per link.
+
+The secret is the first ``[server] secret_envs`` secret (:func:`unsubscribe_secret`).
+Without one (the demo, tests) a development key derived from the shop name and the
+database URL is used: links still work but can be forged by anyone who knows both,
+so production configs must set a server secret.
+
+A GET only shows a confirmation page (mail scanners open every link); the page's form
+POSTs back, and so do RFC 8058 one-click clients (body ``List-Unsubscribe=One-Click``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import quote
+
+_TOKEN_CHARS = 22
+ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
+
+
+def unsubscribe_secret(server_secrets: tuple[str, ...], shop_name: str, database_url: str) -> bytes:
+    """The key that signs unsubscribe links: the first server secret, else a dev key."""
+    if server_secrets:
+        return server_secrets[0].encode()
+    return hashlib.sha256(f"campaign-dev-unsubscribe:{shop_name}:{database_url}".encode()).digest()
+
+
+def unsubscribe_token(secret: bytes, user_key: str, channel: str) -> str:
+    """The token proving an unsubscribe link for (user, channel) was issued by us."""
+    digest = hmac.new(secret, f"unsubscribe:{user_key}:{channel}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).decode()[:_TOKEN_CHARS]
+
+
+def verify_unsubscribe_token(secret: bytes, user_key: str, channel: str, token: str) -> bool:
+    """Whether ``token`` is the valid token for (user, channel); constant-time."""
+    expected = unsubscribe_token(secret, user_key, channel).encode()
+    return hmac.compare_digest(expected, token.encode("utf-8", "replace"))
+
+
+def unsubscribe_query(secret: bytes, user_key: str, channel: str) -> str:
+    """The query string of a signed link: ``u=...&c=...&t=...`` (percent-encoded)."""
+    token = unsubscribe_token(secret, user_key, channel)
+    return f"u={quote(user_key, safe='')}&c={quote(channel, safe='')}&t={token}"
+
+
+@dataclass(frozen=True)
+class PageText:
+    """The words of the unsubscribe pages in one language."""
+
+    lang: str
+    title: str
+    confirm: str
+    button: str
+    done: str
+    invalid: str
+
+
+PAGES: dict[str, PageText] = {
+    "en": PageText(
+        lang="en",
+        title="Unsubscribe",
+        confirm="Stop receiving marketing messages from {shop} on this channel ({channel})?",
+        button="Unsubscribe",
+        done="You are unsubscribed. {shop} will not send you marketing messages here again.",
+        invalid="This unsubscribe link is not valid. Please use the link from the message.",
+    ),
+    "zh-CN": PageText(
+        lang="zh-CN",
+        title="退订",
+        confirm="确定不再通过此渠道（{channel}）接收 {shop} 的营销消息吗？",
+        button="确认退订",
+        done="您已成功退订。{shop} 不会再通过此渠道向您发送营销消息。",
+        invalid="此退订链接无效，请使用消息中的链接。",
+    ),
+}
+
+
+def page_language(*candidates: str | None) -> PageText:
+    """The page text for the first candidate locale we have (``zh``, ``zh-Hans``,
+    ``zh_CN`` → zh-CN; other languages → en); an Accept-Language header works too."""
+    for candidate in candidates:
+        if not candidate:
+            continue
+        for part in candidate.split(","):
+            tag = part.split(";")[0].strip().replace("_", "-").lower()
+            if tag.startswith("zh"):
+                return PAGES["zh-CN"]
+            if tag.startswith("en"):
+                return PAGES["en"]
+    return PAGES["en"]
+
+
+def render_page(text: PageText, body: str, *, form_action: str | None = None, button: str = "") -> str:
+    """A small, self-contained HTML page; ``body`` is escaped; with ``form_action`` a
+    POST form with one button (the confirmation)."""
+    form = ""
+    if form_action is not None:
+        form = (
+            f'<form method="post" action="{escape(form_action)}">'
+            f'<input type="hidden" name="confirm" value="1">'
+            f'<button type="submit">{escape(button)}</button></form>'
+        )
+    return (
+        f'<!doctype html><html lang="{text.lang}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta name="robots" content="noindex"><title>{escape(text.title)}</title>'
+        "<style>body{font-family:sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}"
+        "button{font-size:1rem;padding:.5rem 1.25rem}</style></head>"
+        f"<body><h1>{escape(text.title)}</h1><p>{escape(body)}</p>{form}</body></html>"
+    )
