@@ -29,10 +29,6 @@ def _count(db_url: str, column: object) -> int:
         engine.dispose()
 
 
-def _invoke(config: Path, *args: str) -> object:
-    return runner.invoke(app, ["--config", str(config), "import", *args])
-
-
 def test_import_prints_a_one_line_summary(db_url: str, tmp_path: Path) -> None:
     config = _config(tmp_path, db_url)
     users = tmp_path / "users.csv"
@@ -52,7 +48,8 @@ def test_a_bad_row_exits_1_lists_the_error_and_imports_nothing(
     config = _config(tmp_path, db_url)
     users = tmp_path / "users.csv"
     users.write_text("user_id\nu1\n")
-    assert runner.invoke(app, ["--config", str(config), "import", "users", str(users)]).exit_code == 0
+    loaded = runner.invoke(app, ["--config", str(config), "import", "users", str(users)])
+    assert loaded.exit_code == 0
     events = tmp_path / "events.csv"
     events.write_text("user_id,type,ts\nu1,view,2024-01-01\nu1,view,2024-13-01\n")
     result = runner.invoke(app, ["--config", str(config), "import", "events", str(events)])
@@ -82,7 +79,9 @@ def test_skip_invalid_imports_the_rest_and_names_the_rejects_file(
     assert _count(db_url, User.id) == 1
 
 
-def test_a_missing_or_semicolon_file_is_one_line_and_exit_1(tmp_path: Path, sqlite_url: str) -> None:
+def test_a_missing_or_semicolon_file_is_one_line_and_exit_1(
+    tmp_path: Path, sqlite_url: str
+) -> None:
     config = _config(tmp_path, sqlite_url)
     missing = runner.invoke(
         app, ["--config", str(config), "import", "events", str(tmp_path / "nope.csv")]

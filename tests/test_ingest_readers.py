@@ -70,7 +70,9 @@ def test_money_error_says_when_there_are_too_many_decimals() -> None:
     st.datetimes(
         min_value=datetime(1971, 1, 1),
         max_value=datetime(2200, 1, 1),
-        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5))]),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5))]
+        ),
     )
 )
 def test_timestamps_come_back_as_the_same_instant_in_utc(value: datetime) -> None:

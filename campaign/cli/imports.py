@@ -29,7 +29,9 @@ _REJECTS = typer.Option(
 )
 
 
-def _run(ctx: typer.Context, kind: Kind, file: Path, skip_invalid: bool, rejects: Path | None) -> None:
+def _run(
+    ctx: typer.Context, kind: Kind, file: Path, skip_invalid: bool, rejects: Path | None
+) -> None:
     engine = state(ctx).engine()
     with progress_bar(f"importing {file.name}", count_rows(file)) as advance:
         report = import_csv(

@@ -19,12 +19,15 @@ Events, the big table, bypass the ORM: rows go through the DBAPI connection dire
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -36,6 +39,7 @@ from campaign.ingest.readers import (
     HASH_PREFIX,
     CellError,
     CsvFile,
+    EventChunk,
     Kind,
     event_chunks,
     open_csv,
@@ -49,6 +53,7 @@ CHUNK_ROWS = 20_000
 _LOOKUP_BATCH = 5_000
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -320,7 +325,11 @@ class _SqliteEvents:
             "ON CONFLICT (source_event_id) DO NOTHING"
         )
 
-    def existing(self, ids: list[str]) -> dict[str, int]:
+    def max_id(self) -> int:
+        self.cursor.execute("SELECT max(id) FROM events")
+        return int(self.cursor.fetchone()[0] or 0)
+
+    def ids_of(self, ids: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for start in range(0, len(ids), _LOOKUP_BATCH):
             part = ids[start : start + _LOOKUP_BATCH]
@@ -360,7 +369,12 @@ class _PostgresEvents:
             f"FROM {self.STAGING} ON CONFLICT (source_event_id) DO NOTHING"
         )
 
-    def existing(self, ids: list[str]) -> dict[str, int]:
+    def max_id(self) -> int:
+        self.cursor.execute("SELECT max(id) FROM events")
+        row = self.cursor.fetchone()
+        return int(row[0] or 0)
+
+    def ids_of(self, ids: list[str]) -> dict[str, int]:
         self.cursor.execute(
             "SELECT source_event_id, id FROM events WHERE source_event_id = ANY(%s)", (ids,)
         )
@@ -402,49 +416,106 @@ def _load_events(
         writer = _PostgresEvents(dbapi_connection)
     else:
         writer = _SqliteEvents(dbapi_connection)
-    for chunk in event_chunks(csv_file, users, products, chunk_rows):
-        counts.rows += chunk.rows
-        counts.unchanged += chunk.collapsed
-        for error, row in chunk.errors:
-            rejects.add(error, row)
-        records = chunk.records
-        if records:
-            existing = writer.existing([record[-1] for record in records])
-            if existing:
-                records = _drop_known(
-                    csv_file, chunk.lines, chunk.raws, records, existing, before, rejects, counts
-                )
-            inserted = writer.insert(records) if records else 0
-            counts.inserted += inserted
-            counts.unchanged += len(records) - inserted
-        advance(chunk.rows)
+    chunks = event_chunks(csv_file, users, products, chunk_rows)
+    # sqlite3 gives the GIL back for every row it steps, so a validating thread next to
+    # it only slows both down; psycopg waits on the server with the GIL released for
+    # a whole statement, so there reading ahead overlaps the two.
+    ahead = _prefetched(chunks) if isinstance(writer, _PostgresEvents) else nullcontext(chunks)
+    with ahead as chunks:
+        for chunk in chunks:
+            _store_chunk(csv_file, chunk, writer, before, rejects, counts)
+            advance(chunk.rows)
     return counts
 
 
-def _drop_known(
+def _store_chunk(
     csv_file: CsvFile,
-    lines: list[int],
-    raws: list[list[str]],
-    records: list[tuple[Any, ...]],
-    existing: dict[str, int],
+    chunk: EventChunk,
+    writer: _SqliteEvents | _PostgresEvents,
     before: int,
     rejects: _Rejects,
     counts: _Counts,
-) -> list[tuple[Any, ...]]:
-    """Records whose source id is not stored yet; the others are unchanged re-imports
-    or (stored by this very import, with an explicit ``event_id``) duplicates."""
-    keep: list[tuple[Any, ...]] = []
-    for record, line, raw in zip(records, lines, raws, strict=True):
+) -> None:
+    """Write one validated chunk: report its errors, insert it, sort out conflicts.
+
+    The insert skips ids already stored; only when it skipped some (a re-import, or a
+    duplicate across chunks) are the chunk's ids looked up, so a fresh import pays
+    nothing for deduplication.
+    """
+    counts.rows += chunk.rows
+    counts.unchanged += chunk.collapsed
+    for error, row in chunk.errors:
+        rejects.add(error, row)
+    records = chunk.records
+    if not records:
+        return
+    ceiling = writer.max_id()
+    inserted = writer.insert(records)
+    counts.inserted += inserted
+    if inserted == len(records):
+        return
+    stored = writer.ids_of([record[-1] for record in records])
+    for record, line, raw in zip(records, chunk.lines, chunk.raws, strict=True):
         source_id = record[-1]
-        found = existing.get(source_id)
-        if found is None:
-            keep.append(record)
-        elif found > before and not source_id.startswith(HASH_PREFIX):
+        found = stored.get(source_id, 0)
+        if found > ceiling:
+            continue  # stored by this very chunk
+        if found > before and not source_id.startswith(HASH_PREFIX):
             reason = f"duplicate event_id {source_id!r} (earlier in the file)"
             rejects.add(csv_file.error(line, "event_id", reason), raw)
         else:
             counts.unchanged += 1
-    return keep
+
+
+_DONE = object()
+
+
+@contextmanager
+def _prefetched(items: Iterator[T], depth: int = 2) -> Iterator[Iterator[T]]:
+    """Iterate ``items`` in a worker thread, at most ``depth`` items ahead.
+
+    Reading and validating the next chunk then overlaps the database writing this
+    one: ``sqlite3`` and psycopg release the GIL while the database works. The bounded
+    queue keeps memory flat. Errors of the worker are raised in the caller; leaving
+    the block early stops the worker before the file is closed.
+    """
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, _DONE))
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            put((False, exc))
+
+    def consume() -> Iterator[T]:
+        while True:
+            ok, item = queue.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+
+    worker = threading.Thread(target=work, name="campaign-ingest-reader", daemon=True)
+    worker.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        worker.join()
 
 
 # -- responses ------------------------------------------------------------------------

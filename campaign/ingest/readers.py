@@ -512,6 +512,20 @@ def _extras(csv_file: CsvFile, row: list[str]) -> dict[str, str]:
     }
 
 
+# Lengths of 'YYYY-MM-DDTHH:MM:SS', with 'Z', with '+00:00'.
+_PLAIN_TIMESTAMP_LENGTHS = frozenset((19, 20, 25))
+
+
+def _slow_timestamp(text: str) -> datetime:
+    """The timestamp of a cell fromisoformat refused as is (spaces around it)."""
+    if not text.strip():
+        raise CellError("ts", "required")
+    try:
+        return datetime.fromisoformat(text.strip())
+    except (ValueError, OverflowError):
+        raise CellError("ts", f"not an ISO 8601 timestamp: {text!r}") from None
+
+
 @dataclass
 class EventChunk:
     """Validated events of one chunk of a file, ready for a bulk insert.
@@ -565,6 +579,7 @@ def event_chunks(
     fromisoformat = datetime.fromisoformat
     money = _MONEY.fullmatch
     utc = UTC
+    plain_lengths = _PLAIN_TIMESTAMP_LENGTHS
     blake2b = hashlib.blake2b
     error = csv_file.error
 
@@ -604,18 +619,25 @@ def event_chunks(
             text = row[i_ts]
             try:
                 ts = fromisoformat(text)
-                if ts.tzinfo is not None:
-                    ts = ts.astimezone(utc).replace(tzinfo=None)
             except (ValueError, OverflowError):
-                if not text.strip():
-                    raise CellError("ts", "required") from None
-                try:
-                    ts = fromisoformat(text.strip())
-                    if ts.tzinfo is not None:
-                        ts = ts.astimezone(utc).replace(tzinfo=None)
-                except (ValueError, OverflowError):
-                    raise CellError("ts", f"not an ISO 8601 timestamp: {text!r}") from None
-            ts_text = ts.isoformat(" ", "microseconds")
+                ts = _slow_timestamp(text)
+            zone = ts.tzinfo
+            if (
+                (zone is None or zone is utc)
+                and len(text) in plain_lengths
+                and (len(text) == 19 or text[19] in "Z+-")
+                and text[13] == ":"
+                and text[16] == ":"
+                and text[10] in "T "
+                and text[7] == "-"
+            ):
+                # The usual 'YYYY-MM-DDTHH:MM:SS[Z]', already validated: slicing is
+                # several times cheaper than datetime.isoformat().
+                ts_text = text[:10] + " " + text[11:19] + ".000000"
+            elif zone is None:
+                ts_text = ts.isoformat(" ", "microseconds")
+            else:
+                ts_text = ts.astimezone(utc).isoformat(" ", "microseconds")[:26]
             product_id = None
             product_ref = ""
             if i_product >= 0:
