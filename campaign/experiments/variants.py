@@ -1,8 +1,9 @@
-"""Pure variant choice: uniform among the enabled variants of a campaign.
+"""Pure variant choice among the enabled variants of a campaign.
 
-The Thompson-sampling bandit of the feedback loop replaces the body of
-:func:`choose_variant` later, behind the same signature; ``arm_state`` is its input
-(successes and failures per variant name) and is ignored by the uniform choice.
+Without bandit state the choice is uniform; with a
+:class:`campaign.experiments.bandit.BanditState` (read by
+:func:`campaign.experiments.store.load_bandit_state`) it is Thompson sampling with an
+exploration floor (:mod:`campaign.experiments.bandit`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from campaign.config import VariantConfig
 from campaign.errors import ConfigError
+from campaign.experiments.bandit import BanditState, thompson_choice
 
 
 def enabled_variants(variants: Sequence[VariantConfig]) -> list[VariantConfig]:
@@ -23,9 +25,10 @@ def enabled_variants(variants: Sequence[VariantConfig]) -> list[VariantConfig]:
 def choose_variant(
     variants: Sequence[VariantConfig],
     rng: random.Random,
-    arm_state: Mapping[str, Any] | None = None,
+    arm_state: BanditState | Mapping[str, Any] | None = None,
 ) -> VariantConfig:
-    """One enabled variant, uniformly at random from ``rng``.
+    """One enabled variant: Thompson sampling when ``arm_state`` is a ``BanditState``,
+    else uniformly at random from ``rng``.
 
     Raises:
         ConfigError: no variant is enabled.
@@ -35,4 +38,7 @@ def choose_variant(
         raise ConfigError("<config>", "campaigns.variants", "no enabled variant to choose from")
     if len(choices) == 1:
         return choices[0]
+    if isinstance(arm_state, BanditState):
+        name = thompson_choice([v.name for v in choices], arm_state, rng)
+        return next(v for v in choices if v.name == name)
     return choices[rng.randrange(len(choices))]

@@ -37,7 +37,9 @@ from campaign.db.models import (
     SkipReason,
 )
 from campaign.errors import CampaignError, TemplateError
+from campaign.experiments.bandit import BanditState
 from campaign.experiments.holdout import assign_holdout
+from campaign.experiments.store import load_bandit_state
 from campaign.experiments.variants import choose_variant, enabled_variants
 from campaign.planner import content
 from campaign.planner.audience import (
@@ -295,11 +297,18 @@ def _decide(
     frame["channel"] = decided["channel"].to_numpy()
     frame["skip_reason"] = decided["skip_reason"].to_numpy()
     frame["medium"] = frame["channel"].map({r.name: r.medium for r in rules})
-    return decide_treatment(frame, campaign, random.Random(f"{campaign.name}/{slot_key(slot)}"))
+    # Thompson sampling over the variants from the arms' attributed outcomes.
+    arms = load_bandit_state(connection, campaign.name, config.experiments)
+    return decide_treatment(
+        frame, campaign, random.Random(f"{campaign.name}/{slot_key(slot)}"), arms
+    )
 
 
 def decide_treatment(
-    frame: pd.DataFrame, campaign: CampaignConfig, rng: random.Random
+    frame: pd.DataFrame,
+    campaign: CampaignConfig,
+    rng: random.Random,
+    arm_state: BanditState | None = None,
 ) -> pd.DataFrame:
     """Pure: holdout, variant and the per-run caps over a risk-ordered eligible frame.
 
@@ -325,7 +334,7 @@ def decide_treatment(
         reason[cut] = SkipReason.RECIPIENT_CAP.value
         treated &= ~cut
     chosen: list[VariantConfig | None] = [
-        choose_variant(campaign.variants, rng) if t else None for t in treated
+        choose_variant(campaign.variants, rng, arm_state) if t else None for t in treated
     ]
     offer = np.array([v is not None and v.offer for v in chosen], dtype=bool)
     if campaign.coupon_budget is not None:
