@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from campaign.config import Config, load_config
 from campaign.db.migrate import current_revision, upgrade
 from campaign.db.models import Event, EventType, Product, User
-from campaign.demoshop import CSV_FILES, DEMO_AS_OF, generate_shop, write_csv
+from campaign.demoshop import CSV_FILES, DEFAULT_SEED, DEMO_AS_OF, generate_shop, write_csv
 from campaign.errors import InputError
 from campaign.ingest import count_rows, import_csv
 
@@ -205,13 +205,19 @@ def read_settings(folder: Path) -> DemoSettings | None:
 
 
 def prepare_folder(
-    folder: Path, *, users: int | None, seed: int, fresh: bool, default_users: int
+    folder: Path,
+    *,
+    users: int | None,
+    seed: int | None,
+    fresh: bool,
+    default_users: int,
+    default_seed: int = DEFAULT_SEED,
 ) -> tuple[DemoSettings, bool]:
     """Create (or with ``fresh`` recreate) the demo folder; returns (settings, created).
 
     An existing demo folder is reused as it is: its ``config.toml`` is never
-    overwritten. Only a folder holding a ``demo.json`` (or an empty one) is ever
-    deleted.
+    overwritten, and ``users``/``seed`` left as None mean "the folder's own". Only a
+    folder holding a ``demo.json`` (or an empty one) is ever deleted.
 
     Raises:
         InputError: the folder exists but is not a demo folder, or it was made with
@@ -228,7 +234,10 @@ def prepare_folder(
         shutil.rmtree(folder)
         existing = None
     if existing is not None:
-        wanted = DemoSettings(users if users is not None else existing.users, seed)
+        wanted = DemoSettings(
+            users if users is not None else existing.users,
+            seed if seed is not None else existing.seed,
+        )
         if wanted != existing:
             raise InputError(
                 str(folder),
@@ -240,7 +249,10 @@ def prepare_folder(
             # Deleted by hand: write it again rather than fail; nothing else is touched.
             (folder / CONFIG_FILE).write_text(demo_config_text(), encoding="utf-8")
         return existing, False
-    settings = DemoSettings(users if users is not None else default_users, seed)
+    settings = DemoSettings(
+        users if users is not None else default_users,
+        seed if seed is not None else default_seed,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CONFIG_FILE).write_text(demo_config_text(), encoding="utf-8")
     (folder / MARKER_FILE).write_text(

@@ -58,6 +58,11 @@ def test_reusing_a_folder_keeps_its_config_and_its_size(tmp_path: Path) -> None:
     settings, created = prepare_folder(folder, users=None, seed=7, fresh=False,
                                        default_users=3000)
     assert not created and settings.users == 40
+    made_with_seed_3, _ = prepare_folder(tmp_path / "three", users=10, seed=3, fresh=False,
+                                         default_users=3000)
+    reused, _ = prepare_folder(tmp_path / "three", users=None, seed=None, fresh=False,
+                               default_users=3000)
+    assert reused == made_with_seed_3 == DemoSettings(10, 3)
     assert (folder / "config.toml").read_text().endswith("# edited\n")
 
 

@@ -1,4 +1,4 @@
-"""The demo shop generator: deterministic, in the CSV contract, and realistic enough to learn from."""
+"""The demo shop generator: deterministic, in the CSV contract, realistic enough to learn from."""
 
 from __future__ import annotations
 

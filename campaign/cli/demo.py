@@ -40,7 +40,10 @@ def demo_command(
         None, "--users", min=1, max=MAX_USERS,
         help=f"Customers to simulate (default {DEFAULT_USERS:,}; a reused folder keeps its own).",
     ),
-    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the generator."),
+    seed: int | None = typer.Option(
+        None, "--seed",
+        help=f"Seed of the generator (default {DEFAULT_SEED}; a reused folder keeps its own).",
+    ),
     fresh: bool = typer.Option(
         False, "--fresh", help="Delete the demo folder and build it again from scratch."
     ),
@@ -51,7 +54,8 @@ def demo_command(
     recreates it. The demo uses its own config.toml, never --config or CAMPAIGN_*.
     """
     settings, created = prepare_folder(
-        directory, users=users, seed=seed, fresh=fresh, default_users=DEFAULT_USERS
+        directory, users=users, seed=seed, fresh=fresh, default_users=DEFAULT_USERS,
+        default_seed=DEFAULT_SEED,
     )
     config = load_demo_config(directory)
     verb = "Creating" if created else "Reusing"

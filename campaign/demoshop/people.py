@@ -198,7 +198,7 @@ def build_population(
             # Ofcom's drama range 07700 900000-900999.
             np.char.add("+447700900", np.char.zfill((digits % 1000).astype(str), 3)),
             # North American 555-0100 to 555-0199 are reserved for fiction.
-            np.char.add("+1202555", np.char.add("01", np.char.zfill((digits % 100).astype(str), 2))),
+            np.char.add("+120255501", np.char.zfill((digits % 100).astype(str), 2)),
         ),
     ).astype(object)
     phone_series = pd.Series(phone, dtype=object)
