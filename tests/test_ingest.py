@@ -329,6 +329,34 @@ def test_responses_match_known_messages_and_keep_unknown_ones_unmatched(
         assert rows["ev1"].message_id == message_id and rows["ev1"].provider == "sendgrid"
         assert rows["ev2"].message_id is None and rows["ev2"].payload["message_id"] == "999999"
         assert rows["ev1"].ts == datetime(2026, 11, 2, 10, tzinfo=UTC)
+        # Imported responses have the webhook's effects: engagement only moves forward.
+        assert session.get(Message, message_id).engagement == "clicked"
+
+
+def test_an_imported_unsubscribe_suppresses_the_user(
+    engine: Engine, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with session_factory() as session:
+        user = make_user(session)
+        run = CampaignRun(campaign="winback", slot=NOW, as_of=NOW, status="done", counts={})
+        session.add(run)
+        session.flush()
+        message = Message(
+            run_id=run.id, user_id=user.id, campaign="winback", channel="email",
+            products=[], is_test=False, idempotency_key="k1", status="sent", attempts=1,
+            created_at=NOW,
+        )
+        session.add(message)
+        session.commit()
+        user_id, message_id = user.id, message.id
+    path = _write(
+        tmp_path, "responses.csv",
+        f"message_id,type,ts,event_id\n{message_id},unsubscribed,2026-11-02T10:00:00Z,u1\n",
+    )
+    report = import_csv(engine, "responses", path, now=NOW, media={"email": "email"})
+    assert report.suppressions == 1 and "1 suppression(s) added" in report.summary()
+    with engine.connect() as connection:
+        assert is_suppressed(connection, user_id, "email")
 
 
 def test_bad_user_and_product_rows_name_their_column(engine: Engine, tmp_path: Path) -> None:

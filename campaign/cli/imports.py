@@ -32,7 +32,9 @@ _REJECTS = typer.Option(
 def _run(
     ctx: typer.Context, kind: Kind, file: Path, skip_invalid: bool, rejects: Path | None
 ) -> None:
-    engine = state(ctx).engine()
+    app_state = state(ctx)
+    engine = app_state.engine()
+    media = {name: channel.medium for name, channel in app_state.config().channels.items()}
     with progress_bar(f"importing {file.name}", count_rows(file)) as advance:
         report = import_csv(
             engine,
@@ -42,6 +44,7 @@ def _run(
             rejects_path=rejects,
             progress=advance,
             now=datetime.now(UTC),
+            media=media,
         )
     console.print(report.summary(), markup=False, soft_wrap=True)
 

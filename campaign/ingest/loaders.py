@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from campaign.db.models import Event, Message, Product, Response, User
 from campaign.errors import InputError, InputErrors
+from campaign.responses.ingest import apply_stored_responses
 from campaign.ingest.readers import (
     EVENT_COLUMNS,
     HASH_PREFIX,
@@ -71,6 +72,7 @@ class ImportReport:
     rejected: int
     rejects_path: Path | None
     unmatched: int = 0
+    suppressions: int = 0
 
     def summary(self) -> str:
         """One line for people: ``events.csv: 10 rows, 8 inserted, ...``."""
@@ -80,6 +82,8 @@ class ImportReport:
         )
         if self.unmatched:
             text += f" ({self.unmatched} unmatched)"
+        if self.suppressions:
+            text += f", {self.suppressions} suppression(s) added"
         if self.rejects_path is not None:
             text += f"; rejected rows in {self.rejects_path}"
         return text
@@ -92,6 +96,7 @@ class _Counts:
     updated: int = 0
     unchanged: int = 0
     unmatched: int = 0
+    suppressions: int = 0
 
 
 class _Rejects:
@@ -149,6 +154,7 @@ def import_csv(
     progress: Progress | None = None,
     now: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    media: Mapping[str, str] | None = None,
 ) -> ImportReport:
     """Import one CSV file of ``kind`` (users, products, events, responses).
 
@@ -158,6 +164,9 @@ def import_csv(
     id and keep an unknown ``message_id`` as unmatched. Re-importing a file changes
     nothing. Suppressions are never touched. ``progress(n)`` is called with the rows
     read after each chunk; ``now`` (UTC) stamps ``updated_at``/``received_at``.
+    Imported responses have the same effects as webhook ones (engagement moves
+    forward; unsubscribes, complaints and hard bounces suppress), for which ``media``
+    maps channel names to ``email``/``sms`` (``config.channels``).
 
     Raises:
         InputError: the file cannot be read as this kind of CSV (nothing imported).
@@ -170,7 +179,14 @@ def import_csv(
         rejects = _Rejects(csv_file, skip_invalid, rejects_path or default_rejects_path(path))
         try:
             with engine.connect() as connection, connection.begin():
-                counts = _LOADERS[kind](connection, csv_file, rejects, advance, now, chunk_rows)
+                if kind == "responses":
+                    counts = _load_responses(
+                        connection, csv_file, rejects, advance, now, chunk_rows, media
+                    )
+                else:
+                    counts = _LOADERS[kind](
+                        connection, csv_file, rejects, advance, now, chunk_rows
+                    )
                 if rejects.total and not skip_invalid:
                     raise InputErrors(csv_file.source, rejects.errors, rejects.total)
         except BaseException:
@@ -187,6 +203,7 @@ def import_csv(
         rejected=rejects.total,
         rejects_path=rejects.written(),
         unmatched=counts.unmatched,
+        suppressions=counts.suppressions,
     )
 
 
@@ -528,6 +545,7 @@ def _load_responses(
     advance: Progress,
     now: datetime,
     chunk_rows: int,
+    media: Mapping[str, str] | None = None,
 ) -> _Counts:
     table = Response.__table__
     counts = _Counts()
@@ -551,7 +569,7 @@ def _load_responses(
                 continue
             seen[event_id] = line
             records.append(record)
-        _insert_responses(connection, table, records, now, counts)
+        _insert_responses(connection, table, records, now, counts, media)
         advance(len(chunk))
     return counts
 
@@ -567,6 +585,7 @@ def _insert_responses(
     records: list[dict[str, Any]],
     now: datetime,
     counts: _Counts,
+    media: Mapping[str, str] | None,
 ) -> None:
     if not records:
         return
@@ -604,6 +623,9 @@ def _insert_responses(
     if rows:
         connection.execute(insert(table), rows)
         counts.inserted += len(rows)
+        # The response pipeline owns what a response means (engagement, suppression);
+        # a provider export imported here must have the same effects as its webhooks.
+        counts.suppressions += apply_stored_responses(connection, rows, now=now, media=media)
 
 
 _LOADERS: dict[
@@ -612,7 +634,6 @@ _LOADERS: dict[
     "users": _load_users,
     "products": _load_products,
     "events": _load_events,
-    "responses": _load_responses,
 }
 
 
