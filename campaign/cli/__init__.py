@@ -12,6 +12,7 @@ from campaign.cli import campaigns
 from campaign.cli import model
 from campaign.cli import recommend
 from campaign.cli import send
+from campaign.cli import serve, forget
 from campaign.cli import templates, coupons
 from campaign.cli import profile
 from campaign.cli import demo
@@ -65,6 +66,8 @@ app.command("recommend")(recommend.recommend_command)
 app.add_typer(imports.app, name="import")
 app.add_typer(templates.app, name="templates")
 app.add_typer(coupons.app, name="coupons")
+app.command("serve")(serve.serve_command)
+app.command("forget")(forget.forget_command)
 
 
 def main() -> None:

@@ -66,7 +66,9 @@ def forget_user(engine: Engine, external_id: str, *, now: datetime) -> ForgetRep
                 )
             )
         )
-        wanted = [(user.id, digest) for digest in hashes] or [(user.id, None)]
+        wanted: list[tuple[int, str | None]] = [(user.id, digest) for digest in hashes]
+        if not wanted and not any(user_id == user.id for user_id, _ in existing):
+            wanted = [(user.id, None)]
         rows = [
             {
                 "user_id": user_id,

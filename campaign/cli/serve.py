@@ -1,0 +1,41 @@
+"""``campaign serve``: the response webhook server (uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import typer
+
+from campaign.cli.common import err_console, state
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default: [server] host)."),
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="Port (default: [server] port)."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Receive provider webhooks (events, Twilio, SendGrid) and unsubscribe links.
+
+    Events are verified, deduplicated and stored; engagement moves forward only and
+    unsubscribes, complaints and hard bounces suppress at once (docs/responses.md).
+    Ctrl-C or SIGTERM finishes in-flight requests, then exits.
+    """
+    from campaign.responses.server import serve
+
+    app_state = state(ctx)
+    config = app_state.config()
+    engine = app_state.engine()
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    err_console.print(
+        f"serving responses on http://{host or config.server.host}:{port or config.server.port}",
+        markup=False,
+    )
+    serve(config, engine, clock=_utcnow, host=host, port=port, log_level=log_level)
