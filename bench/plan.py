@@ -155,11 +155,7 @@ def raw_render_seconds(config_path: Path, db_path: Path, users: int) -> tuple[fl
         contexts.append((locale, {
             "user": {"id": f"U{user:07d}", "name": name, "first_name": first_name(name),
                      "locale": locale, "timezone": "Asia/Shanghai"},
-            "products": [
-                {k: p[k] for k in ("id", "name", "category", "brand", "price_cents", "url",
-                                   "reason")}
-                for p in picks.get(user, [])
-            ],
+            "products": [dict(p.view) for p in picks.get(user, [])],
             "coupon": {"code": coupon.code, "percent_off": coupon.percent_off,
                        "min_order_cents": coupon.min_order_cents,
                        "expires_at": coupon.expires_at.isoformat(),

@@ -536,3 +536,25 @@ def test_a_variant_repurchase_setting_overrides_the_campaign_one() -> None:
     out = decide_treatment(frame, campaign, random.Random(0))
     assert list(out["allow_repurchase"]) == [True, None]
     assert list(out["status"]) == ["queued", "skipped"]
+
+
+def test_a_slot_recorded_as_failed_is_planned_again(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url)
+    add_user(engine, "again")
+    with engine.begin() as connection:
+        failed = connection.execute(
+            insert(CampaignRun)
+            .values(campaign="c", slot=SLOT, as_of=AS_OF, status="failed", counts={},
+                    error="database went away")
+            .returning(CampaignRun.id)
+        ).scalar_one()
+    report = run(engine, config)
+    assert report.outcome == PLANNED and report.run_id == failed
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(CampaignRun.status, CampaignRun.error).where(CampaignRun.id == failed)
+        ).one()
+    assert tuple(row) == ("done", None)
+    assert planned(engine, failed)["again"]["status"] == "queued"

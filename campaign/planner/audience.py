@@ -87,6 +87,12 @@ def is_valid_timezone(name: str) -> bool:
     return True
 
 
+def _frame(rows: Sequence[Sequence[object]], columns: list[str]) -> pd.DataFrame:
+    # Plain tuples: pandas probes SQLAlchemy Row objects attribute by attribute, which
+    # costs seconds at 100,000 rows.
+    return pd.DataFrame.from_records([tuple(row) for row in rows], columns=columns)
+
+
 def select_audience(scores: pd.DataFrame, campaign: CampaignConfig) -> pd.DataFrame:
     """Pure: the scored users matching the campaign's risk rule, highest risk first.
 
@@ -140,7 +146,7 @@ def load_audience(
     ).where(User.forgotten_at.is_(None))
     if only_user is not None:
         query = query.where(User.external_id == only_user)
-    users = pd.DataFrame(connection.execute(query).all(), columns=columns).set_index("user_id")
+    users = _frame(connection.execute(query).all(), columns).set_index("user_id")
     keep = audience.index.intersection(users.index, sort=False)
     frame = users.loc[keep].join(audience[["risk", "tier", "reason"]])
     if "segment" in audience:
@@ -218,7 +224,7 @@ def _add_recent_counts(
         )
         .group_by(Message.user_id, Message.channel)
     ).all()
-    counts = pd.DataFrame(rows, columns=["user_id", "channel", "n"])
+    counts = _frame(rows, ["user_id", "channel", "n"])
     caps = config.delivery.frequency_cap
     media = {name: channel.medium for name, channel in config.channels.items()}
     for rule in rules:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import insert, select
@@ -30,7 +30,9 @@ from campaign.templating.context import first_name
 from campaign.templating.environment import make_environment, template_set_exists
 from campaign.templating.render import Rendered, render_message
 
-__all__ = ["Rendered", "Renderer", "CouponOffer", "make_coupon", "recommend", "reserve_coupons"]
+__all__ = [
+    "CouponOffer", "Pick", "Rendered", "Renderer", "make_coupon", "recommend", "reserve_coupons",
+]
 
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -144,18 +146,37 @@ def reserve_coupons(
     )
 
 
+class Pick(NamedTuple):
+    """One recommended product for one user.
+
+    ``view`` is the product as templates see it (the documented fields of
+    ``products`` items: id, name, category, brand, price_cents, url, reason). Views are
+    shared between users with the same (product, reason): templates run in an
+    immutable sandbox, so sharing is safe and saves a million small dicts a run.
+    """
+
+    product_id: int
+    product_external_id: str
+    rank: int
+    reason: str
+    view: dict[str, Any]
+
+    def stored(self) -> dict[str, Any]:
+        """The form kept in ``messages.products``."""
+        return {"product_id": self.product_id, "rank": self.rank, "reason": self.reason}
+
+
 def recommend(
     connection: Connection,
     config: Config,
     groups: Mapping[bool | None, Sequence[int]],
     as_of: datetime,
-) -> dict[int, list[dict[str, Any]]]:
-    """Top-k products per user (k = ``recommender.k``), as template-ready plain dicts.
+) -> dict[int, list[Pick]]:
+    """Top-k products per user (k = ``recommender.k``), best first.
 
     ``groups`` maps an ``allow_repurchase`` setting (None: the recommender's own) to
     the users it applies to. The recommender is fitted once and asked once per
-    group. Each item has product_id (internal), product_external_id, rank, reason and
-    the template fields id (shop id), name, category, brand, price_cents, url.
+    group.
     """
     groups = {setting: users for setting, users in groups.items() if len(users)}
     if not groups:
@@ -172,7 +193,8 @@ def recommend(
     if picks.empty:
         return {}
     catalogue = _products(connection, {int(p) for p in picks["product_id"].unique()})
-    out: dict[int, list[dict[str, Any]]] = {}
+    views: dict[tuple[int, str], dict[str, Any]] = {}
+    out: dict[int, list[Pick]] = {}
     picks = picks.sort_values(["user_id", "rank"], kind="stable")
     for user_id, product_id, rank, reason in zip(
         picks["user_id"].to_numpy(), picks["product_id"].to_numpy(),
@@ -181,10 +203,13 @@ def recommend(
         base = catalogue.get(int(product_id))
         if base is None:
             continue
-        item = dict(base)
-        item["rank"] = int(rank)
-        item["reason"] = str(reason or "")
-        out.setdefault(int(user_id), []).append(item)
+        text = str(reason or "")
+        view = views.get((int(product_id), text))
+        if view is None:
+            view = views[(int(product_id), text)] = {**base, "reason": text}
+        out.setdefault(int(user_id), []).append(
+            Pick(int(product_id), str(view["id"]), int(rank), text, view)
+        )
     return out
 
 
@@ -197,8 +222,6 @@ def _products(connection: Connection, ids: set[int]) -> dict[int, dict[str, Any]
     ).all()
     return {
         row.id: {
-            "product_id": int(row.id),
-            "product_external_id": row.external_id,
             "id": row.external_id,
             "name": row.name or "",
             "category": row.category or "",
@@ -255,7 +278,7 @@ class Renderer:
         channel: str,
         campaign: str,
         variant: str,
-        products: Sequence[Mapping[str, Any]],
+        products: Sequence[Pick],
         coupon: CouponOffer | None,
         risk: Any = None,
         tier: Any = None,
@@ -274,14 +297,7 @@ class Renderer:
                 "locale": locale,
                 "timezone": user.get("timezone") or self.shop["timezone"],
             },
-            "products": [
-                {
-                    "id": p["id"], "name": p["name"], "category": p["category"],
-                    "brand": p["brand"], "price_cents": p["price_cents"], "url": p["url"],
-                    "reason": p["reason"],
-                }
-                for p in products
-            ],
+            "products": [p.view for p in products],
             "coupon": None if coupon is None else {
                 "code": coupon.code,
                 "percent_off": coupon.percent_off,

@@ -12,6 +12,7 @@ the same code with every write switched off.
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,6 +52,7 @@ from campaign.planner.audience import (
 )
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 # Outcomes of plan_run, as RunReport.outcome.
 PLANNED = "planned"
@@ -187,9 +189,13 @@ def plan_run(
                 .where(CampaignRun.id == run_id)
                 .values(status=RunStatus.DONE, counts=counts, finished_at=planned_at, error=None)
             )
-    except IntegrityError:
-        # Another process planned this slot first (its run row or a message key).
-        return _already(campaign.name, slot, as_of)
+    except IntegrityError as exc:
+        # Another process planned this slot first (its run row or a message key), or,
+        # far less likely, a coupon code collided: only the former is "already planned".
+        if _slot_taken(engine, campaign.name, slot):
+            return _already(campaign.name, slot, as_of)
+        _record_failure(engine, campaign.name, slot, as_of, planned_at, exc)
+        raise
     except Exception as exc:
         _record_failure(engine, campaign.name, slot, as_of, planned_at, exc)
         raise
@@ -252,6 +258,17 @@ def _claim_run(
     )
 
 
+def _slot_taken(engine: Engine, campaign: str, slot: datetime) -> bool:
+    """Whether a run of (campaign, slot) that did not fail is committed."""
+    with engine.connect() as connection:
+        status = connection.execute(
+            select(CampaignRun.status).where(
+                CampaignRun.campaign == campaign, CampaignRun.slot == slot
+            )
+        ).scalar()
+    return status is not None and status != RunStatus.FAILED
+
+
 def _record_failure(
     engine: Engine, campaign: str, slot: datetime, as_of: datetime, at: datetime, exc: Exception
 ) -> None:
@@ -276,7 +293,8 @@ def _record_failure(
                     update(CampaignRun).where(CampaignRun.id == existing).values(**values)
                 )
     except Exception:  # noqa: BLE001 - the original error is what the caller needs
-        pass
+        log.warning("campaign.run.failure_not_recorded campaign=%s slot=%s", campaign, slot,
+                    exc_info=True)
 
 
 def _decide(
@@ -445,7 +463,7 @@ def _finish(
                         subject=result.subject, html=result.html, text=result.text,
                         coupon_code=coupon.code if coupon else None,
                         percent_off=coupon.percent_off if coupon else None,
-                        products=picks.get(user_id, []),
+                        products=[p.view for p in picks.get(user_id, [])],
                     )
                 )
         step += 1
@@ -462,7 +480,7 @@ def _finish(
         coupons[i][1].percent_off if i in coupons else None for i in range(len(frame))
     ]
     frame["products"] = [
-        [p["product_external_id"] for p in picks.get(int(u), [])] if i in rendered else []
+        [p.product_external_id for p in picks.get(int(u), [])] if i in rendered else []
         for i, u in enumerate(cols["user_id"])
     ]
     if reserve:
@@ -478,7 +496,7 @@ def _recommendations(
     frame: pd.DataFrame,
     rows: np.ndarray,
     as_of: datetime,
-) -> dict[int, list[dict[str, Any]]]:
+) -> dict[int, list[content.Pick]]:
     """Products per user for the rows that will be rendered, grouped by repurchase setting."""
     groups: dict[bool | None, list[int]] = {}
     users = frame["user_id"].to_numpy()
@@ -495,7 +513,7 @@ def _write(
     frame: pd.DataFrame,
     rendered: Mapping[int, content.Rendered],
     coupons: Mapping[int, tuple[str, Any]],
-    picks: Mapping[int, list[dict[str, Any]]],
+    picks: Mapping[int, list[content.Pick]],
     run_id: int,
     slot: datetime,
     planned_at: datetime,
@@ -526,10 +544,7 @@ def _write(
                 "subject": message.subject if message else None,
                 "body": (message.html or message.text) if message else None,
                 "text_body": message.text if message else None,
-                "products": [
-                    {"product_id": p["product_id"], "rank": p["rank"], "reason": p["reason"]}
-                    for p in picks.get(user_id, [])
-                ] if message else [],
+                "products": [p.stored() for p in picks.get(user_id, [])] if message else [],
                 "coupon_code": coupons[i][0] if i in coupons else None,
                 "address_override": None,
                 "is_test": False,
@@ -709,7 +724,8 @@ def plan_test_send(
                     template=variant.template, locale=locale, address=seed,
                     subject=result.subject, html=result.html, text=result.text,
                     coupon_code=coupon.code if coupon else None,
-                    percent_off=coupon.percent_off if coupon else None, products=products,
+                    percent_off=coupon.percent_off if coupon else None,
+                    products=[p.view for p in products],
                 )
             )
             rows.append(
@@ -718,10 +734,7 @@ def plan_test_send(
                     "channel": rule.name, "variant": variant.name, "template": variant.template,
                     "subject": result.subject, "body": result.html or result.text,
                     "text_body": result.text,
-                    "products": [
-                        {"product_id": p["product_id"], "rank": p["rank"], "reason": p["reason"]}
-                        for p in products
-                    ],
+                    "products": [p.stored() for p in products],
                     "coupon_code": coupon.code if coupon else None,
                     "address_override": seed, "is_test": True,
                     "idempotency_key": f"{test_campaign}/{slot_key(planned_at)}/{index}/{rule.name}",
