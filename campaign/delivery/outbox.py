@@ -23,11 +23,23 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.db.dialect import skip_locked
+from campaign.db.pauses import not_paused
 from campaign.db.models import Message, MessageStatus, Suppression, User
 
 _messages = Message.__table__
 _users = User.__table__
 _suppressions = Suppression.__table__
+
+
+# Only what sending needs: fewer columns (and timestamps to convert) make claims cheaper.
+_CLAIM_COLUMNS = [
+    _messages.c[name]
+    for name in (
+        "id", "run_id", "user_id", "campaign", "channel", "variant", "subject", "body",
+        "text_body", "coupon_code", "address_override", "is_test", "idempotency_key",
+        "attempts", "expires_at",
+    )
+]
 
 
 def address_hash(address: str) -> str:
@@ -103,7 +115,8 @@ def claim_batch(
         )
         candidates = skip_locked(
             select(_messages.c.id)
-            .where(due)
+            # A paused campaign's messages stay queued (campaign pause, docs/operations.md).
+            .where(due, not_paused(_messages.c.campaign))
             .order_by(_messages.c.next_attempt_at, _messages.c.id)
             .limit(limit),
             connection,
@@ -118,7 +131,7 @@ def claim_batch(
                 attempts=_messages.c.attempts + 1,
                 updated_at=now,
             )
-            .returning(*_messages.c)
+            .returning(*_CLAIM_COLUMNS)
         ).mappings().all()
         if not claimed:
             return []
@@ -144,12 +157,12 @@ def _with_recipients(
             ).where(_users.c.id.in_(user_ids))
         ).mappings()
     }
-    hashes: dict[str, list[int]] = {}
+    hashes: dict[str, str] = {}  # address -> hash, each computed once
     for row in rows:
         user = users.get(row["user_id"], {})
         for address in (row["address_override"], user.get("email"), user.get("phone")):
-            if address:
-                hashes.setdefault(address_hash(address), []).append(row["id"])
+            if address and address not in hashes:
+                hashes[address] = address_hash(address)
     by_user: dict[int, set[str]] = {}
     by_hash: dict[str, set[str]] = {}
     for found in connection.execute(
@@ -157,7 +170,7 @@ def _with_recipients(
         .where(
             or_(
                 _suppressions.c.user_id.in_(user_ids),
-                _suppressions.c.address_hash.in_(list(hashes)),
+                _suppressions.c.address_hash.in_(list(set(hashes.values()))),
             )
         )
     ).mappings():
@@ -179,7 +192,7 @@ def _with_recipients(
         )
         for address in addresses:
             if address:
-                channels |= by_hash.get(address_hash(address), set())
+                channels |= by_hash.get(hashes[address], set())
         out.append(
             ClaimedMessage(
                 id=row["id"],
@@ -278,22 +291,35 @@ def record_outcomes(engine: Engine, records: Iterable[Record], *, owner: str, no
     )
     released = {"lease_until": None, "lease_owner": None, "updated_at": now}
     with engine.begin() as connection:
-        if sent:
+        # A batch request gives all its messages one provider id: one UPDATE ... IN for
+        # them; per-message ids go through executemany.
+        by_pid: dict[str | None, list[int]] = {}
+        for row in sent:
+            by_pid.setdefault(row["b_pid"], []).append(row["b_id"])
+        singles = [row for row in sent if len(by_pid[row["b_pid"]]) == 1]
+        sent_values = {
+            "status": MessageStatus.SENT.value,
+            "sent_at": now,
+            "last_error": None,
+            "skip_reason": None,
+            **released,
+        }
+        not_sent = _messages.c.status != MessageStatus.SENT.value
+        for pid, ids in by_pid.items():
+            if len(ids) == 1:
+                continue
+            for start in range(0, len(ids), 5000):
+                connection.execute(
+                    update(_messages)
+                    .where(_messages.c.id.in_(ids[start : start + 5000]), not_sent)
+                    .values(provider_message_id=pid, **sent_values)
+                )
+        if singles:
             connection.execute(
                 update(_messages)
-                .where(
-                    _messages.c.id == bindparam("b_id"),
-                    _messages.c.status != MessageStatus.SENT.value,
-                )
-                .values(
-                    status=MessageStatus.SENT.value,
-                    provider_message_id=bindparam("b_pid"),
-                    sent_at=now,
-                    last_error=None,
-                    skip_reason=None,
-                    **released,
-                ),
-                sent,
+                .where(_messages.c.id == bindparam("b_id"), not_sent)
+                .values(provider_message_id=bindparam("b_pid"), **sent_values),
+                singles,
             )
         if retry:
             connection.execute(

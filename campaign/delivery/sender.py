@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 
 from campaign.config import ChannelConfig, Config, QuietHours
 from campaign.db.dialect import is_postgresql
-from campaign.delivery import outbox, policy
+from campaign.delivery import outbox, policy, unsubscribe
 from campaign.delivery.channels import (
     Channel,
     HttpLanes,
@@ -314,7 +314,7 @@ class _Drainer:
         if medium == "email" and message.user_external_id:
             if self._unsubscribe_secret is None:
                 self._unsubscribe_secret = _unsubscribe_secret(self.config)
-            unsubscribe_url = _unsubscribe_url(
+            unsubscribe_url = unsubscribe.unsubscribe_url(
                 self.config.shop.base_url,
                 self._unsubscribe_secret,
                 message.user_external_id,
@@ -445,16 +445,6 @@ def _describe(outcome: BaseException) -> str:
     return text[:1000]
 
 
-# The planner owns the link format (it renders the same URL into the email body); its
-# package is heavy to import, so these imports wait until an email needs a link.
 def _unsubscribe_secret(config: Config) -> bytes:
-    from campaign.planner.links import unsubscribe_secret
-
     secrets = tuple(s.get_secret_value() for s in config.server.secrets)
-    return unsubscribe_secret(secrets, config.shop.name, config.database_url())
-
-
-def _unsubscribe_url(base_url: str, secret: bytes, user_key: str, channel: str) -> str:
-    from campaign.planner.links import unsubscribe_url
-
-    return unsubscribe_url(base_url, secret, user_key, channel)
+    return unsubscribe.unsubscribe_secret(secrets, config.shop.name, config.database_url())
