@@ -10,8 +10,12 @@ Every planned ``messages`` row of a campaign run is one experimental unit:
   customer paid, after any discount).
 * the **horizon** outcome (``model.horizon_days``) says whether the user bought at all
   in ``(start, start + horizon]``: the churn measure of the report.
-* the **group** is ``holdout`` for ``held_out`` rows and ``treatment`` for every other
-  status (queued, sent, skipped, dead...): intent-to-treat.
+* the **group** is ``holdout`` for ``held_out`` rows and ``treatment`` for every row the
+  planner assigned to treatment (it has a variant, or lost its coupon to the budget),
+  whatever happened next (queued, sent, skipped or failed at send time, dead):
+  intent-to-treat. Rows skipped *before* the random split (no consent, no address,
+  cooldown, caps...) are ``ineligible``: the control group never contains their like,
+  so counting them on one side only would bias the comparison.
 
 A purchase may count for several messages (e.g. two campaigns' runs in the same
 fortnight): each campaign's experiment is measured on its own, against its own
@@ -35,11 +39,20 @@ from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import AttributionConfig
 from campaign.coupons import RedemptionReport, redeem_from_events
-from campaign.db.models import Coupon, Engagement, Event, EventType, Message, MessageStatus
+from campaign.db.models import (
+    Coupon,
+    Engagement,
+    Event,
+    EventType,
+    Message,
+    MessageStatus,
+    SkipReason,
+)
 from campaign.offers import normalize_code
 
 TREATMENT = "treatment"
 HOLDOUT = "holdout"
+INELIGIBLE = "ineligible"
 
 # Engagements from which "converted" is a step forward (terminal ones are never left).
 BEFORE_CONVERTED: tuple[str, ...] = (
@@ -49,8 +62,8 @@ BEFORE_CONVERTED: tuple[str, ...] = (
 )
 
 MESSAGE_COLUMNS = (
-    "message_id", "run_id", "campaign", "user_id", "variant", "status", "channel",
-    "engagement", "coupon_code", "created_at", "sent_at",
+    "message_id", "run_id", "campaign", "user_id", "variant", "status", "skip_reason",
+    "channel", "engagement", "coupon_code", "created_at", "sent_at",
 )
 PURCHASE_COLUMNS = ("user_id", "ts", "amount_cents", "coupon_code")
 COUPON_COLUMNS = ("code", "percent_off", "redeemed_at")
@@ -75,7 +88,7 @@ def message_outcomes(
     ``purchases`` with :data:`PURCHASE_COLUMNS` (``amount_cents`` paid, may be null);
     ``coupons`` with :data:`COUPON_COLUMNS` (codes in stored form).
 
-    Output: the message columns plus ``group`` (treatment/holdout), ``sent`` (bool),
+    Output: the message columns plus ``group`` (treatment/holdout/ineligible), ``sent``,
     ``start``, ``window_end``, ``window_closed`` (``window_end <= now``),
     ``converted`` (bool), ``conversion_at`` (first purchase in the window, NaT),
     ``revenue_cents`` (int, paid in the window), ``redeemed`` (bool: the message's
@@ -87,7 +100,12 @@ def message_outcomes(
     out = messages.reindex(columns=list(MESSAGE_COLUMNS)).copy()
     out["created_at"] = _utc(out["created_at"])
     out["sent_at"] = _utc(out["sent_at"])
-    out["group"] = np.where(out["status"] == MessageStatus.HELD_OUT.value, HOLDOUT, TREATMENT)
+    held = (out["status"] == MessageStatus.HELD_OUT.value).to_numpy()
+    # The planner draws the control group among eligible users only, and only they get
+    # a variant (a coupon-budget cut drops it): rows without either were never
+    # randomised (no consent, no address, cooldown...) and belong to neither group.
+    assigned = (out["variant"].notna() | (out["skip_reason"] == SkipReason.BUDGET.value))
+    out["group"] = np.where(held, HOLDOUT, np.where(assigned.to_numpy(), TREATMENT, INELIGIBLE))
     out["sent"] = (out["status"] == MessageStatus.SENT.value).to_numpy()
     start = out["sent_at"].where(out["sent"] & out["sent_at"].notna(), out["created_at"])
     out["start"] = start
@@ -143,7 +161,8 @@ def load_messages(connection: Connection, campaign: str | None = None) -> pd.Dat
     """Planned messages (test sends excluded) with :data:`MESSAGE_COLUMNS`. Read-only."""
     statement = select(
         Message.id.label("message_id"), Message.run_id, Message.campaign, Message.user_id,
-        Message.variant, Message.status, Message.channel, Message.engagement,
+        Message.variant, Message.status, Message.skip_reason, Message.channel,
+        Message.engagement,
         Message.coupon_code, Message.created_at, Message.sent_at,
     ).where(or_(Message.is_test.is_(None), Message.is_test.is_(False)))
     if campaign is not None:

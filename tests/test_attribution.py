@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from campaign.attribution import (
     HOLDOUT,
+    INELIGIBLE,
     TREATMENT,
     attribute,
     load_outcomes,
@@ -67,6 +68,7 @@ def build_scenario(session: Session, campaign: str = "winback") -> Scenario:
     session.flush()
     users = {role: make_user(session).id for role in (
         "buyer", "late", "coupon", "held_buyer", "held_idle", "skipped_buyer", "clicked",
+        "no_consent",
     )}
     msgs: dict[str, int] = {}
     msgs["buyer"] = add_message(session, run, users["buyer"], MessageStatus.SENT,
@@ -77,7 +79,9 @@ def build_scenario(session: Session, campaign: str = "winback") -> Scenario:
     msgs["held_buyer"] = add_message(session, run, users["held_buyer"], MessageStatus.HELD_OUT).id
     msgs["held_idle"] = add_message(session, run, users["held_idle"], MessageStatus.HELD_OUT).id
     msgs["skipped_buyer"] = add_message(session, run, users["skipped_buyer"],
-                                        MessageStatus.SKIPPED, skip_reason="no_consent").id
+                                        MessageStatus.SKIPPED, skip_reason="expired").id
+    msgs["no_consent"] = add_message(session, run, users["no_consent"], MessageStatus.SKIPPED,
+                                     skip_reason="no_consent", variant=None).id
     msgs["clicked"] = add_message(session, run, users["clicked"], MessageStatus.SENT,
                                   engagement=Engagement.UNSUBSCRIBED.value, variant="plain").id
     session.add(Coupon(code="CBAAAA1111", user_id=users["coupon"], message_id=msgs["coupon"],
@@ -98,7 +102,7 @@ def build_scenario(session: Session, campaign: str = "winback") -> Scenario:
     events("held_buyer", [dict(buy, ts=PLANNED + timedelta(days=5), amount_cents=3000)])
     # A purchase before the plan never counts.
     events("held_idle", [dict(buy, ts=PLANNED - timedelta(days=2), amount_cents=9999)])
-    # Skipped (no consent) but bought: counts for the treatment group (intent-to-treat).
+    # Skipped at send time (expired) but bought: counts for treatment (intent-to-treat).
     events("skipped_buyer", [dict(buy, ts=PLANNED + timedelta(days=2), amount_cents=1000)])
     # Unsubscribed then bought: converted for the report, engagement stays terminal.
     events("clicked", [dict(buy, ts=SENT + timedelta(days=4), amount_cents=2000)])
@@ -122,6 +126,8 @@ def test_attribution_credits_windows_groups_and_coupons(session_factory, engine)
     assert out.loc[m["skipped_buyer"], "group"] == TREATMENT
     assert out.loc[m["skipped_buyer"], "converted"]
     assert out.loc[m["coupon"], "percent_off"] == 20
+    # Never randomised (no consent at plan time): in neither group.
+    assert out.loc[m["no_consent"], "group"] == INELIGIBLE
     # Held-out users are measured from their planned time, sent messages from the send.
     assert out.loc[m["held_buyer"], "start"] == pd.Timestamp(PLANNED)
     assert out.loc[m["buyer"], "start"] == pd.Timestamp(SENT)
@@ -198,7 +204,8 @@ def test_message_outcomes_is_empty_safe():
 @pytest.mark.parametrize("days,converted", [(14, True), (14.01, False)])
 def test_the_window_end_is_inclusive(days, converted):
     messages = pd.DataFrame([{"message_id": 1, "run_id": 1, "campaign": "c", "user_id": 1,
-                              "variant": "v", "status": "sent", "channel": "email",
+                              "variant": "v", "status": "sent", "skip_reason": None,
+                              "channel": "email",
                               "engagement": None, "coupon_code": None,
                               "created_at": PLANNED, "sent_at": PLANNED}])
     purchases = pd.DataFrame([{"user_id": 1, "ts": PLANNED + timedelta(days=days),

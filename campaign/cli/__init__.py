@@ -16,6 +16,7 @@ from campaign.cli import serve, forget
 from campaign.cli import templates, coupons
 from campaign.cli import profile
 from campaign.cli import demo
+from campaign.cli import report
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.command("report")(report.report_command)
 app.command("demo")(demo.demo_command)
 app.command("run")(campaigns.run_command)
 app.command("preview")(campaigns.preview_command)

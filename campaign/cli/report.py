@@ -1,0 +1,174 @@
+"""``campaign report [CAMPAIGN] [--html FILE] [--model]``: did the campaigns work?"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from campaign.cli.common import console, state
+from campaign.cli.model import parse_as_of
+from campaign.reports.data import (
+    FUNNEL_STEPS,
+    CampaignReport,
+    campaign_report,
+    model_history,
+)
+
+
+def _pct(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value * 100:.{digits}f}%"
+
+
+def _pts(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value * 100:+.1f}"
+
+
+def _money(cents: float) -> str:
+    if cents is None or math.isnan(cents):
+        return "n/a"
+    return f"{cents / 100:,.2f}"
+
+
+def _p(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def funnel_table(funnel: pd.DataFrame) -> Table:
+    """The funnel frame as a rich table (counts, with % of planned)."""
+    table = Table(title="Funnel (treatment group)", title_justify="left")
+    table.add_column("campaign")
+    table.add_column("variant")
+    table.add_column("held out", justify="right")
+    for step in FUNNEL_STEPS:
+        table.add_column(step, justify="right")
+    for row in funnel.itertuples(index=False):
+        cells = [f"{getattr(row, step):,}" for step in FUNNEL_STEPS]
+        table.add_row(row.campaign, row.variant, f"{row.held_out:,}" if row.held_out else "",
+                      *cells)
+    return table
+
+
+def uplift_table(uplift: pd.DataFrame) -> Table:
+    """Conversion, treatment vs holdout: rates, absolute uplift with 95% CI, p-value."""
+    table = Table(title="Conversion uplift vs holdout (intent-to-treat)", title_justify="left")
+    for name in ("campaign", "variant", "users t/c", "converted t/c", "uplift pts [95% CI]",
+                 "relative", "p"):
+        table.add_column(name, justify="left" if name in ("campaign", "variant") else "right")
+    for r in uplift.itertuples(index=False):
+        table.add_row(
+            r.campaign, r.variant, f"{r.n_treatment:,}/{r.n_control:,}",
+            f"{_pct(r.conv_treatment)}/{_pct(r.conv_control)}",
+            f"{_pts(r.uplift)} [{_pts(r.uplift_low)}, {_pts(r.uplift_high)}]",
+            _pct(r.relative_uplift, 0), _p(r.p_value),
+        )
+    return table
+
+
+def money_table(uplift: pd.DataFrame, currency: str) -> Table:
+    """Revenue per user with its 95% CI, incremental revenue, coupon cost, churn."""
+    table = Table(title=f"Revenue ({currency}) and churn vs holdout", title_justify="left")
+    for name in ("campaign", "variant", "revenue/user t/c", "uplift/user [95% CI]",
+                 "incremental (net)", "coupon cost", "churn t/c"):
+        table.add_column(name, justify="left" if name in ("campaign", "variant") else "right")
+    for r in uplift.itertuples(index=False):
+        table.add_row(
+            r.campaign, r.variant,
+            f"{_money(r.revenue_per_user_treatment)}/{_money(r.revenue_per_user_control)}",
+            f"{_money(r.revenue_uplift_per_user)} "
+            f"[{_money(r.revenue_low)}, {_money(r.revenue_high)}]",
+            _money(r.incremental_revenue_cents), _money(r.coupon_cost_cents),
+            f"{_pct(r.churn_treatment)}/{_pct(r.churn_control)}",
+        )
+    return table
+
+
+def arms_table(arms: pd.DataFrame) -> Table:
+    """Variant posteriors and the share Thompson sampling would give each next run."""
+    table = Table(title="Variants (Thompson sampling, Beta posteriors)", title_justify="left")
+    for name in ("campaign", "variant", "enabled", "conversions", "no conversion",
+                 "posterior mean", "next run share"):
+        table.add_column(name, justify="left" if name in ("campaign", "variant") else "right")
+    for r in arms.itertuples(index=False):
+        table.add_row(r.campaign, r.variant, "yes" if r.enabled else "no", f"{r.successes:,}",
+                      f"{r.failures:,}", _pct(r.posterior_mean), _pct(r.next_share, 0))
+    return table
+
+
+def model_table(history: pd.DataFrame) -> Table:
+    """Each churn model version's forward-holdout metrics, oldest first."""
+    table = Table(title="Churn model versions (forward holdout)", title_justify="left")
+    for name in ("version", "as of", "trained", "active", "depth", "inputs", "rows", "ROC AUC",
+                 "recency AUC", "PR AUC", "Brier", "lift top 10%", "churn rate"):
+        table.add_column(name, justify="right")
+    for r in history.itertuples(index=False):
+        table.add_row(
+            str(r.version), f"{r.as_of:%Y-%m-%d}", f"{r.trained_at:%Y-%m-%d %H:%M}",
+            "*" if r.active else "", str(r.max_depth), str(r.inputs), str(r.training_rows),
+            *(("n/a" if math.isnan(v) else f"{v:.3f}")
+              for v in (r.roc_auc, r.recency_roc_auc, r.pr_auc, r.brier, r.lift_top10)),
+            _pct(r.churn_rate),
+        )
+    return table
+
+
+def print_report(report: CampaignReport, currency: str) -> None:
+    """Draw a :class:`CampaignReport` on the terminal."""
+    console.print(
+        f"Report at {report.now:%Y-%m-%d %H:%M} UTC: conversions within "
+        f"{report.window_days} days of the send, churn over {report.horizon_days} days",
+        markup=False,
+    )
+    if report.outcomes.empty:
+        console.print("No campaign has planned anything yet.")
+        return
+    console.print(funnel_table(report.funnel))
+    console.print(uplift_table(report.uplift))
+    console.print(money_table(report.uplift, currency))
+    if not report.arms.empty:
+        console.print(arms_table(report.arms))
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
+
+
+def report_command(
+    ctx: typer.Context,
+    campaign: str | None = typer.Argument(None, help="Only this campaign (default: all)."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write a self-contained HTML report with plots to FILE."
+    ),
+    model: bool = typer.Option(
+        False, "--model", help="Show every churn model version's metrics over time instead."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Measure as of this time (ISO; naive means UTC; default: now)."
+    ),
+) -> None:
+    """Funnel, uplift vs holdout with 95% CI, churn, money and variants per campaign."""
+    app_state = state(ctx)
+    config = app_state.config()
+    engine = app_state.engine()
+    now = parse_as_of(as_of) or datetime.now(UTC)
+    with engine.connect() as connection:
+        if model:
+            history = model_history(connection)
+            if history.empty:
+                console.print("No churn model trained yet: run campaign train.")
+            else:
+                console.print(model_table(history))
+            report = None
+        else:
+            report = campaign_report(connection, config, now=now, campaign=campaign)
+            print_report(report, config.shop.currency)
+        if html is not None:
+            from campaign.reports.html import write_html_report
+
+            path = write_html_report(connection, config, html, now=now, campaign=campaign,
+                                     report=report)
+            console.print(f"HTML report written to {path}", markup=False)

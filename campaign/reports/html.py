@@ -1,0 +1,279 @@
+"""A self-contained HTML report: funnel, uplift with its interval, risk, the tree, variants.
+
+One file, no external assets: every plot is a matplotlib figure embedded as a base64
+PNG, so the page can be mailed or archived as it is. Reads the frames of
+:mod:`campaign.reports.data` and the active churn model; writes only the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+from sklearn.tree import plot_tree  # noqa: E402
+from sqlalchemy.engine import Connection  # noqa: E402
+
+from campaign.churn.registry import load_model  # noqa: E402
+from campaign.churn.scoring import latest_scores  # noqa: E402
+from campaign.config import Config  # noqa: E402
+from campaign.errors import CampaignError  # noqa: E402
+from campaign.reports.data import (  # noqa: E402
+    ALL,
+    FUNNEL_STEPS,
+    CampaignReport,
+    campaign_report,
+    model_history,
+)
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em}h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{padding:.3em .7em;
+border-bottom:1px solid #eee;text-align:right}td:first-child,th:first-child,td:nth-child(2),
+th:nth-child(2){text-align:left}img{max-width:100%}.note{color:#666;font-size:.9em}
+.good{color:#1a7f37;font-weight:bold}.flat{color:#888}
+"""
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def funnel_figure(funnel: pd.DataFrame) -> str:
+    """Horizontal bars per funnel step, one group per campaign (all variants)."""
+    rows = funnel[funnel["variant"] == ALL]
+    figure, ax = plt.subplots(figsize=(8, 0.9 + 0.5 * len(FUNNEL_STEPS) * max(len(rows), 1) / 2))
+    height = 0.8 / max(len(rows), 1)
+    y = np.arange(len(FUNNEL_STEPS))
+    for i, row in enumerate(rows.itertuples(index=False)):
+        values = [getattr(row, step) for step in FUNNEL_STEPS]
+        ax.barh(y + i * height, values, height=height, label=row.campaign)
+    ax.set_yticks(y + height * (len(rows) - 1) / 2, FUNNEL_STEPS)
+    ax.invert_yaxis()
+    ax.set_xlabel("users in the treatment group")
+    ax.legend(frameon=False)
+    ax.set_title("Funnel")
+    return _png(figure)
+
+
+def uplift_figure(uplift: pd.DataFrame) -> str:
+    """Absolute conversion uplift (points) with its 95% interval, per campaign/variant."""
+    rows = uplift.dropna(subset=["uplift"])
+    figure, ax = plt.subplots(figsize=(8, 1 + 0.45 * max(len(rows), 1)))
+    labels = [f"{r.campaign} · {r.variant}" for r in rows.itertuples(index=False)]
+    y = np.arange(len(rows))
+    diff = rows["uplift"].to_numpy() * 100
+    low = diff - rows["uplift_low"].to_numpy() * 100
+    high = rows["uplift_high"].to_numpy() * 100 - diff
+    colors = ["#1a7f37" if lo > 0 else "#888888" for lo in rows["uplift_low"]]
+    for i, color in enumerate(colors):
+        ax.errorbar(diff[i], y[i], xerr=[[low[i]], [high[i]]], fmt="none", ecolor=color,
+                    capsize=4)
+    ax.scatter(diff, y, c=colors, zorder=3)
+    ax.axvline(0, color="#c00", linewidth=1)
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("conversion uplift vs holdout, percentage points (95% CI)")
+    ax.set_title("Uplift")
+    return _png(figure)
+
+
+def risk_figure(scores: pd.DataFrame) -> str:
+    """Histogram of the latest churn risk scores."""
+    figure, ax = plt.subplots(figsize=(8, 3))
+    ax.hist(scores["risk"], bins=20, range=(0, 1), color="#8a5a44")
+    ax.set_xlabel("churn risk")
+    ax.set_ylabel("customers")
+    ax.set_title(f"Risk distribution ({len(scores):,} customers)")
+    return _png(figure)
+
+
+def tree_figures(pipeline: Any) -> tuple[str, str]:
+    """The fitted decision tree itself, and its feature importances."""
+    tree = pipeline.named_steps["tree"].tree_
+    names = list(pipeline.named_steps["inputs"].columns_)
+    depth = tree.get_depth()
+    figure, ax = plt.subplots(figsize=(min(4 + 3.2 * 2 ** (depth - 1), 40), 2.2 * depth + 1))
+    plot_tree(tree, feature_names=names, class_names=["stays", "churns"], filled=True,
+              impurity=False, proportion=True, rounded=True, fontsize=8, ax=ax)
+    tree_png = _png(figure)
+    importance = pd.Series(tree.feature_importances_, index=names).sort_values()
+    importance = importance[importance > 0]
+    figure, ax = plt.subplots(figsize=(8, 1 + 0.35 * max(len(importance), 1)))
+    ax.barh(importance.index, importance.to_numpy(), color="#44708a")
+    ax.set_xlabel("importance (share of impurity reduction)")
+    ax.set_title("Feature importances")
+    return tree_png, _png(figure)
+
+
+def posterior_figure(arms: pd.DataFrame) -> str:
+    """Beta posterior densities of each variant's conversion rate."""
+    campaigns = list(dict.fromkeys(arms["campaign"]))
+    figure, axes = plt.subplots(len(campaigns), 1, figsize=(8, 2.6 * len(campaigns)),
+                                squeeze=False)
+    for ax, campaign in zip(axes[:, 0], campaigns, strict=True):
+        rows = arms[arms["campaign"] == campaign]
+        top = max(float(stats.beta.ppf(0.999, r.alpha, r.beta)) for r in rows.itertuples())
+        x = np.linspace(0, min(1.0, top * 1.1), 400)
+        for r in rows.itertuples(index=False):
+            style = "-" if r.enabled else ":"
+            ax.plot(x, stats.beta.pdf(x, r.alpha, r.beta), style,
+                    label=f"{r.variant} ({r.successes}/{r.successes + r.failures})")
+        ax.set_title(f"{campaign}: posterior conversion rate per variant")
+        ax.set_xlabel("conversion rate")
+        ax.set_yticks([])
+        ax.legend(frameon=False)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def model_figure(history: pd.DataFrame) -> str:
+    """Forward-holdout ROC AUC of each model version over time, with the baseline."""
+    figure, ax = plt.subplots(figsize=(8, 3))
+    ax.plot(history["as_of"], history["roc_auc"], "o-", label="tree")
+    ax.plot(history["as_of"], history["recency_roc_auc"], "s--", label="recency baseline")
+    ax.set_ylabel("ROC AUC (forward holdout)")
+    ax.set_title("Churn model versions over time")
+    ax.legend(frameon=False)
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:,.4g}"
+    if isinstance(value, datetime | pd.Timestamp):
+        return f"{value:%Y-%m-%d}"
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in columns) + "</tr>"
+        for _, row in frame.iterrows()
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
+    out = []
+    for r in uplift[uplift["variant"] == ALL].itertuples(index=False):
+        if math.isnan(r.uplift):
+            out.append(f"<p><b>{html.escape(r.campaign)}</b>: not measurable yet.</p>")
+            continue
+        verdict = "good" if r.uplift_low > 0 else "flat"
+        out.append(
+            f"<p><b>{html.escape(r.campaign)}</b>: {r.conv_treatment:.1%} of treated users "
+            f"bought vs {r.conv_control:.1%} of the holdout: "
+            f"<span class='{verdict}'>{r.uplift * 100:+.1f} points "
+            f"[{r.uplift_low * 100:+.1f}, {r.uplift_high * 100:+.1f}]</span>, p = "
+            f"{r.p_value:.3g}. Incremental revenue {currency} "
+            f"{r.incremental_revenue_cents / 100:,.2f} after {currency} "
+            f"{r.coupon_cost_cents / 100:,.2f} of coupon discounts.</p>"
+        )
+    return "".join(out)
+
+
+def render_html(
+    config: Config,
+    report: CampaignReport | None,
+    *,
+    scores: pd.DataFrame,
+    pipeline: Any | None,
+    history: pd.DataFrame,
+) -> str:
+    """The report page as one HTML string (pure apart from drawing)."""
+    currency = config.shop.currency
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(config.shop.name)}"
+             f" campaign report</title><style>{_STYLE}</style></head><body>",
+             f"<h1>{html.escape(config.shop.name)}: campaign report</h1>"]
+    if report is not None and not report.outcomes.empty:
+        parts.append(
+            f"<p class='note'>As of {report.now:%Y-%m-%d %H:%M} UTC. Conversion: a purchase "
+            f"within {report.window_days} days of the send (held-out users: of the time they "
+            f"would have been sent). Intent-to-treat: every user assigned to treatment counts."
+            f" Churn: no purchase within {report.horizon_days} days.</p>"
+        )
+        parts.append("<h2>Did it work?</h2>" + _uplift_sentences(report.uplift, currency))
+        parts.append(uplift_figure(report.uplift))
+        parts.append(_table(report.uplift, {
+            "campaign": "campaign", "variant": "variant", "n_treatment": "treated",
+            "n_control": "held out", "conv_treatment": "conv. treated",
+            "conv_control": "conv. held out", "uplift": "uplift", "uplift_low": "CI low",
+            "uplift_high": "CI high", "relative_uplift": "relative", "p_value": "p",
+            "churn_treatment": "churn treated", "churn_control": "churn held out",
+        }))
+        parts.append("<h2>Funnel</h2>" + funnel_figure(report.funnel))
+        parts.append(_table(report.funnel, {c: c.replace("_", " ") for c in report.funnel}))
+        if not report.arms.empty:
+            parts.append("<h2>Variants</h2>" + posterior_figure(report.arms))
+            parts.append(_table(report.arms, {
+                "campaign": "campaign", "variant": "variant", "successes": "conversions",
+                "failures": "no conversion", "posterior_mean": "posterior mean",
+                "next_share": "next run share",
+            }))
+        for note in report.notes:
+            parts.append(f"<p class='note'>{html.escape(note)}</p>")
+    if not scores.empty:
+        parts.append("<h2>Churn risk</h2>" + risk_figure(scores))
+    if pipeline is not None:
+        tree_png, importance_png = tree_figures(pipeline)
+        parts.append("<h2>The churn model</h2>" + importance_png + tree_png)
+    if not history.empty:
+        parts.append("<h2>Model versions</h2>")
+        if history["roc_auc"].notna().any():
+            parts.append(model_figure(history))
+        parts.append(_table(history, {
+            "version": "version", "as_of": "as of", "active": "active",
+            "roc_auc": "ROC AUC", "recency_roc_auc": "recency AUC", "brier": "Brier",
+            "churn_rate": "churn rate", "training_rows": "rows",
+        }))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html_report(
+    connection: Connection,
+    config: Config,
+    path: Path,
+    *,
+    now: datetime,
+    campaign: str | None = None,
+    report: CampaignReport | None = None,
+) -> Path:
+    """Build the report at ``now`` and write it to ``path`` (UTF-8); returns the path.
+
+    Reads the database only; the file is the one write.
+    """
+    if report is None:
+        report = campaign_report(connection, config, now=now, campaign=campaign)
+    try:
+        pipeline = load_model(connection).pipeline
+    except CampaignError:  # no model yet, or an unloadable one: the page goes without
+        pipeline = None
+    scores = latest_scores(connection, now)
+    history = model_history(connection)
+    text = render_html(config, report, scores=scores, pipeline=pipeline, history=history)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
