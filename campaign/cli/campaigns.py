@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, progress_bar, state
+from campaign.cli.common import console, err_console, progress_bar, state
 from campaign.db.migrate import require_current
 from campaign.planner.content import validate_campaign_templates
 from campaign.planner.preview import open_read_only, preview_run, write_preview_html
@@ -109,6 +109,8 @@ def run_command(
             console.print(note, markup=False)
         return
     console.print(_counts_table(report))
+    for note in report.notes:
+        err_console.print(f"warning: {note}", markup=False)
     if dry_run:
         console.print("dry run: nothing was written, no coupon reserved")
     else:

@@ -171,7 +171,7 @@ def plan_run(
         return RunReport(
             campaign.name, slot, as_of, DRY_RUN,
             counts=dict(counts_of(frame["status"], frame["skip_reason"])),
-            decisions=_public(frame), messages=keep,
+            decisions=_public(frame), messages=keep, notes=_key_notes(config),
         )
     try:
         with engine.begin() as connection:
@@ -201,8 +201,17 @@ def plan_run(
         raise
     return RunReport(
         campaign.name, slot, as_of, PLANNED, run_id=run_id, counts=counts,
-        decisions=_public(frame),
+        decisions=_public(frame), notes=_key_notes(config),
     )
+
+
+def _key_notes(config: Config) -> list[str]:
+    if config.server.secrets:
+        return []
+    return [
+        "unsubscribe links are signed with a development key: set [server] secret_envs"
+        " before sending for real"
+    ]
 
 
 def _already(campaign: str, slot: datetime, as_of: datetime) -> RunReport:
