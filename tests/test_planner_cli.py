@@ -72,6 +72,10 @@ def test_preview_of_one_user_shows_only_that_user(shop: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "nomail" in result.stdout and "c0" not in result.stdout
+    outside = runner.invoke(
+        app, ["--config", str(shop / "config.toml"), "preview", "c", "--user", "stranger"],
+    )
+    assert outside.exit_code == 0 and "user stranger is not in the audience of c" in outside.stdout
 
 
 def test_run_plans_once_and_the_second_run_of_the_slot_plans_nothing(

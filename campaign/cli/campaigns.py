@@ -143,6 +143,13 @@ def preview_command(
         for note in report.notes:
             console.print(note, markup=False)
         return
+    if user is not None and report.decisions.empty:
+        console.print(
+            f"user {user} is not in the audience of {campaign}: unknown, forgotten, or no"
+            " churn score in the campaign's risk range",
+            markup=False,
+        )
+        return
     table = Table(title=f"preview of {campaign} (nothing written)")
     table.add_column("user", no_wrap=True)
     table.add_column("risk")
