@@ -197,6 +197,9 @@ class ServerConfig(_Section):
     sendgrid_secret_env: str | None = None
     # Most events one database transaction of the response writer holds.
     write_batch_events: int = Field(1000, ge=1, le=100_000)
+    # PostgreSQL: also wait for the WAL flush when committing opens/clicks/deliveries
+    # (unsubscribes, complaints and bounces always wait).
+    durable_tracking_commits: bool = False
     secrets: tuple[SecretStr, ...] = Field((), exclude=True)
     twilio_auth_token: SecretStr | None = Field(None, exclude=True)
     sendgrid_secret: SecretStr | None = Field(None, exclude=True)

@@ -294,3 +294,29 @@ def test_unsubscribe_pages_are_localised_and_escaped() -> None:
     page = render_page(page_language("en"), "<script>", form_action="/u?a=1&b=2", button="Go")
     assert "<script>" not in page
     assert 'action="/u?a=1&amp;b=2"' in page
+
+
+@given(
+    st.sampled_from([None, *[e.value for e in ENGAGEMENTS]]),
+    st.lists(st.tuples(st.sampled_from(list(ResponseType)), st.integers(0, 5)), max_size=8),
+)
+def test_a_batch_reduced_to_one_target_per_message_ends_where_the_events_one_by_one_would(
+    current: str | None, stream: list[tuple[ResponseType, int]]
+) -> None:
+    from campaign.responses.events import ENGAGEMENT_OF
+    from campaign.responses.ingest import _Effect, _reduce
+
+    effects = [
+        _Effect(kind, NOW.replace(minute=minute), 1, 1, "email", "email", None, f"s{i}")
+        for i, (kind, minute) in enumerate(stream)
+    ]
+    state = current
+    for effect in sorted(effects, key=lambda e: e.ts):
+        target = ENGAGEMENT_OF.get(effect.type)
+        if target is not None and (new := next_engagement(state, target)) is not None:
+            state = new.value
+    reduced = _reduce(effects).get(1)
+    batch = current
+    if reduced is not None and next_engagement(current, reduced[0]) is not None:
+        batch = reduced[0].value
+    assert batch == state

@@ -100,7 +100,11 @@ class _Server:
             self.secrets, config.shop.name, config.database_url()
         )
         self.writer = BatchWriter(
-            engine, clock=clock, media=self.media, max_events=server.write_batch_events
+            engine,
+            clock=clock,
+            media=self.media,
+            max_events=server.write_batch_events,
+            durable_tracking=server.durable_tracking_commits,
         )
 
     # -- provider webhooks ------------------------------------------------------------

@@ -17,13 +17,14 @@ One call handles a batch in the caller's transaction:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from campaign.db.models import Engagement, Message, MessageStatus, Response, Suppression, User
@@ -31,10 +32,10 @@ from campaign.db.queries import ALL_CHANNELS, address_hash
 from campaign.responses.events import (
     ENGAGEMENT_OF,
     SUPPRESSING,
-    TERMINAL,
     InboundEvent,
     ResponseType,
     canonical_type,
+    next_engagement,
     reachable_from,
 )
 
@@ -266,9 +267,24 @@ def _latest_message(connection: Connection, user_id: int, channel: str) -> _Mess
 
 def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert ``rows`` into ``responses``; the ``provider_event_id`` of those stored."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    if connection.dialect.name == "postgresql":
+        # One fixed statement over arrays: a multi-row VALUES of a few hundred rows costs
+        # the driver more to parse than the database to run.
+        result = connection.exec_driver_sql(
+            "INSERT INTO responses"
+            " (message_id, type, ts, provider, provider_event_id, payload, received_at)"
+            " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[],"
+            " %s::text[], %s::text[]::json[], %s::timestamptz[])"
+            " ON CONFLICT (provider_event_id) DO NOTHING RETURNING provider_event_id",
+            tuple(
+                [row[key] for row in rows]
+                for key in ("message_id", "type", "ts", "provider", "provider_event_id")
+            )
+            + ([json.dumps(row["payload"]) for row in rows], [row["received_at"] for row in rows]),
+        )
+        return set(result.scalars())
     statement = (
-        dialect.insert(_responses)
+        sqlite.insert(_responses)
         .on_conflict_do_nothing(index_elements=["provider_event_id"])
         .returning(_responses.c.provider_event_id)
     )
@@ -284,20 +300,39 @@ def _apply(connection: Connection, effects: Sequence[_Effect], now: datetime) ->
     return _suppress(connection, [e for e in effects if e.type in SUPPRESSING], now)
 
 
-def _advance_engagement(connection: Connection, effects: Sequence[_Effect], now: datetime) -> None:
-    by_target: dict[str, list[dict[str, Any]]] = {}
+def _reduce(effects: Sequence[_Effect]) -> dict[int, tuple[Engagement, datetime]]:
+    """One engagement target per message for a batch, equal to applying its events in
+    time order: the earliest terminal event if any (it beats every forward state and
+    nothing leaves it), else the highest forward one (the guard keeps the maximum)."""
+    out: dict[int, tuple[Engagement, datetime]] = {}
     for effect in sorted(effects, key=lambda e: e.ts):
         target = ENGAGEMENT_OF.get(effect.type)
         if target is None or effect.message_id is None:
             continue
-        # Terminal targets share one guard, so one ordered executemany lets the earliest
-        # terminal event win; forward targets commute (the guard keeps the maximum).
-        group = "terminal" if target in TERMINAL else target.value
-        by_target.setdefault(group, []).append(
-            {"b_id": effect.message_id, "b_engagement": target.value, "b_at": effect.ts, "b_now": now}
-        )
-    for group, params in by_target.items():
-        sources = reachable_from(Engagement.BOUNCED if group == "terminal" else Engagement(group))
+        held = out.get(effect.message_id)
+        if held is None or next_engagement(held[0].value, target) is not None:
+            out[effect.message_id] = (target, effect.ts)
+    return out
+
+
+def _advance_engagement(connection: Connection, effects: Sequence[_Effect], now: datetime) -> None:
+    by_target: dict[Engagement, list[tuple[int, datetime]]] = {}
+    for message_id, (target, at) in _reduce(effects).items():
+        by_target.setdefault(target, []).append((message_id, at))
+    postgres = connection.dialect.name == "postgresql"
+    for target, rows in by_target.items():
+        sources = reachable_from(target)
+        if postgres:
+            # One statement per target whatever the batch size: arrays, not a pipeline of
+            # single-row UPDATEs (ten times faster at a few hundred rows).
+            connection.exec_driver_sql(
+                "UPDATE messages SET engagement = %s, engagement_at = v.at, updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at)"
+                " WHERE messages.id = v.id"
+                " AND (messages.engagement IS NULL OR messages.engagement = ANY(%s::text[]))",
+                (target.value, now, [r[0] for r in rows], [r[1] for r in rows], list(sources)),
+            )
+            continue
         # Plain comparisons, not IN: an expanding IN cannot be used with executemany.
         guard = or_(
             _messages.c.engagement.is_(None), *(_messages.c.engagement == s for s in sources)
@@ -305,13 +340,9 @@ def _advance_engagement(connection: Connection, effects: Sequence[_Effect], now:
         statement = (
             update(_messages)
             .where(and_(_messages.c.id == bindparam("b_id"), guard))
-            .values(
-                engagement=bindparam("b_engagement"),
-                engagement_at=bindparam("b_at"),
-                updated_at=bindparam("b_now"),
-            )
+            .values(engagement=target.value, engagement_at=bindparam("b_at"), updated_at=now)
         )
-        connection.execute(statement, params)
+        connection.execute(statement, [{"b_id": mid, "b_at": at} for mid, at in rows])
 
 
 def _suppression_channel(effect: _Effect) -> str:

@@ -8,6 +8,7 @@ batches, and several workers on SQLite would only queue for its one write lock.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from datetime import datetime
 
@@ -35,6 +36,10 @@ def serve(
     if not server.secrets:
         log.warning("no [server] secret_envs secret is set: generic webhook events get 401")
     app = create_app(config, engine, clock=clock)
+    # The writer thread hands the GIL back and forth with the event loop at every
+    # database round trip; at the default 5 ms switch interval a busy loop makes each
+    # PostgreSQL batch wait tens of milliseconds for the GIL (a convoy).
+    sys.setswitchinterval(0.0005)
     uvicorn_config = uvicorn.Config(
         app,
         host=host or server.host,
