@@ -197,6 +197,7 @@ def main() -> None:
         config_path.write_text(CONFIG.format(db=db, templates=ROOT / "templates"))
         config = load_config(config_path, environ={})
         engine = make_engine(config.database_url())
+        upgrade(engine)  # the cached shop may predate newer migrations
         start = time.perf_counter()
         report = plan_run(engine, config, "winback", as_of=AS_OF, slot=AS_OF, now=lambda: NOW)
         plan_seconds = time.perf_counter() - start
