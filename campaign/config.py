@@ -286,6 +286,71 @@ class ExperimentsConfig(_Section):
     prior_failures: float = Field(1.0, gt=0)
 
 
+IngestTarget = Literal["users", "products", "events"]
+
+
+class IngestQueryConfig(_Section):
+    """A read-only query against the shop's own database, loaded into one of our tables.
+
+    The query's result columns must be those of the target's CSV contract (DESIGN.md,
+    docs/import.md); rows go through the same validation as ``campaign import``. The
+    URL is a SQLAlchemy URL; put its password in ``url_env`` (the *name* of an
+    environment variable holding the whole URL) or in libpq's ``PGPASSWORD``.
+    """
+
+    target: IngestTarget
+    query: str
+    url: str | None = None
+    url_env: str | None = None
+    cron: str = "*/15 * * * *"
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> IngestQueryConfig:
+        if not (self.url or self.url_env):
+            raise ValueError("an ingest query needs 'url' or 'url_env'")
+        if len(self.cron.split()) != 5:
+            raise ValueError("cron must be a cron expression with five fields")
+        return self
+
+
+class IngestConfig(_Section):
+    """Scheduled ingest: CSV drops from a folder and queries against the shop's database.
+
+    A file in ``folder`` is imported once (by content hash) when its name starts with
+    its kind: ``users*.csv``, ``products*.csv``, ``events*.csv``, ``responses*.csv``;
+    then it moves to ``done/`` or ``rejected/`` beside it (rejected rows in
+    ``*.rejects.csv``).
+    """
+
+    folder: str | None = None
+    cron: str = "*/5 * * * *"
+    # Files younger than this may still be being written: wait for the next pass.
+    settle_seconds: float = Field(5.0, ge=0)
+    queries: tuple[IngestQueryConfig, ...] = ()
+
+
+class DaemonConfig(_Section):
+    """``campaign daemon`` / ``campaign worker`` (docs/operations.md)."""
+
+    health_host: str = "127.0.0.1"
+    # /healthz and /metrics; 0 turns the health server off.
+    health_port: int = Field(9108, ge=0, le=65535)
+    # First SIGTERM: stop claiming, finish in-flight sends, release leases within this.
+    shutdown_grace_seconds: float = Field(30.0, gt=0)
+    # How often a follower tries the leader lock (a dead leader is replaced within it).
+    leader_poll_seconds: float = Field(5.0, gt=0)
+    # A slot missed while no daemon ran is still run at start when this young; else missed.
+    missed_slot_grace_seconds: float = Field(3600.0, ge=0)
+    # Senders refresh their heartbeat this often; channel rates are split among live ones.
+    heartbeat_seconds: float = Field(5.0, gt=0)
+    # Run the response webhook server ([server]) inside the daemon.
+    serve_responses: bool = False
+    retrain: bool = True
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    ingest: IngestConfig = IngestConfig()
+
+
 class VariantConfig(_Section):
     """One message variant: a template set (folder under ``templates/``) and its offer."""
 
@@ -336,6 +401,7 @@ class Config(_Section):
     templates: TemplatesConfig = TemplatesConfig()
     attribution: AttributionConfig = AttributionConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()
+    daemon: DaemonConfig = DaemonConfig()
     source: str = Field("<defaults>", exclude=True)
     base_dir: str = Field(".", exclude=True)
 

@@ -13,6 +13,7 @@ from campaign.cli import model
 from campaign.cli import recommend
 from campaign.cli import send
 from campaign.cli import serve, forget
+from campaign.cli import daemon
 from campaign.cli import templates, coupons
 from campaign.cli import profile
 from campaign.cli import demo
@@ -70,6 +71,10 @@ app.add_typer(templates.app, name="templates")
 app.add_typer(coupons.app, name="coupons")
 app.command("serve")(serve.serve_command)
 app.command("forget")(forget.forget_command)
+app.command("daemon")(daemon.daemon_command)
+app.command("worker")(daemon.worker_command)
+app.command("pause")(daemon.pause_command)
+app.command("resume")(daemon.resume_command)
 
 
 def main() -> None:

@@ -310,3 +310,43 @@ class ExperimentArm(Base):
     successes: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CampaignState(Base):
+    """Operator switches stored in the database (``campaign pause|resume``).
+
+    One row per paused-or-resumed campaign; the reserved name ``*`` is the pause-all
+    switch. Read by the planner before a run and by every outbox claim, so a pause
+    takes effect without restarting anything.
+    """
+
+    __tablename__ = "campaign_state"
+
+    campaign: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IngestFile(Base):
+    """A CSV drop the daemon has processed, by content hash, so each file loads once."""
+
+    __tablename__ = "ingest_files"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WorkerHeartbeat(Base):
+    """A live sender process (daemon or worker); channel rates are shared among them."""
+
+    __tablename__ = "worker_heartbeats"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

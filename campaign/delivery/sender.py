@@ -110,6 +110,7 @@ def drain_outbox(
     rng: random.Random | None = None,
     stop: threading.Event | None = None,
     owner: str | None = None,
+    wrap_channel: Callable[[str, Channel], Channel] | None = None,
 ) -> DrainReport:
     """Send due outbox messages; with ``once``, return when none is due, else poll.
 
@@ -117,7 +118,8 @@ def drain_outbox(
     ``config.channels`` (tests, benchmarks); ``rng`` draws the backoff jitter; setting
     ``stop`` ends the drain gracefully: no new claims, in-flight sends finish, queued
     work is released for the next sender. ``progress`` is called with the number of
-    messages that reached a final status, after each recorded batch.
+    messages that reached a final status, after each recorded batch. ``wrap_channel``
+    decorates every channel (the daemon adds metrics and a rate shared by all workers).
     """
     drainer = _Drainer(
         engine,
@@ -129,6 +131,7 @@ def drain_outbox(
         rng=rng or random.Random(),
         stop=stop or threading.Event(),
         owner=owner or make_owner(),
+        wrap_channel=wrap_channel,
     )
     loop_factory = None
     try:
@@ -154,6 +157,7 @@ class _Drainer:
         rng: random.Random,
         stop: threading.Event,
         owner: str,
+        wrap_channel: Callable[[str, Channel], Channel] | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -165,6 +169,7 @@ class _Drainer:
         self.rng = rng
         self.stop = stop
         self.owner = owner
+        self.wrap_channel = wrap_channel
         self.report = DrainReport()
         self.pending: list[Record] = []
         self.inflight = 0
@@ -196,6 +201,9 @@ class _Drainer:
                 resolve_path=self.config.resolve_path,
                 status_callback_base=self.config.shop.base_url,
             )
+        if self.wrap_channel is not None:
+            # campaign.daemon: per-send metrics and the cross-worker rate limit.
+            self.channels = {n: self.wrap_channel(n, c) for n, c in self.channels.items()}
         self.buckets = {
             name: TokenBucket(cfg.rate_per_second) for name, cfg in self.config.channels.items()
         }

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from campaign.config import CampaignConfig, Config, VariantConfig
+from campaign.db import pauses
 from campaign.db.models import (
     CampaignRun,
     Coupon,
@@ -156,6 +157,13 @@ def plan_run(
             campaign.name, slot, as_of, PAUSED,
             notes=[f"campaign {campaign.name!r} is paused: nothing planned"],
         )
+    # The operator's switch in the database (campaign pause NAME / --all), no restart.
+    with engine.connect() as connection:
+        if pauses.is_paused(connection, campaign.name):
+            return RunReport(
+                campaign.name, slot, as_of, PAUSED,
+                notes=[f"campaign {campaign.name!r} is paused (campaign resume): nothing planned"],
+            )
     variants = enabled_variants(campaign.variants)
     if not variants:
         raise CampaignError(f"campaign {campaign.name!r} has no enabled variant")

@@ -1,0 +1,240 @@
+"""Fresh data without hands: CSV drops from a folder and queries against the shop's DB.
+
+Both go through :func:`campaign.ingest.import_csv` with ``skip_invalid=True``, so the
+same validation applies as for ``campaign import`` and bad rows are kept with their
+reasons in a ``*.rejects.csv`` beside the file instead of blocking the good ones.
+
+Folder drops: a file ``<kind>*.csv`` (users, products, events, responses) is imported
+once: its SHA-256 is recorded in ``ingest_files``, and it moves to ``done/`` (rows
+imported, maybe some rejected) or ``rejected/`` (unreadable as its kind). Within one
+pass users go first, then products, events and responses, so events can refer to
+users of the same drop. If the process dies between the import's commit and the
+record, the next pass imports the file again, which changes nothing (imports are
+idempotent).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from campaign.daemon.logging import log_event
+from campaign.db.models import IngestFile
+from campaign.errors import CampaignError, InputError
+from campaign.ingest import ImportReport, import_csv
+
+log = logging.getLogger("campaign.daemon")
+
+KIND_ORDER = ("users", "products", "events", "responses")
+
+
+def kind_of(name: str) -> str | None:
+    """The import kind a drop's file name announces (``events-2026-11-28.csv`` → events)."""
+    lower = name.lower()
+    if not lower.endswith(".csv") or lower.endswith(".rejects.csv"):
+        return None
+    for kind in KIND_ORDER:
+        if lower.startswith(kind):
+            return kind
+    return None
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 hex of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _move(path: Path, folder: Path, digest: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        target = folder / f"{path.stem}.{digest[:12]}{path.suffix}"
+    shutil.move(str(path), target)
+    return target
+
+
+def _record(
+    engine: Engine, digest: str, name: str, kind: str, status: str, report: dict[str, Any],
+    now: datetime,
+) -> None:
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                IngestFile.__table__.insert().values(
+                    content_hash=digest, name=name, kind=kind, status=status, report=report,
+                    processed_at=now,
+                )
+            )
+    except IntegrityError:
+        pass  # another daemon recorded the same content first
+
+
+def ingest_folder(
+    engine: Engine,
+    folder: Path,
+    *,
+    now: Callable[[], datetime],
+    settle_seconds: float = 5.0,
+    media: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """Import every new drop in ``folder``; returns ``(file name, status)`` per file seen.
+
+    Status is ``imported``, ``duplicate`` (same content already imported, moved to
+    ``done/``), ``rejected`` (unreadable, moved to ``rejected/`` with a ``.reason.txt``),
+    ``unknown`` (no kind in the name, left alone) or ``waiting`` (younger than
+    ``settle_seconds``: maybe still being written). Database outages raise and leave
+    the file for the next pass.
+    """
+    if not folder.is_dir():
+        log.warning("ingest.folder.missing folder=%s", folder)
+        return []
+    done, rejected = folder / "done", folder / "rejected"
+    seen: list[tuple[str, str]] = []
+    files = [p for p in folder.iterdir() if p.is_file()]
+    files.sort(key=lambda p: (KIND_ORDER.index(kind_of(p.name) or "responses"), p.name))
+    for path in files:
+        kind = kind_of(path.name)
+        if kind is None:
+            if not path.name.startswith("."):
+                seen.append((path.name, "unknown"))
+            continue
+        clock = now()
+        if clock.timestamp() - path.stat().st_mtime < settle_seconds:
+            seen.append((path.name, "waiting"))
+            continue
+        digest = file_hash(path)
+        with engine.connect() as connection:
+            known = connection.execute(
+                select(IngestFile.status).where(IngestFile.content_hash == digest)
+            ).scalar()
+        if known is not None:
+            _move(path, done, digest)
+            log_event(log, "ingest.file.duplicate", file=path.name, kind=kind)
+            seen.append((path.name, "duplicate"))
+            continue
+        rejects = rejected / f"{path.stem}.rejects.csv"
+        rejected.mkdir(exist_ok=True)
+        try:
+            report = import_csv(
+                engine, kind, path, skip_invalid=True, rejects_path=rejects, now=clock,
+                media=media,
+            )  # type: ignore[arg-type]
+        except InputError as exc:
+            target = _move(path, rejected, digest)
+            target.with_name(target.name + ".reason.txt").write_text(str(exc) + "\n", "utf-8")
+            _record(engine, digest, path.name, kind, "rejected", {"error": str(exc)[:2000]}, clock)
+            log_event(log, "ingest.file.rejected", logging.WARNING, file=path.name, kind=kind,
+                      reason=str(exc).splitlines()[0])
+            seen.append((path.name, "rejected"))
+            continue
+        _move(path, done, digest)
+        _record(engine, digest, path.name, kind, "done", _report_json(report), clock)
+        log_event(
+            log, "ingest.file.imported", file=path.name, kind=kind, rows=report.rows_read,
+            inserted=report.inserted, updated=report.updated, rejected=report.rejected,
+        )
+        seen.append((path.name, "imported"))
+    return seen
+
+
+def _report_json(report: ImportReport) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(report).items()}
+
+
+def check_read_only_query(query: str) -> str:
+    """The query stripped, if it is one SELECT (or WITH ... SELECT) statement.
+
+    A first line of defence only; the transaction is also made read-only.
+
+    Raises:
+        CampaignError: anything else (several statements, DML, DDL).
+    """
+    stripped = query.strip().rstrip(";").strip()
+    head = stripped.split(None, 1)[0].lower() if stripped else ""
+    if head not in ("select", "with") or ";" in stripped:
+        raise CampaignError(
+            "daemon.ingest.queries: a query must be one SELECT (or WITH ... SELECT) statement"
+        )
+    return stripped
+
+
+def ingest_query(
+    engine: Engine,
+    target: str,
+    url: str,
+    query: str,
+    *,
+    now: Callable[[], datetime],
+    rejects_dir: Path | None = None,
+) -> ImportReport:
+    """Run ``query`` read-only on the shop's database ``url`` and import it as ``target``.
+
+    The result's column names must follow the CSV contract of ``target`` (users,
+    products, events). Rows are written to a temporary CSV and imported with
+    ``skip_invalid=True``; rejects go to ``rejects_dir`` when given.
+
+    Raises:
+        CampaignError: the query is not a single SELECT, or the shop database fails.
+    """
+    from campaign.db.engine import make_engine
+
+    statement = check_read_only_query(query)
+    source = make_engine(url)
+    try:
+        with source.connect() as connection:
+            # Read-only twice over: the statement check above and the transaction mode.
+            if source.dialect.name == "postgresql":
+                connection.execute(text("SET TRANSACTION READ ONLY"))
+            elif source.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA query_only = ON")
+            result = connection.execute(text(statement))
+            columns = list(result.keys())
+            with tempfile.TemporaryDirectory(prefix="campaign-ingest-") as tmp:
+                path = Path(tmp) / f"{target}.csv"
+                rows = 0
+                with path.open("w", newline="", encoding="utf-8") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(columns)
+                    for row in result:
+                        writer.writerow(["" if v is None else _csv_value(v) for v in row])
+                        rows += 1
+                connection.rollback()
+                rejects = None
+                if rejects_dir is not None:
+                    rejects_dir.mkdir(parents=True, exist_ok=True)
+                    rejects = rejects_dir / f"query-{target}-{now():%Y%m%dT%H%M%S}.rejects.csv"
+                report = import_csv(
+                    engine, target, path, skip_invalid=True,  # type: ignore[arg-type]
+                    rejects_path=rejects or Path(tmp) / "rejects.csv", now=now(),
+                )
+    finally:
+        source.dispose()
+    log_event(
+        log, "ingest.query.imported", target=target, rows=rows, inserted=report.inserted,
+        updated=report.updated, rejected=report.rejected,
+    )
+    return report
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
