@@ -16,7 +16,9 @@ def _utcnow() -> datetime:
 
 def serve_command(
     ctx: typer.Context,
-    host: str | None = typer.Option(None, "--host", help="Address to bind (default: [server] host)."),
+    host: str | None = typer.Option(
+        None, "--host", help="Address to bind (default: [server] host)."
+    ),
     port: int | None = typer.Option(
         None, "--port", min=1, max=65535, help="Port (default: [server] port)."
     ),

@@ -22,4 +22,5 @@ __all__ = ["unsubscribe_secret", "unsubscribe_token", "unsubscribe_url", "verify
 def unsubscribe_url(base_url: str, secret: bytes, user_key: str, channel: str) -> str:
     """The absolute, signed unsubscribe URL of one user on one channel."""
     token = unsubscribe_token(secret, user_key, channel)
-    return f"{base_url.rstrip('/')}/unsubscribe?u={quote(user_key, safe='')}&c={quote(channel, safe='')}&t={token}"
+    user, medium = quote(user_key, safe=""), quote(channel, safe="")
+    return f"{base_url.rstrip('/')}/unsubscribe?u={user}&c={medium}&t={token}"

@@ -46,7 +46,12 @@ from campaign.responses.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 _TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-_KIND_OF_ENDPOINT = {"events": "webhook", "webhook": "webhook", "twilio": "twilio", "sendgrid": "sendgrid"}
+_KIND_OF_ENDPOINT = {
+    "events": "webhook",
+    "webhook": "webhook",
+    "twilio": "twilio",
+    "sendgrid": "sendgrid",
+}
 
 
 class _TooLarge(Exception):
@@ -154,18 +159,22 @@ class _Server:
         headers = request.headers
         if kind == "webhook":
             secrets = self.secrets + ((channel_secret,) if channel_secret else ())
-            event_id = generic.verify(secrets, headers, body, now=now, tolerance_seconds=self.tolerance)
+            event_id = generic.verify(
+                secrets, headers, body, now=now, tolerance_seconds=self.tolerance
+            )
             return generic.parse(body, event_id, received=now, provider=provider)
         if kind == "twilio":
             params = twilio.form_params(body)
             token = channel_secret or self.twilio_token
-            twilio.verify(token, self._public_urls(request), params, headers.get(twilio.SIGNATURE_HEADER))
+            offered = headers.get(twilio.SIGNATURE_HEADER)
+            twilio.verify(token, self._public_urls(request), params, offered)
             return twilio.parse(params, received=now, provider=provider)
         if signing.SIGNATURE_HEADER in headers:
             secrets = ((self.sendgrid_secret,) if self.sendgrid_secret else ()) + self.secrets
             generic.verify(secrets, headers, body, now=now, tolerance_seconds=self.tolerance)
         else:
-            sendgrid.require(sendgrid.verify_basic(self.sendgrid_secret, headers.get("authorization")))
+            authorization = headers.get("authorization")
+            sendgrid.require(sendgrid.verify_basic(self.sendgrid_secret, authorization))
         return sendgrid.parse(body, received=now, provider=provider)
 
     def _public_urls(self, request: Request) -> list[str]:
@@ -207,7 +216,8 @@ class _Server:
         words = await self._page_text(request, link[0] if link else None)
         if link is None:
             return HTMLResponse(links.render_page(words, words.invalid), status_code=400)
-        question = words.confirm.format(shop=self.config.shop.name, channel=self._channel_label(link[1]))
+        channel = self._channel_label(link[1])
+        question = words.confirm.format(shop=self.config.shop.name, channel=channel)
         action = f"{request.url.path}?{request.url.query}"
         page = links.render_page(words, question, form_action=action, button=words.button)
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})

@@ -100,7 +100,9 @@ def page_language(*candidates: str | None) -> PageText:
     return PAGES["en"]
 
 
-def render_page(text: PageText, body: str, *, form_action: str | None = None, button: str = "") -> str:
+def render_page(
+    text: PageText, body: str, *, form_action: str | None = None, button: str = ""
+) -> str:
     """A small, self-contained HTML page; ``body`` is escaped; with ``form_action`` a
     POST form with one button (the confirmation)."""
     form = ""

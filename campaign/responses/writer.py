@@ -101,10 +101,16 @@ class BatchWriter:
                 results = await loop.run_in_executor(self._executor, self._write, batch)
             except Exception:
                 # One bad request must not fail the others that shared its transaction.
-                log.warning("responses batch of %d requests failed; retrying one by one", len(batch), exc_info=True)
+                log.warning(
+                    "responses batch of %d requests failed; retrying one by one",
+                    len(batch),
+                    exc_info=True,
+                )
                 for pending in batch:
                     try:
-                        (result,) = await loop.run_in_executor(self._executor, self._write, [pending])
+                        (result,) = await loop.run_in_executor(
+                            self._executor, self._write, [pending]
+                        )
                     except Exception as exc:
                         if not pending.future.done():
                             pending.future.set_exception(exc)

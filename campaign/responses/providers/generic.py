@@ -53,7 +53,9 @@ def verify(
     )
 
 
-def parse(body: bytes, event_id: str, *, received: datetime, provider: str = SOURCE) -> list[InboundEvent]:
+def parse(
+    body: bytes, event_id: str, *, received: datetime, provider: str = SOURCE
+) -> list[InboundEvent]:
     """The event of one verified request; ``received`` (UTC) is the default time.
 
     Returns an empty list for a type we do not track (it is acknowledged, not stored).

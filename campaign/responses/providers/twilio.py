@@ -33,6 +33,7 @@ SIGNATURE_HEADER = "x-twilio-signature"
 # Permanent failures: invalid/unknown number, landline, not a mobile, blocked by carrier
 # as unreachable for good. Others (30003 unreachable, 30008 unknown) may pass later.
 HARD_ERROR_CODES = frozenset({"21211", "21612", "21614", "30005", "30006", "30007"})
+_STATUS_KEPT = ("MessageStatus", "SmsStatus", "ErrorCode", "MessageSid")
 _STATUS: dict[str, ResponseType] = {
     "delivered": ResponseType.DELIVERED,
     "read": ResponseType.OPENED,
@@ -81,7 +82,9 @@ def verify(
     raise SignatureError("X-Twilio-Signature does not match")
 
 
-def parse(params: Sequence[tuple[str, str]], *, received: datetime, provider: str = SOURCE) -> list[InboundEvent]:
+def parse(
+    params: Sequence[tuple[str, str]], *, received: datetime, provider: str = SOURCE
+) -> list[InboundEvent]:
     """The events of one verified request (zero or one); ``received`` is their time.
 
     Raises:
@@ -122,7 +125,7 @@ def parse(params: Sequence[tuple[str, str]], *, received: datetime, provider: st
         return []
     recipient = data.get("To", "").strip() or None
     payload = scrubbed(
-        {k: v for k, v in data.items() if k in ("MessageStatus", "SmsStatus", "ErrorCode", "MessageSid")},
+        {k: v for k, v in data.items() if k in _STATUS_KEPT},
         recipient,
     )
     return [
