@@ -17,7 +17,8 @@ LIBRARY_HOMES = {
     "apscheduler": ("daemon/",),
     "httpx": ("delivery/channels/", "delivery/sender.py"),
     "starlette": ("responses/app.py",),
-    "uvicorn": ("responses/", "daemon/", "cli/"),
+    # demo_loop.py: the demo runs the real webhook server in a thread on 127.0.0.1.
+    "uvicorn": ("responses/", "daemon/", "cli/", "demo_loop.py"),
 }
 
 # Pure core: no I/O libraries at all.

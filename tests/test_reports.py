@@ -199,3 +199,59 @@ def test_funnel_frame_has_a_row_per_variant_and_one_for_all():
     assert list(frame["variant"]) == [ALL, "a", "b"]
     assert frame.loc[0, "held_out"] == 5 and frame.loc[0, "planned"] == 10
 
+
+
+# -- the demo's simulation and its trip through the real webhook server -----------------
+
+
+def _sent_frame(n: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "message_id": range(1, n + 1), "external_id": [f"u{i}" for i in range(n)],
+        "campaign": "winback", "status": "sent", "medium": "email",
+        "coupon_code": [f"CB{i:08d}" for i in range(n)], "percent_off": 20,
+        "coupon_expires_at": PLANNED + timedelta(days=14), "sent_at": PLANNED,
+        "product": "p1",
+    })
+
+
+def test_the_simulation_is_seeded_and_plants_the_offer_dependent_lift():
+    from campaign.demo_loop import PlantedEffect, simulate_responses
+
+    future = pd.DataFrame(columns=["event_id", "user_id", "type", "ts", "product_id",
+                                   "order_id", "quantity", "amount", "coupon_code"])
+    prices = pd.Series({"p1": 10_000})
+    first = simulate_responses(_sent_frame(4000), future, prices, seed=5)
+    again = simulate_responses(_sent_frame(4000), future, prices, seed=5)
+    assert first.webhooks == again.webhooks
+    assert first.events.equals(again.events)
+    expected = PlantedEffect().lift(np.array([20]))[0]
+    assert expected == pytest.approx(0.12)
+    share = first.extra["extra_purchase"].mean()
+    assert share == pytest.approx(expected * 0.97, abs=0.015)  # bounced mail buys nothing
+    # Extra purchases pay the discounted price with the message's own code.
+    assert set(first.events["amount"]) == {"80.00"}
+    assert first.events["coupon_code"].str.startswith("CB").all()
+
+
+def test_simulated_webhooks_go_through_the_real_server_into_the_database(
+    session_factory, engine
+):
+    from sqlalchemy import select
+
+    from campaign.db.models import Message
+    from campaign.demo_loop import post_webhooks, running_server, with_demo_secret
+
+    with session_scope(session_factory) as session:
+        scenario = build_scenario(session)
+    message_id = scenario.messages["late"]
+    body = (b'{"type": "opened", "message_id": %d, "timestamp": "2026-11-02T00:00:00Z"}'
+            % message_id)
+    with running_server(with_demo_secret(_config()), engine, clock_at=NOW) as url:
+        statuses = post_webhooks(url, [("demo-1", body), ("demo-1", body)], at=NOW)
+        bad = post_webhooks(url, [("demo-2", body)], at=NOW - timedelta(hours=1))
+    assert statuses == {200: 2} and bad == {401: 1}
+    with engine.connect() as connection:
+        stored = connection.execute(select(Response.provider_event_id)).scalars().all()
+        engagement = connection.execute(
+            select(Message.engagement).where(Message.id == message_id)).scalar()
+    assert stored == ["demo-1"] and engagement == "opened"

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.churn.data import event_span, load_labels, load_summary
@@ -34,6 +35,7 @@ from campaign.churn.registry import (
     save_model_version,
 )
 from campaign.config import ModelConfig
+from campaign.db.models import Message, MessageStatus
 from campaign.errors import CampaignError, ModelError, NotFound
 
 Snapshot = tuple[pd.DataFrame, pd.Series]
@@ -61,7 +63,30 @@ def labelled_snapshot(
     """Customers' summary at ``at`` and their labels from ``(at, at + horizon]``."""
     summary = load_summary(connection, at, lookback_days=lookback_days)
     labels = load_labels(connection, summary.index, at, horizon_days)
-    return summary, labels
+    # Campaigns change treated users' outcomes. Learning from them would teach the
+    # tree that "received a win-back coupon" means "stays", and it would then rank the
+    # very customers we saved as safe. So labels come only from customers no message
+    # reached in the label window (held-out and untreated users): the model predicts
+    # churn *without* us, which is the risk a campaign should act on. The campaign's
+    # effect is measured by the holdout, not learned here (docs/measurement.md).
+    treated = summary.index.isin(_treated_users(connection, at, horizon_days))
+    return summary[~treated], labels[~treated]
+
+
+def _treated_users(connection: Connection, at: datetime, horizon_days: int) -> pd.Index:
+    """Users sent a (non-test) campaign message in ``(at, at + horizon]``."""
+    end = at + timedelta(days=horizon_days)
+    statement = (
+        select(Message.user_id)
+        .where(
+            Message.status == MessageStatus.SENT.value,
+            Message.sent_at > at,
+            Message.sent_at <= end,
+            or_(Message.is_test.is_(None), Message.is_test.is_(False)),
+        )
+        .distinct()
+    )
+    return pd.Index([row[0] for row in connection.execute(statement)], name="user_id")
 
 
 def _snapshots(
