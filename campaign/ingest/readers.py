@@ -222,12 +222,26 @@ class CsvFile:
             for row in reader:
                 if row:
                     yield reader.line_num + offset, row
-        except UnicodeDecodeError:
-            raise _decode_error(self.path, self.source) from None
-        except csv.Error as exc:
-            raise InputError(
-                self.source, f"malformed CSV: {exc}", line=reader.line_num + offset + 1
-            ) from None
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise self.broken(exc) from None
+
+    @property
+    def reader(self) -> Any:
+        """The underlying ``csv.reader`` (for hot loops): add :attr:`line_offset` to its
+        ``line_num``, skip empty rows, and pass its errors through :meth:`broken`."""
+        return self._reader
+
+    @property
+    def line_offset(self) -> int:
+        """Lines before the first data row that the reader did not count (the header)."""
+        return self._line_offset
+
+    def broken(self, exc: Exception) -> InputError:
+        """The :class:`InputError` for a decoding or CSV syntax error of the reader."""
+        if isinstance(exc, UnicodeDecodeError):
+            return _decode_error(self.path, self.source)
+        line = self._reader.line_num + self._line_offset + 1
+        return InputError(self.source, f"malformed CSV: {exc}", line=line)
 
     def error(self, line: int, column: str | None, reason: str) -> InputError:
         """An :class:`InputError` at ``line``/``column`` of this file."""
@@ -512,8 +526,8 @@ def _extras(csv_file: CsvFile, row: list[str]) -> dict[str, str]:
     }
 
 
-# Lengths of 'YYYY-MM-DDTHH:MM:SS', with 'Z', with '+00:00'.
-_PLAIN_TIMESTAMP_LENGTHS = frozenset((19, 20, 25))
+# Lengths of 'YYYY-MM-DDTHH:MM:SS' with 'Z' or with '+00:00' after it.
+_PLAIN_TIMESTAMP_LENGTHS = frozenset((20, 25))
 
 
 def _slow_timestamp(text: str) -> datetime:
@@ -591,125 +605,134 @@ def event_chunks(
     collapsed = 0
     count = 0
 
-    for line, row in csv_file.rows():
-        count += 1
-        try:
-            if len(row) != width:
-                raise CellError("", f"expected {width} fields, found {len(row)}")
-            user_ref = row[i_user]
-            user_id = users.get(user_ref)
-            if user_id is None:
-                user_ref = user_ref.strip()
-                if not user_ref:
-                    raise CellError("user_id", "required")
+    reader = csv_file.reader
+    offset = csv_file.line_offset
+    try:
+        for row in reader:
+            if not row:
+                continue
+            line = reader.line_num + offset
+            count += 1
+            try:
+                if len(row) != width:
+                    raise CellError("", f"expected {width} fields, found {len(row)}")
+                user_ref = row[i_user]
                 user_id = users.get(user_ref)
                 if user_id is None:
-                    raise CellError(
-                        "user_id", f"unknown user {user_ref!r} (import users first)"
-                    )
-            kind = row[i_type]
-            if kind not in event_types:
-                kind = kind.strip().lower()
+                    user_ref = user_ref.strip()
+                    if not user_ref:
+                        raise CellError("user_id", "required")
+                    user_id = users.get(user_ref)
+                    if user_id is None:
+                        raise CellError(
+                            "user_id", f"unknown user {user_ref!r} (import users first)"
+                        )
+                kind = row[i_type]
                 if kind not in event_types:
-                    raise CellError(
-                        "type",
-                        f"unknown event type {row[i_type]!r} "
-                        f"(known: {', '.join(sorted(event_types))})",
-                    )
-            text = row[i_ts]
-            try:
-                ts = fromisoformat(text)
-            except (ValueError, OverflowError):
-                ts = _slow_timestamp(text)
-            zone = ts.tzinfo
-            if (
-                (zone is None or zone is utc)
-                and len(text) in plain_lengths
-                and (len(text) == 19 or text[19] in "Z+-")
-                and text[13] == ":"
-                and text[16] == ":"
-                and text[10] in "T "
-                and text[7] == "-"
-            ):
-                # The usual 'YYYY-MM-DDTHH:MM:SS[Z]', already validated: slicing is
-                # several times cheaper than datetime.isoformat().
-                ts_text = text[:10] + " " + text[11:19] + ".000000"
-            elif zone is None:
-                ts_text = ts.isoformat(" ", "microseconds")
-            else:
-                ts_text = ts.astimezone(utc).isoformat(" ", "microseconds")[:26]
-            product_id = None
-            product_ref = ""
-            if i_product >= 0:
-                product_ref = row[i_product]
-                if product_ref:
-                    product_id = products.get(product_ref)
-                    if product_id is None:
-                        product_ref = product_ref.strip()
-                        if product_ref:
-                            product_id = products.get(product_ref)
-                            if product_id is None:
-                                raise CellError(
-                                    "product_id",
-                                    f"unknown product {product_ref!r} (import products first)",
-                                )
-            order_id = (row[i_order] or None) if i_order >= 0 else None
-            if order_id is not None and len(order_id) > MAX_ID_LENGTH:
-                raise CellError("order_id", f"longer than {MAX_ID_LENGTH} characters")
-            coupon = (row[i_coupon] or None) if i_coupon >= 0 else None
-            if coupon is not None and len(coupon) > 64:
-                raise CellError("coupon_code", "longer than 64 characters")
-            quantity = 1
-            if i_quantity >= 0 and row[i_quantity]:
-                text = row[i_quantity]
-                if not text.strip().isdecimal() or int(text) < 1:
-                    raise CellError("quantity", f"not a whole number of at least 1: {text!r}")
-                quantity = int(text)
-            amount = None
-            if i_amount >= 0 and row[i_amount]:
-                text = row[i_amount]
-                match = money(text)
-                if match is None:
-                    try:
-                        amount = parse_money_cents(text)
-                    except ValueError as exc:
-                        raise CellError("amount", str(exc)) from None
+                    kind = kind.strip().lower()
+                    if kind not in event_types:
+                        raise CellError(
+                            "type",
+                            f"unknown event type {row[i_type]!r} "
+                            f"(known: {', '.join(sorted(event_types))})",
+                        )
+                text = row[i_ts]
+                try:
+                    ts = fromisoformat(text)
+                except (ValueError, OverflowError):
+                    ts = _slow_timestamp(text)
+                zone = ts.tzinfo
+                size = len(text)
+                if (
+                    (zone is None or zone is utc)
+                    and (size == 19 or (size in plain_lengths and text[19] in "Z+-"))
+                    and text[13] == ":"
+                    and text[16] == ":"
+                    and text[10] in "T "
+                    and text[7] == "-"
+                ):
+                    # The usual 'YYYY-MM-DDTHH:MM:SS[Z]', already validated: slicing is
+                    # several times cheaper than datetime.isoformat().
+                    ts_text = text[:10] + " " + text[11:19] + ".000000"
+                elif zone is None:
+                    ts_text = ts.isoformat(" ", "microseconds")
                 else:
-                    whole, fraction = match.groups()
-                    amount = int(whole) * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
-            if amount is None and kind == "purchase":
-                raise CellError("amount", "required for purchase events")
-            event_id = row[i_event] if i_event >= 0 else ""
-            if event_id:
-                if len(event_id) > MAX_ID_LENGTH:
-                    raise CellError("event_id", f"longer than {MAX_ID_LENGTH} characters")
-                if event_id in seen:
-                    first = seen[event_id]
-                    raise CellError(
-                        "event_id", f"duplicate event_id {event_id!r} (first on line {first})"
-                    )
-            else:
-                # Normalized values, so '9.5' and '9.50' or '+08:00' and UTC hash alike.
-                event_id = HASH_PREFIX + blake2b(
-                    f"{user_ref}\x1f{kind}\x1f{ts_text}\x1f{product_ref}\x1f{order_id}"
-                    f"\x1f{quantity}\x1f{amount}\x1f{coupon}".encode(),
-                    digest_size=16,
-                ).hexdigest()
-                if event_id in seen:
-                    collapsed += 1
-                    continue
-            seen[event_id] = line
-            records.append(
-                (user_id, product_id, kind, ts_text, order_id, quantity, amount, coupon, event_id)
-            )
-            lines.append(line)
-            raws.append(row)
-        except CellError as exc:
-            errors.append((error(line, exc.column or None, exc.reason), row))
-        if count >= chunk_size:
-            yield EventChunk(records, lines, raws, errors, collapsed, count)
-            records, lines, raws, errors = [], [], [], []
-            seen = {}
-            collapsed = count = 0
+                    ts_text = ts.astimezone(utc).isoformat(" ", "microseconds")[:26]
+                product_id = None
+                product_ref = ""
+                if i_product >= 0:
+                    product_ref = row[i_product]
+                    if product_ref:
+                        product_id = products.get(product_ref)
+                        if product_id is None:
+                            product_ref = product_ref.strip()
+                            if product_ref:
+                                product_id = products.get(product_ref)
+                                if product_id is None:
+                                    raise CellError(
+                                        "product_id",
+                                        f"unknown product {product_ref!r} (import products first)",
+                                    )
+                order_id = (row[i_order] or None) if i_order >= 0 else None
+                if order_id is not None and len(order_id) > MAX_ID_LENGTH:
+                    raise CellError("order_id", f"longer than {MAX_ID_LENGTH} characters")
+                coupon = (row[i_coupon] or None) if i_coupon >= 0 else None
+                if coupon is not None and len(coupon) > 64:
+                    raise CellError("coupon_code", "longer than 64 characters")
+                quantity = 1
+                if i_quantity >= 0 and row[i_quantity]:
+                    text = row[i_quantity]
+                    if not text.strip().isdecimal() or int(text) < 1:
+                        raise CellError("quantity", f"not a whole number of at least 1: {text!r}")
+                    quantity = int(text)
+                amount = None
+                if i_amount >= 0 and row[i_amount]:
+                    text = row[i_amount]
+                    match = money(text)
+                    if match is None:
+                        try:
+                            amount = parse_money_cents(text)
+                        except ValueError as exc:
+                            raise CellError("amount", str(exc)) from None
+                    else:
+                        whole, fraction = match.groups()
+                        amount = int(whole) * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
+                if amount is None and kind == "purchase":
+                    raise CellError("amount", "required for purchase events")
+                event_id = row[i_event] if i_event >= 0 else ""
+                if event_id:
+                    if len(event_id) > MAX_ID_LENGTH:
+                        raise CellError("event_id", f"longer than {MAX_ID_LENGTH} characters")
+                    if event_id in seen:
+                        first = seen[event_id]
+                        raise CellError(
+                            "event_id", f"duplicate event_id {event_id!r} (first on line {first})"
+                        )
+                else:
+                    # Normalized values, so '9.5' and '9.50' or '+08:00' and UTC hash alike.
+                    event_id = HASH_PREFIX + blake2b(
+                        f"{user_ref}\x1f{kind}\x1f{ts_text}\x1f{product_ref}\x1f{order_id}"
+                        f"\x1f{quantity}\x1f{amount}\x1f{coupon}".encode(),
+                        digest_size=16,
+                    ).hexdigest()
+                    if event_id in seen:
+                        collapsed += 1
+                        continue
+                seen[event_id] = line
+                records.append(
+                    (user_id, product_id, kind, ts_text, order_id, quantity, amount, coupon,
+                     event_id)
+                )
+                lines.append(line)
+                raws.append(row)
+            except CellError as exc:
+                errors.append((error(line, exc.column or None, exc.reason), row))
+            if count >= chunk_size:
+                yield EventChunk(records, lines, raws, errors, collapsed, count)
+                records, lines, raws, errors = [], [], [], []
+                seen = {}
+                collapsed = count = 0
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise csv_file.broken(exc) from None
     if count:
         yield EventChunk(records, lines, raws, errors, collapsed, count)
