@@ -149,3 +149,43 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
             process.wait()
             raise
     return int(process.returncode)
+
+
+def seed_bulk(engine: Any, n: int, channel: str = "email", campaign: str = "bulk") -> list[str]:
+    """``n`` consenting users with one queued, never-expiring message each (bulk inserts);
+    returns the messages' idempotency keys."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from campaign.db.models import CampaignRun, Message, User
+
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        run_id = connection.execute(
+            insert(CampaignRun)
+            .values(campaign=campaign, slot=now, as_of=now, status="done", counts={})
+            .returning(CampaignRun.id)
+        ).scalar_one()
+        connection.execute(
+            insert(User),
+            [
+                {"external_id": f"b{i}", "email": f"b{i}@example.com", "consent_email": True,
+                 "consent_sms": False, "attributes": {}}
+                for i in range(n)
+            ],
+        )
+        ids = connection.execute(
+            select(User.id).where(User.external_id.like("b%")).order_by(User.id)
+        ).scalars().all()
+        keys = [f"{campaign}/{user_id}/{channel}" for user_id in ids]
+        connection.execute(
+            insert(Message),
+            [
+                {"run_id": run_id, "user_id": user_id, "campaign": campaign, "channel": channel,
+                 "subject": "Hello", "body": "<p>Hi</p>", "text_body": "Hi", "products": [],
+                 "idempotency_key": key, "status": "queued", "attempts": 0, "created_at": now}
+                for user_id, key in zip(ids, keys, strict=True)
+            ],
+        )
+    return keys

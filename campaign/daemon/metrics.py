@@ -136,10 +136,6 @@ class DatabaseCollector(Collector):
             "campaign_last_run_timestamp_seconds", "Slot of the newest run per campaign.",
             labels=["campaign", "status"],
         )
-        last_duration = GaugeMetricFamily(
-            "campaign_last_run_duration_seconds", "Planning time of the newest finished run.",
-            labels=["campaign"],
-        )
         model = GaugeMetricFamily(
             "campaign_model_metric", "Evaluation metrics of the active model of each kind.",
             labels=["kind", "version", "metric"],
@@ -171,9 +167,6 @@ class DatabaseCollector(Collector):
                 paused.add_metric([name], 1.0)
             for row in _latest_runs(connection):
                 last_run.add_metric([row.campaign, row.status], row.slot.timestamp())
-                if row.started_at is not None and row.finished_at is not None:
-                    seconds = (row.finished_at - row.started_at).total_seconds()
-                    last_duration.add_metric([row.campaign], max(0.0, seconds))
             for kind, version, metrics in connection.execute(
                 select(ModelVersion.kind, ModelVersion.id, ModelVersion.metrics).where(
                     ModelVersion.active.is_(True)
@@ -181,7 +174,7 @@ class DatabaseCollector(Collector):
             ):
                 for name, value in _numbers(metrics or {}):
                     model.add_metric([kind, str(version), name], value)
-        return [messages, depth, live, paused, last_run, last_duration, model]
+        return [messages, depth, live, paused, last_run, model]
 
 
 def _latest_runs(connection: Any) -> list[Any]:

@@ -1,0 +1,86 @@
+"""The daemon as a process on SQLite: one per database file, graceful SIGTERM, health."""
+
+from __future__ import annotations
+
+import signal
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from campaign.daemon.leader import AlreadyRunning, FileLeadership, make_leadership, sqlite_lock_path
+from campaign.db.models import Message
+from tests.daemon_helpers import free_port, healthz, output, start, wait_for, write_config
+from tests.delivery_helpers import seed
+from tests.http_sink import HttpSink
+
+
+def test_a_second_daemon_on_the_same_sqlite_file_refuses_with_a_clear_message(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from campaign.db.engine import make_engine
+
+    write_config(tmp_path, sqlite_url, campaigns=())
+    engine = make_engine(sqlite_url)
+    first = make_leadership(engine)  # this process plays the running daemon
+    try:
+        with pytest.raises(AlreadyRunning):
+            make_leadership(engine)
+        second = start(["daemon"], tmp_path)
+        assert second.wait(60) == 1
+        assert "another campaign daemon is already running" in output(second)
+    finally:
+        first.release()
+        engine.dispose()
+    # Released (or its holder died): the next daemon gets it.
+    lock = FileLeadership(sqlite_lock_path(make_engine(sqlite_url)))
+    lock.acquire()
+    lock.release()
+
+
+def test_first_sigterm_finishes_in_flight_sends_and_releases_the_rest(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from campaign.db.engine import make_engine
+
+    engine = make_engine(sqlite_url)
+    port = free_port()
+    with HttpSink(hang_seconds=1.5) as sink:
+        sink.script(*["hang"] * 200)
+        write_config(
+            tmp_path, sqlite_url, campaigns=(), sink_url=sink.url, health_port=port,
+            delivery={"concurrency": 4, "batch_size": 8},
+        )
+        ids = seed(engine, 40, channel="email", expires_at=None)
+        daemon = start(["daemon"], tmp_path)
+        try:
+            wait_for(lambda: len(sink.requests) >= 4, 60)
+            body = healthz(port)
+            assert body is not None and body["status"] == "ok" and body["scheduler"]["leader"]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                metrics = r.read().decode()
+            assert "campaign_outbox_depth" in metrics and "campaign_database_up 1.0" in metrics
+            daemon.send_signal(signal.SIGTERM)
+            in_flight = len(sink.requests)
+            assert daemon.wait(30) == 0, output(daemon)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+        log = output(daemon)
+        assert "daemon.stopping" in log and "daemon.stopped" in log
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Message.id, Message.status, Message.lease_owner, Message.idempotency_key)
+            ).all()
+        status = {row.id: row.status for row in rows}
+        assert set(status) == set(ids)
+        # Nothing is left leased: every message was sent or went back to the queue.
+        assert {row.status for row in rows} <= {"sent", "queued"}
+        assert all(row.lease_owner is None for row in rows)
+        sent_keys = {row.idempotency_key for row in rows if row.status == "sent"}
+        accepted = [r.key for r in sink.accepted()]
+        # The sends in flight at the signal finished and were recorded, once each.
+        assert len(sent_keys) >= in_flight
+        assert sorted(accepted) == sorted(sent_keys)
+    engine.dispose()
