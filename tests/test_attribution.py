@@ -213,3 +213,30 @@ def test_the_window_end_is_inclusive(days, converted):
     out = message_outcomes(messages, purchases, pd.DataFrame(), window_days=14,
                            horizon_days=90, now=NOW)
     assert bool(out.loc[0, "converted"]) is converted
+
+
+def test_training_labels_leave_out_users_a_message_reached_in_the_label_window(
+    session_factory, engine
+):
+    from campaign.churn.training import labelled_snapshot
+
+    with session_scope(session_factory) as session:
+        scenario = build_scenario(session)
+        # Make every scenario user a customer with an order before the plan.
+        for user_id in scenario.users.values():
+            make_events(session, session.get(User, user_id),
+                        [{"type": "purchase", "ts": PLANNED - timedelta(days=30),
+                          "amount_cents": 1000}])
+    with engine.connect() as connection:
+        before, labels = labelled_snapshot(connection, PLANNED, 90, 365)
+        after, _ = labelled_snapshot(connection, PLANNED + timedelta(days=91), 90, 365)
+    users = scenario.users
+    # Sent in (PLANNED, PLANNED + 90 days]: their outcome is ours, not theirs.
+    for role in ("buyer", "late", "coupon", "clicked"):
+        assert users[role] not in before.index
+    # Held out, skipped or never contacted: they keep their label.
+    for role in ("held_buyer", "held_idle", "skipped_buyer", "no_consent"):
+        assert users[role] in before.index
+    assert labels.loc[users["held_idle"]] == 1 and labels.loc[users["held_buyer"]] == 0
+    # A later snapshot's label window holds no message: everybody is back.
+    assert users["buyer"] in after.index
