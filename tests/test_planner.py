@@ -558,3 +558,15 @@ def test_a_slot_recorded_as_failed_is_planned_again(
         ).one()
     assert tuple(row) == ("done", None)
     assert planned(engine, failed)["again"]["status"] == "queued"
+
+
+def test_held_out_users_cool_down_like_treated_ones(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url, holdout_share="0.5")
+    for n in range(20):
+        add_user(engine, f"k{n}")
+    first = run(engine, config)
+    later = run(engine, config, slot=SLOT + timedelta(days=3), now=lambda: NOW + timedelta(days=3))
+    assert first.counts["held_out"] > 0 and first.counts["queued"] > 0
+    assert later.counts == {"skipped": 20, "skipped.cooldown": 20}

@@ -43,6 +43,9 @@ from campaign.profile.segments import latest_segments
 
 # Messages that reached, or may still reach, a person count against caps and cooldowns.
 COUNTED_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT)
+# The cooldown also counts the control group's "would have been sent" rows, so held-out
+# users come back exactly as often as treated ones and the comparison stays fair.
+COOLDOWN_STATUSES = (*COUNTED_STATUSES, MessageStatus.HELD_OUT)
 
 # The column of ``users`` holding the address and the consent flag, per medium.
 ADDRESS_COLUMN = {"email": "email", "sms": "phone"}
@@ -130,7 +133,7 @@ def load_audience(
     risk, tier, reason, segment, spend_cents (purchases in the model's lookback
     window), recent_<channel> (messages on that channel's cap key within the
     frequency window), suppressed_<channel> (bool), cooldown (bool: this campaign
-    messaged the user within ``cooldown_days``).
+    queued, sent or held out the user within ``cooldown_days``).
     """
     scores = latest_scores(connection, as_of)
     if campaign.audience.segments:
@@ -164,7 +167,7 @@ def load_audience(
         select(Message.user_id)
         .where(
             Message.campaign == campaign.name,
-            Message.status.in_(COUNTED_STATUSES),
+            Message.status.in_(COOLDOWN_STATUSES),
             Message.is_test.is_(False),
             Message.created_at > cooldown_since,
             Message.created_at <= planned_at,
