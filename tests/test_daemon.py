@@ -296,3 +296,24 @@ def test_only_a_single_select_is_accepted_as_a_shop_query(query: str) -> None:
         check_read_only_query(query)
 
 
+
+
+# -- shared rate ---------------------------------------------------------------------
+
+
+def test_each_live_sender_gets_its_share_of_a_channels_rate(engine: Engine, db_url: str, root: Path) -> None:
+    from campaign.daemon.workers import RateShare, beat, forget_beat
+
+    config = write_config(root, db_url, sink_url="http://127.0.0.1:9")
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    assert beat(engine, "a", "daemon", now=now, live_seconds=15) == 1
+    assert beat(engine, "b", "worker", now=now, live_seconds=15) == 2
+    share = RateShare(config)
+    bucket = share.bucket("email")
+    assert bucket is not None
+    share.set_live(2)
+    assert bucket.rate == pytest.approx(5000.0)
+    # "b" stops beating: after three beats it no longer counts.
+    assert beat(engine, "a", "daemon", now=now + timedelta(seconds=20), live_seconds=15) == 1
+    forget_beat(engine, "a")
+    assert beat(engine, "c", "worker", now=now + timedelta(seconds=20), live_seconds=15) == 1

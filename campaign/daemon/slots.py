@@ -15,7 +15,7 @@ from campaign.config import ScheduleConfig
 
 # Never record more missed slots than this for one campaign in one pass (a per-minute
 # campaign down for a month would otherwise write 43,200 rows at start).
-MAX_MISSED = 1000
+MAX_MISSED = 100
 
 
 def make_trigger(schedule: ScheduleConfig) -> CronTrigger:
