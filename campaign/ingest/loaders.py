@@ -173,6 +173,8 @@ def import_csv(
         InputErrors: some rows are invalid and ``skip_invalid`` is off (nothing
             imported; the first :data:`MAX_REPORTED_ERRORS` are listed).
     """
+    if kind not in ("users", "products", "events", "responses"):
+        raise InputError(str(path), f"unknown kind of file {kind!r}")
     now = now or datetime.now(UTC)
     advance = progress or (lambda n: None)
     with open_csv(path, kind) as csv_file:
