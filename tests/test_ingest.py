@@ -387,3 +387,23 @@ def test_bad_user_and_product_rows_name_their_column(engine: Engine, tmp_path: P
     ]
     with engine.connect() as connection:
         assert connection.execute(select(User.id)).first() is None
+
+
+def test_read_ahead_passes_on_errors_and_stops_its_thread_when_left_early() -> None:
+    import threading
+
+    from campaign.ingest.loaders import _prefetched
+
+    def failing() -> Any:
+        yield 1
+        raise InputError("events.csv", "broken", line=3)
+
+    with pytest.raises(InputError, match="events.csv:3: broken"):
+        with _prefetched(failing()) as items:
+            assert next(items) == 1
+            next(items)
+    with pytest.raises(RuntimeError):
+        with _prefetched(iter(range(10_000))) as items:
+            next(items)
+            raise RuntimeError("the consumer failed")
+    assert not [t for t in threading.enumerate() if t.name == "campaign-ingest-reader"]

@@ -96,3 +96,15 @@ def test_a_missing_or_semicolon_file_is_one_line_and_exit_1(
         "error: users.csv:1: the header is separated by semicolons, not commas; "
         "save the file as comma-separated CSV"
     ]
+
+
+def test_rejects_without_skip_invalid_is_a_usage_error(tmp_path: Path, sqlite_url: str) -> None:
+    config = _config(tmp_path, sqlite_url)
+    users = tmp_path / "users.csv"
+    users.write_text("user_id\nu1\n")
+    result = runner.invoke(
+        app,
+        ["--config", str(config), "import", "users", str(users), "--rejects", "x.csv"],
+    )
+    assert result.exit_code == 2 and "--rejects needs --skip-invalid" in result.output
+    assert _count(sqlite_url, User.id) == 0

@@ -32,6 +32,8 @@ _REJECTS = typer.Option(
 def _run(
     ctx: typer.Context, kind: Kind, file: Path, skip_invalid: bool, rejects: Path | None
 ) -> None:
+    if rejects is not None and not skip_invalid:
+        raise typer.BadParameter("--rejects needs --skip-invalid", param_hint="--rejects")
     app_state = state(ctx)
     engine = app_state.engine()
     media = {name: channel.medium for name, channel in app_state.config().channels.items()}
