@@ -13,8 +13,9 @@ from scipy import sparse
 
 from campaign.recommend.evaluate import evaluate_recommenders, ranking_metrics
 from campaign.recommend.feedback import build_feedback
-from campaign.recommend.hybrid import HybridRecommender, row_sum_normalised
-from campaign.recommend.ranking import top_k
+from campaign.recommend.hybrid import HybridRecommender
+from campaign.recommend.itemcf import top_neighbours
+from campaign.recommend.ranking import drop_filtered, row_top_k, top_k, top_k_sparse
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
@@ -187,9 +188,10 @@ def test_blend_shifts_fully_to_content_for_items_without_history() -> None:
     assert model.item_confidence_[0] > model.item_confidence_[4] > 0.0
     rows = feedback.rows_for([1])
     scores = model.score_block(rows, allow_repurchase=False)
-    content = (row_sum_normalised(rows.interactions) @ model.content_.similarity_).toarray()
+    _blend, top = model.blend(rows)
+    content = (model._profile(rows.interactions) @ model.content_.similarity_).toarray()
     popular = model.popularity_weight * model.popularity_.score(rows.interactions)
-    assert scores[0, 7] == pytest.approx(content[0, 7] + popular[0, 7])
+    assert scores[0, 7] == pytest.approx(content[0, 7] / top[0] + popular[0, 7])
 
 
 def test_cold_users_lean_on_content_more_than_warm_users() -> None:
@@ -291,3 +293,128 @@ def test_evaluation_reports_every_model_on_both_scopes_without_peeking() -> None
     # User 1 bought 2 (co-bought with 1) and 4 again: buy-again alone misses 2.
     assert table.loc[("all", "hybrid"), "recall"] > table.loc[("all", "buy-again"), "recall"]
     assert sparse.issparse(build_feedback(future, list(CATALOGUE), AS_OF, WEIGHTS, 60).purchases)
+
+
+def random_shop(seed: int, n_users: int = 60) -> tuple[HybridRecommender, object]:
+    """Random views and purchases over the test catalogue (a few cold users too)."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        (int(u), int(p), str(t), float(d))
+        for u, p, t, d in zip(
+            rng.integers(1, n_users, 400),
+            rng.choice(list(CATALOGUE), 400, p=np.linspace(2, 1, len(CATALOGUE)) / 15),
+            rng.choice(["view", "cart", "purchase"], 400),
+            rng.uniform(0, 200, 400),
+            strict=True,
+        )
+    ]
+    return fit(rows)
+
+
+def test_each_users_blend_is_scaled_to_a_best_item_of_one() -> None:
+    model, feedback = random_shop(3)
+    rows = feedback.rows_for(list(range(1, 70)))
+    blend, top = model.blend(rows)
+    dense = blend.toarray()
+    has_history = np.diff(rows.interactions.indptr) > 0
+    assert dense.min() >= 0.0
+    assert np.allclose(dense.max(axis=1)[has_history], 1.0)
+    assert (dense[~has_history] == 0).all() and (top[~has_history] == 0).all()
+
+
+def test_scaling_a_users_history_changes_none_of_their_scores() -> None:
+    # Only the shape of a history matters, not its size: a heavy and a light user
+    # with the same mix get the same blend.
+    model, feedback = random_shop(4)
+    rows = feedback.rows_for([5, 6])
+    louder = type(rows)(**{**rows.__dict__, "interactions": rows.interactions * 7.0})
+    np.testing.assert_allclose(
+        model.score_block(louder, allow_repurchase=False),
+        model.score_block(rows, allow_repurchase=False),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("repurchase", [False, True])
+def test_sparse_ranking_matches_the_dense_reference(seed: int, repurchase: bool) -> None:
+    model, feedback = random_shop(seed)
+    rows = feedback.rows_for(list(range(1, 70)))
+    allowed = model.item_allowed()
+    candidates = model.popularity_candidates(allowed, 3 + 20)
+    scores, _top, _affinity = model.score_candidates(
+        rows, allow_repurchase=repurchase, candidates=candidates
+    )
+    dense = model.score_block(rows, allow_repurchase=repurchase)
+    stored = scores.tocoo()
+    np.testing.assert_allclose(stored.data, dense[stored.row, stored.col], rtol=1e-5, atol=1e-6)
+    filtered = drop_filtered(
+        scores, rows.days_since_purchase, allowed, allow_repurchase=repurchase,
+        repurchase_window_days=30,
+    )
+    from campaign.recommend.ranking import apply_filters
+
+    apply_filters(dense, rows.days_since_purchase, allowed, allow_repurchase=repurchase,
+                  repurchase_window_days=30)
+    options = {"categories": model.category_codes_, "max_per_category": 2}
+    ours, reference = top_k_sparse(filtered, 3, **options), top_k(dense, 3, **options)
+    np.testing.assert_array_equal(ours.rows, reference.rows)
+    np.testing.assert_array_equal(ours.cols, reference.cols)
+    np.testing.assert_array_equal(ours.ranks, reference.ranks)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(), n_rows=st.integers(1, 5), n_cols=st.integers(1, 30), k=st.integers(1, 8)
+)
+def test_row_top_k_keeps_the_k_best_positive_entries_of_each_row(
+    data: st.DataObject, n_rows: int, n_cols: int, k: int
+) -> None:
+    values = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.sampled_from([0.0, 0.001, 0.1, 0.5, 0.5, 0.9, 3.0, -1.0]),
+                         min_size=n_cols, max_size=n_cols),
+                min_size=n_rows, max_size=n_rows,
+            )
+        ),
+        dtype=np.float32,
+    )
+    kept = row_top_k(sparse.csr_matrix(values), k).toarray()
+    for row, out in zip(values, kept, strict=True):
+        positive = np.sort(row[row > 0])[::-1][:k]
+        assert np.array_equal(np.sort(out[out > 0])[::-1], positive)
+        # Ties at the cut go to the lower column.
+        chosen = np.flatnonzero(out > 0)
+        if positive.size:
+            edge = positive[-1]
+            assert np.array_equal(
+                chosen[np.isclose(row[chosen], edge)],
+                np.flatnonzero(np.isclose(row, edge))[: int((positive == edge).sum())],
+            )
+
+
+@pytest.mark.parametrize("density", [0.05, 0.9])
+def test_top_neighbours_matches_a_brute_force_cosine(density: float) -> None:
+    # A sparse product and a nearly dense one take different selection paths.
+    rng = np.random.default_rng(11)
+    items = sparse.random(40, 25, density=density, random_state=12, dtype=np.float32).tocsr()
+    items.data = rng.integers(1, 5, items.nnz).astype(np.float32)
+    kept = top_neighbours(items, items, 4).toarray()
+    full = (items @ items.T).toarray()
+    np.fill_diagonal(full, 0.0)
+    for row, out in zip(full, kept, strict=True):
+        assert np.allclose(np.sort(out[out > 0])[::-1], np.sort(row[row > 0])[::-1][:4])
+
+
+def test_a_capped_top_k_still_fills_k_from_other_categories() -> None:
+    # Row 0's 80 best entries are all category 0; a cap of 2 leaves room for others.
+    n_items = 120
+    categories = np.r_[np.zeros(80, dtype=np.int64), np.arange(40, dtype=np.int64) + 1]
+    values = np.r_[np.linspace(1.0, 0.5, 80), np.linspace(0.4, 0.1, 40)].astype(np.float32)
+    chosen = top_k_sparse(
+        sparse.csr_matrix(values[None, :]), 10, categories=categories, max_per_category=2
+    )
+    assert len(chosen.cols) == 10
+    assert chosen.cols.tolist() == [0, 1, *range(80, 88)]
+    assert n_items == values.size

@@ -26,7 +26,7 @@ from scipy import sparse
 
 from campaign.recommend.buyagain import row_max_normalised
 from campaign.recommend.feedback import Feedback, build_feedback
-from campaign.recommend.hybrid import HybridRecommender, row_sum_normalised
+from campaign.recommend.hybrid import FALLBACK_MARGIN, HybridRecommender, row_sum_normalised
 from campaign.recommend.ranking import apply_filters, top_k
 
 MODELS = ("popularity", "item-cf", "buy-again", "hybrid")
@@ -153,26 +153,34 @@ def evaluate_recommenders(
         allow = scope == "all"
         users = np.sort(targets[scope]["user_id"].unique())
         block_rows = feedback.rows_for(users)
+        candidates = fitted.popularity_candidates(
+            np.ones(len(catalogue), dtype=bool), k + FALLBACK_MARGIN
+        )
         for name, scorer in _scorers(fitted, allow).items():
             frames = []
             for lo in range(0, block_rows.n_users, fitted.chunk_size):
                 hi = min(lo + fitted.chunk_size, block_rows.n_users)
                 block = block_rows.slice(lo, hi)
-                scores = scorer(block)
-                apply_filters(
-                    scores,
-                    block.days_since_purchase,
-                    None,
-                    allow_repurchase=allow,
-                    repurchase_window_days=0.0,
-                )
-                capped = name == "hybrid"
-                chosen = top_k(
-                    scores,
-                    k,
-                    categories=fitted.category_codes_ if capped else None,
-                    max_per_category=fitted.max_per_category if capped else None,
-                )
+                if name == "hybrid":
+                    # The production path: sparse candidates, filters, diversity cap.
+                    chosen = fitted.rank_block(
+                        block,
+                        k,
+                        allowed=None,
+                        allow_repurchase=allow,
+                        repurchase_window_days=0.0,
+                        candidates=candidates,
+                    )[0]
+                else:
+                    scores = scorer(block)
+                    apply_filters(
+                        scores,
+                        block.days_since_purchase,
+                        None,
+                        allow_repurchase=allow,
+                        repurchase_window_days=0.0,
+                    )
+                    chosen = top_k(scores, k)
                 frames.append(
                     pd.DataFrame(
                         {

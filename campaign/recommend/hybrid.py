@@ -37,9 +37,18 @@ from campaign.recommend.content import ContentSimilarity
 from campaign.recommend.feedback import Feedback
 from campaign.recommend.itemcf import ItemCF
 from campaign.recommend.popularity import Popularity
-from campaign.recommend.ranking import apply_filters, top_k
+from campaign.recommend.ranking import (
+    TopK,
+    csr_row_index,
+    drop_filtered,
+    top_k_sparse,
+)
 
 RESULT_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
+# Popularity fallback candidates per category beyond k (room for filtered items).
+FALLBACK_MARGIN = 20
+# Stored stand-in for "candidate, no blend score": far below any float32 score step.
+_STRUCTURAL = np.float32(1e-30)
 
 
 def row_sum_normalised(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -47,6 +56,16 @@ def row_sum_normalised(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
     totals = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
     inverse = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
     return sparse.csr_matrix(sparse.diags(inverse.astype(np.float32)) @ matrix)
+
+
+def row_max(matrix: sparse.csr_matrix) -> np.ndarray:
+    """Largest stored entry of each row as float64 (0 for empty rows), vectorised."""
+    counts = np.diff(matrix.indptr)
+    out = np.zeros(matrix.shape[0], dtype=np.float64)
+    filled = np.flatnonzero(counts > 0)
+    if filled.size:
+        out[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[:-1][filled])
+    return out
 
 
 def row_argmax(matrix: sparse.csr_matrix) -> np.ndarray:
@@ -110,16 +129,18 @@ class HybridRecommender:
         content_weight: float = 0.1,
         user_history_half: float = 0.5,
         item_history_half: float = 1.0,
-        popularity_weight: float = 0.1,
+        popularity_weight: float = 0.3,
         category_share: float = 0.7,
-        buy_again_weight: float = 6.0,
+        buy_again_weight: float = 100.0,
         repeat_share: float = 0.5,
         frequency_share: float = 0.0,
         max_per_category: int | None = 3,
         chunk_size: int = 1000,
         field_weights: dict[str, float] | None = None,
         n_jobs: int | None = None,
+        profile_power: float = 0.25,
     ) -> None:
+        self.profile_power = profile_power
         self.neighbours = neighbours
         self.content_neighbours = content_neighbours
         self.content_weight = content_weight
@@ -146,6 +167,7 @@ class HybridRecommender:
         """
         catalogue = _aligned_products(products, feedback.product_ids)
         self.product_ids_ = feedback.product_ids
+        self.n_items_ = int(feedback.product_ids.shape[0])
         categories = catalogue.get("category", pd.Series([None] * len(catalogue)))
         codes, names = pd.factorize(categories.astype("object").where(categories.notna(), None))
         self.category_codes_ = np.asarray(codes, dtype=np.int64)
@@ -176,9 +198,9 @@ class HybridRecommender:
         support = self.itemcf_.item_support_.astype(np.float64)
         self.item_confidence_ = (support / (support + self.item_history_half)).astype(np.float32)
         confidence = sparse.diags(self.item_confidence_)
-        self._delta = sparse.csr_matrix(
-            (self.itemcf_.similarity_ - self.content_.similarity_) @ confidence,
-            dtype=np.float32,
+        # c_j is folded into the CF matrix once; the content side needs it per entry.
+        self._cf_confident = sparse.csr_matrix(
+            self.itemcf_.similarity_ @ confidence, dtype=np.float32
         )
         self._cf_t = sparse.csr_matrix(self.itemcf_.similarity_.T)
         self._content_t = sparse.csr_matrix(self.content_.similarity_.T)
@@ -186,27 +208,144 @@ class HybridRecommender:
 
     # -- scoring ----------------------------------------------------------------------
 
+    def _profile(self, interactions: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Each user's history as weights summing to 1, dampened by ``profile_power``."""
+        if self.profile_power == 1.0:
+            return row_sum_normalised(interactions)
+        dampened = sparse.csr_matrix(interactions, dtype=np.float32, copy=True)
+        dampened.data = np.power(dampened.data, np.float32(self.profile_power))
+        return row_sum_normalised(dampened)
+
     def _user_confidence(self, interactions: sparse.csr_matrix) -> np.ndarray:
         touched = np.diff(interactions.indptr).astype(np.float64)
         return (touched / (touched + self.user_history_half)).astype(np.float32)
 
-    def score_block(self, rows: Feedback, *, allow_repurchase: bool) -> np.ndarray:
-        """Dense users × items hybrid scores for ``rows`` (before filters)."""
-        normalised = row_sum_normalised(rows.interactions)
+    def blend(self, rows: Feedback) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """The CF/content blend of ``rows``, scaled so each user's best item is 1.
+
+        Raw blend levels are averages of cosines and shrink as the catalogue grows
+        (about 0.01 at 10,000 items), while popularity and buy-again live in [0, 1];
+        scaling each user's blend by its own maximum puts the three on one scale, so
+        the blend weights mean the same in a 100-item and a 100,000-item shop.
+
+        Returns:
+            ``(blend, top)``: CSR users × items in [0, 1] and each user's raw maximum
+            (0 for users without history; their rows are empty).
+        """
+        normalised = self._profile(rows.interactions)
         weight = (1.0 - self.content_weight) * self._user_confidence(rows.interactions)
-        blend = sparse.csr_matrix(normalised @ self.content_.similarity_) + sparse.csr_matrix(
-            sparse.diags(weight) @ (normalised @ self._delta)
-        )
-        scores = blend.toarray().astype(np.float32, copy=False)
+        cf = sparse.csr_matrix(normalised @ self._cf_confident)
+        cf.data *= weight[csr_row_index(cf)]
+        content = sparse.csr_matrix(normalised @ self.content_.similarity_)
+        share = weight[csr_row_index(content)] * self.item_confidence_[content.indices]
+        content.data *= 1.0 - share
+        blended = sparse.csr_matrix(cf + content, dtype=np.float32)
+        top = row_max(blended)
+        inverse = np.divide(1.0, top, out=np.zeros_like(top), where=top > 0)
+        blended.data *= inverse[csr_row_index(blended)]
+        return blended, top
+
+    def _popular_pairs(
+        self, affinity: np.ndarray, rows: np.ndarray, cols: np.ndarray
+    ) -> np.ndarray:
+        """Popularity score of (row, item) pairs given the block's dense category affinity."""
+        codes = self.category_codes_[cols]
+        user_affinity = np.zeros(cols.shape[0], dtype=np.float64)
+        has_code = codes >= 0
+        if affinity.shape[1]:
+            user_affinity[has_code] = affinity[rows[has_code], codes[has_code]]
+        return self.popularity_.score_pairs(user_affinity, cols)
+
+    def score_block(self, rows: Feedback, *, allow_repurchase: bool) -> np.ndarray:
+        """Dense users × items hybrid scores for ``rows`` (before filters), every item.
+
+        ``blend + popularity_weight * pop(u, j) [+ buy_again_weight * buy_again(u, j)]``
+        with the blend scaled per user (see :meth:`blend`). The exact reference of
+        :meth:`score_candidates`, which :meth:`recommend` uses.
+        """
+        blended, _top = self.blend(rows)
+        scores = blended.toarray()
         if self.popularity_weight:
             scores += self.popularity_weight * self.popularity_.score(rows.interactions)
         if allow_repurchase and self.buy_again_weight:
-            again = self.buy_again_weight * self.buy_again_.score(
-                rows.purchases, rows.purchase_counts
-            )
-            coo = again.tocoo()
-            scores[coo.row, coo.col] += coo.data
+            again = sparse.csr_matrix(
+                self.buy_again_.score(rows.purchases, rows.purchase_counts)
+            ).tocoo()
+            scores[again.row, again.col] += self.buy_again_weight * again.data
         return scores
+
+    def popularity_candidates(self, allowed: np.ndarray, depth: int) -> sparse.csr_matrix:
+        """(categories + 1) × items: the ``depth`` most popular allowed items of each
+        category, and in the last row of the whole catalogue (there only items somebody
+        touched: the others score 0). A user's popularity fallback comes from these."""
+        popularity = self.popularity_.popularity_
+        eligible = np.flatnonzero(allowed)
+        order = eligible[np.lexsort((eligible, -popularity[eligible]))]
+        codes = self.category_codes_[order]
+        n_categories = self.category_names_.shape[0]
+        group = np.where(codes >= 0, codes, n_categories)
+        # Rank within category (stable: the popularity order is kept inside a group).
+        by_group = np.argsort(group, kind="stable")
+        sorted_group = group[by_group]
+        first = np.searchsorted(sorted_group, sorted_group)
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[by_group] = np.arange(order.size) - first
+        in_category = (rank < depth) & (codes >= 0)
+        global_top = order[popularity[order] > 0][:depth]
+        rows = np.r_[codes[in_category], np.full(global_top.size, n_categories)]
+        cols = np.r_[order[in_category], global_top]
+        return sparse.csr_matrix(
+            (np.ones(rows.size, dtype=np.float32), (rows, cols)),
+            shape=(n_categories + 1, self.n_items_),
+        )
+
+    def score_candidates(
+        self,
+        rows: Feedback,
+        *,
+        allow_repurchase: bool,
+        candidates: sparse.csr_matrix,
+    ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+        """Sparse hybrid scores: :meth:`score_block` on the cells that can win.
+
+        The cells are the blend's (items near the user's history), the user's bought
+        items (with ``allow_repurchase``) and the popularity fallback from
+        :meth:`popularity_candidates`: the top items of each category the user
+        touched, and of the shop. Any other item scores only its popularity, which is
+        lower than those candidates'; so the top-k equals the dense one unless filters
+        remove more than ``depth - k`` candidates of a category.
+
+        Returns:
+            ``(scores, blend_top, affinity)``: CSR scores, each user's raw blend
+            maximum (for reasons) and the dense users × categories affinity.
+        """
+        blended, top = self.blend(rows)
+        affinity = self.popularity_.affinity(rows.interactions).toarray()
+        n_categories = affinity.shape[1]
+        reach = sparse.csr_matrix(
+            sparse.hstack(
+                [
+                    sparse.csr_matrix(affinity > 0, dtype=np.float32),
+                    np.ones((rows.n_users, 1), dtype=np.float32),
+                ],
+                format="csr",
+            )
+            @ candidates[: n_categories + 1]
+        )
+        # A negligible positive value keeps fallback cells stored through the sum.
+        reach.data[:] = _STRUCTURAL
+        scores = blended + reach
+        if allow_repurchase and self.buy_again_weight:
+            again = self.buy_again_.score(rows.purchases, rows.purchase_counts)
+            scores = scores + self.buy_again_weight * again
+        scores = sparse.csr_matrix(scores, dtype=np.float32)
+        if self.popularity_weight:
+            row_index = csr_row_index(scores)
+            scores.data += (
+                self.popularity_weight
+                * self._popular_pairs(affinity, row_index, scores.indices)
+            ).astype(np.float32)
+        return scores, top, affinity
 
     def item_allowed(self, excluded_categories: Collection[str] = ()) -> np.ndarray:
         """Items that may be recommended to anyone: in stock, category not excluded."""
@@ -217,6 +356,36 @@ class HybridRecommender:
             bad = np.flatnonzero(np.isin(names, list(excluded)))
             allowed &= ~np.isin(self.category_codes_, bad)
         return allowed
+
+    def rank_block(
+        self,
+        block: Feedback,
+        k: int,
+        *,
+        allowed: np.ndarray | None,
+        allow_repurchase: bool,
+        repurchase_window_days: float,
+        candidates: sparse.csr_matrix,
+    ) -> tuple[TopK, np.ndarray, np.ndarray]:
+        """Filtered, diversified top-k of one block of users (sparse all the way).
+
+        Returns:
+            ``(chosen, blend_top, affinity)`` (see :meth:`score_candidates`).
+        """
+        scores, top, affinity = self.score_candidates(
+            block, allow_repurchase=allow_repurchase, candidates=candidates
+        )
+        scores = drop_filtered(
+            scores,
+            block.days_since_purchase,
+            allowed,
+            allow_repurchase=allow_repurchase,
+            repurchase_window_days=repurchase_window_days,
+        )
+        chosen = top_k_sparse(
+            scores, k, categories=self.category_codes_, max_per_category=self.max_per_category
+        )
+        return chosen, top, affinity
 
     def recommend(
         self,
@@ -243,26 +412,28 @@ class HybridRecommender:
             leave too little.
         """
         allowed = self.item_allowed(excluded_categories)
+        candidates = self.popularity_candidates(allowed, k + FALLBACK_MARGIN)
 
         def rank_block(start: int) -> pd.DataFrame:
             stop = min(start + self.chunk_size, feedback.n_users)
             block = feedback.slice(start, stop)
-            scores = self.score_block(block, allow_repurchase=allow_repurchase)
-            apply_filters(
-                scores,
-                block.days_since_purchase,
-                allowed,
+            chosen, top, affinity = self.rank_block(
+                block,
+                k,
+                allowed=allowed,
                 allow_repurchase=allow_repurchase,
                 repurchase_window_days=repurchase_window_days,
-            )
-            chosen = top_k(
-                scores,
-                k,
-                categories=self.category_codes_,
-                max_per_category=self.max_per_category,
+                candidates=candidates,
             )
             reasons = (
-                self.explain(block, chosen.rows, chosen.cols, allow_repurchase=allow_repurchase)
+                self.explain(
+                    block,
+                    chosen.rows,
+                    chosen.cols,
+                    allow_repurchase=allow_repurchase,
+                    blend_top=top,
+                    affinity=affinity,
+                )
                 if explain
                 else np.full(chosen.rows.shape[0], "", dtype=object)
             )
@@ -299,20 +470,30 @@ class HybridRecommender:
         col_index: np.ndarray,
         *,
         allow_repurchase: bool,
+        blend_top: np.ndarray | None = None,
+        affinity: np.ndarray | None = None,
     ) -> np.ndarray:
         """One short reason per chosen (row, item) pair: the largest score component.
 
         ``"buy again"``; ``"because you bought X"`` / ``"because you viewed X"`` (item-CF,
         X = the user's product contributing most); ``"similar to X you bought"`` /
         ``"similar to X you viewed"`` (content); ``"popular in Y"`` (the user's category
-        Y) or ``"popular now"``.
+        Y) or ``"popular now"``. ``blend_top`` and ``affinity`` (from
+        :meth:`score_candidates`) save recomputing them. Only the chosen pairs are
+        explained, never the whole block.
         """
         n = row_index.shape[0]
         if n == 0:
             return np.zeros(0, dtype=object)
-        normalised = row_sum_normalised(rows.interactions)[row_index]
+        if blend_top is None:
+            blend_top = self.blend(rows)[1]
+        if affinity is None:
+            affinity = self.popularity_.affinity(rows.interactions).toarray()
+        normalised = self._profile(rows.interactions)[row_index]
         weight = (1.0 - self.content_weight) * self._user_confidence(rows.interactions)
         weight = weight[row_index] * self.item_confidence_[col_index]
+        top = blend_top[row_index].astype(np.float64)
+        scale = np.divide(1.0, top, out=np.zeros_like(top), where=top > 0)
 
         def contributions(similarity_t: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
             product = sparse.csr_matrix(normalised.multiply(similarity_t[col_index]))
@@ -323,21 +504,17 @@ class HybridRecommender:
         cf, cf_anchor = contributions(self._cf_t)
         content, content_anchor = contributions(self._content_t)
         parts = np.zeros((n, 4), dtype=np.float64)
-        parts[:, 0] = weight * cf
-        parts[:, 1] = (1.0 - weight) * content
+        parts[:, 0] = weight * cf * scale
+        parts[:, 1] = (1.0 - weight) * content * scale
+        codes = self.category_codes_[col_index]
+        has_code = codes >= 0
+        user_affinity = np.zeros(n, dtype=np.float64)
+        if affinity.shape[1]:
+            user_affinity[has_code] = affinity[row_index[has_code], codes[has_code]]
         if self.popularity_weight:
-            affinity = self.popularity_.affinity(rows.interactions)
-            codes = self.category_codes_[col_index]
-            has_code = codes >= 0
-            user_affinity = np.zeros(n, dtype=np.float64)
-            user_affinity[has_code] = np.asarray(
-                affinity[row_index[has_code], codes[has_code]]
-            ).ravel()
             parts[:, 2] = self.popularity_weight * self.popularity_.score_pairs(
                 user_affinity, col_index
             )
-        else:
-            user_affinity = np.zeros(n, dtype=np.float64)
         if allow_repurchase and self.buy_again_weight:
             again = self.buy_again_.score(rows.purchases, rows.purchase_counts)
             parts[:, 3] = self.buy_again_weight * np.asarray(again[row_index, col_index]).ravel()

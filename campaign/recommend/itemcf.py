@@ -14,8 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import sparse
 
-# Dense scratch space per block of the all-pairs computation (floats).
+from campaign.recommend.ranking import csr_row_index, row_top_entries
+
+# Rows per block of the all-pairs product: at most this many cells even when dense.
 _BLOCK_CELLS = 8_000_000
+# Above this share of stored cells a product block is selected dense (see one_block).
+_DENSE_SHARE = 0.25
 
 
 def top_neighbours(
@@ -28,34 +32,44 @@ def top_neighbours(
 ) -> sparse.csr_matrix:
     """Keep the ``neighbours`` largest entries of each row of ``left @ right_t.T``.
 
-    Computed in row blocks so memory stays bounded whatever the catalogue size.
-    Entries that are not positive are dropped. The diagonal is dropped when
-    ``exclude_self`` (square products only). ``n_jobs`` threads share the blocks
-    (None: 1; -1: one per core).
+    Computed in row blocks of sparse products, each cut to its top entries per row
+    with :func:`campaign.recommend.ranking.row_top_entries` (linear passes, no dense
+    block), so memory stays bounded whatever the catalogue size. Entries that are
+    not positive are dropped. The diagonal is dropped when ``exclude_self`` (square
+    products only). ``n_jobs`` threads share the blocks (None: 1; -1: one per core).
 
     Returns:
         CSR float32 of shape ``(left.shape[0], right_t.shape[0])``.
     """
     n_rows, n_cols = left.shape[0], right_t.shape[0]
     keep = int(min(neighbours, max(n_cols - (1 if exclude_self else 0), 0)))
-    right = right_t.T.tocsr()
+    left = sparse.csr_matrix(left, dtype=np.float32)
+    right = sparse.csr_matrix(right_t.T, dtype=np.float32)
     block = max(1, _BLOCK_CELLS // max(n_cols, 1))
 
     def one_block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         stop = min(start + block, n_rows)
-        dense = (left[start:stop] @ right).toarray().astype(np.float32, copy=False)
-        if exclude_self:
-            local = np.arange(stop - start)
-            dense[local, local + start] = 0.0
-        if keep < n_cols:
-            # The largest `keep` values sit after position n_cols - keep: no negated copy.
+        product = sparse.csr_matrix(left[start:stop] @ right)
+        if product.nnz > _DENSE_SHARE * (stop - start) * n_cols and keep < n_cols:
+            # Nearly dense (attribute vectors sharing common tokens): a partition of the
+            # dense block is cheaper than selecting among millions of stored entries.
+            dense = product.toarray()
+            if exclude_self:
+                local = np.arange(stop - start)
+                dense[local, local + start] = 0.0
             top = np.argpartition(dense, n_cols - keep, axis=1)[:, n_cols - keep :]
+            values = np.take_along_axis(dense, top, axis=1).ravel()
+            rows = np.repeat(np.arange(stop - start), keep)
+            cols = top.ravel().astype(np.int64)
         else:
-            top = np.broadcast_to(np.arange(n_cols), (stop - start, n_cols))
-        values = np.take_along_axis(dense, top, axis=1)
-        positive = values > 0
-        row_index = np.broadcast_to(np.arange(start, stop)[:, None], top.shape)
-        return row_index[positive], top[positive], values[positive]
+            rows = csr_row_index(product)
+            cols = product.indices.astype(np.int64)
+            values = product.data
+            if exclude_self:
+                other = cols != rows + start
+                rows, cols, values = rows[other], cols[other], values[other]
+        rows, cols, values = row_top_entries(rows.astype(np.int64), cols, values, keep)
+        return rows + start, cols, values
 
     starts = range(0, n_rows, block) if keep > 0 else range(0)
     if n_jobs is None or n_jobs == 1:

@@ -99,9 +99,19 @@ def top_k(
     order = np.lexsort((candidates, -values), axis=-1)
     candidates = np.take_along_axis(candidates, order, axis=1)
     values = np.take_along_axis(values, order, axis=1)
+    return _select(candidates, values, k, categories if capped else None, max_per_category)
+
+
+def _select(
+    candidates: np.ndarray,
+    values: np.ndarray,
+    k: int,
+    categories: np.ndarray | None,
+    max_per_category: int | None,
+) -> TopK:
+    """The first ``k`` kept cells of rows already sorted best first (cap applied)."""
     keep = np.isfinite(values) & (values > 0)
-    if capped:
-        assert categories is not None and max_per_category is not None
+    if categories is not None and max_per_category is not None:
         cats = np.where(keep, categories[candidates], -1)
         # Rank only among kept cells: give dropped cells a code of their own.
         rank = _within_category_rank(np.where(keep, cats, -1))
@@ -115,3 +125,185 @@ def top_k(
         scores=values[rows, slots].astype(np.float32),
         ranks=position[rows, slots].astype(np.int64),
     )
+
+
+# -- sparse selection ---------------------------------------------------------------
+
+_BINS = 256
+
+
+def csr_row_index(matrix: sparse.csr_matrix) -> np.ndarray:
+    """Row number of every stored entry of a CSR matrix (aligned with ``data``)."""
+    counts = np.diff(matrix.indptr)
+    return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), counts)
+
+
+def row_top_entries(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` largest positive, finite entries of each row, without densifying.
+
+    ``rows`` must be sorted (CSR order). Rows with more than ``k`` entries are first
+    cut with a per-row histogram of their values (256 bins between the row's minimum
+    and maximum; everything below the bin holding the k-th largest value goes), so
+    the exact sort only sees about ``k`` entries per row: two linear passes and a
+    small sort instead of a partition of every cell.
+
+    Returns:
+        ``(rows, cols, values)`` sorted by row, then value descending, then column
+        ascending (ties go to the lower column, so results are deterministic).
+    """
+    keep = values > 0
+    if not keep.all():
+        keep &= np.isfinite(values)
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+    if k <= 0 or rows.size == 0:
+        return rows[:0], cols[:0], values[:0]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    sizes = np.diff(np.r_[starts, rows.size])
+    if sizes.max() > k:
+        group = np.repeat(np.arange(starts.size, dtype=np.int32), sizes)
+        low = np.minimum.reduceat(values, starts).astype(np.float32)
+        high = np.maximum.reduceat(values, starts).astype(np.float32)
+        scale = np.float32(_BINS - 1) / np.where(high > low, high - low, 1.0).astype(np.float32)
+        scaled = (values.astype(np.float32, copy=False) - low[group]) * scale[group]
+        bins = np.minimum(scaled.astype(np.int32), _BINS - 1)
+        histogram = np.bincount(group * _BINS + bins, minlength=starts.size * _BINS)
+        from_top = np.cumsum(histogram.reshape(starts.size, _BINS)[:, ::-1], axis=1)
+        # The highest bin whose cumulative count (from the top) reaches k.
+        threshold = (_BINS - 1 - np.argmax(from_top >= k, axis=1)).astype(np.int32)
+        threshold[sizes <= k] = 0
+        survive = bins >= threshold[group]
+        rows, cols, values = rows[survive], cols[survive], values[survive]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    position = np.arange(rows.size) - np.repeat(starts, np.diff(np.r_[starts, rows.size]))
+    first = position < k
+    return rows[first], cols[first], values[first]
+
+
+def row_top_k(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """``matrix`` with only the ``k`` largest positive entries of each row kept (CSR)."""
+    matrix = sparse.csr_matrix(matrix)
+    rows, cols, values = row_top_entries(
+        csr_row_index(matrix), matrix.indices.astype(np.int64), matrix.data, k
+    )
+    out = sparse.csr_matrix((values, (rows, cols)), shape=matrix.shape, dtype=matrix.dtype)
+    out.sort_indices()
+    return out
+
+
+def top_k_sparse(
+    scores: sparse.csr_matrix,
+    k: int,
+    *,
+    categories: np.ndarray | None = None,
+    max_per_category: int | None = None,
+) -> TopK:
+    """:func:`top_k` over the stored entries of a sparse score block.
+
+    Cells that are not stored count as not recommendable (score 0). With a category
+    cap, rows left short of ``k`` after their best ``max(5k, k + 50)`` entries are
+    ranked again over more of their entries (x4 each round), so a user whose best
+    items crowd into two categories still gets ``k`` items when other categories have
+    candidates.
+    """
+    scores = sparse.csr_matrix(scores)
+    capped = categories is not None and max_per_category is not None
+    n_rows = scores.shape[0]
+    if n_rows == 0 or k <= 0 or scores.nnz == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return TopK(empty, empty, np.zeros(0, dtype=np.float32), empty)
+    cats = categories if capped else None
+    width = max(5 * k, k + 50) if capped else k
+    chosen = _top_k_entries(scores, k, width, cats, max_per_category)
+    sizes = np.diff(scores.indptr)
+    while capped:
+        got = np.bincount(chosen.rows, minlength=n_rows)
+        short = np.flatnonzero((got < k) & (sizes > width))
+        if short.size == 0:
+            break
+        width *= 4
+        again = _top_k_entries(scores[short], k, width, cats, max_per_category)
+        redo = np.isin(chosen.rows, short)
+        rows = np.r_[chosen.rows[~redo], short[again.rows]]
+        order = np.lexsort((np.r_[chosen.ranks[~redo], again.ranks], rows))
+        chosen = TopK(
+            rows=rows[order],
+            cols=np.r_[chosen.cols[~redo], again.cols][order],
+            scores=np.r_[chosen.scores[~redo], again.scores][order],
+            ranks=np.r_[chosen.ranks[~redo], again.ranks][order],
+        )
+    return chosen
+
+
+def _top_k_entries(
+    scores: sparse.csr_matrix,
+    k: int,
+    width: int,
+    categories: np.ndarray | None,
+    max_per_category: int | None,
+) -> TopK:
+    """The best ``width`` entries per row laid out as rows × width, then :func:`_select`."""
+    n_rows = scores.shape[0]
+    rows, cols, values = row_top_entries(
+        csr_row_index(scores), scores.indices.astype(np.int64), scores.data, width
+    )
+    # Lay the (already sorted) survivors out as rows × width, padded with -inf.
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    slot = np.arange(rows.size) - starts[rows]
+    width = int(slot.max()) + 1 if slot.size else 1
+    candidates = np.zeros((n_rows, width), dtype=np.int64)
+    block = np.full((n_rows, width), -np.inf, dtype=np.float32)
+    candidates[rows, slot] = cols
+    block[rows, slot] = values
+    return _select(candidates, block, k, categories, max_per_category)
+
+
+def drop_filtered(
+    scores: sparse.csr_matrix,
+    days_since_purchase: sparse.csr_matrix,
+    item_allowed: np.ndarray | None,
+    *,
+    allow_repurchase: bool,
+    repurchase_window_days: float,
+) -> sparse.csr_matrix:
+    """:func:`apply_filters` for a sparse score block: filtered entries are removed.
+
+    Returns a new CSR matrix; ``scores`` is left untouched.
+    """
+    scores = sparse.csr_matrix(scores)
+    rows = csr_row_index(scores)
+    cols = scores.indices.astype(np.int64)
+    keep = np.ones(cols.shape[0], dtype=bool)
+    if item_allowed is not None:
+        keep &= item_allowed[cols]
+    days = sparse.csr_matrix(days_since_purchase)
+    if days.nnz:
+        if allow_repurchase:
+            days = _recent(days, repurchase_window_days)
+        days.sort_indices()
+        n_items = scores.shape[1]
+        blocked = csr_row_index(days) * n_items + days.indices.astype(np.int64)
+        if blocked.size:
+            key = rows * n_items + cols
+            at = np.minimum(np.searchsorted(blocked, key), blocked.size - 1)
+            keep &= blocked[at] != key
+    return csr_from_sorted(rows[keep], cols[keep], scores.data[keep], scores.shape)
+
+
+def _recent(days: sparse.csr_matrix, window_days: float) -> sparse.csr_matrix:
+    """The cells of ``days`` (days since purchase + 1) still inside the window."""
+    rows = csr_row_index(days)
+    inside = (days.data - 1.0) < window_days
+    return csr_from_sorted(rows[inside], days.indices[inside], days.data[inside], days.shape)
+
+
+def csr_from_sorted(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]
+) -> sparse.csr_matrix:
+    """A CSR matrix from entries already in row order (no COO sort or duplicate sum)."""
+    counts = np.bincount(rows, minlength=shape[0]) if rows.size else np.zeros(shape[0], int)
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    return sparse.csr_matrix((values, cols.astype(np.int64), indptr), shape=shape)
