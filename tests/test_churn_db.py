@@ -101,13 +101,16 @@ def test_train_activates_then_score_stores_every_customer(shop: Engine) -> None:
     assert report.activated and "no active model yet" in report.decision
     assert report.evaluation is not None
     table = report.evaluation.table
-    assert {"tree", "recency baseline"} == set(table.columns)
+    assert {"tree", "recency baseline", "BG/NBD baseline"} == set(table.columns)
     assert table.at["roc_auc", "tree"] > 0.7
     with shop.connect() as connection:
         version = connection.execute(select(ModelVersion.__table__)).mappings().one()
     assert version["active"] and version["horizon_days"] == 90
     assert set(version["library_versions"]) == {"sklearn", "numpy", "pandas", "python"}
     assert version["metrics"]["holdout"]["roc_auc"] == pytest.approx(table.at["roc_auc", "tree"])
+    assert version["metrics"]["holdout_bgnbd"]["roc_auc"] == pytest.approx(
+        table.at["roc_auc", "BG/NBD baseline"]
+    )
 
     scores = score_and_store(shop, CONFIG, T)
     with shop.connect() as connection:
@@ -202,6 +205,7 @@ def test_cli_train_score_and_evaluate(sqlite_url: str, purchases, tmp_path: Path
     result = runner.invoke(app, ["--config", str(config), "train"])
     assert result.exit_code == 0, result.output
     assert "ROC AUC" in result.output and "recency baseline" in result.output
+    assert "BG/NBD baseline" in result.output
     assert "activated" in result.output
     output = tmp_path / "scores.csv"
     result = runner.invoke(app, ["--config", str(config), "score", "--output", str(output)])

@@ -1,8 +1,10 @@
-"""Pure churn parts: labels without leakage, determinism, planted signal, reasons = path."""
+"""Pure churn parts: labels without leakage, determinism, planted signal, reasons = path,
+the within-leaf refinement of risk and the BG/NBD baseline."""
 
 from __future__ import annotations
 
 import math
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -10,11 +12,15 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
 
-from campaign.churn.evaluate import RecencyBaseline, churn_metrics, lift_at
+from campaign.churn.evaluate import BGNBDBaseline, RecencyBaseline, churn_metrics, lift_at
 from campaign.churn.labels import churn_labels, customers_at
 from campaign.churn.model import (
     INPUTS,
+    MAX_TIE_OFFSET,
+    SAME_RATE,
+    ChurnTree,
     Condition,
     _bound_text,
     assign_tiers,
@@ -251,3 +257,115 @@ def test_lift_counts_ties_at_the_cut_fractionally() -> None:
     assert lift_at(y, np.ones(20)) == pytest.approx(1.0)
     perfect = np.array([1.0] * 2 + [0.0] * 18)
     assert lift_at(np.array([1, 1] + [0] * 18), perfect) == pytest.approx(10.0)
+
+
+def _leaf_and_risk(pipeline, summary: pd.DataFrame) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    inputs = pipeline["inputs"].transform(summary)
+    tree = pipeline["tree"]
+    return pd.DataFrame(
+        {
+            "leaf": tree.tree_.apply(inputs),
+            "rate": tree.leaf_risk(inputs),
+            "risk": predict_risk(pipeline, summary).to_numpy(),
+            "expected": inputs["expected_orders"].to_numpy(),
+        }
+    )
+
+
+def test_refined_risk_keeps_the_order_of_the_leaves_and_stays_a_probability(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, _) = fitted
+    frame = _leaf_and_risk(result.pipeline, summary)
+    assert frame["risk"].between(0, 1).all()
+    assert ((frame["risk"] - frame["rate"]).abs() <= MAX_TIE_OFFSET + 1e-12).all()
+    by_rate = frame.groupby("rate")["risk"].agg(["min", "max"]).sort_index()
+    assert len(by_rate) > 3
+    # Every customer of a riskier leaf ranks above every customer of a safer one.
+    rates = by_rate.index.to_numpy()
+    for lower, upper in zip(range(len(rates) - 1), range(1, len(rates)), strict=True):
+        if rates[upper] - rates[lower] > SAME_RATE:
+            assert by_rate["max"].iloc[lower] < by_rate["min"].iloc[upper]
+
+
+def test_within_a_leaf_fewer_expected_orders_means_higher_risk(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, _) = fitted
+    frame = _leaf_and_risk(result.pipeline, summary)
+    ties_broken = 0
+    for _, leaf in frame.groupby("leaf"):
+        leaf = leaf.sort_values("expected", kind="stable")
+        assert leaf["risk"].is_monotonic_decreasing
+        if 0 < leaf["rate"].iloc[0] < 1 and leaf["expected"].nunique() > 1:
+            ties_broken += 1
+            assert leaf["risk"].nunique() == leaf["expected"].nunique()
+    assert ties_broken > 0
+    # The refinement ranks better than the bare leaf rates on this forward split.
+    _, (summary, labels) = fitted
+    assert churn_metrics(labels, frame["risk"])["roc_auc"] > churn_metrics(
+        labels, frame["rate"]
+    )["roc_auc"]
+
+
+def test_reasons_do_not_depend_on_the_refinement(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, _) = fitted
+    sample = summary.iloc[:200]
+    plain = pickle.loads(pickle.dumps(result.pipeline))
+    plain["tree"].tie_break = None
+    pd.testing.assert_series_equal(explain(plain, sample), explain(result.pipeline, sample))
+    inputs = plain["inputs"].transform(sample)
+    assert np.array_equal(plain.predict_proba(sample)[:, 1], plain["tree"].leaf_risk(inputs))
+
+
+def test_a_tree_pickled_before_the_refinement_scores_its_plain_leaf_rates(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, _) = fitted
+    old = pickle.loads(pickle.dumps(result.pipeline))
+    del old["tree"].__dict__["tie_break"], old["tree"].__dict__["tie_width_"]
+    inputs = old["inputs"].transform(summary)
+    assert np.array_equal(predict_risk(old, summary).to_numpy(), old["tree"].leaf_risk(inputs))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(40, 400),
+    st.sampled_from([1, 2, 3, 5]),
+    st.sampled_from([1, 5, 20]),
+)
+def test_refinement_never_reorders_leaves_nor_leaves_zero_to_one(
+    seed: int, rows: int, depth: int, leaf: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    inputs = pd.DataFrame(
+        {
+            "a": rng.integers(0, 5, rows).astype(float),
+            "expected_orders": np.round(rng.exponential(1.0, rows), 3),
+        }
+    )
+    labels = rng.integers(0, 2, rows)
+    if labels.min() == labels.max():
+        labels[0] = 1 - labels[0]
+    tree = ChurnTree(depth, leaf).fit(inputs, labels)
+    risk = tree.predict_proba(inputs)[:, 1]
+    rate = tree.leaf_risk(inputs)
+    assert ((risk >= 0) & (risk <= 1)).all()
+    assert (np.abs(risk - rate) <= MAX_TIE_OFFSET + 1e-12).all()
+    assert (risk[rate == 0] == 0).all() and (risk[rate == 1] == 1).all()
+    riskier = rate[:, None] > rate[None, :] + SAME_RATE
+    assert (risk[:, None] > risk[None, :])[riskier].all()
+
+
+def test_bgnbd_baseline_ranks_by_expected_orders_and_the_tree_is_as_good(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, labels) = fitted
+    purchases = synthetic_purchases()
+    older = [labelled(purchases, T - timedelta(days=H * (j + 2))) for j in range(2)]
+    train_x = pd.concat([x for x, _ in older])
+    train_y = pd.concat([y for _, y in older])
+    baseline = BGNBDBaseline(H).fit(train_x, train_y)
+    risk = baseline.predict_proba(summary)[:, 1]
+    expected = baseline.expected(summary)
+    assert ((risk >= 0) & (risk <= 1)).all()
+    order = np.argsort(expected, kind="stable")
+    assert np.all(np.diff(risk[order]) <= 1e-12)  # more expected orders, lower risk
+    bgnbd = churn_metrics(labels, risk)["roc_auc"]
+    assert bgnbd == pytest.approx(roc_auc_score(labels, -expected))
+    assert bgnbd > 0.8
+    # The goal of the churn model: the tree is at least as good as BG/NBD.
+    assert churn_metrics(labels, predict_risk(result.pipeline, summary))["roc_auc"] >= bgnbd

@@ -1,9 +1,13 @@
-"""Churn metrics and the recency baseline, for `campaign train` and `evaluate churn`.
+"""Churn metrics and the baselines, for `campaign train` and `evaluate churn`.
 
 Pure. Every figure is computed on one forward split: a model trained on data up to
 some time is scored on a later snapshot and compared with what really happened after
-it. The recency baseline ("the longer since the last order, the likelier to churn") is
-fitted on the same training rows in the same run, so the table compares like with like.
+it. Two baselines are fitted on the same training rows in the same run, so the table
+compares like with like:
+
+* recency ("the longer since the last order, the likelier to churn");
+* BG/NBD ("buy till you die"): customers ranked by the orders a BG/NBD model expects
+  in the horizon, the classic anchor for "will this customer buy again".
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
+from campaign.churn.summary import btyd_history
 
 METRIC_NAMES: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "lift_top_decile")
 METRIC_LABELS: dict[str, str] = {
@@ -92,6 +99,38 @@ class RecencyBaseline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns: P(stays), P(churns)."""
         return np.asarray(self.model_.predict_proba(self._design(X)))
+
+
+class BGNBDBaseline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Churn probability from BG/NBD expected orders in the horizon alone.
+
+    ``fit`` fits BG/NBD (:func:`campaign.churn.btyd.fit_bgnbd`) on the purchase
+    histories of the training rows (no labels needed), then a logistic curve of the
+    label on ``log1p(expected orders)`` so the output is a probability (Brier score,
+    tiers). The curve is decreasing, so customers are ranked by expected orders, not
+    by 1 - P(alive) (which ranks one-time buyers backwards). Takes the purchase
+    summary frame.
+    """
+
+    def __init__(self, horizon_days: int = 90) -> None:
+        self.horizon_days = horizon_days
+
+    def expected(self, X: pd.DataFrame) -> np.ndarray:
+        """Orders the fitted BG/NBD model expects per row in the next ``horizon_days``."""
+        return expected_orders(self.params_, *btyd_history(X), self.horizon_days)
+
+    def fit(self, X: pd.DataFrame, y: Any) -> BGNBDBaseline:
+        """Fit BG/NBD on ``X``'s histories and the calibration curve on ``y``."""
+        self.params_: BGNBDParams = fit_bgnbd(*btyd_history(X))
+        self.model_ = LogisticRegression().fit(
+            np.log1p(self.expected(X))[:, None], np.asarray(y, dtype=int)
+        )
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Columns: P(stays), P(churns)."""
+        return np.asarray(self.model_.predict_proba(np.log1p(self.expected(X))[:, None]))
 
 
 def comparison_table(results: dict[str, dict[str, float]]) -> pd.DataFrame:

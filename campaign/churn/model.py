@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 
 from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
-from campaign.churn.summary import SUMMARY_COLUMNS
+from campaign.churn.summary import SUMMARY_COLUMNS, btyd_history
 from campaign.errors import ModelError
 
 Locale = Literal["en", "zh-CN"]
@@ -191,10 +191,7 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     @staticmethod
     def _btyd_summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        first = frame["days_since_first_purchase"].to_numpy(dtype=float)
-        last = frame["days_since_last_purchase"].to_numpy(dtype=float)
-        x = np.maximum(frame["orders_total"].to_numpy(dtype=float) - 1, 0)
-        return x, np.maximum(first - last, 0), first
+        return btyd_history(frame)
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> ChurnInputs:
         """Learn the gap prior and the BG/NBD parameters from ``X``."""
@@ -247,20 +244,47 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return out[self.columns_]
 
 
+TIE_BREAK_INPUT = "expected_orders"
+# Largest change the within-leaf refinement makes to a leaf's churn rate.
+MAX_TIE_OFFSET = 0.001
+# Leaf rates closer than this are the same risk (float noise of equal ratios).
+SAME_RATE = 1e-9
+
+
 class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A decision tree grown with balanced class weights, reporting real leaf rates.
 
     Balanced weights make the split search care about the minority class; the
     probabilities are then mapped back (prior-odds correction) so each leaf reports
-    the churn rate actually seen in its training rows. The ranking is unchanged.
+    the churn rate actually seen in its training rows.
+
+    A tree of a few dozen leaves gives only that many distinct risks: every customer of
+    a leaf ties with every other, and a smooth ranking such as BG/NBD's beats it on
+    ROC AUC. So ties within a leaf are broken by ``tie_break`` (the BG/NBD expected
+    orders: fewer expected orders, higher risk). The offset is below ``tie_width_`` =
+    min(:data:`MAX_TIE_OFFSET`, 0.49 x the smallest gap between two distinct leaf
+    rates), and never pushes a rate past 0 or 1, so:
+
+    * the order of the leaves is unchanged (a riskier leaf's customers all rank above
+      a safer leaf's; rates within :data:`SAME_RATE` are one risk), and the reason,
+      the leaf's path, stays the explanation;
+    * ``risk`` stays a probability in [0, 1], within 0.001 of the leaf's churn rate.
+
+    ``tie_break=None`` (or an input frame without that column) gives the plain leaf
+    rates.
     """
 
     def __init__(
-        self, max_depth: int = 4, min_samples_leaf: int = 50, random_state: int = 0
+        self,
+        max_depth: int = 4,
+        min_samples_leaf: int = 50,
+        random_state: int = 0,
+        tie_break: str | None = TIE_BREAK_INPUT,
     ) -> None:
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
         self.random_state = random_state
+        self.tie_break = tie_break
 
     def fit(self, X: pd.DataFrame, y: Any) -> ChurnTree:
         """Grow the tree on inputs ``X`` and labels ``y`` (1 = churned)."""
@@ -277,12 +301,38 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.classes_ = self.tree_.classes_
         self.positives_ = positives
         self.negatives_ = len(y) - positives
+        # Leaves whose rates differ by float noise only (3/10 vs 6/20) count as equal.
+        gaps = np.diff(np.sort(self.leaf_rates()))
+        gaps = gaps[gaps > SAME_RATE]
+        self.tie_width_ = min(MAX_TIE_OFFSET, 0.49 * float(gaps.min()) if gaps.size else 1.0)
         return self
 
+    def _rate(self, p: np.ndarray) -> np.ndarray:
+        """Balanced-weight leaf probability → the leaf's real training churn rate."""
+        return np.asarray(
+            p * self.positives_ / (p * self.positives_ + (1 - p) * self.negatives_)
+        )
+
+    def leaf_rates(self) -> np.ndarray:
+        """The training churn rate of every leaf (in the order of the leaf node ids)."""
+        structure = self.tree_.tree_
+        values = structure.value[structure.children_left < 0][:, 0, :]
+        p = values[:, 1] / values.sum(axis=1)
+        return self._rate(p)
+
+    def leaf_risk(self, X: pd.DataFrame) -> np.ndarray:
+        """Each row's leaf churn rate, without the within-leaf refinement."""
+        return self._rate(self.tree_.predict_proba(X)[:, 1])
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Columns: P(stays), P(churns), the latter the leaf's training churn rate."""
-        p = self.tree_.predict_proba(X)[:, 1]
-        raw = p * self.positives_ / (p * self.positives_ + (1 - p) * self.negatives_)
+        """Columns: P(stays), P(churns): the leaf's churn rate, ties broken within it."""
+        raw = self.leaf_risk(X)
+        column = getattr(self, "tie_break", None)
+        width = float(getattr(self, "tie_width_", 0.0))  # 0 for models pickled before it
+        if column and width > 0 and isinstance(X, pd.DataFrame) and column in X:
+            expected = np.maximum(X[column].to_numpy(dtype=float), 0.0)
+            order = (1.0 - expected) / (1.0 + expected)  # in (-1, 1], higher = riskier
+            raw = raw + np.minimum(width, np.minimum(raw, 1.0 - raw)) * order
         return np.column_stack([1 - raw, raw])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -104,6 +104,19 @@ def purchase_summary(
     ).sort_index()
 
 
+def btyd_history(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A summary's customers in buy-till-you-die terms (float arrays, days).
+
+    Returns ``(x, t_x, t)``: repeat orders (``orders_total - 1``, at least 0), days
+    from the first to the latest order, and days from the first order to the as-of
+    time (see :mod:`campaign.churn.btyd`).
+    """
+    first = summary["days_since_first_purchase"].to_numpy(dtype=float)
+    last = summary["days_since_last_purchase"].to_numpy(dtype=float)
+    x = np.maximum(summary["orders_total"].to_numpy(dtype=float) - 1, 0)
+    return x, np.maximum(first - last, 0), first
+
+
 # Profile columns the churn model can use on top of the summary (see model.OPTIONAL_INPUTS).
 PROFILE_EXTRAS: tuple[str, ...] = (
     "days_since_last_event",

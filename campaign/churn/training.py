@@ -8,7 +8,7 @@ Time layout for an as-of time T and horizon h (``k`` = ``model.snapshots``)::
 
 Depth and leaf size are chosen on the newest snapshot of each fit, trained on the
 older ones (:func:`campaign.churn.model.fit_churn_model`). ``campaign train`` reports
-the holdout figures of its recipe, the recency baseline on the same split, and
+the holdout figures of its recipe, the recency and BG/NBD baselines on the same split, and
 activates the new model only when it is not worse than the active one there.
 """
 
@@ -26,7 +26,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.churn.data import event_span, load_labels, load_summary
-from campaign.churn.evaluate import RecencyBaseline, churn_metrics, comparison_table
+from campaign.churn.evaluate import (
+    BGNBDBaseline,
+    RecencyBaseline,
+    churn_metrics,
+    comparison_table,
+)
 from campaign.churn.model import FitResult, fit_churn_model, predict_risk
 from campaign.churn.registry import (
     LoadedModel,
@@ -43,6 +48,7 @@ Progress = Callable[[int], None] | None
 
 TREE = "tree"
 RECENCY = "recency baseline"
+BGNBD = "BG/NBD baseline"
 
 
 def default_as_of(connection: Connection) -> datetime:
@@ -123,7 +129,7 @@ def _fit(snapshots: list[Snapshot], config: ModelConfig, horizon_days: int) -> F
 
 @dataclass
 class Evaluation:
-    """The forward split's figures: tree vs recency baseline on the holdout snapshot."""
+    """The forward split's figures: tree vs the baselines on the holdout snapshot."""
 
     as_of: datetime
     horizon_days: int
@@ -131,7 +137,7 @@ class Evaluation:
     holdout_at: datetime
     fit: FitResult
     holdout: Snapshot
-    table: pd.DataFrame  # rows: metrics; columns: "tree", "recency baseline"
+    table: pd.DataFrame  # rows: metrics; columns: TREE, RECENCY, BGNBD
     training: list[Snapshot] = field(default_factory=list)
 
     def metric(self, model: str = TREE, name: str = "roc_auc") -> float:
@@ -187,13 +193,14 @@ def evaluate_churn(
     summary, labels = holdout
     if labels.empty:
         raise ModelError(f"no customers at {holdout_at:%Y-%m-%d} to evaluate on")
-    baseline = RecencyBaseline().fit(
-        pd.concat([s for s, _ in snapshots]), pd.concat([y for _, y in snapshots])
-    )
+    train_x, train_y = pd.concat([s for s, _ in snapshots]), pd.concat([y for _, y in snapshots])
+    baseline = RecencyBaseline().fit(train_x, train_y)
+    bgnbd = BGNBDBaseline(horizon).fit(train_x, train_y)
     table = comparison_table(
         {
             TREE: churn_metrics(labels, predict_risk(fit.pipeline, summary)),
             RECENCY: churn_metrics(labels, baseline.predict_proba(summary)[:, 1]),
+            BGNBD: churn_metrics(labels, bgnbd.predict_proba(summary)[:, 1]),
         }
     )
     return Evaluation(t, horizon, train_at, holdout_at, fit, holdout, table, snapshots)
@@ -283,7 +290,9 @@ def train_churn(
         notes.append(f"no forward holdout: {exc}")
     metrics: dict[str, Any] = {}
     if evaluation is not None:
-        for model, column in ((TREE, "holdout"), (RECENCY, "holdout_recency")):
+        for model, column in (
+            (TREE, "holdout"), (RECENCY, "holdout_recency"), (BGNBD, "holdout_bgnbd")
+        ):
             metrics[column] = _json_safe(evaluation.table[model].to_dict())
         metrics["holdout_at"] = evaluation.holdout_at.isoformat()
     if not fit.validation.empty:
