@@ -20,7 +20,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -387,6 +387,23 @@ class CampaignConfig(_Section):
         return value
 
 
+class ClockConfig(_Section):
+    """Pins the default as-of time of one-shot commands (demos, replays, audits).
+
+    Only commands that take ``--as-of`` use it; the daemon, the sender and the webhook
+    server always run on the real clock.
+    """
+
+    as_of: datetime | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Config(_Section):
     """The whole configuration; ``source`` is the file it came from (or ``<defaults>``)."""
 
@@ -397,6 +414,7 @@ class Config(_Section):
     delivery: DeliveryConfig = DeliveryConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = ServerConfig()
+    clock: ClockConfig = ClockConfig()
     campaigns: tuple[CampaignConfig, ...] = ()
     templates: TemplatesConfig = TemplatesConfig()
     attribution: AttributionConfig = AttributionConfig()

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +100,18 @@ class DemoStep:
 
 def demo_config_text() -> str:
     """The demo's ``config.toml``: SQLite next to it, file channels, two campaigns."""
+    from campaign.demo_loop import LOOP_DAYS
+
+    clock = DEMO_AS_OF + timedelta(days=LOOP_DAYS)
     return f"""\
 # Configuration of the demo shop, written once by `campaign demo` (it never overwrites it).
-# The demo's history ends at {DEMO_AS_OF:%Y-%m-%dT%H:%M:%SZ}: pass --as-of {DEMO_AS_OF:%Y-%m-%d}
-# to commands that take it to see the shop as the demo does.
 # Every key is documented in config.example.toml at the repository's root.
+
+# The demo's history ends at {DEMO_AS_OF:%Y-%m-%dT%H:%M:%SZ}; its campaigns run then and
+# their responses are simulated for {LOOP_DAYS} days. Commands run in this folder default
+# to the end of that simulated time, so they see the shop as the demo left it.
+[clock]
+as_of = {clock:%Y-%m-%dT%H:%M:%SZ}
 
 [shop]
 name = "Demo Shop"

@@ -217,4 +217,4 @@ def test_cli_train_score_and_evaluate(sqlite_url: str, purchases, tmp_path: Path
     assert result.exit_code == 0, result.output
     assert "lift in top 10%" in result.output
     result = runner.invoke(app, ["--config", str(config), "train", "--as-of", "yesterday"])
-    assert result.exit_code == 1 and "--as-of" in result.output
+    assert result.exit_code == 2 and "--as-of" in result.output

@@ -85,3 +85,12 @@ def test_bad_toml_is_reported(tmp_path: Path) -> None:
     path.write_text("[shop\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path, environ={})
+
+
+def test_clock_pins_the_default_as_of_in_utc(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[clock]\nas_of = 2027-02-01T08:00:00+08:00\n")
+    config = load_config(path, environ={})
+    assert config.clock.as_of is not None
+    assert config.clock.as_of.isoformat() == "2027-02-01T00:00:00+00:00"
+    assert load_config(None, environ={}).clock.as_of is None

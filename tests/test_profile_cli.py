@@ -54,5 +54,5 @@ def test_segments_command_refuses_an_empty_shop_in_one_line(
 def test_segments_command_rejects_a_bad_as_of(tmp_path: Path, sqlite_url: str) -> None:
     config = _config(tmp_path, sqlite_url)
     result = runner.invoke(app, ["--config", str(config), "segments", "--as-of", "soon"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad option value is a usage error
     assert "--as-of" in result.output

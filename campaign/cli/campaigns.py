@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, err_console, progress_bar, state
+from campaign.cli.common import console, err_console, parse_when, progress_bar, state
 from campaign.db.migrate import require_current
 from campaign.planner.content import validate_campaign_templates
 from campaign.planner.preview import open_read_only, preview_run, write_preview_html
@@ -22,22 +22,14 @@ from campaign.planner.run import (
 )
 
 
-def parse_when(value: str | None, option: str) -> datetime | None:
-    """``2026-11-01`` or an ISO 8601 datetime (naive means UTC) → aware UTC datetime."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime", param_hint=option
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+def _times(
+    default_as_of: datetime, as_of: str | None, slot: str | None
+) -> tuple[datetime, datetime]:
+    """as_of defaults to now (or the config's pinned clock).
 
-
-def _times(as_of: str | None, slot: str | None) -> tuple[datetime, datetime]:
-    """as_of defaults to now; the slot of a manual run is the as-of date (00:00 UTC)."""
-    when = parse_when(as_of, "--as-of") or datetime.now(UTC)
+    The slot of a manual run is the as-of date at 00:00 UTC.
+    """
+    when = parse_when(as_of, "--as-of") or default_as_of
     slot_at = parse_when(slot, "--slot") or when.replace(hour=0, minute=0, second=0, microsecond=0)
     return when, slot_at
 
@@ -78,7 +70,7 @@ def run_command(
     app_state = state(ctx)
     config = app_state.config()
     validate_campaign_templates(config)
-    when, slot_at = _times(as_of, slot)
+    when, slot_at = _times(app_state.default_as_of(), as_of, slot)
     if test_to is not None:
         seeds = parse_seed_list(test_to.read_text(encoding="utf-8"), str(test_to))
         report = plan_test_send(
@@ -130,7 +122,7 @@ def preview_command(
     """Show who would get what and why, with rendered messages; writes and sends nothing."""
     config = state(ctx).config()
     validate_campaign_templates(config)
-    when, slot_at = _times(as_of, None)
+    when, slot_at = _times(state(ctx).default_as_of(), as_of, None)
     engine = open_read_only(config.database_url())
     try:
         require_current(engine)

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ class AppState:
             self._config = load_config(self.config_path)
         return self._config
 
+    def default_as_of(self) -> datetime:
+        """``[clock] as_of`` when the config pins it, else the real time (UTC)."""
+        return self.config().clock.as_of or datetime.now(UTC)
+
     def engine(self, *, migrated: bool = True) -> Engine:
         """An engine on the configured database; by default it must be at head."""
         if self._engine is None:
@@ -62,6 +67,22 @@ def state(ctx: typer.Context) -> AppState:
     if not isinstance(root.obj, AppState):
         root.obj = AppState()
     return root.obj
+
+
+def parse_when(value: str | None, option: str = "--as-of") -> datetime | None:
+    """``2026-11-01`` or an ISO 8601 datetime (naive means UTC) → aware UTC datetime.
+
+    None stays None. Raises typer.BadParameter (exit 2, usage) naming the option.
+    """
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime", param_hint=option
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 class CampaignGroup(TyperGroup):

@@ -13,24 +13,12 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, progress_bar, state
-from campaign.errors import InputError
+from campaign.cli.common import console, parse_when, progress_bar, state
 
 evaluate_app = typer.Typer(help="Offline quality checks of the models.", no_args_is_help=True)
 
 AS_OF_HELP = "As-of time T (ISO date or datetime, naive means UTC; default: newest event)."
 HORIZON_HELP = "Churn horizon in days (default: config model.horizon_days)."
-
-
-def parse_as_of(value: str | None) -> datetime | None:
-    """``--as-of`` as an aware UTC datetime (None stays None); InputError when invalid."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError("--as-of", f"not an ISO date or datetime: {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _number(value: float, name: str) -> str:
@@ -69,7 +57,7 @@ def evaluate_churn_command(
     config = app_state.config()
     with progress_bar("snapshots", config.model.snapshots + 1) as advance:
         evaluation = evaluate_churn(
-            app_state.engine(), config.model, parse_as_of(as_of), horizon_days, progress=advance
+            app_state.engine(), config.model, parse_when(as_of), horizon_days, progress=advance
         )
     console.print(
         f"T = {evaluation.as_of:%Y-%m-%d %H:%M} UTC, horizon {evaluation.horizon_days} days: "
@@ -98,7 +86,7 @@ def train_command(
         report = train_churn(
             app_state.engine(),
             config.model,
-            parse_as_of(as_of),
+            parse_when(as_of),
             horizon_days,
             now=datetime.now(UTC),
             progress=advance,
@@ -136,7 +124,7 @@ def score_command(
     app_state = state(ctx)
     config = app_state.config()
     engine = app_state.engine()
-    when = parse_as_of(as_of)
+    when = parse_when(as_of)
     with engine.connect() as connection:
         when = when or default_as_of(connection)
         total = count_customers(connection, when, config.model.lookback_days)

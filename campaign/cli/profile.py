@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, state
-from campaign.errors import InputError
+from campaign.cli.common import console, parse_when, state
 
 AS_OF_HELP = "As-of time T (ISO date or datetime, naive means UTC; default: newest event)."
-
-
-def _parse_as_of(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError("--as-of", f"not an ISO date or datetime: {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def segments_command(
@@ -34,7 +23,7 @@ def segments_command(
 
     engine = state(ctx).engine()
     if as_of is not None:
-        when = _parse_as_of(as_of)
+        when = parse_when(as_of)
     else:
         with engine.connect() as connection:
             when = newest_event_at(connection)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -13,7 +13,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, progress_bar, state
+from campaign.cli.common import console, parse_when, progress_bar, state
 from campaign.cli.model import evaluate_app
 from campaign.errors import InputError, NotFound
 from campaign.recommend.data import (
@@ -29,19 +29,6 @@ from campaign.recommend.service import fit_recommender, make_recommender, recomm
 
 CSV_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
 EVALUATION_WINDOW_DAYS = 30
-
-
-def _parse_when(value: str | None, option: str) -> datetime | None:
-    """``2026-11-01`` or an ISO 8601 datetime (naive means UTC) → aware UTC datetime."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 datetime", param_hint=option
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _write_csv(frame: pd.DataFrame, out: TextIO) -> None:
@@ -70,7 +57,7 @@ def recommend_command(
     app_state = state(ctx)
     config = app_state.config().recommender
     engine = app_state.engine()
-    when = _parse_when(as_of, "--as-of") or datetime.now(UTC)
+    when = parse_when(as_of, "--as-of") or state(ctx).default_as_of()
     top = k or config.k
     with engine.connect() as connection:
         if user is not None:
@@ -125,7 +112,7 @@ def evaluate_recommend_command(
     engine = app_state.engine()
     top = k or config.k
     with engine.connect() as connection:
-        when = _parse_when(as_of, "--as-of")
+        when = parse_when(as_of, "--as-of")
         if when is None:
             newest = newest_event_time(connection)
             if newest is None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, state
-from campaign.cli.model import parse_as_of
+from campaign.cli.common import console, parse_when, state
 from campaign.reports.data import (
     FUNNEL_STEPS,
     CampaignReport,
@@ -154,7 +152,7 @@ def report_command(
     app_state = state(ctx)
     config = app_state.config()
     engine = app_state.engine()
-    now = parse_as_of(as_of) or datetime.now(UTC)
+    now = parse_when(as_of) or app_state.default_as_of()
     with engine.connect() as connection:
         if model:
             history = model_history(connection)
