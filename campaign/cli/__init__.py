@@ -7,17 +7,22 @@ from pathlib import Path
 import typer
 
 from campaign import __version__
-from campaign.cli import db, imports
-from campaign.cli import campaigns
-from campaign.cli import model
-from campaign.cli import recommend
-from campaign.cli import send
-from campaign.cli import serve, forget
-from campaign.cli import daemon
-from campaign.cli import templates, coupons
-from campaign.cli import profile
-from campaign.cli import demo
-from campaign.cli import report
+from campaign.cli import (
+    campaigns,
+    coupons,
+    daemon,
+    db,
+    demo,
+    forget,
+    imports,
+    model,
+    profile,
+    recommend,
+    report,
+    send,
+    serve,
+    templates,
+)
 from campaign.cli.common import AppState, CampaignGroup
 
 app = typer.Typer(
@@ -55,26 +60,27 @@ def _root(
     ctx.obj = AppState(config_path=config, debug=debug)
 
 
-app.add_typer(db.app, name="db")
-app.command("report")(report.report_command)
+# In the order of the loop, so `campaign --help` reads like the product works.
 app.command("demo")(demo.demo_command)
-app.command("run")(campaigns.run_command)
-app.command("preview")(campaigns.preview_command)
-app.command("send")(send.send_command)
+app.add_typer(db.app, name="db")
+app.add_typer(imports.app, name="import")
+app.command("segments")(profile.segments_command)
 app.command("train")(model.train_command)
 app.command("score")(model.score_command)
-app.command("segments")(profile.segments_command)
-app.add_typer(model.evaluate_app, name="evaluate")
 app.command("recommend")(recommend.recommend_command)
-app.add_typer(imports.app, name="import")
+app.add_typer(model.evaluate_app, name="evaluate")
 app.add_typer(templates.app, name="templates")
+app.command("preview")(campaigns.preview_command)
+app.command("run")(campaigns.run_command)
 app.add_typer(coupons.app, name="coupons")
+app.command("send")(send.send_command)
 app.command("serve")(serve.serve_command)
-app.command("forget")(forget.forget_command)
+app.command("report")(report.report_command)
 app.command("daemon")(daemon.daemon_command)
 app.command("worker")(daemon.worker_command)
 app.command("pause")(daemon.pause_command)
 app.command("resume")(daemon.resume_command)
+app.command("forget")(forget.forget_command)
 
 
 def main() -> None:
