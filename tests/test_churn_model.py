@@ -345,6 +345,8 @@ def test_refinement_never_reorders_leaves_nor_leaves_zero_to_one(
     tree = ChurnTree(depth, leaf).fit(inputs, labels)
     risk = tree.predict_proba(inputs)[:, 1]
     rate = tree.leaf_risk(inputs)
+    distance = np.abs(rate[:, None] - tree.leaf_rates()[None, :])
+    assert (distance.min(axis=1) < 1e-12).all() and (distance.min(axis=0) < 1e-12).all()
     assert ((risk >= 0) & (risk <= 1)).all()
     assert (np.abs(risk - rate) <= MAX_TIE_OFFSET + 1e-12).all()
     assert (risk[rate == 0] == 0).all() and (risk[rate == 1] == 1).all()

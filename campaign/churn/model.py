@@ -10,7 +10,9 @@ Pure: no database, no clock. The fitted model is a scikit-learn :class:`Pipeline
 * ``tree`` – :class:`ChurnTree`, a ``DecisionTreeClassifier`` grown with balanced
   class weights (so the minority class shapes the splits) whose probabilities are
   mapped back to the real churn rate of each leaf (so ``risk`` is an honest
-  probability and the Brier score means something).
+  probability and the Brier score means something). Ties within a leaf are broken by
+  the BG/NBD expected orders (at most 0.001 off the leaf's rate, never across leaves),
+  which is what lets a few-leaf tree rank as well as BG/NBD itself.
 
 Reasons are the user's decision path in plain words, one clause per input on the path
 with the tightest bound the path implies: ``no purchase for 74 days (over 60); 1 order
@@ -379,8 +381,9 @@ def fit_churn_model(
     Args:
         snapshots: ``(summary, labels)`` pairs, **newest first**; labels are aligned
             to the summary's index. With two or more, every candidate is trained on the
-            older snapshots and scored (ROC AUC) on the newest, never by random CV; ties
-            go to the simpler tree. With one, the middle candidates are used.
+            older snapshots and scored (ROC AUC of the final risk, within-leaf
+            refinement included) on the newest, never by random CV; ties go to the
+            simpler tree. With one, the middle candidates are used.
 
     Raises:
         ModelError: no snapshots, or one label class only.
