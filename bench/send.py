@@ -303,6 +303,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--smoke", action="store_true", help="2,000 messages, quick check")
+    parser.add_argument("--kind", action="append", choices=["webhook", "sendgrid"],
+                        help="only this channel kind (repeatable; default both)")
+    parser.add_argument("--db", action="append", choices=["sqlite", "postgresql"],
+                        help="only this database (repeatable; default every available)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="drain each (database, kind) this many times, alternating")
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -322,11 +328,14 @@ def main() -> None:
         best_httpx = max(httpx_rate, single_rate)
         with tempfile.TemporaryDirectory() as folder:
             for dialect, db_url, cleanup in database_urls(Path(folder)):
+                if args.db and dialect not in args.db:
+                    cleanup()
+                    continue
                 try:
-                    for kind in ("webhook", "sendgrid"):
+                    for kind in [k for _ in range(args.repeat)
+                                 for k in args.kind or ("webhook", "sendgrid")]:
                         seed_started = time.perf_counter()
-                        if kind == "sendgrid":
-                            cleanup_db(db_url)
+                        cleanup_db(db_url)
                         seed(db_url, n)
                         seeded = time.perf_counter() - seed_started
                         rate, counts = drain(db_url, url, kind, n)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from campaign.config import QuietHours
-from campaign.db.models import Message, User
+from campaign.db.models import Message, Suppression, User
 from campaign.delivery import outbox
 from campaign.delivery.sender import drain_outbox
 from tests.delivery_helpers import (
@@ -164,6 +164,29 @@ def test_opted_out_suppressed_and_addressless_users_are_skipped_at_send_time(
     assert found[ids[3]][0] == "sent" and found[ids[4]][0] == "sent"
     assert report.skipped == Counter({"no_consent": 1, "suppressed": 1, "no_address": 1})
     assert {r.json()["to"] for r in sink.requests} == {"u3@example.com", "u4@example.com"}
+
+
+def test_a_suppressed_address_is_skipped_whoever_it_belongs_to(
+    engine: Engine, sink: HttpSink
+) -> None:
+    with Session(engine) as session:
+        run = make_run(session)
+        users = [make_user(session, i) for i in range(3)]
+        messages = [queue_message(session, run, u) for u in users]
+        # A bounce list entry by address only (no user), stored hashed and normalised.
+        session.add(
+            Suppression(
+                user_id=None, address_hash=outbox.address_hash("  U0@Example.com "),
+                channel="email", reason="bounced", source="test", created_at=NOON_SHANGHAI,
+            )
+        )
+        session.commit()
+        ids = [m.id for m in messages]
+    report = drain(engine, sink, Clock())
+    found = statuses(engine)
+    assert found[ids[0]][:2] == ("skipped", "suppressed")
+    assert [found[i][0] for i in ids[1:]] == ["sent", "sent"]
+    assert report.skipped == Counter({"suppressed": 1})
 
 
 def test_quiet_hours_defer_to_the_recipients_next_morning(engine: Engine, sink: HttpSink) -> None:

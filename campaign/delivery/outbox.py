@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from campaign.db.dialect import skip_locked
+from campaign.db.dialect import array_param, in_values, is_postgresql, skip_locked
 from campaign.db.pauses import not_paused
 from campaign.db.models import Message, MessageStatus, Suppression, User
 
@@ -40,6 +40,10 @@ _CLAIM_COLUMNS = [
         "attempts", "expires_at",
     )
 ]
+# What the re-check needs about each recipient (``u_<name>`` in a joined claim).
+_USER_COLUMNS = (
+    "external_id", "email", "phone", "timezone", "consent_email", "consent_sms", "forgotten_at",
+)
 
 
 def address_hash(address: str) -> str:
@@ -121,7 +125,7 @@ def claim_batch(
             .limit(limit),
             connection,
         )
-        claimed = connection.execute(
+        claim = (
             update(_messages)
             .where(_messages.c.id.in_(candidates.scalar_subquery()))
             .values(
@@ -132,31 +136,49 @@ def claim_batch(
                 updated_at=now,
             )
             .returning(*_CLAIM_COLUMNS)
-        ).mappings().all()
+        )
+        users: dict[int, Any] | None = None
+        if is_postgresql(connection):
+            # One round trip: the claim as a data-modifying CTE joined to its users.
+            claimed_cte = claim.cte("claimed")
+            joined = connection.execute(
+                select(
+                    claimed_cte,
+                    *(_users.c[name].label(f"u_{name}") for name in _USER_COLUMNS),
+                ).select_from(
+                    claimed_cte.outerjoin(_users, _users.c.id == claimed_cte.c.user_id)
+                )
+            ).mappings().all()
+            claimed: Sequence[Any] = joined
+            users = {
+                row["user_id"]: {name: row[f"u_{name}"] for name in _USER_COLUMNS}
+                for row in joined
+                if row["u_external_id"] is not None
+            }
+        else:
+            # SQLite cannot use an UPDATE ... RETURNING as a CTE: users come next.
+            claimed = connection.execute(claim).mappings().all()
         if not claimed:
             return []
-        return _with_recipients(connection, claimed, lease_until)
+        return _with_recipients(connection, claimed, lease_until, users)
 
 
 def _with_recipients(
-    connection: Connection, rows: Sequence[Any], lease_until: datetime
+    connection: Connection,
+    rows: Sequence[Any],
+    lease_until: datetime,
+    users: dict[int, Any] | None = None,
 ) -> list[ClaimedMessage]:
     user_ids = sorted({row["user_id"] for row in rows})
-    users = {
-        u["id"]: u
-        for u in connection.execute(
-            select(
-                _users.c.id,
-                _users.c.external_id,
-                _users.c.email,
-                _users.c.phone,
-                _users.c.timezone,
-                _users.c.consent_email,
-                _users.c.consent_sms,
-                _users.c.forgotten_at,
-            ).where(_users.c.id.in_(user_ids))
-        ).mappings()
-    }
+    if users is None:
+        users = {
+            u["id"]: u
+            for u in connection.execute(
+                select(_users.c.id, *(_users.c[name] for name in _USER_COLUMNS)).where(
+                    in_values(_users.c.id, user_ids, connection)
+                )
+            ).mappings()
+        }
     hashes: dict[str, str] = {}  # address -> hash, each computed once
     for row in rows:
         user = users.get(row["user_id"], {})
@@ -169,8 +191,8 @@ def _with_recipients(
         select(_suppressions.c.user_id, _suppressions.c.address_hash, _suppressions.c.channel)
         .where(
             or_(
-                _suppressions.c.user_id.in_(user_ids),
-                _suppressions.c.address_hash.in_(list(set(hashes.values()))),
+                in_values(_suppressions.c.user_id, user_ids, connection),
+                in_values(_suppressions.c.address_hash, sorted(set(hashes.values())), connection),
             )
         )
     ).mappings():
@@ -305,16 +327,34 @@ def record_outcomes(engine: Engine, records: Iterable[Record], *, owner: str, no
             **released,
         }
         not_sent = _messages.c.status != MessageStatus.SENT.value
+        postgresql = is_postgresql(connection)
         for pid, ids in by_pid.items():
             if len(ids) == 1:
                 continue
-            for start in range(0, len(ids), 5000):
+            step = len(ids) if postgresql else 5000
+            for start in range(0, len(ids), step):
                 connection.execute(
                     update(_messages)
-                    .where(_messages.c.id.in_(ids[start : start + 5000]), not_sent)
+                    .where(in_values(_messages.c.id, ids[start : start + step], connection),
+                           not_sent)
                     .values(provider_message_id=pid, **sent_values)
                 )
-        if singles:
+        if singles and postgresql:
+            # One UPDATE ... FROM unnest(ids, provider ids) instead of one per message.
+            given = (
+                func.unnest(
+                    array_param([row["b_id"] for row in singles], _messages.c.id.type),
+                    array_param([row["b_pid"] for row in singles], String()),
+                )
+                .table_valued("id", "pid")
+                .render_derived(name="given")
+            )
+            connection.execute(
+                update(_messages)
+                .where(_messages.c.id == given.c.id, not_sent)
+                .values(provider_message_id=given.c.pid, **sent_values)
+            )
+        elif singles:
             connection.execute(
                 update(_messages)
                 .where(_messages.c.id == bindparam("b_id"), not_sent)
