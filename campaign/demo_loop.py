@@ -34,9 +34,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -380,9 +380,8 @@ def train_step(context: DemoContext) -> StepSummary:
 
 def plan_step(context: DemoContext) -> StepSummary:
     """Plan one run of every configured campaign at the as-of date (idempotent)."""
-    from campaign.planner import plan_run
-
     from campaign.churn.registry import active_model_id
+    from campaign.planner import plan_run
 
     lines: list[tuple[str, str]] = []
     changed = False
@@ -395,10 +394,44 @@ def plan_step(context: DemoContext) -> StepSummary:
                           slot=context.as_of)
         changed |= report.outcome == "planned"
         counts = report.counts or {}
-        lines.append((campaign.name, f"{report.outcome}: " + ", ".join(
-            f"{counts.get(k, 0):,} {k.replace('_', ' ')}" for k in ("queued", "held_out",
-                                                                       "skipped"))))
+        if report.outcome == "planned":
+            lines.append((campaign.name, "planned: " + ", ".join(
+                f"{counts.get(k, 0):,} {k.replace('_', ' ')}"
+                for k in ("queued", "held_out", "skipped"))))
+        else:
+            lines.append((campaign.name, f"{report.outcome.replace('_', ' ')}: nothing new"))
+    lines.extend(_message_samples(context.engine, context.as_of))
     return _summary("Campaign runs", tuple(lines), changed)
+
+
+def _message_samples(engine: Engine, slot: datetime) -> list[tuple[str, str]]:
+    """A glance at what was planned: for each campaign, channel and language, one
+    message's subject (email) or text (SMS) and who it is for."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Message.campaign, Message.channel, Message.subject, Message.text_body,
+                   User.external_id, User.locale)
+            .join(User, User.id == Message.user_id)
+            .where(Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENT]),
+                   Message.is_test.is_(False), Message.created_at <= slot + timedelta(days=1))
+            .order_by(Message.id)
+        ).all()
+    seen: set[tuple[str, str, str]] = set()
+    samples: list[tuple[str, str]] = []
+    for campaign, channel, subject, text, user, locale in rows:
+        if not locale or not (subject or text):
+            continue
+        key = (campaign, channel, locale.split("-")[0])
+        if key in seen:
+            continue
+        seen.add(key)
+        shown = subject or " ".join((text or "").split())
+        if len(shown) > 80:
+            shown = shown[:79] + "…"
+        samples.append((f"  {campaign} {channel} {locale}", f"{shown}  (to {user})"))
+    if samples:
+        samples.append(("  more", "campaign preview CAMPAIGN: who gets what, and why"))
+    return samples
 
 
 def send_step(context: DemoContext) -> StepSummary:
@@ -409,7 +442,7 @@ def send_step(context: DemoContext) -> StepSummary:
     sent = 0
     for hour in range(48):
         moment = context.as_of + timedelta(hours=hour)
-        report = drain_outbox(context.engine, context.config, once=True, now=lambda: moment)
+        report = drain_outbox(context.engine, context.config, once=True, now=lambda at=moment: at)
         sent += report.sent
         with context.engine.connect() as connection:
             waiting = connection.execute(

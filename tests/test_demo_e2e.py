@@ -165,6 +165,10 @@ def test_campaign_demo_twice_changes_nothing_and_fresh_rebuilds_the_same_shop(
     first = _campaign("demo", "--users", "300", "--dir", str(folder), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Creating the demo" in first.stdout and "revenue" in first.stdout
+    # The whole loop ran: model with its baseline, plans with message samples, report.
+    assert "forward holdout ROC AUC" in first.stdout and "recency baseline" in first.stdout
+    assert "winback email" in first.stdout and "campaign preview CAMPAIGN" in first.stdout
+    assert "converted" in first.stdout and "95% CI" in first.stdout
     counts = _counts(folder / "campaign.db")
     assert counts["users"] == 300 and counts["products"] > 0 and counts["events"] > 10_000
     config_bytes = (folder / "config.toml").read_bytes()
@@ -187,6 +191,9 @@ def test_campaign_demo_twice_changes_nothing_and_fresh_rebuilds_the_same_shop(
     inside = _campaign("db", "upgrade", cwd=folder)
     assert inside.returncode == 0, inside.stderr
     assert "campaign.db: already at revision" in inside.stdout
+    report = _campaign("report", "winback", cwd=folder)
+    assert report.returncode == 0, report.stderr
+    assert "winback" in report.stdout and "holdout" in report.stdout.lower()
 
     fresh = _campaign("demo", "--fresh", "--users", "300", "--dir", str(folder), cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr

@@ -75,6 +75,7 @@ def demo_command(
         engine.dispose()
     console.print(
         f"Next: cd {directory} and run any command there (it reads {CONFIG_FILE}), e.g. "
-        f"campaign train --as-of {DEMO_AS_OF:%Y-%m-%d}",
+        "campaign preview winback, campaign report --html report.html, "
+        f"campaign evaluate churn --as-of {DEMO_AS_OF:%Y-%m-%d}",
         markup=False, soft_wrap=True,
     )
