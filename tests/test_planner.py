@@ -3,6 +3,7 @@ idempotency, template errors, paused campaigns, dry runs and test sends."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
 from campaign.planner.audience import address_hash
-from campaign.planner.content import validate_campaign_templates
+from campaign.planner.content import draw_code, validate_campaign_templates
 from campaign.planner.links import unsubscribe_secret, verify_unsubscribe_token
 from campaign.planner.run import (
     ALREADY_PLANNED,
@@ -570,3 +571,44 @@ def test_held_out_users_cool_down_like_treated_ones(
     later = run(engine, config, slot=SLOT + timedelta(days=3), now=lambda: NOW + timedelta(days=3))
     assert first.counts["held_out"] > 0 and first.counts["queued"] > 0
     assert later.counts == {"skipped": 20, "skipped.cooldown": 20}
+
+
+def test_a_colliding_coupon_code_is_drawn_again_and_the_prefix_is_honoured(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    make_config(root, db_url, offer="true")
+    path = root / "config.toml"
+    path.write_text(path.read_text() + '[campaigns.offer]\ncode_prefix = "WB"\n')
+    config = load_config(path, environ={})
+    earlier = add_user(engine, "earlier", risk=0.1)  # below min_risk: not in the audience
+    for n in range(4):
+        add_user(engine, f"k{n}", risk=0.9 - n * 0.01)
+    # The first code the seeded generator draws is already taken by an earlier coupon.
+    taken = draw_code(random.Random(42), "WB")
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Coupon).values(
+                code=taken, user_id=earlier, campaign="old", percent_off=5, min_order_cents=0,
+                issued_at=AS_OF, expires_at=AS_OF + timedelta(days=14),
+            )
+        )
+    preview = run(engine, config, dry_run=True, code_rng=random.Random(42))
+    assert preview.messages[0].coupon_code == taken  # the collision is real
+    report = run(engine, config, code_rng=random.Random(42))
+    assert report.outcome == PLANNED and report.counts == {"queued": 4}
+    rows = planned(engine, report.run_id)
+    codes = [rows[f"k{n}"]["coupon_code"] for n in range(4)]
+    assert len(set(codes)) == 4 and taken not in codes
+    assert all(code.startswith("WB-") for code in codes)
+    for n in range(4):
+        row = rows[f"k{n}"]
+        assert row["coupon_code"] in row["body"] and row["coupon_code"] in row["text_body"]
+    assert sorted(report.decisions["coupon_code"]) == sorted(codes)
+    with engine.connect() as connection:
+        stored = {c.code: c for c in connection.execute(select(Coupon.__table__)).all()}
+    assert set(stored) == {taken, *codes}
+    assert stored[taken].user_id == earlier and stored[taken].campaign == "old"
+    for n in range(4):
+        row = rows[f"k{n}"]
+        assert stored[row["coupon_code"]].message_id == row["id"]
+        assert stored[row["coupon_code"]].user_id == row["user_id"]

@@ -3,12 +3,14 @@
 The planner's one seam to the templating, offers, coupons and recommender parts, so
 :mod:`campaign.planner.run` reads as the decision flow and this module holds the
 wiring: one sandboxed environment per run (compiled templates are cached by it and
-reused for every user), one recommendation call per batch, coupon rows inserted in
-bulk.
+reused for every user), one recommender fit and one call per batch, products shared
+between users, coupon codes drawn with the policy's prefix (the rows are written by
+:mod:`campaign.planner.rows`).
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,22 +19,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from campaign.config import Config, OfferConfig
-from campaign.db.models import Coupon, Product
+from campaign.db.models import Product
 from campaign.errors import ConfigError, TemplateError
-from campaign.offers import choose_offer, new_coupon_code
+from campaign.offers import CODE_ALPHABET, CODE_LENGTH, Offer, choose_offer
 from campaign.planner.links import unsubscribe_secret, unsubscribe_url
 from campaign.recommend.service import fit_recommender, recommend_with
-from campaign.templating.context import first_name
+from campaign.templating.context import check_plain, first_name
 from campaign.templating.environment import make_environment, template_set_exists
 from campaign.templating.render import Rendered, render_message
 
-__all__ = [
-    "CouponOffer", "Pick", "Rendered", "Renderer", "make_coupon", "recommend", "reserve_coupons",
-]
+__all__ = ["CouponOffer", "Pick", "Rendered", "Renderer", "draw_code", "make_coupon", "recommend"]
 
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -89,7 +89,27 @@ class CouponOffer:
     expires_at: datetime
 
 
-_offer_cache: dict[tuple[int, str, bool], Any] = {}
+# (id of the policy, tier, high value) → (the policy itself, its offer). Holding the
+# policy keeps its id from being reused by another config while the entry lives.
+_offer_cache: dict[tuple[int, str, bool], tuple[OfferConfig, Offer]] = {}
+_CODE_SPACE = len(CODE_ALPHABET) ** CODE_LENGTH
+
+
+def draw_code(rng: random.Random, prefix: str = "CB") -> str:
+    """A fresh code like :func:`campaign.offers.new_coupon_code` draws, in one draw.
+
+    ``<prefix>-`` and ``CODE_LENGTH`` symbols of ``CODE_ALPHABET``, uniform over all
+    31^10 bodies (``rng.randrange``, one call to the OS generator with
+    :class:`secrets.SystemRandom` instead of ten). Pass a seeded
+    :class:`random.Random` in tests.
+    """
+    number = rng.randrange(_CODE_SPACE)
+    symbols = []
+    for _ in range(CODE_LENGTH):
+        number, digit = divmod(number, len(CODE_ALPHABET))
+        symbols.append(CODE_ALPHABET[digit])
+    body = "".join(symbols)
+    return f"{prefix}-{body}" if prefix else body
 
 
 def make_coupon(
@@ -99,50 +119,19 @@ def make_coupon(
     rng: random.Random,
     issued_at: datetime,
 ) -> CouponOffer:
-    """A fresh code and the policy's discount for (tier, value); nothing is stored."""
+    """A fresh code (with the policy's ``code_prefix``) and the policy's discount for
+    (tier, value); nothing is stored."""
     key = (id(offer_config), tier, high_value)
-    offer = _offer_cache.get(key)
-    if offer is None:
-        offer = _offer_cache[key] = choose_offer(tier, high_value, offer_config)
+    cached = _offer_cache.get(key)
+    if cached is None or cached[0] is not offer_config:
+        cached = _offer_cache[key] = (offer_config, choose_offer(tier, high_value, offer_config))
+    offer = cached[1]
     return CouponOffer(
-        code=new_coupon_code(rng),
+        code=draw_code(rng, offer_config.code_prefix),
         percent_off=int(offer.percent_off),
         min_order_cents=int(offer.min_order_cents),
         valid_days=int(offer.valid_days),
         expires_at=issued_at + timedelta(days=int(offer.valid_days)),
-    )
-
-
-def reserve_coupons(
-    connection: Connection,
-    coupons: Sequence[tuple[CouponOffer, int, int | None, str]],
-    issued_at: datetime,
-) -> None:
-    """Insert ``(coupon, user_id, message_id, campaign)`` rows into ``coupons`` in bulk.
-
-    Part of the run's transaction: a rolled-back run reserves nothing. Codes are
-    unique in the table; a collision (vanishingly unlikely with random codes) fails
-    the whole run rather than sharing a code.
-    """
-    if not coupons:
-        return
-    connection.execute(
-        insert(Coupon),
-        [
-            {
-                "code": coupon.code,
-                "user_id": user_id,
-                "message_id": message_id,
-                "campaign": campaign,
-                "percent_off": coupon.percent_off,
-                "min_order_cents": coupon.min_order_cents,
-                "issued_at": issued_at,
-                "expires_at": coupon.expires_at,
-                "redeemed_at": None,
-                "order_id": None,
-            }
-            for coupon, user_id, message_id, campaign in coupons
-        ],
     )
 
 
@@ -151,8 +140,10 @@ class Pick(NamedTuple):
 
     ``view`` is the product as templates see it (the documented fields of
     ``products`` items: id, name, category, brand, price_cents, url, reason). Views are
-    shared between users with the same (product, reason): templates run in an
-    immutable sandbox, so sharing is safe and saves a million small dicts a run.
+    shared between users with the same (product, reason), and picks between users
+    with the same (product, rank, reason): templates run in an immutable sandbox, so
+    sharing is safe and saves a million small objects a run. ``stored_text`` is
+    :meth:`stored` as JSON text (see :func:`stored_products_json`).
     """
 
     product_id: int
@@ -160,10 +151,17 @@ class Pick(NamedTuple):
     rank: int
     reason: str
     view: dict[str, Any]
+    stored_text: str = ""
 
     def stored(self) -> dict[str, Any]:
         """The form kept in ``messages.products``."""
         return {"product_id": self.product_id, "rank": self.rank, "reason": self.reason}
+
+
+def stored_products_json(picks: Sequence[Pick]) -> str:
+    """The JSON text of ``messages.products`` for ``picks``: exactly what the ORM's JSON
+    type would write (``json.dumps`` defaults), from each pick's encoded form."""
+    return "[" + ", ".join(pick.stored_text for pick in picks) + "]"
 
 
 def recommend(
@@ -194,23 +192,47 @@ def recommend(
         return {}
     catalogue = _products(connection, {int(p) for p in picks["product_id"].unique()})
     views: dict[tuple[int, str], dict[str, Any]] = {}
+    shared: dict[tuple[int, int, str], Pick | None] = {}
     out: dict[int, list[Pick]] = {}
     picks = picks.sort_values(["user_id", "rank"], kind="stable")
+    # Plain Python values (tolist) and one shared Pick per (product, rank, reason): a
+    # 100,000-user run has a million picks but only a few thousand distinct ones.
     for user_id, product_id, rank, reason in zip(
-        picks["user_id"].to_numpy(), picks["product_id"].to_numpy(),
-        picks["rank"].to_numpy(), picks["reason"].to_numpy(), strict=True,
+        picks["user_id"].tolist(), picks["product_id"].tolist(),
+        picks["rank"].tolist(), picks["reason"].tolist(), strict=True,
     ):
-        base = catalogue.get(int(product_id))
-        if base is None:
+        key = (product_id, rank, reason)
+        pick = shared.get(key, _MISSING)
+        if pick is _MISSING:
+            pick = shared[key] = _new_pick(catalogue, views, int(product_id), int(rank), reason)
+        if pick is None:
             continue
-        text = str(reason or "")
-        view = views.get((int(product_id), text))
-        if view is None:
-            view = views[(int(product_id), text)] = {**base, "reason": text}
-        out.setdefault(int(user_id), []).append(
-            Pick(int(product_id), str(view["id"]), int(rank), text, view)
-        )
+        user_picks = out.get(user_id)
+        if user_picks is None:
+            user_picks = out[int(user_id)] = []
+        user_picks.append(pick)  # type: ignore[arg-type]
     return out
+
+
+_MISSING: Any = object()
+
+
+def _new_pick(
+    catalogue: Mapping[int, dict[str, Any]],
+    views: dict[tuple[int, str], dict[str, Any]],
+    product_id: int,
+    rank: int,
+    reason: Any,
+) -> Pick | None:
+    base = catalogue.get(product_id)
+    if base is None:
+        return None
+    text = str(reason or "")
+    view = views.get((product_id, text))
+    if view is None:
+        view = views[(product_id, text)] = {**base, "reason": text}
+    stored = {"product_id": product_id, "rank": rank, "reason": text}
+    return Pick(product_id, str(view["id"]), rank, text, view, json.dumps(stored))
 
 
 def _products(connection: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
@@ -235,12 +257,23 @@ def _products(connection: Connection, ids: set[int]) -> dict[int, dict[str, Any]
 
 
 class Renderer:
-    """Renders a run's messages with one sandboxed environment (compiled once, reused)."""
+    """Renders a run's messages with one sandboxed environment (compiled once, reused).
+
+    The context is checked for plain data (:func:`check_plain`) in parts: the shop
+    once, each shared product view once per run, the per-user values in every
+    message, so every value a template sees is checked without walking the same
+    product views a hundred thousand times.
+    """
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.folder = templates_dir(config)
-        self.env = make_environment(self.folder)
+        limits = config.templates
+        self.env = make_environment(
+            self.folder,
+            render_timeout_seconds=limits.render_timeout_seconds,
+            max_output_bytes=limits.max_output_bytes,
+        )
         shop = config.shop
         self.shop = {
             "name": shop.name,
@@ -249,6 +282,9 @@ class Renderer:
             "currency": shop.currency,
             "timezone": shop.timezone,
         }
+        check_plain(self.shop, "context.shop")
+        # id → view: holding the view keeps its id from being reused by another object.
+        self._plain_views: dict[int, Any] = {}
         secrets = tuple(s.get_secret_value() for s in config.server.secrets)
         self.secret = unsubscribe_secret(secrets, shop.name, config.database_url())
 
@@ -286,9 +322,11 @@ class Renderer:
         """Render one message with the documented context.
 
         Raises:
-            TemplateError: anything the template does wrong for this user.
+            TemplateError: anything the template does wrong for this user, or a value
+                that is not plain data.
         """
         name = user.get("name") or ""
+        views = [p.view for p in products]
         context = {
             "user": {
                 "id": str(user["external_id"]),
@@ -297,7 +335,7 @@ class Renderer:
                 "locale": locale,
                 "timezone": user.get("timezone") or self.shop["timezone"],
             },
-            "products": [p.view for p in products],
+            "products": views,
             "coupon": None if coupon is None else {
                 "code": coupon.code,
                 "percent_off": coupon.percent_off,
@@ -312,7 +350,39 @@ class Renderer:
             ),
             "locale": locale,
         }
+        self._check_plain(template, context, views)
         return render_message(
             self.env, template, medium,  # type: ignore[arg-type]
             locale, context, default_locale=self.config.shop.default_locale,
+            context_checked=True,
         )
+
+    def _check_plain(
+        self, template: str, context: Mapping[str, Any], views: Sequence[Any]
+    ) -> None:
+        """check_plain over ``context``, skipping the shop and product views already seen.
+
+        Flat dicts of plain scalars (user, coupon, campaign) pass a quick type test;
+        anything else gets the full :func:`check_plain` (and its error message).
+        """
+        try:
+            for key, value in context.items():
+                kind = type(value)
+                if key == "products" or value is self.shop or kind is str:
+                    continue
+                if kind is dict and all(
+                    type(k) is str and type(v) in _FLAT_PLAIN for k, v in value.items()
+                ):
+                    continue
+                check_plain(value, f"context.{key}")
+            plain = self._plain_views
+            for index, view in enumerate(views):
+                if id(view) not in plain:
+                    check_plain(view, f"context.products[{index}]")
+                    plain[id(view)] = view
+        except TypeError as exc:
+            raise TemplateError(f"{self.env.display_root}/{template}", str(exc)) from None
+
+
+# Scalar types a flat dict may hold without the full check (a subset of check_plain's).
+_FLAT_PLAIN = frozenset({str, int, float, bool, type(None)})

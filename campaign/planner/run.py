@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -32,7 +32,6 @@ from campaign.config import CampaignConfig, Config, VariantConfig
 from campaign.db import pauses
 from campaign.db.models import (
     CampaignRun,
-    Coupon,
     Message,
     MessageStatus,
     RunStatus,
@@ -43,7 +42,8 @@ from campaign.experiments.bandit import BanditState
 from campaign.experiments.holdout import assign_holdout
 from campaign.experiments.store import load_bandit_state
 from campaign.experiments.variants import choose_variant, enabled_variants
-from campaign.planner import content
+from campaign.coupons import RESERVE_ATTEMPTS
+from campaign.planner import content, rows
 from campaign.planner.audience import (
     channel_rules,
     coupon_tier_values,
@@ -134,6 +134,7 @@ def plan_run(
     now: Callable[[], datetime] | None = None,
     only_user: str | None = None,
     render_limit: int | None = None,
+    code_rng: random.Random | None = None,
 ) -> RunReport:
     """Plan one run of ``campaign_name`` for ``slot`` and write it in one transaction.
 
@@ -142,7 +143,9 @@ def plan_run(
     and ``expires_at`` (``created_at + delivery.message_expiry_hours``). With
     ``dry_run`` nothing is written (not even the run row, no coupon is reserved) and
     the rendered messages come back in the report; ``only_user`` (shop id) and
-    ``render_limit`` narrow a dry run for previews.
+    ``render_limit`` narrow a dry run for previews. Coupon codes are drawn from
+    ``code_rng`` (default: :class:`secrets.SystemRandom`; a seeded generator in
+    tests); a drawn code that is already taken is drawn again, never reused.
 
     Raises:
         NotFound: unknown campaign.
@@ -175,6 +178,7 @@ def plan_run(
             keep = _finish(
                 connection, config, campaign, frame, renderer, as_of, planned_at,
                 reserve=False, progress=progress, render_limit=render_limit,
+                code_rng=code_rng,
             )
         return RunReport(
             campaign.name, slot, as_of, DRY_RUN,
@@ -190,6 +194,7 @@ def plan_run(
             _finish(
                 connection, config, campaign, frame, renderer, as_of, planned_at,
                 reserve=True, progress=progress, run_id=run_id, slot=slot,
+                code_rng=code_rng,
             )
             counts = dict(counts_of(frame["status"], frame["skip_reason"]))
             connection.execute(
@@ -198,8 +203,8 @@ def plan_run(
                 .values(status=RunStatus.DONE, counts=counts, finished_at=planned_at, error=None)
             )
     except IntegrityError as exc:
-        # Another process planned this slot first (its run row or a message key), or,
-        # far less likely, a coupon code collided: only the former is "already planned".
+        # Another process planned this slot first (its run row or a message key); coupon
+        # code collisions are drawn again in _reserve_coupons and never end up here.
         if _slot_taken(engine, campaign.name, slot):
             return _already(campaign.name, slot, as_of)
         _record_failure(engine, campaign.name, slot, as_of, planned_at, exc)
@@ -410,12 +415,13 @@ def _finish(
     render_limit: int | None = None,
     run_id: int | None = None,
     slot: datetime | None = None,
+    code_rng: random.Random | None = None,
 ) -> list[PlannedMessage]:
     """Products, offers and rendering for queued rows, then (with ``reserve``) the writes.
 
     Updates ``frame`` in place (status/skip_reason for render errors, subject,
     coupon_code, percent_off, products, last_error) and returns the rendered messages
-    of a dry run.
+    of a dry run. Coupon codes come from ``code_rng`` (default: the OS generator).
     """
     for name in ("subject", "coupon_code", "percent_off", "products", "last_error"):
         frame[name] = None
@@ -424,11 +430,12 @@ def _finish(
         queued = queued[:render_limit]
     if progress is not None:
         progress(len(frame) - len(queued))
+    # One recommender fit and one call, for the users who will get a message only.
     picks = _recommendations(connection, config, frame, queued, as_of)
     high_value = coupon_tier_values(frame).to_numpy(dtype=bool)
-    code_rng = secrets.SystemRandom()
+    code_rng = code_rng if code_rng is not None else secrets.SystemRandom()
     rendered: dict[int, content.Rendered] = {}
-    coupons: dict[int, tuple[str, Any]] = {}
+    coupons: dict[int, content.CouponOffer] = {}
     kept: list[PlannedMessage] = []
     status = frame["status"].to_numpy(dtype=object).copy()
     reason = frame["skip_reason"].to_numpy(dtype=object).copy()
@@ -438,44 +445,50 @@ def _finish(
         "medium", "variant", "template", "tier", "risk",
     )}
     offer = frame["offer"].to_numpy(dtype=bool)
+    default_locale = config.shop.default_locale
+
+    def new_coupon(i: int) -> content.CouponOffer | None:
+        if not offer[i]:
+            return None
+        return content.make_coupon(
+            campaign.offer, str(cols["tier"][i]), bool(high_value[i]), code_rng, planned_at
+        )
+
+    def render_row(i: int, coupon: content.CouponOffer | None) -> content.Rendered:
+        return renderer.render(
+            template=str(cols["template"][i]),
+            medium=str(cols["medium"][i]),
+            locale=str(cols["locale"][i] or default_locale),
+            user={k: cols[k][i] for k in ("external_id", "name", "email", "timezone")},
+            channel=str(cols["channel"][i]),
+            campaign=campaign.name,
+            variant=str(cols["variant"][i]),
+            products=picks.get(int(cols["user_id"][i]), []),
+            coupon=coupon,
+        )
+
     step = 0
-    for i in queued:
-        user_id = int(cols["user_id"][i])
-        coupon = None
-        if offer[i]:
-            coupon = content.make_coupon(
-                campaign.offer, str(cols["tier"][i]), bool(high_value[i]), code_rng, planned_at
-            )
-        locale = cols["locale"][i] or config.shop.default_locale
+    for i in queued.tolist():
+        coupon = new_coupon(i)
         try:
-            result = renderer.render(
-                template=str(cols["template"][i]),
-                medium=str(cols["medium"][i]),
-                locale=str(locale),
-                user={k: cols[k][i] for k in ("external_id", "name", "email", "timezone")},
-                channel=str(cols["channel"][i]),
-                campaign=campaign.name,
-                variant=str(cols["variant"][i]),
-                products=picks.get(user_id, []),
-                coupon=coupon,
-                risk=cols["risk"][i],
-                tier=cols["tier"][i],
-            )
+            result = render_row(i, coupon)
         except TemplateError as exc:
             status[i] = MessageStatus.SKIPPED.value
             reason[i] = SkipReason.TEMPLATE_ERROR.value
             last_error[i] = str(exc)
         else:
-            rendered[int(i)] = result
+            rendered[i] = result
             if coupon is not None:
-                coupons[int(i)] = (coupon.code, coupon)
+                coupons[i] = coupon
             if not reserve:
+                user_id = int(cols["user_id"][i])
                 kept.append(
                     PlannedMessage(
                         user_id=user_id, external_id=str(cols["external_id"][i]),
                         name=cols["name"][i], channel=str(cols["channel"][i]),
                         medium=str(cols["medium"][i]), variant=str(cols["variant"][i]),
-                        template=str(cols["template"][i]), locale=str(locale),
+                        template=str(cols["template"][i]),
+                        locale=str(cols["locale"][i] or default_locale),
                         address=cols["email" if cols["medium"][i] == "email" else "phone"][i],
                         subject=result.subject, html=result.html, text=result.text,
                         coupon_code=coupon.code if coupon else None,
@@ -491,19 +504,27 @@ def _finish(
     frame["status"] = status
     frame["skip_reason"] = reason
     frame["last_error"] = last_error
+    if reserve:
+        assert run_id is not None and slot is not None
+
+        def redraw(i: int) -> None:
+            # A drawn code collided: a new code, and the message re-rendered with it.
+            coupon = new_coupon(i)
+            assert coupon is not None
+            rendered[i] = render_row(i, coupon)
+            coupons[i] = coupon
+
+        _write(connection, campaign, frame, rendered, coupons, picks, run_id, slot, planned_at,
+               config.delivery.message_expiry_hours, redraw)
     frame["subject"] = [rendered[i].subject if i in rendered else None for i in range(len(frame))]
-    frame["coupon_code"] = [coupons[i][0] if i in coupons else None for i in range(len(frame))]
+    frame["coupon_code"] = [coupons[i].code if i in coupons else None for i in range(len(frame))]
     frame["percent_off"] = [
-        coupons[i][1].percent_off if i in coupons else None for i in range(len(frame))
+        coupons[i].percent_off if i in coupons else None for i in range(len(frame))
     ]
     frame["products"] = [
         [p.product_external_id for p in picks.get(int(u), [])] if i in rendered else []
         for i, u in enumerate(cols["user_id"])
     ]
-    if reserve:
-        assert run_id is not None and slot is not None
-        _write(connection, campaign, frame, rendered, coupons, picks, run_id, slot, planned_at,
-               config.delivery.message_expiry_hours)
     return kept
 
 
@@ -511,14 +532,14 @@ def _recommendations(
     connection: Connection,
     config: Config,
     frame: pd.DataFrame,
-    rows: np.ndarray,
+    positions: np.ndarray,
     as_of: datetime,
 ) -> dict[int, list[content.Pick]]:
     """Products per user for the rows that will be rendered, grouped by repurchase setting."""
     groups: dict[bool | None, list[int]] = {}
     users = frame["user_id"].to_numpy()
     settings = frame["allow_repurchase"].to_numpy(dtype=object)
-    for i in rows:
+    for i in positions:
         setting = settings[i] if isinstance(settings[i], bool) else None
         groups.setdefault(setting, []).append(int(users[i]))
     return content.recommend(connection, config, groups, as_of)
@@ -528,77 +549,131 @@ def _write(
     connection: Connection,
     campaign: CampaignConfig,
     frame: pd.DataFrame,
-    rendered: Mapping[int, content.Rendered],
-    coupons: Mapping[int, tuple[str, Any]],
+    rendered: dict[int, content.Rendered],
+    coupons: dict[int, content.CouponOffer],
     picks: Mapping[int, list[content.Pick]],
     run_id: int,
     slot: datetime,
     planned_at: datetime,
     expiry_hours: float,
+    redraw: Callable[[int], None],
 ) -> None:
-    """Bulk-insert every message row, then the coupons of the queued ones."""
-    expires = planned_at + timedelta(hours=expiry_hours)
-    rows: list[dict[str, Any]] = []
-    user_ids = frame["user_id"].to_numpy()
-    channels = frame["channel"].to_numpy(dtype=object)
-    statuses = frame["status"].to_numpy(dtype=object)
-    reasons = frame["skip_reason"].to_numpy(dtype=object)
-    variants = frame["variant"].to_numpy(dtype=object)
-    templates = frame["template"].to_numpy(dtype=object)
-    errors = frame["last_error"].to_numpy(dtype=object)
-    for i in range(len(frame)):
-        user_id = int(user_ids[i])
-        queued = statuses[i] == MessageStatus.QUEUED.value
+    """Bulk-insert every message row, then the coupons of the queued ones.
+
+    A coupon code that collides with a stored one (or another of the run) is drawn
+    again (``redraw`` re-renders that message) and its message row updated, until
+    every code is new; a code is never reused.
+
+    Raises:
+        CampaignError: still colliding after ``RESERVE_ATTEMPTS`` draws.
+    """
+    at = rows.db_time(connection, planned_at)
+    expires = rows.db_time(connection, planned_at + timedelta(hours=expiry_hours))
+    no = rows.db_bool(connection, False)
+    queued_status, held = MessageStatus.QUEUED.value, MessageStatus.HELD_OUT.value
+    key_prefix = f"{campaign.name}/{slot_key(slot)}/"
+    records: list[tuple[Any, ...]] = []
+    user_ids = frame["user_id"].tolist()
+    columns = zip(
+        user_ids, frame["channel"].tolist(), frame["status"].tolist(),
+        frame["skip_reason"].tolist(), frame["variant"].tolist(), frame["template"].tolist(),
+        frame["last_error"].tolist(), strict=True,
+    )
+    for i, (user_id, channel, status, reason, variant, template, error) in enumerate(columns):
         message = rendered.get(i)
-        rows.append(
-            {
-                "run_id": run_id,
-                "user_id": user_id,
-                "campaign": campaign.name,
-                "channel": channels[i],
-                "variant": variants[i] if statuses[i] != MessageStatus.HELD_OUT.value else None,
-                "template": templates[i],
-                "subject": message.subject if message else None,
-                "body": (message.html or message.text) if message else None,
-                "text_body": message.text if message else None,
-                "products": [p.stored() for p in picks.get(user_id, [])] if message else [],
-                "coupon_code": coupons[i][0] if i in coupons else None,
-                "address_override": None,
-                "is_test": False,
-                "idempotency_key": idempotency_key(campaign.name, slot, user_id, channels[i]),
-                "status": statuses[i],
-                "skip_reason": reasons[i] if isinstance(reasons[i], str) else None,
-                "attempts": 0,
-                "next_attempt_at": planned_at if queued else None,
-                "expires_at": expires if queued else None,
-                "last_error": errors[i],
-                "created_at": planned_at,
-                "updated_at": planned_at,
-            }
-        )
-    _insert_messages(connection, rows)
+        queued = status == queued_status
+        coupon = coupons.get(i)
+        records.append((
+            run_id, int(user_id), campaign.name, channel, None if status == held else variant,
+            template,
+            message.subject if message else None,
+            (message.html or message.text) if message else None,
+            message.text if message else None,
+            content.stored_products_json(picks.get(user_id, ())) if message else "[]",
+            coupon.code if coupon else None,
+            None, no,
+            # idempotency_key(campaign, slot, user_id, channel), formatted once per run.
+            f"{key_prefix}{user_id}/{channel}",
+            status, reason if isinstance(reason, str) else None, 0,
+            at if queued else None, expires if queued else None,
+            error, at, at,
+        ))
+    rows.insert_rows(connection, "messages", rows.MESSAGE_COLUMNS, records)
     if coupons:
-        # One message per user per run: read the new ids back in one query rather than
-        # RETURNING, which SQLite can only honour row by row in parameter order.
-        ids = dict(
-            connection.execute(
-                select(Message.user_id, Message.id).where(Message.run_id == run_id)
-            ).all()
-        )
-        content.reserve_coupons(
-            connection,
+        _reserve_coupons(connection, campaign, user_ids, coupons, rendered, run_id, planned_at,
+                         redraw)
+
+
+def _reserve_coupons(
+    connection: Connection,
+    campaign: CampaignConfig,
+    user_ids: Sequence[int],
+    coupons: dict[int, content.CouponOffer],
+    rendered: dict[int, content.Rendered],
+    run_id: int,
+    planned_at: datetime,
+    redraw: Callable[[int], None],
+) -> None:
+    # One message per user per run: read the new ids back in one query rather than
+    # RETURNING, which SQLite can only honour row by row in parameter order.
+    ids = dict(
+        connection.execute(
+            select(Message.user_id, Message.id).where(Message.run_id == run_id)
+        ).all()
+    )
+    issued = rows.db_time(connection, planned_at)
+    expiry: dict[datetime, Any] = {}
+
+    def row(i: int) -> tuple[Any, ...]:
+        coupon = coupons[i]
+        expires = expiry.get(coupon.expires_at)
+        if expires is None:
+            expires = expiry[coupon.expires_at] = rows.db_time(connection, coupon.expires_at)
+        user_id = int(user_ids[i])
+        return (coupon.code, user_id, ids[user_id], campaign.name, coupon.percent_off,
+                coupon.min_order_cents, issued, expires)
+
+    order = list(coupons)
+    batch = [row(i) for i in order]
+    for _ in range(RESERVE_ATTEMPTS):
+        clashes = rows.insert_coupons(connection, batch)
+        if not clashes:
+            return
+        log.warning("campaign.run.coupon_collision campaign=%s codes=%d",
+                    campaign.name, len(clashes))
+        changed = [order[position] for position in sorted(clashes)]
+        for i in changed:
+            redraw(i)
+        for position in clashes:
+            batch[position] = row(order[position])
+        connection.execute(
+            update(Message)
+            .where(Message.id == bindparam("b_id"))
+            .values(
+                subject=bindparam("b_subject"), body=bindparam("b_body"),
+                text_body=bindparam("b_text"), coupon_code=bindparam("b_code"),
+            ),
             [
-                (coupon, int(user_ids[i]), ids[int(user_ids[i])], campaign.name)
-                for i, (_, coupon) in coupons.items()
+                {
+                    "b_id": ids[int(user_ids[i])],
+                    "b_subject": rendered[i].subject,
+                    "b_body": rendered[i].html or rendered[i].text,
+                    "b_text": rendered[i].text,
+                    "b_code": coupons[i].code,
+                }
+                for i in changed
             ],
-            planned_at,
         )
+    raise CampaignError(
+        f"campaign {campaign.name!r}: coupon codes still collide after "
+        f"{RESERVE_ATTEMPTS} draws (is the code generator broken?)"
+    )
 
 
-def _insert_messages(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany (batched multi-row INSERTs) of outbox rows."""
-    if rows:
-        connection.execute(insert(Message), list(rows))
+def _insert_messages(connection: Connection, records: Sequence[dict[str, Any]]) -> None:
+    """One executemany (batched multi-row INSERTs) of outbox rows (test sends)."""
+    if records:
+        connection.execute(insert(Message), list(records))
 
 
 def _public(frame: pd.DataFrame) -> pd.DataFrame:
@@ -707,7 +782,7 @@ def plan_test_send(
         high_value = coupon_tier_values(frame)
         rng = random.Random(f"{test_campaign}/{slot_key(planned_at)}")
         kept: list[PlannedMessage] = []
-        rows: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
         for index, seed in enumerate(seeds):
             medium = "email" if "@" in seed else "sms"
             rule = next((r for r in rules if r.medium == medium), None)
@@ -745,7 +820,7 @@ def plan_test_send(
                     products=[p.view for p in products],
                 )
             )
-            rows.append(
+            records.append(
                 {
                     "run_id": run_id, "user_id": int(user["user_id"]), "campaign": test_campaign,
                     "channel": rule.name, "variant": variant.name, "template": variant.template,
@@ -761,8 +836,8 @@ def plan_test_send(
                     "last_error": None, "created_at": planned_at, "updated_at": planned_at,
                 }
             )
-        _insert_messages(connection, rows)
+        _insert_messages(connection, records)
     return RunReport(
         test_campaign, planned_at, as_of, TEST, run_id=run_id,
-        counts={"queued": len(rows)}, messages=kept,
+        counts={"queued": len(records)}, messages=kept,
     )

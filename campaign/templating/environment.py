@@ -11,7 +11,7 @@ autoescaping for ``.html`` files only, locale-aware filters and hard bounds:
 * ``str.format`` / ``str.format_map`` are refused outright (the family behind the
   public sandbox escapes, CVE-2024-56326 and CVE-2025-27516), as are padding methods
   and filters with absurd widths;
-* the output size is checked while it streams (see :mod:`campaign.templating.render`).
+* the output size is checked while it streams (:meth:`RenderBudget.collect`).
 
 Template names are chosen by configuration, never at run time: the loader accepts
 ``<set>/<locale>/<file>`` and ``_layouts/<file>`` only, and ``{% include %}`` /
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,7 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
-from jinja2 import FileSystemLoader, StrictUndefined, nodes, pass_context
+from jinja2 import FileSystemLoader, StrictUndefined, Template, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateNotFound
 from jinja2.ext import Extension
 from jinja2.runtime import Context
@@ -49,6 +50,8 @@ LAYOUTS_DIR = "_layouts"
 DEFAULT_RENDER_TIMEOUT_SECONDS = 2.0
 DEFAULT_MAX_OUTPUT_BYTES = 500_000
 DEFAULT_MAX_LOOP_ITERATIONS = 10_000
+# Output chunks joined (in C) between two checks of the size and time budget.
+OUTPUT_BATCH = 32
 # Widths beyond this in padding filters/methods and %-formats are refused: no message
 # needs them and they are the cheapest way to allocate gigabytes from one expression.
 MAX_PAD_WIDTH = 1_000
@@ -110,6 +113,53 @@ class RenderBudget:
         self.chunks += 1
         if self.chunks % 32 == 0:
             self.check_time()
+
+    def collect(self, chunks: Iterable[str]) -> str:
+        """Join one template's output stream, charging it against the size and time budget.
+
+        The same limit as :meth:`count_output` (UTF-8 bytes), enforced while the
+        output streams, but cheaply: chunks are taken ``OUTPUT_BATCH`` at a time and
+        joined in C, and a text of n characters takes at most 4n bytes, so bytes are
+        only counted once the characters could exceed what is left. The clock is read
+        after every batch (loops and calls read it too).
+
+        Raises:
+            RenderLimitExceeded: the output grew past ``max_output_bytes`` or the
+                render ran out of time.
+        """
+        stream = iter(chunks)
+        parts: list[str] = []
+        left = self.max_output_bytes - self.output_bytes
+        chars = 0  # characters streamed so far
+        counted = 0  # parts[:counted] are counted exactly ...
+        exact = 0  # ... and take this many bytes
+        sure = left // 4  # up to this many characters fit whatever they are
+        while True:
+            batch = list(islice(stream, OUTPUT_BATCH))
+            if not batch:
+                break
+            piece = "".join(batch)
+            parts.append(piece)
+            self.chunks += len(batch)
+            chars += len(piece)
+            if chars > sure:
+                for part in parts[counted:]:
+                    exact += len(part) if part.isascii() else len(part.encode("utf-8"))
+                counted = len(parts)
+                if exact > left:
+                    self._too_large()
+                sure = chars + (left - exact) // 4
+            self.check_time()
+        text = "".join(parts)
+        self.output_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
+        if self.output_bytes > self.max_output_bytes:  # pragma: no cover - caught above
+            self._too_large()
+        return text
+
+    def _too_large(self) -> None:
+        raise RenderLimitExceeded(
+            f"output is larger than {self.max_output_bytes} bytes (max_output_bytes)"
+        )
 
 
 _budget: ContextVar[RenderBudget | None] = ContextVar("campaign_render_budget", default=None)
@@ -391,6 +441,8 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         self.max_loop_iterations = DEFAULT_MAX_LOOP_ITERATIONS
         # Template sets and their locale folders, read once per environment (per run).
         self.locale_cache: dict[str, list[str]] = {}
+        # Compiled templates by name; files are read once per environment (per run).
+        self.compiled: dict[str, Template] = {}
         self.binop_table["*"] = _repeat
         self.binop_table["**"] = _power
         self.binop_table["%"] = _modulo
@@ -403,6 +455,17 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
             max_output_bytes=self.max_output_bytes,
             max_loop_iterations=self.max_loop_iterations,
         )
+
+    def template(self, name: str) -> Template:
+        """``get_template(name)``, compiled once per environment and then reused.
+
+        Raises:
+            TemplateNotFound, TemplateSyntaxError: as ``get_template``.
+        """
+        compiled = self.compiled.get(name)
+        if compiled is None:
+            compiled = self.compiled[name] = self.get_template(name)
+        return compiled
 
     def locales_of(self, template_set: str) -> list[str]:
         """Locale folders of ``template_set`` (cached); empty when the set does not exist."""

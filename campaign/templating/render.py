@@ -157,7 +157,7 @@ def load_template(env: CampaignEnvironment, name: str) -> Template:
         TemplateError: missing file or a syntax error, with file and line.
     """
     try:
-        return env.get_template(name)
+        return env.template(name)
     except (TemplateSyntaxError, TemplateNotFound, SecurityError) as exc:
         raise translate_error(env, name, exc, None) from None
 
@@ -175,17 +175,20 @@ def render_template(
     """
     template = load_template(env, name)
     budget = budget or env.new_budget()
-    parts: list[str] = []
     try:
         with budget_scope(budget):
-            for chunk in template.generate(context):
-                budget.count_output(chunk)
-                parts.append(chunk)
+            try:
+                # What Template.generate does, minus a generator layer and a dict copy;
+                # the budget checks the stream while it grows.
+                return budget.collect(template.root_render_func(template.new_context(context)))
+            except Exception:
+                # Re-raised with a traceback in template lines (file:line for the error).
+                env.handle_exception()
     except TemplateError:
         raise
     except Exception as exc:  # every template failure is the marketer's to fix
         raise translate_error(env, name, exc, context) from None
-    return "".join(parts)
+    raise AssertionError("unreachable")  # pragma: no cover - handle_exception raises
 
 
 def render_message(
@@ -197,13 +200,17 @@ def render_message(
     *,
     default_locale: str | None = None,
     budget: RenderBudget | None = None,
+    context_checked: bool = False,
 ) -> Rendered:
     """Render the ``medium`` message of ``template_set`` for ``locale`` (pure given files).
 
     The locale folder is chosen by :func:`pick_locale` (exact, same language, then
     ``default_locale``); ``context`` must be plain data (see
     :mod:`campaign.templating.context`) and its ``locale`` is set to the folder used.
-    The subject is stripped and must be one non-empty line.
+    ``context_checked`` says the caller has already passed every value of
+    ``context`` through :func:`~campaign.templating.context.check_plain` (a run
+    checks its shared parts, such as product views and the shop, once rather than in
+    every message). The subject is stripped and must be one non-empty line.
 
     Raises:
         TemplateError: unknown set or locale, a non-plain context, or any template error.
@@ -216,10 +223,11 @@ def render_message(
         raise TemplateError(display_name(env, template_set), f"no templates for locale {locale!r}")
     data = dict(context)
     data["locale"] = folder
-    try:
-        check_plain(data)
-    except TypeError as exc:
-        raise TemplateError(display_name(env, template_set), str(exc)) from None
+    if not context_checked:
+        try:
+            check_plain(data)
+        except TypeError as exc:
+            raise TemplateError(display_name(env, template_set), str(exc)) from None
     budget = budget or env.new_budget()
     prefix = f"{template_set}/{folder}"
     if medium == "sms":
