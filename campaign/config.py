@@ -390,8 +390,9 @@ class CampaignConfig(_Section):
 class ClockConfig(_Section):
     """Pins the default as-of time of one-shot commands (demos, replays, audits).
 
-    Only commands that take ``--as-of`` use it; the daemon, the sender and the webhook
-    server always run on the real clock.
+    Commands that take ``--as-of`` default to it, and a manual ``campaign run`` or
+    ``preview`` then also happens at that time (message times, coupon expiry). The
+    daemon, the sender and the webhook server always run on the real clock.
     """
 
     as_of: datetime | None = None

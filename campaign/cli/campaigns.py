@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -32,10 +32,6 @@ def _times(
     when = parse_when(as_of, "--as-of") or default_as_of
     slot_at = parse_when(slot, "--slot") or when.replace(hour=0, minute=0, second=0, microsecond=0)
     return when, slot_at
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _counts_table(report: RunReport) -> Table:
@@ -74,7 +70,7 @@ def run_command(
     if test_to is not None:
         seeds = parse_seed_list(test_to.read_text(encoding="utf-8"), str(test_to))
         report = plan_test_send(
-            app_state.engine(), config, campaign, seeds, as_of=when, now=_now
+            app_state.engine(), config, campaign, seeds, as_of=when, now=app_state.default_as_of
         )
         console.print(f"test send of {campaign}: {len(report.messages)} message(s) queued")
         for message in report.messages:
@@ -91,7 +87,7 @@ def run_command(
         with progress_bar(f"planning {campaign}", None) as advance:
             report = plan_run(
                 engine, config, campaign, as_of=when, slot=slot_at, dry_run=dry_run,
-                progress=advance, now=_now,
+                progress=advance, now=app_state.default_as_of,
             )
     finally:
         if dry_run:
@@ -127,7 +123,8 @@ def preview_command(
     try:
         require_current(engine)
         report = preview_run(
-            engine, config, campaign, as_of=when, slot=slot_at, limit=limit, user=user, now=_now
+            engine, config, campaign, as_of=when, slot=slot_at, limit=limit, user=user,
+            now=state(ctx).default_as_of,
         )
     finally:
         engine.dispose()
