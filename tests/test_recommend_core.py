@@ -418,3 +418,34 @@ def test_a_capped_top_k_still_fills_k_from_other_categories() -> None:
     assert len(chosen.cols) == 10
     assert chosen.cols.tolist() == [0, 1, *range(80, 88)]
     assert n_items == values.size
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 12), cap=st.integers(1, 3))
+def test_sparse_capped_top_k_is_the_greedy_capped_ranking_of_the_whole_row(
+    seed: int, k: int, cap: int
+) -> None:
+    # Rows longer than the first-pass width, crowded into few categories.
+    rng = np.random.default_rng(seed)
+    n_rows, n_items = 4, 200
+    categories = rng.choice([-1, 0, 1, 2, 3, 4], n_items, p=[0.05, 0.6, 0.2, 0.1, 0.03, 0.02])
+    values = np.round(rng.random((n_rows, n_items)), 2).astype(np.float32)
+    values[rng.random((n_rows, n_items)) < 0.3] = 0.0
+    chosen = top_k_sparse(
+        sparse.csr_matrix(values), k, categories=categories, max_per_category=cap
+    )
+    for row in range(n_rows):
+        order = np.lexsort((np.arange(n_items), -values[row]))
+        expected: list[int] = []
+        used: dict[int, int] = {}
+        for item in order:
+            if values[row, item] <= 0 or len(expected) == k:
+                continue
+            code = int(categories[item])
+            if code >= 0 and used.get(code, 0) >= cap:
+                continue
+            used[code] = used.get(code, 0) + 1
+            expected.append(int(item))
+        mine = chosen.cols[chosen.rows == row]
+        assert mine.tolist() == expected
+        assert chosen.ranks[chosen.rows == row].tolist() == list(range(1, len(expected) + 1))

@@ -1,13 +1,14 @@
 """The hybrid recommender: blend, filters, diversity and reasons (pure).
 
-For user u and item j (``x̂_u`` is the user's feedback row scaled to sum 1, so both
-similarity scores are weighted averages of cosines in [0, 1]):
+For user u and item j (``p_u`` is the user's feedback row with every entry raised to
+``profile_power`` and scaled to sum 1, so both similarity scores are weighted
+averages of cosines in [0, 1]):
 
-    cf      = x̂_u @ S_cf[:, j]                 item-item collaborative filtering
-    content = x̂_u @ S_content[:, j]            attribute similarity
+    cf      = p_u @ S_cf[:, j]                 item-item collaborative filtering
+    content = p_u @ S_content[:, j]            attribute similarity
     w       = (1 - content_weight) * a_u * c_j  a_u = n_u / (n_u + user_history_half)
                                                 c_j = m_j / (m_j + item_history_half)
-    blend   = w * cf + (1 - w) * content
+    blend   = (w * cf + (1 - w) * content) / max_j(...)    per user, so the best is 1
     score   = blend + popularity_weight * pop(u, j) + buy_again_weight * buy_again(u, j)
 
 ``n_u`` is the number of distinct products the user touched and ``m_j`` the number of
@@ -16,10 +17,14 @@ little history. ``pop(u, j)`` is the item's popularity boosted inside the user's
 favourite categories: the cold-start fallback (popular in the user's categories, then
 popular everywhere). ``buy_again`` is only added where repurchases are allowed.
 
-Because ``c_j`` multiplies both sides, the blend is computed as two sparse products
-``x̂ @ S_content + a'_u * (x̂ @ Δ)`` with ``Δ = (S_cf - S_content) · diag(c_j)``
-precomputed at fit time; scoring a block of users is then two sparse products, one
-dense conversion and a top-k.
+Every component lives in [0, 1] per user before the weights apply. Raw cosine levels
+shrink as the catalogue grows while popularity does not, so without the per-user
+scaling the prior's weight would silently change with the shop's size.
+
+Scoring a block of users is sparse all the way: two sparse products (CF, content),
+the union with the popularity candidates (top items of the user's categories and of
+the shop), filters that drop entries, and a top-k by linear passes
+(:func:`campaign.recommend.ranking.top_k_sparse`). Nothing users × items is dense.
 """
 
 from __future__ import annotations
@@ -103,16 +108,23 @@ class HybridRecommender:
         content_weight: content share of the blend for warm users and items.
         user_history_half: distinct products at which a user's CF confidence is 1/2.
         item_history_half: users at which an item's CF confidence is 1/2.
-        popularity_weight: weight of the popularity prior (the cold-start fallback).
+        popularity_weight: weight of the popularity prior (the cold-start fallback),
+            against a per-user blend whose best item scores 1.
         category_share: share of the popularity prior that comes from the user's
             category affinity.
-        buy_again_weight: weight of the user's own purchases when repurchase is allowed.
+        buy_again_weight: weight of the user's own purchases when repurchase is allowed
+            (the default 100 puts bought items first, ordered by buy-again strength
+            with the blend breaking ties: what wins on real basket data).
         repeat_share: how much the buy-again part favours items people re-buy.
         frequency_share: weight of lifetime purchase counts beside recency-decayed ones.
         max_per_category: diversity cap per category in one top-k (None: no cap).
         chunk_size: users scored per dense block.
         field_weights: content attribute weights (see :mod:`campaign.recommend.content`).
         n_jobs: threads ranking user blocks (None: 1; -1: one per core).
+        profile_power: exponent applied to each feedback entry before a user's history
+            is scaled to sum 1 (1: as decayed and weighted; 0: every touched product
+            counts the same). 0.25 keeps the order of event weights and recency
+            while stopping one heavily viewed product from drowning the others.
 
     Fitted attributes:
         itemcf_, content_, popularity_, buy_again_: the component models.

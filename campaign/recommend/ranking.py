@@ -130,6 +130,23 @@ def _select(
 # -- sparse selection ---------------------------------------------------------------
 
 _BINS = 256
+# Per-(row, category) selection: histogram bins per group, and the largest dense
+# (row, category) table it may use before falling back to sorting.
+_GROUP_BINS = 16
+_GROUP_TABLE_CELLS = 16_000_000
+
+
+def best_first(major: np.ndarray, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Order sorting by ``major`` ascending, then ``values`` descending, then ``cols``.
+
+    ``values`` must be positive and finite, ``major`` below 2**32. Two integer sorts
+    (the bit pattern of a positive float32 orders like its value) instead of a
+    three-key ``lexsort``, which is several times slower.
+    """
+    by_col = np.argsort(cols)
+    bits = values.astype(np.float32)[by_col].view(np.int32).astype(np.int64)
+    key = (major[by_col].astype(np.int64) << 31) | (np.int64(0x7FFFFFFF) - bits)
+    return by_col[np.argsort(key, kind="stable")]
 
 
 def csr_row_index(matrix: sparse.csr_matrix) -> np.ndarray:
@@ -139,12 +156,13 @@ def csr_row_index(matrix: sparse.csr_matrix) -> np.ndarray:
 
 
 def row_top_entries(
-    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int, *, presorted: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` largest positive, finite entries of each row, without densifying.
 
-    ``rows`` must be sorted (CSR order). Rows with more than ``k`` entries are first
-    cut with a per-row histogram of their values (256 bins between the row's minimum
+    ``rows`` must be sorted (CSR order) unless ``presorted`` is false (then the
+    entries are sorted first: meant for small inputs). Rows with more than ``k`` entries are first
+    cut with a per-row histogram of their values (up to 256 bins between the row's minimum
     and maximum; everything below the bin holding the k-th largest value goes), so
     the exact sort only sees about ``k`` entries per row: two linear passes and a
     small sort instead of a partition of every cell.
@@ -159,23 +177,29 @@ def row_top_entries(
         rows, cols, values = rows[keep], cols[keep], values[keep]
     if k <= 0 or rows.size == 0:
         return rows[:0], cols[:0], values[:0]
+    if not presorted:
+        order = np.argsort(rows, kind="stable")
+        rows, cols, values = rows[order], cols[order], values[order]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     sizes = np.diff(np.r_[starts, rows.size])
     if sizes.max() > k:
+        # Many small rows (per-category passes) get fewer bins: the histogram stays
+        # about as large as the data.
+        n_bins = int(np.clip(rows.size // starts.size, 8, _BINS))
         group = np.repeat(np.arange(starts.size, dtype=np.int32), sizes)
         low = np.minimum.reduceat(values, starts).astype(np.float32)
         high = np.maximum.reduceat(values, starts).astype(np.float32)
-        scale = np.float32(_BINS - 1) / np.where(high > low, high - low, 1.0).astype(np.float32)
+        scale = np.float32(n_bins - 1) / np.where(high > low, high - low, 1.0).astype(np.float32)
         scaled = (values.astype(np.float32, copy=False) - low[group]) * scale[group]
-        bins = np.minimum(scaled.astype(np.int32), _BINS - 1)
-        histogram = np.bincount(group * _BINS + bins, minlength=starts.size * _BINS)
-        from_top = np.cumsum(histogram.reshape(starts.size, _BINS)[:, ::-1], axis=1)
+        bins = np.minimum(scaled.astype(np.int32), n_bins - 1)
+        histogram = np.bincount(group * n_bins + bins, minlength=starts.size * n_bins)
+        from_top = np.cumsum(histogram.reshape(starts.size, n_bins)[:, ::-1], axis=1)
         # The highest bin whose cumulative count (from the top) reaches k.
-        threshold = (_BINS - 1 - np.argmax(from_top >= k, axis=1)).astype(np.int32)
+        threshold = (n_bins - 1 - np.argmax(from_top >= k, axis=1)).astype(np.int32)
         threshold[sizes <= k] = 0
         survive = bins >= threshold[group]
         rows, cols, values = rows[survive], cols[survive], values[survive]
-    order = np.lexsort((cols, -values, rows))
+    order = best_first(rows, values, cols)
     rows, cols, values = rows[order], cols[order], values[order]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     position = np.arange(rows.size) - np.repeat(starts, np.diff(np.r_[starts, rows.size]))
@@ -203,62 +227,103 @@ def top_k_sparse(
 ) -> TopK:
     """:func:`top_k` over the stored entries of a sparse score block.
 
-    Cells that are not stored count as not recommendable (score 0). With a category
-    cap, rows left short of ``k`` after their best ``max(5k, k + 50)`` entries are
-    ranked again over more of their entries (x4 each round), so a user whose best
-    items crowd into two categories still gets ``k`` items when other categories have
-    candidates.
+    Cells that are not stored count as not recommendable (score 0). The category cap
+    is applied over the whole row, not just its best few cells: the result is the
+    greedy capped ranking (best first, skipping items of full categories; items
+    without a category, -1, are never capped): the best ``max_per_category`` entries
+    of every (row, category), then the best ``k`` of those per row, in linear passes.
     """
     scores = sparse.csr_matrix(scores)
-    capped = categories is not None and max_per_category is not None
     n_rows = scores.shape[0]
     if n_rows == 0 or k <= 0 or scores.nnz == 0:
         empty = np.zeros(0, dtype=np.int64)
         return TopK(empty, empty, np.zeros(0, dtype=np.float32), empty)
-    cats = categories if capped else None
-    width = max(5 * k, k + 50) if capped else k
-    chosen = _top_k_entries(scores, k, width, cats, max_per_category)
-    sizes = np.diff(scores.indptr)
-    while capped:
-        got = np.bincount(chosen.rows, minlength=n_rows)
-        short = np.flatnonzero((got < k) & (sizes > width))
-        if short.size == 0:
-            break
-        width *= 4
-        again = _top_k_entries(scores[short], k, width, cats, max_per_category)
-        redo = np.isin(chosen.rows, short)
-        rows = np.r_[chosen.rows[~redo], short[again.rows]]
-        order = np.lexsort((np.r_[chosen.ranks[~redo], again.ranks], rows))
-        chosen = TopK(
-            rows=rows[order],
-            cols=np.r_[chosen.cols[~redo], again.cols][order],
-            scores=np.r_[chosen.scores[~redo], again.scores][order],
-            ranks=np.r_[chosen.ranks[~redo], again.ranks][order],
+    rows = csr_row_index(scores)
+    cols = scores.indices.astype(np.int64)
+    capped = categories is not None and max_per_category is not None
+    if not capped or bool((np.asarray(categories) < 0).all()):
+        return _ranked(*row_top_entries(rows, cols, scores.data, k))
+    assert categories is not None and max_per_category is not None
+    codes_all = np.asarray(categories, dtype=np.int64)
+    n_codes = int(codes_all.max()) + 1
+    if n_rows * n_codes * _GROUP_BINS > _GROUP_TABLE_CELLS:
+        # Too many categories for a dense (row, category) table: sort-based path.
+        return _ranked(*_capped_rows(scores, k, codes_all, max_per_category))
+    values = scores.data
+    positive = values > 0
+    if not positive.all():
+        rows, cols, values = rows[positive], cols[positive], values[positive]
+    codes = codes_all[cols]
+    empty = np.zeros(0, dtype=np.int64)
+    loose_rows, loose_cols, loose_values = empty, empty, np.zeros(0, dtype=values.dtype)
+    if (codes_all < 0).any():
+        loose = codes < 0
+        # Uncategorised items are never capped: their best k per row go straight on.
+        loose_rows, loose_cols, loose_values = row_top_entries(
+            rows[loose], cols[loose], values[loose], k
         )
-    return chosen
-
-
-def _top_k_entries(
-    scores: sparse.csr_matrix,
-    k: int,
-    width: int,
-    categories: np.ndarray | None,
-    max_per_category: int | None,
-) -> TopK:
-    """The best ``width`` entries per row laid out as rows × width, then :func:`_select`."""
-    n_rows = scores.shape[0]
-    rows, cols, values = row_top_entries(
-        csr_row_index(scores), scores.indices.astype(np.int64), scores.data, width
+        rows, cols, values, codes = rows[~loose], cols[~loose], values[~loose], codes[~loose]
+    # Best max_per_category of every (row, category), without sorting the block: a
+    # dense table of group maxima, a 16-bin histogram per group relative to its
+    # maximum, and an exact sort of the few entries at or above each group's cut.
+    group = rows * n_codes + codes
+    top = np.zeros(n_rows * n_codes, dtype=np.float32)
+    np.maximum.at(top, group, values)
+    bins = np.minimum(
+        (values / top[group] * _GROUP_BINS).astype(np.int32), _GROUP_BINS - 1
     )
-    # Lay the (already sorted) survivors out as rows × width, padded with -inf.
-    starts = np.searchsorted(rows, np.arange(n_rows))
-    slot = np.arange(rows.size) - starts[rows]
-    width = int(slot.max()) + 1 if slot.size else 1
-    candidates = np.zeros((n_rows, width), dtype=np.int64)
-    block = np.full((n_rows, width), -np.inf, dtype=np.float32)
-    candidates[rows, slot] = cols
-    block[rows, slot] = values
-    return _select(candidates, block, k, categories, max_per_category)
+    histogram = np.bincount(group * _GROUP_BINS + bins, minlength=top.size * _GROUP_BINS)
+    from_top = np.cumsum(histogram.reshape(top.size, _GROUP_BINS)[:, ::-1], axis=1)
+    threshold = (_GROUP_BINS - 1 - np.argmax(from_top >= max_per_category, axis=1))
+    threshold[from_top[:, -1] <= max_per_category] = 0
+    survive = bins >= threshold[group]
+    group, cols, values = group[survive], cols[survive], values[survive]
+    order = best_first(group, values, cols)
+    group, cols, values = group[order], cols[order], values[order]
+    starts = np.searchsorted(group, group, side="left")
+    within = np.arange(group.size) - starts < max_per_category
+    rows = np.r_[group[within] // n_codes, loose_rows]
+    cols = np.r_[cols[within], loose_cols]
+    values = np.r_[values[within], loose_values]
+    return _ranked(*row_top_entries(rows, cols, values, k, presorted=False))
+
+
+def _ranked(rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> TopK:
+    """Entries sorted by row then rank as a :class:`TopK` (ranks from 1)."""
+    starts = np.searchsorted(rows, rows, side="left")
+    return TopK(
+        rows=rows.astype(np.int64),
+        cols=cols.astype(np.int64),
+        scores=values.astype(np.float32),
+        ranks=(np.arange(rows.size) - starts + 1).astype(np.int64),
+    )
+
+
+def _capped_rows(
+    scores: sparse.csr_matrix, k: int, categories: np.ndarray, max_per_category: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy capped top-k of every row over all its entries, in two linear passes:
+    the best ``max_per_category`` of every (row, category), then the best ``k``."""
+    codes = np.asarray(categories, dtype=np.int64)
+    # Every uncategorised item is a group of its own, so it is never capped.
+    loose = codes < 0
+    group = codes.copy()
+    group[loose] = int(codes.max(initial=-1)) + 1 + np.arange(int(loose.sum()))
+    n_groups = int(group.max(initial=-1)) + 1
+    # Renumber columns in group order so that sorting a row's indices groups its
+    # entries by category, which the per-group selection needs.
+    order = np.argsort(group, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    grouped = sparse.csr_matrix(
+        (scores.data, position[scores.indices], scores.indptr.copy()), shape=scores.shape
+    )
+    grouped.has_sorted_indices = False
+    grouped.sort_indices()
+    cols = order[grouped.indices]
+    keys = csr_row_index(grouped) * n_groups + group[cols]
+    keys, cols, values = row_top_entries(keys, cols, grouped.data, max_per_category)
+    return row_top_entries(keys // n_groups, cols, values, k)
 
 
 def drop_filtered(
