@@ -174,3 +174,33 @@ def test_expiry() -> None:
     assert policy.is_expired(now, now)
     assert not policy.is_expired(now, now + timedelta(seconds=1))
     assert not policy.is_expired(now, None)
+
+
+MEDIA = {"hook": "email", "grid": "email", "text": "sms"}
+sent_counts = st.dictionaries(st.sampled_from(["hook", "grid", "text", "gone"]), st.integers(0, 4))
+
+
+@settings(max_examples=200)
+@given(sent=sent_counts, cap=st.integers(1, 4), channel=st.sampled_from(["hook", "grid", "text"]))
+def test_a_medium_cap_counts_every_channel_of_that_medium(
+    sent: dict[str, int], cap: int, channel: str
+) -> None:
+    medium = MEDIA[channel]
+    same_medium = sum(n for name, n in sent.items() if MEDIA.get(name) == medium)
+    capped = policy.is_frequency_capped(channel, medium, sent, {medium: cap}, MEDIA)
+    assert capped == (same_medium >= cap)
+
+
+@settings(max_examples=200)
+@given(sent=sent_counts, cap=st.integers(1, 4))
+def test_a_cap_on_the_channel_name_beats_the_medium_cap_and_counts_that_channel_only(
+    sent: dict[str, int], cap: int
+) -> None:
+    caps = {"hook": cap, "email": 0 if sent.get("grid") else 1}
+    assert policy.is_frequency_capped("hook", "email", sent, caps, MEDIA) == (
+        sent.get("hook", 0) >= cap
+    )
+
+
+def test_a_channel_without_a_matching_cap_is_never_capped() -> None:
+    assert not policy.is_frequency_capped("text", "sms", {"text": 99}, {"email": 1}, MEDIA)

@@ -189,6 +189,53 @@ def test_a_suppressed_address_is_skipped_whoever_it_belongs_to(
     assert report.skipped == Counter({"suppressed": 1})
 
 
+def test_frequency_caps_are_rechecked_at_send_time_against_sent_messages(
+    engine: Engine, sink: HttpSink
+) -> None:
+    clock = Clock()
+    with Session(engine) as session:
+        run = make_run(session)
+        other = make_run(session, campaign="care")
+        users = [make_user(session, i) for i in range(4)]
+        # u0 got another campaign's email yesterday (sent after this one was planned).
+        queue_message(session, other, users[0], status="sent",
+                      sent_at=clock() - timedelta(days=1))
+        # u1's was sent eight days ago: outside the 7-day window.
+        queue_message(session, other, users[1], status="sent",
+                      sent_at=clock() - timedelta(days=8))
+        capped = queue_message(session, run, users[0]).id
+        old_enough = queue_message(session, run, users[1]).id
+        # u2 has two messages due in the same claim: only the first may go.
+        first = queue_message(session, run, users[2]).id
+        second = queue_message(session, other, users[2]).id
+        # A seed-list test send to u3 never counts and is never capped.
+        queue_message(session, other, users[3], status="sent", is_test=True,
+                      address_override="qa@shop.test", sent_at=clock() - timedelta(hours=1),
+                      idempotency_key="test-send-u3")
+        fresh = queue_message(session, run, users[3]).id
+        session.commit()
+    report = drain(engine, sink, clock, frequency_cap={"email": 1}, frequency_window_days=7)
+    found = statuses(engine)
+    assert found[capped][:2] == ("skipped", "frequency_capped")
+    assert found[second][:2] == ("skipped", "frequency_capped")
+    assert [found[i][0] for i in (old_enough, first, fresh)] == ["sent", "sent", "sent"]
+    assert report.skipped == Counter({"frequency_capped": 2})
+    assert len(sink.requests) == 3
+
+
+def test_messages_on_an_uncapped_medium_are_not_rechecked(engine: Engine, sink: HttpSink) -> None:
+    clock = Clock()
+    with Session(engine) as session:
+        run = make_run(session)
+        user = make_user(session, 1)
+        queue_message(session, make_run(session, campaign="care"), user, status="sent",
+                      sent_at=clock() - timedelta(hours=1))
+        again = queue_message(session, run, user).id
+        session.commit()
+    drain(engine, sink, clock, frequency_cap={"sms": 1})
+    assert statuses(engine)[again][0] == "sent"
+
+
 def test_quiet_hours_defer_to_the_recipients_next_morning(engine: Engine, sink: HttpSink) -> None:
     with Session(engine) as session:
         run = make_run(session)

@@ -14,8 +14,8 @@ response ingest own those rows; this module only reads them).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,6 +79,9 @@ class ClaimedMessage:
     consent_sms: bool
     forgotten: bool
     suppressed_channels: frozenset[str]
+    # The user's messages sent within the frequency window, by channel (claims made
+    # with ``sent_since``; test sends and this message itself never count).
+    sent_recently: Mapping[str, int] = field(default_factory=dict)
 
     def address(self, medium: str) -> str | None:
         """Where this message goes: the seed-list override, else the user's own address."""
@@ -98,12 +101,15 @@ def claim_batch(
     now: datetime,
     lease_seconds: float,
     limit: int,
+    sent_since: datetime | None = None,
 ) -> list[ClaimedMessage]:
     """Claim up to ``limit`` due messages for ``owner``; one transaction.
 
     Due means ``queued`` with ``next_attempt_at`` unset or not after ``now``, or
     ``sending`` with an expired lease. Oldest first. Each claimed row's ``attempts`` goes
     up by one, so a message whose sender keeps dying ends up dead rather than looping.
+    With ``sent_since`` each message also carries its user's messages sent since then
+    (``sent_recently``), for the send-time frequency-cap check.
     """
     lease_until = now + timedelta(seconds=lease_seconds)
     with engine.begin() as connection:
@@ -160,7 +166,28 @@ def claim_batch(
             claimed = connection.execute(claim).mappings().all()
         if not claimed:
             return []
-        return _with_recipients(connection, claimed, lease_until, users)
+        return _with_recipients(connection, claimed, lease_until, users, sent_since)
+
+
+def _sent_by_user(
+    connection: Connection, user_ids: Sequence[int], since: datetime
+) -> dict[int, dict[str, int]]:
+    """user id → {channel: messages sent at or after ``since``} (test sends excluded)."""
+    out: dict[int, dict[str, int]] = {}
+    for user_id, channel, n in connection.execute(
+        select(_messages.c.user_id, _messages.c.channel, func.count())
+        .where(
+            in_values(_messages.c.user_id, user_ids, connection),
+            # "|| ''" keeps both planners off the status index (it would walk every
+            # sent row ever) and on the (user_id, ...) one: a few rows per user.
+            _messages.c.status.concat("") == MessageStatus.SENT.value,
+            _messages.c.is_test.is_(False),
+            _messages.c.sent_at >= since,
+        )
+        .group_by(_messages.c.user_id, _messages.c.channel)
+    ):
+        out.setdefault(user_id, {})[channel] = int(n)
+    return out
 
 
 def _with_recipients(
@@ -168,8 +195,10 @@ def _with_recipients(
     rows: Sequence[Any],
     lease_until: datetime,
     users: dict[int, Any] | None = None,
+    sent_since: datetime | None = None,
 ) -> list[ClaimedMessage]:
     user_ids = sorted({row["user_id"] for row in rows})
+    sent = _sent_by_user(connection, user_ids, sent_since) if sent_since is not None else {}
     if users is None:
         users = {
             u["id"]: u
@@ -241,6 +270,7 @@ def _with_recipients(
                 consent_sms=bool(user.get("consent_sms")),
                 forgotten=user.get("forgotten_at") is not None,
                 suppressed_channels=frozenset(channels),
+                sent_recently=sent.get(row["user_id"], {}),
             )
         )
     return out

@@ -8,6 +8,7 @@ generator are arguments, so every rule is testable on its own (see
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
@@ -20,6 +21,7 @@ SKIP_SUPPRESSED = "suppressed"
 SKIP_NO_CONSENT = "no_consent"
 SKIP_NO_ADDRESS = "no_address"
 SKIP_EXPIRED = "expired"
+SKIP_FREQUENCY_CAPPED = "frequency_capped"
 
 
 class Window(Protocol):
@@ -65,6 +67,30 @@ def skip_reason(recipient: Recipient) -> str | None:
     if not consent:
         return SKIP_NO_CONSENT
     return None
+
+
+def is_frequency_capped(
+    channel: str,
+    medium: str,
+    sent_by_channel: Mapping[str, int],
+    caps: Mapping[str, int],
+    media: Mapping[str, str],
+) -> bool:
+    """Would one more message on ``channel`` exceed the recipient's frequency cap?
+
+    ``sent_by_channel`` counts the recipient's messages already sent within the
+    frequency window, by channel name (the sender adds those passed earlier in the same
+    claim). ``caps`` is ``delivery.frequency_cap``: a cap keyed by the channel's name
+    counts that channel only; else a cap keyed by its medium counts every channel of
+    that medium (``media``: channel name → medium) - the planner's rule
+    (``campaign.planner.audience``). No matching key: uncapped.
+    """
+    if channel in caps:
+        return sent_by_channel.get(channel, 0) >= caps[channel]
+    if medium in caps:
+        count = sum(n for name, n in sent_by_channel.items() if media.get(name) == medium)
+        return count >= caps[medium]
+    return False
 
 
 def resolve_timezone(name: str | None, fallback: str) -> ZoneInfo:

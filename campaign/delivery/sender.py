@@ -174,6 +174,7 @@ class _Drainer:
         self.pending: list[Record] = []
         self.inflight = 0
         self._unsubscribe_secret: bytes | None = None
+        self.media = {name: channel.medium for name, channel in config.channels.items()}
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -244,13 +245,19 @@ class _Drainer:
                 self.room.clear()
                 await self.room.wait()
                 continue
+            now = self.now()
             claimed = await self._db(
                 outbox.claim_batch,
                 self.engine,
                 owner=self.owner,
-                now=self.now(),
+                now=now,
                 lease_seconds=self.delivery.lease_seconds,
                 limit=batch_size,
+                sent_since=(
+                    now - timedelta(days=self.delivery.frequency_window_days)
+                    if self.delivery.frequency_cap
+                    else None
+                ),
             )
             if not claimed:
                 if self.once:
@@ -268,10 +275,15 @@ class _Drainer:
     def _dispatch(self, claimed: list[ClaimedMessage]) -> None:
         now = self.now()
         groups: dict[str, list[tuple[ClaimedMessage, OutgoingMessage]]] = {}
+        # Messages of this claim already passed, per user and channel: two messages to
+        # one person in one claim count against the frequency cap together.
+        passed: dict[int, Counter[str]] = {}
         for message in claimed:
-            decision = self._decide(message, now)
+            decision = self._decide(message, now, passed.get(message.user_id))
             if isinstance(decision, OutgoingMessage):
                 groups.setdefault(message.channel, []).append((message, decision))
+                if not message.is_test:
+                    passed.setdefault(message.user_id, Counter())[message.channel] += 1
             else:
                 self._add(decision)
         for name, items in groups.items():
@@ -281,8 +293,17 @@ class _Drainer:
                 self.inflight += len(chunk)
                 self.queue.put_nowait(_Work(name, chunk))
 
-    def _decide(self, message: ClaimedMessage, now: datetime) -> OutgoingMessage | Record:
-        """The send-time re-check of one claimed message."""
+    def _decide(
+        self,
+        message: ClaimedMessage,
+        now: datetime,
+        passed: Mapping[str, int] | None = None,
+    ) -> OutgoingMessage | Record:
+        """The send-time re-check of one claimed message.
+
+        ``passed`` counts, by channel, this user's messages already passed in the same
+        claim (they count against the frequency cap like sent ones).
+        """
         channel_config = self.config.channels.get(message.channel)
         if channel_config is None or message.channel not in self.channels:
             return Dead(message.id, f"channel {message.channel!r} is not configured")
@@ -305,6 +326,8 @@ class _Drainer:
         )
         if reason is not None:
             return Skipped(message.id, reason)
+        if not message.is_test and self._capped(message, medium, passed):
+            return Skipped(message.id, policy.SKIP_FREQUENCY_CAPPED)
         if not message.is_test:
             tz = policy.resolve_timezone(message.timezone, self.config.shop.timezone)
             window = quiet_window(message.channel, channel_config, self.config)
@@ -316,6 +339,17 @@ class _Drainer:
                 return Retry(message.id, allowed_at, refund=True)
         assert address is not None
         return self._outgoing(message, medium, address)
+
+    def _capped(
+        self, message: ClaimedMessage, medium: str, passed: Mapping[str, int] | None
+    ) -> bool:
+        caps = self.delivery.frequency_cap
+        if not caps:
+            return False
+        sent: Mapping[str, int] = message.sent_recently
+        if passed:
+            sent = Counter(sent) + Counter(passed)
+        return policy.is_frequency_capped(message.channel, medium, sent, caps, self.media)
 
     def _outgoing(self, message: ClaimedMessage, medium: str, address: str) -> OutgoingMessage:
         unsubscribe_url = None
