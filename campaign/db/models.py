@@ -350,3 +350,18 @@ class WorkerHeartbeat(Base):
     kind: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class InstallationSecret(Base):
+    """A random key generated once per database, for signing when no secret is configured.
+
+    Unsubscribe links must be unforgeable even in a setup that names no server secret
+    (the demo, a first trial); a key derived from public facts would not be. Every
+    process sharing the database reads the same key, so links stay valid across hosts.
+    """
+
+    __tablename__ = "installation_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,11 +7,15 @@ them to true again), :func:`is_suppressed` is what senders and planners must ask
 from __future__ import annotations
 
 import hashlib
+import secrets
+from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from campaign.db.models import Suppression, User
+from campaign.db.models import InstallationSecret, Suppression, User
 
 ALL_CHANNELS = "all"
 
@@ -45,3 +49,26 @@ def is_suppressed(connection: Connection, user_id: int, channel: str) -> bool:
         .limit(1)
     ).first()
     return found is not None
+
+
+def installation_secret(connection: Connection, name: str) -> bytes:
+    """The database's own random key called ``name``, created on first use.
+
+    Safe under concurrency: the first writer wins and everyone reads its value
+    (``ON CONFLICT DO NOTHING`` on both dialects). Call it inside a transaction
+    (``engine.begin()``) so the new key is committed.
+    """
+    row = connection.execute(
+        select(InstallationSecret.value).where(InstallationSecret.name == name)
+    ).first()
+    if row is None:
+        insert = sqlite_insert if connection.dialect.name == "sqlite" else pg_insert
+        connection.execute(
+            insert(InstallationSecret)
+            .values(name=name, value=secrets.token_hex(32), created_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        row = connection.execute(
+            select(InstallationSecret.value).where(InstallationSecret.name == name)
+        ).one()
+    return bytes.fromhex(row.value)
