@@ -449,3 +449,18 @@ def test_sparse_capped_top_k_is_the_greedy_capped_ranking_of_the_whole_row(
         mine = chosen.cols[chosen.rows == row]
         assert mine.tolist() == expected
         assert chosen.ranks[chosen.rows == row].tolist() == list(range(1, len(expected) + 1))
+
+
+def test_content_neighbours_share_an_attribute_besides_price_and_keep_its_share() -> None:
+    from campaign.recommend.content import ContentSimilarity, product_features
+
+    catalogue = products()
+    similarity = ContentSimilarity(neighbours=9).fit(catalogue).similarity_.toarray()
+    # The toy robot (column 9) shares only a price band with anything.
+    assert similarity[9].max() == 0.0 and similarity[:, 9].max() == 0.0
+    # Linked pairs get the full cosine, price included.
+    features = product_features(catalogue)
+    full = (features @ features.T).toarray()
+    linked = similarity > 0
+    np.testing.assert_allclose(similarity[linked], full[linked], rtol=1e-5)
+    assert similarity[0, 7] > 0  # Trail Runner ~ Trail Runner Pro

@@ -55,8 +55,14 @@ def _tags(value: object) -> list[str]:
 def _tfidf(documents: list[list[str]]) -> sparse.csr_matrix:
     if not any(documents):
         return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
-    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, dtype=np.float32)
-    return sparse.csr_matrix(vectorizer.fit_transform(documents))
+    # A token more than half the catalogue shares ("item", the shop's name) says
+    # nothing about two products and would link every pair.
+    max_df = 0.5 if len(documents) >= 20 else 1.0
+    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, dtype=np.float32, max_df=max_df)
+    try:
+        return sparse.csr_matrix(vectorizer.fit_transform(documents))
+    except ValueError:  # every token was too common
+        return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
 
 
 def _price_bands(prices: pd.Series, n_bands: int) -> sparse.csr_matrix:
@@ -86,7 +92,18 @@ def product_features(
     field_weights: Mapping[str, float] = DEFAULT_FIELD_WEIGHTS,
     price_bands: int = 5,
 ) -> sparse.csr_matrix:
-    """Sparse attribute vectors, one L2-normalised row per product.
+    """Sparse attribute vectors, one L2-normalised row per product (see
+    :func:`feature_blocks`, without the price width)."""
+    return feature_blocks(products, field_weights, price_bands)[0]
+
+
+def feature_blocks(
+    products: pd.DataFrame,
+    field_weights: Mapping[str, float] = DEFAULT_FIELD_WEIGHTS,
+    price_bands: int = 5,
+) -> tuple[sparse.csr_matrix, int]:
+    """Sparse attribute vectors, one L2-normalised row per product, and the number of
+    price-band columns, which come last (0 when price is not used).
 
     Args:
         products: columns ``category``, ``brand``, ``tags`` (list or ``|``-string),
@@ -108,19 +125,28 @@ def product_features(
         "name": _tfidf([_TOKEN.findall(str(v).lower()) if v else [] for v in column("name")]),
         "price": _price_bands(column("price_cents"), price_bands),
     }
-    parts = [
-        normalize(block, norm="l2", axis=1) * np.float32(np.sqrt(field_weights.get(name, 0.0)))
+    used = [
+        (name, block)
         for name, block in blocks.items()
         if block.shape[1] and field_weights.get(name, 0.0) > 0
     ]
-    if not parts:
-        return sparse.csr_matrix((n, 0), dtype=np.float32)
+    if not used:
+        return sparse.csr_matrix((n, 0), dtype=np.float32), 0
+    parts = [
+        normalize(block, norm="l2", axis=1) * np.float32(np.sqrt(field_weights[name]))
+        for name, block in used
+    ]
     stacked = sparse.csr_matrix(sparse.hstack(parts, format="csr"), dtype=np.float32)
-    return sparse.csr_matrix(normalize(stacked, norm="l2", axis=1), dtype=np.float32)
+    out = sparse.csr_matrix(normalize(stacked, norm="l2", axis=1), dtype=np.float32)
+    # The price block is last (dict order).
+    return out, (parts[-1].shape[1] if used[-1][0] == "price" else 0)
 
 
 class ContentSimilarity:
     """Item-item cosine on product attributes, top ``neighbours`` per item kept.
+
+    Only products sharing a category, brand, tag or name token are neighbours; their
+    cosine includes the price bands.
 
     Parameters:
         neighbours: most similar items kept per item.
@@ -148,9 +174,15 @@ class ContentSimilarity:
     def fit(self, products: pd.DataFrame, y: object = None) -> ContentSimilarity:
         """Build attribute vectors and their top-neighbour cosine matrix."""
         weights = DEFAULT_FIELD_WEIGHTS if self.field_weights is None else self.field_weights
-        self.features_ = product_features(products, weights, self.price_bands)
+        features, width = feature_blocks(products, weights, self.price_bands)
+        self.features_ = features
+        # Neighbours must share an attribute besides price: a price band alone links
+        # most of the catalogue (ranking those ties would be arbitrary) and made the
+        # all-pairs product dense. Price still adds its share to linked pairs.
+        linked = features[:, : features.shape[1] - width].tocsr()
+        price = features[:, features.shape[1] - width :].toarray() if width else None
         self.similarity_ = top_neighbours(
-            self.features_, self.features_, self.neighbours, n_jobs=self.n_jobs
+            linked, linked, self.neighbours, n_jobs=self.n_jobs, dense_extra=price
         )
         return self
 

@@ -29,8 +29,12 @@ def top_neighbours(
     *,
     exclude_self: bool = True,
     n_jobs: int | None = None,
+    dense_extra: np.ndarray | None = None,
 ) -> sparse.csr_matrix:
     """Keep the ``neighbours`` largest entries of each row of ``left @ right_t.T``.
+
+    ``dense_extra`` (rows × a few columns) adds ``dense_extra[i] · dense_extra[j]`` to
+    the pairs the sparse product links, and only to them (square products only).
 
     Computed in row blocks of sparse products, each cut to its top entries per row
     with :func:`campaign.recommend.ranking.row_top_entries` (linear passes, no dense
@@ -50,6 +54,11 @@ def top_neighbours(
     def one_block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         stop = min(start + block, n_rows)
         product = sparse.csr_matrix(left[start:stop] @ right)
+        if dense_extra is not None and product.nnz:
+            linked_rows = csr_row_index(product) + start
+            product.data += np.einsum(
+                "ij,ij->i", dense_extra[linked_rows], dense_extra[product.indices]
+            ).astype(np.float32)
         if product.nnz > _DENSE_SHARE * (stop - start) * n_cols and keep < n_cols:
             # Nearly dense (attribute vectors sharing common tokens): a partition of the
             # dense block is cheaper than selecting among millions of stored entries.
