@@ -80,14 +80,18 @@ def labelled_snapshot(
 
 
 def _treated_users(connection: Connection, at: datetime, horizon_days: int) -> pd.Index:
-    """Users sent a (non-test) campaign message in ``(at, at + horizon]``."""
+    """Users sent a (non-test) campaign message in ``(at, at + horizon)``.
+
+    The end is open: a message sent at the very end of the label window cannot have
+    changed a purchase inside it, so its user keeps their label.
+    """
     end = at + timedelta(days=horizon_days)
     statement = (
         select(Message.user_id)
         .where(
             Message.status == MessageStatus.SENT.value,
             Message.sent_at > at,
-            Message.sent_at <= end,
+            Message.sent_at < end,
             or_(Message.is_test.is_(None), Message.is_test.is_(False)),
         )
         .distinct()
