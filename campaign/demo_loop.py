@@ -344,7 +344,7 @@ def _end(context: DemoContext) -> datetime:
 def train_step(context: DemoContext) -> StepSummary:
     """Train the churn model at the demo's as-of date and score every customer (once)."""
     from campaign.churn.scoring import score_and_store
-    from campaign.churn.training import train_churn
+    from campaign.churn.training import BGNBD, RECENCY, train_churn
 
     engine, config = context.engine, context.config
     with engine.connect() as connection:
@@ -368,7 +368,8 @@ def train_step(context: DemoContext) -> StepSummary:
         if report.evaluation is not None:
             lines.append(("forward holdout ROC AUC",
                           f"{report.evaluation.metric():.3f} (recency baseline "
-                          f"{report.evaluation.metric('recency baseline'):.3f})"))
+                          f"{report.evaluation.metric(RECENCY):.3f}, BG/NBD baseline "
+                          f"{report.evaluation.metric(BGNBD):.3f})"))
     if not scored:
         with context.progress("Scoring customers", None):
             scores = score_and_store(engine, config.model, context.as_of)
