@@ -45,7 +45,7 @@ from campaign.recommend.popularity import Popularity
 from campaign.recommend.ranking import (
     TopK,
     csr_row_index,
-    drop_filtered,
+    recent_purchases,
     top_k_sparse,
 )
 
@@ -317,8 +317,12 @@ class HybridRecommender:
         *,
         allow_repurchase: bool,
         candidates: sparse.csr_matrix,
+        blocked: sparse.csr_matrix | None = None,
     ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """Sparse hybrid scores: :meth:`score_block` on the cells that can win.
+
+        Cells stored in ``blocked`` (the already-bought filter) come out as ``-inf``,
+        folded into the same sparse sum rather than searched for afterwards.
 
         The cells are the blend's (items near the user's history), the user's bought
         items (with ``allow_repurchase``) and the popularity fallback from
@@ -346,6 +350,10 @@ class HybridRecommender:
         )
         # A negligible positive value keeps fallback cells stored through the sum.
         reach.data[:] = _STRUCTURAL
+        if blocked is not None and blocked.nnz:
+            barrier = sparse.csr_matrix(blocked, dtype=np.float32, copy=True)
+            barrier.data[:] = -np.inf
+            reach = sparse.csr_matrix(reach + barrier)
         scores = blended + reach
         if allow_repurchase and self.buy_again_weight:
             again = self.buy_again_.score(rows.purchases, rows.purchase_counts)
@@ -384,16 +392,15 @@ class HybridRecommender:
         Returns:
             ``(chosen, blend_top, affinity)`` (see :meth:`score_candidates`).
         """
+        days = block.days_since_purchase
+        if allow_repurchase:
+            days = recent_purchases(days, repurchase_window_days)
         scores, top, affinity = self.score_candidates(
-            block, allow_repurchase=allow_repurchase, candidates=candidates
+            block, allow_repurchase=allow_repurchase, candidates=candidates, blocked=days
         )
-        scores = drop_filtered(
-            scores,
-            block.days_since_purchase,
-            allowed,
-            allow_repurchase=allow_repurchase,
-            repurchase_window_days=repurchase_window_days,
-        )
+        if allowed is not None:
+            # Out of stock or excluded: zero scores are never ranked.
+            scores.data[~allowed[scores.indices]] = 0.0
         chosen = top_k_sparse(
             scores, k, categories=self.category_codes_, max_per_category=self.max_per_category
         )

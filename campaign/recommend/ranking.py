@@ -269,12 +269,12 @@ def top_k_sparse(
     group = rows * n_codes + codes
     top = np.zeros(n_rows * n_codes, dtype=np.float32)
     np.maximum.at(top, group, values)
-    bins = np.minimum(
-        (values / top[group] * _GROUP_BINS).astype(np.int32), _GROUP_BINS - 1
-    )
-    histogram = np.bincount(group * _GROUP_BINS + bins, minlength=top.size * _GROUP_BINS)
-    from_top = np.cumsum(histogram.reshape(top.size, _GROUP_BINS)[:, ::-1], axis=1)
-    threshold = (_GROUP_BINS - 1 - np.argmax(from_top >= max_per_category, axis=1))
+    # 16 bins: more leave fewer entries to sort but cost more in the histogram.
+    n_bins = _GROUP_BINS
+    bins = np.minimum((values / top[group] * n_bins).astype(np.int32), n_bins - 1)
+    histogram = np.bincount(group * n_bins + bins, minlength=top.size * n_bins)
+    from_top = np.cumsum(histogram.reshape(top.size, n_bins)[:, ::-1], axis=1)
+    threshold = n_bins - 1 - np.argmax(from_top >= max_per_category, axis=1)
     threshold[from_top[:, -1] <= max_per_category] = 0
     survive = bins >= threshold[group]
     group, cols, values = group[survive], cols[survive], values[survive]
@@ -347,7 +347,7 @@ def drop_filtered(
     days = sparse.csr_matrix(days_since_purchase)
     if days.nnz:
         if allow_repurchase:
-            days = _recent(days, repurchase_window_days)
+            days = recent_purchases(days, repurchase_window_days)
         days.sort_indices()
         n_items = scores.shape[1]
         blocked = csr_row_index(days) * n_items + days.indices.astype(np.int64)
@@ -358,8 +358,9 @@ def drop_filtered(
     return csr_from_sorted(rows[keep], cols[keep], scores.data[keep], scores.shape)
 
 
-def _recent(days: sparse.csr_matrix, window_days: float) -> sparse.csr_matrix:
-    """The cells of ``days`` (days since purchase + 1) still inside the window."""
+def recent_purchases(days: sparse.csr_matrix, window_days: float) -> sparse.csr_matrix:
+    """The cells of ``days`` (days since the last purchase + 1) still inside the
+    repurchase window: the bought items that stay filtered."""
     rows = csr_row_index(days)
     inside = (days.data - 1.0) < window_days
     return csr_from_sorted(rows[inside], days.indices[inside], days.data[inside], days.shape)
