@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from campaign.cli.common import console, err_console, parse_when, progress_bar, state
-from campaign.db.migrate import require_current
-from campaign.planner.content import validate_campaign_templates
-from campaign.planner.preview import open_read_only, preview_run, write_preview_html
-from campaign.planner.run import (
-    ALREADY_PLANNED,
-    PAUSED,
-    RunReport,
-    parse_seed_list,
-    plan_run,
-    plan_test_send,
-)
+
+if TYPE_CHECKING:
+    from campaign.planner.run import RunReport
 
 
 def _times(
@@ -63,6 +56,17 @@ def run_command(
     ),
 ) -> None:
     """Plan one run of a campaign: every decision goes to the outbox in one transaction."""
+    from campaign.db.migrate import require_current
+    from campaign.planner.content import validate_campaign_templates
+    from campaign.planner.preview import open_read_only
+    from campaign.planner.run import (
+        ALREADY_PLANNED,
+        PAUSED,
+        parse_seed_list,
+        plan_run,
+        plan_test_send,
+    )
+
     app_state = state(ctx)
     config = app_state.config()
     validate_campaign_templates(config)
@@ -116,6 +120,11 @@ def preview_command(
     ),
 ) -> None:
     """Show who would get what and why, with rendered messages; writes and sends nothing."""
+    from campaign.db.migrate import require_current
+    from campaign.planner.content import validate_campaign_templates
+    from campaign.planner.preview import open_read_only, preview_run, write_preview_html
+    from campaign.planner.run import PAUSED
+
     config = state(ctx).config()
     validate_campaign_templates(config)
     when, slot_at = _times(state(ctx).default_as_of(), as_of, None)

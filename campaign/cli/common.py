@@ -8,25 +8,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from sqlalchemy.engine import Engine
 from typer.core import TyperGroup
 
 from campaign.config import Config, load_config
-from campaign.db.engine import make_engine
-from campaign.db.migrate import require_current
 from campaign.errors import CampaignError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+# Every command module imports this one, and `import campaign.cli` imports every
+# command module: keep this module and theirs light (no sqlalchemy, alembic, pandas,
+# scikit-learn... at import time) so `campaign --help` and each command start fast.
+# tests/test_cli_startup.py guards it.
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -53,10 +50,14 @@ class AppState:
 
     def engine(self, *, migrated: bool = True) -> Engine:
         """An engine on the configured database; by default it must be at head."""
+        from campaign.db.engine import make_engine
+
         if self._engine is None:
             config = self.config()
             self._engine = make_engine(config.database_url(), echo=config.database.echo)
         if migrated:
+            from campaign.db.migrate import require_current
+
             require_current(self._engine)
         return self._engine
 
@@ -115,6 +116,15 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     The bar hides itself when stderr is not a terminal, so scripts and tests see no
     control characters.
     """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

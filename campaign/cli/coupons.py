@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from campaign.cli.common import err_console, state
-from campaign.coupons import export_coupons, redeem_from_events
 from campaign.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(
     help="Coupon codes: export for the checkout, redeem from purchases.", no_args_is_help=True
@@ -32,6 +34,8 @@ def _parse_since(value: str | None) -> datetime | None:
 
 
 def _iso(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
     return series.map(lambda v: "" if pd.isna(v) else v.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
@@ -47,6 +51,8 @@ def export_command(
     ``user_id`` is the shop's own id, ``min_order`` a decimal in the shop currency,
     times ISO 8601 UTC; ``redeemed_at`` is empty for unused codes. Read-only.
     """
+    from campaign.coupons import export_coupons
+
     config = state(ctx).config()
     engine = state(ctx).engine()
     with engine.connect() as connection:
@@ -66,6 +72,8 @@ def redeem_command(
     since: str | None = typer.Option(None, "--since", help="Only purchases at or after DATE."),
 ) -> None:
     """Mark coupons redeemed by imported purchase events carrying their code (idempotent)."""
+    from campaign.coupons import redeem_from_events
+
     engine = state(ctx).engine()
     with engine.begin() as connection:
         report = redeem_from_events(connection, since=_parse_since(since))

@@ -100,7 +100,9 @@ def worker_command(
     _run(ctx, "worker", health_port, json_logs)
 
 
-def _switch(ctx: typer.Context, campaign: str | None, all_: bool, paused: bool, reason: str | None) -> None:
+def _switch(
+    ctx: typer.Context, campaign: str | None, all_: bool, paused: bool, reason: str | None
+) -> None:
     from campaign.db.pauses import ALL, set_paused
 
     if (campaign is None) == (not all_):
@@ -149,7 +151,9 @@ def pause_command(
     ctx: typer.Context,
     campaign: str | None = typer.Argument(None, help="Campaign to pause (or --all)."),
     all_: bool = typer.Option(False, "--all", help="Pause every campaign (the pause-all switch)."),
-    reason: str | None = typer.Option(None, "--reason", help="Why, shown by campaign pause/resume."),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why, shown by campaign pause/resume."
+    ),
 ) -> None:
     """Stop a campaign (or all) now: nothing more is planned or claimed for sending.
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from campaign.cli.common import console, state
-from campaign.db.engine import make_engine, mask_url
-from campaign.db.migrate import current_revision, upgrade
 
 app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 
@@ -17,6 +15,9 @@ def upgrade_command(
     url: str | None = typer.Option(None, "--url", help="Database URL; overrides the config."),
 ) -> None:
     """Apply every pending migration (safe to run again; run it first after upgrading)."""
+    from campaign.db.engine import make_engine, mask_url
+    from campaign.db.migrate import current_revision, upgrade
+
     config = state(ctx).config()
     target = url or config.database_url()
     engine = make_engine(target)

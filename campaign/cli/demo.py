@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from campaign.cli.common import console, progress_bar
-from campaign.db.engine import make_engine
-from campaign.demo_steps import (
-    CONFIG_FILE,
-    DemoContext,
-    DemoStep,
-    StepSummary,
-    load_demo_config,
-    prepare_folder,
-    run_steps,
-)
-from campaign.demoshop import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX_USERS
+from campaign.demo_constants import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX_USERS
+
+if TYPE_CHECKING:
+    from campaign.demo_steps import DemoStep, StepSummary
 
 
 def _show(step: DemoStep, summary: StepSummary) -> None:
@@ -53,6 +47,15 @@ def demo_command(
     Safe to run twice: a second run reuses the folder and changes nothing; --fresh
     recreates it. The demo uses its own config.toml, never --config or CAMPAIGN_*.
     """
+    from campaign.db.engine import make_engine
+    from campaign.demo_steps import (
+        CONFIG_FILE,
+        DemoContext,
+        load_demo_config,
+        prepare_folder,
+        run_steps,
+    )
+
     settings, created = prepare_folder(
         directory, users=users, seed=seed, fresh=fresh, default_users=DEFAULT_USERS,
         default_seed=DEFAULT_SEED,

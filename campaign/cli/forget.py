@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import typer
 
 from campaign.cli.common import console, state
-from campaign.responses.forget import forget_user
 
 
 def forget_command(
@@ -20,6 +19,8 @@ def forget_command(
     removed; events and message rows stay for aggregate reports; the addresses stay
     only as hashed suppressions on all channels. Safe to repeat.
     """
+    from campaign.responses.forget import forget_user
+
     engine = state(ctx).engine()
     report = forget_user(engine, user, now=datetime.now(UTC))
     again = " (was already forgotten)" if report.already_forgotten else ""

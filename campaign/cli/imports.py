@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from campaign.cli.common import console, progress_bar, state
-from campaign.ingest import count_rows, import_csv
-from campaign.ingest.readers import Kind
+
+if TYPE_CHECKING:
+    from campaign.ingest.readers import Kind
 
 app = typer.Typer(
     help="Import the shop's users, products, events or responses from CSV (docs/import.md).",
@@ -32,6 +34,8 @@ _REJECTS = typer.Option(
 def _run(
     ctx: typer.Context, kind: Kind, file: Path, skip_invalid: bool, rejects: Path | None
 ) -> None:
+    from campaign.ingest import count_rows, import_csv
+
     if rejects is not None and not skip_invalid:
         raise typer.BadParameter("--rejects needs --skip-invalid", param_hint="--rejects")
     app_state = state(ctx)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from campaign.cli.common import console, parse_when, progress_bar, state
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 evaluate_app = typer.Typer(help="Offline quality checks of the models.", no_args_is_help=True)
 

@@ -6,26 +6,17 @@ import csv
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
 from campaign.cli.common import console, parse_when, progress_bar, state
 from campaign.cli.model import evaluate_app
 from campaign.errors import InputError, NotFound
-from campaign.recommend.data import (
-    active_user_ids,
-    load_events,
-    load_products,
-    newest_event_time,
-    user_external_ids,
-    user_ids_by_external,
-)
-from campaign.recommend.evaluate import SCOPES, evaluate_recommenders
-from campaign.recommend.service import fit_recommender, make_recommender, recommend_with
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CSV_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
 EVALUATION_WINDOW_DAYS = 30
@@ -54,6 +45,12 @@ def recommend_command(
     ),
 ) -> None:
     """Recommend products per user: CSV user_id,rank,product_id,score,reason."""
+    import numpy as np
+    import pandas as pd
+
+    from campaign.recommend.data import active_user_ids, user_external_ids, user_ids_by_external
+    from campaign.recommend.service import fit_recommender, recommend_with
+
     app_state = state(ctx)
     config = app_state.config().recommender
     engine = app_state.engine()
@@ -107,6 +104,10 @@ def evaluate_recommend_command(
     ),
 ) -> None:
     """Offline recommender quality: recall@k, NDCG@k and coverage beside baselines."""
+    from campaign.recommend.data import load_events, load_products, newest_event_time
+    from campaign.recommend.evaluate import SCOPES, evaluate_recommenders
+    from campaign.recommend.service import make_recommender
+
     app_state = state(ctx)
     config = app_state.config().recommender
     engine = app_state.engine()

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from campaign.cli.common import console, parse_when, state
-from campaign.reports.data import (
-    FUNNEL_STEPS,
-    CampaignReport,
-    campaign_report,
-    model_history,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from campaign.reports.data import CampaignReport
 
 
 def _pct(value: float, digits: int = 1) -> str:
@@ -40,6 +39,8 @@ def _p(value: float) -> str:
 
 def funnel_table(funnel: pd.DataFrame) -> Table:
     """The funnel frame as a rich table (counts, with % of planned)."""
+    from campaign.reports.data import FUNNEL_STEPS
+
     table = Table(title="Funnel (treatment group)", title_justify="left")
     table.add_column("campaign")
     table.add_column("variant")
@@ -149,6 +150,8 @@ def report_command(
     ),
 ) -> None:
     """Funnel, uplift vs holdout with 95% CI, churn, money and variants per campaign."""
+    from campaign.reports.data import campaign_report, model_history
+
     app_state = state(ctx)
     config = app_state.config()
     engine = app_state.engine()

@@ -6,13 +6,15 @@ import signal
 import threading
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from campaign.cli.common import console, err_console, progress_bar, state
-from campaign.delivery.outbox import count_by_status, requeue_dead
-from campaign.delivery.sender import DrainReport, drain_outbox
+
+if TYPE_CHECKING:
+    from campaign.delivery.sender import DrainReport
 
 
 def _utcnow() -> datetime:
@@ -38,6 +40,9 @@ def send_command(
     Without --once it keeps polling; the first Ctrl-C or SIGTERM stops claiming and
     lets in-flight sends finish, a second one exits at once.
     """
+    from campaign.delivery.outbox import count_by_status, requeue_dead
+    from campaign.delivery.sender import drain_outbox
+
     app_state = state(ctx)
     config = app_state.config()
     engine = app_state.engine()

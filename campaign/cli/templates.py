@@ -4,31 +4,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlalchemy import select
 
 from campaign.cli.common import console, err_console, state
 from campaign.config import CampaignConfig, Config, OfferConfig
-from campaign.db.models import User
 from campaign.errors import CampaignError, InputError, NotFound, TemplateError
-from campaign.offers import choose_offer
-from campaign.templating.context import build_context, sample_context
-from campaign.templating.environment import (
-    list_template_sets,
-    make_environment,
-    resolve_templates_dir,
-    template_set_exists,
-)
-from campaign.templating.lint import lint_templates, sms_segments
-from campaign.templating.render import Medium, render_message
+
+if TYPE_CHECKING:
+    from campaign.templating.render import Medium
 
 app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
 
 
 def templates_dir(config: Config) -> Path:
     """``[templates] dir`` against the config's folder, else the shipped ``templates/``."""
+    from campaign.templating.environment import resolve_templates_dir
+
     return resolve_templates_dir(config.resolve_path(config.templates.dir))
 
 
@@ -48,6 +41,9 @@ def lint_command(ctx: typer.Context) -> None:
     Prints one line per issue and exits 1 when there is any error (warnings alone
     exit 0).
     """
+    from campaign.templating.environment import list_template_sets
+    from campaign.templating.lint import lint_templates
+
     config = state(ctx).config()
     folder = templates_dir(config)
     issues = lint_templates(
@@ -82,6 +78,12 @@ def _campaign_for(config: Config, name: str) -> tuple[CampaignConfig | None, str
 def _user_context(
     ctx: typer.Context, config: Config, external_id: str, name: str, channel: str
 ) -> tuple[dict[str, Any], str]:
+    from sqlalchemy import select
+
+    from campaign.db.models import User
+    from campaign.offers import choose_offer
+    from campaign.templating.context import build_context
+
     campaign, variant, with_offer = _campaign_for(config, name)
     engine = state(ctx).engine()
     now = datetime.now(UTC)
@@ -164,6 +166,15 @@ def render_command(
     A real user's preview uses their recommendations and a preview coupon that is
     never reserved.
     """
+    from campaign.templating.context import sample_context
+    from campaign.templating.environment import (
+        list_template_sets,
+        make_environment,
+        template_set_exists,
+    )
+    from campaign.templating.lint import sms_segments
+    from campaign.templating.render import render_message
+
     if channel not in ("email", "sms"):
         raise InputError("--channel", f"{channel!r} is not email or sms")
     config = state(ctx).config()

@@ -14,27 +14,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from campaign.demo_constants import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX_USERS
 from campaign.demoshop.activity import PURCHASE, as_frame, first_visit_seconds, simulate
 from campaign.demoshop.catalogue import CATEGORIES, build_catalogue
 from campaign.demoshop.people import PERSONAS, build_population
 from campaign.demoshop.seasons import build_calendar
 from campaign.errors import InputError
 
-DEMO_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 HISTORY_DAYS = 540
 # Simulated beyond the as-of date so the truth knows who bought again (never exported).
 FUTURE_DAYS = 90
-DEFAULT_USERS = 3000
-DEFAULT_SEED = 7
 DEFAULT_PRODUCTS = 480
-MAX_USERS = 1_000_000
 
 USER_COLUMNS = ("user_id", "email", "phone", "name", "locale", "timezone", "consent_email",
                 "consent_sms", "created_at")

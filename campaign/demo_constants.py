@@ -1,0 +1,15 @@
+"""The demo shop's fixed knobs, apart from its generator.
+
+A light module (stdlib only) so ``campaign demo``'s options and help can name the
+defaults without importing numpy and pandas; :mod:`campaign.demoshop` re-exports them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+# The simulated history ends here; the demo's clock is pinned to it.
+DEMO_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+DEFAULT_USERS = 3000
+DEFAULT_SEED = 7
+MAX_USERS = 1_000_000
