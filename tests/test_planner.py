@@ -28,7 +28,7 @@ from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
 from campaign.planner.audience import address_hash
-from campaign.planner.content import draw_code, validate_campaign_templates
+from campaign.planner.content import Pick, Renderer, draw_code, validate_campaign_templates
 from campaign.planner.links import unsubscribe_secret, verify_unsubscribe_token
 from campaign.planner.run import (
     ALREADY_PLANNED,
@@ -612,3 +612,22 @@ def test_a_colliding_coupon_code_is_drawn_again_and_the_prefix_is_honoured(
         row = rows[f"k{n}"]
         assert stored[row["coupon_code"]].message_id == row["id"]
         assert stored[row["coupon_code"]].user_id == row["user_id"]
+
+
+def test_the_renderer_still_refuses_values_that_are_not_plain_data(root: Path) -> None:
+    config = make_config(root, "sqlite:///unused.db")
+    renderer = Renderer(config)
+    fine = {"id": "P1", "name": "Mug", "category": "c", "brand": "b", "price_cents": 900,
+            "url": "https://shop.test/p/1", "reason": "popular"}
+    good = Pick(1, "P1", 1, "popular", fine)
+    options: dict[str, Any] = {
+        "template": "t", "medium": "email", "locale": "en", "channel": "email",
+        "campaign": "c", "variant": "v", "coupon": None,
+    }
+    user = {"external_id": "u1", "name": "Ann Lee", "email": "a@x.test", "timezone": "UTC"}
+    assert "Mug" in (renderer.render(user=user, products=[good], **options).html or "")
+    with pytest.raises(TemplateError, match="context.user.timezone: object is not plain"):
+        renderer.render(user={**user, "timezone": object()}, products=[good], **options)
+    sneaky = Pick(2, "P2", 1, "popular", {**fine, "name": object()})
+    with pytest.raises(TemplateError, match=r"context.products\[1\].name: object is not plain"):
+        renderer.render(user=user, products=[good, sneaky], **options)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -194,7 +195,11 @@ def recommend(
     views: dict[tuple[int, str], dict[str, Any]] = {}
     shared: dict[tuple[int, int, str], Pick | None] = {}
     out: dict[int, list[Pick]] = {}
-    picks = picks.sort_values(["user_id", "rank"], kind="stable")
+    users, ranks = picks["user_id"].to_numpy(), picks["rank"].to_numpy()
+    if len(picks) > 1 and not bool(
+        np.all((users[1:] > users[:-1]) | ((users[1:] == users[:-1]) & (ranks[1:] > ranks[:-1])))
+    ):
+        picks = picks.sort_values(["user_id", "rank"], kind="stable")
     # Plain Python values (tolist) and one shared Pick per (product, rank, reason): a
     # 100,000-user run has a million picks but only a few thousand distinct ones.
     for user_id, product_id, rank, reason in zip(
@@ -285,6 +290,7 @@ class Renderer:
         check_plain(self.shop, "context.shop")
         # id → view: holding the view keeps its id from being reused by another object.
         self._plain_views: dict[int, Any] = {}
+        self._isoformats: dict[datetime, str] = {}
         secrets = tuple(s.get_secret_value() for s in config.server.secrets)
         self.secret = unsubscribe_secret(secrets, shop.name, config.database_url())
 
@@ -340,7 +346,7 @@ class Renderer:
                 "code": coupon.code,
                 "percent_off": coupon.percent_off,
                 "min_order_cents": coupon.min_order_cents,
-                "expires_at": coupon.expires_at.isoformat(),
+                "expires_at": self._iso(coupon.expires_at),
                 "valid_days": coupon.valid_days,
             },
             "campaign": {"name": campaign, "variant": variant},
@@ -356,6 +362,13 @@ class Renderer:
             locale, context, default_locale=self.config.shop.default_locale,
             context_checked=True,
         )
+
+    def _iso(self, moment: datetime) -> str:
+        # A run's coupons expire at a handful of distinct times.
+        text = self._isoformats.get(moment)
+        if text is None:
+            text = self._isoformats[moment] = moment.isoformat()
+        return text
 
     def _check_plain(
         self, template: str, context: Mapping[str, Any], views: Sequence[Any]

@@ -51,7 +51,7 @@ DEFAULT_RENDER_TIMEOUT_SECONDS = 2.0
 DEFAULT_MAX_OUTPUT_BYTES = 500_000
 DEFAULT_MAX_LOOP_ITERATIONS = 10_000
 # Output chunks joined (in C) between two checks of the size and time budget.
-OUTPUT_BATCH = 32
+OUTPUT_BATCH = 64
 # Widths beyond this in padding filters/methods and %-formats are refused: no message
 # needs them and they are the cheapest way to allocate gigabytes from one expression.
 MAX_PAD_WIDTH = 1_000
@@ -441,6 +441,8 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         self.max_loop_iterations = DEFAULT_MAX_LOOP_ITERATIONS
         # Template sets and their locale folders, read once per environment (per run).
         self.locale_cache: dict[str, list[str]] = {}
+        # (set, wanted locale, default locale) → the folder pick_locale chose.
+        self.locale_choices: dict[tuple[str, str | None, str | None], str] = {}
         # Compiled templates by name; files are read once per environment (per run).
         self.compiled: dict[str, Template] = {}
         self.binop_table["*"] = _repeat

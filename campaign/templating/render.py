@@ -215,10 +215,15 @@ def render_message(
     Raises:
         TemplateError: unknown set or locale, a non-plain context, or any template error.
     """
-    locales = env.locales_of(template_set)
-    if not locales:
-        raise TemplateError(display_name(env, template_set), "no such template set")
-    folder = pick_locale(locales, locale, default_locale)
+    choice = (template_set, locale, default_locale)
+    folder = env.locale_choices.get(choice)
+    if folder is None:
+        locales = env.locales_of(template_set)
+        if not locales:
+            raise TemplateError(display_name(env, template_set), "no such template set")
+        folder = pick_locale(locales, locale, default_locale)
+        if folder is not None:
+            env.locale_choices[choice] = folder
     if folder is None:
         raise TemplateError(display_name(env, template_set), f"no templates for locale {locale!r}")
     data = dict(context)
