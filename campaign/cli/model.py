@@ -53,7 +53,7 @@ def evaluate_churn_command(
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
 ) -> None:
-    """Train on T-2h, score T-h, compare with (T-h, T]: tree beside the recency baseline."""
+    """Train on T-2h, score T-h, compare with (T-h, T]: tree beside recency and BG/NBD."""
     from campaign.churn.training import evaluate_churn
 
     app_state = state(ctx)
