@@ -236,6 +236,23 @@ def test_messages_on_an_uncapped_medium_are_not_rechecked(engine: Engine, sink: 
     assert statuses(engine)[again][0] == "sent"
 
 
+def test_a_batch_channel_fills_its_requests_beyond_the_claim_batch_size(
+    engine: Engine, sink: HttpSink
+) -> None:
+    from campaign.config import ChannelConfig
+    from campaign.delivery.channels.email import parse_payload
+
+    ids = seed(engine, 30, channel="grid")
+    grid = ChannelConfig(
+        kind="sendgrid", url=sink.url + "/v3/mail/send", batch_size=30, rate_per_second=1000
+    )
+    config = delivery_config({"grid": grid}, batch_size=10)
+    report = drain_outbox(engine, config, once=True, now=Clock(), rng=random.Random(0))
+    assert report.sent == 30 and report.requests == 1
+    [request] = sink.requests
+    assert sorted(int(p["custom_args"]["message_id"]) for p in parse_payload(request.json())) == ids
+
+
 def test_quiet_hours_defer_to_the_recipients_next_morning(engine: Engine, sink: HttpSink) -> None:
     with Session(engine) as session:
         run = make_run(session)

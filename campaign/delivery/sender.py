@@ -205,6 +205,11 @@ class _Drainer:
         if self.wrap_channel is not None:
             # campaign.daemon: per-send metrics and the cross-worker rate limit.
             self.channels = {n: self.wrap_channel(n, c) for n, c in self.channels.items()}
+        # A claim can fill the largest provider batch: a SendGrid-style channel taking
+        # 1000 recipients per request is not held to delivery.batch_size (default 200).
+        self.claim_size = max(
+            [self.delivery.batch_size, *(c.max_batch for c in self.channels.values())]
+        )
         self.buckets = {
             name: TokenBucket(cfg.rate_per_second) for name, cfg in self.config.channels.items()
         }
@@ -237,7 +242,7 @@ class _Drainer:
     # -- producer -------------------------------------------------------------------
 
     async def _produce(self) -> None:
-        batch_size = self.delivery.batch_size
+        batch_size = self.claim_size
         while not self.stop.is_set():
             if self.inflight >= batch_size:
                 # Keep at most about two batches claimed: claimed work ages toward its
@@ -392,7 +397,7 @@ class _Drainer:
                 await self._send(work, lane)
             finally:
                 self.inflight -= len(work.messages)
-                if self.inflight < self.delivery.batch_size:
+                if self.inflight < self.claim_size:
                     self.room.set()
                 self.queue.task_done()
 
