@@ -168,22 +168,30 @@ def render_template(
     context: Mapping[str, Any],
     budget: RenderBudget | None = None,
 ) -> str:
-    """Render one template file under ``budget`` (time, loop and output limits).
+    """Render one template file under ``budget`` (time, loop and output limits), armed
+    afresh for this file.
 
     Raises:
         TemplateError: anything the template does wrong, with file and line.
     """
-    template = load_template(env, name)
     budget = budget or env.new_budget()
+    with budget_scope(budget):
+        return _render_file(env, name, context, budget)
+
+
+def _render_file(
+    env: CampaignEnvironment, name: str, context: Mapping[str, Any], budget: RenderBudget
+) -> str:
+    """Render one file under the budget armed by the caller (see :func:`budget_scope`)."""
+    template = load_template(env, name)
     try:
-        with budget_scope(budget):
-            try:
-                # What Template.generate does, minus a generator layer and a dict copy;
-                # the budget checks the stream while it grows.
-                return budget.collect(template.root_render_func(template.new_context(context)))
-            except Exception:
-                # Re-raised with a traceback in template lines (file:line for the error).
-                env.handle_exception()
+        try:
+            # What Template.generate does, minus a generator layer and a dict copy;
+            # the budget checks the stream while it grows.
+            return budget.collect(template.root_render_func(template.new_context(context)))
+        except Exception:
+            # Re-raised with a traceback in template lines (file:line for the error).
+            env.handle_exception()
     except TemplateError:
         raise
     except Exception as exc:  # every template failure is the marketer's to fix
@@ -207,7 +215,8 @@ def render_message(
     The locale folder is chosen by :func:`pick_locale` (exact, same language, then
     ``default_locale``); ``context`` must be plain data (see
     :mod:`campaign.templating.context`) and its ``locale`` is set to the folder used.
-    ``context_checked`` says the caller has already passed every value of
+    ``budget`` (default: the environment's limits) covers the whole message: the
+    time, loop and output limits apply to all its files together. ``context_checked`` says the caller has already passed every value of
     ``context`` through :func:`~campaign.templating.context.check_plain` (a run
     checks its shared parts, such as product views and the shop, once rather than in
     every message). The subject is stripped and must be one non-empty line.
@@ -233,17 +242,19 @@ def render_message(
             check_plain(data)
         except TypeError as exc:
             raise TemplateError(display_name(env, template_set), str(exc)) from None
+    if medium not in FILES:
+        raise TemplateError(display_name(env, template_set), f"unknown medium {medium!r}")
     budget = budget or env.new_budget()
     prefix = f"{template_set}/{folder}"
-    if medium == "sms":
-        text = render_template(env, f"{prefix}/sms.txt", data, budget).strip()
-        return Rendered(subject=None, html=None, text=text)
-    if medium != "email":
-        raise TemplateError(display_name(env, template_set), f"unknown medium {medium!r}")
-    subject_name = f"{prefix}/subject.txt"
-    subject = " ".join(render_template(env, subject_name, data, budget).split())
-    if not subject:
-        raise TemplateError(display_name(env, subject_name), "the subject is empty", 1)
-    html = render_template(env, f"{prefix}/email.html", data, budget)
-    text = render_template(env, f"{prefix}/email.txt", data, budget).strip() + "\n"
+    # One budget for the whole message (all its files): time, loops and output.
+    with budget_scope(budget):
+        if medium == "sms":
+            text = _render_file(env, f"{prefix}/sms.txt", data, budget).strip()
+            return Rendered(subject=None, html=None, text=text)
+        subject_name = f"{prefix}/subject.txt"
+        subject = " ".join(_render_file(env, subject_name, data, budget).split())
+        if not subject:
+            raise TemplateError(display_name(env, subject_name), "the subject is empty", 1)
+        html = _render_file(env, f"{prefix}/email.html", data, budget)
+        text = _render_file(env, f"{prefix}/email.txt", data, budget).strip() + "\n"
     return Rendered(subject=subject, html=html, text=text)
