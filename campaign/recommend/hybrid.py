@@ -73,27 +73,6 @@ def row_max(matrix: sparse.csr_matrix) -> np.ndarray:
     return out
 
 
-def row_argmax(matrix: sparse.csr_matrix) -> np.ndarray:
-    """Column of the largest stored entry of each row (0 for empty rows), vectorised.
-
-    scipy's own ``argmax(axis=1)`` loops over rows in Python, which dominates when
-    explaining a million recommendations.
-    """
-    counts = np.diff(matrix.indptr)
-    out = np.zeros(matrix.shape[0], dtype=np.int64)
-    filled = np.flatnonzero(counts > 0)
-    if filled.size == 0:
-        return out
-    starts = matrix.indptr[:-1][filled]
-    row_max = np.maximum.reduceat(matrix.data, starts)
-    per_entry_max = np.repeat(row_max, counts[filled])
-    positions = np.arange(matrix.data.shape[0])
-    first = np.where(matrix.data >= per_entry_max, positions, positions.size)
-    best = np.minimum.reduceat(first, starts)
-    out[filled] = matrix.indices[best]
-    return out
-
-
 def _aligned_products(products: pd.DataFrame, product_ids: np.ndarray) -> pd.DataFrame:
     frame = products.set_index("product_id") if "product_id" in products else products
     return frame.reindex(pd.Index(product_ids, name="product_id")).reset_index()
@@ -214,8 +193,6 @@ class HybridRecommender:
         self._cf_confident = sparse.csr_matrix(
             self.itemcf_.similarity_ @ confidence, dtype=np.float32
         )
-        self._cf_t = sparse.csr_matrix(self.itemcf_.similarity_.T)
-        self._content_t = sparse.csr_matrix(self.content_.similarity_.T)
         return self
 
     # -- scoring ----------------------------------------------------------------------
@@ -260,13 +237,17 @@ class HybridRecommender:
     def _popular_pairs(
         self, affinity: np.ndarray, rows: np.ndarray, cols: np.ndarray
     ) -> np.ndarray:
-        """Popularity score of (row, item) pairs given the block's dense category affinity."""
-        codes = self.category_codes_[cols]
-        user_affinity = np.zeros(cols.shape[0], dtype=np.float64)
-        has_code = codes >= 0
+        """Popularity score of (row, item) pairs given the block's dense category affinity
+        (float32; one gather per pair, no masks: code -1 reads a column of zeros)."""
+        share = np.float32(self.popularity_.category_share)
+        pop = self.popularity_.popularity_[cols]
+        out = (np.float32(1.0) - share) * pop
         if affinity.shape[1]:
-            user_affinity[has_code] = affinity[rows[has_code], codes[has_code]]
-        return self.popularity_.score_pairs(user_affinity, cols)
+            padded = np.zeros((affinity.shape[0], affinity.shape[1] + 1), dtype=np.float32)
+            padded[:, :-1] = affinity
+            user_affinity = padded[rows, self.category_codes_[cols]]
+            out += share * np.float32(0.5) * user_affinity * (np.float32(1.0) + pop)
+        return out
 
     def score_block(self, rows: Feedback, *, allow_repurchase: bool) -> np.ndarray:
         """Dense users × items hybrid scores for ``rows`` (before filters), every item.
@@ -361,10 +342,9 @@ class HybridRecommender:
         scores = sparse.csr_matrix(scores, dtype=np.float32)
         if self.popularity_weight:
             row_index = csr_row_index(scores)
-            scores.data += (
-                self.popularity_weight
-                * self._popular_pairs(affinity, row_index, scores.indices)
-            ).astype(np.float32)
+            scores.data += np.float32(self.popularity_weight) * self._popular_pairs(
+                affinity, row_index, scores.indices
+            )
         return scores, top, affinity
 
     def item_allowed(self, excluded_categories: Collection[str] = ()) -> np.ndarray:
@@ -508,20 +488,36 @@ class HybridRecommender:
             blend_top = self.blend(rows)[1]
         if affinity is None:
             affinity = self.popularity_.affinity(rows.interactions).toarray()
-        normalised = self._profile(rows.interactions)[row_index]
+        profile = self._profile(rows.interactions)
         weight = (1.0 - self.content_weight) * self._user_confidence(rows.interactions)
         weight = weight[row_index] * self.item_confidence_[col_index]
         top = blend_top[row_index].astype(np.float64)
         scale = np.divide(1.0, top, out=np.zeros_like(top), where=top > 0)
+        # Every (pair, history item) once: p_u[i] * S[i, j], read from the sparse S.
+        starts = profile.indptr[row_index]
+        lengths = profile.indptr[row_index + 1] - starts
+        pair = np.repeat(np.arange(n), lengths)
+        offset = np.arange(pair.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        position = np.repeat(starts, lengths) + offset
+        items = profile.indices[position].astype(np.int64)
+        shares = profile.data[position].astype(np.float64)
 
-        def contributions(similarity_t: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-            product = sparse.csr_matrix(normalised.multiply(similarity_t[col_index]))
-            product.eliminate_zeros()
-            total = np.asarray(product.sum(axis=1), dtype=np.float64).ravel()
-            return total, row_argmax(product)
+        def contributions(similarity: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+            values = shares * np.asarray(similarity[items, col_index[pair]]).ravel()
+            total = np.bincount(pair, weights=values, minlength=n)
+            best = np.zeros(n, dtype=np.float64)
+            np.maximum.at(best, pair, values)
+            # The first history item (lowest id) reaching the pair's maximum.
+            first = np.full(n, pair.size, dtype=np.int64)
+            hit = (values == best[pair]) & (values > 0)
+            np.minimum.at(first, pair[hit], np.flatnonzero(hit))
+            anchor = np.zeros(n, dtype=np.int64)
+            found = first < pair.size
+            anchor[found] = items[first[found]]
+            return total, anchor
 
-        cf, cf_anchor = contributions(self._cf_t)
-        content, content_anchor = contributions(self._content_t)
+        cf, cf_anchor = contributions(self.itemcf_.similarity_)
+        content, content_anchor = contributions(self.content_.similarity_)
         parts = np.zeros((n, 4), dtype=np.float64)
         parts[:, 0] = weight * cf * scale
         parts[:, 1] = (1.0 - weight) * content * scale
