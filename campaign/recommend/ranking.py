@@ -269,6 +269,12 @@ def top_k_sparse(
     group = rows * n_codes + codes
     top = np.zeros(n_rows * n_codes, dtype=np.float32)
     np.maximum.at(top, group, values)
+    if n_codes >= k:
+        # The k best category maxima of a row are k eligible picks, so the row's k-th
+        # pick is at least the k-th largest maximum: anything lower cannot be picked.
+        floor = np.partition(top.reshape(n_rows, n_codes), n_codes - k, axis=1)[:, n_codes - k]
+        reach = values >= floor[rows]
+        group, cols, values = group[reach], cols[reach], values[reach]
     # 16 bins: more leave fewer entries to sort but cost more in the histogram.
     n_bins = _GROUP_BINS
     bins = np.minimum((values / top[group] * n_bins).astype(np.int32), n_bins - 1)
