@@ -36,7 +36,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, time as dtime, timedelta
+from datetime import UTC, datetime
+from datetime import time as dtime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,7 +387,8 @@ def main() -> None:
                         print(f"drain_{kind}_{dialect}_per_cpu_second: {cpu_rate} messages"
                               " (sender process + its PostgreSQL backends)")
                         if best_httpx == best_httpx:  # measured (not NaN)
-                            print(f"drain_{kind}_{dialect}_vs_raw_httpx: {rate / best_httpx:.2f} ratio")
+                            ratio = rate / best_httpx
+                            print(f"drain_{kind}_{dialect}_vs_raw_httpx: {ratio:.2f} ratio")
                         print(f"drain_{kind}_{dialect}_vs_raw_socket: {rate / socket_rate:.2f} ratio")
                 finally:
                     cleanup()

@@ -291,7 +291,10 @@ def test_campaign_send_delivers_a_planned_demo_through_every_channel_kind(
 
             # SMTP: one mail per message with the key and RFC 8058 headers.
             keys = set(by_channel["mail"])
-            mails = [(e, message_from_bytes(e.content, policy=email_policy.default)) for e in mailbox.envelopes]
+            mails = [
+                (e, message_from_bytes(e.content, policy=email_policy.default))
+                for e in mailbox.envelopes
+            ]
             _once_each([m["Idempotency-Key"] for _, m in mails], keys, "smtp")
             for envelope, mail in mails:
                 row = by_channel["mail"][mail["Idempotency-Key"]]

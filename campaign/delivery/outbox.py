@@ -23,8 +23,8 @@ from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.db.dialect import array_param, in_values, is_postgresql, skip_locked
-from campaign.db.pauses import not_paused
 from campaign.db.models import Message, MessageStatus, Suppression, User
+from campaign.db.pauses import not_paused
 
 _messages = Message.__table__
 _users = User.__table__

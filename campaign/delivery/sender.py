@@ -40,8 +40,8 @@ from campaign.delivery import outbox, policy, unsubscribe
 from campaign.delivery.channels import (
     Channel,
     HttpLanes,
-    OutgoingMessage,
     Outcome,
+    OutgoingMessage,
     SendResult,
     build_channels,
 )
