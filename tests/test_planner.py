@@ -27,6 +27,7 @@ from campaign.db.models import (
 from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
+from campaign.planner import run as planner_run
 from campaign.planner.audience import address_hash
 from campaign.planner.content import Pick, Renderer, draw_code, validate_campaign_templates
 from campaign.planner.links import unsubscribe_secret, verify_unsubscribe_token
@@ -302,9 +303,11 @@ def test_running_the_same_slot_twice_plans_nothing_new(
     assert third.outcome == PLANNED and third.counts == {"skipped": 5, "skipped.cooldown": 5}
 
 
+@pytest.mark.parametrize("chunk", [2_000, 7], ids=["one_chunk", "chunks_of_seven"])
 def test_held_out_users_get_a_held_out_row_and_the_share_is_honoured(
-    engine: Engine, db_url: str, root: Path
+    engine: Engine, db_url: str, root: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(planner_run, "WRITE_CHUNK", chunk)
     config = make_config(root, db_url, holdout_share="0.3", offer="true")
     for n in range(60):
         add_user(engine, f"h{n}")
@@ -321,6 +324,12 @@ def test_held_out_users_get_a_held_out_row_and_the_share_is_honoured(
     with engine.connect() as connection:
         coupons = connection.execute(select(Coupon.code, Coupon.message_id)).all()
     assert len(coupons) == 60 - len(held)
+    by_code = {r["coupon_code"]: r["id"] for r in rows.values() if r["coupon_code"]}
+    assert {code: message for code, message in coupons} == by_code
+    # Queued messages are written in the run's order (risk, then user), as the sender
+    # will claim them.
+    queued = sorted((r["id"], r["user_id"]) for r in rows.values() if r["status"] == "queued")
+    assert [user for _, user in queued] == sorted(user for _, user in queued)
 
 
 def test_recipient_cap_keeps_the_highest_risk_and_cuts_control_at_the_same_point(
@@ -573,9 +582,11 @@ def test_held_out_users_cool_down_like_treated_ones(
     assert later.counts == {"skipped": 20, "skipped.cooldown": 20}
 
 
+@pytest.mark.parametrize("chunk", [2_000, 2], ids=["one_chunk", "chunks_of_two"])
 def test_a_colliding_coupon_code_is_drawn_again_and_the_prefix_is_honoured(
-    engine: Engine, db_url: str, root: Path
+    engine: Engine, db_url: str, root: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(planner_run, "WRITE_CHUNK", chunk)
     make_config(root, db_url, offer="true")
     path = root / "config.toml"
     path.write_text(path.read_text() + '[campaigns.offer]\ncode_prefix = "WB"\n')

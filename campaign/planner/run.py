@@ -44,7 +44,8 @@ from campaign.experiments.holdout import assign_holdout
 from campaign.experiments.store import load_bandit_state
 from campaign.experiments.variants import choose_variant, enabled_variants
 from campaign.coupons import RESERVE_ATTEMPTS
-from campaign.planner import content, rows
+from campaign.planner import content
+from campaign.planner import rows as bulk
 from campaign.planner.audience import (
     channel_rules,
     coupon_tier_values,
@@ -64,6 +65,8 @@ DRY_RUN = "dry_run"
 TEST = "test"
 
 TEST_SUFFIX = ":test"
+# Queued messages rendered and written per chunk: bounds a run's memory for the texts.
+WRITE_CHUNK = 2_000
 
 
 @dataclass
@@ -490,62 +493,75 @@ def _finish(
             coupon=coupon,
         )
 
-    step = 0
-    for i in queued.tolist():
+    def redraw(i: int) -> None:
+        # A drawn code collided: a new code, and the message re-rendered with it.
         coupon = new_coupon(i)
-        try:
-            result = render_row(i, coupon)
-        except TemplateError as exc:
-            status[i] = MessageStatus.SKIPPED.value
-            reason[i] = SkipReason.TEMPLATE_ERROR.value
-            last_error[i] = str(exc)
-        else:
-            rendered[i] = result
-            if coupon is not None:
-                coupons[i] = coupon
-            if not reserve:
-                user_id = int(cols["user_id"][i])
-                kept.append(
-                    PlannedMessage(
-                        user_id=user_id, external_id=str(cols["external_id"][i]),
-                        name=cols["name"][i], channel=str(cols["channel"][i]),
-                        medium=str(cols["medium"][i]), variant=str(cols["variant"][i]),
-                        template=str(cols["template"][i]),
-                        locale=str(cols["locale"][i] or default_locale),
-                        address=cols["email" if cols["medium"][i] == "email" else "phone"][i],
-                        subject=result.subject, html=result.html, text=result.text,
-                        coupon_code=coupon.code if coupon else None,
-                        percent_off=coupon.percent_off if coupon else None,
-                        products=[p.view for p in picks.get(user_id, [])],
+        assert coupon is not None
+        rendered[i] = render_row(i, coupon)
+        coupons[i] = coupon
+
+    outbox = None
+    if reserve:
+        assert run_id is not None and slot is not None
+        outbox = _Outbox(connection, campaign, frame, picks, run_id, slot, planned_at,
+                         config.delivery.message_expiry_hours)
+    subjects: dict[int, str | None] = {}
+    step = 0
+    positions = queued.tolist()
+    for start in range(0, len(positions), WRITE_CHUNK):
+        done: list[int] = []
+        for i in positions[start : start + WRITE_CHUNK]:
+            coupon = new_coupon(i)
+            try:
+                result = render_row(i, coupon)
+            except TemplateError as exc:
+                status[i] = MessageStatus.SKIPPED.value
+                reason[i] = SkipReason.TEMPLATE_ERROR.value
+                last_error[i] = str(exc)
+            else:
+                rendered[i] = result
+                done.append(i)
+                if coupon is not None:
+                    coupons[i] = coupon
+                if not reserve:
+                    user_id = int(cols["user_id"][i])
+                    kept.append(
+                        PlannedMessage(
+                            user_id=user_id, external_id=str(cols["external_id"][i]),
+                            name=cols["name"][i], channel=str(cols["channel"][i]),
+                            medium=str(cols["medium"][i]), variant=str(cols["variant"][i]),
+                            template=str(cols["template"][i]),
+                            locale=str(cols["locale"][i] or default_locale),
+                            address=cols["email" if cols["medium"][i] == "email" else "phone"][i],
+                            subject=result.subject, html=result.html, text=result.text,
+                            coupon_code=coupon.code if coupon else None,
+                            percent_off=coupon.percent_off if coupon else None,
+                            products=[p.view for p in picks.get(user_id, [])],
+                        )
                     )
-                )
-        step += 1
-        if progress is not None and step % 500 == 0:
-            progress(500)
+            step += 1
+            if progress is not None and step % 500 == 0:
+                progress(500)
+        if outbox is not None:
+            # Written as they are rendered, so a run never holds all its texts at once.
+            outbox.write_rendered(done, rendered, coupons, redraw)
+            for i in done:
+                subjects[i] = rendered.pop(i).subject
     if progress is not None and step % 500:
         progress(step % 500)
+    subjects.update((i, message.subject) for i, message in rendered.items())
     frame["status"] = status
     frame["skip_reason"] = reason
     frame["last_error"] = last_error
-    if reserve:
-        assert run_id is not None and slot is not None
-
-        def redraw(i: int) -> None:
-            # A drawn code collided: a new code, and the message re-rendered with it.
-            coupon = new_coupon(i)
-            assert coupon is not None
-            rendered[i] = render_row(i, coupon)
-            coupons[i] = coupon
-
-        _write(connection, campaign, frame, rendered, coupons, picks, run_id, slot, planned_at,
-               config.delivery.message_expiry_hours, redraw)
-    frame["subject"] = [rendered[i].subject if i in rendered else None for i in range(len(frame))]
+    if outbox is not None:
+        outbox.write_rest(subjects)
+    frame["subject"] = [subjects.get(i) for i in range(len(frame))]
     frame["coupon_code"] = [coupons[i].code if i in coupons else None for i in range(len(frame))]
     frame["percent_off"] = [
         coupons[i].percent_off if i in coupons else None for i in range(len(frame))
     ]
     frame["products"] = [
-        [p.product_external_id for p in picks.get(int(u), [])] if i in rendered else []
+        [p.product_external_id for p in picks.get(int(u), [])] if i in subjects else []
         for i, u in enumerate(cols["user_id"])
     ]
     return kept
@@ -585,129 +601,166 @@ def _recommendations(
     return content.recommend(connection, config, groups, as_of)
 
 
-def _write(
-    connection: Connection,
-    campaign: CampaignConfig,
-    frame: pd.DataFrame,
-    rendered: dict[int, content.Rendered],
-    coupons: dict[int, content.CouponOffer],
-    picks: Mapping[int, list[content.Pick]],
-    run_id: int,
-    slot: datetime,
-    planned_at: datetime,
-    expiry_hours: float,
-    redraw: Callable[[int], None],
-) -> None:
-    """Bulk-insert every message row, then the coupons of the queued ones.
+class _Outbox:
+    """Writes a run's ``messages`` (and their coupons) in bulk, chunk by chunk.
 
-    A coupon code that collides with a stored one (or another of the run) is drawn
-    again (``redraw`` re-renders that message) and its message row updated, until
-    every code is new; a code is never reused.
-
-    Raises:
-        CampaignError: still colliding after ``RESERVE_ATTEMPTS`` draws.
+    Rendered (queued) messages are written as each chunk is rendered, in the run's
+    order, and their coupons right after; :meth:`write_rest` then writes the rows of
+    everyone else (held out, skipped) in frame order. All in the run's transaction.
     """
-    at = rows.db_time(connection, planned_at)
-    expires = rows.db_time(connection, planned_at + timedelta(hours=expiry_hours))
-    no = rows.db_bool(connection, False)
-    queued_status, held = MessageStatus.QUEUED.value, MessageStatus.HELD_OUT.value
-    key_prefix = f"{campaign.name}/{slot_key(slot)}/"
-    records: list[tuple[Any, ...]] = []
-    user_ids = frame["user_id"].tolist()
-    columns = zip(
-        user_ids, frame["channel"].tolist(), frame["status"].tolist(),
-        frame["skip_reason"].tolist(), frame["variant"].tolist(), frame["template"].tolist(),
-        frame["last_error"].tolist(), strict=True,
-    )
-    for i, (user_id, channel, status, reason, variant, template, error) in enumerate(columns):
-        message = rendered.get(i)
-        queued = status == queued_status
-        coupon = coupons.get(i)
-        records.append((
-            run_id, int(user_id), campaign.name, channel, None if status == held else variant,
-            template,
-            message.subject if message else None,
-            (message.html or message.text) if message else None,
-            message.text if message else None,
-            content.stored_products_json(picks.get(user_id, ())) if message else "[]",
-            coupon.code if coupon else None,
-            None, no,
-            # idempotency_key(campaign, slot, user_id, channel), formatted once per run.
-            f"{key_prefix}{user_id}/{channel}",
-            status, reason if isinstance(reason, str) else None, 0,
-            at if queued else None, expires if queued else None,
-            error, at, at,
-        ))
-    rows.insert_rows(connection, "messages", rows.MESSAGE_COLUMNS, records)
-    if coupons:
-        _reserve_coupons(connection, campaign, user_ids, coupons, rendered, run_id, planned_at,
-                         redraw)
 
+    def __init__(
+        self,
+        connection: Connection,
+        campaign: CampaignConfig,
+        frame: pd.DataFrame,
+        picks: Mapping[int, list[content.Pick]],
+        run_id: int,
+        slot: datetime,
+        planned_at: datetime,
+        expiry_hours: float,
+    ) -> None:
+        self.connection = connection
+        self.campaign = campaign
+        self.frame = frame
+        self.picks = picks
+        self.run_id = run_id
+        self.planned_at = planned_at
+        self.at = bulk.db_time(connection, planned_at)
+        self.expires = bulk.db_time(connection, planned_at + timedelta(hours=expiry_hours))
+        self.no = bulk.db_bool(connection, False)
+        # idempotency_key(campaign, slot, user_id, channel), formatted once per run.
+        self.key_prefix = f"{campaign.name}/{slot_key(slot)}/"
+        self.user_ids = [int(u) for u in frame["user_id"].tolist()]
+        self.channels = frame["channel"].tolist()
+        self.variants = frame["variant"].tolist()
+        self.templates = frame["template"].tolist()
+        self.last_id = 0
 
-def _reserve_coupons(
-    connection: Connection,
-    campaign: CampaignConfig,
-    user_ids: Sequence[int],
-    coupons: dict[int, content.CouponOffer],
-    rendered: dict[int, content.Rendered],
-    run_id: int,
-    planned_at: datetime,
-    redraw: Callable[[int], None],
-) -> None:
-    # One message per user per run: read the new ids back in one query rather than
-    # RETURNING, which SQLite can only honour row by row in parameter order.
-    ids = dict(
-        connection.execute(
-            select(Message.user_id, Message.id).where(Message.run_id == run_id)
-        ).all()
-    )
-    issued = rows.db_time(connection, planned_at)
-    expiry: dict[datetime, Any] = {}
+    def write_rendered(
+        self,
+        positions: Sequence[int],
+        rendered: dict[int, content.Rendered],
+        coupons: dict[int, content.CouponOffer],
+        redraw: Callable[[int], None],
+    ) -> None:
+        """Insert the queued messages at ``positions`` (frame rows), then their coupons.
 
-    def row(i: int) -> tuple[Any, ...]:
-        coupon = coupons[i]
-        expires = expiry.get(coupon.expires_at)
-        if expires is None:
-            expires = expiry[coupon.expires_at] = rows.db_time(connection, coupon.expires_at)
-        user_id = int(user_ids[i])
-        return (coupon.code, user_id, ids[user_id], campaign.name, coupon.percent_off,
-                coupon.min_order_cents, issued, expires)
+        A coupon code that collides with a stored one (or another of the run) is drawn
+        again (``redraw`` re-renders that message) and its message row updated, until
+        every code is new; a code is never reused.
 
-    order = list(coupons)
-    batch = [row(i) for i in order]
-    for _ in range(RESERVE_ATTEMPTS):
-        clashes = rows.insert_coupons(connection, batch)
-        if not clashes:
+        Raises:
+            CampaignError: still colliding after ``RESERVE_ATTEMPTS`` draws.
+        """
+        if not positions:
             return
-        log.warning("campaign.run.coupon_collision campaign=%s codes=%d",
-                    campaign.name, len(clashes))
-        changed = [order[position] for position in sorted(clashes)]
-        for i in changed:
-            redraw(i)
-        for position in clashes:
-            batch[position] = row(order[position])
-        connection.execute(
-            update(Message)
-            .where(Message.id == bindparam("b_id"))
-            .values(
-                subject=bindparam("b_subject"), body=bindparam("b_body"),
-                text_body=bindparam("b_text"), coupon_code=bindparam("b_code"),
-            ),
-            [
-                {
-                    "b_id": ids[int(user_ids[i])],
-                    "b_subject": rendered[i].subject,
-                    "b_body": rendered[i].html or rendered[i].text,
-                    "b_text": rendered[i].text,
-                    "b_code": coupons[i].code,
-                }
-                for i in changed
-            ],
+        queued = MessageStatus.QUEUED.value
+        records = []
+        for i in positions:
+            message = rendered[i]
+            user_id = self.user_ids[i]
+            coupon = coupons.get(i)
+            records.append((
+                self.run_id, user_id, self.campaign.name, self.channels[i], self.variants[i],
+                self.templates[i], message.subject, message.html or message.text, message.text,
+                content.stored_products_json(self.picks.get(user_id, ())),
+                coupon.code if coupon else None, None, self.no,
+                f"{self.key_prefix}{user_id}/{self.channels[i]}", queued, None, 0,
+                self.at, self.expires, None, self.at, self.at,
+            ))
+        bulk.insert_rows(self.connection, "messages", bulk.MESSAGE_COLUMNS, records)
+        # One message per user per run: read the new ids back in one query rather than
+        # RETURNING, which SQLite can only honour row by row in parameter order.
+        ids = dict(
+            self.connection.execute(
+                select(Message.user_id, Message.id).where(
+                    Message.run_id == self.run_id, Message.id > self.last_id
+                )
+            ).all()
         )
-    raise CampaignError(
-        f"campaign {campaign.name!r}: coupon codes still collide after "
-        f"{RESERVE_ATTEMPTS} draws (is the code generator broken?)"
-    )
+        self.last_id = max(ids.values(), default=self.last_id)
+        with_coupon = [i for i in positions if i in coupons]
+        if with_coupon:
+            self._reserve_coupons(with_coupon, ids, rendered, coupons, redraw)
+
+    def write_rest(self, written: Mapping[int, Any]) -> None:
+        """Insert the rows of every frame row not in ``written`` (held out, skipped)."""
+        held = MessageStatus.HELD_OUT.value
+        columns = zip(
+            self.frame["status"].tolist(), self.frame["skip_reason"].tolist(),
+            self.frame["last_error"].tolist(), strict=True,
+        )
+        records = []
+        for i, (status, reason, error) in enumerate(columns):
+            if i in written:
+                continue
+            user_id = self.user_ids[i]
+            records.append((
+                self.run_id, user_id, self.campaign.name, self.channels[i],
+                None if status == held else self.variants[i], self.templates[i],
+                None, None, None, "[]", None, None, self.no,
+                f"{self.key_prefix}{user_id}/{self.channels[i]}", status,
+                reason if isinstance(reason, str) else None, 0, None, None, error,
+                self.at, self.at,
+            ))
+        bulk.insert_rows(self.connection, "messages", bulk.MESSAGE_COLUMNS, records)
+
+    def _reserve_coupons(
+        self,
+        positions: Sequence[int],
+        ids: Mapping[int, int],
+        rendered: dict[int, content.Rendered],
+        coupons: dict[int, content.CouponOffer],
+        redraw: Callable[[int], None],
+    ) -> None:
+        connection = self.connection
+        issued = bulk.db_time(connection, self.planned_at)
+        expiry: dict[datetime, Any] = {}
+
+        def row(i: int) -> tuple[Any, ...]:
+            coupon = coupons[i]
+            expires = expiry.get(coupon.expires_at)
+            if expires is None:
+                expires = expiry[coupon.expires_at] = bulk.db_time(connection, coupon.expires_at)
+            user_id = self.user_ids[i]
+            return (coupon.code, user_id, ids[user_id], self.campaign.name, coupon.percent_off,
+                    coupon.min_order_cents, issued, expires)
+
+        batch = [row(i) for i in positions]
+        for _ in range(RESERVE_ATTEMPTS):
+            clashes = bulk.insert_coupons(connection, batch)
+            if not clashes:
+                return
+            log.warning("campaign.run.coupon_collision campaign=%s codes=%d",
+                        self.campaign.name, len(clashes))
+            changed = [positions[at] for at in sorted(clashes)]
+            for i in changed:
+                redraw(i)
+            for at in clashes:
+                batch[at] = row(positions[at])
+            connection.execute(
+                update(Message)
+                .where(Message.id == bindparam("b_id"))
+                .values(
+                    subject=bindparam("b_subject"), body=bindparam("b_body"),
+                    text_body=bindparam("b_text"), coupon_code=bindparam("b_code"),
+                ),
+                [
+                    {
+                        "b_id": ids[self.user_ids[i]],
+                        "b_subject": rendered[i].subject,
+                        "b_body": rendered[i].html or rendered[i].text,
+                        "b_text": rendered[i].text,
+                        "b_code": coupons[i].code,
+                    }
+                    for i in changed
+                ],
+            )
+        raise CampaignError(
+            f"campaign {self.campaign.name!r}: coupon codes still collide after "
+            f"{RESERVE_ATTEMPTS} draws (is the code generator broken?)"
+        )
 
 
 def _insert_messages(connection: Connection, records: Sequence[dict[str, Any]]) -> None:
