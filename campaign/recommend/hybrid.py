@@ -48,6 +48,7 @@ from campaign.recommend.ranking import (
     recent_purchases,
     top_k_sparse,
 )
+from campaign.recommend.reasons import affixes, phrase
 
 RESULT_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
 # Popularity fallback candidates per category beyond k (room for filtered items).
@@ -185,7 +186,9 @@ class HybridRecommender:
         self.popularity_ = Popularity(self.category_share).fit(
             interactions, category_codes=self.category_codes_
         )
-        self.buy_again_ = BuyAgain(self.repeat_share, frequency_share=self.frequency_share).fit(feedback.purchase_counts)
+        self.buy_again_ = BuyAgain(
+            self.repeat_share, frequency_share=self.frequency_share
+        ).fit(feedback.purchase_counts)
         support = self.itemcf_.item_support_.astype(np.float64)
         self.item_confidence_ = (support / (support + self.item_history_half)).astype(np.float32)
         confidence = sparse.diags(self.item_confidence_)
@@ -538,21 +541,35 @@ class HybridRecommender:
         bought_content = np.asarray(rows.purchases[row_index, content_anchor]).ravel() > 0
         # Object arrays concatenate element-wise: the text is built without a loop.
         names = self.names_
-        verb_cf = np.where(bought_cf, "bought", "viewed").astype(object)
-        verb_content = np.where(bought_content, "bought", "viewed").astype(object)
-        by_cf = "because you " + verb_cf + " " + names[cf_anchor]
-        by_content = "similar to " + names[content_anchor] + " you " + verb_content
+        # The wording lives in recommend.reasons, which also translates it for messages.
+        by_cf = _affixed(bought_cf, "bought", "viewed", names[cf_anchor])
+        by_content = _affixed(
+            bought_content, "similar_bought", "similar_viewed", names[content_anchor]
+        )
         if self.category_names_.size:
             category = self.category_names_[np.maximum(self.category_codes_[col_index], 0)]
+            prefix, suffix = affixes("popular_in")
             popular = np.where(
-                user_affinity > 0, "popular in " + category.astype(str).astype(object),
-                "popular now",
+                user_affinity > 0, prefix + category.astype(str).astype(object) + suffix,
+                phrase("popular"),
             ).astype(object)
         else:
-            popular = np.full(n, "popular now", dtype=object)
+            popular = np.full(n, phrase("popular"), dtype=object)
         reasons = np.select(
             [winner == 0, winner == 1, winner == 3],
-            [by_cf, by_content, np.full(n, "buy again", dtype=object)],
+            [by_cf, by_content, np.full(n, phrase("buy_again"), dtype=object)],
             default=popular,
         )
         return reasons
+
+
+def _affixed(
+    when: np.ndarray, kind_true: str, kind_false: str, items: np.ndarray
+) -> np.ndarray:
+    """Per row, ``kind_true``'s English phrase where ``when`` else ``kind_false``'s,
+    around ``items`` (product names), built by array concatenation."""
+    before_true, after_true = affixes(kind_true)
+    before_false, after_false = affixes(kind_false)
+    before = np.where(when, before_true, before_false).astype(object)
+    after = np.where(when, after_true, after_false).astype(object)
+    return before + items.astype(object) + after

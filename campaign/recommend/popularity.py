@@ -70,9 +70,9 @@ class Popularity:
         """Dense users × items scores in [0, 1].
 
         ``(1 - s) * pop_j + s * affinity[u, cat_j] * (1 + pop_j) / 2`` with
-        ``s = category_share``: when ``s / 2 > 1 - s`` (s > 2/3), every item of the user's favourite category ranks
-        above every item elsewhere: popular in the category first, then popular
-        everywhere.
+        ``s = category_share``: when ``s / 2 > 1 - s`` (s > 2/3), every item of the
+        user's favourite category ranks above every item elsewhere: popular in the
+        category first, then popular everywhere.
         """
         if self._categories.shape[1] == 0:
             base = (1.0 - self.category_share) * self.popularity_
