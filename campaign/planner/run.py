@@ -458,7 +458,7 @@ def _finish(
         progress(len(frame) - len(queued))
     # One recommender fit and one call, for the users who will get a message only.
     picks = _recommendations(connection, config, frame, queued, as_of)
-    high_value = coupon_tier_values(frame).to_numpy(dtype=bool)
+    high_value = coupon_tier_values(frame).to_numpy(dtype=bool).tolist()
     code_rng = code_rng if code_rng is not None else secrets.SystemRandom()
     rendered: dict[int, content.Rendered] = {}
     coupons: dict[int, content.CouponOffer] = {}
@@ -466,11 +466,11 @@ def _finish(
     status = frame["status"].to_numpy(dtype=object).copy()
     reason = frame["skip_reason"].to_numpy(dtype=object).copy()
     last_error = np.full(len(frame), None, dtype=object)
-    cols = {c: frame[c].to_numpy(dtype=object) for c in (
+    cols = {c: frame[c].astype(object).tolist() for c in (
         "user_id", "external_id", "name", "email", "phone", "locale", "timezone", "channel",
         "medium", "variant", "template", "tier", "risk",
     )}
-    offer = frame["offer"].to_numpy(dtype=bool)
+    offer = frame["offer"].to_numpy(dtype=bool).tolist()
     default_locale = config.shop.default_locale
 
     def new_coupon(i: int) -> content.CouponOffer | None:
