@@ -153,13 +153,13 @@ def raw_render_seconds(
     with engine.connect() as connection:
         picks = content.recommend(connection, config, {None: list(range(1, users + 1))}, AS_OF)
     engine.dispose()
-    rng = random.Random(1)
+    codes = content.CodeDrawer(random.Random(1), config.campaigns[0].offer.code_prefix)
     contexts = []
     for user in range(1, users + 1):
         locale = "zh-CN" if user % 2 else "en"
         name = f"王小{user}" if user % 2 else f"Alex Morgan{user}"
         coupon = content.make_coupon(
-            config.campaigns[0].offer, "high", False, rng, NOW
+            config.campaigns[0].offer, "high", False, codes, NOW
         )
         contexts.append((locale, {
             "user": {"id": f"U{user:07d}", "name": name, "first_name": first_name(name),

@@ -29,7 +29,12 @@ from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
 from campaign.planner import run as planner_run
 from campaign.planner.audience import address_hash
-from campaign.planner.content import Pick, Renderer, draw_code, validate_campaign_templates
+from campaign.planner.content import (
+    CodeDrawer,
+    Pick,
+    Renderer,
+    validate_campaign_templates,
+)
 from campaign.planner.links import unsubscribe_secret, verify_unsubscribe_token
 from campaign.planner.run import (
     ALREADY_PLANNED,
@@ -595,7 +600,7 @@ def test_a_colliding_coupon_code_is_drawn_again_and_the_prefix_is_honoured(
     for n in range(4):
         add_user(engine, f"k{n}", risk=0.9 - n * 0.01)
     # The first code the seeded generator draws is already taken by an earlier coupon.
-    taken = draw_code(random.Random(42), "WB")
+    taken = CodeDrawer(random.Random(42), "WB")()
     with engine.begin() as connection:
         connection.execute(
             insert(Coupon).values(

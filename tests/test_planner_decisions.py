@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign.config import CampaignConfig, VariantConfig
+from campaign.offers import CODE_ALPHABET, CODE_LENGTH, looks_like_code
 from campaign.planner.audience import ChannelRule, decide_channels
+from campaign.planner.content import CodeDrawer
 from campaign.planner.run import decide_treatment
 
 RULES = [ChannelRule("email", "email", 2), ChannelRule("sms", "sms", 1)]
@@ -102,3 +105,23 @@ def test_caps_are_never_exceeded_and_every_row_has_one_outcome(
     assert out.loc[out["status"] != "skipped", "skip_reason"].isna().all()
     # Nobody ineligible is ever queued or held out.
     assert (out.loc[~pd.Series(eligible), "status"] == "skipped").all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), prefix=st.from_regex(r"[A-Z0-9]{0,6}", fullmatch=True))
+def test_drawn_coupon_codes_are_well_formed_distinct_and_repeatable(seed: int, prefix: str) -> None:
+    codes = CodeDrawer(random.Random(seed), prefix)
+    drawn = [codes() for _ in range(1_500)]  # more than one block
+    assert all(looks_like_code(code) for code in drawn)
+    assert all(code.startswith(f"{prefix}-") if prefix else "-" not in code for code in drawn)
+    assert len(set(drawn)) == len(drawn)
+    again = CodeDrawer(random.Random(seed), prefix)
+    assert [again() for _ in range(1_500)] == drawn
+
+
+def test_drawn_coupon_codes_use_every_symbol_about_equally() -> None:
+    codes = CodeDrawer(random.Random(5), "")
+    counts = Counter("".join(codes() for _ in range(20_000)))
+    assert set(counts) == set(CODE_ALPHABET)
+    expected = 20_000 * CODE_LENGTH / len(CODE_ALPHABET)
+    assert all(abs(n - expected) < 0.08 * expected for n in counts.values())

@@ -459,7 +459,9 @@ def _finish(
     # One recommender fit and one call, for the users who will get a message only.
     picks = _recommendations(connection, config, frame, queued, as_of)
     high_value = coupon_tier_values(frame).to_numpy(dtype=bool).tolist()
-    code_rng = code_rng if code_rng is not None else secrets.SystemRandom()
+    codes = content.CodeDrawer(
+        code_rng if code_rng is not None else secrets.SystemRandom(), campaign.offer.code_prefix
+    )
     rendered: dict[int, content.Rendered] = {}
     coupons: dict[int, content.CouponOffer] = {}
     kept: list[PlannedMessage] = []
@@ -477,7 +479,7 @@ def _finish(
         if not offer[i]:
             return None
         return content.make_coupon(
-            campaign.offer, str(cols["tier"][i]), bool(high_value[i]), code_rng, planned_at
+            campaign.offer, str(cols["tier"][i]), bool(high_value[i]), codes, planned_at
         )
 
     def render_row(i: int, coupon: content.CouponOffer | None) -> content.Rendered:
@@ -873,7 +875,9 @@ def plan_test_send(
             ).scalar_one()
         )
         high_value = coupon_tier_values(frame)
-        rng = random.Random(f"{test_campaign}/{slot_key(planned_at)}")
+        codes = content.CodeDrawer(
+            random.Random(f"{test_campaign}/{slot_key(planned_at)}"), campaign.offer.code_prefix
+        )
         kept: list[PlannedMessage] = []
         records: list[dict[str, Any]] = []
         for index, seed in enumerate(seeds):
@@ -887,7 +891,7 @@ def plan_test_send(
             if variant.offer:
                 coupon = content.make_coupon(
                     campaign.offer, str(user["tier"]),
-                    bool(high_value.get(user.name, False)), rng, planned_at,
+                    bool(high_value.get(user.name, False)), codes, planned_at,
                 )
                 coupon = content.CouponOffer(
                     code=f"TEST-{coupon.code}", percent_off=coupon.percent_off,
