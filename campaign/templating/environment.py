@@ -67,9 +67,18 @@ class RenderLimitExceeded(SecurityError):
     """A render went over its time, loop or size budget (a sandbox refusal)."""
 
 
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 @dataclass
 class RenderBudget:
-    """Per-render limits, checked by the loop guard, calls and the output stream."""
+    """Per-render limits, checked by the loop guard, calls and the output stream.
+
+    ``output_bytes`` counts output exactly in UTF-8 bytes, except texts kept aside
+    by :meth:`collect` while they surely fit (at most 4 bytes a character): those
+    are counted exactly only when the total could come near the limit.
+    """
 
     timeout_seconds: float = DEFAULT_RENDER_TIMEOUT_SECONDS
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
@@ -78,6 +87,9 @@ class RenderBudget:
     iterations: int = field(default=0, init=False)
     output_bytes: int = field(default=0, init=False)
     chunks: int = field(default=0, init=False)
+    # Output not counted exactly yet, and its length in characters.
+    _uncounted: list[str] = field(default_factory=list, init=False, repr=False)
+    _uncounted_chars: int = field(default=0, init=False, repr=False)
 
     def start(self) -> RenderBudget:
         """Arm the deadline now (monotonic clock); returns self."""
@@ -85,7 +97,20 @@ class RenderBudget:
         self.iterations = 0
         self.output_bytes = 0
         self.chunks = 0
+        self._uncounted = []
+        self._uncounted_chars = 0
         return self
+
+    def used_bytes(self) -> int:
+        """The output so far in UTF-8 bytes (counts what was kept aside)."""
+        self._settle()
+        return self.output_bytes
+
+    def _settle(self) -> None:
+        if self._uncounted:
+            self.output_bytes += sum(_utf8_size(text) for text in self._uncounted)
+            self._uncounted = []
+            self._uncounted_chars = 0
 
     def check_time(self) -> None:
         """Raise when the wall-clock budget is spent."""
@@ -105,11 +130,10 @@ class RenderBudget:
 
     def count_output(self, chunk: str) -> None:
         """Account for ``chunk`` of output; raise past the size or time budget."""
-        self.output_bytes += len(chunk) if chunk.isascii() else len(chunk.encode("utf-8"))
+        self._settle()
+        self.output_bytes += _utf8_size(chunk)
         if self.output_bytes > self.max_output_bytes:
-            raise RenderLimitExceeded(
-                f"output is larger than {self.max_output_bytes} bytes (max_output_bytes)"
-            )
+            self._too_large()
         self.chunks += 1
         if self.chunks % 32 == 0:
             self.check_time()
@@ -129,31 +153,41 @@ class RenderBudget:
         """
         stream = iter(chunks)
         parts: list[str] = []
-        left = self.max_output_bytes - self.output_bytes
+        left = self.max_output_bytes - self.output_bytes - 4 * self._uncounted_chars
         chars = 0  # characters streamed so far
         counted = 0  # parts[:counted] are counted exactly ...
         exact = 0  # ... and take this many bytes
         sure = left // 4  # up to this many characters fit whatever they are
         while True:
             batch = list(islice(stream, OUTPUT_BATCH))
-            if not batch:
-                break
             piece = "".join(batch)
             parts.append(piece)
             self.chunks += len(batch)
             chars += len(piece)
             if chars > sure:
+                if self._uncounted:
+                    self._settle()
+                    left = self.max_output_bytes - self.output_bytes
                 for part in parts[counted:]:
-                    exact += len(part) if part.isascii() else len(part.encode("utf-8"))
+                    exact += _utf8_size(part)
                 counted = len(parts)
                 if exact > left:
                     self._too_large()
                 sure = chars + (left - exact) // 4
             self.check_time()
-        text = "".join(parts)
-        self.output_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
-        if self.output_bytes > self.max_output_bytes:  # pragma: no cover - caught above
-            self._too_large()
+            if len(batch) < OUTPUT_BATCH:  # the stream ended
+                break
+        text = parts[0] if len(parts) == 1 else "".join(parts)
+        if counted:
+            for part in parts[counted:]:
+                exact += _utf8_size(part)
+            self.output_bytes += exact
+            if self.output_bytes > self.max_output_bytes:  # pragma: no cover - caught above
+                self._too_large()
+        else:
+            # Surely within the limit: counted exactly only if it ever matters.
+            self._uncounted.append(text)
+            self._uncounted_chars += chars
         return text
 
     def _too_large(self) -> None:
