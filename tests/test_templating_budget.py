@@ -55,3 +55,13 @@ def test_an_endless_stream_of_empty_chunks_runs_out_of_time() -> None:
     budget = RenderBudget(timeout_seconds=0.05)
     with budget_scope(budget), pytest.raises(RenderLimitExceeded, match="took longer"):
         budget.collect("" for _ in itertools.count())
+
+
+def test_one_budget_counts_every_file_of_a_message_to_the_byte() -> None:
+    budget = RenderBudget(max_output_bytes=1_000)
+    with budget_scope(budget):
+        for _ in range(3):  # 3 x 300 bytes fit
+            assert budget.collect(iter(["中" * 50, "中" * 50])) == "中" * 100
+        assert budget.used_bytes() == 900
+        with pytest.raises(RenderLimitExceeded):
+            budget.collect(iter(["中" * 40]))  # 120 more bytes do not
