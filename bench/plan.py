@@ -34,9 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from campaign.config import load_config  # noqa: E402
 from campaign.db.engine import make_engine  # noqa: E402
 from campaign.db.migrate import upgrade  # noqa: E402
-from campaign.planner import plan_run  # noqa: E402
-from campaign.planner import content  # noqa: E402
-from campaign.planner.links import unsubscribe_url  # noqa: E402
+from campaign.planner import (
+    content,  # noqa: E402
+    plan_run,  # noqa: E402
+)
+from campaign.responses.unsubscribe import unsubscribe_url  # noqa: E402
 from campaign.templating.context import first_name  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -147,7 +149,7 @@ def raw_render_seconds(
     the contexts (recommendations, coupons, unsubscribe links) are built beforehand.
     """
     config = load_config(config_path, environ={})
-    renderer = content.Renderer(config)
+    renderer = content.Renderer(config, b"bench-key" * 4)
     env = renderer.env
     engine = make_engine(f"sqlite:///{db_path}")
     with engine.connect() as connection:

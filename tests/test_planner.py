@@ -24,6 +24,7 @@ from campaign.db.models import (
     Suppression,
     User,
 )
+from campaign.db.queries import unsubscribe_key
 from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
@@ -35,7 +36,6 @@ from campaign.planner.content import (
     Renderer,
     validate_campaign_templates,
 )
-from campaign.planner.links import unsubscribe_secret, verify_unsubscribe_token
 from campaign.planner.run import (
     ALREADY_PLANNED,
     DRY_RUN,
@@ -44,6 +44,7 @@ from campaign.planner.run import (
     parse_seed_list,
     plan_test_send,
 )
+from campaign.responses.unsubscribe import verify_unsubscribe_token
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 SLOT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -443,7 +444,8 @@ def test_unsubscribe_links_carry_a_valid_signed_token(
     assert f"{parsed.scheme}://{parsed.netloc}" == "https://shop.test"
     query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
     assert query["u"] == "unsub" and query["c"] == "email"
-    secret = unsubscribe_secret((), config.shop.name, config.database_url())
+    with engine.begin() as connection:
+        secret = unsubscribe_key(connection, [])
     assert verify_unsubscribe_token(secret, "unsub", "email", query["t"])
     assert not verify_unsubscribe_token(secret, "someone-else", "email", query["t"])
 
@@ -632,7 +634,7 @@ def test_a_colliding_coupon_code_is_drawn_again_and_the_prefix_is_honoured(
 
 def test_the_renderer_still_refuses_values_that_are_not_plain_data(root: Path) -> None:
     config = make_config(root, "sqlite:///unused.db")
-    renderer = Renderer(config)
+    renderer = Renderer(config, b"k" * 32)
     fine = {"id": "P1", "name": "Mug", "category": "c", "brand": "b", "price_cents": 900,
             "url": "https://shop.test/p/1", "reason": "popular"}
     good = Pick(1, "P1", 1, "popular", fine)
@@ -647,3 +649,16 @@ def test_the_renderer_still_refuses_values_that_are_not_plain_data(root: Path) -
     sneaky = Pick(2, "P2", 1, "popular", {**fine, "name": object()})
     with pytest.raises(TemplateError, match=r"context.products\[1\].name: object is not plain"):
         renderer.render(user=user, products=[good, sneaky], **options)
+
+
+def test_product_reasons_are_shown_in_the_recipients_language(root: Path) -> None:
+    config = make_config(root, "sqlite:///unused.db")
+    renderer = Renderer(config, b"k" * 32)
+    view = {"id": "P1", "name": "Mug", "category": "Home", "brand": "b", "price_cents": 900,
+            "url": "https://shop.test/p/1", "reason": "because you bought Tea"}
+    pick = Pick(1, "P1", 1, "because you bought Tea", view)
+    assert [v["reason"] for v in renderer._views([pick], "en")] == ["because you bought Tea"]
+    chinese = renderer._views([pick], "zh-CN")
+    assert [v["reason"] for v in chinese] == ["因为您买过Tea"]
+    assert renderer._views([pick], "zh-TW")[0] is chinese[0]  # one copy per language
+    assert view["reason"] == "because you bought Tea"  # the shared view is untouched

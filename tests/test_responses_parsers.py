@@ -281,7 +281,7 @@ def test_unsubscribe_tokens_verify_only_for_their_user_and_channel(user: str, ch
 
 
 def test_the_planners_links_use_the_same_token() -> None:
-    from campaign.planner.links import unsubscribe_url
+    from campaign.responses.unsubscribe import unsubscribe_url
 
     url = unsubscribe_url("https://shop.example", b"key", "u 1", "email")
     assert url == "https://shop.example/unsubscribe?" + unsubscribe_query(b"key", "u 1", "email")

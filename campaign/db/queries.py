@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
@@ -72,3 +73,29 @@ def installation_secret(connection: Connection, name: str) -> bytes:
             select(InstallationSecret.value).where(InstallationSecret.name == name)
         ).one()
     return bytes.fromhex(row.value)
+
+
+UNSUBSCRIBE_KEY_NAME = "unsubscribe"
+# Only a preview may lack the database's key (it never writes); its links are shown,
+# never sent, so a fixed stand-in is honest there.
+PREVIEW_ONLY_KEY = hashlib.sha256(b"campaign preview: links are never sent").digest()
+
+
+def unsubscribe_key(
+    connection: Connection, server_secrets: Sequence[str], *, create: bool = True
+) -> bytes:
+    """The key that signs unsubscribe links: the first ``[server] secret_envs`` secret,
+    else the database's own random key (made on first use when ``create``).
+
+    Every process on the database signs and verifies with the same key, and nobody
+    can forge a link from public facts. With ``create=False`` (read-only previews) a
+    missing key gives :data:`PREVIEW_ONLY_KEY`.
+    """
+    if server_secrets:
+        return server_secrets[0].encode()
+    if create:
+        return installation_secret(connection, UNSUBSCRIBE_KEY_NAME)
+    row = connection.execute(
+        select(InstallationSecret.value).where(InstallationSecret.name == UNSUBSCRIBE_KEY_NAME)
+    ).first()
+    return PREVIEW_ONLY_KEY if row is None else bytes.fromhex(row.value)

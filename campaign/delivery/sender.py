@@ -36,7 +36,8 @@ from sqlalchemy.engine import Engine
 
 from campaign.config import ChannelConfig, Config, QuietHours
 from campaign.db.dialect import is_postgresql
-from campaign.delivery import outbox, policy, unsubscribe
+from campaign.db.queries import unsubscribe_key
+from campaign.delivery import outbox, policy
 from campaign.delivery.channels import (
     Channel,
     HttpLanes,
@@ -48,6 +49,7 @@ from campaign.delivery.channels import (
 from campaign.delivery.outbox import ClaimedMessage, Dead, Record, Retry, Sent, Skipped
 from campaign.delivery.ratelimit import TokenBucket
 from campaign.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from campaign.responses import unsubscribe
 
 log = logging.getLogger("campaign.delivery")
 
@@ -186,6 +188,7 @@ class _Drainer:
         self.executor = ThreadPoolExecutor(
             max_workers=2 if is_postgresql(self.engine) else 1, thread_name_prefix="outbox"
         )
+        self._unsubscribe_secret = await self._db(self._load_unsubscribe_key)
         self.lanes = HttpLanes(
             clients=delivery.http_clients,
             connections_per_client=delivery.http_connections_per_client,
@@ -356,11 +359,16 @@ class _Drainer:
             sent = Counter(sent) + Counter(passed)
         return policy.is_frequency_capped(message.channel, medium, sent, caps, self.media)
 
+    def _load_unsubscribe_key(self) -> bytes:
+        # Once per drain: the same key the planner signed these messages' links with.
+        secrets = [secret.get_secret_value() for secret in self.config.server.secrets]
+        with self.engine.begin() as connection:
+            return unsubscribe_key(connection, secrets)
+
     def _outgoing(self, message: ClaimedMessage, medium: str, address: str) -> OutgoingMessage:
         unsubscribe_url = None
         if medium == "email" and message.user_external_id:
-            if self._unsubscribe_secret is None:
-                self._unsubscribe_secret = _unsubscribe_secret(self.config)
+            assert self._unsubscribe_secret is not None  # loaded when run() starts
             unsubscribe_url = unsubscribe.unsubscribe_url(
                 self.config.shop.base_url,
                 self._unsubscribe_secret,
@@ -492,6 +500,3 @@ def _describe(outcome: BaseException) -> str:
     return text[:1000]
 
 
-def _unsubscribe_secret(config: Config) -> bytes:
-    secrets = tuple(s.get_secret_value() for s in config.server.secrets)
-    return unsubscribe.unsubscribe_secret(secrets, config.shop.name, config.database_url())

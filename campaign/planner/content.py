@@ -26,8 +26,9 @@ from campaign.config import Config, OfferConfig
 from campaign.db.models import Product
 from campaign.errors import ConfigError, TemplateError
 from campaign.offers import CODE_ALPHABET, CODE_LENGTH, Offer, choose_offer
-from campaign.planner.links import unsubscribe_secret, unsubscribe_url
+from campaign.recommend.reasons import localize_reason
 from campaign.recommend.service import fit_recommender, recommend_with
+from campaign.responses.unsubscribe import unsubscribe_url
 from campaign.templating.context import check_plain, first_name
 from campaign.templating.environment import make_environment, template_set_exists
 from campaign.templating.render import Rendered, render_message
@@ -305,7 +306,7 @@ class Renderer:
     product views a hundred thousand times.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, unsubscribe_key: bytes) -> None:
         self.config = config
         self.folder = templates_dir(config)
         limits = config.templates
@@ -326,8 +327,9 @@ class Renderer:
         # id → view: holding the view keeps its id from being reused by another object.
         self._plain_views: dict[int, Any] = {}
         self._isoformats: dict[datetime, str] = {}
-        secrets = tuple(s.get_secret_value() for s in config.server.secrets)
-        self.secret = unsubscribe_secret(secrets, shop.name, config.database_url())
+        self.secret = unsubscribe_key
+        # (id of a shared view, language) → (that view, its translated copy)
+        self._translated: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def check_templates(self, template_sets: Sequence[str]) -> None:
         """Lint the sets a run will use; the first error stops the run before planning.
@@ -367,7 +369,7 @@ class Renderer:
                 that is not plain data.
         """
         name = user.get("name") or ""
-        views = [p.view for p in products]
+        views = self._views(products, locale)
         context = {
             "user": {
                 "id": str(user["external_id"]),
@@ -397,6 +399,25 @@ class Renderer:
             locale, context, default_locale=self.config.shop.default_locale,
             context_checked=True,
         )
+
+    def _views(self, products: Sequence[Pick], locale: str) -> list[dict[str, Any]]:
+        """The products as the recipient reads them: reasons in their language.
+
+        English views are the shared ones; a translated copy is made once per view and
+        language, and kept, so its identity (and the plain-data check) is stable.
+        """
+        language = (locale or "en").replace("_", "-").split("-")[0].lower()
+        if language == "en":
+            return [p.view for p in products]
+        views = []
+        for pick in products:
+            key = (id(pick.view), language)
+            cached = self._translated.get(key)
+            if cached is None or cached[0] is not pick.view:
+                translated = {**pick.view, "reason": localize_reason(pick.reason, locale)}
+                cached = self._translated[key] = (pick.view, translated)
+            views.append(cached[1])
+        return views
 
     def _iso(self, moment: datetime) -> str:
         # A run's coupons expire at a handful of distinct times.

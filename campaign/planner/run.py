@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from campaign.config import CampaignConfig, Config, VariantConfig
+from campaign.coupons import RESERVE_ATTEMPTS
 from campaign.db import pauses
 from campaign.db.models import (
     CampaignRun,
@@ -38,18 +39,18 @@ from campaign.db.models import (
     RunStatus,
     SkipReason,
 )
+from campaign.db.queries import unsubscribe_key
 from campaign.errors import CampaignError, TemplateError
 from campaign.experiments.bandit import BanditState
 from campaign.experiments.holdout import assign_holdout
 from campaign.experiments.store import load_bandit_state
 from campaign.experiments.variants import choose_variant, enabled_variants
-from campaign.coupons import RESERVE_ATTEMPTS
 from campaign.planner import content
 from campaign.planner import rows as bulk
 from campaign.planner.audience import (
     channel_rules,
-    coupon_tier_values,
     counts_of,
+    coupon_tier_values,
     decide_channels,
     load_audience,
 )
@@ -196,7 +197,7 @@ def _plan_run(
     variants = enabled_variants(campaign.variants)
     if not variants:
         raise CampaignError(f"campaign {campaign.name!r} has no enabled variant")
-    renderer = content.Renderer(config)
+    renderer = content.Renderer(config, _unsubscribe_key(engine, config, create=not dry_run))
     renderer.check_templates(sorted({v.template for v in variants}))
     if dry_run:
         with _read_only(engine) as connection:
@@ -209,7 +210,7 @@ def _plan_run(
         return RunReport(
             campaign.name, slot, as_of, DRY_RUN,
             counts=dict(counts_of(frame["status"], frame["skip_reason"])),
-            decisions=_public(frame), messages=keep, notes=_key_notes(config),
+            decisions=_public(frame), messages=keep,
         )
     try:
         with engine.begin() as connection:
@@ -240,17 +241,8 @@ def _plan_run(
         raise
     return RunReport(
         campaign.name, slot, as_of, PLANNED, run_id=run_id, counts=counts,
-        decisions=_public(frame), notes=_key_notes(config),
+        decisions=_public(frame),
     )
-
-
-def _key_notes(config: Config) -> list[str]:
-    if config.server.secrets:
-        return []
-    return [
-        "unsubscribe links are signed with a development key: set [server] secret_envs"
-        " before sending for real"
-    ]
 
 
 def _already(campaign: str, slot: datetime, as_of: datetime) -> RunReport:
@@ -850,7 +842,7 @@ def plan_test_send(
     variants = enabled_variants(campaign.variants)
     if not variants:
         raise CampaignError(f"campaign {campaign.name!r} has no enabled variant")
-    renderer = content.Renderer(config)
+    renderer = content.Renderer(config, _unsubscribe_key(engine, config, create=True))
     renderer.check_templates(sorted({v.template for v in variants}))
     rules = channel_rules(config, campaign)
     test_campaign = f"{campaign.name}{TEST_SUFFIX}"
@@ -938,3 +930,13 @@ def plan_test_send(
         test_campaign, planned_at, as_of, TEST, run_id=run_id,
         counts={"queued": len(records)}, messages=kept,
     )
+
+
+def _unsubscribe_key(engine: Engine, config: Config, *, create: bool) -> bytes:
+    """The unsubscribe-link key (a dry run only reads it, and never creates it)."""
+    secrets = [secret.get_secret_value() for secret in config.server.secrets]
+    if create:
+        with engine.begin() as connection:
+            return unsubscribe_key(connection, secrets, create=True)
+    with engine.connect() as connection:
+        return unsubscribe_key(connection, secrets, create=False)

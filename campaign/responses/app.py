@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from campaign.config import Config
 from campaign.db.models import User
+from campaign.db.queries import unsubscribe_key
 from campaign.delivery import signing
 from campaign.errors import InputError, SignatureError
 from campaign.responses import unsubscribe as links
@@ -101,9 +102,8 @@ class _Server:
         self.sendgrid_secret = (
             server.sendgrid_secret.get_secret_value() if server.sendgrid_secret else None
         )
-        self.unsubscribe_key = links.unsubscribe_secret(
-            self.secrets, config.shop.name, config.database_url()
-        )
+        with engine.begin() as connection:
+            self.unsubscribe_key = unsubscribe_key(connection, self.secrets)
         self.writer = BatchWriter(
             engine,
             clock=clock,

@@ -6,10 +6,9 @@ the token here. The token is ``HMAC-SHA256(secret, "unsubscribe:<user>:<channel>
 URL-safe base64 without padding, cut to 22 characters (128 bits); nothing is stored
 per link.
 
-The secret is the first ``[server] secret_envs`` secret (:func:`unsubscribe_secret`).
-Without one (the demo, tests) a development key derived from the shop name and the
-database URL is used: links still work but can be forged by anyone who knows both,
-so production configs must set a server secret.
+The key is the first ``[server] secret_envs`` secret, else the database's own random
+key (:func:`campaign.db.queries.unsubscribe_key`), so links cannot be forged even in
+a setup that configures no secret.
 
 A GET only shows a confirmation page (mail scanners open every link); the page's form
 POSTs back, and so do RFC 8058 one-click clients (body ``List-Unsubscribe=One-Click``).
@@ -28,13 +27,6 @@ _TOKEN_CHARS = 22
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
 
-def unsubscribe_secret(server_secrets: tuple[str, ...], shop_name: str, database_url: str) -> bytes:
-    """The key that signs unsubscribe links: the first server secret, else a dev key."""
-    if server_secrets:
-        return server_secrets[0].encode()
-    return hashlib.sha256(f"campaign-dev-unsubscribe:{shop_name}:{database_url}".encode()).digest()
-
-
 def unsubscribe_token(secret: bytes, user_key: str, channel: str) -> str:
     """The token proving an unsubscribe link for (user, channel) was issued by us."""
     digest = hmac.new(secret, f"unsubscribe:{user_key}:{channel}".encode(), hashlib.sha256)
@@ -51,6 +43,12 @@ def unsubscribe_query(secret: bytes, user_key: str, channel: str) -> str:
     """The query string of a signed link: ``u=...&c=...&t=...`` (percent-encoded)."""
     token = unsubscribe_token(secret, user_key, channel)
     return f"u={quote(user_key, safe='')}&c={quote(channel, safe='')}&t={token}"
+
+
+def unsubscribe_url(base_url: str, secret: bytes, user_key: str, channel: str) -> str:
+    """The absolute, signed unsubscribe URL of one user (shop id) on one channel; the
+    planner renders it into bodies, the sender into ``List-Unsubscribe``."""
+    return f"{base_url.rstrip('/')}/unsubscribe?{unsubscribe_query(secret, user_key, channel)}"
 
 
 @dataclass(frozen=True)
