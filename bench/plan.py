@@ -166,7 +166,7 @@ def raw_render_seconds(
         contexts.append((locale, {
             "user": {"id": f"U{user:07d}", "name": name, "first_name": first_name(name),
                      "locale": locale, "timezone": "Asia/Shanghai"},
-            "products": [dict(p.view) for p in picks.get(user, [])],
+            "products": [dict(v) for v in renderer.views_for(picks.get(user, []), locale)],
             "coupon": {"code": coupon.code, "percent_off": coupon.percent_off,
                        "min_order_cents": coupon.min_order_cents,
                        "expires_at": coupon.expires_at.isoformat(),

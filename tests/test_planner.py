@@ -657,8 +657,8 @@ def test_product_reasons_are_shown_in_the_recipients_language(root: Path) -> Non
     view = {"id": "P1", "name": "Mug", "category": "Home", "brand": "b", "price_cents": 900,
             "url": "https://shop.test/p/1", "reason": "because you bought Tea"}
     pick = Pick(1, "P1", 1, "because you bought Tea", view)
-    assert [v["reason"] for v in renderer._views([pick], "en")] == ["because you bought Tea"]
-    chinese = renderer._views([pick], "zh-CN")
+    assert [v["reason"] for v in renderer.views_for([pick], "en")] == ["because you bought Tea"]
+    chinese = renderer.views_for([pick], "zh-CN")
     assert [v["reason"] for v in chinese] == ["因为您买过Tea"]
-    assert renderer._views([pick], "zh-TW")[0] is chinese[0]  # one copy per language
+    assert renderer.views_for([pick], "zh-TW")[0] is chinese[0]  # one copy per language
     assert view["reason"] == "because you bought Tea"  # the shared view is untouched

@@ -221,9 +221,12 @@ def recommend(
         return {}
     catalogue = _products(connection, {int(p) for p in picks["product_id"].unique()})
     users, ranks = picks["user_id"].to_numpy(), picks["rank"].to_numpy()
-    if len(picks) > 1 and not bool(
-        np.all((users[1:] > users[:-1]) | ((users[1:] == users[:-1]) & (ranks[1:] > ranks[:-1])))
-    ):
+    # The recommender answers user by user, best first: sort only when it did not.
+    changes = users[1:] != users[:-1]
+    grouped = bool(np.all(changes | (ranks[1:] > ranks[:-1]))) and (
+        int(np.count_nonzero(changes)) + 1 == len(np.unique(users))
+    )
+    if not grouped:
         picks = picks.sort_values(["user_id", "rank"], kind="stable")
         users = picks["user_id"].to_numpy()
     # One shared Pick per distinct (product, rank, reason): a 100,000-user run has a
@@ -328,8 +331,8 @@ class Renderer:
         self._plain_views: dict[int, Any] = {}
         self._isoformats: dict[datetime, str] = {}
         self.secret = unsubscribe_key
-        # (id of a shared view, language) → (that view, its translated copy)
-        self._translated: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+        # language → id of a shared view → (that view, its translated copy)
+        self._translated: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = {}
 
     def check_templates(self, template_sets: Sequence[str]) -> None:
         """Lint the sets a run will use; the first error stops the run before planning.
@@ -369,7 +372,7 @@ class Renderer:
                 that is not plain data.
         """
         name = user.get("name") or ""
-        views = self._views(products, locale)
+        views = self.views_for(products, locale)
         context = {
             "user": {
                 "id": str(user["external_id"]),
@@ -400,22 +403,25 @@ class Renderer:
             context_checked=True,
         )
 
-    def _views(self, products: Sequence[Pick], locale: str) -> list[dict[str, Any]]:
+    def views_for(self, products: Sequence[Pick], locale: str) -> list[dict[str, Any]]:
         """The products as the recipient reads them: reasons in their language.
 
         English views are the shared ones; a translated copy is made once per view and
-        language, and kept, so its identity (and the plain-data check) is stable.
+        language, and kept (with the view, so the view's id stays unique while it is
+        cached), so its identity (and the plain-data check) is stable.
         """
         language = (locale or "en").replace("_", "-").split("-")[0].lower()
         if language == "en":
             return [p.view for p in products]
+        table = self._translated.get(language)
+        if table is None:
+            table = self._translated[language] = {}
         views = []
         for pick in products:
-            key = (id(pick.view), language)
-            cached = self._translated.get(key)
-            if cached is None or cached[0] is not pick.view:
+            cached = table.get(id(pick.view))
+            if cached is None:
                 translated = {**pick.view, "reason": localize_reason(pick.reason, locale)}
-                cached = self._translated[key] = (pick.view, translated)
+                cached = table[id(pick.view)] = (pick.view, translated)
             views.append(cached[1])
         return views
 
