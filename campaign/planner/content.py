@@ -190,7 +190,7 @@ class Pick(NamedTuple):
 def stored_products_json(picks: Sequence[Pick]) -> str:
     """The JSON text of ``messages.products`` for ``picks``: exactly what the ORM's JSON
     type would write (``json.dumps`` defaults), from each pick's encoded form."""
-    return "[" + ", ".join(pick.stored_text for pick in picks) + "]"
+    return "[" + ", ".join([pick.stored_text for pick in picks]) + "]"
 
 
 def recommend(
