@@ -27,7 +27,7 @@ import os
 import sys
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np

@@ -21,10 +21,10 @@ Usage: ``.venv/bin/python bench/recommend_quality.py [--dataset demo|instacart|a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-import importlib.util
 from pathlib import Path
 
 import numpy as np

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign.config import VariantConfig
+from campaign.errors import ConfigError
 from campaign.experiments.holdout import assign_holdout, holdout_position, is_held_out
 from campaign.experiments.variants import choose_variant
-from campaign.errors import ConfigError
 
 names = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,20}", fullmatch=True)
 keys = st.text(min_size=1, max_size=40)

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campaign.responses.app import create_app
 from tests.factories import make_user
-from tests.responses_helpers import NOW, count_responses, engagement_of, make_config, make_sent_message, signed
+from tests.responses_helpers import (
+    NOW,
+    count_responses,
+    engagement_of,
+    make_config,
+    make_sent_message,
+    signed,
+)
 
 
 def _free_port() -> int:

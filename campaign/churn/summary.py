@@ -23,7 +23,7 @@ Columns (one row per user with a purchase before ``as_of``, indexed by ``user_id
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd

@@ -29,7 +29,7 @@ from campaign.db.models import (
     ModelVersion,
     WorkerHeartbeat,
 )
-from campaign.delivery.channels import Channel, OutgoingMessage, Outcome, SendResult
+from campaign.delivery.channels import Channel, Outcome, OutgoingMessage, SendResult
 from campaign.delivery.ratelimit import TokenBucket
 from campaign.errors import PermanentDeliveryError
 

@@ -34,7 +34,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from campaign.db.models import Event, Message, Product, Response, User
 from campaign.errors import InputError, InputErrors
-from campaign.responses.ingest import apply_stored_responses
 from campaign.ingest.readers import (
     EVENT_COLUMNS,
     HASH_PREFIX,
@@ -48,6 +47,7 @@ from campaign.ingest.readers import (
     response_record,
     user_record,
 )
+from campaign.responses.ingest import apply_stored_responses
 
 MAX_REPORTED_ERRORS = 20
 CHUNK_ROWS = 20_000

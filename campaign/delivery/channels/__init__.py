@@ -10,8 +10,8 @@ from campaign.config import ChannelConfig
 from campaign.delivery.channels.base import (
     Channel,
     HttpLanes,
-    OutgoingMessage,
     Outcome,
+    OutgoingMessage,
     SendResult,
 )
 from campaign.delivery.channels.email import SendGridChannel

@@ -17,8 +17,8 @@ from typing import Any
 from campaign.delivery.channels.base import (
     IDEMPOTENCY_HEADER,
     HttpLanes,
-    OutgoingMessage,
     Outcome,
+    OutgoingMessage,
     SendResult,
     check_response,
     map_http_errors,

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from campaign.delivery.channels.base import OutgoingMessage, Outcome, SendResult
+from campaign.delivery.channels.base import Outcome, OutgoingMessage, SendResult
 from campaign.errors import TransientDeliveryError
 
 
