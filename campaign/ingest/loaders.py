@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from queue import Full, Queue
@@ -222,41 +223,15 @@ _USER_DEFAULTS = {"consent_email": False, "consent_sms": False, "attributes": {}
 _PRODUCT_DEFAULTS = {"tags": [], "in_stock": True, "attributes": {}}
 
 
-def _load_users(
-    connection: Connection,
-    csv_file: CsvFile,
-    rejects: _Rejects,
-    advance: Progress,
-    now: datetime,
-    chunk_rows: int,
-) -> _Counts:
-    return _load_entities(
-        connection, csv_file, rejects, advance, now, chunk_rows, User.__table__, "user_id"
-    )
-
-
-def _load_products(
-    connection: Connection,
-    csv_file: CsvFile,
-    rejects: _Rejects,
-    advance: Progress,
-    now: datetime,
-    chunk_rows: int,
-) -> _Counts:
-    return _load_entities(
-        connection, csv_file, rejects, advance, now, chunk_rows, Product.__table__, "product_id"
-    )
-
-
 def _load_entities(
-    connection: Connection,
-    csv_file: CsvFile,
-    rejects: _Rejects,
-    advance: Progress,
-    now: datetime,
-    chunk_rows: int,
     table: Table,
     id_column: str,
+    connection: Connection,
+    csv_file: CsvFile,
+    rejects: _Rejects,
+    advance: Progress,
+    now: datetime,
+    chunk_rows: int,
 ) -> _Counts:
     is_users = table.name == "users"
     to_record = user_record if is_users else product_record
@@ -633,8 +608,9 @@ def _insert_responses(
 _LOADERS: dict[
     str, Callable[[Connection, CsvFile, _Rejects, Progress, datetime, int], _Counts]
 ] = {
-    "users": _load_users,
-    "products": _load_products,
+    # Users and products load alike: an upsert on the external id.
+    "users": partial(_load_entities, User.__table__, "user_id"),
+    "products": partial(_load_entities, Product.__table__, "product_id"),
     "events": _load_events,
 }
 
