@@ -500,6 +500,9 @@ def _finish(
         outbox = _Outbox(connection, campaign, frame, picks, run_id, slot, planned_at,
                          config.delivery.message_expiry_hours)
     subjects: dict[int, str | None] = {}
+    # The audience, picks and views live until the end of the run: out of the
+    # collector's way too (plan_run unfreezes everything when it ends).
+    gc.freeze()
     step = 0
     positions = queued.tolist()
     for start in range(0, len(positions), WRITE_CHUNK):
