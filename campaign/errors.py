@@ -9,7 +9,7 @@ its traceback. The command line prints ``error: <message>`` for these and exits 
     ├── ConfigError            path, key, reason
     ├── InputError             source, line, column, reason   (CSV rows, CLI values)
     ├── TemplateError          template, line, reason          (lint + render)
-    ├── NotFound               kind, key                       (unknown user, campaign, no active model)
+    ├── NotFound               kind, key                       (unknown user, campaign, model)
     ├── DatabaseError          url (masked), reason            (unreachable, not migrated)
     ├── ModelError             incompatible or missing artifact, too little data
     ├── DeliveryError          channel, message id, status

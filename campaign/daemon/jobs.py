@@ -74,7 +74,9 @@ def record_missed(
     return written
 
 
-def record_failed(engine: Engine, campaign: str, slot: datetime, *, now: datetime, error: str) -> None:
+def record_failed(
+    engine: Engine, campaign: str, slot: datetime, *, now: datetime, error: str
+) -> None:
     """Mark (campaign, slot) failed with ``error``, inserting the row if planning never
     got that far. A slot that finished (``done``) is never downgraded."""
     error = error[:2000]
@@ -119,7 +121,10 @@ def tick_campaign(ctx: JobContext, campaign: str) -> None:
         if plan.missed:
             written = record_missed(
                 ctx.engine, campaign, plan.missed, now=now,
-                reason="missed: no daemon ran the scheduler at this slot (older than the grace time)",
+                reason=(
+                    "missed: no daemon ran the scheduler at this slot"
+                    " (older than the grace time)"
+                ),
             )
             ctx.metrics.runs.labels(campaign, "missed").inc(written)
             log_event(
@@ -148,7 +153,8 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
     except Exception as exc:
         seconds = time.perf_counter() - started
         try:
-            record_failed(ctx.engine, campaign, slot, now=ctx.clock(), error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            record_failed(ctx.engine, campaign, slot, now=ctx.clock(), error=error)
         except Exception:
             log.error("campaign.run.failure_not_recorded campaign=%s", campaign, exc_info=True)
         ctx.metrics.runs.labels(campaign, "failed").inc()

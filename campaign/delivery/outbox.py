@@ -317,7 +317,9 @@ class Skipped:
 Record = Sent | Retry | Dead | Skipped
 
 
-def record_outcomes(engine: Engine, records: Iterable[Record], *, owner: str, now: datetime) -> None:
+def record_outcomes(
+    engine: Engine, records: Iterable[Record], *, owner: str, now: datetime
+) -> None:
     """Write a batch of outcomes in one transaction, one ``executemany`` per kind."""
     sent: list[dict[str, Any]] = []
     retry: list[dict[str, Any]] = []
@@ -419,7 +421,9 @@ def record_outcomes(engine: Engine, records: Iterable[Record], *, owner: str, no
             connection.execute(
                 update(_messages)
                 .where(ours)
-                .values(status=MessageStatus.DEAD.value, last_error=bindparam("b_error"), **released),
+                .values(
+                    status=MessageStatus.DEAD.value, last_error=bindparam("b_error"), **released
+                ),
                 dead,
             )
         if skipped:

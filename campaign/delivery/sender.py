@@ -488,7 +488,9 @@ class _Drainer:
         if not self.pending:
             return
         records, self.pending = self.pending, []
-        await self._db(outbox.record_outcomes, self.engine, records, owner=self.owner, now=self.now())
+        await self._db(
+            outbox.record_outcomes, self.engine, records, owner=self.owner, now=self.now()
+        )
         if self.progress is not None:
             final = sum(1 for r in records if not isinstance(r, Retry))
             if final:

@@ -204,7 +204,8 @@ def render_html(
 ) -> str:
     """The report page as one HTML string (pure apart from drawing)."""
     currency = config.shop.currency
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(config.shop.name)}"
+    shop = html.escape(config.shop.name)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{shop}"
              f" campaign report</title><style>{_STYLE}</style></head><body>",
              f"<h1>{html.escape(config.shop.name)}: campaign report</h1>"]
     if report is not None and not report.outcomes.empty:
