@@ -219,7 +219,8 @@ def render_message(
     time, loop and output limits apply to all its files together. ``context_checked``
     says the caller has already passed every value of ``context`` through
     :func:`~campaign.templating.context.check_plain` (a run checks its shared parts,
-    such as product views and the shop, once rather than in every message). The subject is stripped and must be one non-empty line.
+    such as product views and the shop, once rather than in every message). The
+    subject is stripped and must be one non-empty line.
 
     Raises:
         TemplateError: unknown set or locale, a non-plain context, or any template error.
