@@ -329,6 +329,8 @@ class Renderer:
         check_plain(self.shop, "context.shop")
         # id → view: holding the view keeps its id from being reused by another object.
         self._plain_views: dict[int, Any] = {}
+        # One budget, re-armed for every message (render_message starts it afresh).
+        self._budget = self.env.new_budget()
         self._isoformats: dict[datetime, str] = {}
         self.secret = unsubscribe_key
         # language → id of a shared view → (that view, its translated copy)
@@ -400,7 +402,7 @@ class Renderer:
         return render_message(
             self.env, template, medium,  # type: ignore[arg-type]
             locale, context, default_locale=self.config.shop.default_locale,
-            context_checked=True,
+            budget=self._budget, context_checked=True,
         )
 
     def views_for(self, products: Sequence[Pick], locale: str) -> list[dict[str, Any]]:

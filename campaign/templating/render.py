@@ -236,8 +236,11 @@ def render_message(
             env.locale_choices[choice] = folder
     if folder is None:
         raise TemplateError(display_name(env, template_set), f"no templates for locale {locale!r}")
-    data = dict(context)
-    data["locale"] = folder
+    if context.get("locale") == folder:
+        data = context
+    else:
+        data = dict(context)
+        data["locale"] = folder
     if not context_checked:
         try:
             check_plain(data)
