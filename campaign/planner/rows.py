@@ -70,16 +70,16 @@ def insert_rows(
         connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
         return
     statement = f"COPY {table} ({names}) FROM STDIN"
-    dbapi = connection.dialect.dbapi
+    dbapi: Any = connection.dialect.dbapi
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(statement) as copy:
             write_row = copy.write_row
             for row in rows:
                 write_row(row)
-    except dbapi.Error as exc:  # type: ignore[union-attr]
+    except dbapi.Error as exc:
         raise DBAPIError.instance(
-            statement, None, exc, dbapi.Error, dialect=connection.dialect  # type: ignore[union-attr]
+            statement, None, exc, dbapi.Error, dialect=connection.dialect
         ) from exc
     finally:
         cursor.close()
