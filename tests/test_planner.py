@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from campaign.config import Config, load_config
 from campaign.db.models import (
@@ -662,3 +663,26 @@ def test_product_reasons_are_shown_in_the_recipients_language(root: Path) -> Non
     assert [v["reason"] for v in chinese] == ["因为您买过Tea"]
     assert renderer.views_for([pick], "zh-TW")[0] is chinese[0]  # one copy per language
     assert view["reason"] == "because you bought Tea"  # the shared view is untouched
+
+
+def test_a_message_key_taken_by_someone_else_fails_the_run_with_nothing_written(
+    engine: Engine, db_url: str, root: Path
+) -> None:
+    config = make_config(root, db_url)
+    first = add_user(engine, "k1", risk=0.9)
+    add_user(engine, "k2", risk=0.8)
+    # A row holding the key this run would write for k1 (bulk inserts go through the
+    # driver; its unique violation must still surface as SQLAlchemy's IntegrityError).
+    add_message(engine, first, "other", "email", NOW)
+    with engine.begin() as connection:
+        connection.execute(
+            Message.__table__.update()
+            .where(Message.user_id == first)
+            .values(idempotency_key=f"c/20261101T000000Z/{first}/email")
+        )
+    with pytest.raises(IntegrityError):
+        run(engine, config)
+    with engine.connect() as connection:
+        runs = connection.execute(select(CampaignRun.campaign, CampaignRun.status)).all()
+        count = connection.execute(select(func.count()).select_from(Message)).scalar()
+    assert ("c", "failed") in [tuple(r) for r in runs] and count == 1
