@@ -85,6 +85,21 @@ def insert_rows(
         cursor.close()
 
 
+def new_message_ids(connection: Connection, run_id: int, after_id: int) -> dict[int, int]:
+    """``user_id → id`` of the run's messages with an id above ``after_id`` (one
+    message per user per run), read through the driver."""
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            f"SELECT user_id, id FROM messages WHERE run_id = {mark} AND id > {mark}",
+            (run_id, after_id),
+        )
+        return dict(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def existing_codes(connection: Connection, codes: Iterable[str]) -> set[str]:
     """Which of ``codes`` are already in ``coupons``."""
     wanted = list(codes)

@@ -669,13 +669,7 @@ class _Outbox:
         bulk.insert_rows(self.connection, "messages", bulk.MESSAGE_COLUMNS, records)
         # One message per user per run: read the new ids back in one query rather than
         # RETURNING, which SQLite can only honour row by row in parameter order.
-        ids = dict(
-            self.connection.execute(
-                select(Message.user_id, Message.id).where(
-                    Message.run_id == self.run_id, Message.id > self.last_id
-                )
-            ).all()
-        )
+        ids = bulk.new_message_ids(self.connection, self.run_id, self.last_id)
         self.last_id = max(ids.values(), default=self.last_id)
         with_coupon = [i for i in positions if i in coupons]
         if with_coupon:
