@@ -170,13 +170,14 @@ def seed_bulk(engine: Any, n: int, channel: str = "email", campaign: str = "bulk
         connection.execute(
             insert(User),
             [
-                {"external_id": f"b{i}", "email": f"b{i}@example.com", "consent_email": True,
-                 "consent_sms": False, "attributes": {}}
+                # Users are per campaign, so several bulks (bench/workers.py) can share a database.
+                {"external_id": f"{campaign}-b{i}", "email": f"{campaign}-b{i}@example.com",
+                 "consent_email": True, "consent_sms": False, "attributes": {}}
                 for i in range(n)
             ],
         )
         ids = connection.execute(
-            select(User.id).where(User.external_id.like("b%")).order_by(User.id)
+            select(User.id).where(User.external_id.like(f"{campaign}-b%")).order_by(User.id)
         ).scalars().all()
         keys = [f"{campaign}/{user_id}/{channel}" for user_id in ids]
         connection.execute(

@@ -17,7 +17,6 @@ POSTs back, and so do RFC 8058 one-click clients (body ``List-Unsubscribe=One-Cl
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from dataclasses import dataclass
 from html import escape
@@ -29,8 +28,9 @@ ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
 def unsubscribe_token(secret: bytes, user_key: str, channel: str) -> str:
     """The token proving an unsubscribe link for (user, channel) was issued by us."""
-    digest = hmac.new(secret, f"unsubscribe:{user_key}:{channel}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(digest.digest()).decode()[:_TOKEN_CHARS]
+    # hmac.digest is the one-shot C path: a 100,000-user run makes 100,000 tokens.
+    digest = hmac.digest(secret, f"unsubscribe:{user_key}:{channel}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest).decode()[:_TOKEN_CHARS]
 
 
 def verify_unsubscribe_token(secret: bytes, user_key: str, channel: str, token: str) -> bool:
