@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 def _show(step: DemoStep, summary: StepSummary) -> None:
-    table = Table(title=summary.title, title_justify="left", show_header=False, box=None,
-                  padding=(0, 2))
+    # The title goes on its own line: as a table title it wraps to a narrow table's width.
+    console.print(summary.title, style="bold", markup=False)
+    table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for label, value in summary.lines:
