@@ -68,8 +68,17 @@ class ShopConfig(_Section):
     base_url: str = "http://127.0.0.1:8080"
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
+    coupon_webhook_url: str | None = None
+    coupon_webhook_secret_env: str | None = None
+    coupon_webhook_secret: SecretStr | None = Field(None, exclude=True)
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
+    @model_validator(mode="after")
+    def _signed_hook(self) -> ShopConfig:
+        if self.coupon_webhook_url and self.coupon_webhook_secret is None:
+            raise ValueError("coupon_webhook_url needs coupon_webhook_secret_env (it is signed)")
+        return self
 
 
 class DatabaseConfig(_Section):
@@ -530,6 +539,15 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str], source: s
                     f"environment variable {username_env} is not set",
                 )
             channel["username"] = environ[username_env]
+    shop = data.get("shop")
+    if isinstance(shop, dict) and shop.get("coupon_webhook_secret_env"):
+        env_name = shop["coupon_webhook_secret_env"]
+        if env_name not in environ:
+            raise ConfigError(
+                source, "shop.coupon_webhook_secret_env",
+                f"environment variable {env_name} is not set",
+            )
+        shop["coupon_webhook_secret"] = environ[env_name]
     server = data.get("server")
     if isinstance(server, dict) and server.get("secret_envs"):
         secrets = []

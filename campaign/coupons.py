@@ -8,20 +8,27 @@ is never reused, whatever happens to the message; rows are never deleted.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 from babel.numbers import get_currency_precision
 from sqlalchemy import select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaign.db.models import Coupon, Event, EventType, User
+from campaign.config import ShopConfig
+from campaign.db.models import Coupon, Event, EventType, Message, User
 from campaign.errors import CampaignError
-from campaign.offers import Offer, format_minor_units, new_coupon_code, normalize_code
+from campaign.offers import (
+    Offer,
+    coupons_issued_payload,
+    format_minor_units,
+    new_coupon_code,
+    normalize_code,
+)
 
 EXPORT_COLUMNS = (
     "code",
@@ -204,3 +211,59 @@ def redeem_from_events(
 
 # The name the ingest part calls after an events import.
 redeem_coupons = redeem_from_events
+
+
+def run_coupons_payload(
+    connection: Connection, run_id: int, *, shop: str, currency: str, now: datetime
+) -> tuple[bytes, int] | None:
+    """The signed-webhook body announcing the coupons reserved by run ``run_id``
+    (:func:`campaign.offers.coupons_issued_payload`) and how many it lists, or None
+    when the run reserved none. Read-only."""
+    rows = connection.execute(
+        select(
+            Coupon.code, User.external_id.label("user_id"), Coupon.percent_off,
+            Coupon.min_order_cents, Coupon.expires_at,
+        )
+        .join(User, User.id == Coupon.user_id)
+        .join(Message, Message.id == Coupon.message_id)
+        .where(Message.run_id == run_id)
+        .order_by(Coupon.id)
+    ).all()
+    if not rows:
+        return None
+    body = coupons_issued_payload(
+        [row._asdict() for row in rows], issued_at=now, shop=shop,
+        decimals=get_currency_precision(currency),
+    )
+    return body, len(rows)
+
+
+def notify_shop(
+    engine: Engine,
+    shop: ShopConfig,
+    run_id: int,
+    *,
+    now: datetime,
+    post: Callable[[str, str, bytes], str],
+) -> int:
+    """Tell the shop's checkout which codes run ``run_id`` reserved, when the config
+    names a ``[shop] coupon_webhook_url``; returns how many codes were announced.
+
+    ``post(url, secret, body)`` does the signed HTTP call (the delivery part's
+    :func:`campaign.delivery.channels.shop.post_coupons_issued`).
+
+    Raises:
+        DeliveryError: the shop did not accept it; the codes stay reserved and
+            ``campaign coupons export`` still lists them.
+    """
+    if not shop.coupon_webhook_url or shop.coupon_webhook_secret is None:
+        return 0
+    with engine.connect() as connection:
+        payload = run_coupons_payload(
+            connection, run_id, shop=shop.name, currency=shop.currency, now=now
+        )
+    if payload is None:
+        return 0
+    body, count = payload
+    post(shop.coupon_webhook_url, shop.coupon_webhook_secret.get_secret_value(), body)
+    return count

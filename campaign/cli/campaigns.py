@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, err_console, parse_when, progress_bar, state
+from campaign.cli.common import AppState, console, err_console, parse_when, progress_bar, state
 
 if TYPE_CHECKING:
+    from campaign.config import Config
     from campaign.planner.run import RunReport
 
 
@@ -107,6 +108,30 @@ def run_command(
         console.print("dry run: nothing was written, no coupon reserved")
     else:
         console.print(f"run {report.run_id} planned: {report.counts.get('queued', 0)} queued")
+        if report.run_id is not None:
+            _notify_shop(config, app_state, report.run_id)
+
+
+def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
+    """Announce the run's codes to the shop's checkout, when configured; a failure is a
+    warning, not an error: the codes are reserved and `campaign coupons export` has them."""
+    from campaign.coupons import notify_shop
+    from campaign.delivery.channels.shop import post_coupons_issued
+    from campaign.errors import DeliveryError
+
+    try:
+        count = notify_shop(
+            app_state.engine(), config.shop, run_id, now=app_state.default_as_of(),
+            post=post_coupons_issued,
+        )
+    except DeliveryError as exc:
+        err_console.print(
+            f"warning: shop not told of the new coupon codes ({exc}); "
+            "`campaign coupons export` lists them", markup=False, soft_wrap=True,
+        )
+        return
+    if count:
+        console.print(f"shop told of {count} new coupon code(s)")
 
 
 def preview_command(

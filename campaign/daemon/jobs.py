@@ -144,7 +144,7 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
     as missed so the slot is accounted for) or ``failed`` (recorded with its error).
     """
     from campaign.planner import plan_run
-    from campaign.planner.run import ALREADY_PLANNED, PAUSED
+    from campaign.planner.run import ALREADY_PLANNED, PAUSED, PLANNED
 
     started = time.perf_counter()
     log_event(log, "campaign.run.started", campaign=campaign, slot=slot.isoformat())
@@ -178,7 +178,27 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
         outcome=report.outcome, run_id=report.run_id, queued=report.counts.get("queued", 0),
         seconds=round(seconds, 3),
     )
+    if report.outcome == PLANNED and report.run_id is not None:
+        _notify_shop(ctx, campaign, report.run_id)
     return report.outcome
+
+
+def _notify_shop(ctx: JobContext, campaign: str, run_id: int) -> None:
+    """Announce the run's coupon codes to the shop (when configured); never raises:
+    the codes are reserved either way and `campaign coupons export` lists them."""
+    from campaign.coupons import notify_shop
+    from campaign.delivery.channels.shop import post_coupons_issued
+
+    try:
+        count = notify_shop(
+            ctx.engine, ctx.config.shop, run_id, now=ctx.clock(), post=post_coupons_issued
+        )
+    except Exception:
+        log.warning("coupons.shop.not_notified campaign=%s run_id=%s", campaign, run_id,
+                    exc_info=True)
+        return
+    if count:
+        log_event(log, "coupons.shop.notified", campaign=campaign, run_id=run_id, codes=count)
 
 
 def retrain(ctx: JobContext) -> None:

@@ -35,7 +35,8 @@ def open_read_only(url: str) -> Engine:
         DatabaseError: the URL is invalid or the server unreachable.
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    in_memory = not parsed.database or parsed.database == ":memory:"
+    if parsed.get_backend_name() != "sqlite" or in_memory:
         return make_engine(url)
     path = Path(parsed.database).resolve()
     if not path.is_file():

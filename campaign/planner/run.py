@@ -915,10 +915,13 @@ def plan_test_send(
                     "products": [p.stored() for p in products],
                     "coupon_code": coupon.code if coupon else None,
                     "address_override": seed, "is_test": True,
-                    "idempotency_key": f"{test_campaign}/{slot_key(planned_at)}/{index}/{rule.name}",
+                    "idempotency_key": (
+                        f"{test_campaign}/{slot_key(planned_at)}/{index}/{rule.name}"
+                    ),
                     "status": MessageStatus.QUEUED.value, "skip_reason": None, "attempts": 0,
                     "next_attempt_at": planned_at,
-                    "expires_at": planned_at + timedelta(hours=config.delivery.message_expiry_hours),
+                    "expires_at": planned_at
+                    + timedelta(hours=config.delivery.message_expiry_hours),
                     "last_error": None, "created_at": planned_at, "updated_at": planned_at,
                 }
             )

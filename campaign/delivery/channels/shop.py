@@ -1,0 +1,60 @@
+"""The shop's own webhook: tells its checkout which coupon codes a run issued.
+
+One signed POST (Standard Webhooks headers, the same signing as the webhook channel)
+per run that reserved codes. Transient failures (timeouts, connection errors, 5xx,
+429) are retried a few times; the run itself never depends on it, since the codes
+are reserved in the database and ``campaign coupons export`` always has them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import httpx
+
+from campaign.delivery.signing import sign_headers
+from campaign.errors import PermanentDeliveryError, TransientDeliveryError
+
+CHANNEL = "shop coupon webhook"
+
+
+def post_coupons_issued(
+    url: str,
+    secret: str,
+    body: bytes,
+    *,
+    now: Callable[[], float] = time.time,
+    attempts: int = 3,
+    timeout_seconds: float = 10.0,
+    backoff_seconds: float = 1.0,
+) -> str:
+    """POST ``body`` to the shop, signed; returns the webhook id (same on every retry).
+
+    Raises:
+        TransientDeliveryError: still failing after ``attempts`` tries.
+        PermanentDeliveryError: the shop answered a 4xx other than 429.
+    """
+    msg_id = f"coupons_{uuid.uuid4().hex}"
+    last: TransientDeliveryError | None = None
+    with httpx.Client(timeout=timeout_seconds) as client:
+        for attempt in range(attempts):
+            headers = sign_headers(secret, msg_id, int(now()), body)
+            headers["Content-Type"] = "application/json"
+            headers["Idempotency-Key"] = msg_id
+            try:
+                response = client.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                last = TransientDeliveryError(CHANNEL, f"{type(exc).__name__}: {exc}")
+            else:
+                if response.is_success:
+                    return msg_id
+                reason = f"{url} answered {response.status_code}"
+                if response.status_code != 429 and response.status_code < 500:
+                    raise PermanentDeliveryError(CHANNEL, reason, status=response.status_code)
+                last = TransientDeliveryError(CHANNEL, reason, status=response.status_code)
+            if attempt + 1 < attempts:
+                time.sleep(backoff_seconds * 2**attempt)
+    assert last is not None
+    raise last
