@@ -10,6 +10,7 @@ becomes :class:`TransientDeliveryError` (retried), any other 4xx
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,16 +107,16 @@ class Channel(Protocol):
         ...
 
 
-class SingleChannel:
+class SingleChannel(ABC):
     """Base for channels that send one message per request: implement ``send_one``."""
 
     name: str
     medium: str
     max_batch = 1
 
+    @abstractmethod
     async def send_one(self, message: OutgoingMessage, lane: int) -> SendResult:
         """Deliver one message or raise :class:`DeliveryError`."""
-        raise NotImplementedError
 
     async def send(self, messages: Sequence[OutgoingMessage], lane: int = 0) -> list[Outcome]:
         """Send each message in turn; failures become outcomes, not exceptions."""
@@ -127,7 +128,7 @@ class SingleChannel:
                 outcomes.append(exc)
         return outcomes
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (a real default: most hold nothing)
         """Nothing to release by default."""
 
 
