@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from campaign.db.engine import make_engine  # noqa: E402
 from campaign.db.migrate import upgrade  # noqa: E402
+from campaign.ingest.readers import EVENT_COLUMNS  # noqa: E402  (the events table's load order)
 from campaign.profile.features import derive_features  # noqa: E402
 from campaign.profile.queries import load_profile_aggregates  # noqa: E402
 
@@ -44,17 +45,6 @@ HISTORY_DAYS = 540
 N_PRODUCTS = 10_000
 N_CATEGORIES = 60
 CHUNK = 1_000_000
-EVENT_COLUMNS = (
-    "user_id",
-    "product_id",
-    "type",
-    "ts",
-    "order_id",
-    "quantity",
-    "amount_cents",
-    "coupon_code",
-    "source_event_id",
-)
 TYPES = np.array(["view", "visit", "cart", "purchase", "search"])
 TYPE_SHARE = np.array([0.55, 0.15, 0.12, 0.10, 0.08])
 
