@@ -34,7 +34,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import AttributionConfig
@@ -254,22 +254,33 @@ def attribute(
         movable = outcomes["engagement"].isna() | outcomes["engagement"].isin(BEFORE_CONVERTED)
         todo = outcomes[outcomes["sent"] & outcomes["converted"] & movable]
         newly = 0
-        for row in todo.itertuples(index=False):
+        if len(todo):
+            # One executemany for every conversion, not one statement per message; the
+            # engagement guard repeats the forward-only rule inside the database.
+            table = Message.__table__
             result = connection.execute(
-                update(Message)
+                update(table)
                 .where(
-                    Message.id == int(row.message_id),
-                    or_(Message.engagement.is_(None), Message.engagement.in_(BEFORE_CONVERTED)),
+                    table.c.id == bindparam("b_id"),
+                    # Plain comparisons: an IN list expands, which executemany refuses.
+                    or_(
+                        table.c.engagement.is_(None),
+                        *(table.c.engagement == value for value in BEFORE_CONVERTED),
+                    ),
                 )
                 .values(
                     engagement=Engagement.CONVERTED.value,
-                    engagement_at=row.conversion_at.to_pydatetime(),
+                    engagement_at=bindparam("b_at"),
                     updated_at=now,
-                )
+                ),
+                [
+                    {"b_id": int(row.message_id), "b_at": row.conversion_at.to_pydatetime()}
+                    for row in todo.itertuples(index=False)
+                ],
             )
-            newly += result.rowcount
+            newly = result.rowcount
             if progress:
-                progress(1)
+                progress(len(todo))
     return AttributionReport(
         messages=len(outcomes),
         conversions=int(outcomes["converted"].sum()),
