@@ -122,3 +122,21 @@ def test_a_missing_template_set_stops_the_command_at_start(shop: Path) -> None:
     result = runner.invoke(app, ["--config", str(path), "preview", "c"])
     assert result.exit_code == 1
     assert "variants[0].template: template set 'gone' not found" in result.stderr
+
+
+def test_a_run_before_any_scores_says_what_to_do_and_records_nothing(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_config(tmp_path, sqlite_url)
+    result = runner.invoke(
+        app, ["--config", str(tmp_path / "config.toml"), "run", "c", "--as-of", "2026-11-01"]
+    )
+    assert result.exit_code == 1
+    assert "churn scores not found" in result.stderr
+    assert "run 'campaign train' and 'campaign score' first" in result.stderr
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        statuses = connection.execute(select(CampaignRun.status)).scalars().all()
+    engine.dispose()
+    assert statuses == ["failed"]  # recorded, and a failed slot is planned again later

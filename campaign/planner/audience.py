@@ -39,6 +39,7 @@ from campaign.db.models import (
     User,
 )
 from campaign.db.queries import address_hash
+from campaign.errors import NotFound
 from campaign.profile.segments import latest_segments
 
 # Messages that reached, or may still reach, a person count against caps and cooldowns.
@@ -134,8 +135,19 @@ def load_audience(
     window), recent_<channel> (messages on that channel's cap key within the
     frequency window), suppressed_<channel> (bool), cooldown (bool: this campaign
     queued, sent or held out the user within ``cooldown_days``).
+
+    Raises:
+        NotFound: there are no churn scores at or before ``as_of`` to target with.
     """
     scores = latest_scores(connection, as_of)
+    if scores.empty:
+        # Planning now would record the slot as done with nobody in it, and the same
+        # slot could not be planned again once scores exist: refuse instead.
+        raise NotFound(
+            "churn scores",
+            f"at or before {as_of:%Y-%m-%d %H:%M} UTC; run 'campaign train' and "
+            "'campaign score' first",
+        )
     if campaign.audience.segments:
         scores = scores.assign(segment=latest_segments(connection, as_of))
     audience = select_audience(scores, campaign)
