@@ -19,6 +19,8 @@ LIBRARY_HOMES = {
     "starlette": ("responses/app.py",),
     # demo_loop.py: the demo runs the real webhook server in a thread on 127.0.0.1.
     "uvicorn": ("responses/", "daemon/", "cli/", "demo_loop.py"),
+    # Compiled loops stay in one module, so the rest of the core is plain numpy.
+    "numba": ("recommend/kernels.py",),
 }
 
 # Pure core: no I/O libraries at all.
@@ -36,6 +38,7 @@ PURE_MODULES = (
     "recommend/popularity.py",
     "recommend/buyagain.py",
     "recommend/hybrid.py",
+    "recommend/kernels.py",
     "recommend/feedback.py",
     "recommend/ranking.py",
     "recommend/reasons.py",

@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
+from campaign.recommend import kernels
 from campaign.recommend.evaluate import evaluate_recommenders, ranking_metrics
-from campaign.recommend.feedback import build_feedback
+from campaign.recommend.feedback import Feedback, build_feedback
 from campaign.recommend.hybrid import HybridRecommender
 from campaign.recommend.itemcf import top_neighbours
-from campaign.recommend.ranking import drop_filtered, row_top_k, top_k, top_k_sparse
+from campaign.recommend.ranking import apply_filters, top_k
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
@@ -335,39 +336,129 @@ def test_scaling_a_users_history_changes_none_of_their_scores() -> None:
     )
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("repurchase", [False, True])
-def test_sparse_ranking_matches_the_dense_reference(seed: int, repurchase: bool) -> None:
-    model, feedback = random_shop(seed)
-    rows = feedback.rows_for(list(range(1, 70)))
-    allowed = model.item_allowed()
-    candidates = model.popularity_candidates(allowed, 3 + 20)
-    scores, _top, _affinity = model.score_candidates(
-        rows, allow_repurchase=repurchase, candidates=candidates
+def assert_ranking_matches_the_dense_reference(
+    model: HybridRecommender, rows: Feedback, k: int, *, repurchase: bool,
+    excluded: tuple[str, ...] = (),
+) -> None:
+    """The compiled ranking (candidates only) equals filtering and ranking the dense
+    score of every item (:meth:`HybridRecommender.score_block`)."""
+    allowed = model.item_allowed(excluded)
+    candidates = model.popularity_candidates(allowed, k + 20)
+    ours = model.rank_block(
+        rows, k, allowed=allowed, allow_repurchase=repurchase, repurchase_window_days=30,
+        candidates=candidates,
     )
     dense = model.score_block(rows, allow_repurchase=repurchase)
-    stored = scores.tocoo()
-    np.testing.assert_allclose(stored.data, dense[stored.row, stored.col], rtol=1e-5, atol=1e-6)
-    filtered = drop_filtered(
-        scores, rows.days_since_purchase, allowed, allow_repurchase=repurchase,
-        repurchase_window_days=30,
-    )
-    from campaign.recommend.ranking import apply_filters
-
     apply_filters(dense, rows.days_since_purchase, allowed, allow_repurchase=repurchase,
                   repurchase_window_days=30)
-    options = {"categories": model.category_codes_, "max_per_category": 2}
-    ours, reference = top_k_sparse(filtered, 3, **options), top_k(dense, 3, **options)
+    reference = top_k(
+        dense, k, categories=model.category_codes_, max_per_category=model.max_per_category
+    )
     np.testing.assert_array_equal(ours.rows, reference.rows)
     np.testing.assert_array_equal(ours.cols, reference.cols)
     np.testing.assert_array_equal(ours.ranks, reference.ranks)
+    np.testing.assert_allclose(ours.scores, reference.scores, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("repurchase", [False, True])
+@pytest.mark.parametrize("cap", [None, 2])
+def test_compiled_ranking_matches_the_dense_reference(
+    seed: int, repurchase: bool, cap: int | None
+) -> None:
+    model, feedback = random_shop(seed)
+    model.max_per_category = cap
+    assert_ranking_matches_the_dense_reference(
+        model, feedback.rows_for(list(range(1, 70))), 3, repurchase=repurchase
+    )
+
+
+def large_shop(seed: int) -> tuple[HybridRecommender, Feedback]:
+    """600 products in 25 categories (some out of stock, some uncategorised) and 400
+    users with Zipf-like tastes: most items are reached only by the fallback."""
+    rng = np.random.default_rng(seed)
+    n_items = 600
+    category = rng.integers(-1, 25, n_items)
+    catalogue = pd.DataFrame(
+        {
+            "product_id": np.arange(1, n_items + 1),
+            "name": [f"item {i}" for i in range(n_items)],
+            "category": [f"c{c}" if c >= 0 else None for c in category],
+            "brand": [f"b{b}" for b in rng.integers(0, 40, n_items)],
+            "tags": [[f"t{t}"] for t in rng.integers(0, 60, n_items)],
+            "price_cents": rng.integers(100, 20_000, n_items),
+            "in_stock": rng.random(n_items) > 0.1,
+        }
+    )
+    weights = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    n_events = 6_000
+    history = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, 401, n_events),
+            "product_id": rng.choice(n_items, n_events, p=weights / weights.sum()) + 1,
+            "type": rng.choice(["view", "cart", "purchase"], n_events, p=[0.6, 0.2, 0.2]),
+            "ts": [AS_OF - timedelta(days=float(d)) for d in rng.uniform(0, 300, n_events)],
+            "quantity": 1,
+        }
+    )
+    feedback = build_feedback(history, catalogue["product_id"].to_numpy(), AS_OF, WEIGHTS, 60.0)
+    return HybridRecommender(max_per_category=2).fit(feedback, catalogue), feedback
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("repurchase", [False, True])
+def test_compiled_ranking_matches_the_dense_reference_on_a_large_catalogue(
+    seed: int, repurchase: bool
+) -> None:
+    model, feedback = large_shop(seed)
+    # Users 401-420 have no history: global popularity only.
+    rows = feedback.rows_for(np.arange(1, 421))
+    assert_ranking_matches_the_dense_reference(model, rows, 10, repurchase=repurchase)
+    assert_ranking_matches_the_dense_reference(
+        model, rows, 4, repurchase=repurchase, excluded=("c3", "c7")
+    )
+
+
+def test_each_pick_is_explained_by_its_largest_score_component() -> None:
+    model, feedback = large_shop(3)
+    rows = feedback.rows_for(np.arange(1, 401))
+    chosen = model.rank_block(
+        rows, 10, allowed=model.item_allowed(), allow_repurchase=True,
+        repurchase_window_days=0.0,
+        candidates=model.popularity_candidates(model.item_allowed(), 30),
+    )
+    blend, _top = model.blend(rows)
+    blended = np.asarray(blend[chosen.rows, chosen.cols]).ravel()
+    again = np.asarray(
+        model.buy_again_.score(rows.purchases, rows.purchase_counts)[chosen.rows, chosen.cols]
+    ).ravel() * model.buy_again_weight
+    kinds = chosen.kinds
+    assert set(np.unique(kinds)) >= {kernels.KIND_BUY_AGAIN, kernels.KIND_POPULAR_IN}
+    assert (again[kinds == kernels.KIND_BUY_AGAIN] > 0).all()
+    item_kinds = np.isin(kinds, list(range(4)))
+    # An item reason needs a blend score; its anchor is a product the user touched.
+    assert (blended[item_kinds] > 0).all()
+    touched = np.asarray(rows.interactions[chosen.rows, chosen.anchors]).ravel()
+    assert (touched[item_kinds] > 0).all()
+    bought = np.asarray(rows.purchases[chosen.rows, chosen.anchors]).ravel() > 0
+    said_bought = np.isin(kinds, [kernels.KIND_BOUGHT, kernels.KIND_SIMILAR_BOUGHT])
+    assert (bought[item_kinds] == said_bought[item_kinds]).all()
+    # "Popular in Y" names the pick's own category.
+    popular_in = kinds == kernels.KIND_POPULAR_IN
+    assert (
+        model.category_codes_[chosen.cols[popular_in]] == chosen.anchors[popular_in]
+    ).all()
+    texts = model.reason_texts(kinds, chosen.anchors)
+    assert texts[kinds == kernels.KIND_BUY_AGAIN].tolist() == ["buy again"] * int(
+        (kinds == kernels.KIND_BUY_AGAIN).sum()
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     data=st.data(), n_rows=st.integers(1, 5), n_cols=st.integers(1, 30), k=st.integers(1, 8)
 )
-def test_row_top_k_keeps_the_k_best_positive_entries_of_each_row(
+def test_top_neighbours_keeps_the_k_best_positive_entries_of_each_row(
     data: st.DataObject, n_rows: int, n_cols: int, k: int
 ) -> None:
     values = np.array(
@@ -380,7 +471,9 @@ def test_row_top_k_keeps_the_k_best_positive_entries_of_each_row(
         ),
         dtype=np.float32,
     )
-    kept = row_top_k(sparse.csr_matrix(values), k).toarray()
+    # Times the identity: the product is the matrix itself, so only the selection acts.
+    identity = sparse.identity(n_cols, dtype=np.float32, format="csr")
+    kept = top_neighbours(sparse.csr_matrix(values), identity, k, exclude_self=False).toarray()
     for row, out in zip(values, kept, strict=True):
         positive = np.sort(row[row > 0])[::-1][:k]
         assert np.array_equal(np.sort(out[out > 0])[::-1], positive)
@@ -408,16 +501,11 @@ def test_top_neighbours_matches_a_brute_force_cosine(density: float) -> None:
 
 
 def test_a_capped_top_k_still_fills_k_from_other_categories() -> None:
-    # Row 0's 80 best entries are all category 0; a cap of 2 leaves room for others.
-    n_items = 120
+    # The 80 best entries are all category 0; a cap of 2 leaves room for others.
     categories = np.r_[np.zeros(80, dtype=np.int64), np.arange(40, dtype=np.int64) + 1]
     values = np.r_[np.linspace(1.0, 0.5, 80), np.linspace(0.4, 0.1, 40)].astype(np.float32)
-    chosen = top_k_sparse(
-        sparse.csr_matrix(values[None, :]), 10, categories=categories, max_per_category=2
-    )
-    assert len(chosen.cols) == 10
-    assert chosen.cols.tolist() == [0, 1, *range(80, 88)]
-    assert n_items == values.size
+    cols, _scores = kernels.select_capped(values, np.arange(120), 10, 2, categories)
+    assert cols.tolist() == [0, 1, *range(80, 88)]
 
 
 def greedy_capped(values: np.ndarray, categories: np.ndarray, k: int, cap: int) -> list[int]:
@@ -436,46 +524,23 @@ def greedy_capped(values: np.ndarray, categories: np.ndarray, k: int, cap: int) 
     return chosen
 
 
-def crowded_rows(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows longer than any first-pass width, crowded into few categories."""
-    rng = np.random.default_rng(seed)
-    n_rows, n_items = 4, 200
-    categories = rng.choice([-1, 0, 1, 2, 3, 4], n_items, p=[0.05, 0.6, 0.2, 0.1, 0.03, 0.02])
-    values = np.round(rng.random((n_rows, n_items)), 2).astype(np.float32)
-    values[rng.random((n_rows, n_items)) < 0.3] = 0.0
-    return values, categories
-
-
-def assert_greedy(values: np.ndarray, categories: np.ndarray, k: int, cap: int) -> None:
-    chosen = top_k_sparse(
-        sparse.csr_matrix(values), k, categories=categories, max_per_category=cap
-    )
-    for row in range(values.shape[0]):
-        expected = greedy_capped(values[row], categories, k, cap)
-        assert chosen.cols[chosen.rows == row].tolist() == expected
-        assert chosen.ranks[chosen.rows == row].tolist() == list(range(1, len(expected) + 1))
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), k=st.integers(1, 12), cap=st.integers(1, 3))
-def test_sparse_capped_top_k_is_the_greedy_capped_ranking_of_the_whole_row(
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 12), cap=st.integers(-1, 3))
+def test_capped_selection_is_the_greedy_capped_ranking_of_the_whole_row(
     seed: int, k: int, cap: int
 ) -> None:
-    values, categories = crowded_rows(seed)
-    assert_greedy(values, categories, k, cap)
-
-
-@pytest.mark.parametrize("seed", [5, 6, 7])
-def test_capped_top_k_without_room_for_a_category_table_sorts_instead(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Shops with very many categories take the sort-based path; same answer.
-    import campaign.recommend.ranking as ranking
-
-    monkeypatch.setattr(ranking, "_GROUP_TABLE_CELLS", 0)
-    values, categories = crowded_rows(seed)
-    for k, cap in ((3, 1), (10, 2), (12, 3)):
-        assert_greedy(values, categories, k, cap)
+    # Rows longer than the first sorted window, crowded into few categories, with
+    # many ties (values rounded to 2 places).
+    rng = np.random.default_rng(seed)
+    n_items = 200
+    categories = rng.choice([-1, 0, 1, 2, 3, 4], n_items, p=[0.05, 0.6, 0.2, 0.1, 0.03, 0.02])
+    values = np.round(rng.random(n_items), 2).astype(np.float32)
+    present = np.flatnonzero(values > 0)
+    rng.shuffle(present)  # the kernel sees candidates in no particular order
+    cols, scores = kernels.select_capped(values[present], present, k, cap, categories)
+    expected = greedy_capped(values, categories, k, cap if cap >= 0 else n_items)
+    assert cols.tolist() == expected
+    assert scores.tolist() == values[expected].tolist()
 
 
 def test_content_neighbours_share_an_attribute_besides_price_and_keep_its_share() -> None:

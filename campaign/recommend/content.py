@@ -121,8 +121,11 @@ def feature_blocks(
     blocks = {
         "category": _one_hot(column("category")),
         "brand": _one_hot(column("brand")),
-        "tags": _tfidf([_tags(v) for v in column("tags")]),
-        "name": _tfidf([_TOKEN.findall(str(v).lower()) if v else [] for v in column("name")]),
+        # .tolist() first: iterating a pandas string column item by item is slow.
+        "tags": _tfidf([_tags(v) for v in column("tags").tolist()]),
+        "name": _tfidf(
+            [_TOKEN.findall(str(v).lower()) if v else [] for v in column("name").tolist()]
+        ),
         "price": _price_bands(column("price_cents"), price_bands),
     }
     used = [

@@ -162,7 +162,7 @@ def evaluate_recommenders(
                 hi = min(lo + fitted.chunk_size, block_rows.n_users)
                 block = block_rows.slice(lo, hi)
                 if name == "hybrid":
-                    # The production path: sparse candidates, filters, diversity cap.
+                    # The production path: candidates, filters, diversity cap.
                     chosen = fitted.rank_block(
                         block,
                         k,
@@ -170,7 +170,7 @@ def evaluate_recommenders(
                         allow_repurchase=allow,
                         repurchase_window_days=0.0,
                         candidates=candidates,
-                    )[0]
+                    )
                 else:
                     scores = scorer(block)
                     apply_filters(

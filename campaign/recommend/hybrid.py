@@ -21,10 +21,11 @@ Every component lives in [0, 1] per user before the weights apply. Raw cosine le
 shrink as the catalogue grows while popularity does not, so without the per-user
 scaling the prior's weight would silently change with the shop's size.
 
-Scoring a block of users is sparse all the way: two sparse products (CF, content),
-the union with the popularity candidates (top items of the user's categories and of
-the shop), filters that drop entries, and a top-k by linear passes
-(:func:`campaign.recommend.ranking.top_k_sparse`). Nothing users × items is dense.
+:meth:`HybridRecommender.score_block` computes these scores densely and is the
+reference; :meth:`HybridRecommender.recommend` ranks with the compiled per-user loop
+of :mod:`campaign.recommend.kernels` over the few hundred candidate items each user
+can win with: the blend's, the user's bought items, and the popularity fallback (top
+items of the user's categories and of the shop). Nothing users × items is dense.
 """
 
 from __future__ import annotations
@@ -41,20 +42,24 @@ from campaign.recommend.buyagain import BuyAgain
 from campaign.recommend.content import ContentSimilarity
 from campaign.recommend.feedback import Feedback
 from campaign.recommend.itemcf import ItemCF
-from campaign.recommend.popularity import Popularity
-from campaign.recommend.ranking import (
-    TopK,
-    csr_row_index,
-    recent_purchases,
-    top_k_sparse,
+from campaign.recommend.kernels import (
+    KIND_BOUGHT,
+    KIND_BUY_AGAIN,
+    KIND_POPULAR_IN,
+    KIND_SIMILAR_BOUGHT,
+    KIND_SIMILAR_VIEWED,
+    KIND_VIEWED,
+    RankedBlock,
+    csr_arrays,
+    rank_users,
 )
-from campaign.recommend.reasons import affixes, phrase
+from campaign.recommend.popularity import Popularity
+from campaign.recommend.ranking import csr_row_index, recent_purchases
+from campaign.recommend.reasons import phrase
 
 RESULT_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
 # Popularity fallback candidates per category beyond k (room for filtered items).
 FALLBACK_MARGIN = 20
-# Stored stand-in for "candidate, no blend score": far below any float32 score step.
-_STRUCTURAL = np.float32(1e-30)
 
 
 def row_sum_normalised(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -196,6 +201,9 @@ class HybridRecommender:
         self._cf_confident = sparse.csr_matrix(
             self.itemcf_.similarity_ @ confidence, dtype=np.float32
         )
+        self._cf_confident.sort_indices()
+        self._cf_arrays = csr_arrays(self._cf_confident)
+        self._content_arrays = csr_arrays(self.content_.similarity_)
         return self
 
     # -- scoring ----------------------------------------------------------------------
@@ -237,27 +245,12 @@ class HybridRecommender:
         blended.data *= inverse[csr_row_index(blended)]
         return blended, top
 
-    def _popular_pairs(
-        self, affinity: np.ndarray, rows: np.ndarray, cols: np.ndarray
-    ) -> np.ndarray:
-        """Popularity score of (row, item) pairs given the block's dense category affinity
-        (float32; one gather per pair, no masks: code -1 reads a column of zeros)."""
-        share = np.float32(self.popularity_.category_share)
-        pop = self.popularity_.popularity_[cols]
-        out = (np.float32(1.0) - share) * pop
-        if affinity.shape[1]:
-            padded = np.zeros((affinity.shape[0], affinity.shape[1] + 1), dtype=np.float32)
-            padded[:, :-1] = affinity
-            user_affinity = padded[rows, self.category_codes_[cols]]
-            out += share * np.float32(0.5) * user_affinity * (np.float32(1.0) + pop)
-        return out
-
     def score_block(self, rows: Feedback, *, allow_repurchase: bool) -> np.ndarray:
         """Dense users × items hybrid scores for ``rows`` (before filters), every item.
 
         ``blend + popularity_weight * pop(u, j) [+ buy_again_weight * buy_again(u, j)]``
         with the blend scaled per user (see :meth:`blend`). The exact reference of
-        :meth:`score_candidates`, which :meth:`recommend` uses.
+        :meth:`rank_block`, which :meth:`recommend` uses.
         """
         blended, _top = self.blend(rows)
         scores = blended.toarray()
@@ -295,61 +288,6 @@ class HybridRecommender:
             shape=(n_categories + 1, self.n_items_),
         )
 
-    def score_candidates(
-        self,
-        rows: Feedback,
-        *,
-        allow_repurchase: bool,
-        candidates: sparse.csr_matrix,
-        blocked: sparse.csr_matrix | None = None,
-    ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-        """Sparse hybrid scores: :meth:`score_block` on the cells that can win.
-
-        Cells stored in ``blocked`` (the already-bought filter) come out as ``-inf``,
-        folded into the same sparse sum rather than searched for afterwards.
-
-        The cells are the blend's (items near the user's history), the user's bought
-        items (with ``allow_repurchase``) and the popularity fallback from
-        :meth:`popularity_candidates`: the top items of each category the user
-        touched, and of the shop. Any other item scores only its popularity, which is
-        lower than those candidates'; so the top-k equals the dense one unless filters
-        remove more than ``depth - k`` candidates of a category.
-
-        Returns:
-            ``(scores, blend_top, affinity)``: CSR scores, each user's raw blend
-            maximum (for reasons) and the dense users × categories affinity.
-        """
-        blended, top = self.blend(rows)
-        affinity = self.popularity_.affinity(rows.interactions).toarray()
-        n_categories = affinity.shape[1]
-        reach = sparse.csr_matrix(
-            sparse.hstack(
-                [
-                    sparse.csr_matrix(affinity > 0, dtype=np.float32),
-                    np.ones((rows.n_users, 1), dtype=np.float32),
-                ],
-                format="csr",
-            )
-            @ candidates[: n_categories + 1]
-        )
-        # A negligible positive value keeps fallback cells stored through the sum.
-        reach.data[:] = _STRUCTURAL
-        if blocked is not None and blocked.nnz:
-            barrier = sparse.csr_matrix(blocked, dtype=np.float32, copy=True)
-            barrier.data[:] = -np.inf
-            reach = sparse.csr_matrix(reach + barrier)
-        scores = blended + reach
-        if allow_repurchase and self.buy_again_weight:
-            again = self.buy_again_.score(rows.purchases, rows.purchase_counts)
-            scores = scores + self.buy_again_weight * again
-        scores = sparse.csr_matrix(scores, dtype=np.float32)
-        if self.popularity_weight:
-            row_index = csr_row_index(scores)
-            scores.data += np.float32(self.popularity_weight) * self._popular_pairs(
-                affinity, row_index, scores.indices
-            )
-        return scores, top, affinity
-
     def item_allowed(self, excluded_categories: Collection[str] = ()) -> np.ndarray:
         """Items that may be recommended to anyone: in stock, category not excluded."""
         allowed = self.in_stock_.copy()
@@ -369,25 +307,64 @@ class HybridRecommender:
         allow_repurchase: bool,
         repurchase_window_days: float,
         candidates: sparse.csr_matrix,
-    ) -> tuple[TopK, np.ndarray, np.ndarray]:
-        """Filtered, diversified top-k of one block of users (sparse all the way).
+    ) -> RankedBlock:
+        """Filtered, diversified top-k of one block of users, with reason codes.
 
-        Returns:
-            ``(chosen, blend_top, affinity)`` (see :meth:`score_candidates`).
+        The score is :meth:`score_block`'s, computed per user by the compiled loop of
+        :mod:`campaign.recommend.kernels` over the cells that can win: the blend's
+        (items near the user's history), the user's bought items (with
+        ``allow_repurchase``) and the popularity fallback from
+        :meth:`popularity_candidates` (the top items of each category the user
+        touched, and of the shop). Any other item scores only its popularity, lower
+        than those candidates', so the result equals the dense ranking unless filters
+        remove more than ``depth - k`` candidates of a category.
         """
+        interactions = block.interactions
+        profile = self._profile(interactions)
+        profile.sort_indices()
+        weight = (1.0 - self.content_weight) * self._user_confidence(interactions)
+        affinity = sparse.csr_matrix(self.popularity_.affinity(interactions), dtype=np.float32)
         days = block.days_since_purchase
-        if allow_repurchase:
-            days = recent_purchases(days, repurchase_window_days)
-        scores, top, affinity = self.score_candidates(
-            block, allow_repurchase=allow_repurchase, candidates=candidates, blocked=days
+        blocked = recent_purchases(days, repurchase_window_days) if allow_repurchase else days
+        if allow_repurchase and self.buy_again_weight:
+            again = sparse.csr_matrix(
+                self.buy_again_.score(block.purchases, block.purchase_counts), dtype=np.float32
+            )
+        else:
+            again = sparse.csr_matrix(interactions.shape, dtype=np.float32)
+        if allowed is None:
+            allowed = np.ones(self.n_items_, dtype=bool)
+        counts, cols, scores, kinds, anchors = rank_users(
+            *csr_arrays(profile),
+            weight.astype(np.float32),
+            *csr_arrays(affinity),
+            *csr_arrays(again),
+            *csr_arrays(blocked)[:2],
+            *csr_arrays(block.purchases)[:2],
+            *self._cf_arrays,
+            *self._content_arrays,
+            self.item_confidence_,
+            self.popularity_.popularity_,
+            self.category_codes_,
+            np.ascontiguousarray(allowed, dtype=np.bool_),
+            *csr_arrays(candidates)[:2],
+            float(self.popularity_weight),
+            float(self.popularity_.category_share),
+            float(self.buy_again_weight) if allow_repurchase else 0.0,
+            int(k),
+            -1 if self.max_per_category is None else int(self.max_per_category),
         )
-        if allowed is not None:
-            # Out of stock or excluded: zero scores are never ranked.
-            scores.data[~allowed[scores.indices]] = 0.0
-        chosen = top_k_sparse(
-            scores, k, categories=self.category_codes_, max_per_category=self.max_per_category
+        width = np.arange(k)
+        taken = width[None, :] < counts[:, None]
+        rows = np.nonzero(taken)[0]
+        return RankedBlock(
+            rows=rows.astype(np.int64),
+            cols=cols[taken],
+            scores=scores[taken],
+            ranks=np.broadcast_to(width + 1, taken.shape)[taken].astype(np.int64),
+            kinds=kinds[taken],
+            anchors=anchors[taken],
         )
-        return chosen, top, affinity
 
     def recommend(
         self,
@@ -416,10 +393,10 @@ class HybridRecommender:
         allowed = self.item_allowed(excluded_categories)
         candidates = self.popularity_candidates(allowed, k + FALLBACK_MARGIN)
 
-        def rank_block(start: int) -> pd.DataFrame:
+        def rank_block(start: int) -> tuple[np.ndarray, RankedBlock]:
             stop = min(start + self.chunk_size, feedback.n_users)
             block = feedback.slice(start, stop)
-            chosen, top, affinity = self.rank_block(
+            chosen = self.rank_block(
                 block,
                 k,
                 allowed=allowed,
@@ -427,149 +404,77 @@ class HybridRecommender:
                 repurchase_window_days=repurchase_window_days,
                 candidates=candidates,
             )
-            reasons = (
-                self.explain(
-                    block,
-                    chosen.rows,
-                    chosen.cols,
-                    allow_repurchase=allow_repurchase,
-                    blend_top=top,
-                    affinity=affinity,
-                )
-                if explain
-                else np.full(chosen.rows.shape[0], "", dtype=object)
-            )
             if progress is not None:
                 progress(stop - start)
-            return pd.DataFrame(
-                {
-                    "user_id": block.user_ids[chosen.rows],
-                    "rank": chosen.ranks,
-                    "product_id": self.product_ids_[chosen.cols],
-                    "score": chosen.scores.astype(np.float64),
-                    "reason": reasons,
-                }
-            )
+            return block.user_ids[chosen.rows], chosen
 
         starts = range(0, feedback.n_users, self.chunk_size)
         workers = self.n_jobs if self.n_jobs and self.n_jobs > 0 else (os.cpu_count() or 1)
         if self.n_jobs is None or workers == 1:
-            frames = [rank_block(start) for start in starts]
+            blocks = [rank_block(start) for start in starts]
         else:
-            # numpy and scipy's sparse kernels release the GIL: blocks run in parallel.
+            # The compiled ranking loop runs without the GIL: blocks run in parallel.
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                frames = list(pool.map(rank_block, starts))
-        if not frames:
+                blocks = list(pool.map(rank_block, starts))
+        if not blocks:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in RESULT_COLUMNS})
-        return pd.concat(frames, ignore_index=True)
+
+        def joined(field: str) -> np.ndarray:
+            return np.concatenate([getattr(chosen, field) for _users, chosen in blocks])
+
+        kinds, anchors = joined("kinds"), joined("anchors")
+        return pd.DataFrame(
+            {
+                "user_id": np.concatenate([users for users, _chosen in blocks]),
+                "rank": joined("ranks"),
+                "product_id": self.product_ids_[joined("cols")],
+                "score": joined("scores").astype(np.float64),
+                # Texts are built once per call: each distinct reason is one string.
+                "reason": (
+                    self.reason_texts(kinds, anchors)
+                    if explain
+                    else np.full(kinds.shape[0], "", dtype=object)
+                ),
+            }
+        )
 
     # -- reasons ----------------------------------------------------------------------
 
-    def explain(
-        self,
-        rows: Feedback,
-        row_index: np.ndarray,
-        col_index: np.ndarray,
-        *,
-        allow_repurchase: bool,
-        blend_top: np.ndarray | None = None,
-        affinity: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """One short reason per chosen (row, item) pair: the largest score component.
+    def reason_texts(self, kinds: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+        """The English reason of each pick from its kind and anchor (see
+        :class:`campaign.recommend.kernels.RankedBlock`).
 
-        ``"buy again"``; ``"because you bought X"`` / ``"because you viewed X"`` (item-CF,
-        X = the user's product contributing most); ``"similar to X you bought"`` /
-        ``"similar to X you viewed"`` (content); ``"popular in Y"`` (the user's category
-        Y) or ``"popular now"``. ``blend_top`` and ``affinity`` (from
-        :meth:`score_candidates`) save recomputing them. Only the chosen pairs are
-        explained, never the whole block.
+        ``"because you bought X"`` / ``"because you viewed X"`` (item-CF, X = the
+        user's product contributing most); ``"similar to X you bought"`` /
+        ``"similar to X you viewed"`` (content); ``"popular in Y"`` (a category the
+        user touched) or ``"popular now"``; ``"buy again"``. Each distinct text is
+        built once, however many picks share it.
         """
-        n = row_index.shape[0]
-        if n == 0:
+        if kinds.shape[0] == 0:
             return np.zeros(0, dtype=object)
-        if blend_top is None:
-            blend_top = self.blend(rows)[1]
-        if affinity is None:
-            affinity = self.popularity_.affinity(rows.interactions).toarray()
-        profile = self._profile(rows.interactions)
-        weight = (1.0 - self.content_weight) * self._user_confidence(rows.interactions)
-        weight = weight[row_index] * self.item_confidence_[col_index]
-        top = blend_top[row_index].astype(np.float64)
-        scale = np.divide(1.0, top, out=np.zeros_like(top), where=top > 0)
-        # Every (pair, history item) once: p_u[i] * S[i, j], read from the sparse S.
-        starts = profile.indptr[row_index]
-        lengths = profile.indptr[row_index + 1] - starts
-        pair = np.repeat(np.arange(n), lengths)
-        offset = np.arange(pair.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        position = np.repeat(starts, lengths) + offset
-        items = profile.indices[position].astype(np.int64)
-        shares = profile.data[position].astype(np.float64)
+        stride = max(self.n_items_, self.category_names_.shape[0]) + 1
+        keys = kinds.astype(np.int64) * stride + anchors.astype(np.int64)
+        codes, distinct = pd.factorize(keys)
+        texts = np.empty(distinct.shape[0], dtype=object)
+        for position, key in enumerate(distinct.tolist()):
+            kind, anchor = divmod(int(key), stride)
+            texts[position] = self._reason(kind, anchor)
+        return texts[codes]
 
-        def contributions(similarity: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-            values = shares * np.asarray(similarity[items, col_index[pair]]).ravel()
-            total = np.bincount(pair, weights=values, minlength=n)
-            best = np.zeros(n, dtype=np.float64)
-            np.maximum.at(best, pair, values)
-            # The first history item (lowest id) reaching the pair's maximum.
-            first = np.full(n, pair.size, dtype=np.int64)
-            hit = (values == best[pair]) & (values > 0)
-            np.minimum.at(first, pair[hit], np.flatnonzero(hit))
-            anchor = np.zeros(n, dtype=np.int64)
-            found = first < pair.size
-            anchor[found] = items[first[found]]
-            return total, anchor
-
-        cf, cf_anchor = contributions(self.itemcf_.similarity_)
-        content, content_anchor = contributions(self.content_.similarity_)
-        parts = np.zeros((n, 4), dtype=np.float64)
-        parts[:, 0] = weight * cf * scale
-        parts[:, 1] = (1.0 - weight) * content * scale
-        codes = self.category_codes_[col_index]
-        has_code = codes >= 0
-        user_affinity = np.zeros(n, dtype=np.float64)
-        if affinity.shape[1]:
-            user_affinity[has_code] = affinity[row_index[has_code], codes[has_code]]
-        if self.popularity_weight:
-            parts[:, 2] = self.popularity_weight * self.popularity_.score_pairs(
-                user_affinity, col_index
-            )
-        if allow_repurchase and self.buy_again_weight:
-            again = self.buy_again_.score(rows.purchases, rows.purchase_counts)
-            parts[:, 3] = self.buy_again_weight * np.asarray(again[row_index, col_index]).ravel()
-        winner = np.argmax(parts, axis=1)
-        bought_cf = np.asarray(rows.purchases[row_index, cf_anchor]).ravel() > 0
-        bought_content = np.asarray(rows.purchases[row_index, content_anchor]).ravel() > 0
-        # Object arrays concatenate element-wise: the text is built without a loop.
-        names = self.names_
-        # The wording lives in recommend.reasons, which also translates it for messages.
-        by_cf = _affixed(bought_cf, "bought", "viewed", names[cf_anchor])
-        by_content = _affixed(
-            bought_content, "similar_bought", "similar_viewed", names[content_anchor]
-        )
-        if self.category_names_.size:
-            category = self.category_names_[np.maximum(self.category_codes_[col_index], 0)]
-            prefix, suffix = affixes("popular_in")
-            popular = np.where(
-                user_affinity > 0, prefix + category.astype(str).astype(object) + suffix,
-                phrase("popular"),
-            ).astype(object)
-        else:
-            popular = np.full(n, phrase("popular"), dtype=object)
-        reasons = np.select(
-            [winner == 0, winner == 1, winner == 3],
-            [by_cf, by_content, np.full(n, phrase("buy_again"), dtype=object)],
-            default=popular,
-        )
-        return reasons
+    def _reason(self, kind: int, anchor: int) -> str:
+        if kind in _ITEM_REASONS:
+            return phrase(_ITEM_REASONS[kind], item=str(self.names_[anchor]))
+        if kind == KIND_POPULAR_IN:
+            return phrase("popular_in", category=str(self.category_names_[anchor]))
+        if kind == KIND_BUY_AGAIN:
+            return phrase("buy_again")
+        return phrase("popular")
 
 
-def _affixed(
-    when: np.ndarray, kind_true: str, kind_false: str, items: np.ndarray
-) -> np.ndarray:
-    """Per row, ``kind_true``'s English phrase where ``when`` else ``kind_false``'s,
-    around ``items`` (product names), built by array concatenation."""
-    before_true, after_true = affixes(kind_true)
-    before_false, after_false = affixes(kind_false)
-    before = np.where(when, before_true, before_false).astype(object)
-    after = np.where(when, after_true, after_false).astype(object)
-    return before + items.astype(object) + after
+# Reason kinds naming a product, and their phrase in campaign.recommend.reasons.
+_ITEM_REASONS = {
+    KIND_BOUGHT: "bought",
+    KIND_VIEWED: "viewed",
+    KIND_SIMILAR_BOUGHT: "similar_bought",
+    KIND_SIMILAR_VIEWED: "similar_viewed",
+}

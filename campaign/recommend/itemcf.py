@@ -14,12 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import sparse
 
-from campaign.recommend.ranking import csr_row_index, row_top_entries
+from campaign.recommend.kernels import csr_arrays, top_neighbour_rows
 
-# Rows per block of the all-pairs product: at most this many cells even when dense.
-_BLOCK_CELLS = 8_000_000
-# Above this share of stored cells a product block is selected dense (see one_block).
-_DENSE_SHARE = 0.25
+# Row blocks per worker thread (load balance: popular items have longer rows).
+_BLOCKS_PER_WORKER = 8
 
 
 def top_neighbours(
@@ -36,67 +34,51 @@ def top_neighbours(
     ``dense_extra`` (rows × a few columns) adds ``dense_extra[i] · dense_extra[j]`` to
     the pairs the sparse product links, and only to them (square products only).
 
-    Computed in row blocks of sparse products, each cut to its top entries per row
-    with :func:`campaign.recommend.ranking.row_top_entries` (linear passes, no dense
-    block), so memory stays bounded whatever the catalogue size. Entries that are
-    not positive are dropped. The diagonal is dropped when ``exclude_self`` (square
-    products only). ``n_jobs`` threads share the blocks (None: 1; -1: one per core).
+    Each row is computed on its own by the compiled loop
+    :func:`campaign.recommend.kernels.top_neighbour_rows` (a scratch row and a
+    bounded heap), so memory stays bounded whatever the catalogue size. Entries
+    that are not positive are dropped; ties go to the lower column. The diagonal is
+    dropped when ``exclude_self`` (square products only). ``n_jobs`` threads share
+    the rows (None: 1; -1: one per core).
 
     Returns:
         CSR float32 of shape ``(left.shape[0], right_t.shape[0])``.
     """
     n_rows, n_cols = left.shape[0], right_t.shape[0]
     keep = int(min(neighbours, max(n_cols - (1 if exclude_self else 0), 0)))
-    left = sparse.csr_matrix(left, dtype=np.float32)
-    right = sparse.csr_matrix(right_t.T, dtype=np.float32)
-    block = max(1, _BLOCK_CELLS // max(n_cols, 1))
+    left_arrays = csr_arrays(sparse.csr_matrix(left, dtype=np.float32))
+    right_arrays = csr_arrays(sparse.csr_matrix(right_t.T, dtype=np.float32))
+    extra = (
+        np.zeros((n_rows, 0), dtype=np.float32)
+        if dense_extra is None
+        else np.ascontiguousarray(dense_extra, dtype=np.float32)
+    )
+    workers = 1 if n_jobs is None or n_jobs == 1 else (
+        n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
+    )
+    step = max(1, -(-n_rows // (workers * _BLOCKS_PER_WORKER)))
 
-    def one_block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        stop = min(start + block, n_rows)
-        product = sparse.csr_matrix(left[start:stop] @ right)
-        if dense_extra is not None and product.nnz:
-            linked_rows = csr_row_index(product) + start
-            product.data += np.einsum(
-                "ij,ij->i", dense_extra[linked_rows], dense_extra[product.indices]
-            ).astype(np.float32)
-        if product.nnz > _DENSE_SHARE * (stop - start) * n_cols and keep < n_cols:
-            # Nearly dense (attribute vectors sharing common tokens): a partition of the
-            # dense block is cheaper than selecting among millions of stored entries.
-            dense = product.toarray()
-            if exclude_self:
-                local = np.arange(stop - start)
-                dense[local, local + start] = 0.0
-            top = np.argpartition(dense, n_cols - keep, axis=1)[:, n_cols - keep :]
-            values = np.take_along_axis(dense, top, axis=1).ravel()
-            rows = np.repeat(np.arange(stop - start), keep)
-            cols = top.ravel().astype(np.int64)
-        else:
-            rows = csr_row_index(product)
-            cols = product.indices.astype(np.int64)
-            values = product.data
-            if exclude_self:
-                other = cols != rows + start
-                rows, cols, values = rows[other], cols[other], values[other]
-        rows, cols, values = row_top_entries(rows.astype(np.int64), cols, values, keep)
-        return rows + start, cols, values
+    def rows(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return top_neighbour_rows(
+            start, min(start + step, n_rows), *left_arrays, *right_arrays, extra,
+            n_cols, keep, exclude_self,
+        )
 
-    starts = range(0, n_rows, block) if keep > 0 else range(0)
-    if n_jobs is None or n_jobs == 1:
-        parts = [one_block(start) for start in starts]
+    starts = range(0, n_rows, step) if keep > 0 else range(0)
+    if workers == 1:
+        parts = [rows(start) for start in starts]
     else:
-        workers = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
-        # numpy and scipy's sparse kernels release the GIL: blocks run in parallel.
+        # The compiled loop runs without the GIL: row blocks run in parallel.
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(one_block, starts))
-    rows_out = [p[0] for p in parts]
-    cols_out = [p[1] for p in parts]
-    vals_out = [p[2] for p in parts]
-    if rows_out:
-        rows, cols, vals = (np.concatenate(x) for x in (rows_out, cols_out, vals_out))
-    else:
-        rows = cols = np.zeros(0, dtype=np.int64)
-        vals = np.zeros(0, dtype=np.float32)
-    out = sparse.csr_matrix((vals, (rows, cols)), shape=(n_rows, n_cols), dtype=np.float32)
+            parts = list(pool.map(rows, starts))
+    if not parts:
+        return sparse.csr_matrix((n_rows, n_cols), dtype=np.float32)
+    counts = np.concatenate([p[0] for p in parts])
+    taken = np.arange(keep)[None, :] < counts[:, None]
+    cols = np.concatenate([p[1] for p in parts])[taken]
+    values = np.concatenate([p[2] for p in parts])[taken]
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    out = sparse.csr_matrix((values, cols, indptr), shape=(n_rows, n_cols), dtype=np.float32)
     out.sort_indices()
     return out
 

@@ -28,6 +28,8 @@ def make_recommender(config: RecommenderConfig) -> HybridRecommender:
         neighbours=config.neighbours,
         content_weight=config.content_weight,
         max_per_category=config.max_per_category,
+        # The compiled loops release the GIL: fitting and ranking use every core.
+        n_jobs=-1,
     )
 
 
