@@ -123,6 +123,9 @@ class RecommenderConfig(_Section):
     k: int = Field(10, ge=1, le=100)
     neighbours: int = Field(50, ge=1)
     content_weight: float = Field(0.1, ge=0, le=1)
+    popularity_weight: float = Field(0.3, ge=0)
+    buy_again_weight: float = Field(100.0, ge=0)
+    profile_power: float = Field(0.25, ge=0, le=1)
     max_per_category: int = Field(3, ge=1)
     allow_repurchase: bool = False
     repurchase_window_days: int = Field(60, ge=0)

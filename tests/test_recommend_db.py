@@ -106,6 +106,22 @@ def test_service_recommends_co_bought_products_and_filters(
     assert result["name"].iloc[0] == "Road Runner"
 
 
+def test_blend_weights_come_from_the_config(engine: Engine, shop: dict[str, int]) -> None:
+    def reasons(**weights: float) -> list[str]:
+        with engine.connect() as connection:
+            result = recommend_for_users(
+                connection, RecommenderConfig(**weights), [shop["alice"]], T, 3
+            )
+        return result["reason"].tolist()
+
+    # No prior: only products near Alice's history. A dominant prior: her top pick
+    # (the same Road Runner) is there because it is popular, not because of her.
+    assert reasons()[0] == "because you bought Trail Runner"
+    assert reasons(popularity_weight=0.0)
+    assert not any(r.startswith("popular") for r in reasons(popularity_weight=0.0))
+    assert reasons(popularity_weight=1000.0)[0] == "popular in shoes"
+
+
 def _config(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")

@@ -27,6 +27,9 @@ def make_recommender(config: RecommenderConfig) -> HybridRecommender:
     return HybridRecommender(
         neighbours=config.neighbours,
         content_weight=config.content_weight,
+        popularity_weight=config.popularity_weight,
+        buy_again_weight=config.buy_again_weight,
+        profile_power=config.profile_power,
         max_per_category=config.max_per_category,
         # The compiled loops release the GIL: fitting and ranking use every core.
         n_jobs=-1,
