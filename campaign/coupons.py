@@ -8,18 +8,17 @@ is never reused, whatever happens to the message; rows are never deleted.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 from babel.numbers import get_currency_precision
 from sqlalchemy import select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaign.config import ShopConfig
 from campaign.db.models import Coupon, Event, EventType, Message, User
 from campaign.errors import CampaignError
 from campaign.offers import (
@@ -236,34 +235,3 @@ def run_coupons_payload(
         decimals=get_currency_precision(currency),
     )
     return body, len(rows)
-
-
-def notify_shop(
-    engine: Engine,
-    shop: ShopConfig,
-    run_id: int,
-    *,
-    now: datetime,
-    post: Callable[[str, str, bytes], str],
-) -> int:
-    """Tell the shop's checkout which codes run ``run_id`` reserved, when the config
-    names a ``[shop] coupon_webhook_url``; returns how many codes were announced.
-
-    ``post(url, secret, body)`` does the signed HTTP call (the delivery part's
-    :func:`campaign.delivery.channels.shop.post_coupons_issued`).
-
-    Raises:
-        DeliveryError: the shop did not accept it; the codes stay reserved and
-            ``campaign coupons export`` still lists them.
-    """
-    if not shop.coupon_webhook_url or shop.coupon_webhook_secret is None:
-        return 0
-    with engine.connect() as connection:
-        payload = run_coupons_payload(
-            connection, run_id, shop=shop.name, currency=shop.currency, now=now
-        )
-    if payload is None:
-        return 0
-    body, count = payload
-    post(shop.coupon_webhook_url, shop.coupon_webhook_secret.get_secret_value(), body)
-    return count

@@ -81,6 +81,37 @@ def test_a_shop_that_fails_gets_retried_and_the_run_still_stands(
     assert _codes(sqlite_url)  # the codes stay reserved
 
 
+def test_coupons_announce_tells_a_shop_that_was_down_under_the_same_webhook_id(
+    shop: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    monkeypatch.setenv("SHOP_HOOK_SECRET", SECRET)
+    monkeypatch.setattr("campaign.delivery.channels.shop.time.sleep", lambda _s: None)
+    config = ["--config", str(shop / "config.toml")]
+    with HttpSink() as sink:
+        _with_hook(shop, sink.url)
+        sink.script("503", "503", "503", "503", "503", "503")
+        planned = runner.invoke(app, [*config, "run", "c", "--as-of", "2026-11-01"])
+        assert planned.exit_code == 0, planned.output
+        assert "the daemon retries it" in planned.stderr
+        still_down = runner.invoke(app, [*config, "coupons", "announce"])
+        assert still_down.exit_code == 1 and "shop not told of" in still_down.stderr
+        back = runner.invoke(app, [*config, "coupons", "announce"])
+        assert back.exit_code == 0, back.output
+        assert "shop told of" in back.stdout
+        again = runner.invoke(app, [*config, "coupons", "announce"])
+        assert again.exit_code == 0 and "nothing to announce" in again.stdout
+        ids = [r.headers["webhook-id"] for r in sink.requests]
+        delivered = json.loads(sink.requests[-1].body)
+    assert len(ids) == 7 and len(set(ids)) == 1
+    assert {item["code"] for item in delivered["data"]} == _codes(sqlite_url)
+
+
+def test_coupons_announce_without_a_webhook_says_so(shop: Path) -> None:  # noqa: F811
+    result = runner.invoke(app, ["--config", str(shop / "config.toml"), "coupons", "announce"])
+    assert result.exit_code == 1
+    assert "coupon_webhook_url" in result.stderr and "no shop to tell" in result.stderr
+
+
 def test_a_shop_that_rejects_the_call_is_not_retried(
     shop: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:

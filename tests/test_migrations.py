@@ -23,3 +23,37 @@ def test_autogenerate_finds_no_difference_from_models(engine: Engine) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_upgrading_to_coupon_announcements_settles_earlier_runs(engine: Engine) -> None:
+    # Runs that reserved codes before the table existed were announced (or not) back
+    # then: the upgrade records them as settled so that nothing is sent again.
+    from datetime import UTC, datetime, timedelta
+
+    from alembic import command
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from campaign.db.migrate import alembic_config
+    from campaign.db.models import Coupon, CouponAnnouncement
+    from tests.delivery_helpers import make_run, make_user, queue_message
+
+    command.downgrade(alembic_config(engine), "0003")
+    issued = datetime(2026, 10, 1, tzinfo=UTC)
+    with Session(engine) as session:
+        with_codes, without = make_run(session, slot=issued), make_run(session, "care", issued)
+        for n, run in enumerate((with_codes, with_codes, without)):
+            user = make_user(session, n)
+            message = queue_message(session, run, user)
+            if run is with_codes:
+                session.add(Coupon(
+                    code=f"OLD{n}", user_id=user.id, message_id=message.id,
+                    campaign=run.campaign, percent_off=10, min_order_cents=0,
+                    issued_at=issued, expires_at=issued + timedelta(days=30),
+                ))
+        session.commit()
+        run_id = with_codes.id
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(select(CouponAnnouncement)).all()
+    assert [(r.run_id, r.codes, r.announced_at) for r in rows] == [(run_id, 2, issued)]

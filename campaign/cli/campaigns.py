@@ -114,24 +114,25 @@ def run_command(
 
 def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
     """Announce the run's codes to the shop's checkout, when configured; a failure is a
-    warning, not an error: the codes are reserved and `campaign coupons export` has them."""
-    from campaign.coupons import notify_shop
+    warning, not an error: the codes are reserved, the daemon (or `campaign coupons
+    announce`) retries, and `campaign coupons export` has them."""
+    from campaign.announcements import announce_run
     from campaign.delivery.channels.shop import post_coupons_issued
-    from campaign.errors import DeliveryError
 
-    try:
-        count = notify_shop(
-            app_state.engine(), config.shop, run_id, now=app_state.default_as_of(),
-            post=post_coupons_issued,
-        )
-    except DeliveryError as exc:
+    outcome = announce_run(
+        app_state.engine(), config.shop, run_id, now=app_state.default_as_of(),
+        post=post_coupons_issued,
+    )
+    if outcome is None or outcome.outcome == "nothing":
+        return
+    if outcome.outcome == "failed":
         err_console.print(
-            f"warning: shop not told of the new coupon codes ({exc}); "
+            f"warning: shop not told of the new coupon codes ({outcome.error}); "
+            "the daemon retries it (or run `campaign coupons announce`), and "
             "`campaign coupons export` lists them", markup=False, soft_wrap=True,
         )
         return
-    if count:
-        console.print(f"shop told of {count} new coupon code(s)")
+    console.print(f"shop told of {outcome.codes} new coupon code(s)")
 
 
 def preview_command(

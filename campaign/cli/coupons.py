@@ -1,4 +1,4 @@
-"""``campaign coupons export|redeem``: the shop's checkout must know the codes we issue."""
+"""``campaign coupons export|redeem|announce``: the shop's checkout must know our codes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from campaign.cli.common import err_console, state
+from campaign.cli.common import console, err_console, state
 from campaign.errors import InputError
 
 if TYPE_CHECKING:
@@ -84,3 +84,49 @@ def redeem_command(
         markup=False,
         soft_wrap=True,
     )
+
+
+@app.command("announce")
+def announce_command(ctx: typer.Context) -> None:
+    """Tell the shop's checkout of codes it has not accepted yet ([shop] coupon_webhook_url).
+
+    Retries every announcement that failed (whatever its backoff) and any recent run
+    never announced; the daemon does the same every minute. Exit 1 when a run still
+    failed.
+    """
+    from sqlalchemy import update
+
+    from campaign.announcements import announce_pending
+    from campaign.db.models import CouponAnnouncement
+    from campaign.delivery.channels.shop import post_coupons_issued
+
+    app_state = state(ctx)
+    config = app_state.config()
+    if not config.shop.coupon_webhook_url:
+        raise InputError("[shop] coupon_webhook_url", "is not set: there is no shop to tell")
+    engine = app_state.engine()
+    now = app_state.default_as_of()
+    with engine.begin() as connection:
+        # An operator asking now means now: failed ones do not wait out their backoff.
+        connection.execute(
+            update(CouponAnnouncement)
+            .where(CouponAnnouncement.announced_at.is_(None))
+            .values(next_attempt_at=now)
+        )
+    outcomes = announce_pending(engine, config.shop, now=now, post=post_coupons_issued)
+    if not outcomes:
+        console.print("nothing to announce: the shop has every run's codes")
+        return
+    failed = 0
+    for outcome in outcomes:
+        if outcome.outcome == "announced":
+            console.print(f"run {outcome.run_id}: shop told of {outcome.codes} code(s)")
+        else:
+            failed += 1
+            err_console.print(
+                f"run {outcome.run_id}: shop not told of {outcome.codes} code(s) "
+                f"({outcome.error}); retried after {outcome.next_attempt_at:%Y-%m-%d %H:%M} UTC",
+                markup=False, soft_wrap=True,
+            )
+    if failed:
+        raise typer.Exit(1)

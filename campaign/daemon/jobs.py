@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
@@ -23,6 +24,9 @@ from campaign.daemon.logging import log_event
 from campaign.daemon.metrics import Metrics
 from campaign.daemon.slots import make_trigger, plan_slots
 from campaign.db.models import CampaignRun, RunStatus
+
+if TYPE_CHECKING:
+    from campaign.announcements import Announcement
 
 log = logging.getLogger("campaign.daemon")
 
@@ -184,21 +188,50 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
 
 
 def _notify_shop(ctx: JobContext, campaign: str, run_id: int) -> None:
-    """Announce the run's coupon codes to the shop (when configured); never raises:
-    the codes are reserved either way and `campaign coupons export` lists them."""
-    from campaign.coupons import notify_shop
+    """Announce the run's coupon codes to the shop (when configured); never raises: a
+    failure is retried by :func:`announce_coupons`."""
+    from campaign.announcements import announce_run
     from campaign.delivery.channels.shop import post_coupons_issued
 
     try:
-        count = notify_shop(
+        outcome = announce_run(
             ctx.engine, ctx.config.shop, run_id, now=ctx.clock(), post=post_coupons_issued
         )
     except Exception:
         log.warning("coupons.shop.not_notified campaign=%s run_id=%s", campaign, run_id,
                     exc_info=True)
         return
-    if count:
-        log_event(log, "coupons.shop.notified", campaign=campaign, run_id=run_id, codes=count)
+    if outcome is not None:
+        _log_announcement(outcome, campaign=campaign)
+
+
+def announce_coupons(ctx: JobContext) -> None:
+    """Retry announcing coupon codes the shop has not accepted yet. Never raises."""
+    from campaign.announcements import announce_pending
+    from campaign.delivery.channels.shop import post_coupons_issued
+
+    try:
+        outcomes = announce_pending(
+            ctx.engine, ctx.config.shop, now=ctx.clock(), post=post_coupons_issued
+        )
+    except Exception:
+        log.error("coupons.announce.failed", exc_info=True)
+        return
+    for outcome in outcomes:
+        _log_announcement(outcome)
+
+
+def _log_announcement(outcome: Announcement, **fields: object) -> None:
+    if outcome.outcome == "announced":
+        log_event(log, "coupons.shop.notified", run_id=outcome.run_id, codes=outcome.codes,
+                  webhook_id=outcome.webhook_id, **fields)
+    elif outcome.outcome == "failed":
+        log.warning(
+            "coupons.shop.not_notified run_id=%s codes=%s webhook_id=%s retry_at=%s error=%s",
+            outcome.run_id, outcome.codes, outcome.webhook_id,
+            outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else None,
+            outcome.error,
+        )
 
 
 def retrain(ctx: JobContext) -> None:

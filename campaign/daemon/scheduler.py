@@ -15,10 +15,15 @@ from datetime import UTC, datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from campaign.daemon import jobs
 from campaign.daemon.jobs import JobContext
 from campaign.daemon.slots import cron_trigger, make_trigger
+
+# How often the leader retries coupon announcements the shop has not accepted (each
+# one also waits out its own backoff, see campaign.announcements).
+ANNOUNCE_EVERY_SECONDS = 60
 
 JOB_DEFAULTS = {
     "coalesce": True,
@@ -35,7 +40,8 @@ def build_scheduler(
     query_urls: Mapping[int, str] | None = None,
     catch_up_at: datetime | None = None,
 ) -> BackgroundScheduler:
-    """A scheduler (not started) with one job per campaign, retraining and ingest.
+    """A scheduler (not started) with one job per campaign, retraining, ingest and
+    (with a shop coupon webhook) retried coupon announcements.
 
     ``query_urls`` maps the index of each ``[[daemon.ingest.queries]]`` entry to its
     resolved database URL (secrets come from the environment at the entry point).
@@ -64,6 +70,14 @@ def build_scheduler(
             args=(ctx,),
             id="model:retrain",
             name="retrain churn model",
+        )
+    if config.shop.coupon_webhook_url:
+        scheduler.add_job(
+            jobs.announce_coupons,
+            trigger=IntervalTrigger(seconds=ANNOUNCE_EVERY_SECONDS, timezone=UTC),
+            args=(ctx,),
+            id="coupons:announce",
+            name="announce coupon codes to the shop",
         )
     ingest = config.daemon.ingest
     if ingest.folder is not None:

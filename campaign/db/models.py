@@ -206,6 +206,26 @@ class CampaignRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class CouponAnnouncement(Base):
+    """Telling the shop's checkout of one run's coupon codes ([shop] coupon_webhook_url).
+
+    One row per run that reserved codes, kept until the shop has accepted them, so a
+    shop that is down hears of them later under the same ``webhook_id`` (its
+    idempotency key) instead of never. ``next_attempt_at`` backs off after failures.
+    """
+
+    __tablename__ = "coupon_announcements"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("campaign_runs.id"), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(64), unique=True)
+    codes: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 class Message(Base):
     """An outbox row: everything a run decided for one user, before anything is sent."""
 

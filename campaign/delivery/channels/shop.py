@@ -2,8 +2,10 @@
 
 One signed POST (Standard Webhooks headers, the same signing as the webhook channel)
 per run that reserved codes. Transient failures (timeouts, connection errors, 5xx,
-429) are retried a few times; the run itself never depends on it, since the codes
-are reserved in the database and ``campaign coupons export`` always has them.
+429) are retried a few times within the call; :mod:`campaign.announcements` keeps
+trying later under the same webhook id until the shop accepts. The run itself never
+depends on it: the codes are reserved in the database and ``campaign coupons export``
+always has them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def post_coupons_issued(
     url: str,
     secret: str,
     body: bytes,
+    msg_id: str | None = None,
     *,
     now: Callable[[], float] = time.time,
     attempts: int = 3,
@@ -32,11 +35,15 @@ def post_coupons_issued(
 ) -> str:
     """POST ``body`` to the shop, signed; returns the webhook id (same on every retry).
 
+    ``msg_id`` is the webhook id (and ``Idempotency-Key``) to use, so that later
+    retries of the same announcement (:mod:`campaign.announcements`) repeat it; a
+    new one is made when it is None.
+
     Raises:
         TransientDeliveryError: still failing after ``attempts`` tries.
         PermanentDeliveryError: the shop answered a 4xx other than 429.
     """
-    msg_id = f"coupons_{uuid.uuid4().hex}"
+    msg_id = msg_id or f"coupons_{uuid.uuid4().hex}"
     last: TransientDeliveryError | None = None
     with httpx.Client(timeout=timeout_seconds) as client:
         for attempt in range(attempts):
