@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -161,7 +161,7 @@ def _row(engine: Engine, run_id: int, now: datetime) -> Row[Any]:
         try:
             with engine.begin() as connection:
                 connection.execute(
-                    CouponAnnouncement.__table__.insert().values(
+                    insert(CouponAnnouncement).values(
                         run_id=run_id, webhook_id=f"coupons_{uuid.uuid4().hex}", codes=0,
                         attempts=0, created_at=now, next_attempt_at=now,
                     )

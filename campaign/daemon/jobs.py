@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
@@ -221,7 +221,7 @@ def announce_coupons(ctx: JobContext) -> None:
         _log_announcement(outcome)
 
 
-def _log_announcement(outcome: Announcement, **fields: object) -> None:
+def _log_announcement(outcome: Announcement, **fields: Any) -> None:
     if outcome.outcome == "announced":
         log_event(log, "coupons.shop.notified", run_id=outcome.run_id, codes=outcome.codes,
                   webhook_id=outcome.webhook_id, **fields)

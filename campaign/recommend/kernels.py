@@ -499,12 +499,12 @@ def rank_users(
             )
             parts_again = buy_again_weight * float(acc[j, _AGAIN])
             kind = KIND_VIEWED
-            anchor = np.int64(tag[j, _CF_ANCHOR])
+            anchor = int(tag[j, _CF_ANCHOR])
             best = parts_cf
             if parts_content > best:
                 best = parts_content
                 kind = KIND_SIMILAR_VIEWED
-                anchor = np.int64(tag[j, _CONTENT_ANCHOR])
+                anchor = int(tag[j, _CONTENT_ANCHOR])
             if parts_popular > best:
                 best = parts_popular
                 kind = KIND_POPULAR_IN if user_aff > 0.0 else KIND_POPULAR
