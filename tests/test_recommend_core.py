@@ -373,12 +373,13 @@ def test_compiled_ranking_matches_the_dense_reference(
     )
 
 
-def large_shop(seed: int) -> tuple[HybridRecommender, Feedback]:
+def large_shop(
+    seed: int, n_items: int = 600, n_categories: int = 25, **params: object
+) -> tuple[HybridRecommender, Feedback]:
     """600 products in 25 categories (some out of stock, some uncategorised) and 400
     users with Zipf-like tastes: most items are reached only by the fallback."""
     rng = np.random.default_rng(seed)
-    n_items = 600
-    category = rng.integers(-1, 25, n_items)
+    category = rng.integers(-1, n_categories, n_items)
     catalogue = pd.DataFrame(
         {
             "product_id": np.arange(1, n_items + 1),
@@ -402,7 +403,8 @@ def large_shop(seed: int) -> tuple[HybridRecommender, Feedback]:
         }
     )
     feedback = build_feedback(history, catalogue["product_id"].to_numpy(), AS_OF, WEIGHTS, 60.0)
-    return HybridRecommender(max_per_category=2).fit(feedback, catalogue), feedback
+    model = HybridRecommender(**{"max_per_category": 2, **params})  # type: ignore[arg-type]
+    return model.fit(feedback, catalogue), feedback
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -417,6 +419,50 @@ def test_compiled_ranking_matches_the_dense_reference_on_a_large_catalogue(
     assert_ranking_matches_the_dense_reference(
         model, rows, 4, repurchase=repurchase, excluded=("c3", "c7")
     )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_items=st.integers(5, 120),
+    n_categories=st.integers(1, 8),
+    k=st.integers(1, 12),
+    cap=st.one_of(st.none(), st.integers(1, 3)),
+    repurchase=st.booleans(),
+    window=st.sampled_from([0.0, 30.0, 1000.0]),
+    content_weight=st.sampled_from([0.0, 0.1, 0.7]),
+    popularity_weight=st.sampled_from([0.0, 0.3, 5.0]),
+    profile_power=st.sampled_from([0.0, 0.25, 1.0]),
+)
+def test_compiled_ranking_is_the_greedy_ranking_of_the_dense_scores(
+    seed: int, n_items: int, n_categories: int, k: int, cap: int | None, repurchase: bool,
+    window: float, content_weight: float, popularity_weight: float, profile_power: float,
+) -> None:
+    # Every setting at once, on shops small enough that the fallback reaches every
+    # item: the compiled ranking must be the greedy capped walk over the dense
+    # reference scores of the whole catalogue, after the filters.
+    model, feedback = large_shop(
+        seed, n_items, n_categories, max_per_category=cap, content_weight=content_weight,
+        popularity_weight=popularity_weight, profile_power=profile_power,
+    )
+    rows = feedback.rows_for(np.arange(1, 61))
+    allowed = model.item_allowed()
+    ours = model.rank_block(
+        rows, k, allowed=allowed, allow_repurchase=repurchase,
+        repurchase_window_days=window, candidates=model.popularity_candidates(allowed, n_items),
+    )
+    dense = model.score_block(rows, allow_repurchase=repurchase)
+    apply_filters(dense, rows.days_since_purchase, allowed, allow_repurchase=repurchase,
+                  repurchase_window_days=window)
+    limit = n_items if cap is None else cap
+    for row in range(rows.n_users):
+        picked = ours.cols[ours.rows == row]
+        expected = greedy_capped(np.nan_to_num(dense[row], neginf=0.0), model.category_codes_,
+                                 k, limit)
+        # Equal up to float rounding: the same items, or, where two are swapped, ties.
+        assert len(picked) == len(expected), f"row {row}: {picked} != {expected}"
+        np.testing.assert_allclose(dense[row][picked], dense[row][expected], rtol=1e-5)
+        assert ours.ranks[ours.rows == row].tolist() == list(range(1, len(picked) + 1))
 
 
 def test_each_pick_is_explained_by_its_largest_score_component() -> None:
