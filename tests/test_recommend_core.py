@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -602,3 +603,25 @@ def test_content_neighbours_share_an_attribute_besides_price_and_keep_its_share(
     linked = similarity > 0
     np.testing.assert_allclose(similarity[linked], full[linked], rtol=1e-5)
     assert similarity[0, 7] > 0  # Trail Runner ~ Trail Runner Pro
+
+
+def test_compiled_code_goes_to_the_temp_folder_when_numba_finds_no_writable_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A read-only install run by a user without a home: numba would refuse to load the
+    # module. (Simulated: the tests run as a user who may write anywhere.)
+    from numba import config as numba_config
+    from numba.core import caching
+
+    for locator in (caching.InTreeCacheLocator, caching.UserWideCacheLocator):
+        monkeypatch.setattr(locator, "from_function", classmethod(lambda cls, f, s: None))
+    monkeypatch.setattr(numba_config, "CACHE_DIR", "")
+    monkeypatch.setattr(kernels, "FALLBACK_CACHE_DIR", tmp_path / "cache")
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    fast = kernels.compiled()(add)
+    assert fast(2, 3) == 5
+    assert numba_config.CACHE_DIR == str(tmp_path / "cache")
+    assert any((tmp_path / "cache").rglob("*.nbi"))

@@ -31,11 +31,43 @@ Arithmetic follows the reference's float32 steps, so the two agree to rounding.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+from numba import config as numba_config
 from numba import njit
 from scipy import sparse
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+# Where compiled code goes when numba finds no writable cache folder of its own.
+FALLBACK_CACHE_DIR = Path(tempfile.gettempdir()) / "campaign-numba-cache"
+
+
+def compiled(inline: bool = False) -> Callable[[_F], _F]:
+    """``numba.njit`` without the GIL, its machine code cached on disk.
+
+    numba caches next to this module, else in the user's cache folder, and refuses
+    to load the module at all when neither is writable (a read-only install run by a
+    user without a home); the code then goes to the temp folder instead.
+    """
+    options: dict[str, Any] = {"cache": True, "nogil": True}
+    if inline:
+        options["inline"] = "always"
+
+    def decorate(function: _F) -> _F:
+        try:
+            return njit(**options)(function)  # type: ignore[no-any-return]
+        except RuntimeError as exc:
+            if "no locator available" not in str(exc):
+                raise
+            numba_config.CACHE_DIR = str(FALLBACK_CACHE_DIR)
+            return njit(**options)(function)  # type: ignore[no-any-return]
+
+    return decorate
 
 # Reason kinds written per pick (see campaign.recommend.reasons for their wording).
 KIND_BOUGHT = 0  # item-CF, anchored on a product the user bought
@@ -75,14 +107,14 @@ def csr_arrays(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.nd
     )
 
 
-@njit(cache=True, nogil=True, inline="always")
+@compiled(inline=True)
 def _worse(score_a: float, col_a: int, score_b: float, col_b: int) -> bool:
     """True when (score_a, col_a) ranks after (score_b, col_b): lower score, or the
     same score and a higher column (ties go to the lower column)."""
     return score_a < score_b or (score_a == score_b and col_a > col_b)
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def _sift_down(
     heap_s: np.ndarray, heap_c: np.ndarray, size: int, at: int, best_on_top: bool
 ) -> None:
@@ -106,7 +138,7 @@ def _sift_down(
             return
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def _best_sorted(
     scores: np.ndarray, cols: np.ndarray, n: int, width: int,
     heap_s: np.ndarray, heap_c: np.ndarray,
@@ -147,7 +179,7 @@ def _best_sorted(
     return size
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def _select_capped(
     scores: np.ndarray, cols: np.ndarray, n: int, k: int, max_per_category: int,
     category_codes: np.ndarray, group_size: np.ndarray, group_s: np.ndarray,
@@ -218,7 +250,7 @@ def _select_capped(
     return kept
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def select_capped(
     scores: np.ndarray, cols: np.ndarray, k: int, max_per_category: int,
     category_codes: np.ndarray,
@@ -247,7 +279,7 @@ def select_capped(
     return out_c[:picked], out_s[:picked]
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def top_neighbour_rows(
     start: int, stop: int,
     left_ptr: np.ndarray, left_idx: np.ndarray, left_val: np.ndarray,
@@ -320,7 +352,7 @@ _CF, _CONTENT, _CF_BEST, _CONTENT_BEST, _MIXED, _AGAIN = 0, 1, 2, 3, 4, 5
 _SEEN, _CF_ANCHOR, _CONTENT_ANCHOR, _BLOCKED = 0, 1, 2, 3
 
 
-@njit(cache=True, nogil=True, inline="always")
+@compiled(inline=True)
 def _touch(
     j: int, stamp: int, n_candidates: int, candidates: np.ndarray,
     acc: np.ndarray, tag: np.ndarray,
@@ -338,7 +370,7 @@ def _touch(
     return n_candidates + 1
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def rank_users(
     profile_ptr: np.ndarray, profile_idx: np.ndarray, profile_val: np.ndarray,
     user_weight: np.ndarray,
