@@ -187,3 +187,28 @@ def test_the_leader_schedules_the_sweep_only_with_a_webhook(engine: Engine) -> N
                 assert job.max_instances == 1 and job.coalesce is True
         finally:
             scheduler.shutdown(wait=False)
+
+
+def test_metrics_show_pending_announcements_and_the_oldest_ones_age(engine: Engine) -> None:
+    from prometheus_client import generate_latest
+
+    run_id = run_with_codes(engine, 1)
+    later = NOW + timedelta(minutes=30)
+    clock = {"now": later}
+    metrics = Metrics(engine, clock=lambda: clock["now"])
+
+    def scrape() -> str:
+        return generate_latest(metrics.registry).decode()
+
+    assert "campaign_coupon_announcements_pending 0.0" in scrape()
+    with HttpSink() as sink:
+        shop = shop_config(sink.url)
+        sink.script("500", "500", "500")
+        announce_run(engine, shop, run_id, now=NOW, post=post_coupons_issued)
+        text = scrape()
+        assert "campaign_coupon_announcements_pending 1.0" in text
+        assert "campaign_coupon_announcement_oldest_pending_seconds 1800.0" in text
+        announce_pending(engine, shop, now=later, post=post_coupons_issued)
+    text = scrape()
+    assert "campaign_coupon_announcements_pending 0.0" in text
+    assert "campaign_coupon_announcement_oldest_pending_seconds 0.0" in text

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from campaign.db.models import (
     CampaignRun,
     CampaignState,
+    CouponAnnouncement,
     Message,
     MessageStatus,
     ModelVersion,
@@ -140,6 +141,14 @@ class DatabaseCollector(Collector):
             "campaign_model_metric", "Evaluation metrics of the active model of each kind.",
             labels=["kind", "version", "metric"],
         )
+        unannounced = GaugeMetricFamily(
+            "campaign_coupon_announcements_pending",
+            "Runs whose coupon codes the shop's webhook has not accepted yet.",
+        )
+        oldest_unannounced = GaugeMetricFamily(
+            "campaign_coupon_announcement_oldest_pending_seconds",
+            "Age of the oldest announcement the shop has not accepted (0: none).",
+        )
         m = Message.__table__
         with self.engine.connect() as connection:
             for campaign, channel, status, n in connection.execute(
@@ -174,7 +183,15 @@ class DatabaseCollector(Collector):
             ):
                 for name, value in _numbers(metrics or {}):
                     model.add_metric([kind, str(version), name], value)
-        return [messages, depth, live, paused, last_run, model]
+            a = CouponAnnouncement.__table__
+            pending, oldest = connection.execute(
+                select(func.count(), func.min(a.c.created_at)).where(a.c.announced_at.is_(None))
+            ).one()
+            unannounced.add_metric([], float(pending or 0))
+            oldest_unannounced.add_metric(
+                [], max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+            )
+        return [messages, depth, live, paused, last_run, model, unannounced, oldest_unannounced]
 
 
 def _latest_runs(connection: Any) -> list[Any]:
