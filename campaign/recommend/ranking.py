@@ -1,8 +1,10 @@
 """Filters, diversity cap and batched top-k over dense score blocks (pure).
 
 Everything here works on a block of users at once (a dense ``users × items`` score
-array) with numpy, so ranking 100,000 users is a few array passes per block, never a
-Python loop per user.
+array) with numpy: the evaluation's baselines rank with it, and the tests rank the
+hybrid's dense reference scores with it. The hybrid itself ranks with the compiled
+loop of :mod:`campaign.recommend.kernels`. Also a few sparse helpers (the
+repurchase window's filter cells).
 """
 
 from __future__ import annotations
