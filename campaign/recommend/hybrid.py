@@ -103,9 +103,10 @@ class HybridRecommender:
         repeat_share: how much the buy-again part favours items people re-buy.
         frequency_share: weight of lifetime purchase counts beside recency-decayed ones.
         max_per_category: diversity cap per category in one top-k (None: no cap).
-        chunk_size: users scored per dense block.
+        chunk_size: users per ranking block (the unit of progress and of threading).
         field_weights: content attribute weights (see :mod:`campaign.recommend.content`).
-        n_jobs: threads ranking user blocks (None: 1; -1: one per core).
+        n_jobs: threads for the neighbour search and the ranking blocks (None: 1; -1:
+            one per core).
         profile_power: exponent applied to each feedback entry before a user's history
             is scaled to sum 1 (1: as decayed and weighted; 0: every touched product
             counts the same). 0.25 keeps the order of event weights and recency
