@@ -111,25 +111,34 @@ def announce_run(
 
 
 def announce_pending(
-    engine: Engine, shop: ShopConfig, *, now: datetime, post: Post, limit: int = 100
+    engine: Engine,
+    shop: ShopConfig,
+    *,
+    now: datetime,
+    post: Post,
+    limit: int = 100,
+    ignore_backoff: bool = False,
 ) -> list[Announcement]:
     """Announce every run the shop has not accepted yet whose next try is due.
 
-    Those are failed announcements younger than ``RETRY_DAYS``, and finished runs
-    of the last ``ORPHAN_DAYS`` without any announcement row. At most ``limit`` runs
-    per call, oldest first. Returns one outcome per run tried (runs that reserved no
-    codes are settled quietly and not listed).
+    Those are failed announcements younger than ``RETRY_DAYS`` (with
+    ``ignore_backoff``, whatever their next try: an operator asking now means now),
+    and finished runs of the last ``ORPHAN_DAYS`` without any announcement row. At
+    most ``limit`` runs per call, oldest first. Returns one outcome per run tried
+    (runs that reserved no codes are settled quietly and not listed).
     """
     if not shop.coupon_webhook_url or shop.coupon_webhook_secret is None:
         return []
+    pending = [
+        CouponAnnouncement.announced_at.is_(None),
+        CouponAnnouncement.created_at >= now - timedelta(days=RETRY_DAYS),
+    ]
+    if not ignore_backoff:
+        pending.append(CouponAnnouncement.next_attempt_at <= now)
     with engine.connect() as connection:
         due = connection.execute(
             select(CouponAnnouncement.run_id)
-            .where(
-                CouponAnnouncement.announced_at.is_(None),
-                CouponAnnouncement.next_attempt_at <= now,
-                CouponAnnouncement.created_at >= now - timedelta(days=RETRY_DAYS),
-            )
+            .where(*pending)
             .order_by(CouponAnnouncement.run_id)
             .limit(limit)
         ).scalars().all()

@@ -63,6 +63,20 @@ def default_as_of(connection: Connection) -> datetime:
     return last
 
 
+def _first_event_and_as_of(
+    connection: Connection, as_of: datetime | None
+) -> tuple[datetime, datetime]:
+    """The oldest event's time and T (``as_of``, else :func:`default_as_of`).
+
+    Raises:
+        ModelError: the database holds no events.
+    """
+    first, _ = event_span(connection)
+    if first is None:
+        raise ModelError("no events in the database: import events first")
+    return first, as_of or default_as_of(connection)
+
+
 def labelled_snapshot(
     connection: Connection, at: datetime, horizon_days: int, lookback_days: int
 ) -> Snapshot:
@@ -182,10 +196,7 @@ def evaluate_churn(
     """
     horizon = horizon_days or config.horizon_days
     with engine.connect() as connection:
-        first, _ = event_span(connection)
-        t = as_of or default_as_of(connection)
-        if first is None:
-            raise ModelError("no events in the database: import events first")
+        first, t = _first_event_and_as_of(connection, as_of)
         holdout_at = t - timedelta(days=horizon)
         train_at = t - timedelta(days=2 * horizon)
         holdout = labelled_snapshot(connection, holdout_at, horizon, config.lookback_days)
@@ -277,10 +288,7 @@ def train_churn(
     """
     horizon = horizon_days or config.horizon_days
     with engine.connect() as connection:
-        first, _ = event_span(connection)
-        t = as_of or default_as_of(connection)
-        if first is None:
-            raise ModelError("no events in the database: import events first")
+        first, t = _first_event_and_as_of(connection, as_of)
         newest = t - timedelta(days=horizon)
         snapshots = _snapshots(connection, newest, config, horizon, first, progress)
     _check_enough(config, t, first, len(snapshots[0][1]) if snapshots else 0, newest)

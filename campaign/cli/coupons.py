@@ -94,10 +94,7 @@ def announce_command(ctx: typer.Context) -> None:
     never announced; the daemon does the same every minute. Exit 1 when a run still
     failed.
     """
-    from sqlalchemy import update
-
     from campaign.announcements import announce_pending
-    from campaign.db.models import CouponAnnouncement
     from campaign.delivery.channels.shop import post_coupons_issued
 
     app_state = state(ctx)
@@ -106,14 +103,9 @@ def announce_command(ctx: typer.Context) -> None:
         raise InputError("[shop] coupon_webhook_url", "is not set: there is no shop to tell")
     engine = app_state.engine()
     now = app_state.default_as_of()
-    with engine.begin() as connection:
-        # An operator asking now means now: failed ones do not wait out their backoff.
-        connection.execute(
-            update(CouponAnnouncement)
-            .where(CouponAnnouncement.announced_at.is_(None))
-            .values(next_attempt_at=now)
-        )
-    outcomes = announce_pending(engine, config.shop, now=now, post=post_coupons_issued)
+    outcomes = announce_pending(
+        engine, config.shop, now=now, post=post_coupons_issued, ignore_backoff=True
+    )
     if not outcomes:
         console.print("nothing to announce: the shop has every run's codes")
         return

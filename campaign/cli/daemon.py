@@ -74,7 +74,8 @@ def daemon_command(
     ),
     json_logs: bool = typer.Option(False, "--json-logs", help="Log one JSON object per line."),
 ) -> None:
-    """Run the agent: scheduled campaigns, retraining and ingest, the sender, health.
+    """Run the agent: scheduled campaigns, retraining, ingest and coupon announcements, the
+    sender, health.
 
     On PostgreSQL any number of daemons may run: one holds the scheduler (advisory
     lock) and another takes over if it dies; all of them send. On SQLite a second

@@ -393,51 +393,20 @@ def record_outcomes(
                 .values(provider_message_id=bindparam("b_pid"), **sent_values),
                 singles,
             )
-        if retry:
-            connection.execute(
-                update(_messages)
-                .where(ours)
-                .values(
-                    status=MessageStatus.QUEUED.value,
-                    next_attempt_at=bindparam("b_at"),
-                    last_error=bindparam("b_error"),
-                    **released,
-                ),
-                retry,
-            )
-        if refund:
-            connection.execute(
-                update(_messages)
-                .where(ours)
-                .values(
-                    status=MessageStatus.QUEUED.value,
-                    next_attempt_at=bindparam("b_at"),
-                    attempts=_messages.c.attempts - 1,
-                    **released,
-                ),
-                refund,
-            )
-        if dead:
-            connection.execute(
-                update(_messages)
-                .where(ours)
-                .values(
-                    status=MessageStatus.DEAD.value, last_error=bindparam("b_error"), **released
-                ),
-                dead,
-            )
-        if skipped:
-            connection.execute(
-                update(_messages)
-                .where(ours)
-                .values(
-                    status=MessageStatus.SKIPPED.value,
-                    skip_reason=bindparam("b_reason"),
-                    last_error=bindparam("b_error"),
-                    **released,
-                ),
-                skipped,
-            )
+        # One executemany per outcome, each setting its status and freeing the lease.
+        for rows, values in (
+            (retry, {"status": MessageStatus.QUEUED.value, "next_attempt_at": bindparam("b_at"),
+                     "last_error": bindparam("b_error")}),
+            (refund, {"status": MessageStatus.QUEUED.value, "next_attempt_at": bindparam("b_at"),
+                      "attempts": _messages.c.attempts - 1}),
+            (dead, {"status": MessageStatus.DEAD.value, "last_error": bindparam("b_error")}),
+            (skipped, {"status": MessageStatus.SKIPPED.value,
+                       "skip_reason": bindparam("b_reason"), "last_error": bindparam("b_error")}),
+        ):
+            if rows:
+                connection.execute(
+                    update(_messages).where(ours).values(**values, **released), rows
+                )
 
 
 def requeue_dead(engine: Engine, *, now: datetime, campaign: str | None = None) -> int:

@@ -370,6 +370,27 @@ def _touch(
     return n_candidates + 1
 
 
+@compiled(inline=True)
+def _accumulate(
+    i: int, share_i: float, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,
+    total: int, best: int, anchor: int,
+    stamp: int, n_candidates: int, candidates: np.ndarray, acc: np.ndarray, tag: np.ndarray,
+) -> int:
+    """Add history item ``i`` (weight ``share_i``) through one neighbour list into the
+    records' ``total`` slot, keeping the largest single contribution in ``best`` and
+    its history item in ``anchor`` (strict ">": the first, lowest-id item wins ties).
+    Returns the new candidate count."""
+    for q in range(ptr[i], ptr[i + 1]):
+        j = idx[q]
+        n_candidates = _touch(j, stamp, n_candidates, candidates, acc, tag)
+        value = share_i * val[q]
+        acc[j, total] += value
+        if value > acc[j, best]:
+            acc[j, best] = value
+            tag[j, anchor] = i
+    return n_candidates
+
+
 @compiled()
 def rank_users(
     profile_ptr: np.ndarray, profile_idx: np.ndarray, profile_val: np.ndarray,
@@ -440,22 +461,15 @@ def rank_users(
         for p in range(profile_ptr[u], profile_ptr[u + 1]):
             i = profile_idx[p]
             share_i = profile_val[p]
-            for q in range(cf_ptr[i], cf_ptr[i + 1]):
-                j = cf_idx[q]
-                n_candidates = _touch(j, stamp, n_candidates, candidates, acc, tag)
-                value = share_i * cf_val[q]
-                acc[j, _CF] += value
-                if value > acc[j, _CF_BEST]:
-                    acc[j, _CF_BEST] = value
-                    tag[j, _CF_ANCHOR] = i
-            for q in range(content_ptr[i], content_ptr[i + 1]):
-                j = content_idx[q]
-                n_candidates = _touch(j, stamp, n_candidates, candidates, acc, tag)
-                value = share_i * content_val[q]
-                acc[j, _CONTENT] += value
-                if value > acc[j, _CONTENT_BEST]:
-                    acc[j, _CONTENT_BEST] = value
-                    tag[j, _CONTENT_ANCHOR] = i
+            n_candidates = _accumulate(
+                i, share_i, cf_ptr, cf_idx, cf_val, _CF, _CF_BEST, _CF_ANCHOR,
+                stamp, n_candidates, candidates, acc, tag,
+            )
+            n_candidates = _accumulate(
+                i, share_i, content_ptr, content_idx, content_val,
+                _CONTENT, _CONTENT_BEST, _CONTENT_ANCHOR,
+                stamp, n_candidates, candidates, acc, tag,
+            )
 
         # The blend and its maximum (each user's best blended item scores 1).
         top = 0.0
