@@ -182,6 +182,8 @@ class ChannelConfig(_Section):
     batch_size: int = Field(1, ge=1, le=1000)
     status_callback_url: str | None = None
     starttls: bool = False
+    # SMTP TLS: a PEM file of CAs trusted instead of the system's (relative to the config).
+    ca_file: str | None = None
     secret: SecretStr | None = Field(None, exclude=True)
     username: str | None = Field(None, exclude=True)
 
@@ -191,6 +193,10 @@ class ChannelConfig(_Section):
             raise ValueError("a 'file' channel needs 'path'")
         if self.kind in ("webhook", "twilio", "sendgrid", "smtp") and not self.url:
             raise ValueError(f"a {self.kind!r} channel needs 'url'")
+        if self.ca_file and self.kind != "smtp":
+            raise ValueError("'ca_file' applies to smtp channels only")
+        if self.ca_file and not (self.starttls or (self.url or "").startswith("smtps://")):
+            raise ValueError("'ca_file' needs TLS: an smtps:// url or starttls = true")
         return self
 
 
@@ -450,6 +456,10 @@ class Config(_Section):
                         f"campaign {campaign.name!r} names unknown channel {channel!r}"
                         f" (known: {known})"
                     )
+        for name, channel in self.channels.items():
+            ca_file = self.resolve_path(channel.ca_file) if channel.ca_file else None
+            if ca_file is not None and not ca_file.is_file():
+                raise ValueError(f"channels.{name}.ca_file: no such file {str(ca_file)!r}")
         return self
 
     def campaign(self, name: str) -> CampaignConfig:

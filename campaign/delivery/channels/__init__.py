@@ -43,7 +43,8 @@ def build_channel(
 ) -> Channel:
     """One configured channel (``config.kind`` picks the adapter).
 
-    ``resolve_path`` anchors a file channel's relative path (``Config.resolve_path``);
+    ``resolve_path`` anchors relative paths (a file channel's folder, an SMTP
+    ``ca_file``) at the config's folder (``Config.resolve_path``);
     ``status_callback_base`` is the public base URL SMS status callbacks default to.
     """
     secret = config.secret.get_secret_value() if config.secret is not None else None
@@ -91,6 +92,7 @@ def build_channel(
         starttls=config.starttls,
         timeout_seconds=timeout_seconds,
         clock=clock,
+        ca_file=Path(str(resolve_path(config.ca_file))) if config.ca_file else None,
     )
 
 

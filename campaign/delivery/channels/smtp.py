@@ -2,18 +2,25 @@
 
 ``smtplib`` blocks, so each send runs in a worker thread; a lane's connection is reused
 for its next message and reopened after any failure.
+
+TLS (``smtps://`` and ``starttls``) always verifies the server: its certificate must
+chain to the system's trust store, or to the channel's ``ca_file`` when one is
+configured, and name the host of the URL. Without that the login and every message
+could be read by whoever sits between us and the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from campaign.delivery.channels.base import OutgoingMessage, SendResult, SingleChannel
@@ -26,8 +33,11 @@ _POLICY = email_policy.default.clone(max_line_length=998)
 class SmtpChannel(SingleChannel):
     """Sends through ``smtp://[user@]host:port`` (``smtps://`` for implicit TLS).
 
-    ``starttls`` upgrades a plain connection. The generated ``Message-ID`` is the
-    provider message id. Replies 5xx are permanent, 4xx and broken connections transient.
+    ``starttls`` upgrades a plain connection (a server that does not offer it is an
+    error, never a silent fallback to plain text). ``ca_file`` is a PEM bundle trusted
+    instead of the system's certificates (a private CA or a self-signed server). The
+    generated ``Message-ID`` is the provider message id. Replies 5xx are permanent, 4xx
+    and broken connections transient.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class SmtpChannel(SingleChannel):
         starttls: bool,
         timeout_seconds: float,
         clock: Callable[[], datetime],
+        ca_file: Path | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
@@ -56,19 +67,43 @@ class SmtpChannel(SingleChannel):
         self._from = from_address or "no-reply@localhost"
         self._timeout = timeout_seconds
         self._clock = clock
+        self._ca_file = ca_file
+        self._tls: ssl.SSLContext | None = None
+        if self._ssl or starttls:
+            try:
+                self.tls_context()  # a broken ca_file fails when the channel is built
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"channel {name!r}: ca_file {ca_file}: {exc}") from None
         self._connections: dict[int, smtplib.SMTP] = {}
         self._locks: dict[int, threading.Lock] = {}
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The verifying TLS context (made once): certificate chain and host name checked.
+
+        Raises:
+            OSError: ``ca_file`` cannot be read or holds no certificate.
+        """
+        if self._tls is None:
+            cafile = str(self._ca_file) if self._ca_file is not None else None
+            self._tls = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+        return self._tls
 
     def _connect(self) -> smtplib.SMTP:
         smtp: smtplib.SMTP
         if self._ssl:
-            smtp = smtplib.SMTP_SSL(self._host, self._port, timeout=self._timeout)
+            smtp = smtplib.SMTP_SSL(
+                self._host, self._port, timeout=self._timeout, context=self.tls_context()
+            )
         else:
             smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
-            if self._starttls:
-                smtp.starttls()
-        if self._username:
-            smtp.login(self._username, self._password or "")
+        try:
+            if self._starttls and not self._ssl:
+                smtp.starttls(context=self.tls_context())
+            if self._username:
+                smtp.login(self._username, self._password or "")
+        except BaseException:
+            smtp.close()  # not kept by the lane yet: close it here
+            raise
         return smtp
 
     def build(self, message: OutgoingMessage) -> EmailMessage:
@@ -102,6 +137,15 @@ class SmtpChannel(SingleChannel):
                 self._drop(lane)
                 code, reply = next(iter(exc.recipients.values()))
                 raise _from_reply(self.name, message_id, code, reply) from exc
+            except ssl.SSLCertVerificationError as exc:
+                self._drop(lane)
+                raise TransientDeliveryError(
+                    self.name,
+                    f"SMTP server {self._host}:{self._port} is not trusted:"
+                    f" {exc.verify_message or exc} (its certificate must chain to the"
+                    " system's CAs or to the channel's ca_file)",
+                    message_id,
+                ) from exc
             except (smtplib.SMTPException, OSError) as exc:
                 self._drop(lane)
                 raise TransientDeliveryError(
