@@ -20,7 +20,10 @@ model.retrain.finished / .failed               the retraining schedule
 =========================  ===================================================
 
 :func:`redact` masks e-mail addresses and phone numbers in any text, and
-:class:`RedactingFilter` applies it to every record, whoever logged it.
+:class:`RedactingFilter` applies it to every part of every record, whoever logged it:
+the message, the structured ``fields`` (keys and values, nested ones included), the
+exception text (causes and notes included) and the stack. Both formatters redact
+what they write once more, so a handler set up without the filter leaks nothing either.
 """
 
 from __future__ import annotations
@@ -63,8 +66,34 @@ def redact(text: str) -> str:
     return _PHONE.sub(_mask_phone, text)
 
 
+_SCALARS = (bool, int, float, type(None))
+# Nesting deeper than this is logged as its (redacted) text.
+_MAX_DEPTH = 8
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    """``value`` with every address masked: strings, dict keys and values, list items.
+
+    Pure. Numbers stay numbers unless their digits look like a phone number (then they
+    become the masked text); any other object is logged as its redacted ``str``.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, _SCALARS):
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
+            masked = redact(text)
+            return value if masked == text else masked
+        return value
+    if depth < _MAX_DEPTH and isinstance(value, dict):
+        return {redact(str(k)): redact_value(v, depth + 1) for k, v in value.items()}
+    if depth < _MAX_DEPTH and isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(item, depth + 1) for item in value]
+    return redact(str(value))
+
+
 class RedactingFilter(logging.Filter):
-    """Masks addresses in a record's final message (and its exception text)."""
+    """Masks addresses in every part of a record: message, fields, exception and stack."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -75,14 +104,30 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        fields = getattr(record, "fields", None)
+        if fields is not None:
+            # A new object: the caller's dict is not touched.
+            record.fields = redact_value(fields)
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, event, message, fields, exc."""
+class TextFormatter(logging.Formatter):
+    """``asctime level logger: message`` (plus exception and stack), redacted as written."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, event, message, fields, exc (redacted)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = redact(record.getMessage())
         match = _EVENT.match(message)
         payload: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -93,10 +138,14 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            payload.update({k: v for k, v in fields.items() if k not in payload})
+            clean = redact_value(fields)
+            payload.update({k: v for k, v in clean.items() if k not in payload})
         if record.exc_info or record.exc_text:
-            payload["exc"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return json.dumps(payload, default=str, ensure_ascii=False)
+            exc = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+            payload["exc"] = redact(exc)
+        if record.stack_info:
+            payload["stack"] = redact(record.stack_info)
+        return json.dumps(payload, default=lambda v: redact(str(v)), ensure_ascii=False)
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
@@ -111,12 +160,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     Entry points only (``campaign daemon``/``worker``); replaces earlier handlers.
     """
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
