@@ -456,8 +456,8 @@ class Config(_Section):
                         f"campaign {campaign.name!r} names unknown channel {channel!r}"
                         f" (known: {known})"
                     )
-        for name, channel in self.channels.items():
-            ca_file = self.resolve_path(channel.ca_file) if channel.ca_file else None
+        for name, settings in self.channels.items():
+            ca_file = self.resolve_path(settings.ca_file) if settings.ca_file else None
             if ca_file is not None and not ca_file.is_file():
                 raise ValueError(f"channels.{name}.ca_file: no such file {str(ca_file)!r}")
         return self
