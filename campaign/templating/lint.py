@@ -2,6 +2,8 @@
 
 For every template set and locale under the templates folder:
 
+* files: anything under the folder that the loader would refuse (a symbolic link at
+  any level, a device, a FIFO, a socket) is an error, named with what it is;
 * layout: an email needs ``subject.txt``, ``email.html`` and ``email.txt``; SMS is
   ``sms.txt``; unknown files are flagged;
 * syntax, unknown filters, and names outside the documented context
@@ -20,7 +22,9 @@ from __future__ import annotations
 import difflib
 import html
 import math
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -35,7 +39,9 @@ from campaign.templating.context import CONTEXT, SAMPLE_UNSUBSCRIBE_URL, sample_
 from campaign.templating.environment import (
     LAYOUTS_DIR,
     CampaignEnvironment,
+    TemplateFileRefused,
     available_locales,
+    describe_file_kind,
     list_template_sets,
     make_environment,
 )
@@ -303,12 +309,46 @@ def _suggest(name: str, known: object) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def unsafe_entries(templates_dir: Path) -> list[tuple[str, str]]:
+    """Entries under ``templates_dir`` the loader refuses: (relative path, what it is).
+
+    Symbolic links (to files or folders, inside or outside the folder), devices, FIFOs
+    and sockets; links are not followed, hidden entries (never loadable) are skipped.
+    Read-only.
+    """
+    found: list[tuple[str, str]] = []
+    stack = [(templates_dir, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            relative = f"{prefix}{entry.name}"
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                try:
+                    target = os.readlink(entry.path)
+                except OSError:
+                    target = "?"
+                found.append((relative, f"a symbolic link (to {target})"))
+            elif stat.S_ISDIR(mode):
+                stack.append((Path(entry.path), f"{relative}/"))
+            elif not stat.S_ISREG(mode):
+                found.append((relative, describe_file_kind(mode)))
+    return sorted(found)
+
+
 def _static_check(env: CampaignEnvironment, name: str) -> list[LintIssue]:
     path = display_name(env, name)
-    source = (env.templates_dir / name).read_text(encoding="utf-8")
     try:
+        # Read through the loader, which refuses links, devices and FIFOs.
+        source, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
         # The raw parser, not env.parse: we want the AST without the loop guard.
-        tree = Parser(env, source, name, str(env.templates_dir / name)).parse()
+        tree = Parser(env, source, name, filename).parse()
         env.get_template(name)
     except TemplateSyntaxError as exc:
         error = translate_error(env, name, exc, None)
@@ -321,11 +361,21 @@ def _static_check(env: CampaignEnvironment, name: str) -> list[LintIssue]:
         return [LintIssue(error.template, error.line, "error", message)]
     except TemplateError as exc:
         return [LintIssue(exc.template, exc.line, "error", exc.reason)]
+    except TemplateFileRefused:
+        return []  # reported once, by the walk over the folder (unsafe_entries)
     except Exception as exc:  # a loader refusal (bad include name) is the marketer's too
         return [LintIssue(path, None, "error", str(exc))]
     checker = _StaticChecker(env, path)
     checker.check(tree)
     return checker.issues
+
+
+def _is_plain_file(path: Path) -> bool:
+    """A regular file that is not a symbolic link (``lstat``)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _issue(error: TemplateError, severity: Severity = "error", note: str = "") -> LintIssue:
@@ -447,10 +497,20 @@ def lint_templates(
     issues: list[LintIssue] = []
     if not templates_dir.is_dir():
         return [LintIssue(env.display_root, None, "error", "templates folder not found")]
+    for relative, kind in unsafe_entries(templates_dir):
+        issues.append(
+            LintIssue(
+                display_name(env, relative),
+                None,
+                "error",
+                f"is {kind}: template files must be plain files inside the templates"
+                " folder, never read",
+            )
+        )
     layouts = templates_dir / LAYOUTS_DIR
-    if layouts.is_dir():
+    if layouts.is_dir() and not layouts.is_symlink():
         for file in sorted(layouts.iterdir()):
-            if file.is_file() and not file.name.startswith("."):
+            if _is_plain_file(file) and not file.name.startswith("."):
                 issues.extend(_static_check(env, f"{LAYOUTS_DIR}/{file.name}"))
     sets = list_template_sets(templates_dir)
     if not sets:
@@ -490,7 +550,14 @@ def _lint_locale(
 ) -> list[LintIssue]:
     prefix = f"{template_set}/{locale}"
     folder = env.templates_dir / template_set / locale
-    present = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+    # Links, FIFOs and devices count as present (so no "missing" error hides them)
+    # and are reported by the walk over the folder, never read.
+    present = {
+        p.name
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and (_is_plain_file(p) or p.name in KNOWN_FILES)
+    }
+    unsafe = {p.name for p in folder.iterdir() if p.name in present and not _is_plain_file(p)}
     issues: list[LintIssue] = []
     for name in sorted(present - KNOWN_FILES):
         issues.append(
@@ -498,8 +565,8 @@ def _lint_locale(
                 display_name(env, f"{prefix}/{name}"), None, "warning", "unknown file, never used"
             )
         )
-    static_errors = False
-    for name in sorted(present & KNOWN_FILES):
+    static_errors = bool(unsafe & KNOWN_FILES)
+    for name in sorted((present - unsafe) & KNOWN_FILES):
         found = _static_check(env, f"{prefix}/{name}")
         static_errors = static_errors or any(i.severity == "error" for i in found)
         issues.extend(found)
@@ -549,6 +616,10 @@ def _check_without_coupon(
         try:
             render_message(env, template_set, medium, locale, context)  # type: ignore[arg-type]
         except TemplateError as exc:
+            try:
+                render_message(env, template_set, medium, locale, sample_context(locale))  # type: ignore[arg-type]
+            except TemplateError:
+                continue  # broken with a coupon too: reported by the checks above
             if usage is not None and False in usage:
                 return [
                     _issue(

@@ -25,6 +25,7 @@ from campaign.templating.environment import (
     CampaignEnvironment,
     RenderBudget,
     RenderLimitExceeded,
+    TemplateFileRefused,
     budget_scope,
 )
 
@@ -130,7 +131,7 @@ def translate_error(
     filename, line = _template_frame(exc, set())
     where = _filename_to_name(env, filename) or name
     message = str(exc)
-    if isinstance(exc, RenderLimitExceeded):
+    if isinstance(exc, RenderLimitExceeded | TemplateFileRefused):
         reason = f"refused: {message}"
     elif isinstance(exc, SecurityError):
         reason = f"refused by the sandbox: {message}"
