@@ -9,6 +9,7 @@ its traceback. The command line prints ``error: <message>`` for these and exits 
     ├── ConfigError            path, key, reason
     ├── InputError             source, line, column, reason   (CSV rows, CLI values)
     ├── TemplateError          template, line, reason          (lint + render)
+    │   └── TemplateBudgetError      over the render budget: the set is broken for the run
     ├── NotFound               kind, key                       (unknown user, campaign, model)
     ├── DatabaseError          url (masked), reason            (unreachable, not migrated)
     ├── ModelError             incompatible or missing artifact, too little data
@@ -85,6 +86,14 @@ class TemplateError(CampaignError):
         self.reason = reason
         where = f"{template}:{line}" if line is not None else template
         super().__init__(f"{where}: {reason}")
+
+
+class TemplateBudgetError(TemplateError):
+    """A render went over its budget (time, loops, output or an operation's size).
+
+    Raised by :mod:`campaign.templating.render`; a run treats the set as broken after
+    the first one and renders nothing more with it.
+    """
 
 
 class NotFound(CampaignError):

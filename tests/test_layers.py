@@ -44,6 +44,8 @@ PURE_MODULES = (
     "recommend/reasons.py",
     "templating/lint.py",
     "templating/render.py",
+    "templating/budget.py",
+    "templating/bounds.py",
     "experiments/holdout.py",
     "experiments/bandit.py",
     "experiments/uplift.py",

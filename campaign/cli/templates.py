@@ -51,6 +51,8 @@ def lint_command(ctx: typer.Context) -> None:
         max_sms_segments=config.templates.max_sms_segments,
         max_subject_chars=config.templates.max_subject_chars,
         offer_usage=offer_usage(config),
+        render_timeout_seconds=config.templates.render_timeout_seconds,
+        max_output_bytes=config.templates.max_output_bytes,
     )
     for issue in issues:
         typer.echo(str(issue))

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from campaign.config import Config, OfferConfig
 from campaign.db.models import Product
-from campaign.errors import ConfigError, TemplateError
+from campaign.errors import ConfigError, TemplateBudgetError, TemplateError
 from campaign.offers import CODE_ALPHABET, CODE_LENGTH, Offer, choose_offer
 from campaign.recommend.reasons import localize_reason
 from campaign.recommend.service import fit_recommender, recommend_with
@@ -333,6 +333,10 @@ class Renderer:
         self._budget = self.env.new_budget()
         self._isoformats: dict[datetime, str] = {}
         self.secret = unsubscribe_key
+        # Sets that went over the render budget in this run, with that first error:
+        # nothing more is rendered with them (each further try could take the budget).
+        self.broken: dict[str, TemplateBudgetError] = {}
+        self.broken_skips: dict[str, int] = {}
         # language → id of a shared view → (that view, its translated copy)
         self._translated: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = {}
 
@@ -348,7 +352,15 @@ class Renderer:
             if not template_set_exists(self.folder, name):
                 raise TemplateError(f"{self.env.display_root}/{name}", "no such template set")
         wanted = [f"/{name}/" for name in (*template_sets, "_layouts")]
-        for issue in lint_templates(self.folder, display_root=self.env.display_root):
+        limits = self.config.templates
+        for issue in lint_templates(
+            self.folder,
+            display_root=self.env.display_root,
+            max_sms_segments=limits.max_sms_segments,
+            max_subject_chars=limits.max_subject_chars,
+            render_timeout_seconds=limits.render_timeout_seconds,
+            max_output_bytes=limits.max_output_bytes,
+        ):
             if issue.severity == "error" and any(w in f"/{issue.path}" for w in wanted):
                 raise TemplateError(issue.path, issue.message, issue.line)
 
@@ -369,10 +381,17 @@ class Renderer:
     ) -> Rendered:
         """Render one message with the documented context.
 
+        After a message of a set went over the render budget, the set is broken for
+        this renderer (this run): its later messages raise that first error at once.
+
         Raises:
             TemplateError: anything the template does wrong for this user, or a value
                 that is not plain data.
         """
+        broken = self.broken.get(template)
+        if broken is not None:
+            self.broken_skips[template] += 1
+            raise broken
         name = user.get("name") or ""
         views = self.views_for(products, locale)
         context = {
@@ -399,11 +418,24 @@ class Renderer:
             "locale": locale,
         }
         self._check_plain(template, context, views)
-        return render_message(
-            self.env, template, medium,  # type: ignore[arg-type]
-            locale, context, default_locale=self.config.shop.default_locale,
-            budget=self._budget, context_checked=True,
-        )
+        try:
+            return render_message(
+                self.env, template, medium,  # type: ignore[arg-type]
+                locale, context, default_locale=self.config.shop.default_locale,
+                budget=self._budget, context_checked=True,
+            )
+        except TemplateBudgetError as exc:
+            self.broken[template] = exc
+            self.broken_skips[template] = 0
+            raise
+
+    def broken_notes(self) -> list[str]:
+        """One line per set broken in this run: its first error and what it cost."""
+        return [
+            f"{error} (template set {name!r} stopped for this run;"
+            f" {self.broken_skips[name]} more message(s) skipped)"
+            for name, error in self.broken.items()
+        ]
 
     def views_for(self, products: Sequence[Pick], locale: str) -> list[dict[str, Any]]:
         """The products as the recipient reads them: reasons in their language.

@@ -210,7 +210,7 @@ def _plan_run(
         return RunReport(
             campaign.name, slot, as_of, DRY_RUN,
             counts=dict(counts_of(frame["status"], frame["skip_reason"])),
-            decisions=_public(frame), messages=keep,
+            decisions=_public(frame), messages=keep, notes=renderer.broken_notes(),
         )
     try:
         with engine.begin() as connection:
@@ -241,7 +241,7 @@ def _plan_run(
         raise
     return RunReport(
         campaign.name, slot, as_of, PLANNED, run_id=run_id, counts=counts,
-        decisions=_public(frame),
+        decisions=_public(frame), notes=renderer.broken_notes(),
     )
 
 

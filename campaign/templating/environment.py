@@ -26,19 +26,14 @@ This module reads template files, so it is the one adapter of ``templating``.
 from __future__ import annotations
 
 import errno
-import operator
 import os
 import re
 import stat
-import time
 import types
 from collections.abc import Callable, Iterable, Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,189 +42,37 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
 from jinja2 import BaseLoader, StrictUndefined, Template, nodes, pass_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateNotFound
 from jinja2.ext import Extension
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import select_autoescape
+from jinja2.visitor import NodeTransformer
+
+from campaign.templating import bounds
+from campaign.templating.bounds import MAX_PAD_WIDTH, MAX_REPEAT_RESULT  # noqa: F401
+from campaign.templating.budget import (  # noqa: F401 - the public names live here too
+    DEFAULT_MAX_LOOP_ITERATIONS,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_RENDER_TIMEOUT_SECONDS,
+    OUTPUT_BATCH,
+    RenderBudget,
+    RenderLimitExceeded,
+    _budget,
+    active_budget,
+    budget_scope,
+)
 
 LAYOUTS_DIR = "_layouts"
-DEFAULT_RENDER_TIMEOUT_SECONDS = 2.0
-DEFAULT_MAX_OUTPUT_BYTES = 500_000
-DEFAULT_MAX_LOOP_ITERATIONS = 10_000
-# Output chunks joined (in C) between two checks of the size and time budget.
-OUTPUT_BATCH = 64
-# Widths beyond this in padding filters/methods and %-formats are refused: no message
-# needs them and they are the cheapest way to allocate gigabytes from one expression.
-MAX_PAD_WIDTH = 1_000
-# Longest string or list a template may build with ``*``.
-MAX_REPEAT_RESULT = 10_000
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PERCENT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[a-zA-Z%]")
-_PAD_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 # No message template comes near this; a bigger file is refused before it is read.
 MAX_TEMPLATE_FILE_BYTES = 1_000_000
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-class RenderLimitExceeded(SecurityError):
-    """A render went over its time, loop or size budget (a sandbox refusal)."""
-
-
-def _utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-@dataclass
-class RenderBudget:
-    """Per-render limits, checked by the loop guard, calls and the output stream.
-
-    ``output_bytes`` counts output exactly in UTF-8 bytes, except texts kept aside
-    by :meth:`collect` while they surely fit (at most 4 bytes a character): those
-    are counted exactly only when the total could come near the limit.
-    """
-
-    timeout_seconds: float = DEFAULT_RENDER_TIMEOUT_SECONDS
-    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
-    max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS
-    deadline: float = field(default=0.0, init=False)
-    iterations: int = field(default=0, init=False)
-    output_bytes: int = field(default=0, init=False)
-    chunks: int = field(default=0, init=False)
-    # Output not counted exactly yet, and its length in characters.
-    _uncounted: list[str] = field(default_factory=list, init=False, repr=False)
-    _uncounted_chars: int = field(default=0, init=False, repr=False)
-
-    def start(self) -> RenderBudget:
-        """Arm the deadline now (monotonic clock); returns self."""
-        self.deadline = time.monotonic() + self.timeout_seconds
-        self.iterations = 0
-        self.output_bytes = 0
-        self.chunks = 0
-        self._uncounted = []
-        self._uncounted_chars = 0
-        return self
-
-    def used_bytes(self) -> int:
-        """The output so far in UTF-8 bytes (counts what was kept aside)."""
-        self._settle()
-        return self.output_bytes
-
-    def _settle(self) -> None:
-        if self._uncounted:
-            self.output_bytes += sum(_utf8_size(text) for text in self._uncounted)
-            self._uncounted = []
-            self._uncounted_chars = 0
-
-    def check_time(self) -> None:
-        """Raise when the wall-clock budget is spent."""
-        if time.monotonic() > self.deadline:
-            raise RenderLimitExceeded(
-                f"rendering took longer than {self.timeout_seconds:g} s (render_timeout_seconds)"
-            )
-
-    def count_iteration(self) -> None:
-        """One more loop iteration; raise past the loop or time budget."""
-        self.iterations += 1
-        if self.iterations > self.max_loop_iterations:
-            raise RenderLimitExceeded(
-                f"loops ran more than {self.max_loop_iterations} iterations in one message"
-            )
-        self.check_time()
-
-    def count_output(self, chunk: str) -> None:
-        """Account for ``chunk`` of output; raise past the size or time budget."""
-        self._settle()
-        self.output_bytes += _utf8_size(chunk)
-        if self.output_bytes > self.max_output_bytes:
-            self._too_large()
-        self.chunks += 1
-        if self.chunks % 32 == 0:
-            self.check_time()
-
-    def collect(self, chunks: Iterable[str]) -> str:
-        """Join one template's output stream, charging it against the size and time budget.
-
-        The same limit as :meth:`count_output` (UTF-8 bytes), enforced while the
-        output streams, but cheaply: chunks are taken ``OUTPUT_BATCH`` at a time and
-        joined in C, and a text of n characters takes at most 4n bytes, so bytes are
-        only counted once the characters could exceed what is left. The clock is read
-        after every batch (loops and calls read it too).
-
-        Raises:
-            RenderLimitExceeded: the output grew past ``max_output_bytes`` or the
-                render ran out of time.
-        """
-        stream = iter(chunks)
-        parts: list[str] = []
-        left = self.max_output_bytes - self.output_bytes - 4 * self._uncounted_chars
-        chars = 0  # characters streamed so far
-        counted = 0  # parts[:counted] are counted exactly ...
-        exact = 0  # ... and take this many bytes
-        sure = left // 4  # up to this many characters fit whatever they are
-        while True:
-            batch = list(islice(stream, OUTPUT_BATCH))
-            piece = "".join(batch)
-            parts.append(piece)
-            self.chunks += len(batch)
-            chars += len(piece)
-            if chars > sure:
-                if self._uncounted:
-                    self._settle()
-                    left = self.max_output_bytes - self.output_bytes
-                for part in parts[counted:]:
-                    exact += _utf8_size(part)
-                counted = len(parts)
-                if exact > left:
-                    self._too_large()
-                sure = chars + (left - exact) // 4
-            self.check_time()
-            if len(batch) < OUTPUT_BATCH:  # the stream ended
-                break
-        text = parts[0] if len(parts) == 1 else "".join(parts)
-        if counted:
-            for part in parts[counted:]:
-                exact += _utf8_size(part)
-            self.output_bytes += exact
-            if self.output_bytes > self.max_output_bytes:  # pragma: no cover - caught above
-                self._too_large()
-        else:
-            # Surely within the limit: counted exactly only if it ever matters.
-            self._uncounted.append(text)
-            self._uncounted_chars += chars
-        return text
-
-    def _too_large(self) -> None:
-        raise RenderLimitExceeded(
-            f"output is larger than {self.max_output_bytes} bytes (max_output_bytes)"
-        )
-
-
-_budget: ContextVar[RenderBudget | None] = ContextVar("campaign_render_budget", default=None)
-
-
-def active_budget() -> RenderBudget | None:
-    """The budget of the render running in this thread/task, if any."""
-    return _budget.get()
-
-
-class budget_scope:  # noqa: N801 - used as a context manager like a function
-    """``with budget_scope(budget):`` arms ``budget`` for the renders inside."""
-
-    def __init__(self, budget: RenderBudget) -> None:
-        self.budget = budget
-        self._token: Any = None
-
-    def __enter__(self) -> RenderBudget:
-        self._token = _budget.set(self.budget.start())
-        return self.budget
-
-    def __exit__(self, *exc: object) -> None:
-        _budget.reset(self._token)
 
 
 def _tick() -> None:
@@ -239,7 +82,16 @@ def _tick() -> None:
 
 
 class LoopGuard(Extension):
-    """Wraps every ``{% for %}`` iterable so iterations count against the budget."""
+    """Wraps every ``{% for %}`` iterable so iterations count against the budget, and
+    every ``~`` operand and result so none can outgrow a message."""
+
+    def sized(self, value: Any) -> Any:
+        """``value`` unchanged if its text fits in a message (a ``~`` operand)."""
+        return bounds.check_size(value, "a ~ operand")
+
+    def concat(self, value: Any) -> Any:
+        """The result of a ``~`` chain, if it fits in a message."""
+        return bounds.bounded_concat(value)
 
     def guard(self, iterable: Iterable[Any]) -> Iterator[Any]:
         """Yield from ``iterable``, counting each item against the active budget."""
@@ -550,47 +402,37 @@ def number_filter(context: Context, value: Any) -> str:
     return format_decimal(Decimal(str(value)), locale=_parse_locale(_locale_name(context)))
 
 
-def _checked_width(width: Any) -> int:
-    if not isinstance(width, int) or abs(width) > MAX_PAD_WIDTH:
-        raise RenderLimitExceeded(f"width {width!r} is over the {MAX_PAD_WIDTH} limit")
-    return width
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with macro and block buffers that count what they hold."""
+
+    def buffer(self, frame: Frame) -> None:
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.new_buffer()")
 
 
-def _check_percent_format(fmt: str) -> None:
-    for match in _PERCENT_WIDTH.finditer(fmt):
-        for group in match.groups():
-            if group == "*" or (group and int(group) > MAX_PAD_WIDTH):
-                raise RenderLimitExceeded("format width or precision is over the limit")
+class _ConcatGuard(NodeTransformer):
+    """Wraps ``a ~ b`` so each operand and the result are size-checked."""
 
+    def __init__(self, guard: Any) -> None:
+        self.guard = guard
 
-def _repeat(left: Any, right: Any) -> Any:
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, str | list | tuple) and isinstance(times, int):
-            if len(seq) * max(times, 0) > MAX_REPEAT_RESULT:
-                raise RenderLimitExceeded(
-                    f"repeating makes more than {MAX_REPEAT_RESULT} items or characters"
-                )
-    return operator.mul(left, right)
+    def _call(self, method: str, node: nodes.Expr) -> nodes.Call:
+        return nodes.Call(
+            self.guard.attr(method, lineno=node.lineno), [node], [], None, None,
+            lineno=node.lineno,
+        )
 
-
-def _power(left: Any, right: Any) -> Any:
-    if isinstance(right, int | float) and abs(right) > 100:
-        raise RenderLimitExceeded("exponent over 100 refused")
-    if isinstance(left, int | float) and abs(left) > 10**6:
-        raise RenderLimitExceeded("base over 10**6 refused")
-    return operator.pow(left, right)
-
-
-def _modulo(left: Any, right: Any) -> Any:
-    if isinstance(left, str):
-        _check_percent_format(left)
-    return operator.mod(left, right)
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802 - visitor API
+        self.generic_visit(node)
+        node.nodes = [self._call("sized", operand) for operand in node.nodes]
+        return self._call("concat", node)
 
 
 class CampaignEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox with campaign's limits; build it with :func:`make_environment`."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _BoundedCodeGenerator
 
     def __init__(self, templates_dir: Path, display_root: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -605,11 +447,16 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         self.locale_choices: dict[tuple[str, str | None, str | None], str] = {}
         # Compiled templates by name; files are read once per environment (per run).
         self.compiled: dict[str, Template] = {}
-        self.binop_table["*"] = _repeat
-        self.binop_table["**"] = _power
-        self.binop_table["%"] = _modulo
+        self.binop_table["*"] = bounds.multiply
+        self.binop_table["**"] = bounds.power
+        self.binop_table["%"] = bounds.modulo
+        self.binop_table["+"] = bounds.add
 
-    # Names: only the including template's own set or _layouts/ may be reached.
+    @staticmethod
+    def new_buffer() -> bounds.BoundedBuffer:
+        """The output buffer of a macro or block (see :class:`_BoundedCodeGenerator`)."""
+        return bounds.BoundedBuffer()
+
     def new_budget(self) -> RenderBudget:
         """A fresh budget with this environment's limits."""
         return RenderBudget(
@@ -637,6 +484,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
             self.locale_cache[template_set] = cached
         return cached
 
+    # Names: only the including template's own set or _layouts/ may be reached.
     def join_path(self, template: str, parent: str) -> str:
         check_template_name(template)
         parent_parts = parent.split("/")
@@ -664,7 +512,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
                 None,
                 lineno=loop.lineno,
             )
-        return tree
+        return _ConcatGuard(guard).visit(tree)  # type: ignore[no-any-return]
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         _tick()
@@ -700,37 +548,12 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
                     raise RenderLimitExceeded(
                         f"a {len(arg)}-character argument is over max_output_bytes"
                     )
-        if (
-            isinstance(__obj, types.BuiltinMethodType)
-            and isinstance(getattr(__obj, "__self__", None), str)
-            and __obj.__name__ in _PAD_METHODS
-        ):
-            for arg in (*args, *kwargs.values()):
-                if isinstance(arg, int):
-                    _checked_width(arg)
-        return super().call(__context, __obj, *args, **kwargs)
-
-
-def _bounded(
-    filter_name: str, original: Callable[..., Any], width_index: int
-) -> Callable[..., Any]:
-    def wrapper(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if len(args) > width_index:
-            _checked_width(args[width_index])
-        if "width" in kwargs:
-            _checked_width(kwargs["width"])
-        return original(value, *args, **kwargs)
-
-    wrapper.__name__ = filter_name
-    return wrapper
-
-
-def _checked_format(original: Callable[..., str]) -> Callable[..., str]:
-    def format(value: str, *args: Any, **kwargs: Any) -> str:  # noqa: A001
-        _check_percent_format(str(value))
-        return original(value, *args, **kwargs)
-
-    return format
+        if isinstance(__obj, types.BuiltinMethodType):
+            args = bounds.check_call(__obj, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str | list | tuple | dict):
+            bounds.check_size(result, "a call's result")
+        return result
 
 
 def display_root_for(templates_dir: Path) -> str:
@@ -793,8 +616,7 @@ def make_environment(
         datetime=datetime_filter,
         percent=percent_filter,
         number=number_filter,
-        format=_checked_format(env.filters["format"]),
-        center=_bounded("center", env.filters["center"], 0),
-        indent=_bounded("indent", env.filters["indent"], 0),
     )
+    env.filters.update(bounds.bounded_filters(env.filters))
+    env.finalize = bounds.finalize
     return env

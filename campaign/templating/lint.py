@@ -34,7 +34,8 @@ from typing import Literal
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.parser import Parser
 
-from campaign.errors import TemplateError
+from campaign.errors import TemplateBudgetError, TemplateError
+from campaign.templating.budget import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RENDER_TIMEOUT_SECONDS
 from campaign.templating.context import CONTEXT, SAMPLE_UNSUBSCRIBE_URL, sample_context
 from campaign.templating.environment import (
     LAYOUTS_DIR,
@@ -393,6 +394,8 @@ def _check_email(
     context = sample_context(locale)
     try:
         rendered = render_message(env, template_set, "email", locale, context)
+    except TemplateBudgetError:
+        raise
     except TemplateError as exc:
         return [_issue(exc)]
     subject_path = display_name(env, f"{prefix}/subject.txt")
@@ -441,6 +444,8 @@ def _check_sms(
     issues: list[LintIssue] = []
     try:
         rendered = render_message(env, template_set, "sms", locale, sample_context(locale))
+    except TemplateBudgetError:
+        raise
     except TemplateError as exc:
         return [_issue(exc)]
     info = sms_segments(rendered.text)
@@ -485,16 +490,29 @@ def lint_templates(
     max_subject_chars: int = DEFAULT_MAX_SUBJECT_CHARS,
     display_root: str | None = None,
     offer_usage: Mapping[str, frozenset[bool]] | None = None,
+    render_timeout_seconds: float = DEFAULT_RENDER_TIMEOUT_SECONDS,
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
 ) -> list[LintIssue]:
     """Every problem found in every template under ``templates_dir``, sorted.
+
+    Each render gets the budget of ``render_timeout_seconds`` and ``max_output_bytes``
+    (the config's ``[templates]`` limits); the first render of a set that goes over it
+    is reported once and the set is not rendered again, so lint ends within a few
+    budgets whatever the templates do.
 
     ``offer_usage`` maps a template set to the ``offer`` flags of the campaign variants
     using it (from the config): a set used with ``offer = false`` must render without a
     coupon (an error otherwise); a set no variant names gets a warning instead. Read-only.
     An empty list means every set renders cleanly with the sample context.
     """
-    env = make_environment(templates_dir, display_root=display_root)
+    env = make_environment(
+        templates_dir,
+        display_root=display_root,
+        render_timeout_seconds=render_timeout_seconds,
+        max_output_bytes=max_output_bytes,
+    )
     issues: list[LintIssue] = []
+    broken: set[str] = set()
     if not templates_dir.is_dir():
         return [LintIssue(env.display_root, None, "error", "templates folder not found")]
     for relative, kind in unsafe_entries(templates_dir):
@@ -535,6 +553,7 @@ def lint_templates(
                     max_sms_segments,
                     max_subject_chars,
                     offer_usage.get(template_set) if offer_usage is not None else None,
+                    broken,
                 )
             )
     return sorted(set(issues), key=lambda i: (i.path, i.line or 0, i.severity, i.message))
@@ -547,6 +566,7 @@ def _lint_locale(
     max_sms_segments: int,
     max_subject_chars: int,
     usage: frozenset[bool] | None,
+    broken: set[str],
 ) -> list[LintIssue]:
     prefix = f"{template_set}/{locale}"
     folder = env.templates_dir / template_set / locale
@@ -591,11 +611,25 @@ def _lint_locale(
     if static_errors:
         # Rendering would only repeat the same mistakes with less precise lines.
         return issues
+    if template_set in broken:
+        return issues  # over the render budget already: one message per set, no more renders
+    checks = []
     if has_email:
-        issues.extend(_check_email(env, template_set, locale, max_subject_chars))
+        checks.append(lambda: _check_email(env, template_set, locale, max_subject_chars))
     if has_sms:
-        issues.extend(_check_sms(env, template_set, locale, max_sms_segments))
-    issues.extend(_check_without_coupon(env, template_set, locale, has_email, has_sms, usage))
+        checks.append(lambda: _check_sms(env, template_set, locale, max_sms_segments))
+    checks.append(
+        lambda: _check_without_coupon(env, template_set, locale, has_email, has_sms, usage)
+    )
+    for check in checks:
+        try:
+            issues.extend(check())
+        except TemplateBudgetError as exc:
+            broken.add(template_set)
+            issues.append(
+                _issue(exc, note=" (the rest of this set is not rendered: fix this first)")
+            )
+            break
     return issues
 
 
@@ -615,6 +649,8 @@ def _check_without_coupon(
     for medium in media:
         try:
             render_message(env, template_set, medium, locale, context)  # type: ignore[arg-type]
+        except TemplateBudgetError:
+            raise
         except TemplateError as exc:
             try:
                 render_message(env, template_set, medium, locale, sample_context(locale))  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from campaign.errors import TemplateError
+from campaign.errors import TemplateBudgetError, TemplateError
 from campaign.templating.context import check_plain
 from campaign.templating.environment import (
     CampaignEnvironment,
@@ -131,7 +131,9 @@ def translate_error(
     filename, line = _template_frame(exc, set())
     where = _filename_to_name(env, filename) or name
     message = str(exc)
-    if isinstance(exc, RenderLimitExceeded | TemplateFileRefused):
+    if isinstance(exc, RenderLimitExceeded):
+        return TemplateBudgetError(display_name(env, where), f"refused: {message}", line)
+    if isinstance(exc, TemplateFileRefused):
         reason = f"refused: {message}"
     elif isinstance(exc, SecurityError):
         reason = f"refused by the sandbox: {message}"
