@@ -40,7 +40,10 @@ AMPLIFIERS = {
     "expandtabs": ("{{ ('\t' * 10000).expandtabs(1000) }}", "str.expandtabs"),
     "translate": ("{{ ('x' * 10000).translate({120: 'y' * 1000}) }}", "str.translate"),
     "percent_args": ("{{ '%s%s' % ('x' * 10000, ['y' * 10000] * 49) }}", "formatting with %"),
-    "format_filter_args": ("{{ '%s%s'|format(['y' * 10000] * 49, ['z' * 10000] * 49) }}", "format filter"),
+    "format_filter_args": (
+        "{{ '%s%s'|format(['y' * 10000] * 49, ['z' * 10000] * 49) }}",
+        "format filter",
+    ),
     "batch_fill": ("{{ [1]|batch(1000000000, 'x')|list }}", "linecount 1000000000"),
     "slice_count": ("{{ [1]|slice(100000000)|list }}", "slices 100000000"),
     "tojson_indent": ("{{ {'a': 1}|tojson(indent=1000000) }}", "tojson indent"),

@@ -166,7 +166,9 @@ def render_command(
     """Render one template set with a sample or a real user; sends nothing, stores nothing.
 
     A real user's preview uses their recommendations and a preview coupon that is
-    never reserved.
+    never reserved. The rendered message then gets lint's checks (SMS segments,
+    unsubscribe link, postal address, balanced HTML): it exits 1 when one of them is
+    an error, as ``templates lint`` would.
     """
     from campaign.templating.context import sample_context
     from campaign.templating.environment import (
@@ -174,8 +176,8 @@ def render_command(
         make_environment,
         template_set_exists,
     )
-    from campaign.templating.lint import sms_segments
-    from campaign.templating.render import render_message
+    from campaign.templating.lint import check_rendered_email, check_rendered_sms, sms_segments
+    from campaign.templating.render import pick_locale, render_message
 
     if channel not in ("email", "sms"):
         raise InputError("--channel", f"{channel!r} is not email or sms")
@@ -189,6 +191,13 @@ def render_command(
         render_timeout_seconds=config.templates.render_timeout_seconds,
         max_output_bytes=config.templates.max_output_bytes,
     )
+    available = env.locales_of(name)
+    if locale is not None and pick_locale(available, locale, None) is None:
+        raise InputError(
+            "--locale",
+            f"template set {name!r} has no {locale!r} folder (available:"
+            f" {', '.join(available) or 'none'})",
+        )
     if user is not None:
         context, user_locale = _user_context(ctx, config, user, name, channel)
         wanted = locale or user_locale
@@ -196,10 +205,20 @@ def render_command(
         wanted = locale or config.shop.default_locale
         _, _, with_offer = _campaign_for(config, name)
         context = sample_context(wanted, with_coupon=with_offer)
+    folder_used = pick_locale(available, wanted, config.shop.default_locale)
+    if locale is None and folder_used is not None and pick_locale(available, wanted, None) is None:
+        err_console.print(
+            f"note: {name} has no {wanted!r} folder; using {folder_used!r}"
+            f" (the shop's default_locale {config.shop.default_locale!r})",
+            markup=False,
+            soft_wrap=True,
+        )
     medium: Medium = "sms" if channel == "sms" else "email"
     rendered = render_message(
         env, name, medium, wanted, context, default_locale=config.shop.default_locale
     )
+    if folder_used is not None and folder_used != context.get("locale"):
+        context = {**context, "locale": folder_used}
     if rendered.subject is not None:
         console.print(
             f"Subject: {rendered.subject}\n", markup=False, highlight=False, soft_wrap=True
@@ -215,3 +234,24 @@ def render_command(
     if html is not None and rendered.html is not None:
         html.write_text(rendered.html, encoding="utf-8")
         err_console.print(f"HTML written to {html}", markup=False, soft_wrap=True)
+    assert folder_used is not None  # render_message found the folder
+    limits = config.templates
+    if channel == "sms":
+        issues = check_rendered_sms(
+            env, name, folder_used, rendered, context, max_segments=limits.max_sms_segments
+        )
+    else:
+        issues = check_rendered_email(
+            env, name, folder_used, rendered, context,
+            max_subject_chars=limits.max_subject_chars,
+        )
+    for issue in issues:
+        err_console.print(str(issue), markup=False, soft_wrap=True, highlight=False)
+    errors = sum(1 for issue in issues if issue.severity == "error")
+    if errors:
+        err_console.print(
+            f"error: {errors} lint error(s) in this message (see above)",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)

@@ -19,8 +19,10 @@ Pure apart from reading the template files.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import html
+import inspect
 import math
 import os
 import re
@@ -29,14 +31,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.parser import Parser
 
 from campaign.errors import TemplateBudgetError, TemplateError
-from campaign.templating.budget import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_RENDER_TIMEOUT_SECONDS
-from campaign.templating.context import CONTEXT, SAMPLE_UNSUBSCRIBE_URL, sample_context
+from campaign.templating.budget import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_RENDER_TIMEOUT_SECONDS,
+    budget_scope,
+)
+from campaign.templating.context import CONTEXT, sample_context
 from campaign.templating.environment import (
     LAYOUTS_DIR,
     CampaignEnvironment,
@@ -46,7 +52,14 @@ from campaign.templating.environment import (
     list_template_sets,
     make_environment,
 )
-from campaign.templating.render import FILES, display_name, render_message, translate_error
+from campaign.templating.render import (
+    FILES,
+    Rendered,
+    display_name,
+    filename_to_name,
+    render_message,
+    translate_error,
+)
 
 Severity = Literal["error", "warning"]
 DEFAULT_MAX_SMS_SEGMENTS = 2
@@ -126,11 +139,24 @@ def sms_segments(text: str) -> SmsInfo:
     return SmsInfo(encoding, units, segments, non_gsm)
 
 
+Position = tuple[int, int]  # (line, column) in the rendered HTML, as HTMLParser counts
+
+
+@dataclass(frozen=True)
+class HtmlProblem:
+    """An unbalanced tag: where (rendered), what, and where the tag it concerns opened."""
+
+    at: Position
+    message: str
+    opened: Position | None = None
+    opened_tag: str | None = None
+
+
 class _BalanceChecker(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.stack: list[tuple[str, int]] = []
-        self.problems: list[tuple[int, str]] = []
+        self.stack: list[tuple[str, Position]] = []
+        self.problems: list[HtmlProblem] = []
         self.hrefs: list[str] = []
         self.text: list[str] = []
 
@@ -139,7 +165,7 @@ class _BalanceChecker(HTMLParser):
             if key == "href" and value:
                 self.hrefs.append(value)
         if tag not in VOID_ELEMENTS:
-            self.stack.append((tag, self.getpos()[0]))
+            self.stack.append((tag, self.getpos()))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for key, value in attrs:
@@ -147,19 +173,19 @@ class _BalanceChecker(HTMLParser):
                 self.hrefs.append(value)
 
     def handle_endtag(self, tag: str) -> None:
-        line = self.getpos()[0]
+        at = self.getpos()
         if tag in VOID_ELEMENTS:
             return
         open_tags = [name for name, _ in self.stack]
         if tag not in open_tags:
-            self.problems.append((line, f"</{tag}> closes nothing"))
+            self.problems.append(HtmlProblem(at, f"</{tag}> closes nothing"))
             return
         while self.stack:
             name, opened = self.stack.pop()
             if name == tag:
                 return
             if name not in OPTIONAL_END:
-                self.problems.append((line, f"</{tag}> closes <{name}> opened on line {opened}"))
+                self.problems.append(HtmlProblem(at, f"</{tag}> closes <{name}>", opened, name))
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
@@ -168,15 +194,80 @@ class _BalanceChecker(HTMLParser):
         self.close()
         for name, opened in self.stack:
             if name not in OPTIONAL_END:
-                self.problems.append((opened, f"<{name}> is never closed"))
+                self.problems.append(HtmlProblem(opened, f"<{name}> is never closed"))
 
 
-def check_html(markup: str) -> tuple[list[tuple[int, str]], list[str], str]:
-    """Parse rendered HTML: (problems as (rendered line, message), hrefs, visible text)."""
+def check_html(markup: str) -> tuple[list[HtmlProblem], list[str], str]:
+    """Parse rendered HTML: (unbalanced tags, hrefs, visible text)."""
     checker = _BalanceChecker()
     checker.feed(markup)
     checker.finish()
     return checker.problems, checker.hrefs, " ".join(checker.text)
+
+
+class _SourceMap:
+    """Maps positions in one rendered template back to ``file:line`` of its sources.
+
+    The template is rendered again chunk by chunk; for each chunk the innermost
+    template generator that yielded it (through ``{% extends %}``, blocks and
+    includes) names the file, and Jinja's debug table gives the line. Static text is
+    then found in that file's source from that line on, so the line is exact for
+    markup (expressions keep the line of their ``{{ }}``).
+    """
+
+    def __init__(self, env: CampaignEnvironment, name: str, context: Mapping[str, object]):
+        self.env = env
+        self.offsets: list[int] = []
+        self.sources: list[tuple[str, int, str]] = []  # (template name, line, chunk)
+        self._texts: dict[str, str] = {}
+        template = env.template(name)
+        parts: list[str] = []
+        offset = 0
+        with budget_scope(env.new_budget()) as budget:
+            generator = template.root_render_func(template.new_context(dict(context)))
+            for chunk in generator:
+                budget.count_output(chunk)
+                inner: Any = generator
+                while inspect.isgenerator(getattr(inner, "gi_yieldfrom", None)):
+                    inner = inner.gi_yieldfrom
+                frame = inner.gi_frame
+                where = name, 1
+                if frame is not None:
+                    owner = filename_to_name(env, frame.f_code.co_filename)
+                    if owner is not None:
+                        where = owner, env.template(owner).get_corresponding_lineno(
+                            frame.f_lineno
+                        )
+                self.offsets.append(offset)
+                self.sources.append((*where, str(chunk)))
+                parts.append(str(chunk))
+                offset += len(chunk)
+        self.markup = "".join(parts)
+        self._line_starts = [0] + [i + 1 for i, ch in enumerate(self.markup) if ch == "\n"]
+
+    def _source(self, name: str) -> str:
+        text = self._texts.get(name)
+        if text is None:
+            text = self._texts[name] = self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
+        return text
+
+    def locate(self, position: Position) -> tuple[str, int]:
+        """``(template name, source line)`` of a rendered (line, column)."""
+        line, column = position
+        offset = self._line_starts[min(line, len(self._line_starts)) - 1] + column
+        index = max(bisect.bisect_right(self.offsets, offset) - 1, 0)
+        name, reported, chunk = self.sources[index]
+        within = offset - self.offsets[index]
+        source = self._source(name)
+        start = 0
+        for _ in range(max(reported - 1, 0)):
+            start = source.find("\n", start) + 1
+            if start == 0:
+                break
+        found = source.find(chunk, start) if chunk else -1
+        if found >= 0:
+            return name, source.count("\n", 0, found + within) + 1
+        return name, reported + chunk.count("\n", 0, within)
 
 
 def _unwrap_loop_iter(node: nodes.Node) -> nodes.Node:
@@ -343,8 +434,27 @@ def unsafe_entries(templates_dir: Path) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+# Every tag a template may use (Jinja's statements and their end tags).
+KNOWN_TAGS = (
+    "for", "endfor", "if", "elif", "else", "endif", "block", "endblock", "extends",
+    "include", "import", "from", "macro", "endmacro", "call", "endcall", "filter",
+    "endfilter", "set", "endset", "with", "endwith", "autoescape", "endautoescape",
+    "raw", "endraw", "print", "trans", "endtrans", "pluralize",
+)
+_UNKNOWN_TAG = re.compile(r"Encountered unknown tag '([^']+)'")
+
+
 def _static_check(env: CampaignEnvironment, name: str) -> list[LintIssue]:
+    """Syntax, filters and names of one file (its includes are checked on their own)."""
+    return _static_check_with_references(env, name)[0]
+
+
+def _static_check_with_references(
+    env: CampaignEnvironment, name: str
+) -> tuple[list[LintIssue], set[str]]:
+    """:func:`_static_check`, plus the file names it includes or extends (literal ones)."""
     path = display_name(env, name)
+    references: set[str] = set()
     try:
         # Read through the loader, which refuses links, devices and FIFOs.
         source, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
@@ -359,16 +469,22 @@ def _static_check(env: CampaignEnvironment, name: str) -> list[LintIssue]:
             message = (
                 f"no filter named '{missing.group(1)}'{_suggest(missing.group(1), env.filters)}"
             )
-        return [LintIssue(error.template, error.line, "error", message)]
+        unknown = _UNKNOWN_TAG.match(message)
+        if unknown:
+            hint = _suggest(unknown.group(1), KNOWN_TAGS)
+            first, _, rest = message.partition(".")
+            message = f"{first}{hint}.{rest}" if hint else message
+        return [LintIssue(error.template, error.line, "error", message)], references
     except TemplateError as exc:
-        return [LintIssue(exc.template, exc.line, "error", exc.reason)]
+        return [LintIssue(exc.template, exc.line, "error", exc.reason)], references
     except TemplateFileRefused:
-        return []  # reported once, by the walk over the folder (unsafe_entries)
+        return [], references  # reported once, by the walk over the folder (unsafe_entries)
     except Exception as exc:  # a loader refusal (bad include name) is the marketer's too
-        return [LintIssue(path, None, "error", str(exc))]
+        return [LintIssue(path, None, "error", str(exc))], references
+    references = {ref for ref in meta.find_referenced_templates(tree) if ref}
     checker = _StaticChecker(env, path)
     checker.check(tree)
-    return checker.issues
+    return checker.issues, references
 
 
 def _is_plain_file(path: Path) -> bool:
@@ -389,8 +505,6 @@ def _check_email(
     locale: str,
     max_subject_chars: int,
 ) -> list[LintIssue]:
-    issues: list[LintIssue] = []
-    prefix = f"{template_set}/{locale}"
     context = sample_context(locale)
     try:
         rendered = render_message(env, template_set, "email", locale, context)
@@ -398,6 +512,27 @@ def _check_email(
         raise
     except TemplateError as exc:
         return [_issue(exc)]
+    return check_rendered_email(
+        env, template_set, locale, rendered, context, max_subject_chars=max_subject_chars
+    )
+
+
+def check_rendered_email(
+    env: CampaignEnvironment,
+    template_set: str,
+    locale: str,
+    rendered: Rendered,
+    context: Mapping[str, Any],
+    *,
+    max_subject_chars: int = DEFAULT_MAX_SUBJECT_CHARS,
+) -> list[LintIssue]:
+    """Lint's checks of one rendered email: subject length, balanced HTML (at the
+    source ``file:line``), the unsubscribe link in HTML and text, the postal address.
+
+    ``context`` is the one it was rendered with (its ``unsubscribe_url`` and shop).
+    """
+    issues: list[LintIssue] = []
+    prefix = f"{template_set}/{locale}"
     subject_path = display_name(env, f"{prefix}/subject.txt")
     if rendered.subject and len(rendered.subject) > max_subject_chars:
         issues.append(
@@ -410,8 +545,10 @@ def _check_email(
         )
     html_path = display_name(env, f"{prefix}/email.html")
     problems, hrefs, text = check_html(rendered.html or "")
-    for line, message in problems:
-        issues.append(LintIssue(html_path, None, "error", f"{message} (rendered line {line})"))
+    if problems:
+        data = dict(context)
+        data["locale"] = locale
+        issues.extend(_located_html_problems(env, f"{prefix}/email.html", data, problems))
     if context["unsubscribe_url"] not in hrefs:
         issues.append(
             LintIssue(
@@ -425,7 +562,7 @@ def _check_email(
         issues.append(
             LintIssue(html_path, None, "error", "no postal address: add {{ shop.postal_address }}")
         )
-    if SAMPLE_UNSUBSCRIBE_URL not in rendered.text:
+    if context["unsubscribe_url"] not in rendered.text:
         issues.append(
             LintIssue(
                 display_name(env, f"{prefix}/email.txt"),
@@ -437,17 +574,56 @@ def _check_email(
     return issues
 
 
+def _located_html_problems(
+    env: CampaignEnvironment,
+    name: str,
+    context: Mapping[str, object],
+    problems: list[HtmlProblem],
+) -> list[LintIssue]:
+    """Balance problems at the ``file:line`` of the template source that made them."""
+    source_map = _SourceMap(env, name, context)
+    issues = []
+    for problem in problems:
+        owner, line = source_map.locate(problem.at)
+        message = problem.message
+        if problem.opened is not None:
+            opened_owner, opened_line = source_map.locate(problem.opened)
+            where = (
+                f"on line {opened_line}" if opened_owner == owner
+                else f"at {display_name(env, opened_owner)}:{opened_line}"
+            )
+            message += f" opened {where}"
+        issues.append(LintIssue(display_name(env, owner), line, "error", message))
+    return issues
+
+
 def _check_sms(
     env: CampaignEnvironment, template_set: str, locale: str, max_segments: int
 ) -> list[LintIssue]:
-    path = display_name(env, f"{template_set}/{locale}/sms.txt")
-    issues: list[LintIssue] = []
+    context = sample_context(locale)
     try:
-        rendered = render_message(env, template_set, "sms", locale, sample_context(locale))
+        rendered = render_message(env, template_set, "sms", locale, context)
     except TemplateBudgetError:
         raise
     except TemplateError as exc:
         return [_issue(exc)]
+    return check_rendered_sms(
+        env, template_set, locale, rendered, context, max_segments=max_segments
+    )
+
+
+def check_rendered_sms(
+    env: CampaignEnvironment,
+    template_set: str,
+    locale: str,
+    rendered: Rendered,
+    context: Mapping[str, Any],
+    *,
+    max_segments: int = DEFAULT_MAX_SMS_SEGMENTS,
+) -> list[LintIssue]:
+    """Lint's checks of one rendered SMS: segments, accidental UCS-2, an opt-out."""
+    path = display_name(env, f"{template_set}/{locale}/sms.txt")
+    issues: list[LintIssue] = []
     info = sms_segments(rendered.text)
     summary = f"{info.units} {info.encoding} characters, {info.segments} segment(s)"
     if info.segments > max_segments:
@@ -469,7 +645,7 @@ def _check_sms(
             )
         )
     lowered = rendered.text.lower()
-    if SAMPLE_UNSUBSCRIBE_URL not in rendered.text and not any(
+    if str(context["unsubscribe_url"]) not in rendered.text and not any(
         w in lowered for w in _OPT_OUT_WORDS
     ):
         issues.append(
@@ -579,17 +755,43 @@ def _lint_locale(
     }
     unsafe = {p.name for p in folder.iterdir() if p.name in present and not _is_plain_file(p)}
     issues: list[LintIssue] = []
-    for name in sorted(present - KNOWN_FILES):
+    # Each medium's files, and the siblings they include, are checked on their own: a
+    # mistake in one file does not hide the checks of the others.
+    failed: set[str] = set(unsafe)
+    included: set[str] = set()
+    queue = sorted((present - unsafe) & KNOWN_FILES)
+    checked: set[str] = set()
+    uses: dict[str, set[str]] = {}
+    while queue:
+        name = queue.pop(0)
+        checked.add(name)
+        found, references = _static_check_with_references(env, f"{prefix}/{name}")
+        if any(i.severity == "error" for i in found):
+            failed.add(name)
+        issues.extend(found)
+        siblings = {ref for ref in references if "/" not in ref and ref in present}
+        uses[name] = siblings
+        included |= siblings
+        queue.extend(sorted(siblings - checked - unsafe - set(queue)))
+    for name in sorted(present - KNOWN_FILES - included):
         issues.append(
             LintIssue(
                 display_name(env, f"{prefix}/{name}"), None, "warning", "unknown file, never used"
             )
         )
-    static_errors = bool(unsafe & KNOWN_FILES)
-    for name in sorted((present - unsafe) & KNOWN_FILES):
-        found = _static_check(env, f"{prefix}/{name}")
-        static_errors = static_errors or any(i.severity == "error" for i in found)
-        issues.extend(found)
+
+    def broken_medium(medium: str) -> bool:
+        # Its own files, or a sibling they include (transitively), failed the static check.
+        seen: set[str] = set()
+        stack = [f for f in FILES[medium] if f in present]
+        while stack:
+            name = stack.pop()
+            if name in failed:
+                return True
+            seen.add(name)
+            stack.extend(uses.get(name, set()) - seen)
+        return False
+
     email_files = set(FILES["email"])
     has_email = bool(present & email_files)
     has_sms = "sms.txt" in present
@@ -608,9 +810,9 @@ def _lint_locale(
                 "no email (subject.txt, email.html, email.txt) or sms.txt",
             )
         )
-    if static_errors:
-        # Rendering would only repeat the same mistakes with less precise lines.
-        return issues
+    # Rendering a medium with a static error would only repeat it with a vaguer line.
+    has_email = has_email and not broken_medium("email")
+    has_sms = has_sms and not broken_medium("sms")
     if template_set in broken:
         return issues  # over the render budget already: one message per set, no more renders
     checks = []

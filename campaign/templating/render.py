@@ -107,7 +107,8 @@ def display_name(env: CampaignEnvironment, name: str) -> str:
     return f"{env.display_root}/{name}"
 
 
-def _filename_to_name(env: CampaignEnvironment, filename: str | None) -> str | None:
+def filename_to_name(env: CampaignEnvironment, filename: str | None) -> str | None:
+    """The template name (``winback/en/email.html``) of a compiled template's file name."""
     if not filename:
         return None
     root = str(env.templates_dir.resolve())
@@ -124,12 +125,12 @@ def translate_error(
 ) -> TemplateError:
     """Turn a Jinja or budget exception from ``name`` into a :class:`TemplateError`."""
     if isinstance(exc, TemplateSyntaxError):
-        where = _filename_to_name(env, exc.filename) or exc.name or name
+        where = filename_to_name(env, exc.filename) or exc.name or name
         return TemplateError(display_name(env, where), exc.message or str(exc), exc.lineno)
     if isinstance(exc, TemplateNotFound):
         return TemplateError(display_name(env, name), f"template not found: {exc.message}")
     filename, line = _template_frame(exc, set())
-    where = _filename_to_name(env, filename) or name
+    where = filename_to_name(env, filename) or name
     message = str(exc)
     if isinstance(exc, RenderLimitExceeded):
         return TemplateBudgetError(display_name(env, where), f"refused: {message}", line)
