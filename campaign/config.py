@@ -213,6 +213,8 @@ class ServerConfig(_Section):
     # twilio channel's secret); SendGrid events are accepted with this shared secret.
     twilio_auth_token_env: str | None = None
     sendgrid_secret_env: str | None = None
+    # SendGrid's Signed Event Webhook: the verification key it shows (public, base64).
+    sendgrid_verification_key: str | None = None
     # Most events one database transaction of the response writer holds.
     write_batch_events: int = Field(1000, ge=1, le=100_000)
     # PostgreSQL: also wait for the WAL flush when committing opens/clicks/deliveries

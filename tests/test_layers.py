@@ -21,6 +21,8 @@ LIBRARY_HOMES = {
     "uvicorn": ("responses/", "daemon/", "cli/", "demo_loop.py"),
     # Compiled loops stay in one module, so the rest of the core is plain numpy.
     "numba": ("recommend/kernels.py",),
+    # ECDSA verification of SendGrid's signed event webhook.
+    "cryptography": ("responses/providers/sendgrid.py",),
 }
 
 # Pure core: no I/O libraries at all.

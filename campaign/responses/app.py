@@ -37,7 +37,7 @@ from campaign.config import Config
 from campaign.db.models import User
 from campaign.db.queries import unsubscribe_key
 from campaign.delivery import signing
-from campaign.errors import InputError, SignatureError
+from campaign.errors import ConfigError, InputError, SignatureError
 from campaign.responses import unsubscribe as links
 from campaign.responses.events import InboundEvent, ResponseType
 from campaign.responses.ingest import IngestResult
@@ -102,6 +102,16 @@ class _Server:
         self.sendgrid_secret = (
             server.sendgrid_secret.get_secret_value() if server.sendgrid_secret else None
         )
+        self.sendgrid_key = None
+        if server.sendgrid_verification_key:
+            try:
+                self.sendgrid_key = sendgrid.load_verification_key(
+                    server.sendgrid_verification_key
+                )
+            except ValueError as exc:
+                raise ConfigError(
+                    config.source, "server.sendgrid_verification_key", str(exc)
+                ) from None
         with engine.begin() as connection:
             self.unsubscribe_key = unsubscribe_key(connection, self.secrets)
         self.writer = BatchWriter(
@@ -169,7 +179,9 @@ class _Server:
             offered = headers.get(twilio.SIGNATURE_HEADER)
             twilio.verify(token, self._public_urls(request), params, offered)
             return twilio.parse(params, received=now, provider=provider)
-        if signing.SIGNATURE_HEADER in headers:
+        if sendgrid.SIGNATURE_HEADER in headers:
+            sendgrid.verify_ecdsa(self.sendgrid_key, headers, body)
+        elif signing.SIGNATURE_HEADER in headers:
             secrets = ((self.sendgrid_secret,) if self.sendgrid_secret else ()) + self.secrets
             generic.verify(secrets, headers, body, now=now, tolerance_seconds=self.tolerance)
         else:

@@ -1,10 +1,15 @@
 """SendGrid-compatible Event Webhook: a JSON array of email events per request.
 
-SendGrid itself signs with ECDSA (``X-Twilio-Email-Event-Webhook-Signature``); we do
-not ship an ECDSA verifier. Instead (docs/responses.md) a request is accepted when it
-carries either valid Standard Webhooks headers signed with the SendGrid secret or a
-server secret, or HTTP Basic auth whose password is the SendGrid secret (SendGrid
-supports ``https://user:secret@host/...`` webhook URLs).
+A request is accepted (docs/responses.md) when it carries any one of:
+
+* SendGrid's own signature (the "Signed Event Webhook"): headers
+  ``X-Twilio-Email-Event-Webhook-Signature`` (base64 of a DER ECDSA P-256 signature
+  with SHA-256) and ``X-Twilio-Email-Event-Webhook-Timestamp``, over the timestamp
+  followed by the raw body, checked with the verification key SendGrid shows for the
+  webhook (``[server] sendgrid_verification_key``, base64 DER or PEM);
+* valid Standard Webhooks headers signed with the SendGrid secret or a server secret;
+* HTTP Basic auth whose password is the SendGrid secret (SendGrid supports
+  ``https://user:secret@host/...`` webhook URLs).
 
 Mapping of ``event``: delivered → delivered, open → opened, click → clicked, bounce →
 a hard bounce (``type`` ``bounce``) or a soft one (``type`` ``blocked``), deferred → a
@@ -21,15 +26,21 @@ import base64
 import binascii
 import hmac
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campaign.errors import SignatureError
 from campaign.responses.events import InboundEvent, ResponseType, message_number
 from campaign.responses.providers.common import MAX_EVENT_ID, bad, parse_ts, scrubbed, text_field
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
 SOURCE = "sendgrid"
 MAX_EVENTS = 10_000
+SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
+TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
 _EVENTS: dict[str, ResponseType] = {
     "delivered": ResponseType.DELIVERED,
     "open": ResponseType.OPENED,
@@ -42,6 +53,65 @@ _EVENTS: dict[str, ResponseType] = {
 }
 # Stored as given; the rest of a SendGrid event (ip, useragent...) is dropped.
 _KEPT = ("event", "type", "reason", "status", "url", "sg_message_id", "category")
+
+
+def load_verification_key(text: str) -> EllipticCurvePublicKey:
+    """The ECDSA P-256 public key of SendGrid's verification key (base64 DER or PEM).
+
+    Raises:
+        ValueError: not a public key, or not on the P-256 curve.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import (
+        load_der_public_key,
+        load_pem_public_key,
+    )
+
+    raw = text.strip()
+    try:
+        if raw.startswith("-----BEGIN"):
+            key = load_pem_public_key(raw.encode("ascii"))
+        else:
+            key = load_der_public_key(base64.b64decode("".join(raw.split()), validate=True))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ValueError(f"not a public key in base64 DER or PEM form ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("not an ECDSA P-256 public key (SendGrid's verification key is one)")
+    return key
+
+
+def verify_ecdsa(
+    key: EllipticCurvePublicKey | None, headers: Mapping[str, str], body: bytes
+) -> None:
+    """Check SendGrid's signature of ``body``: ECDSA P-256 / SHA-256 over timestamp + body.
+
+    Raises:
+        SignatureError: no key configured, a header missing or malformed, or the
+            signature does not verify.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if key is None:
+        raise SignatureError(
+            "SendGrid signed this request but no [server] sendgrid_verification_key is configured"
+        )
+    lowered = {name.lower(): value for name, value in headers.items()}
+    signature = lowered.get(SIGNATURE_HEADER)
+    timestamp = lowered.get(TIMESTAMP_HEADER)
+    if not signature or not timestamp:
+        raise SignatureError(
+            "missing X-Twilio-Email-Event-Webhook-Signature or -Timestamp header"
+        )
+    try:
+        der = base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("X-Twilio-Email-Event-Webhook-Signature is not base64") from None
+    try:
+        key.verify(der, timestamp.encode("utf-8") + body, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        raise SignatureError("X-Twilio-Email-Event-Webhook-Signature does not match") from None
 
 
 def verify_basic(secret: str | None, authorization: str | None) -> bool:
@@ -63,7 +133,9 @@ def require(ok: bool) -> None:
         SignatureError: always when ``ok`` is false.
     """
     if not ok:
-        raise SignatureError("SendGrid events need Standard Webhooks headers or Basic auth")
+        raise SignatureError(
+            "SendGrid events need SendGrid's signature, Standard Webhooks headers or Basic auth"
+        )
 
 
 def parse(body: bytes, *, received: datetime, provider: str = SOURCE) -> list[InboundEvent]:

@@ -2,8 +2,11 @@
 
 Verification (``X-Twilio-Signature``): base64 of HMAC-SHA1, keyed with the account's
 auth token, over the full public URL the provider called (with its query string)
-followed by every POST parameter as ``name + value``, sorted by name (then value).
-The server tries its public URL (``[shop] base_url`` + path) and the URL it saw.
+followed by every POST parameter as ``name + value``, sorted by name, and a name sent
+several times contributes each of its values, sorted (as Twilio's own
+``RequestValidator`` does). The server tries its public URL (``[shop] base_url`` +
+path) and the URL it saw, each with and without the port (Twilio signs either form:
+``https://host/x`` and ``https://host:443/x``).
 
 * Status callback (``MessageStatus``/``SmsStatus`` + ``MessageSid``): ``delivered`` →
   delivered, ``read`` → opened, ``failed``/``undelivered`` → a hard bounce for the
@@ -22,7 +25,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from campaign.errors import SignatureError
 from campaign.responses.events import InboundEvent, ResponseType, is_stop_word
@@ -54,10 +57,34 @@ def form_params(body: bytes) -> list[tuple[str, str]]:
 
 
 def signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
-    """The ``X-Twilio-Signature`` of a request to ``url`` with POST ``params``."""
-    content = url + "".join(name + value for name, value in sorted(params))
+    """The ``X-Twilio-Signature`` of a request to ``url`` with POST ``params``.
+
+    Names in order, and each name's values in order: a repeated name keeps every value.
+    """
+    by_name: dict[str, list[str]] = {}
+    for name, value in params:
+        by_name.setdefault(name, []).append(value)
+    content = url + "".join(
+        name + value for name in sorted(by_name) for value in sorted(by_name[name])
+    )
     digest = hmac.new(auth_token.encode(), content.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+def url_variants(url: str) -> list[str]:
+    """``url`` as given, without its port, and with the scheme's default port added."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    without = urlunsplit(parts._replace(netloc=prefix + host))
+    variants = [url, without]
+    if parts.port is None:
+        default = 443 if parts.scheme == "https" else 80
+        variants.append(urlunsplit(parts._replace(netloc=f"{prefix}{host}:{default}")))
+    return list(dict.fromkeys(variants))
 
 
 def verify(
@@ -76,9 +103,14 @@ def verify(
     if not offered:
         raise SignatureError("missing X-Twilio-Signature header")
     candidate = offered.strip().encode("ascii", "replace")
+    tried: list[str] = []
     for url in urls:
-        if hmac.compare_digest(signature(auth_token, url, params).encode(), candidate):
-            return
+        for variant in url_variants(url):
+            if variant in tried:
+                continue
+            tried.append(variant)
+            if hmac.compare_digest(signature(auth_token, variant, params).encode(), candidate):
+                return
     raise SignatureError("X-Twilio-Signature does not match")
 
 
