@@ -121,7 +121,9 @@ def test_basic_auth_still_works_beside_the_signature(client: TestClient, message
     assert response.status_code == 200 and response.json()["stored"] == 2
 
 
-def test_a_signed_batch_without_a_configured_key_is_refused(engine: Engine, message_id: int) -> None:
+def test_a_signed_batch_without_a_configured_key_is_refused(
+    engine: Engine, message_id: int
+) -> None:
     for client in _client(make_config(), engine):
         body = _batch(message_id)
         response = client.post("/webhooks/sendgrid", content=body, headers=_sendgrid_headers(body))
