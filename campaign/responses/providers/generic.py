@@ -17,7 +17,6 @@ Body: a JSON object::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,8 @@ from campaign.responses.events import InboundEvent, ResponseType, canonical_type
 from campaign.responses.providers.common import (
     MAX_EVENT_ID,
     bad,
+    check_text,
+    load_json,
     parse_ts,
     scrubbed,
     text_field,
@@ -63,14 +64,12 @@ def parse(
     Raises:
         InputError: not a JSON object, no or unknown-shaped ``type``, a bad field.
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad(provider, f"body is not JSON: {exc}") from None
+    data = load_json(provider, body)
     if not isinstance(data, dict):
         raise bad(provider, "body must be a JSON object")
     if len(event_id) > MAX_EVENT_ID:
         raise bad(provider, f"webhook-id is longer than {MAX_EVENT_ID} characters")
+    check_text(provider, event_id)
     raw_type = data.get("type")
     if not isinstance(raw_type, str) or not raw_type.strip():
         raise bad(provider, "type is required")

@@ -25,14 +25,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from campaign.errors import SignatureError
 from campaign.responses.events import InboundEvent, ResponseType, message_number
-from campaign.responses.providers.common import MAX_EVENT_ID, bad, parse_ts, scrubbed, text_field
+from campaign.responses.providers.common import (
+    MAX_EVENT_ID,
+    bad,
+    load_json,
+    parse_ts,
+    scrubbed,
+    text_field,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -145,10 +151,7 @@ def parse(body: bytes, *, received: datetime, provider: str = SOURCE) -> list[In
         InputError: not a JSON array of objects, more than :data:`MAX_EVENTS`, or an
             event without ``event`` or ``sg_event_id``.
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad(provider, f"body is not JSON: {exc}") from None
+    data = load_json(provider, body)
     if not isinstance(data, list):
         raise bad(provider, "body must be a JSON array of events")
     if len(data) > MAX_EVENTS:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from campaign.errors import SignatureError
 from campaign.responses.events import InboundEvent, ResponseType, is_stop_word
-from campaign.responses.providers.common import MAX_EVENT_ID, bad, scrubbed
+from campaign.responses.providers.common import MAX_EVENT_ID, bad, check_text, scrubbed
 
 SOURCE = "twilio"
 SIGNATURE_HEADER = "x-twilio-signature"
@@ -51,9 +51,10 @@ def form_params(body: bytes) -> list[tuple[str, str]]:
     """
     try:
         text = body.decode("utf-8")
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
     except (UnicodeDecodeError, ValueError) as exc:
         raise bad(SOURCE, f"body is not form data: {exc}") from None
+    return pairs
 
 
 def signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
@@ -122,6 +123,9 @@ def parse(
     Raises:
         InputError: no ``MessageSid``, or neither a status nor a message body.
     """
+    for name, value in params:
+        check_text(f"{provider}: {name[:40]}", name)
+        check_text(f"{provider}: {name[:40]}", value)
     data = dict(params)
     sid = data.get("MessageSid") or data.get("SmsSid") or ""
     if not sid:
