@@ -96,6 +96,10 @@ def text_size(value: Any, limit: int) -> int:
 
 def check_size(value: Any, what: str = "a value") -> Any:
     """``value`` unchanged if its text fits in a message, else refused."""
+    if type(value) is str and len(value) <= DEFAULT_MAX_OUTPUT_BYTES // 8:
+        # Small text costs nothing to build, whatever the budget: skip reading it. (The
+        # output stream still holds the message to its exact max_output_bytes.)
+        return value
     if isinstance(value, str):
         size = len(value)
     elif isinstance(value, int | float) or value is None:
@@ -191,6 +195,13 @@ def add(left: Any, right: Any) -> Any:
     if isinstance(result, str | list | tuple):
         check_size(result, "adding")
     return result
+
+
+def concat_operand(value: Any) -> Any:
+    """An operand of ``a ~ b``, unchanged if its text fits in a message."""
+    if type(value) is str and len(value) <= DEFAULT_MAX_OUTPUT_BYTES // 8:
+        return value
+    return check_size(value, "a ~ operand")
 
 
 def bounded_concat(value: Any) -> Any:

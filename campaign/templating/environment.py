@@ -82,16 +82,7 @@ def _tick() -> None:
 
 
 class LoopGuard(Extension):
-    """Wraps every ``{% for %}`` iterable so iterations count against the budget, and
-    every ``~`` operand and result so none can outgrow a message."""
-
-    def sized(self, value: Any) -> Any:
-        """``value`` unchanged if its text fits in a message (a ``~`` operand)."""
-        return bounds.check_size(value, "a ~ operand")
-
-    def concat(self, value: Any) -> Any:
-        """The result of a ``~`` chain, if it fits in a message."""
-        return bounds.bounded_concat(value)
+    """Wraps every ``{% for %}`` iterable so iterations count against the budget."""
 
     def guard(self, iterable: Iterable[Any]) -> Iterator[Any]:
         """Yield from ``iterable``, counting each item against the active budget."""
@@ -410,22 +401,23 @@ class _BoundedCodeGenerator(CodeGenerator):
         self.writeline(f"{frame.buffer} = environment.new_buffer()")
 
 
+# Internal filters the compiler wraps around ``~`` (filters are called directly,
+# without the sandbox's call checks, which keeps the hot path cheap).
+_OPERAND_FILTER = "_campaign_concat_operand"
+_CONCAT_FILTER = "_campaign_concat_result"
+
+
 class _ConcatGuard(NodeTransformer):
     """Wraps ``a ~ b`` so each operand and the result are size-checked."""
 
-    def __init__(self, guard: Any) -> None:
-        self.guard = guard
-
-    def _call(self, method: str, node: nodes.Expr) -> nodes.Call:
-        return nodes.Call(
-            self.guard.attr(method, lineno=node.lineno), [node], [], None, None,
-            lineno=node.lineno,
-        )
+    @staticmethod
+    def _wrap(name: str, node: nodes.Expr) -> nodes.Filter:
+        return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802 - visitor API
         self.generic_visit(node)
-        node.nodes = [self._call("sized", operand) for operand in node.nodes]
-        return self._call("concat", node)
+        node.nodes = [self._wrap(_OPERAND_FILTER, operand) for operand in node.nodes]
+        return self._wrap(_CONCAT_FILTER, node)
 
 
 class CampaignEnvironment(ImmutableSandboxedEnvironment):
@@ -512,7 +504,7 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
                 None,
                 lineno=loop.lineno,
             )
-        return _ConcatGuard(guard).visit(tree)  # type: ignore[no-any-return]
+        return _ConcatGuard().visit(tree)  # type: ignore[no-any-return]
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         _tick()
@@ -618,5 +610,7 @@ def make_environment(
         number=number_filter,
     )
     env.filters.update(bounds.bounded_filters(env.filters))
+    env.filters[_OPERAND_FILTER] = bounds.concat_operand
+    env.filters[_CONCAT_FILTER] = bounds.bounded_concat
     env.finalize = bounds.finalize
     return env
