@@ -86,6 +86,8 @@ class DatabaseConfig(_Section):
 
     url: str = DEFAULT_DATABASE_URL
     echo: bool = False
+    # How long SQLite waits for another process's write lock before failing.
+    busy_timeout_seconds: float = Field(30.0, ge=0, le=3600)
 
 
 class ModelConfig(_Section):

@@ -85,7 +85,7 @@ def run_command(
                 markup=False,
             )
         return
-    engine = open_read_only(config.database_url()) if dry_run else app_state.engine()
+    engine = open_read_only(app_state.database_url()) if dry_run else app_state.engine()
     try:
         if dry_run:
             require_current(engine)
@@ -154,7 +154,7 @@ def preview_command(
     config = state(ctx).config()
     validate_campaign_templates(config)
     when, slot_at = _times(state(ctx).default_as_of(), as_of, None)
-    engine = open_read_only(config.database_url())
+    engine = open_read_only(state(ctx).database_url())
     try:
         require_current(engine)
         report = preview_run(

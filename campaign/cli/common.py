@@ -1,9 +1,20 @@
-"""What every command shares: the --config option, error translation, rich output."""
+"""What every command shares: the global options, error translation, rich output.
+
+The global options (``--config``, ``--debug``) are accepted before the subcommand
+(``campaign --config c.toml send``) and after it (``campaign send --config c.toml``):
+:class:`CampaignGroup` adds them to every command and sub-group.
+
+Errors are translated here, in one place: a :class:`CampaignError` is one line
+``error: ...`` and exit 1; a database driver error (locked, disk full, unreachable...)
+is one line saying which command failed, what happened and what to do, without the
+SQL, its parameters or anything of a customer's; ``--debug`` shows the traceback.
+"""
 
 from __future__ import annotations
 
+import copy
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,14 +46,30 @@ class AppState:
 
     config_path: Path | None = None
     debug: bool = False
+    command: str = ""
     _config: Config | None = field(default=None, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
 
-    def config(self) -> Config:
-        """The loaded configuration (flag > env > file > defaults), loaded once."""
+    def config(self, *, secrets: Iterable[str] = ()) -> Config:
+        """The loaded configuration (flag > env > file > defaults), loaded once.
+
+        ``secrets`` names what the command does with secrets (``send``, ``serve``,
+        ``links``, ``shop``: see :meth:`Config.require_secrets`): every secret its
+        work needs must be set, and only those.
+        """
         if self._config is None:
             self._config = load_config(self.config_path)
+        if secrets:
+            self._config.require_secrets(*secrets)
         return self._config
+
+    def database_url(self) -> str:
+        """The configured database URL, refused unless it is SQLite or PostgreSQL."""
+        from campaign.db.engine import check_supported
+
+        url = self.config().database_url()
+        check_supported(url)
+        return url
 
     def default_as_of(self) -> datetime:
         """``[clock] as_of`` when the config pins it, else the real time (UTC)."""
@@ -54,7 +81,10 @@ class AppState:
 
         if self._engine is None:
             config = self.config()
-            self._engine = make_engine(config.database_url(), echo=config.database.echo)
+            self._engine = make_engine(
+                self.database_url(), echo=config.database.echo,
+                busy_timeout_seconds=config.database.busy_timeout_seconds,
+            )
         if migrated:
             from campaign.db.migrate import require_current
 
@@ -86,12 +116,95 @@ def parse_when(value: str | None, option: str = "--as-of") -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def _set_config(ctx: Any, _param: Any, value: Path | None) -> None:
+    # Click calls this for every (sub)command being parsed, given or not: the deepest
+    # one names the command in error lines.
+    app_state = state(ctx)
+    app_state.command = _command_path(ctx)
+    if value is not None:
+        app_state.config_path = value
+
+
+def _set_debug(ctx: Any, _param: Any, value: bool) -> None:
+    if value:
+        state(ctx).debug = True
+
+
+def _global_copies(root_params: Iterable[Any]) -> list[Any]:
+    """Copies of the root's ``--config`` and ``--debug`` for a subcommand: the same option
+    class (typer's own), with a callback that sets the shared state instead of an
+    argument, and no environment variable (the root reads ``CAMPAIGN_CONFIG``)."""
+    copies = []
+    for param in root_params:
+        if param.name not in _GLOBAL_CALLBACKS:
+            continue
+        clone = copy.copy(param)
+        clone.callback = _GLOBAL_CALLBACKS[param.name]
+        clone.expose_value = False
+        clone.envvar = None
+        clone.is_eager = False
+        if param.name == "config":
+            clone.help = "Config file (also accepted before the command)."
+        copies.append(clone)
+    return copies
+
+
+_GLOBAL_CALLBACKS: dict[str, Callable[[Any, Any, Any], None]] = {
+    "config": _set_config,
+    "debug": _set_debug,
+}
+
+
+def _add_global_options(command: Any, copies: Callable[[], list[Any]]) -> None:
+    names = {name for param in command.params for name in getattr(param, "opts", ())}
+    if "--config" not in names:
+        command.params.extend(copies())
+    for sub in getattr(command, "commands", {}).values():
+        _add_global_options(sub, copies)
+
+
+def _command_path(ctx: Any) -> str:
+    """``import users`` for ``campaign import users ...`` (the innermost command)."""
+    names: list[str] = []
+    current = ctx
+    while current is not None and current.parent is not None:
+        names.append(current.info_name or "")
+        current = current.parent
+    return " ".join(reversed(names))
+
+
+def database_error_line(exc: BaseException, command: str, obj: AppState | None) -> str | None:
+    """The one line for a database driver error raised by ``command``, else None.
+
+    Built from the driver's error code and the first line of its message only (never
+    the statement or its parameters), with addresses and phone numbers masked.
+    """
+    from campaign.daemon.logging import redact
+    from campaign.db.errors import explain
+
+    problem = explain(exc)
+    if problem is None:
+        return None
+    where = ""
+    if obj is not None and obj._config is not None:
+        from campaign.db.engine import mask_url
+
+        where = f" (database {mask_url(obj._config.database_url())})"
+    name = f"campaign {command}" if command else "campaign"
+    return redact(f"{name} failed{where}: {problem} (--debug shows details)")
+
+
 class CampaignGroup(TyperGroup):
     """Turns expected errors into one line on stderr and exit code 1.
 
-    Unexpected exceptions keep their traceback; ``--debug`` shows it for expected
-    ones too.
+    Adds the global options to every subcommand. Unexpected exceptions keep their
+    traceback; ``--debug`` shows it for expected ones too.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            _add_global_options(command, lambda: _global_copies(self.params))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -101,6 +214,17 @@ class CampaignGroup(TyperGroup):
             if isinstance(obj, AppState) and obj.debug:
                 raise
             err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            obj = ctx.find_root().obj
+            app_state = obj if isinstance(obj, AppState) else None
+            if app_state is not None and app_state.debug:
+                raise
+            command = app_state.command if app_state is not None else "campaign"
+            line = database_error_line(exc, command, app_state)
+            if line is None:
+                raise
+            err_console.print(f"error: {line}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         finally:
             obj = ctx.find_root().obj

@@ -15,12 +15,13 @@ def upgrade_command(
     url: str | None = typer.Option(None, "--url", help="Database URL; overrides the config."),
 ) -> None:
     """Apply every pending migration (safe to run again; run it first after upgrading)."""
-    from campaign.db.engine import make_engine, mask_url
+    from campaign.db.engine import check_supported, make_engine, mask_url
     from campaign.db.migrate import current_revision, upgrade
 
     config = state(ctx).config()
     target = url or config.database_url()
-    engine = make_engine(target)
+    check_supported(target)
+    engine = make_engine(target, busy_timeout_seconds=config.database.busy_timeout_seconds)
     try:
         before = current_revision(engine)
         upgrade(engine)

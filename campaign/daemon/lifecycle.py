@@ -33,6 +33,7 @@ from campaign.daemon.logging import log_event
 from campaign.daemon.metrics import Metrics
 from campaign.daemon.scheduler import build_scheduler
 from campaign.daemon.workers import LIVE_BEATS, SenderService
+from campaign.errors import ConfigError
 
 log = logging.getLogger("campaign.daemon")
 
@@ -113,9 +114,14 @@ class Daemon:
         if self.role == "daemon":
             # On SQLite this refuses a second daemon before anything else starts.
             self.leadership = make_leadership(self.engine)
+        try:
+            self._start_health()
+        except BaseException:
+            if self.leadership is not None:
+                self.leadership.release()
+            raise
         log_event(log, "daemon.started", role=self.role, pid=os.getpid(),
                   campaigns=len(self.config.campaigns))
-        self._start_health()
         self.sender = SenderService(
             self.engine, self.config, clock=self.clock, metrics=self.metrics, kind=self.role
         )
@@ -177,9 +183,16 @@ class Daemon:
         port = self.config.daemon.health_port
         if port == 0:
             return
-        self.health = HealthServer(
-            self.config.daemon.health_host, port, report=self._health, metrics=self.metrics
-        )
+        host = self.config.daemon.health_host
+        try:
+            self.health = HealthServer(host, port, report=self._health, metrics=self.metrics)
+        except OSError as exc:
+            raise ConfigError(
+                self.config.source, "daemon.health_port",
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): another daemon or "
+                "program uses it; stop it, or choose another port with --health-port N or "
+                "[daemon] health_port (0 turns health and metrics off)",
+            ) from None
         self.health.start()
         log_event(log, "daemon.health.listening", host=self.config.daemon.health_host,
                   port=self.health.port)

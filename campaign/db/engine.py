@@ -11,7 +11,16 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaign.db.errors import explain
 from campaign.errors import DatabaseError
+
+SUPPORTED = (
+    "campaign runs on SQLite (sqlite:///PATH, Python's own driver) and PostgreSQL "
+    "(postgresql://USER@HOST:PORT/DB, through psycopg 3, which installs with campaign: "
+    "no extra to add)"
+)
+# Backend → the one driver each is tested with (SQLAlchemy's driver names).
+DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 
 
 def mask_url(url: str) -> str:
@@ -29,21 +38,52 @@ def _normalise(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers (reports, previews) run while the sender writes.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (reports, previews) run while the sender writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+        cursor.close()
+
+    return set_pragmas
 
 
-def make_engine(url: str, *, echo: bool = False, check: bool = True) -> Engine:
+def check_supported(url: str) -> None:
+    """Refuse a URL of a database or driver campaign does not run on, naming those it does.
+
+    Raises:
+        DatabaseError: malformed URL, unsupported database or driver.
+    """
+    try:
+        parsed = make_url(_normalise(url))
+    except ArgumentError as exc:
+        raise DatabaseError(mask_url(url), f"invalid database URL ({exc}); {SUPPORTED}") from None
+    # From the URL's text alone: asking SQLAlchemy for the driver would import it.
+    backend, _, driver = parsed.drivername.partition("+")
+    driver = driver or DRIVERS.get(backend, "")
+    if backend not in DRIVERS:
+        raise DatabaseError(mask_url(url), f"unsupported database {backend!r}: {SUPPORTED}")
+    if driver != DRIVERS[backend]:
+        raise DatabaseError(
+            mask_url(url), f"unsupported {backend} driver {driver!r}: {SUPPORTED}"
+        )
+
+
+def make_engine(
+    url: str, *, echo: bool = False, check: bool = True, busy_timeout_seconds: float = 30.0
+) -> Engine:
     """Create an engine for ``url`` (SQLite or PostgreSQL).
 
     With ``check`` a connection is opened at once so a wrong or unreachable URL fails
-    here with one clear line rather than deep inside a command.
+    here with one clear line rather than deep inside a command. SQL parameters never
+    appear in error messages (they hold customer text and addresses).
+    ``busy_timeout_seconds`` is how long SQLite waits for another writer's lock.
+
+    Any SQLAlchemy database works here (the shop's own database for ingest queries);
+    the product's database is checked by :func:`check_supported` first.
 
     Raises:
         DatabaseError: the URL is malformed, the driver is missing or the server is
@@ -52,23 +92,26 @@ def make_engine(url: str, *, echo: bool = False, check: bool = True) -> Engine:
     url = _normalise(url)
     try:
         parsed = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if parsed.get_backend_name() == "postgresql":
             kwargs["pool_pre_ping"] = True
             kwargs["connect_args"] = {"connect_timeout": 10}
         engine = create_engine(url, **kwargs)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise DatabaseError(mask_url(url), f"invalid database URL ({exc})") from None
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise DatabaseError(mask_url(url), f"invalid database URL ({exc}); {SUPPORTED}") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(int(busy_timeout_seconds * 1000)))
     if check:
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             engine.dispose()
-            raise DatabaseError(mask_url(url), f"cannot connect: {reason}") from None
+            problem = explain(exc)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseError(
+                mask_url(url), f"cannot connect: {problem or reason}"
+            ) from None
     return engine
 
 

@@ -47,7 +47,7 @@ def open_read_only(url: str) -> Engine:
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
-    return create_engine("sqlite://", creator=connect)
+    return create_engine("sqlite://", creator=connect, hide_parameters=True)
 
 
 def preview_run(
