@@ -11,7 +11,10 @@ Environment overrides:
   parses as one (numbers, booleans), else as a string.
 * Secrets never live in the file: a channel or the server names the *environment
   variable* that holds each secret (``secret_env = "CAMPAIGN_WEBHOOK_SECRET"``) and the
-  value is read from the environment at load time, masked in ``repr``.
+  value is read from the environment at load time, masked in ``repr``. A named
+  variable that is unset (or empty) is recorded in ``Config.missing_secrets`` rather
+  than failing the load: a command demands only the secrets its work uses, with
+  :meth:`Config.require_secrets` (``import`` needs none, ``send`` needs the channels').
 """
 
 from __future__ import annotations
@@ -76,7 +79,10 @@ class ShopConfig(_Section):
 
     @model_validator(mode="after")
     def _signed_hook(self) -> ShopConfig:
-        if self.coupon_webhook_url and self.coupon_webhook_secret is None:
+        # Named, not necessarily set: the commands that post require the variable.
+        if self.coupon_webhook_url and not (
+            self.coupon_webhook_secret_env or self.coupon_webhook_secret
+        ):
             raise ValueError("coupon_webhook_url needs coupon_webhook_secret_env (it is signed)")
         return self
 
@@ -427,6 +433,23 @@ class ClockConfig(_Section):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# What a secret is for: the commands demand secrets by these uses.
+SECRET_USES = {
+    "send": "send through the channel",
+    "serve": "verify provider webhooks",
+    "links": "sign unsubscribe links",
+    "shop": "sign the shop's coupon webhook",
+}
+
+
+class MissingSecret(_Section):
+    """A secret the config names whose environment variable is unset or empty."""
+
+    key: str
+    env: str
+    uses: tuple[str, ...]
+
+
 class Config(_Section):
     """The whole configuration; ``source`` is the file it came from (or ``<defaults>``)."""
 
@@ -445,6 +468,33 @@ class Config(_Section):
     daemon: DaemonConfig = DaemonConfig()
     source: str = Field("<defaults>", exclude=True)
     base_dir: str = Field(".", exclude=True)
+    missing_secrets: tuple[MissingSecret, ...] = Field((), exclude=True)
+
+    def require_secrets(self, *uses: str) -> None:
+        """Fail unless every secret named for one of ``uses`` (:data:`SECRET_USES`) is set.
+
+        Raises:
+            ConfigError: one error naming every missing variable, its key and its use.
+        """
+        from campaign.errors import ConfigError
+
+        wanted = set(uses)
+        missing = [m for m in self.missing_secrets if wanted & set(m.uses)]
+        if not missing:
+            return
+        purposes = [
+            ", ".join(SECRET_USES[u] for u in m.uses if u in wanted) for m in missing
+        ]
+        if len(missing) == 1:
+            raise ConfigError(
+                self.source, missing[0].key,
+                f"environment variable {missing[0].env} is not set (needed to {purposes[0]})",
+            )
+        listed = "; ".join(
+            f"{m.env} ({m.key}, needed to {purpose})"
+            for m, purpose in zip(missing, purposes, strict=True)
+        )
+        raise ConfigError(self.source, "", f"environment variables not set: {listed}")
 
     @model_validator(mode="after")
     def _campaigns_are_consistent(self) -> Config:
@@ -533,53 +583,54 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> No
                 target[key] = _parse_env_value(raw)
 
 
-def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str], source: str) -> None:
+def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Put each named secret's value where the models expect it; record the unset ones
+    (``data["missing_secrets"]``) for :meth:`Config.require_secrets`."""
+    missing: list[dict[str, Any]] = []
+
+    def read(env_name: Any, key: str, uses: tuple[str, ...]) -> str | None:
+        if not isinstance(env_name, str) or not env_name:
+            return None
+        value = environ.get(env_name)
+        if not value:
+            missing.append({"key": key, "env": env_name, "uses": uses})
+            return None
+        return value
+
     for name, channel in (data.get("channels") or {}).items():
         if not isinstance(channel, dict):
             continue
-        env_name = channel.get("secret_env")
-        if env_name:
-            value = environ.get(env_name)
-            if value is None:
-                raise ConfigError(
-                    source,
-                    f"channels.{name}.secret_env",
-                    f"environment variable {env_name} is not set",
-                )
-            channel["secret"] = value
-        username_env = channel.get("username_env")
-        if username_env:
-            if username_env not in environ:
-                raise ConfigError(
-                    source,
-                    f"channels.{name}.username_env",
-                    f"environment variable {username_env} is not set",
-                )
-            channel["username"] = environ[username_env]
+        # The server verifies callbacks to /webhooks/<name> with the channel's secret.
+        verifies = channel.get("kind") in ("webhook", "twilio", "sendgrid")
+        secret = read(channel.get("secret_env"), f"channels.{name}.secret_env",
+                      ("send", "serve") if verifies else ("send",))
+        if secret is not None:
+            channel["secret"] = secret
+        username = read(channel.get("username_env"), f"channels.{name}.username_env",
+                        ("send",))
+        if username is not None:
+            channel["username"] = username
     shop = data.get("shop")
-    if isinstance(shop, dict) and shop.get("coupon_webhook_secret_env"):
-        env_name = shop["coupon_webhook_secret_env"]
-        if env_name not in environ:
-            raise ConfigError(
-                source, "shop.coupon_webhook_secret_env",
-                f"environment variable {env_name} is not set",
-            )
-        shop["coupon_webhook_secret"] = environ[env_name]
+    if isinstance(shop, dict):
+        secret = read(shop.get("coupon_webhook_secret_env"), "shop.coupon_webhook_secret_env",
+                      ("shop",))
+        if secret is not None:
+            shop["coupon_webhook_secret"] = secret
     server = data.get("server")
-    if isinstance(server, dict) and server.get("secret_envs"):
-        secrets = []
-        for env_name in server["secret_envs"]:
-            if env_name in environ:
-                secrets.append(environ[env_name])
-        server["secrets"] = secrets
     if isinstance(server, dict):
+        names = server.get("secret_envs") or []
+        if isinstance(names, list | tuple):
+            values = [read(env, f"server.secret_envs[{i}]", ("serve", "links"))
+                      for i, env in enumerate(names)]
+            server["secrets"] = [v for v in values if v is not None]
         for key, target in (
             ("twilio_auth_token_env", "twilio_auth_token"),
             ("sendgrid_secret_env", "sendgrid_secret"),
         ):
-            env_name = server.get(key)
-            if isinstance(env_name, str) and environ.get(env_name):
-                server[target] = environ[env_name]
+            value = read(server.get(key), f"server.{key}", ("serve",))
+            if value is not None:
+                server[target] = value
+    data["missing_secrets"] = missing
 
 
 def load_config(
@@ -613,7 +664,7 @@ def load_config(
             raise ConfigError(source, "", f"not valid TOML: {exc}") from None
         base_dir = file.resolve().parent
     _apply_env_overrides(data, environ)
-    _resolve_secrets(data, environ, source)
+    _resolve_secrets(data, environ)
     data["source"] = source
     data["base_dir"] = str(base_dir)
     try:

@@ -21,6 +21,7 @@ from campaign.cli import (
     report,
     send,
     serve,
+    status,
     templates,
 )
 from campaign.cli.common import AppState, CampaignGroup
@@ -78,6 +79,7 @@ app.command("serve")(serve.serve_command)
 app.command("report")(report.report_command)
 app.command("daemon")(daemon.daemon_command)
 app.command("worker")(daemon.worker_command)
+app.command("status")(status.status_command)
 app.command("pause")(daemon.pause_command)
 app.command("resume")(daemon.resume_command)
 app.command("forget")(forget.forget_command)

@@ -10,6 +10,15 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import AppState, console, err_console, parse_when, progress_bar, state
+from campaign.cli.output import (
+    OutputFormat,
+    Section,
+    count,
+    emit,
+    format_option,
+    print_table,
+    records,
+)
 
 if TYPE_CHECKING:
     from campaign.config import Config
@@ -34,10 +43,10 @@ def _counts_table(report: RunReport) -> Table:
     table.add_column("users", justify="right")
     for key in ("queued", "held_out", "skipped"):
         if key in report.counts:
-            table.add_row(key, str(report.counts[key]))
+            table.add_row(key, count(report.counts[key]))
     for key, value in sorted(report.counts.items()):
         if key.startswith("skipped."):
-            table.add_row(f"  {key.split('.', 1)[1]}", str(value))
+            table.add_row(f"  {key.split('.', 1)[1]}", count(value))
     return table
 
 
@@ -69,7 +78,8 @@ def run_command(
     )
 
     app_state = state(ctx)
-    config = app_state.config()
+    # Planning signs unsubscribe links and tells the shop of new codes; a dry run neither.
+    config = app_state.config(secrets=() if dry_run else ("links", "shop"))
     validate_campaign_templates(config)
     when, slot_at = _times(app_state.default_as_of(), as_of, slot)
     if test_to is not None:
@@ -101,13 +111,15 @@ def run_command(
         for note in report.notes:
             console.print(note, markup=False)
         return
-    console.print(_counts_table(report))
+    print_table(_counts_table(report))
     for note in report.notes:
         err_console.print(f"warning: {note}", markup=False)
     if dry_run:
         console.print("dry run: nothing was written, no coupon reserved")
     else:
-        console.print(f"run {report.run_id} planned: {report.counts.get('queued', 0)} queued")
+        console.print(
+            f"run {report.run_id} planned: {count(report.counts.get('queued', 0))} queued"
+        )
         if report.run_id is not None:
             _notify_shop(config, app_state, report.run_id)
 
@@ -135,6 +147,42 @@ def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
     console.print(f"shop told of {outcome.codes} new coupon code(s)")
 
 
+DECISION_FIELDS = ("user_id", "risk", "tier", "channel", "status", "skip_reason", "variant",
+                   "coupon_code", "percent_off", "subject", "error")
+MESSAGE_FIELDS = ("user_id", "channel", "medium", "variant", "template", "locale", "subject",
+                  "text", "coupon_code", "percent_off", "products")
+
+
+def preview_sections(report: RunReport, limit: int) -> dict[str, Section]:
+    """A preview for ``--format json|csv`` (fields in docs/output.md; no addresses)."""
+    decisions = report.decisions.head(limit)
+    rows = []
+    if not decisions.empty:
+        frame = decisions.rename(columns={"external_id": "user_id_shop"})
+        for row in records(frame, [c for c in frame.columns if c != "user_id"]):
+            row["user_id"] = row.pop("user_id_shop")
+            row["error"] = row.pop("last_error", None)
+            rows.append(row)
+    return {
+        "preview": Section(
+            ("campaign", "slot", "as_of", "outcome", "notes"),
+            [{"campaign": report.campaign, "slot": report.slot, "as_of": report.as_of,
+              "outcome": report.outcome, "notes": " ".join(report.notes) or None}],
+        ),
+        "decisions": Section(DECISION_FIELDS, rows),
+        "counts": Section(("outcome", "users"), [
+            {"outcome": key, "users": value} for key, value in sorted(report.counts.items())
+        ]),
+        "messages": Section(MESSAGE_FIELDS, [
+            {"user_id": m.external_id, "channel": m.channel, "medium": m.medium,
+             "variant": m.variant, "template": m.template, "locale": m.locale,
+             "subject": m.subject, "text": m.text, "coupon_code": m.coupon_code,
+             "percent_off": m.percent_off, "products": [p.get("id") for p in m.products]}
+            for m in report.messages[:limit]
+        ]),
+    }
+
+
 def preview_command(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name from the config."),
@@ -144,6 +192,7 @@ def preview_command(
     html: Path | None = typer.Option(
         None, "--html", help="Also write an HTML page of the preview here.", dir_okay=False
     ),
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """Show who would get what and why, with rendered messages; writes and sends nothing."""
     from campaign.db.migrate import require_current
@@ -163,6 +212,12 @@ def preview_command(
         )
     finally:
         engine.dispose()
+    if fmt is not OutputFormat.table:
+        emit(preview_sections(report, limit), fmt)
+        if html is not None:
+            write_preview_html(report, html)
+            err_console.print(f"wrote {html}", markup=False)
+        return
     if report.outcome == PAUSED:
         for note in report.notes:
             console.print(note, markup=False)
@@ -176,7 +231,7 @@ def preview_command(
         return
     table = Table(title=f"preview of {campaign} (nothing written)")
     table.add_column("user", no_wrap=True)
-    table.add_column("risk")
+    table.add_column("risk", justify="right")
     table.add_column("channel", overflow="fold")
     table.add_column("decision", no_wrap=True)
     for column in ("variant", "coupon", "subject / error"):
@@ -189,8 +244,8 @@ def preview_command(
             f"-{row.percent_off}% {row.coupon_code}" if row.coupon_code else "",
             str(row.subject or row.last_error or ""),
         )
-    console.print(table)
-    console.print(_counts_table(report))
+    print_table(table)
+    print_table(_counts_table(report))
     for message in report.messages[:3]:
         console.rule(f"{message.external_id} via {message.channel} ({message.variant})")
         if message.subject:

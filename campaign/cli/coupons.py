@@ -101,6 +101,7 @@ def announce_command(ctx: typer.Context) -> None:
     config = app_state.config()
     if not config.shop.coupon_webhook_url:
         raise InputError("[shop] coupon_webhook_url", "is not set: there is no shop to tell")
+    config.require_secrets("shop")
     engine = app_state.engine()
     now = app_state.default_as_of()
     outcomes = announce_pending(

@@ -43,6 +43,14 @@ def _run(ctx: typer.Context, role: str, health_port: int | None, json_logs: bool
 
     app_state = state(ctx)
     config = app_state.config()
+    # Exactly the secrets this process's parts use: the sender (channels, link key),
+    # and on a daemon the shop's coupon webhook and, when it serves, the receiver's.
+    needs = ["send", "links"]
+    if role == "daemon":
+        needs.append("shop")
+        if config.daemon.serve_responses:
+            needs.append("serve")
+    config.require_secrets(*needs)
     if health_port is not None:
         config = config.model_copy(
             update={"daemon": config.daemon.model_copy(update={"health_port": health_port})}
@@ -101,8 +109,19 @@ def worker_command(
     _run(ctx, "worker", health_port, json_logs)
 
 
+def operator_name() -> str:
+    """Who runs this command: the OS user (``$USER``/``$LOGNAME`` or the account name)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers) and no $USER
+        return f"uid {os.getuid()}"
+
+
 def _switch(
-    ctx: typer.Context, campaign: str | None, all_: bool, paused: bool, reason: str | None
+    ctx: typer.Context, campaign: str | None, all_: bool, paused: bool, reason: str | None,
+    by: str | None,
 ) -> None:
     from campaign.db.pauses import ALL, set_paused
 
@@ -113,7 +132,10 @@ def _switch(
     if campaign is not None:
         config.campaign(campaign)  # unknown names fail here with the known ones
     engine = app_state.engine()
-    set_paused(engine, ALL if all_ else campaign, paused, now=_utcnow(), reason=reason)  # type: ignore[arg-type]
+    set_paused(
+        engine, ALL if all_ else campaign, paused, now=_utcnow(),  # type: ignore[arg-type]
+        reason=reason, by=by or operator_name(),
+    )
     if all_:
         message = (
             "pause-all is on: nothing is planned or claimed" if paused
@@ -125,27 +147,41 @@ def _switch(
     _print_state(ctx)
 
 
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at is not None else ""
+
+
 def _print_state(ctx: typer.Context) -> None:
-    from campaign.db.pauses import ALL, paused_campaigns
+    from campaign.cli.output import print_table
+    from campaign.db.pauses import ALL, switches
 
     app_state = state(ctx)
     config = app_state.config()
     with app_state.engine().connect() as connection:
-        paused = paused_campaigns(connection)
+        current = {s.campaign: s for s in switches(connection)}
+    paused = {name: s for name, s in current.items() if s.paused}
     table = Table(title="campaign switches", title_justify="left")
     table.add_column("campaign")
     table.add_column("state")
+    table.add_column("since", no_wrap=True)
+    table.add_column("by")
     table.add_column("reason", overflow="fold")
     if ALL in paused:
-        table.add_row("(all)", "PAUSED", paused[ALL] or "")
+        s = paused[ALL]
+        table.add_row("(all)", "PAUSED", _when(s.at), s.by or "", s.reason or "")
     for campaign in config.campaigns:
         if campaign.name in paused:
-            table.add_row(campaign.name, "paused", paused[campaign.name] or "")
+            s = paused[campaign.name]
+            table.add_row(campaign.name, "paused", _when(s.at), s.by or "", s.reason or "")
         elif campaign.paused:
-            table.add_row(campaign.name, "paused in config.toml", "")
+            table.add_row(campaign.name, "paused in config.toml", "", "", "")
         else:
-            table.add_row(campaign.name, "paused by --all" if ALL in paused else "running", "")
-    console.print(table)
+            table.add_row(campaign.name, "paused by --all" if ALL in paused else "running",
+                          "", "", "")
+    print_table(table)
+
+
+BY_HELP = "Who does it, kept in the history (default: the OS user)."
 
 
 def pause_command(
@@ -153,22 +189,26 @@ def pause_command(
     campaign: str | None = typer.Argument(None, help="Campaign to pause (or --all)."),
     all_: bool = typer.Option(False, "--all", help="Pause every campaign (the pause-all switch)."),
     reason: str | None = typer.Option(
-        None, "--reason", help="Why, shown by campaign pause/resume."
+        None, "--reason", help="Why, shown by campaign status and pause/resume."
     ),
+    by: str | None = typer.Option(None, "--by", help=BY_HELP),
 ) -> None:
     """Stop a campaign (or all) now: nothing more is planned or claimed for sending.
 
     Takes effect before the next outbox claim in every daemon and worker, without a
     restart; messages already being sent finish. Queued messages wait (they may
-    expire). Undo with campaign resume.
+    expire). Every pause and resume is kept with who, why and when (campaign status
+    shows them). Undo with campaign resume.
     """
-    _switch(ctx, campaign, all_, True, reason)
+    _switch(ctx, campaign, all_, True, reason, by)
 
 
 def resume_command(
     ctx: typer.Context,
     campaign: str | None = typer.Argument(None, help="Campaign to resume (or --all)."),
     all_: bool = typer.Option(False, "--all", help="Lift the pause-all switch."),
+    reason: str | None = typer.Option(None, "--reason", help="Why, kept in the history."),
+    by: str | None = typer.Option(None, "--by", help=BY_HELP),
 ) -> None:
     """Undo campaign pause: planning and sending of the campaign (or all) go on."""
-    _switch(ctx, campaign, all_, False, None)
+    _switch(ctx, campaign, all_, False, reason, by)

@@ -14,6 +14,15 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import console, parse_when, progress_bar, state
+from campaign.cli.output import (
+    OutputFormat,
+    Section,
+    count,
+    emit,
+    format_option,
+    plain,
+    print_table,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +37,7 @@ def _number(value: float, name: str) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "n/a"
     if name == "customers":
-        return f"{int(value)}"
+        return count(value)
     if name == "churn_rate":
         return f"{value:.1%}"
     return f"{value:.3f}"
@@ -47,11 +56,21 @@ def metrics_table(table: pd.DataFrame, title: str) -> Table:
     return out
 
 
+def metric_records(table: pd.DataFrame) -> list[dict[str, object]]:
+    """A metrics frame (rows: metrics, columns: models) as model, metric, value records."""
+    return [
+        {"model": str(model), "metric": str(metric), "value": plain(table.at[metric, model])}
+        for model in table.columns
+        for metric in table.index
+    ]
+
+
 @evaluate_app.command("churn")
 def evaluate_churn_command(
     ctx: typer.Context,
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
     horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """Train on T-2h, score T-h, compare with (T-h, T]: tree beside recency and BG/NBD."""
     from campaign.churn.training import evaluate_churn
@@ -62,17 +81,30 @@ def evaluate_churn_command(
         evaluation = evaluate_churn(
             app_state.engine(), config.model, parse_when(as_of), horizon_days, progress=advance
         )
+    params = evaluation.fit.params
+    if fmt is not OutputFormat.table:
+        emit({
+            "evaluation": Section(
+                ("as_of", "horizon_days", "train_at", "holdout_at", "max_depth",
+                 "min_samples_leaf", "training_rows", "snapshots"),
+                [{"as_of": evaluation.as_of, "horizon_days": evaluation.horizon_days,
+                  "train_at": evaluation.train_at, "holdout_at": evaluation.holdout_at,
+                  **{k: params.get(k) for k in ("max_depth", "min_samples_leaf",
+                                                "training_rows", "snapshots")}}],
+            ),
+            "metrics": Section(("model", "metric", "value"), metric_records(evaluation.table)),
+        }, fmt)
+        return
     console.print(
         f"T = {evaluation.as_of:%Y-%m-%d %H:%M} UTC, horizon {evaluation.horizon_days} days: "
         f"trained on snapshots up to {evaluation.train_at:%Y-%m-%d}, scored "
         f"{evaluation.holdout_at:%Y-%m-%d}, outcomes from the {evaluation.horizon_days} days after"
     )
-    params = evaluation.fit.params
     console.print(
         f"tree: max_depth={params['max_depth']}, min_samples_leaf={params['min_samples_leaf']}, "
-        f"{params['training_rows']} training rows from {params['snapshots']} snapshot(s)"
+        f"{count(params['training_rows'])} training rows from {params['snapshots']} snapshot(s)"
     )
-    console.print(metrics_table(evaluation.table, "churn, forward holdout"))
+    print_table(metrics_table(evaluation.table, "churn, forward holdout"))
 
 
 def train_command(
@@ -97,11 +129,11 @@ def train_command(
     params = report.params
     console.print(
         f"model version {report.version_id}: max_depth={params['max_depth']}, "
-        f"min_samples_leaf={params['min_samples_leaf']}, {params['training_rows']} training "
-        f"rows from {params['snapshots']} snapshot(s)"
+        f"min_samples_leaf={params['min_samples_leaf']}, {count(params['training_rows'])} "
+        f"training rows from {params['snapshots']} snapshot(s)"
     )
     if report.evaluation is not None:
-        console.print(
+        print_table(
             metrics_table(
                 report.evaluation.table,
                 f"forward holdout (scored {report.evaluation.holdout_at:%Y-%m-%d})",
@@ -137,15 +169,19 @@ def score_command(
     frame["risk"] = frame["risk"].round(4)
     if output is not None:
         frame[["user_id", "risk", "tier", "reason"]].to_csv(output, index=False)
-        console.print(f"{len(frame)} customers scored as of {when:%Y-%m-%d %H:%M} UTC -> {output}")
+        console.print(
+            f"{count(len(frame))} customers scored as of {when:%Y-%m-%d %H:%M} UTC -> {output}"
+        )
     else:
-        console.print(f"{len(frame)} customers scored as of {when:%Y-%m-%d %H:%M} UTC")
+        console.print(f"{count(len(frame))} customers scored as of {when:%Y-%m-%d %H:%M} UTC")
     counts = frame["tier"].value_counts()
-    console.print(", ".join(f"{tier}: {n}" for tier, n in counts.items()) or "no customers")
+    console.print(", ".join(f"{tier}: {count(n)}" for tier, n in counts.items())
+                  or "no customers")
     if output is None and len(frame):
         table = Table(title="highest risk", title_justify="left")
         for column in ("user_id", "risk", "tier", "reason"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", justify="right" if column == "risk"
+                             else "left")
         for row in frame.head(10).itertuples(index=False):
             table.add_row(str(row.user_id), f"{row.risk:.3f}", row.tier, row.reason)
-        console.print(table)
+        print_table(table)

@@ -13,6 +13,15 @@ from rich.table import Table
 
 from campaign.cli.common import console, parse_when, progress_bar, state
 from campaign.cli.model import evaluate_app
+from campaign.cli.output import (
+    OutputFormat,
+    Section,
+    count,
+    emit,
+    format_option,
+    print_table,
+    records,
+)
 from campaign.errors import InputError, NotFound
 
 if TYPE_CHECKING:
@@ -102,6 +111,7 @@ def evaluate_recommend_command(
     k: int | None = typer.Option(
         None, "-k", "--k", min=1, max=100, help="Cut-off (default: [recommender] k)."
     ),
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """Offline recommender quality: recall@k, NDCG@k and coverage beside baselines."""
     from campaign.recommend.data import load_events, load_products, newest_event_time
@@ -135,8 +145,23 @@ def evaluate_recommend_command(
             window_days=EVALUATION_WINDOW_DAYS,
             progress=advance,
         )
+    if fmt is not OutputFormat.table:
+        emit({
+            "evaluation": Section(
+                ("as_of", "k", "window_days", "train_users", "target_users_all",
+                 "target_users_new"),
+                [{"as_of": when, "k": top, "window_days": EVALUATION_WINDOW_DAYS,
+                  "train_users": result.train_users,
+                  **{f"target_users_{scope}": result.target_users[scope] for scope in SCOPES}}],
+            ),
+            "metrics": Section(
+                ("scope", "model", "recall", "ndcg", "coverage"),
+                records(result.metrics, ("scope", "model", "recall", "ndcg", "coverage")),
+            ),
+        }, fmt)
+        return
     console.print(
-        f"as of {when:%Y-%m-%d %H:%M} UTC: fit on {result.train_users} users' history, "
+        f"as of {when:%Y-%m-%d %H:%M} UTC: fit on {count(result.train_users)} users' history, "
         f"scored on purchases in the next {EVALUATION_WINDOW_DAYS} days",
         markup=False,
     )
@@ -146,7 +171,8 @@ def evaluate_recommend_command(
     }
     for scope in SCOPES:
         table = Table(
-            title=f"{titles[scope]}: {result.target_users[scope]} users", title_justify="left"
+            title=f"{titles[scope]}: {count(result.target_users[scope])} users",
+            title_justify="left",
         )
         table.add_column("model")
         table.add_column(f"recall@{top}", justify="right")
@@ -159,7 +185,7 @@ def evaluate_recommend_command(
                 f"{row.ndcg:.4f}",
                 f"{row.coverage:.4f}",
             )
-        console.print(table)
+        print_table(table)
 
 
 

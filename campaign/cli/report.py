@@ -1,4 +1,4 @@
-"""``campaign report [CAMPAIGN] [--html FILE] [--model]``: did the campaigns work?"""
+"""``campaign report [CAMPAIGN] [--html FILE] [--model] [--format F]``: did it work?"""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import console, parse_when, state
+from campaign.cli.output import (
+    OutputFormat,
+    Section,
+    count,
+    emit,
+    format_option,
+    print_table,
+    records,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,7 +118,7 @@ def model_table(history: pd.DataFrame) -> Table:
     for r in history.itertuples(index=False):
         table.add_row(
             str(r.version), f"{r.as_of:%Y-%m-%d}", f"{r.trained_at:%Y-%m-%d %H:%M}",
-            "*" if r.active else "", str(r.max_depth), str(r.inputs), str(r.training_rows),
+            "*" if r.active else "", str(r.max_depth), str(r.inputs), count(r.training_rows),
             *(("n/a" if math.isnan(v) else f"{v:.3f}")
               for v in (r.roc_auc, r.recency_roc_auc, r.pr_auc, r.brier, r.lift_top10)),
             _pct(r.churn_rate),
@@ -127,13 +136,59 @@ def print_report(report: CampaignReport, currency: str) -> None:
     if report.outcomes.empty:
         console.print("No campaign has planned anything yet.")
         return
-    console.print(funnel_table(report.funnel))
-    console.print(uplift_table(report.uplift))
-    console.print(money_table(report.uplift, currency))
+    print_table(funnel_table(report.funnel))
+    print_table(uplift_table(report.uplift))
+    print_table(money_table(report.uplift, currency))
     if not report.arms.empty:
-        console.print(arms_table(report.arms))
+        print_table(arms_table(report.arms))
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
+
+
+FUNNEL_FIELDS = ("campaign", "variant", "held_out", "planned", "sent", "delivered", "opened",
+                 "clicked", "redeemed", "converted")
+# Frame column → field name; money is in minor units (cents of the shop's currency).
+UPLIFT_FIELDS = {
+    "campaign": "campaign", "variant": "variant", "n_treatment": "n_treatment",
+    "n_control": "n_control", "pending": "pending", "conv_treatment": "conv_treatment",
+    "conv_control": "conv_control", "uplift": "uplift", "uplift_low": "uplift_low",
+    "uplift_high": "uplift_high", "relative_uplift": "relative_uplift",
+    "relative_low": "relative_low", "relative_high": "relative_high", "p_value": "p_value",
+    "revenue_per_user_treatment": "revenue_per_user_treatment_cents",
+    "revenue_per_user_control": "revenue_per_user_control_cents",
+    "revenue_uplift_per_user": "revenue_uplift_per_user_cents",
+    "revenue_low": "revenue_uplift_low_cents", "revenue_high": "revenue_uplift_high_cents",
+    "revenue_p_value": "revenue_p_value",
+    "incremental_revenue_cents": "incremental_revenue_cents",
+    "coupon_cost_cents": "coupon_cost_cents",
+    "incremental_revenue_gross_cents": "incremental_revenue_gross_cents",
+    "churn_n_treatment": "churn_n_treatment", "churn_n_control": "churn_n_control",
+    "churn_treatment": "churn_treatment", "churn_control": "churn_control",
+    "churn_diff": "churn_diff", "churn_low": "churn_low", "churn_high": "churn_high",
+}
+ARM_FIELDS = ("campaign", "variant", "enabled", "successes", "failures", "alpha", "beta",
+              "posterior_mean", "next_share")
+MODEL_FIELDS = ("version", "trained_at", "as_of", "horizon_days", "active", "max_depth",
+                "inputs", "training_rows", "roc_auc", "pr_auc", "brier", "lift_top10",
+                "churn_rate", "recency_roc_auc")
+
+
+def report_sections(report: CampaignReport, currency: str) -> dict[str, Section]:
+    """The report for ``--format json|csv`` (fields in docs/output.md)."""
+    uplift = report.uplift.rename(columns=UPLIFT_FIELDS)
+    return {
+        "report": Section(
+            ("now", "window_days", "horizon_days", "currency"),
+            [{"now": report.now, "window_days": report.window_days,
+              "horizon_days": report.horizon_days, "currency": currency}],
+        ),
+        "funnel": Section(FUNNEL_FIELDS, records(report.funnel, FUNNEL_FIELDS)),
+        "uplift": Section(
+            tuple(UPLIFT_FIELDS.values()), records(uplift, UPLIFT_FIELDS.values())
+        ),
+        "arms": Section(ARM_FIELDS, records(report.arms, ARM_FIELDS)),
+        "notes": Section(("note",), [{"note": note} for note in report.notes]),
+    }
 
 
 def report_command(
@@ -148,6 +203,7 @@ def report_command(
     as_of: str | None = typer.Option(
         None, "--as-of", help="Measure as of this time (ISO; naive means UTC; default: now)."
     ),
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """Funnel, uplift vs holdout with 95% CI, churn, money and variants per campaign."""
     from campaign.reports.data import campaign_report, model_history
@@ -156,20 +212,31 @@ def report_command(
     config = app_state.config()
     engine = app_state.engine()
     now = parse_when(as_of) or app_state.default_as_of()
+    machine = fmt is not OutputFormat.table
     with engine.connect() as connection:
         if model:
             history = model_history(connection)
-            if history.empty:
+            if machine:
+                emit({"models": Section(MODEL_FIELDS, records(history, MODEL_FIELDS))}, fmt)
+            elif history.empty:
                 console.print("No churn model trained yet: run campaign train.")
             else:
-                console.print(model_table(history))
+                print_table(model_table(history))
             report = None
         else:
             report = campaign_report(connection, config, now=now, campaign=campaign)
-            print_report(report, config.shop.currency)
+            if machine:
+                emit(report_sections(report, config.shop.currency), fmt)
+            else:
+                print_report(report, config.shop.currency)
         if html is not None:
             from campaign.reports.html import write_html_report
 
             path = write_html_report(connection, config, html, now=now, campaign=campaign,
                                      report=report)
-            console.print(f"HTML report written to {path}", markup=False)
+            # Machine output owns stdout: the note goes to stderr there.
+            from campaign.cli.common import err_console
+
+            (err_console if machine else console).print(
+                f"HTML report written to {path}", markup=False
+            )

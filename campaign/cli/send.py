@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import console, err_console, progress_bar, state
+from campaign.cli.output import count, print_table
 
 if TYPE_CHECKING:
     from campaign.delivery.sender import DrainReport
@@ -37,23 +38,31 @@ def send_command(
 ) -> None:
     """Deliver queued messages through their channels, with retries and quiet hours.
 
-    Without --once it keeps polling; the first Ctrl-C or SIGTERM stops claiming and
-    lets in-flight sends finish, a second one exits at once.
+    Prints what happened with the reasons of failures. Without --once it keeps
+    polling and logs every outcome (delivery.message.*, addresses masked); the first
+    Ctrl-C or SIGTERM stops claiming and lets in-flight sends finish, a second one
+    exits at once.
     """
     from campaign.delivery.outbox import count_by_status, requeue_dead
     from campaign.delivery.sender import drain_outbox
 
-    app_state = state(ctx)
-    config = app_state.config()
-    engine = app_state.engine()
     if campaign is not None and not requeue_dead_:
         raise typer.BadParameter("--campaign needs --requeue-dead", param_hint="--campaign")
+    app_state = state(ctx)
     if requeue_dead_:
+        config = app_state.config()
+        engine = app_state.engine()
         if campaign is not None:
             config.campaign(campaign)
         moved = requeue_dead(engine, now=_utcnow(), campaign=campaign)
-        console.print(f"requeued {moved} dead message(s)")
+        console.print(f"requeued {count(moved)} dead message(s)")
         return
+    config = app_state.config(secrets=("send", "links"))
+    engine = app_state.engine()
+    if not once:
+        from campaign.daemon.logging import configure_logging
+
+        configure_logging(config.daemon.log_format, config.daemon.log_level)
     stop = threading.Event()
     previous = _install_stop_handlers(stop) if not once else {}
     try:
@@ -82,20 +91,34 @@ def _install_stop_handlers(stop: threading.Event) -> dict[int, object]:
 
 
 def _print_report(report: DrainReport) -> None:
+    from campaign.daemon.logging import redact
+
     table = Table(title="delivery", show_header=True)
     table.add_column("outcome")
     table.add_column("messages", justify="right")
-    table.add_row("sent", str(report.sent))
-    table.add_row("retry later", str(report.retried))
-    table.add_row("deferred (quiet hours)", str(report.deferred))
-    table.add_row("dead", str(report.dead))
-    for reason, count in sorted(report.skipped.items()):
-        table.add_row(f"skipped: {reason}", str(count))
+    table.add_row("sent", count(report.sent))
+    table.add_row("retry later", count(report.retried))
+    table.add_row("deferred (quiet hours)", count(report.deferred))
+    table.add_row("dead", count(report.dead))
+    for reason, n in sorted(report.skipped.items()):
+        table.add_row(f"skipped: {reason}", count(n))
     if report.released:
-        table.add_row("released (not sent)", str(report.released))
-    console.print(table)
+        table.add_row("released (not sent)", count(report.released))
+    print_table(table)
+    if report.reasons:
+        reasons = Table(title="why (by channel)", title_justify="left")
+        reasons.add_column("outcome")
+        reasons.add_column("channel")
+        reasons.add_column("messages", justify="right")
+        reasons.add_column("reason", overflow="fold")
+        for (outcome, channel, reason), n in sorted(
+            report.reasons.items(), key=lambda item: (-item[1], item[0])
+        ):
+            label = "retry later" if outcome == "retry" else outcome
+            reasons.add_row(label, channel, count(n), redact(reason))
+        print_table(reasons)
     rate = report.finished / report.elapsed_seconds if report.elapsed_seconds else 0.0
     console.print(
-        f"{report.claimed} claimed, {report.requests} provider request(s) in "
-        f"{report.elapsed_seconds:.1f} s ({rate:.0f} messages/s)"
+        f"{count(report.claimed)} claimed, {count(report.requests)} provider request(s) in "
+        f"{report.elapsed_seconds:.1f} s ({rate:,.0f} messages/s)"
     )

@@ -33,7 +33,7 @@ def serve_command(
     from campaign.responses.server import serve
 
     app_state = state(ctx)
-    config = app_state.config()
+    config = app_state.config(secrets=("serve", "links"))
     engine = app_state.engine()
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     err_console.print(

@@ -13,7 +13,8 @@ campaign.run.paused        a slot fell while the campaign was paused
 daemon.started / .stopping / .stopped          process lifecycle
 daemon.leader.acquired / .lost / .refused      scheduler election
 delivery.sender.started / .stopped             the sender loop
-delivery.message.sent / delivery.message.dead  per message (sent: DEBUG level)
+delivery.message.<outcome>  per message: sent, retry, deferred, skipped, dead
+                           (released: DEBUG); ids, campaign, channel, attempt
 ingest.file.imported / .rejected / .failed     CSV drops
 ingest.query.imported / .failed                shop-database queries
 model.retrain.finished / .failed               the retraining schedule

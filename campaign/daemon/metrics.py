@@ -250,12 +250,8 @@ class MeteredChannel:
             await self.bucket.acquire()
         started = time.perf_counter()
         outcomes = await self.inner.send(messages, lane)
+        # The sender logs each outcome (delivery.message.*); this wrapper only counts.
         self.metrics.observe_send(self.name, time.perf_counter() - started, outcomes)
-        if log.isEnabledFor(logging.DEBUG):
-            for message, outcome in zip(messages, outcomes, strict=False):
-                if isinstance(outcome, SendResult):
-                    log.debug("delivery.message.sent id=%s channel=%s campaign=%s",
-                              message.message_id, self.name, message.campaign)
         return outcomes
 
     async def aclose(self) -> None:

@@ -346,6 +346,26 @@ class CampaignState(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who switched it last (``--by``, else the OS user); None before revision 0007.
+    changed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class PauseEvent(Base):
+    """Every ``campaign pause`` and ``campaign resume``, kept: who, why and when.
+
+    ``campaign_state`` holds the switch; this table is its history, so a later pause
+    never erases the reason of an earlier one.
+    """
+
+    __tablename__ = "pause_events"
+    __table_args__ = (Index("ix_pause_events_campaign_at", "campaign", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    paused: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class IngestFile(Base):

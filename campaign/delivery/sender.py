@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -64,7 +65,12 @@ CRASH_ALLOWANCE = 10
 
 @dataclass
 class DrainReport:
-    """What one drain did. ``skipped`` counts by reason; ``requests`` are provider calls."""
+    """What one drain did. ``skipped`` counts by reason; ``requests`` are provider calls.
+
+    ``reasons`` counts the failures by (outcome, channel, reason): ``retry`` and
+    ``dead`` with the provider's or the transport's reason (per-message prefixes
+    dropped, so equal causes add up), ``skipped`` with its detail when it has one.
+    """
 
     claimed: int = 0
     sent: int = 0
@@ -74,6 +80,7 @@ class DrainReport:
     released: int = 0
     requests: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     elapsed_seconds: float = 0.0
 
     @property
@@ -86,6 +93,15 @@ class DrainReport:
 class _Work:
     channel: str
     messages: list[tuple[ClaimedMessage, OutgoingMessage]]
+
+
+# Stored errors start with "<channel> message <id>: "; summaries drop that prefix.
+_MESSAGE_PREFIX = re.compile(r"^\S+ message \d+: ")
+
+
+def reason_of(error: str) -> str:
+    """An error without its per-message prefix, so that equal causes group."""
+    return _MESSAGE_PREFIX.sub("", error.strip(), count=1)
 
 
 def make_owner() -> str:
@@ -293,7 +309,7 @@ class _Drainer:
                 if not message.is_test:
                     passed.setdefault(message.user_id, Counter())[message.channel] += 1
             else:
-                self._add(decision)
+                self._add(decision, message)
         for name, items in groups.items():
             size = max(1, self.channels[name].max_batch)
             for start in range(0, len(items), size):
@@ -418,7 +434,7 @@ class _Drainer:
             # Never send under a lease that may run out mid-request, nor after a stop.
             if self.stop.is_set() or now + margin > claimed.lease_until:
                 self.report.released += 1
-                self._add(Retry(claimed.id, now, refund=True))
+                self._add(Retry(claimed.id, now, refund=True), claimed, released=True)
             else:
                 live.append((claimed, outgoing))
         if not live:
@@ -435,7 +451,7 @@ class _Drainer:
             outcomes = [error for _ in live]
         now = self.now()
         for (claimed, _), outcome in zip(live, outcomes, strict=True):
-            self._add(self._after_send(claimed, outcome, now))
+            self._add(self._after_send(claimed, outcome, now), claimed)
 
     def _after_send(self, message: ClaimedMessage, outcome: Outcome, now: datetime) -> Record:
         if isinstance(outcome, SendResult):
@@ -460,18 +476,35 @@ class _Drainer:
 
     # -- recorder -------------------------------------------------------------------
 
-    def _add(self, record: Record) -> None:
+    def _add(self, record: Record, message: ClaimedMessage, *, released: bool = False) -> None:
         self.pending.append(record)
         report = self.report
+        channel = message.channel
         if isinstance(record, Sent):
             report.sent += 1
+            _log_outcome(logging.INFO, "sent", message, provider_id=record.provider_message_id)
         elif isinstance(record, Dead):
             report.dead += 1
-            log.warning("delivery.message.dead id=%s error=%s", record.id, record.error)
+            report.reasons["dead", channel, reason_of(record.error)] += 1
+            _log_outcome(logging.WARNING, "dead", message, error=reason_of(record.error))
         elif isinstance(record, Skipped):
             report.skipped[record.reason] += 1
-        elif not record.refund:
+            if record.error:
+                report.reasons["skipped", channel, f"{record.reason}: "
+                               f"{reason_of(record.error)}"] += 1
+            _log_outcome(logging.INFO, "skipped", message, reason=record.reason,
+                         error=reason_of(record.error) if record.error else None)
+        elif released:
+            _log_outcome(logging.DEBUG, "released", message)
+        elif record.refund:
+            _log_outcome(logging.INFO, "deferred", message, until=record.at.isoformat(),
+                         reason="quiet hours")
+        else:
             report.retried += 1
+            error = reason_of(record.error or "unknown error")
+            report.reasons["retry", channel, error] += 1
+            _log_outcome(logging.WARNING, "retry", message, at=record.at.isoformat(),
+                         error=error)
         if len(self.pending) >= 1000:
             self.wake.set()
 
@@ -495,6 +528,19 @@ class _Drainer:
             final = sum(1 for r in records if not isinstance(r, Retry))
             if final:
                 self.progress(final)
+
+
+def _log_outcome(level: int, outcome: str, message: ClaimedMessage, **fields: Any) -> None:
+    """``delivery.message.<outcome>`` with ids, campaign, channel and attempt: never an
+    address or a message text (reasons from providers pass the log's redaction)."""
+    if not log.isEnabledFor(level):
+        return
+    values = {
+        "id": message.id, "campaign": message.campaign, "channel": message.channel,
+        "attempt": message.attempts, **{k: v for k, v in fields.items() if v is not None},
+    }
+    text = " ".join([f"delivery.message.{outcome}", *(f"{k}={v}" for k, v in values.items())])
+    log.log(level, "%s", text, extra={"fields": values})
 
 
 def _describe(outcome: BaseException) -> str:
