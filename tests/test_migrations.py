@@ -57,3 +57,33 @@ def test_upgrading_to_coupon_announcements_settles_earlier_runs(engine: Engine) 
     with engine.connect() as connection:
         rows = connection.execute(select(CouponAnnouncement)).all()
     assert [(r.run_id, r.codes, r.announced_at) for r in rows] == [(run_id, 2, issued)]
+
+
+def test_upgrading_to_pause_history_keeps_the_pauses_in_force(engine: Engine) -> None:
+    # A pause switched on before the history existed keeps its reason and time there.
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from campaign.db.migrate import alembic_config
+    from campaign.db.pauses import pause_history, switches
+
+    command.downgrade(alembic_config(engine), "0004")
+    at = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO campaign_state (campaign, paused, reason, updated_at) "
+                 "VALUES ('winback', :t, 'typo', :at), ('care', :f, NULL, :at)"),
+            {"t": True, "f": False, "at": at.replace(tzinfo=None) if
+             engine.dialect.name == "sqlite" else at},
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        history = pause_history(connection)
+        current = {s.campaign: s for s in switches(connection)}
+        assert connection.execute(select(text("count(*) FROM pause_events"))).scalar() == 1
+    assert [(h.campaign, h.paused, h.reason, h.by, h.at) for h in history] == [
+        ("winback", True, "typo", "unknown", at)
+    ]
+    assert current["winback"].paused and current["winback"].by is None

@@ -56,13 +56,21 @@ def metrics_table(table: pd.DataFrame, title: str) -> Table:
     return out
 
 
+EVALUATION_FIELDS = ("as_of", "horizon_days", "train_at", "holdout_at", "max_depth",
+                     "min_samples_leaf", "training_rows", "snapshots")
+METRIC_FIELDS = ("model", "metric", "value")
+
+
 def metric_records(table: pd.DataFrame) -> list[dict[str, object]]:
     """A metrics frame (rows: metrics, columns: models) as model, metric, value records."""
-    return [
-        {"model": str(model), "metric": str(metric), "value": plain(table.at[metric, model])}
-        for model in table.columns
-        for metric in table.index
-    ]
+    out = []
+    for model in table.columns:
+        for metric in table.index:
+            value = plain(table.at[metric, model])
+            if metric == "customers" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # a count, stored in a frame of floats
+            out.append({"model": str(model), "metric": str(metric), "value": value})
+    return out
 
 
 @evaluate_app.command("churn")
@@ -85,14 +93,13 @@ def evaluate_churn_command(
     if fmt is not OutputFormat.table:
         emit({
             "evaluation": Section(
-                ("as_of", "horizon_days", "train_at", "holdout_at", "max_depth",
-                 "min_samples_leaf", "training_rows", "snapshots"),
+                EVALUATION_FIELDS,
                 [{"as_of": evaluation.as_of, "horizon_days": evaluation.horizon_days,
                   "train_at": evaluation.train_at, "holdout_at": evaluation.holdout_at,
                   **{k: params.get(k) for k in ("max_depth", "min_samples_leaf",
                                                 "training_rows", "snapshots")}}],
             ),
-            "metrics": Section(("model", "metric", "value"), metric_records(evaluation.table)),
+            "metrics": Section(METRIC_FIELDS, metric_records(evaluation.table)),
         }, fmt)
         return
     console.print(

@@ -100,6 +100,11 @@ def recommend_command(
     )
 
 
+EVALUATION_FIELDS = ("as_of", "k", "window_days", "train_users", "target_users_all",
+                     "target_users_new")
+METRIC_FIELDS = ("scope", "model", "recall", "ndcg", "coverage")
+
+
 def evaluate_recommend_command(
     ctx: typer.Context,
     as_of: str | None = typer.Option(
@@ -148,16 +153,12 @@ def evaluate_recommend_command(
     if fmt is not OutputFormat.table:
         emit({
             "evaluation": Section(
-                ("as_of", "k", "window_days", "train_users", "target_users_all",
-                 "target_users_new"),
+                EVALUATION_FIELDS,
                 [{"as_of": when, "k": top, "window_days": EVALUATION_WINDOW_DAYS,
                   "train_users": result.train_users,
                   **{f"target_users_{scope}": result.target_users[scope] for scope in SCOPES}}],
             ),
-            "metrics": Section(
-                ("scope", "model", "recall", "ndcg", "coverage"),
-                records(result.metrics, ("scope", "model", "recall", "ndcg", "coverage")),
-            ),
+            "metrics": Section(METRIC_FIELDS, records(result.metrics, METRIC_FIELDS)),
         }, fmt)
         return
     console.print(
