@@ -186,3 +186,14 @@ def test_preview_json_has_decisions_and_messages_without_addresses(
     assert "@example.com" not in text and "+86" not in text
     rows = _csv(_as_piped(config, "preview", "c", "--as-of", "2026-11-01", "--format", "csv"))
     assert {r["section"] for r in rows} == {"preview", "decisions", "counts", "messages"}
+
+
+def test_counts_read_alike_everywhere(sqlite_url: str, tmp_path: Path) -> None:
+    users = tmp_path / "users.csv"
+    users.write_text("user_id\n" + "".join(f"u{i}\n" for i in range(1_234)))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{sqlite_url}"\n')
+    out = _as_piped(config, "import", "users", str(users))
+    assert "1,234 rows, 1,234 inserted" in out
+    status = json.loads(_as_piped(config, "status", "--format", "json"))
+    assert status["outbox"] == []  # raw numbers stay raw in machine output

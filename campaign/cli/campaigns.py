@@ -87,7 +87,7 @@ def run_command(
         report = plan_test_send(
             app_state.engine(), config, campaign, seeds, as_of=when, now=app_state.default_as_of
         )
-        console.print(f"test send of {campaign}: {len(report.messages)} message(s) queued")
+        console.print(f"test send of {campaign}: {count(len(report.messages))} message(s) queued")
         for message in report.messages:
             console.print(
                 f"  {message.address} <- {message.channel} ({message.variant}) as "
@@ -144,7 +144,7 @@ def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
             "`campaign coupons export` lists them", markup=False, soft_wrap=True,
         )
         return
-    console.print(f"shop told of {outcome.codes} new coupon code(s)")
+    console.print(f"shop told of {count(outcome.codes)} new coupon code(s)")
 
 
 DECISION_FIELDS = ("user_id", "risk", "tier", "channel", "status", "skip_reason", "variant",

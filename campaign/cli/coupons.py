@@ -63,7 +63,9 @@ def export_command(
         frame.to_csv(sys.stdout, index=False, lineterminator="\n")
     else:
         frame.to_csv(output, index=False, lineterminator="\n")
-        err_console.print(f"{len(frame)} code(s) written to {output}", markup=False, soft_wrap=True)
+        err_console.print(
+            f"{len(frame):,} code(s) written to {output}", markup=False, soft_wrap=True
+        )
 
 
 @app.command("redeem")
@@ -113,7 +115,7 @@ def announce_command(ctx: typer.Context) -> None:
     failed = 0
     for outcome in outcomes:
         if outcome.outcome == "announced":
-            console.print(f"run {outcome.run_id}: shop told of {outcome.codes} code(s)")
+            console.print(f"run {outcome.run_id}: shop told of {outcome.codes:,} code(s)")
         else:
             failed += 1
             err_console.print(

@@ -28,7 +28,7 @@ def segments_command(
         with engine.connect() as connection:
             when = newest_event_at(connection)
     result = update_segments(engine, when, n_segments=segments)
-    console.print(f"{len(result.names)} users segmented as of {when:%Y-%m-%d %H:%M} UTC")
+    console.print(f"{len(result.names):,} users segmented as of {when:%Y-%m-%d %H:%M} UTC")
     table = Table(title="segments (centroid z-scores of buyers)", title_justify="left")
     for column in ("segment", "users", "recency", "frequency", "order value", "coupons", "trend"):
         table.add_column(column, justify="left" if column == "segment" else "right")

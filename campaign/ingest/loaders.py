@@ -76,15 +76,16 @@ class ImportReport:
     suppressions: int = 0
 
     def summary(self) -> str:
-        """One line for people: ``events.csv: 10 rows, 8 inserted, ...``."""
+        """One line for people: ``events.csv: 366,226 rows, 366,100 inserted, ...``."""
         text = (
-            f"{self.source}: {self.rows_read} rows, {self.inserted} inserted, "
-            f"{self.updated} updated, {self.unchanged} unchanged, {self.rejected} rejected"
+            f"{self.source}: {self.rows_read:,} rows, {self.inserted:,} inserted, "
+            f"{self.updated:,} updated, {self.unchanged:,} unchanged, "
+            f"{self.rejected:,} rejected"
         )
         if self.unmatched:
-            text += f" ({self.unmatched} unmatched)"
+            text += f" ({self.unmatched:,} unmatched)"
         if self.suppressions:
-            text += f", {self.suppressions} suppression(s) added"
+            text += f", {self.suppressions:,} suppression(s) added"
         if self.rejects_path is not None:
             text += f"; rejected rows in {self.rejects_path}"
         return text
