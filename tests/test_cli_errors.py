@@ -196,3 +196,13 @@ def test_a_health_port_in_use_is_one_line(shop: Path) -> None:
         result = campaign(shop, "daemon", "--health-port", str(port), timeout=60)
     line = one_line(result)
     assert f"127.0.0.1:{port}" in line and "--health-port" in line, line
+
+
+def test_a_server_port_in_use_is_one_line(shop: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = campaign(shop, "serve", "--port", str(port), timeout=60)
+    line = one_line(result)
+    assert f"127.0.0.1:{port}" in line and "--port" in line, line

@@ -8,10 +8,28 @@ from datetime import UTC, datetime
 import typer
 
 from campaign.cli.common import err_console, state
+from campaign.config import Config
+from campaign.errors import ConfigError
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_port(config: Config, host: str, port: int) -> None:
+    """One line instead of uvicorn's bind error when the port is taken."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            config.source, "server.port",
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): another server or "
+            "daemon uses it; stop it, or choose another with --port N or [server] port",
+        ) from None
 
 
 def serve_command(
@@ -34,6 +52,7 @@ def serve_command(
 
     app_state = state(ctx)
     config = app_state.config(secrets=("serve", "links"))
+    _check_port(config, host or config.server.host, port or config.server.port)
     engine = app_state.engine()
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     err_console.print(
