@@ -21,7 +21,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -44,7 +44,7 @@ class Section:
     """One part of a command's output: its field names (stable) and its records."""
 
     fields: tuple[str, ...]
-    rows: list[Record] = field(default_factory=list)
+    rows: Sequence[Record] = field(default_factory=list)
 
 
 Sections = Mapping[str, Section]

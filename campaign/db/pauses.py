@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, exists, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +24,7 @@ from campaign.db.models import CampaignState, PauseEvent
 ALL = "*"
 
 _state = CampaignState.__table__
-_events = PauseEvent.__table__
+_events: Table = PauseEvent.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
