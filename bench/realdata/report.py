@@ -1,0 +1,156 @@
+"""``name: value unit`` lines and Markdown tables of the results (worst split first)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .evaluate import PRODUCT, Result
+from .splits import HEADLINE
+
+
+def _prefix(r: Result) -> str:
+    scope = "" if r.scope == "-" else f".{r.scope}"
+    return f"{r.dataset}.{r.task}.{r.split}{scope}"
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "nan" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def lines(result: Result) -> list[str]:
+    """The plain lines of one split and scope."""
+    p = _prefix(result)
+    out = [f"{p}.{'customers' if result.task == 'churn' else 'users'}: {result.population} users"]
+    out += [f"{p}.{note}" for note in result.notes]
+    for model, figures in result.figures.items():
+        for metric, value in figures.items():
+            out.append(f"{p}.{model}.{metric}: {_fmt(value)} ratio")
+        if model in result.seconds:
+            out.append(f"{p}.{model}.seconds: {result.seconds[model]:.1f} s")
+    for model, reason in result.skipped.items():
+        out.append(f"{p}.{model}.skipped: {reason}")
+    if result.best is not None:
+        h, b = result.headline, result.best
+        out.append(f"{p}.product_vs_{b}.{h}: {_fmt(result.ratio, 3)} x")
+        out.append(f"{p}.product_minus_{b}.{h}: {result.difference:+.4f} diff")
+        out.append(f"{p}.product_minus_{b}.{h}.ci95_low: {result.interval[0]:+.4f} diff")
+        out.append(f"{p}.product_minus_{b}.{h}.ci95_high: {result.interval[1]:+.4f} diff")
+    return out
+
+
+def _groups(results: Iterable[Result]) -> dict[tuple[str, str, str], list[Result]]:
+    groups: dict[tuple[str, str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.dataset, r.task, r.scope), []).append(r)
+    return groups
+
+
+def _models(group: Sequence[Result]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in group:
+        for m in r.figures:
+            if m != PRODUCT:
+                seen[m] = None
+    return [*seen, PRODUCT] if any(PRODUCT in r.figures for r in group) else list(seen)
+
+
+def _mean(group: Sequence[Result], model: str, metric: str) -> float:
+    values = [r.figures.get(model, {}).get(metric, float("nan")) for r in group]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _ordered(group: Sequence[Result]) -> tuple[list[Result], list[Result]]:
+    """Report splits worst first (lowest ratio to the best baseline), then tuning splits."""
+    report = [r for r in group if r.role == "report"]
+    report.sort(key=lambda r: r.ratio if math.isfinite(r.ratio) else -math.inf)
+    return report, [r for r in group if r.role == "tuning"]
+
+
+def summary_lines(results: Iterable[Result]) -> list[str]:
+    """Per dataset, task and scope: the mean over report splits and the worst split."""
+    out: list[str] = []
+    for (dataset, task, scope), group in _groups(results).items():
+        report, _ = _ordered(group)
+        if not report:
+            continue
+        h = report[0].headline
+        p = f"{dataset}.{task}" + ("" if scope == "-" else f".{scope}")
+        means = {m: _mean(report, m, h) for m in _models(report)}
+        for model, value in means.items():
+            out.append(f"{p}.report_mean.{model}.{h}: {_fmt(value)} ratio")
+        anchors = [m for m in means if m != PRODUCT and m not in report[0].diagnostics
+                   and math.isfinite(means[m])]
+        if PRODUCT in means and anchors:
+            best = max(anchors, key=means.__getitem__)
+            ratio = means[PRODUCT] / means[best] if means[best] else float("inf")
+            out.append(f"{p}.report_mean.product_vs_{best}.{h}: {_fmt(ratio, 3)} x")
+        worst = report[0]
+        if worst.best is not None:
+            out.append(
+                f"{p}.worst_split.{worst.split}.product_vs_{worst.best}.{h}: "
+                f"{_fmt(worst.ratio, 3)} x"
+            )
+        headline = HEADLINE.get((dataset, task))
+        for r in report:
+            if r.split == headline and r.best is not None:
+                out.append(f"{p}.headline.{r.split}.product_vs_{r.best}.{h}: {_fmt(r.ratio, 3)} x")
+    return out
+
+
+TITLES = {
+    ("recommend", "repeat"): "repeat purchases allowed",
+    ("recommend", "new"): "new items only",
+    ("churn", "-"): "churn",
+}
+
+
+def markdown(results: Iterable[Result]) -> str:
+    """One table per dataset, task and scope: report splits worst first, mean, tuning."""
+    parts: list[str] = []
+    for (dataset, task, scope), group in _groups(results).items():
+        report, tuning = _ordered(group)
+        models = _models(group)
+        h = group[0].headline
+        second = "pr_auc" if task == "churn" else h.replace("ndcg", "recall")
+        parts.append(f"### {dataset}, {TITLES.get((task, scope), task)}: {h} / {second}\n")
+        header = ["split", "role", "users", *models, "best baseline", "ratio",
+                  "product − best [95% CI]"]
+        parts.append("| " + " | ".join(header) + " |")
+        parts.append("|" + "---|" * len(header))
+
+        def cells(r: Result) -> list[str]:
+            out = []
+            for m in models:
+                f = r.figures.get(m)
+                if f is None:
+                    out.append("skipped" if m in r.skipped else "–")
+                else:
+                    out.append(f"{_fmt(f.get(h, math.nan), 3)} / {_fmt(f.get(second, math.nan), 3)}")
+            return out
+
+        def row(r: Result) -> str:
+            comparison = (
+                [r.best, f"{_fmt(r.ratio, 3)}x",
+                 f"{r.difference:+.3f} [{r.interval[0]:+.3f}, {r.interval[1]:+.3f}]"]
+                if r.best is not None else ["–", "–", "–"]
+            )
+            return "| " + " | ".join([r.split, r.role, str(r.population), *cells(r),
+                                      *comparison]) + " |"
+
+        for r in report:
+            parts.append(row(r))
+        if report:
+            means = []
+            for m in models:
+                means.append(f"{_fmt(_mean(report, m, h), 3)} / {_fmt(_mean(report, m, second), 3)}")
+            parts.append("| **mean of report splits** | | | " + " | ".join(means) + " | | | |")
+        for r in tuning:
+            parts.append(row(r))
+        skipped = {m: reason for r in group for m, reason in r.skipped.items()}
+        for model, reason in skipped.items():
+            parts.append(f"\n{model}: {reason}")
+        parts.append("")
+    return "\n".join(parts)
