@@ -25,7 +25,7 @@ import importlib.util
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -65,17 +65,20 @@ def _package_dir(module: str, hint: str) -> Path:
 
 def _events(frame: pd.DataFrame) -> pd.DataFrame:
     """Sorted, typed events with a stable event_id per row."""
-    out = frame.sort_values(["ts", "user_id", "product_id"], na_position="first", kind="stable")
+    out = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True).dt.floor("s"))
+    out = out.sort_values(["ts", "user_id", "product_id"], na_position="first", kind="stable")
     out = out.reset_index(drop=True)
     out["event_id"] = [f"e{i}" for i in range(len(out))]
     out["amount_cents"] = out["amount_cents"].astype("int64")
-    out["ts"] = pd.to_datetime(out["ts"], utc=True).astype("datetime64[ns, UTC]")
+    out["ts"] = out["ts"].astype("datetime64[ns, UTC]")  # whole seconds, as the CSV has them
     return out[EVENT_COLUMNS]
 
 
 def _tags(*parts: pd.Series) -> pd.Series:
     """``|``-joined non-empty parts (a ``|`` inside a value becomes ``/``)."""
-    cleaned = [p.fillna("").astype(str).str.replace("|", "/", regex=False).str.strip() for p in parts]
+    cleaned = [
+        p.fillna("").astype(str).str.replace("|", "/", regex=False).str.strip() for p in parts
+    ]
     joined = []
     for values in zip(*cleaned, strict=True):
         joined.append("|".join(dict.fromkeys(v for v in values if v)))

@@ -169,12 +169,11 @@ def evaluate_recommend(
                 lists, removed = _trim(lists, history, k)
                 results[scope].notes.append(f"product_returned_past_purchases: {removed} items")
             returned = sum(1 for u in targets[scope] if lists.get(u))
-            results[scope].notes.append(
-                f"product_users_with_a_list: {returned} of {len(targets[scope])} users"
-            )
+            results[scope].notes.append(f"product_users_with_a_list: {returned} users")
             results[scope].seconds[PRODUCT] = seconds
             record(scope, PRODUCT, lists)
-            log(f"product {scope}: {results[scope].figures[PRODUCT][f'ndcg@{k}']:.4f} ({seconds:.0f} s)")
+            figure = results[scope].figures[PRODUCT][f"ndcg@{k}"]
+            log(f"product {scope}: ndcg@{k} {figure:.4f} ({seconds:.0f} s)")
 
     for scope in scopes:
         per = samples[scope]
@@ -241,7 +240,10 @@ def evaluate_churn(
             scores["product_stored_risk"] = stored
         result.seconds[PRODUCT] = seconds
     for name, values in scores.items():
-        result.figures[name] = {"roc_auc": roc_auc(labels, values), "pr_auc": pr_auc(labels, values)}
+        result.figures[name] = {
+            "roc_auc": roc_auc(labels, values),
+            "pr_auc": pr_auc(labels, values),
+        }
         log(f"{name}: roc_auc {result.figures[name]['roc_auc']:.4f}")
 
     def interval(a: str, b: str) -> tuple[float, float]:

@@ -153,6 +153,15 @@ def verify(path: Path, cut: Cut) -> Leak:
     return Leak(len(stored), newest, len(wanted - ids), len(ids - wanted), future)
 
 
+def _checkpoint(path: Path) -> None:
+    """Fold a WAL-mode SQLite file's log into the file itself, so it can be copied alone."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 class Product:
     """The ``campaign`` command line, run as a subprocess with one config per call."""
 
@@ -193,7 +202,8 @@ class Product:
         for kind in ("users", "products", "events"):
             if kind in files:
                 out, seconds = self.run(config, "import", kind, str(files[kind]))
-                self.log(f"{out.strip().splitlines()[-1] if out.strip() else kind} ({seconds:.0f} s)")
+                summary = out.strip().splitlines()[-1] if out.strip() else kind
+                self.log(f"{summary} ({seconds:.0f} s)")
 
     def databases(self, shop: Shop, task: str, cuts: list[Cut], *, rebuild: bool = False
                   ) -> dict[str, Path]:
@@ -232,10 +242,12 @@ class Product:
             self.log(f"{cut.split.name}: importing {len(delta):,} events")
         files = write_contract(shop, delta, self.workdir / "csv", known=known)
         self.import_files(building, files)
-        leak = verify(building, cut)
-        if leak.missing or leak.extra or leak.future:
-            raise ProductError(f"{cut.split.name}: the database does not match its cut: {leak}")
+        _checkpoint(building)
         building.replace(path)
+        leak = verify(path, cut)
+        if leak.missing or leak.extra or leak.future:
+            path.unlink()
+            raise ProductError(f"{cut.split.name}: the database does not match its cut: {leak}")
         meta_path.write_text(json.dumps(meta))
         self._fresh.add(path)
         return path
@@ -244,6 +256,8 @@ class Product:
         """A throw-away copy of a cached database for commands that write."""
         copy = self.workdir / f"{name}.db"
         shutil.copyfile(database, copy)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
         if database not in self._fresh:
             # A cached database may predate the product's newest migrations.
             self.run(write_config(self.workdir / "upgrade.toml", copy, {}), "db", "upgrade")
@@ -260,7 +274,9 @@ class Product:
         if self._trains_recommender is None:
             out, _ = self.run(config, "train", "--help")
             exists = re.search(r"^\s+recommend\b", out, re.MULTILINE) is not None
-            takes_as_of = exists and "--as-of" in self.run(config, "train", "recommend", "--help")[0]
+            takes_as_of = exists and "--as-of" in self.run(
+                config, "train", "recommend", "--help"
+            )[0]
             self._trains_recommender = (exists, takes_as_of)
         return self._trains_recommender
 

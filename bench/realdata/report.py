@@ -107,6 +107,27 @@ TITLES = {
 }
 
 
+def _pair(first: float, second: float) -> str:
+    return f"{_fmt(first, 3)} / {_fmt(second, 3)}"
+
+
+def _row(r: Result, models: Sequence[str], h: str, second: str) -> str:
+    """One split's table row: each model's two figures, then the comparison."""
+    cells = []
+    for m in models:
+        f = r.figures.get(m)
+        if f is None:
+            cells.append("skipped" if m in r.skipped else "–")
+        else:
+            cells.append(_pair(f.get(h, math.nan), f.get(second, math.nan)))
+    comparison = (
+        [r.best, f"{_fmt(r.ratio, 3)}x",
+         f"{r.difference:+.3f} [{r.interval[0]:+.3f}, {r.interval[1]:+.3f}]"]
+        if r.best is not None else ["–", "–", "–"]
+    )
+    return "| " + " | ".join([r.split, r.role, str(r.population), *cells, *comparison]) + " |"
+
+
 def markdown(results: Iterable[Result]) -> str:
     """One table per dataset, task and scope: report splits worst first, mean, tuning."""
     parts: list[str] = []
@@ -121,34 +142,15 @@ def markdown(results: Iterable[Result]) -> str:
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "---|" * len(header))
 
-        def cells(r: Result) -> list[str]:
-            out = []
-            for m in models:
-                f = r.figures.get(m)
-                if f is None:
-                    out.append("skipped" if m in r.skipped else "–")
-                else:
-                    out.append(f"{_fmt(f.get(h, math.nan), 3)} / {_fmt(f.get(second, math.nan), 3)}")
-            return out
-
-        def row(r: Result) -> str:
-            comparison = (
-                [r.best, f"{_fmt(r.ratio, 3)}x",
-                 f"{r.difference:+.3f} [{r.interval[0]:+.3f}, {r.interval[1]:+.3f}]"]
-                if r.best is not None else ["–", "–", "–"]
-            )
-            return "| " + " | ".join([r.split, r.role, str(r.population), *cells(r),
-                                      *comparison]) + " |"
-
         for r in report:
-            parts.append(row(r))
+            parts.append(_row(r, models, h, second))
         if report:
             means = []
             for m in models:
-                means.append(f"{_fmt(_mean(report, m, h), 3)} / {_fmt(_mean(report, m, second), 3)}")
+                means.append(_pair(_mean(report, m, h), _mean(report, m, second)))
             parts.append("| **mean of report splits** | | | " + " | ".join(means) + " | | | |")
         for r in tuning:
-            parts.append(row(r))
+            parts.append(_row(r, models, h, second))
         skipped = {m: reason for r in group for m, reason in r.skipped.items()}
         for model, reason in skipped.items():
             parts.append(f"\n{model}: {reason}")
