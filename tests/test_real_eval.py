@@ -99,6 +99,11 @@ def test_bootstrap_intervals_contain_the_point_estimate() -> None:
 
     point = roc_auc_score(labels, good) - roc_auc_score(labels, noise)
     assert low <= point <= high
+    # The fast weighted path gives sklearn's figures on the very same resamples.
+    plain = bootstrap_metric_difference(
+        labels, good, noise, lambda y, s: float(roc_auc_score(y, s)), resamples=100
+    )
+    assert plain == pytest.approx((low, high), abs=1e-12)
 
 
 def test_splits_are_fixed_with_tuning_splits_first_and_apart_from_the_reported_targets() -> None:

@@ -81,6 +81,25 @@ def pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(average_precision_score(labels, scores))
 
 
+class _WeightedAUC:
+    """ROC AUC of one score vector under bootstrap weights, in O(n) per resample.
+
+    The scores' distinct values are ranked once; a resample only counts, per distinct
+    value, its positives and negatives (ties count half, as in the rank-sum formula).
+    """
+
+    def __init__(self, labels: np.ndarray, scores: np.ndarray) -> None:
+        _, self.group = np.unique(np.asarray(scores, dtype=float), return_inverse=True)
+        self.groups = int(self.group.max()) + 1
+        self.positive = np.asarray(labels) == 1
+
+    def __call__(self, weights: np.ndarray) -> float:
+        pos = np.bincount(self.group, weights * self.positive, self.groups)
+        neg = np.bincount(self.group, weights * ~self.positive, self.groups)
+        below = np.cumsum(neg) - neg
+        return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+
+
 def bootstrap_metric_difference(
     labels: np.ndarray,
     a: np.ndarray,
@@ -94,6 +113,17 @@ def bootstrap_metric_difference(
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     draws = []
+    if metric is roc_auc and not (np.isnan(a).any() or np.isnan(b).any()):
+        # The same figure as roc_auc_score, without re-sorting every resample.
+        auc_a, auc_b = _WeightedAUC(labels, a), _WeightedAUC(labels, b)
+        for _ in range(resamples):
+            weights = np.bincount(rng.integers(0, len(labels), len(labels)),
+                                  minlength=len(labels)).astype(float)
+            if not (weights * (labels == 1)).any() or not (weights * (labels != 1)).any():
+                continue
+            draws.append(auc_a(weights) - auc_b(weights))
+        low, high = np.percentile(draws, [2.5, 97.5])
+        return float(low), float(high)
     for _ in range(resamples):
         pick = rng.integers(0, len(labels), len(labels))
         if len(np.unique(labels[pick])) < 2:
