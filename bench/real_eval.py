@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns otherwise
@@ -69,6 +70,7 @@ def run(
     workdir: Path | None = None,
     progress: Progress | None = None,
     emit: bool = True,
+    on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Evaluate every selected split of one dataset; prints its lines as it goes."""
     log = progress or Progress()
@@ -100,6 +102,8 @@ def run(
                 for r in found:
                     if emit:
                         print("\n".join(lines(r)), flush=True)
+                    if on_result is not None:
+                        on_result(r)
                 results.extend(found)
     return results
 
@@ -120,6 +124,15 @@ def main() -> None:
     names = REAL if not args.dataset or "all" in args.dataset else args.dataset
     progress = Progress()
     results: list[Result] = []
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    done: list[Result] = []
+
+    def keep(result: Result) -> None:
+        # The tables so far, rewritten after every split: a long run stopped early
+        # still leaves what it measured.
+        done.append(result)
+        args.markdown.write_text(markdown(done), encoding="utf-8")
+
     for name in names:
         try:
             results += run(
@@ -131,12 +144,12 @@ def main() -> None:
                 with_product=not args.no_product,
                 rebuild=args.rebuild,
                 progress=progress,
+                on_result=keep,
             )
         except SystemExit as exc:
             print(f"{name}.skipped: {exc}", flush=True)
     print("\n".join(summary_lines(results)), flush=True)
     print(f"seconds: {time.perf_counter() - progress.started:.0f} s")
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(markdown(results), encoding="utf-8")
     print(f"markdown: {args.markdown}", file=sys.stderr)
 
