@@ -67,6 +67,7 @@ def run(
     resamples: int = 1000,
     with_product: bool = True,
     rebuild: bool = False,
+    skip: tuple[str, ...] = (),
     workdir: Path | None = None,
     progress: Progress | None = None,
     emit: bool = True,
@@ -94,7 +95,8 @@ def run(
                 if task == "recommend":
                     found = evaluate_recommend(shop, c, databases[c.split.name],
                                                product if with_product else None,
-                                               scopes=scopes, resamples=resamples, log=log)
+                                               scopes=scopes, resamples=resamples, skip=skip,
+                                               log=log)
                 else:
                     found = [evaluate_churn(shop, c, databases[c.split.name],
                                             product if with_product else None,
@@ -119,6 +121,8 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--no-product", action="store_true", help="baselines only")
     parser.add_argument("--rebuild", action="store_true", help="re-import the split databases")
+    parser.add_argument("--skip", action="append", default=[],
+                        help="a recommender baseline not to run, e.g. lightfm (repeatable)")
     parser.add_argument("--markdown", type=Path, default=CACHE / "report.md")
     args = parser.parse_args()
     names = REAL if not args.dataset or "all" in args.dataset else args.dataset
@@ -143,6 +147,7 @@ def main() -> None:
                 resamples=args.resamples,
                 with_product=not args.no_product,
                 rebuild=args.rebuild,
+                skip=tuple(args.skip),
                 progress=progress,
                 on_result=keep,
             )

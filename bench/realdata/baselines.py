@@ -312,7 +312,8 @@ def btyd_risks(train: pd.DataFrame, at: datetime, customers: pd.Index, horizon: 
                 dtype=float,
             )
         except Exception as exc:  # noqa: BLE001 - any fitting failure is reported, not raised
-            failed[name] = f"fit failed: {type(exc).__name__}: {str(exc)[:120]}"
+            message = " ".join(str(exc).split())[:120]
+            failed[name] = f"fit failed: {type(exc).__name__}: {message}"
             continue
         if not np.isfinite(expected).all():
             failed[name] = "fit gave non-finite expectations (NaN)"

@@ -102,9 +102,10 @@ def evaluate_recommend(
     k: int = 10,
     scopes: Sequence[str] = ("repeat", "new"),
     resamples: int = 1000,
+    skip: Sequence[str] = (),
     log: Log = lambda _: None,
 ) -> list[Result]:
-    """Every recommender model on one split, per scope."""
+    """Every recommender model on one split, per scope (``skip``: baselines not run)."""
     if shop.kind == "ratings":
         scopes = [s for s in scopes if s == "new"]
     history = bl.histories(cut.train)
@@ -135,6 +136,10 @@ def evaluate_recommend(
     everyone = sorted(set().union(*(targets[s] for s in scopes)))
     for model in bl.recommenders(shop, cut.as_of):
         name = model.name  # type: ignore[attr-defined]
+        if name in skip:
+            for scope in scopes:
+                results[scope].skipped[name] = "not run (--skip)"
+            continue
         started = time.perf_counter()
         try:
             model.fit(cut.train)  # type: ignore[attr-defined]

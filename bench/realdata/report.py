@@ -58,8 +58,14 @@ def _models(group: Sequence[Result]) -> list[str]:
 
 
 def _mean(group: Sequence[Result], model: str, metric: str) -> float:
-    values = [r.figures.get(model, {}).get(metric, float("nan")) for r in group]
-    return float(np.mean(values)) if values else float("nan")
+    """Mean over the splits where the model has a figure (NaN where it has none)."""
+    values = np.array([r.figures.get(model, {}).get(metric, np.nan) for r in group], dtype=float)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else math.nan
+
+
+def _complete(group: Sequence[Result], model: str, metric: str) -> bool:
+    """Whether the model has a finite figure on every split of the group."""
+    return all(math.isfinite(r.figures.get(model, {}).get(metric, math.nan)) for r in group)
 
 
 def _ordered(group: Sequence[Result]) -> tuple[list[Result], list[Result]]:
@@ -81,8 +87,12 @@ def summary_lines(results: Iterable[Result]) -> list[str]:
         means = {m: _mean(report, m, h) for m in _models(report)}
         for model, value in means.items():
             out.append(f"{p}.report_mean.{model}.{h}: {_fmt(value)} ratio")
+        for model in means:
+            if not _complete(report, model, h):
+                out.append(f"{p}.report_mean.{model}.skipped: NaN on some splits")
+        # The product's mean is compared with baselines that have every split.
         anchors = [m for m in means if m != PRODUCT and m not in report[0].diagnostics
-                   and math.isfinite(means[m])]
+                   and _complete(report, m, h)]
         if PRODUCT in means and anchors:
             best = max(anchors, key=means.__getitem__)
             ratio = means[PRODUCT] / means[best] if means[best] else float("inf")
@@ -137,7 +147,8 @@ def markdown(results: Iterable[Result]) -> str:
         h = group[0].headline
         second = "pr_auc" if task == "churn" else h.replace("ndcg", "recall")
         parts.append(f"### {dataset}, {TITLES.get((task, scope), task)}: {h} / {second}\n")
-        header = ["split", "role", "users", *models, "best baseline", "ratio",
+        who = "customers" if task == "churn" else "users"
+        header = ["split", "role", who, *models, "best baseline", "ratio",
                   "product − best [95% CI]"]
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "---|" * len(header))
@@ -147,12 +158,13 @@ def markdown(results: Iterable[Result]) -> str:
         if report:
             means = []
             for m in models:
-                means.append(_pair(_mean(report, m, h), _mean(report, m, second)))
+                flag = "" if _complete(report, m, h) else " (some NaN)"
+                means.append(_pair(_mean(report, m, h), _mean(report, m, second)) + flag)
             parts.append("| **mean of report splits** | | | " + " | ".join(means) + " | | | |")
         for r in tuning:
             parts.append(_row(r, models, h, second))
-        skipped = {m: reason for r in group for m, reason in r.skipped.items()}
-        for model, reason in skipped.items():
-            parts.append(f"\n{model}: {reason}")
+        for r in group:
+            for model, reason in r.skipped.items():
+                parts.append(f"\n{model} on {r.split}: {reason}")
         parts.append("")
     return "\n".join(parts)
