@@ -28,7 +28,7 @@ from realdata.metrics import (  # noqa: E402
     ndcg_at_k,
     recall_at_k,
 )
-from realdata.product import Product, verify  # noqa: E402
+from realdata.product import Product, verify, write_contract  # noqa: E402
 from realdata.report import lines, markdown  # noqa: E402
 from realdata.splits import SPLITS, Split, cut  # noqa: E402
 
@@ -209,3 +209,16 @@ def test_the_harness_drives_the_cli_on_a_miniature_shop_without_leaking(tmp_path
     assert all(shape.fullmatch(line) for line in printed), printed
     table = markdown([*results, churn])
     assert "| split | role | users |" in table and split.name in table
+
+
+def test_a_later_split_imports_new_users_whose_ids_match_known_products(tmp_path: Path) -> None:
+    # Instacart's user and product ids are both small integers: the two id spaces
+    # must not be mixed when a chained split writes only the new ones.
+    shop = miniature()
+    delta = _events([("7", "p1", 200, None), ("u1", "p2", 201, None)])
+    files = write_contract(shop, delta, tmp_path, known_users={"u1"}, known_products={"7", "p1"})
+    assert pd.read_csv(files["users"], dtype=str)["user_id"].tolist() == ["7"]
+    assert pd.read_csv(files["products"], dtype=str)["product_id"].tolist() == ["p2"]
+    events = pd.read_csv(files["events"], dtype=str)
+    assert events["ts"].tolist() == ["2025-07-20T00:00:00", "2025-07-21T00:00:00"]
+    assert events["amount"].tolist() == ["1.00", "1.00"]

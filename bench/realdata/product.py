@@ -74,18 +74,19 @@ def _stamp(ts: pd.Series) -> pd.Series:
     return ts.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def write_contract(shop: Shop, events: pd.DataFrame, folder: Path, *, known: set[str] | None = None
+def write_contract(shop: Shop, events: pd.DataFrame, folder: Path, *,
+                   known_users: set[str] | None = None, known_products: set[str] | None = None
                    ) -> dict[str, Path]:
-    """users.csv, products.csv and events.csv of ``events`` (only ids not in ``known``)."""
+    """users.csv, products.csv and events.csv of ``events`` (ids already imported left out)."""
     folder.mkdir(parents=True, exist_ok=True)
-    known = known or set()
+    known_users, known_products = known_users or set(), known_products or set()
     files: dict[str, Path] = {}
     users = pd.Series(events["user_id"].unique(), name="user_id")
-    users = users[~users.isin(known)]
+    users = users[~users.isin(known_users)]
     files["users"] = folder / "users.csv"
     users.to_frame().to_csv(files["users"], index=False)
     ids = events["product_id"].dropna().unique()
-    ids = ids[~pd.Series(ids).isin(known).to_numpy()]
+    ids = ids[~pd.Series(ids).isin(known_products).to_numpy()]
     if len(ids):
         catalogue = shop.products.set_index("product_id")
         rows = catalogue.reindex(pd.Index(ids, name="product_id")).reset_index()
@@ -235,12 +236,14 @@ class Product:
             before_path, before = previous
             shutil.copyfile(before_path, building)
             delta = cut.train.loc[~cut.train["event_id"].isin(before.train["event_id"])]
-            known = set(before.train["user_id"]) | set(before.train["product_id"].dropna())
+            # Users and products are separate id spaces (Instacart's overlap).
+            users, products = set(before.train["user_id"]), set(before.train["product_id"].dropna())
             self.log(f"{cut.split.name}: importing {len(delta):,} more events")
         else:
-            delta, known = cut.train, set()
+            delta, users, products = cut.train, set(), set()
             self.log(f"{cut.split.name}: importing {len(delta):,} events")
-        files = write_contract(shop, delta, self.workdir / "csv", known=known)
+        files = write_contract(shop, delta, self.workdir / "csv", known_users=users,
+                               known_products=products)
         self.import_files(building, files)
         _checkpoint(building)
         building.replace(path)
