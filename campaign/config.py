@@ -71,6 +71,8 @@ class ShopConfig(_Section):
     base_url: str = "http://127.0.0.1:8080"
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
+    # Country (ISO 3166 alpha-2) of national phone numbers; default: the user's locale's.
+    phone_region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
     coupon_webhook_url: str | None = None
     coupon_webhook_secret_env: str | None = None
     coupon_webhook_secret: SecretStr | None = Field(None, exclude=True)
@@ -214,6 +216,12 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     secret_envs: tuple[str, ...] = ()
+    # Keys of unsubscribe links, never given to a provider: the first signs, all
+    # verify (rotation). None set: the database's own installation key.
+    link_secret_envs: tuple[str, ...] = ()
+    # Also verify links of the format used before link keys (signed then with the
+    # installation key or a secret_envs secret); turn off once those have aged out.
+    accept_legacy_links: bool = True
     max_body_bytes: int = Field(1_000_000, ge=1024)
     # Standard Webhooks timestamps further than this from our clock are refused.
     signature_tolerance_seconds: int = Field(300, ge=1, le=3600)
@@ -229,8 +237,24 @@ class ServerConfig(_Section):
     # (unsubscribes, complaints and bounces always wait).
     durable_tracking_commits: bool = False
     secrets: tuple[SecretStr, ...] = Field((), exclude=True)
+    link_secrets: tuple[SecretStr, ...] = Field((), exclude=True)
     twilio_auth_token: SecretStr | None = Field(None, exclude=True)
     sendgrid_secret: SecretStr | None = Field(None, exclude=True)
+
+
+class ResponsesConfig(_Section):
+    """How inbound responses are read (docs/responses.md)."""
+
+    # Inbound SMS opt-out words; None: the built-in English and Chinese-carrier lists
+    # (campaign.optout.STOP_WORDS_BY_LOCALE). Setting it replaces them.
+    stop_words: tuple[str, ...] | None = None
+
+    @field_validator("stop_words")
+    @classmethod
+    def _words(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not any(word.strip() for word in value):
+            raise ValueError("needs at least one word (omit it for the built-in lists)")
+        return value
 
 
 class ScheduleConfig(_Section):
@@ -418,9 +442,12 @@ class CampaignConfig(_Section):
 class ClockConfig(_Section):
     """Pins the default as-of time of one-shot commands (demos, replays, audits).
 
-    Commands that take ``--as-of`` default to it, and a manual ``campaign run`` or
-    ``preview`` then also happens at that time (message times, coupon expiry). The
-    daemon, the sender and the webhook server always run on the real clock.
+    Commands that take ``--as-of`` default to it: it picks what they look at (scores,
+    features, recommendations, reports). It never decides *when* something happens:
+    a ``campaign run`` stamps its messages (due, expiry) and coupons (validity) with
+    the real clock, so a pinned clock can neither queue a run that expires unsent nor
+    one that never becomes due. The daemon, the sender and the server use the real
+    clock throughout.
     """
 
     as_of: datetime | None = None
@@ -460,6 +487,7 @@ class Config(_Section):
     delivery: DeliveryConfig = DeliveryConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = ServerConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     clock: ClockConfig = ClockConfig()
     campaigns: tuple[CampaignConfig, ...] = ()
     templates: TemplatesConfig = TemplatesConfig()
@@ -620,9 +648,18 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     if isinstance(server, dict):
         names = server.get("secret_envs") or []
         if isinstance(names, list | tuple):
-            values = [read(env, f"server.secret_envs[{i}]", ("serve", "links"))
+            # Webhook secrets only verify (links have their own keys, below); they
+            # still verify links of the format signed with them before.
+            values = [read(env, f"server.secret_envs[{i}]", ("serve",))
                       for i, env in enumerate(names)]
             server["secrets"] = [v for v in values if v is not None]
+        links = server.get("link_secret_envs") or []
+        if isinstance(links, list | tuple) and links:
+            # The first key signs: it must be set wherever links are made or checked; a
+            # retired one whose variable is gone is simply no longer honoured.
+            first = read(links[0], "server.link_secret_envs[0]", ("serve", "links"))
+            rest = [environ.get(env) for env in links[1:] if isinstance(env, str)]
+            server["link_secrets"] = [v for v in (first, *rest) if v]
         for key, target in (
             ("twilio_auth_token_env", "twilio_auth_token"),
             ("sendgrid_secret_env", "sendgrid_secret"),

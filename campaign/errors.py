@@ -137,6 +137,9 @@ class TransientDeliveryError(DeliveryError):
     """A failure worth retrying: timeout, connection error, 5xx or 429.
 
     ``retry_after`` (seconds) is the provider's own hint, when it gave one.
+    ``maybe_delivered``: the request went out and no answer came back (a read timeout,
+    a connection lost mid-answer), so the provider may have accepted it; False when
+    it provably did not (it answered, or the connection never opened).
     """
 
     def __init__(
@@ -146,8 +149,11 @@ class TransientDeliveryError(DeliveryError):
         message_id: int | None = None,
         status: int | None = None,
         retry_after: float | None = None,
+        *,
+        maybe_delivered: bool = False,
     ) -> None:
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
         super().__init__(channel, reason, message_id, status)
 
 

@@ -23,11 +23,13 @@ LIBRARY_HOMES = {
     "numba": ("recommend/kernels.py",),
     # ECDSA verification of SendGrid's signed event webhook.
     "cryptography": ("responses/providers/sendgrid.py",),
+    "phonenumbers": ("contacts.py",),
 }
 
 # Pure core: no I/O libraries at all.
 PURE_MODULES = (
     "errors.py",
+    "contacts.py",
     "offers.py",
     "profile/features.py",
     "profile/clustering.py",

@@ -30,7 +30,7 @@ from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
 from campaign.planner import run as planner_run
-from campaign.planner.audience import address_hash
+from campaign.contacts import address_hash
 from campaign.planner.content import (
     CodeDrawer,
     Pick,

@@ -51,6 +51,7 @@ def _run(
             progress=advance,
             now=datetime.now(UTC),
             media=media,
+            phone_region=app_state.config().shop.phone_region,
         )
     console.print(report.summary(), markup=False, soft_wrap=True)
 

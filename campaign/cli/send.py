@@ -64,7 +64,7 @@ def send_command(
 
         configure_logging(config.daemon.log_format, config.daemon.log_level)
     stop = threading.Event()
-    previous = _install_stop_handlers(stop) if not once else {}
+    previous = _install_stop_handlers(stop)
     try:
         due = count_by_status(engine).get("queued", 0)
         with progress_bar("sending", due or None) as advance:
@@ -104,6 +104,12 @@ def _print_report(report: DrainReport) -> None:
         table.add_row(f"skipped: {reason}", count(n))
     if report.released:
         table.add_row("released (not sent)", count(report.released))
+    if report.lost:
+        table.add_row("lost to another sender (not sent)", count(report.lost))
+    if report.stale:
+        table.add_row("sent after the lease ran out", count(report.stale))
+    if report.duplicates:
+        table.add_row("sent twice (provider got a repeat)", count(report.duplicates))
     print_table(table)
     if report.reasons:
         reasons = Table(title="why (by channel)", title_justify="left")

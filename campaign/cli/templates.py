@@ -53,6 +53,7 @@ def lint_command(ctx: typer.Context) -> None:
         offer_usage=offer_usage(config),
         render_timeout_seconds=config.templates.render_timeout_seconds,
         max_output_bytes=config.templates.max_output_bytes,
+        stop_words=config.responses.stop_words,
     )
     for issue in issues:
         typer.echo(str(issue))

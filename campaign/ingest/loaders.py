@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from campaign.contacts import normalize_phone, region_of_locale
 from campaign.db.models import Event, Message, Product, Response, User
 from campaign.errors import InputError, InputErrors
 from campaign.ingest.readers import (
@@ -157,6 +158,7 @@ def import_csv(
     now: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
     media: Mapping[str, str] | None = None,
+    phone_region: str | None = None,
 ) -> ImportReport:
     """Import one CSV file of ``kind`` (users, products, events, responses).
 
@@ -168,7 +170,9 @@ def import_csv(
     read after each chunk; ``now`` (UTC) stamps ``updated_at``/``received_at``.
     Imported responses have the same effects as webhook ones (engagement moves
     forward; unsubscribes, complaints and hard bounces suppress), for which ``media``
-    maps channel names to ``email``/``sms`` (``config.channels``).
+    maps channel names to ``email``/``sms`` (``config.channels``). Phones are stored
+    in E.164 (national numbers read in ``phone_region``, else the country of the
+    row's locale) with the file's own text in ``phone_original``.
 
     Raises:
         InputError: the file cannot be read as this kind of CSV (nothing imported).
@@ -186,6 +190,11 @@ def import_csv(
                 if kind == "responses":
                     counts = _load_responses(
                         connection, csv_file, rejects, advance, now, chunk_rows, media
+                    )
+                elif kind == "users":
+                    counts = _load_entities(
+                        User.__table__, "user_id", connection, csv_file, rejects, advance,
+                        now, chunk_rows, phone_region=phone_region,
                     )
                 else:
                     counts = _LOADERS[kind](
@@ -233,6 +242,8 @@ def _load_entities(
     advance: Progress,
     now: datetime,
     chunk_rows: int,
+    *,
+    phone_region: str | None = None,
 ) -> _Counts:
     is_users = table.name == "users"
     to_record = user_record if is_users else product_record
@@ -249,6 +260,12 @@ def _load_entities(
             except CellError as exc:
                 rejects.add(csv_file.error(line, exc.column or None, exc.reason), row)
                 continue
+            if is_users and "phone" in record:
+                # Matched in E.164 everywhere (campaign.contacts); the original is kept.
+                raw = record["phone"]
+                region = phone_region or region_of_locale(record.get("locale"))
+                record["phone_original"] = raw
+                record["phone"] = normalize_phone(raw, region)
             external_id = record["external_id"]
             if external_id in seen:
                 first = seen[external_id]

@@ -360,6 +360,7 @@ class Renderer:
             max_subject_chars=limits.max_subject_chars,
             render_timeout_seconds=limits.render_timeout_seconds,
             max_output_bytes=limits.max_output_bytes,
+            stop_words=self.config.responses.stop_words,
         ):
             if issue.severity == "error" and any(w in f"/{issue.path}" for w in wanted):
                 raise TemplateError(issue.path, issue.message, issue.line)

@@ -934,7 +934,7 @@ def plan_test_send(
 
 def _unsubscribe_key(engine: Engine, config: Config, *, create: bool) -> bytes:
     """The unsubscribe-link key (a dry run only reads it, and never creates it)."""
-    secrets = [secret.get_secret_value() for secret in config.server.secrets]
+    secrets = [secret.get_secret_value() for secret in config.server.link_secrets]
     if create:
         with engine.begin() as connection:
             return unsubscribe_key(connection, secrets, create=True)

@@ -22,8 +22,9 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
+from campaign.contacts import address_hashes, region_of_locale
 from campaign.db.models import Message, Response, Suppression, User
-from campaign.db.queries import ALL_CHANNELS, address_hash
+from campaign.db.queries import ALL_CHANNELS
 from campaign.errors import NotFound
 
 _REASON = "forgotten"
@@ -50,13 +51,19 @@ def forget_user(engine: Engine, external_id: str, *, now: datetime) -> ForgetRep
     """
     with engine.begin() as connection:
         user = connection.execute(
-            select(User.id, User.email, User.phone, User.forgotten_at).where(
+            select(
+                User.id, User.email, User.phone, User.phone_original, User.locale,
+                User.forgotten_at,
+            ).where(
                 User.external_id == external_id
             )
         ).first()
         if user is None:
             raise NotFound("user", external_id)
-        hashes = sorted({address_hash(a) for a in (user.email, user.phone) if a and a.strip()})
+        hashes = sorted(
+            address_hashes([user.email])
+            | address_hashes([user.phone, user.phone_original], region_of_locale(user.locale))
+        )
         existing = set(
             (row.user_id, row.address_hash)
             for row in connection.execute(
@@ -100,6 +107,7 @@ def forget_user(engine: Engine, external_id: str, *, now: datetime) -> ForgetRep
             .values(
                 email=None,
                 phone=None,
+                phone_original=None,
                 name=None,
                 attributes={},
                 consent_email=False,
