@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from campaign.ingest.readers import Kind
 
 app = typer.Typer(
-    help="Import the shop's users, products, events or responses from CSV (docs/import.md).",
+    help="Import the shop's users, products, events, responses or suppressions from CSV"
+    " (docs/import.md).",
     no_args_is_help=True,
 )
 
@@ -98,3 +99,20 @@ def responses_command(
 ) -> None:
     """Add message responses (unknown message ids are kept as unmatched)."""
     _run(ctx, "responses", file, skip_invalid, rejects)
+
+
+@app.command("suppressions")
+def suppressions_command(ctx: typer.Context, file: Path = _FILE) -> None:
+    """Add a do-not-contact list (address, channel, reason), e.g. from another provider."""
+    from campaign.ingest.suppressions import import_suppressions
+
+    app_state = state(ctx)
+    config = app_state.config()
+    report = import_suppressions(
+        app_state.engine(),
+        file,
+        now=datetime.now(UTC),
+        channels=set(config.channels),
+        phone_region=config.shop.phone_region,
+    )
+    console.print(report.summary(), markup=False, soft_wrap=True)
