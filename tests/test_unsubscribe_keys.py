@@ -88,7 +88,8 @@ def test_links_sent_before_link_keys_keep_verifying(
     with engine.begin() as connection:
         installation = installation_secret(connection, "unsubscribe")
     # The earlier format, signed by the first server secret (or the installation key).
-    by_secret = f"/unsubscribe?u=u1&c=email&t={legacy_unsubscribe_token(SECRET.encode(), 'u1', 'email')}"
+    legacy = legacy_unsubscribe_token(SECRET.encode(), "u1", "email")
+    by_secret = f"/unsubscribe?u=u1&c=email&t={legacy}"
     by_installation = (
         f"/unsubscribe?u=u1&c=sms&t={legacy_unsubscribe_token(installation, 'u1', 'sms')}"
     )
