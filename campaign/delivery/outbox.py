@@ -393,6 +393,8 @@ def record_outcomes(
         if isinstance(record, Sent):
             sent.append({"b_id": record.id, "b_pid": record.provider_message_id})
             continue
+        # A request made: attempts + 1. Handed back unsent: the claim is taken back,
+        # so claims - attempts counts only claims that ended in no outcome (a crash).
         inc = 1 if record.attempted else 0
         if isinstance(record, Retry):
             retry.append(
@@ -464,6 +466,8 @@ def record_outcomes(
         # One executemany per outcome, each setting its status and freeing the lease.
         guarded = and_(_messages.c.id == bindparam("b_id"), ours)
         attempts = _messages.c.attempts + bindparam("b_inc")
+        # claims - 1 when no request was made (bindparam arithmetic: 1 - b_inc).
+        claims = _messages.c.claims - 1 + bindparam("b_inc")
         for rows, values in (
             (retry, {"status": MessageStatus.QUEUED.value, "next_attempt_at": bindparam("b_at"),
                      "last_error": func.coalesce(bindparam("b_error"), _messages.c.last_error)}),
@@ -474,7 +478,7 @@ def record_outcomes(
             if rows:
                 connection.execute(
                     update(_messages).where(guarded).values(
-                        **values, attempts=attempts, **released
+                        **values, attempts=attempts, claims=claims, **released
                     ),
                     rows,
                 )

@@ -64,9 +64,10 @@ log = logging.getLogger("campaign.delivery")
 
 T = TypeVar("T")
 
-# ``claims`` counts every claim, ``attempts`` only requests whose outcome was
-# recorded. A message claimed this many more times than it was recorded keeps killing
-# (or stalling) its senders before any outcome: it goes dead rather than loop forever.
+# ``claims - attempts`` counts claims that ended in no outcome (the sender died or
+# stalled holding the row). A message with an expiry is retried until it expires (its
+# provider may hold it: never "dead", which --requeue-dead would send again); one
+# without expiry goes dead after this many, rather than loop forever.
 CRASH_ALLOWANCE = 10
 
 
@@ -310,7 +311,7 @@ class _Drainer:
                 owner=self.owner,
                 now=now,
                 lease_seconds=self.delivery.lease_seconds,
-                limit=batch_size,
+                limit=self._claim_limit(batch_size),
                 sent_since=(
                     now - timedelta(days=self.delivery.frequency_window_days)
                     if self.delivery.frequency_cap
@@ -354,6 +355,18 @@ class _Drainer:
             return 1 << 30
         horizon = self.delivery.lease_seconds - self.delivery.timeout_seconds - 1
         return max(1, int(bucket.rate * max(0.0, horizon)))
+
+    def _claim_limit(self, room: int) -> int:
+        """At most ``room`` messages, and no more than the channels with room can take
+        within a lease: a slow channel is not claimed 200 at a time to send 8."""
+        free = 0
+        for name, channel in self.channels.items():
+            spare = self._request_capacity(name) - self.waiting[name]
+            if spare > 0:
+                free += spare * max(1, channel.max_batch)
+            if free >= room:
+                return max(1, room)
+        return max(1, min(room, free))
 
     def _full_channels(self) -> set[str]:
         return {
@@ -410,7 +423,7 @@ class _Drainer:
         channel_config = self.config.channels.get(message.channel)
         if channel_config is None or message.channel not in self.channels:
             return Dead(message.id, f"channel {message.channel!r} is not configured")
-        if message.claims - message.attempts > CRASH_ALLOWANCE:
+        if message.expires_at is None and message.claims - message.attempts > CRASH_ALLOWANCE:
             return Dead(
                 message.id,
                 f"claimed {message.claims} times with {message.attempts} recorded requests:"
