@@ -24,10 +24,11 @@ import phonenumbers
 _LANGUAGE_REGION = {"zh": "CN", "en": "US", "ja": "JP", "ko": "KR", "de": "DE", "fr": "FR"}
 
 
-def region_of_locale(locale: str | None) -> str | None:
+def region_of_locale(locale: object) -> str | None:
     """The ISO 3166 country of a locale (``zh-CN``, ``en_GB``, ``zh-Hans-CN`` → CN, GB,
-    CN; a bare language such as ``zh`` → its usual country), or None."""
-    if not locale:
+    CN; a bare language such as ``zh`` → its usual country), or None (also for a
+    missing value: None, or NaN from a data frame)."""
+    if not isinstance(locale, str) or not locale:
         return None
     parts = locale.replace("_", "-").split("-")
     for part in reversed(parts[1:]):
