@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from campaign.config import QuietHours
-from campaign.db.models import Message, Suppression, User
 from campaign.contacts import address_hash
+from campaign.db.models import Message, Suppression, User
 from campaign.delivery import outbox
 from campaign.delivery.sender import drain_outbox
 from tests.delivery_helpers import (

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from campaign.config import Config, load_config
+from campaign.contacts import address_hash
 from campaign.db.models import (
     CampaignRun,
     ChurnScore,
@@ -30,7 +31,6 @@ from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
 from campaign.planner import run as planner_run
-from campaign.contacts import address_hash
 from campaign.planner.content import (
     CodeDrawer,
     Pick,

@@ -238,8 +238,12 @@ def render_command(
     assert folder_used is not None  # render_message found the folder
     limits = config.templates
     if channel == "sms":
+        from campaign.optout import StopWords
+
+        words = config.responses.stop_words
         issues = check_rendered_sms(
-            env, name, folder_used, rendered, context, max_segments=limits.max_sms_segments
+            env, name, folder_used, rendered, context, max_segments=limits.max_sms_segments,
+            stop_words=StopWords(words) if words is not None else None,
         )
     else:
         issues = check_rendered_email(

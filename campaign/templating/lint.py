@@ -37,13 +37,13 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.parser import Parser
 
 from campaign.errors import TemplateBudgetError, TemplateError
+from campaign.optout import StopWords, opt_out_instructions
 from campaign.templating.budget import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_RENDER_TIMEOUT_SECONDS,
     budget_scope,
 )
 from campaign.templating.context import CONTEXT, sample_context
-from campaign.optout import StopWords, opt_out_instructions
 from campaign.templating.environment import (
     LAYOUTS_DIR,
     CampaignEnvironment,
@@ -612,7 +612,8 @@ def _check_sms(
     except TemplateError as exc:
         return [_issue(exc)]
     return check_rendered_sms(
-        env, template_set, locale, rendered, context, max_segments=max_segments
+        env, template_set, locale, rendered, context, max_segments=max_segments,
+        stop_words=stop_words,
     )
 
 
@@ -624,8 +625,11 @@ def check_rendered_sms(
     context: Mapping[str, Any],
     *,
     max_segments: int = DEFAULT_MAX_SMS_SEGMENTS,
+    stop_words: StopWords | None = None,
 ) -> list[LintIssue]:
-    """Lint's checks of one rendered SMS: segments, accidental UCS-2, an opt-out."""
+    """Lint's checks of one rendered SMS: segments, accidental UCS-2, an opt-out whose
+    reply word the inbound parser honours (``stop_words``; default: the built-in lists)."""
+    stop_words = stop_words or StopWords()
     path = display_name(env, f"{template_set}/{locale}/sms.txt")
     issues: list[LintIssue] = []
     info = sms_segments(rendered.text)
@@ -838,7 +842,9 @@ def _lint_locale(
     if has_email:
         checks.append(lambda: _check_email(env, template_set, locale, max_subject_chars))
     if has_sms:
-        checks.append(lambda: _check_sms(env, template_set, locale, max_sms_segments, stop_words))
+        checks.append(
+            lambda: _check_sms(env, template_set, locale, max_sms_segments, stop_words)
+        )
     checks.append(
         lambda: _check_without_coupon(env, template_set, locale, has_email, has_sms, usage)
     )
