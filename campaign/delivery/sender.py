@@ -710,9 +710,11 @@ def _log_outcome(level: int, outcome: str, message: ClaimedMessage, **fields: An
     address or a message text (reasons from providers pass the log's redaction)."""
     if not log.isEnabledFor(level):
         return
+    # The attempt this outcome belongs to: ``attempts`` counts the requests recorded
+    # before this claim, so this one is the next.
     values = {
         "id": message.id, "campaign": message.campaign, "channel": message.channel,
-        "attempt": message.attempts, **{k: v for k, v in fields.items() if v is not None},
+        "attempt": message.attempts + 1, **{k: v for k, v in fields.items() if v is not None},
     }
     text = " ".join([f"delivery.message.{outcome}", *(f"{k}={v}" for k, v in values.items())])
     log.log(level, "%s", text, extra={"fields": values})
