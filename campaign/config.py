@@ -281,8 +281,10 @@ class OfferConfig(_Section):
     @field_validator("min_order")
     @classmethod
     def _min_order_is_money(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", value.strip()):
-            raise ValueError("must be an amount like \"99.00\" (at most two decimals)")
+        # The shape only: whether its decimals fit the currency is checked by Config,
+        # which knows [shop] currency.
+        if not re.fullmatch(r"\d{1,12}(\.\d{1,6})?", value.strip()):
+            raise ValueError("must be an amount like \"99.00\" in the shop currency")
         return value.strip()
 
 
@@ -498,8 +500,19 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _campaigns_are_consistent(self) -> Config:
+        # Imported here: babel's data is not needed to start the command line.
+        from campaign.money import minor_digits, parse_amount
+
+        try:
+            minor_digits(self.shop.currency)
+        except ValueError as exc:
+            raise ValueError(f"shop.currency: {exc}") from None
         seen: set[str] = set()
-        for campaign in self.campaigns:
+        for index, campaign in enumerate(self.campaigns):
+            try:
+                parse_amount(campaign.offer.min_order, self.shop.currency)
+            except ValueError as exc:
+                raise ValueError(f"campaigns[{index}].offer.min_order: {exc}") from None
             if campaign.name in seen:
                 raise ValueError(f"campaign name {campaign.name!r} is used twice")
             seen.add(campaign.name)

@@ -28,6 +28,7 @@ LIBRARY_HOMES = {
 # Pure core: no I/O libraries at all.
 PURE_MODULES = (
     "errors.py",
+    "money.py",
     "offers.py",
     "profile/features.py",
     "profile/clustering.py",
@@ -107,3 +108,15 @@ def test_pure_modules_import_no_io_library() -> None:
             if bad:
                 offenders[relative] = sorted(bad)
     assert offenders == {}
+
+
+def test_currency_arithmetic_has_one_home() -> None:
+    """Only campaign/money.py asks babel about currencies; everyone else calls it, so
+    parsing and printing can never again disagree about a currency's decimals."""
+    names = ("get_currency_precision", "format_currency", "currency_digits")
+    offenders = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "money.py" and any(n in path.read_text(encoding="utf-8") for n in names)
+    ]
+    assert offenders == []

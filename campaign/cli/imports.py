@@ -40,7 +40,8 @@ def _run(
         raise typer.BadParameter("--rejects needs --skip-invalid", param_hint="--rejects")
     app_state = state(ctx)
     engine = app_state.engine()
-    media = {name: channel.medium for name, channel in app_state.config().channels.items()}
+    config = app_state.config()
+    media = {name: channel.medium for name, channel in config.channels.items()}
     with progress_bar(f"importing {file.name}", count_rows(file)) as advance:
         report = import_csv(
             engine,
@@ -51,6 +52,7 @@ def _run(
             progress=advance,
             now=datetime.now(UTC),
             media=media,
+            currency=config.shop.currency,
         )
     console.print(report.summary(), markup=False, soft_wrap=True)
 

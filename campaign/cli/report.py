@@ -34,10 +34,13 @@ def _pts(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value * 100:+.1f}"
 
 
-def _money(cents: float) -> str:
-    if cents is None or math.isnan(cents):
+def _money(minor: float, currency: str) -> str:
+    """Minor units of ``currency`` as a grouped number with its own decimals."""
+    from campaign.money import format_plain
+
+    if minor is None or math.isnan(minor):
         return "n/a"
-    return f"{cents / 100:,.2f}"
+    return format_plain(minor, currency)
 
 
 def _p(value: float) -> str:
@@ -85,13 +88,16 @@ def money_table(uplift: pd.DataFrame, currency: str) -> Table:
     for name in ("campaign", "variant", "revenue/user t/c", "uplift/user [95% CI]",
                  "incremental (net)", "coupon cost", "churn t/c"):
         table.add_column(name, justify="left" if name in ("campaign", "variant") else "right")
+    def money(minor: float) -> str:
+        return _money(minor, currency)
+
     for r in uplift.itertuples(index=False):
         table.add_row(
             r.campaign, r.variant,
-            f"{_money(r.revenue_per_user_treatment)}/{_money(r.revenue_per_user_control)}",
-            f"{_money(r.revenue_uplift_per_user)} "
-            f"[{_money(r.revenue_low)}, {_money(r.revenue_high)}]",
-            _money(r.incremental_revenue_cents), _money(r.coupon_cost_cents),
+            f"{money(r.revenue_per_user_treatment)}/{money(r.revenue_per_user_control)}",
+            f"{money(r.revenue_uplift_per_user)} "
+            f"[{money(r.revenue_low)}, {money(r.revenue_high)}]",
+            money(r.incremental_revenue_cents), money(r.coupon_cost_cents),
             f"{_pct(r.churn_treatment)}/{_pct(r.churn_control)}",
         )
     return table

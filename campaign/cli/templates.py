@@ -119,7 +119,8 @@ def _user_context(
     coupon = None
     if with_offer:
         offer = choose_offer(
-            "high", False, campaign.offer if campaign else OfferConfig.model_validate({})
+            "high", False, campaign.offer if campaign else OfferConfig.model_validate({}),
+            config.shop.currency,
         )
         coupon = {
             "code": "CB-PREVIEW",

@@ -157,6 +157,7 @@ def import_csv(
     now: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
     media: Mapping[str, str] | None = None,
+    currency: str = "CNY",
 ) -> ImportReport:
     """Import one CSV file of ``kind`` (users, products, events, responses).
 
@@ -168,7 +169,9 @@ def import_csv(
     read after each chunk; ``now`` (UTC) stamps ``updated_at``/``received_at``.
     Imported responses have the same effects as webhook ones (engagement moves
     forward; unsubscribes, complaints and hard bounces suppress), for which ``media``
-    maps channel names to ``email``/``sms`` (``config.channels``).
+    maps channel names to ``email``/``sms`` (``config.channels``). Amounts (product
+    prices, event amounts) are read in ``currency`` (``[shop] currency``) and stored
+    as its minor units (:mod:`campaign.money`).
 
     Raises:
         InputError: the file cannot be read as this kind of CSV (nothing imported).
@@ -179,7 +182,7 @@ def import_csv(
         raise InputError(str(path), f"unknown kind of file {kind!r}")
     now = now or datetime.now(UTC)
     advance = progress or (lambda n: None)
-    with open_csv(path, kind) as csv_file:
+    with open_csv(path, kind, currency) as csv_file:
         rejects = _Rejects(csv_file, skip_invalid, rejects_path or default_rejects_path(path))
         try:
             with engine.connect() as connection, connection.begin():

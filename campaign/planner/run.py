@@ -471,7 +471,8 @@ def _finish(
         if not offer[i]:
             return None
         return content.make_coupon(
-            campaign.offer, str(cols["tier"][i]), bool(high_value[i]), codes, planned_at
+            campaign.offer, str(cols["tier"][i]), bool(high_value[i]), codes, planned_at,
+            config.shop.currency,
         )
 
     def render_row(i: int, coupon: content.CouponOffer | None) -> content.Rendered:
@@ -881,6 +882,7 @@ def plan_test_send(
                 coupon = content.make_coupon(
                     campaign.offer, str(user["tier"]),
                     bool(high_value.get(user.name, False)), codes, planned_at,
+                    config.shop.currency,
                 )
                 coupon = content.CouponOffer(
                     code=f"TEST-{coupon.code}", percent_off=coupon.percent_off,

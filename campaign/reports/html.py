@@ -30,6 +30,7 @@ from campaign.churn.registry import load_model  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
 from campaign.config import Config  # noqa: E402
 from campaign.errors import CampaignError  # noqa: E402
+from campaign.money import format_plain
 from campaign.reports.data import (  # noqa: E402
     ALL,
     FUNNEL_STEPS,
@@ -188,8 +189,8 @@ def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
             f"<span class='{verdict}'>{r.uplift * 100:+.1f} points "
             f"[{r.uplift_low * 100:+.1f}, {r.uplift_high * 100:+.1f}]</span>, p = "
             f"{r.p_value:.3g}. Incremental revenue {currency} "
-            f"{r.incremental_revenue_cents / 100:,.2f} after {currency} "
-            f"{r.coupon_cost_cents / 100:,.2f} of coupon discounts.</p>"
+            f"{format_plain(r.incremental_revenue_cents, currency)} after {currency} "
+            f"{format_plain(r.coupon_cost_cents, currency)} of coupon discounts.</p>"
         )
     return "".join(out)
 
