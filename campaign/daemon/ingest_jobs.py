@@ -95,6 +95,7 @@ def ingest_folder(
     now: Callable[[], datetime],
     settle_seconds: float = 5.0,
     media: Mapping[str, str] | None = None,
+    currency: str = "CNY",
 ) -> list[tuple[str, str]]:
     """Import every new drop in ``folder``; returns ``(file name, status)`` per file seen.
 
@@ -136,7 +137,7 @@ def ingest_folder(
         try:
             report = import_csv(
                 engine, kind, path, skip_invalid=True, rejects_path=rejects, now=clock,
-                media=media,
+                media=media, currency=currency,
             )  # type: ignore[arg-type]
         except InputError as exc:
             target = _move(path, rejected, digest)
@@ -219,13 +220,15 @@ def ingest_query(
     *,
     now: Callable[[], datetime],
     rejects_dir: Path | None = None,
+    currency: str = "CNY",
 ) -> ImportReport:
     """Run ``query`` read-only on the shop's database ``url`` and import it as ``target``.
 
     The result's column names must follow the CSV contract of ``target`` (users,
-    products, events). Rows are written to a temporary CSV and imported with
-    ``skip_invalid=True``; rejects go to ``rejects_dir`` when given. The shop's
-    database refuses anything but reading (:func:`open_shop_database`).
+    products, events); amounts are in ``currency`` (the shop's). Rows are written to a
+    temporary CSV and imported with ``skip_invalid=True``; rejects go to
+    ``rejects_dir`` when given. The shop's database refuses anything but reading
+    (:func:`open_shop_database`).
 
     Raises:
         CampaignError: the shop database refused the query (a write, several
@@ -261,6 +264,7 @@ def ingest_query(
                 report = import_csv(
                     engine, target, path, skip_invalid=True,  # type: ignore[arg-type]
                     rejects_path=rejects or Path(tmp) / "rejects.csv", now=now(),
+                    currency=currency,
                 )
     finally:
         source.dispose()
