@@ -28,6 +28,7 @@ LIBRARY_HOMES = {
 # Pure core: no I/O libraries at all.
 PURE_MODULES = (
     "errors.py",
+    "exports.py",
     "money.py",
     "offers.py",
     "profile/features.py",

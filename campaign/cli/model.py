@@ -23,6 +23,7 @@ from campaign.cli.output import (
     plain,
     print_table,
 )
+from campaign.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,6 +158,13 @@ def score_command(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write user_id,risk,tier,reason for every customer here."
     ),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Write text cells as they are. By default a cell starting with = + - @, tab or CR "
+        "gets a leading ' so spreadsheets do not run it as a formula; use --raw for "
+        "programs that join on the ids.",
+    ),
 ) -> None:
     """Score every customer with the active model and store the scores."""
     from campaign.churn.data import count_customers
@@ -175,7 +183,18 @@ def score_command(
     frame = scores.reset_index(drop=True).rename(columns={"external_id": "user_id"})
     frame["risk"] = frame["risk"].round(4)
     if output is not None:
-        frame[["user_id", "risk", "tier", "reason"]].to_csv(output, index=False)
+        from campaign.exports import write_csv
+
+        columns = ["user_id", "risk", "tier", "reason"]
+        rows = (
+            (r.user_id, float(r.risk), r.tier, r.reason)
+            for r in frame[columns].itertuples(index=False)
+        )
+        try:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                write_csv(out, columns, rows, raw=raw)
+        except OSError as exc:
+            raise InputError(str(output), f"cannot write: {exc.strerror or exc}") from None
         console.print(
             f"{count(len(frame))} customers scored as of {when:%Y-%m-%d %H:%M} UTC -> {output}"
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -31,11 +30,16 @@ CSV_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
 EVALUATION_WINDOW_DAYS = 30
 
 
-def _write_csv(frame: pd.DataFrame, out: TextIO) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in frame.itertuples(index=False):
-        writer.writerow([row.user_id, row.rank, row.product_id, f"{row.score:.6f}", row.reason])
+def _write_csv(frame: pd.DataFrame, out: TextIO, raw: bool) -> None:
+    from decimal import Decimal
+
+    from campaign.exports import write_csv
+
+    rows = (
+        (row.user_id, int(row.rank), row.product_id, Decimal(f"{row.score:.6f}"), row.reason)
+        for row in frame.itertuples(index=False)
+    )
+    write_csv(out, CSV_COLUMNS, rows, raw=raw)
 
 
 def recommend_command(
@@ -51,6 +55,13 @@ def recommend_command(
     ),
     as_of: str | None = typer.Option(
         None, "--as-of", help="Recommend as of this date, using only earlier events (default: now)."
+    ),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Write text cells as they are. By default a cell starting with = + - @, tab or CR "
+        "gets a leading ' so spreadsheets do not run it as a formula; use --raw for "
+        "programs that join on the ids.",
     ),
 ) -> None:
     """Recommend products per user: CSV user_id,rank,product_id,score,reason."""
@@ -87,11 +98,11 @@ def recommend_command(
         }
     )
     if output is None:
-        _write_csv(frame, sys.stdout)
+        _write_csv(frame, sys.stdout, raw)
         return
     try:
         with output.open("w", encoding="utf-8", newline="") as out:
-            _write_csv(frame, out)
+            _write_csv(frame, out, raw)
     except OSError as exc:
         raise InputError(str(output), f"cannot write: {exc.strerror or exc}") from None
     console.print(
