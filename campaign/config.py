@@ -111,6 +111,13 @@ class ModelConfig(_Section):
     )
     retrain_cron: str = "0 3 * * 0"
     random_state: int = 0
+    # Model artifacts are pickles: each is signed (HMAC-SHA256) with a key kept out of
+    # the database, and one that does not verify is never loaded (docs/churn.md). The
+    # key comes from this environment variable, else from signing_key_file (relative
+    # to the config's folder; created 0600 with a random key on first use).
+    signing_key_env: str = "CAMPAIGN_MODEL_KEY"
+    signing_key_file: str = "model-signing.key"
+    signing_key: SecretStr | None = Field(None, exclude=True)
 
     @field_validator("tier_thresholds")
     @classmethod
@@ -646,6 +653,20 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     data["missing_secrets"] = missing
 
 
+def _resolve_model_key(data: dict[str, Any], environ: Mapping[str, str], base_dir: Path) -> None:
+    """The model signing key from its variable, and its key file anchored at the config's
+    folder. The file is only read (or made) when a model is saved or loaded."""
+    model = data.setdefault("model", {})
+    if not isinstance(model, dict):
+        return
+    env_name = model.get("signing_key_env", "CAMPAIGN_MODEL_KEY")
+    if isinstance(env_name, str) and environ.get(env_name):
+        model["signing_key"] = environ[env_name]
+    file = model.get("signing_key_file", "model-signing.key")
+    if isinstance(file, str) and not Path(file).is_absolute():
+        model["signing_key_file"] = str(base_dir / file)
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -678,6 +699,7 @@ def load_config(
         base_dir = file.resolve().parent
     _apply_env_overrides(data, environ)
     _resolve_secrets(data, environ)
+    _resolve_model_key(data, environ, base_dir)
     data["source"] = source
     data["base_dir"] = str(base_dir)
     try:

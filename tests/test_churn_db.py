@@ -29,8 +29,10 @@ CONFIG = ModelConfig(
     snapshots=2,
     max_depth_candidates=(3, 4),
     min_samples_leaf_candidates=(20,),
+    signing_key="test model signing key",  # type: ignore[arg-type]
 )
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
+KEY = b"test model signing key"
 
 
 def load_shop(engine: Engine, purchases: pd.DataFrame) -> None:
@@ -141,7 +143,7 @@ def test_retraining_on_the_same_data_ties_and_activates(shop: Engine) -> None:
     assert second.activated and second.champion_id == first.version_id
     assert second.champion_roc_auc is not None
     with shop.connect() as connection:
-        assert load_model(connection).id == second.version_id
+        assert load_model(connection, key=KEY).id == second.version_id
 
 
 def test_a_better_champion_keeps_its_title(shop: Engine) -> None:
@@ -152,7 +154,7 @@ def test_a_better_champion_keeps_its_title(shop: Engine) -> None:
     assert not second.activated
     assert f"kept model {first.version_id} active" in second.decision
     with shop.connect() as connection:
-        assert load_model(connection).id == first.version_id
+        assert load_model(connection, key=KEY).id == first.version_id
 
 
 def test_too_little_data_is_refused_with_the_config_key(shop: Engine) -> None:
@@ -172,7 +174,7 @@ def test_artifact_from_another_sklearn_major_is_refused(shop: Engine) -> None:
             .values(library_versions={"sklearn": "0.24.2", "numpy": "1", "pandas": "1"})
         )
     with shop.connect() as connection, pytest.raises(ModelError, match="scikit-learn 0.24.2"):
-        load_model(connection)
+        load_model(connection, key=KEY)
 
 
 def test_scoring_without_a_model_says_so(shop: Engine) -> None:

@@ -25,6 +25,7 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection, Engine
 
+from campaign.churn.artifacts import model_key
 from campaign.churn.data import event_span, load_labels, load_summary
 from campaign.churn.evaluate import (
     BGNBDBaseline,
@@ -287,6 +288,7 @@ def train_churn(
             customers (``min_customers``) or one label class only.
     """
     horizon = horizon_days or config.horizon_days
+    key = model_key(config)  # before the work: a missing key fails at once
     with engine.connect() as connection:
         first, t = _first_event_and_as_of(connection, as_of)
         newest = t - timedelta(days=horizon)
@@ -312,7 +314,7 @@ def train_churn(
 
     with engine.begin() as connection:
         try:
-            champion: LoadedModel | None = load_model(connection)
+            champion: LoadedModel | None = load_model(connection, key=key)
         except NotFound:
             champion = None
         except CampaignError as exc:  # an unloadable champion cannot defend its title
@@ -354,6 +356,7 @@ def train_churn(
             horizon_days=horizon,
             params=params,
             metrics=metrics,
+            key=key,
         )
         if activated:
             activate(connection, version_id)

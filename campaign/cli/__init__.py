@@ -16,6 +16,7 @@ from campaign.cli import (
     forget,
     imports,
     model,
+    models,
     profile,
     recommend,
     report,
@@ -70,6 +71,7 @@ app.command("train")(model.train_command)
 app.command("score")(model.score_command)
 app.command("recommend")(recommend.recommend_command)
 app.add_typer(model.evaluate_app, name="evaluate")
+app.add_typer(models.app, name="models")
 app.add_typer(templates.app, name="templates")
 app.command("preview")(campaigns.preview_command)
 app.command("run")(campaigns.run_command)

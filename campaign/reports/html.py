@@ -26,6 +26,7 @@ from scipy import stats  # noqa: E402
 from sklearn.tree import plot_tree  # noqa: E402
 from sqlalchemy.engine import Connection  # noqa: E402
 
+from campaign.churn.artifacts import model_key  # noqa: E402
 from campaign.churn.registry import load_model  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
 from campaign.config import Config  # noqa: E402
@@ -270,7 +271,7 @@ def write_html_report(
     if report is None:
         report = campaign_report(connection, config, now=now, campaign=campaign)
     try:
-        pipeline = load_model(connection).pipeline
+        pipeline = load_model(connection, key=model_key(config.model)).pipeline
     except CampaignError:  # no model yet, or an unloadable one: the page goes without
         pipeline = None
     scores = latest_scores(connection, now)
