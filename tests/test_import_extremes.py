@@ -201,7 +201,8 @@ CELL = st.one_of(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cells=st.lists(CELL, min_size=7, max_size=7),
        currency=st.sampled_from(["JPY", "KWD", "CNY", "USD"]))
 def test_any_event_row_is_a_record_or_one_cell_error(
@@ -226,7 +227,8 @@ def test_any_event_row_is_a_record_or_one_cell_error(
         assert amount is None or 0 <= amount <= MAX_MINOR_UNITS
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cells=st.lists(CELL, min_size=4, max_size=4))
 def test_any_user_or_product_row_is_a_record_or_a_cell_error(
     tmp_path: Path, cells: list[str]
