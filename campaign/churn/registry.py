@@ -132,8 +132,8 @@ def load_model(
         statement = statement.where(table.c.id == version_id)
     row = connection.execute(statement.order_by(table.c.id.desc()).limit(1)).mappings().first()
     if row is None:
-        key = f"{kind} version {version_id}" if version_id else f"active {kind} model"
-        raise NotFound("model", f"{key} (run `campaign train`)")
+        what = f"{kind} version {version_id}" if version_id else f"active {kind} model"
+        raise NotFound("model", f"{what} (run `campaign train`)")
     check_signature(row, key)
     versions = dict(row["library_versions"] or {})
     check_compatible(versions, row["id"])
@@ -238,8 +238,8 @@ def sign_models(
             refused.append(version)
             continue
         connection.execute(
-            update(table)
-            .where(table.c.id == version)
+            update(ModelVersion)
+            .where(ModelVersion.id == version)
             .values(artifact_signature=sign_artifact(key, row["kind"], row["artifact"]))
         )
         signed.append(version)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
@@ -34,10 +35,10 @@ from campaign.money import format_amount, minor_digits
 
 MONEY_FIX = "money.minor_units"
 HASH_PREFIX = "hash:"
-_COLUMNS = (
-    (Product.__table__, "price_cents", "products", "external_id"),
-    (Event.__table__, "amount_cents", "events", "source_event_id"),
-    (Coupon.__table__, "min_order_cents", "coupons", "code"),
+_COLUMNS: tuple[tuple[Any, str, str, str], ...] = (
+    (Product, "price_cents", "products", "external_id"),
+    (Event, "amount_cents", "events", "source_event_id"),
+    (Coupon, "min_order_cents", "coupons", "code"),
 )
 
 
@@ -109,10 +110,10 @@ def fix_money(
             factor=str(multiply) if divide == 1 else f"1/{divide}",
         )
         report.rehashed_events = _rehash_events(connection, multiply, divide)
-        for table, column, name, _key in _COLUMNS:
-            values = table.c[column]
+        for model, column, name, _key in _COLUMNS:
+            values = getattr(model, column)
             result = connection.execute(
-                update(table)
+                update(model)
                 .where(values.is_not(None), values != 0)
                 .values({column: values * multiply if divide == 1 else values // divide})
             )
@@ -131,11 +132,11 @@ def _mark(connection: Connection, now: datetime, detail: str) -> None:
 
 def _check_divisible(connection: Connection, divide: int, currency: str) -> None:
     problems: list[str] = []
-    for table, column, name, key in _COLUMNS:
-        values = table.c[column]
+    for model, column, name, key in _COLUMNS:
+        values = getattr(model, column)
         rows = connection.execute(
-            select(table.c[key], values).where(values.is_not(None), values % divide != 0)
-            .order_by(table.c[key]).limit(5)
+            select(getattr(model, key), values).where(values.is_not(None), values % divide != 0)
+            .order_by(getattr(model, key)).limit(5)
         ).all()
         problems += [
             f"{name} {row[0]}: {format_amount(int(row[1]), 'USD')} (old hundredths)"
@@ -177,7 +178,7 @@ def _rehash_events(connection: Connection, multiply: int, divide: int) -> int:
             continue
         amount = int(row.amount_cents) * multiply // divide
         connection.execute(
-            update(events).where(events.c.id == row.id)
+            update(Event).where(Event.id == row.id)
             .values(source_event_id=event_content_hash(*parts, amount, row.coupon_code))
         )
         changed += 1
