@@ -17,11 +17,13 @@ def sign_command(
     previous_key_file: list[Path] = typer.Option(
         [],
         "--previous-key-file",
+        metavar="FILE",
         help="A key file of a key being retired (repeatable): rows it signed are re-signed.",
     ),
     previous_key_env: list[str] = typer.Option(
         [],
         "--previous-key-env",
+        metavar="NAME",
         help="An environment variable holding a key being retired (repeatable).",
     ),
     unsigned: bool = typer.Option(
