@@ -10,7 +10,7 @@
   a shop whose currency has no or three decimals (and only marks it done otherwise).
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-02 05:45:00
 """
 
@@ -24,7 +24,7 @@ from alembic import op
 import campaign.db.base
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
