@@ -111,7 +111,7 @@ def test_unknown_campaign_and_bad_dates_are_one_line_errors(shop: Path) -> None:
     config = str(shop / "config.toml")
     unknown = runner.invoke(app, ["--config", config, "run", "nope"])
     assert unknown.exit_code == 1
-    assert unknown.stderr.strip() == "error: campaign not found: nope"
+    assert unknown.stderr.strip() == "error: campaign not found: nope (known: c)"
     bad = runner.invoke(app, ["--config", config, "run", "c", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "--as-of" in bad.stderr
 

@@ -1,0 +1,76 @@
+"""The command line's small courtesies, through the real CLI (subprocesses where it matters).
+
+Config errors all at once with "did you mean", unknown campaign names with a hint, no
+empty database left by a failing command, shell completion, help without markup.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from campaign.cli import app
+
+runner = CliRunner()
+CAMPAIGN = [sys.executable, "-m", "campaign"]
+
+
+def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
+    environ.update(env)
+    return subprocess.run(
+        [*CAMPAIGN, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_config_errors_are_listed_together_with_did_you_mean(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        "[delivery]\nconcurency = 3\nmax_attempts = 0\n\n"
+        '[[campaigns]]\nname = "winback"\nholdout_shar = 0.2\n'
+    )
+    result = _cli(["templates", "lint"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: config.toml: 3 invalid settings",
+        "config.toml: delivery.max_attempts: input should be greater than or equal to 1",
+        "config.toml: delivery.concurency: unknown key (did you mean 'concurrency'?)",
+        "config.toml: campaigns[0].holdout_shar: unknown key (did you mean 'holdout_share'?)",
+    ]
+
+
+def test_an_environment_override_error_names_the_variable(tmp_path: Path) -> None:
+    result = _cli(["templates", "lint"], tmp_path, CAMPAIGN_DELIVERY__CONCURRENCY="lots")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: <defaults>: delivery.concurrency: input should be a valid")
+    assert line.endswith("(set by environment variable CAMPAIGN_DELIVERY__CONCURRENCY)")
+    typo = _cli(["templates", "lint"], tmp_path, CAMPAIGN_DELIVERY__CONCURENCY="3")
+    assert typo.stderr.strip() == (
+        "error: <defaults>: delivery.concurency: unknown key (did you mean 'concurrency'?) "
+        "(set by environment variable CAMPAIGN_DELIVERY__CONCURENCY)"
+    )
+    assert not (tmp_path / "campaign.db").exists()
+
+
+def test_an_unknown_campaign_name_gets_did_you_mean(sqlite_url: str, tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        f'[database]\nurl = "{sqlite_url}"\n\n'
+        '[channels.email]\nkind = "file"\npath = "outbox"\n\n'
+        '[[campaigns]]\nname = "winback"\n'
+        'variants = [{ name = "a", template = "winback" }]\n\n'
+        '[[campaigns]]\nname = "care"\nvariants = [{ name = "a", template = "care" }]\n'
+    )
+    for args in (["pause", "winbak"], ["run", "winbak"], ["preview", "winbak"],
+                 ["report", "winbak"], ["send", "--requeue-dead", "--campaign", "winbak"]):
+        result = runner.invoke(app, ["--config", str(tmp_path / "config.toml"), *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.strip() == (
+            "error: campaign not found: winbak (did you mean 'winback'?)"
+        ), args
+    far = runner.invoke(app, ["--config", str(tmp_path / "config.toml"), "pause", "zzz"])
+    assert far.stderr.strip() == "error: campaign not found: zzz (known: care, winback)"
