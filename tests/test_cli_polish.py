@@ -74,3 +74,16 @@ def test_an_unknown_campaign_name_gets_did_you_mean(sqlite_url: str, tmp_path: P
         ), args
     far = runner.invoke(app, ["--config", str(tmp_path / "config.toml"), "pause", "zzz"])
     assert far.stderr.strip() == "error: campaign not found: zzz (known: care, winback)"
+
+
+def test_a_failing_command_leaves_no_empty_database_behind(tmp_path: Path) -> None:
+    for args in (["report"], ["send", "--once"]):
+        result = _cli(args, tmp_path)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.strip().endswith(
+            "campaign.db: no such database file; run 'campaign db upgrade' to create it"
+        ), args
+        assert list(tmp_path.iterdir()) == [], args
+    created = _cli(["db", "upgrade"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "campaign.db").is_file()

@@ -81,9 +81,10 @@ class AppState:
 
         if self._engine is None:
             config = self.config()
+            # Only `db upgrade` (which makes its own engine) creates a SQLite file.
             self._engine = make_engine(
                 self.database_url(), echo=config.database.echo,
-                busy_timeout_seconds=config.database.busy_timeout_seconds,
+                busy_timeout_seconds=config.database.busy_timeout_seconds, create=False,
             )
         if migrated:
             from campaign.db.migrate import require_current
