@@ -87,3 +87,30 @@ def test_a_failing_command_leaves_no_empty_database_behind(tmp_path: Path) -> No
     created = _cli(["db", "upgrade"], tmp_path)
     assert created.returncode == 0, created.stderr
     assert (tmp_path / "campaign.db").is_file()
+
+
+def test_install_completion_writes_a_bash_completion_that_completes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    bin_dir = Path(sys.executable).parent
+    env = {"HOME": str(home), "SHELL": "/bin/bash", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    installed = subprocess.run(
+        [str(bin_dir / "campaign"), "--install-completion"], env=env, capture_output=True,
+        text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert "bash completion installed" in installed.stdout
+    assert ".bash_completions/campaign.sh" in (home / ".bashrc").read_text()
+    # A real bash sources what was installed and asks it to complete two words.
+    script = (
+        "source ~/.bashrc; "
+        "COMP_WORDS=(campaign imp); COMP_CWORD=1; _campaign_completion campaign; "
+        'echo "${COMPREPLY[@]}"; '
+        "COMP_WORDS=(campaign import us); COMP_CWORD=2; _campaign_completion campaign; "
+        'echo "${COMPREPLY[@]}"'
+    )
+    completed = subprocess.run(
+        ["bash", "--norc", "-c", script], env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert completed.stdout.split() == ["import", "users"], completed.stderr

@@ -31,7 +31,7 @@ app = typer.Typer(
     cls=CampaignGroup,
     help="Finds the shop's customers who are about to leave and wins them back.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
