@@ -114,3 +114,34 @@ def test_install_completion_writes_a_bash_completion_that_completes(tmp_path: Pa
         stdin=subprocess.DEVNULL,
     )
     assert completed.stdout.split() == ["import", "users"], completed.stderr
+
+
+# reStructuredText and Sphinx roles that belong in docstrings for developers, never in
+# what `--help` shows a person.
+RST_MARKUP = ("``", ":func:", ":class:", ":meth:", ":data:", ":mod:", ":attr:", "`_", ".. ")
+
+
+def _help_pages() -> dict[str, str]:
+    from typer.main import get_command
+
+    pages: dict[str, str] = {}
+
+    def walk(command: object, path: list[str]) -> None:
+        result = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        assert result.exit_code == 0, (path, result.output)
+        pages[" ".join(["campaign", *path])] = result.output
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, [*path, name])
+
+    walk(get_command(app), [])
+    return pages
+
+
+def test_no_help_page_shows_markup() -> None:
+    pages = _help_pages()
+    assert "campaign coupons export" in pages and len(pages) > 25
+    leaks = {
+        page: [line.strip() for line in text.splitlines() if any(m in line for m in RST_MARKUP)]
+        for page, text in pages.items()
+    }
+    assert {page: lines for page, lines in leaks.items() if lines} == {}
