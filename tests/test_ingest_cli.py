@@ -160,3 +160,17 @@ def test_skip_invalid_that_rejects_every_row_exits_1(db_url: str, tmp_path: Path
         "error: users.csv: every row was rejected (2); nothing imported"
     ]
     assert _count(db_url, User.id) == 0
+
+
+def test_the_import_bar_counts_rows_of_a_known_total(sqlite_url: str, tmp_path: Path) -> None:
+    from tests.tty import bar_counts, run_on_terminal
+
+    config = _config(tmp_path, sqlite_url)
+    users = tmp_path / "users.csv"
+    users.write_text("user_id\n" + "".join(f"u{i}\n" for i in range(50)))
+    code, _out, screen = run_on_terminal(
+        ["--config", str(config), "import", "users", str(users)], tmp_path
+    )
+    assert code == 0, screen
+    counts = bar_counts(screen, "importing users.csv")
+    assert counts and counts[-1] == "50/50" and all(c.endswith("/50") for c in counts), screen

@@ -28,6 +28,7 @@ LIBRARY_HOMES = {
 # Pure core: no I/O libraries at all.
 PURE_MODULES = (
     "errors.py",
+    "progress.py",
     "offers.py",
     "profile/features.py",
     "profile/clustering.py",

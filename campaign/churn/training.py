@@ -51,6 +51,16 @@ RECENCY = "recency baseline"
 BGNBD = "BG/NBD baseline"
 
 
+def evaluation_steps(config: ModelConfig) -> int:
+    """Progress units :func:`evaluate_churn` reports: the holdout and each snapshot."""
+    return config.snapshots + 1
+
+
+def training_steps(config: ModelConfig) -> int:
+    """Progress units :func:`train_churn` reports: its snapshots, then the evaluation's."""
+    return config.snapshots + evaluation_steps(config)
+
+
 def default_as_of(connection: Connection) -> datetime:
     """The newest event time: the default T, so the commands work with no flags.
 

@@ -234,36 +234,61 @@ class CampaignGroup(TyperGroup):
                 obj._engine = None
 
 
+class _Advance:
+    """What :func:`progress_bar` yields: ``advance(n)``, plus ``set_total(n)`` for work
+    that learns its total part-way (:func:`campaign.progress.set_total`)."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def __call__(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def set_total(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)`` for the core to call.
 
-    The bar hides itself when stderr is not a terminal, so scripts and tests see no
-    control characters.
+    With a total the bar counts ``done/total``; until one is known (``None``, or the
+    core has not called ``set_total`` yet) it shows a pulsing bar and the count done,
+    never ``0/?``. The bar hides itself when stderr is not a terminal, so scripts and
+    tests see no control characters.
     """
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            done = int(task.completed)
+            if task.total is None:
+                return Text(f"{done:,}" if done else "", style="progress.download")
+            return Text(f"{done:,}/{int(task.total):,}", style="progress.download")
+
+    class Remaining(TimeRemainingColumn):
+        def render(self, task: Any) -> Text:
+            return Text("") if task.total is None else super().render(task)
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        Count(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        Remaining(),
         console=err_console,
         transient=True,
         disable=not sys.stderr.isatty(),
     )
     with progress:
         task = progress.add_task(description, total=total)
-
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-
-        yield advance
+        yield _Advance(progress, task)

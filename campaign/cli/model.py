@@ -81,11 +81,11 @@ def evaluate_churn_command(
     fmt: OutputFormat = format_option(),
 ) -> None:
     """Train on T-2h, score T-h, compare with (T-h, T]: tree beside recency and BG/NBD."""
-    from campaign.churn.training import evaluate_churn
+    from campaign.churn.training import evaluate_churn, evaluation_steps
 
     app_state = state(ctx)
     config = app_state.config()
-    with progress_bar("snapshots", config.model.snapshots + 1) as advance:
+    with progress_bar("snapshots", evaluation_steps(config.model)) as advance:
         evaluation = evaluate_churn(
             app_state.engine(), config.model, parse_when(as_of), horizon_days, progress=advance
         )
@@ -120,11 +120,11 @@ def train_command(
     horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
 ) -> None:
     """Train a churn model, print its evaluation, activate it if not worse than the active one."""
-    from campaign.churn.training import train_churn
+    from campaign.churn.training import train_churn, training_steps
 
     app_state = state(ctx)
     config = app_state.config()
-    with progress_bar("training", 2 * config.model.snapshots + 1) as advance:
+    with progress_bar("training", training_steps(config.model)) as advance:
         report = train_churn(
             app_state.engine(),
             config.model,
