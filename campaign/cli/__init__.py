@@ -17,6 +17,7 @@ from campaign.cli import (
     imports,
     model,
     profile,
+    prune,
     recommend,
     report,
     send,
@@ -83,6 +84,7 @@ app.command("status")(status.status_command)
 app.command("pause")(daemon.pause_command)
 app.command("resume")(daemon.resume_command)
 app.command("forget")(forget.forget_command)
+app.command("prune")(prune.prune_command)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from campaign.attribution import HOLDOUT, TREATMENT, load_outcomes
 from campaign.config import Config
-from campaign.db.models import Engagement, ExperimentArm, ModelVersion, Response
+from campaign.db.models import Engagement, ExperimentArm, Message, ModelVersion, Response
 from campaign.experiments.bandit import ArmCounts, BanditState, choice_probabilities
 from campaign.experiments.uplift import proportion_uplift, welch_difference
 
@@ -47,13 +47,21 @@ _RESPONSES_REACHING = {
 
 
 def load_response_types(connection: Connection) -> pd.DataFrame:
-    """Distinct (message_id, type) pairs of matched responses. Read-only."""
+    """Distinct (message_id, type) pairs of matched responses, including those kept
+    on the message when ``campaign prune`` deleted its response rows. Read-only."""
     rows = connection.execute(
         select(Response.message_id, Response.type)
         .where(Response.message_id.is_not(None))
         .group_by(Response.message_id, Response.type)
     ).all()
-    return pd.DataFrame.from_records(rows, columns=["message_id", "type"])
+    pruned = connection.execute(
+        select(Message.id, Message.pruned_response_types).where(
+            Message.pruned_response_types.is_not(None)
+        )
+    ).all()
+    rows += [(mid, kind) for mid, kinds in pruned for kind in kinds.split(",") if kind]
+    frame = pd.DataFrame.from_records(rows, columns=["message_id", "type"])
+    return frame.drop_duplicates(ignore_index=True)
 
 
 def with_reached(outcomes: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
