@@ -418,9 +418,10 @@ class CampaignConfig(_Section):
 class ClockConfig(_Section):
     """Pins the default as-of time of one-shot commands (demos, replays, audits).
 
-    Commands that take ``--as-of`` default to it, and a manual ``campaign run`` or
-    ``preview`` then also happens at that time (message times, coupon expiry). The
-    daemon, the sender and the webhook server always run on the real clock.
+    Every command that takes ``--as-of`` defaults to it (else to now), and a manual
+    ``campaign run`` or ``preview`` then also happens at that time (message times,
+    coupon expiry). The daemon, the sender and the webhook server always run on the
+    real clock.
     """
 
     as_of: datetime | None = None

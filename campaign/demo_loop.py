@@ -369,7 +369,8 @@ def train_step(context: DemoContext) -> StepSummary:
         version, changed = report.version_id, True
         if report.evaluation is not None:
             lines.append(("forward holdout ROC AUC",
-                          f"{report.evaluation.metric():.3f} (recency baseline "
+                          f"{report.evaluation.metric():.3f} ({report.evaluation.split}; "
+                          "recency baseline "
                           f"{report.evaluation.metric(RECENCY):.3f}, BG/NBD baseline "
                           f"{report.evaluation.metric(BGNBD):.3f})"))
     if not scored:

@@ -145,3 +145,14 @@ def test_no_help_page_shows_markup() -> None:
         for page, text in pages.items()
     }
     assert {page: lines for page, lines in leaks.items() if lines} == {}
+
+
+def test_every_as_of_option_documents_the_same_default() -> None:
+    pages = {name: text for name, text in _help_pages().items() if "--as-of" in text}
+    assert {"campaign train", "campaign score", "campaign evaluate churn", "campaign segments",
+            "campaign evaluate recommend", "campaign recommend", "campaign run",
+            "campaign preview", "campaign report"} <= set(pages)
+    for name, text in pages.items():
+        option = " ".join(text.split("--as-of", 1)[1].split("--", 1)[0].split())
+        assert "[clock] as_of when the config pins it, else" in option, (name, option)
+        assert "newest event" not in option, name

@@ -36,6 +36,7 @@ PURE_MODULES = (
     "churn/btyd.py",
     "churn/model.py",
     "churn/evaluate.py",
+    "churn/splits.py",
     "recommend/itemcf.py",
     "recommend/content.py",
     "recommend/popularity.py",

@@ -101,6 +101,33 @@ def state(ctx: typer.Context) -> AppState:
     return root.obj
 
 
+# Every --as-of defaults alike (docs/churn.md, README "Commands").
+AS_OF_DEFAULT = "default: [clock] as_of when the config pins it, else now"
+AS_OF_HELP = f"As-of time T (ISO date or datetime, naive means UTC; {AS_OF_DEFAULT})."
+# Data older than T by more than this gets a note: T is probably not what was meant.
+STALE_DAYS = 7
+
+
+def note_if_stale(engine: Engine, when: datetime) -> None:
+    """Say on stderr when the newest event is well before T (stale data, or a T from
+    the wrong year): churn labels and recency would count the gap as inactivity."""
+    from campaign.errors import NotFound
+    from campaign.profile.queries import newest_event_at
+
+    with engine.connect() as connection:
+        try:
+            newest = newest_event_at(connection)
+        except NotFound:
+            return
+    gap = (when - newest).total_seconds() / 86400
+    if gap > STALE_DAYS:
+        err_console.print(
+            f"note: the newest event ({newest:%Y-%m-%d %H:%M} UTC) is {gap:.0f} days before "
+            f"T ({when:%Y-%m-%d %H:%M} UTC): import recent events or pass --as-of",
+            markup=False, soft_wrap=True,
+        )
+
+
 def parse_when(value: str | None, option: str = "--as-of") -> datetime | None:
     """``2026-11-01`` or an ISO 8601 datetime (naive means UTC) → aware UTC datetime.
 

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, parse_when, progress_bar, state
+from campaign.cli.common import (
+    AS_OF_HELP,
+    console,
+    note_if_stale,
+    parse_when,
+    progress_bar,
+    state,
+)
 from campaign.cli.output import (
     OutputFormat,
     Section,
@@ -29,7 +36,6 @@ if TYPE_CHECKING:
 
 evaluate_app = typer.Typer(help="Offline quality checks of the models.", no_args_is_help=True)
 
-AS_OF_HELP = "As-of time T (ISO date or datetime, naive means UTC; default: newest event)."
 HORIZON_HELP = "Churn horizon in days (default: config model.horizon_days)."
 
 
@@ -85,9 +91,11 @@ def evaluate_churn_command(
 
     app_state = state(ctx)
     config = app_state.config()
+    when = parse_when(as_of) or app_state.default_as_of()
+    note_if_stale(app_state.engine(), when)
     with progress_bar("snapshots", evaluation_steps(config.model)) as advance:
         evaluation = evaluate_churn(
-            app_state.engine(), config.model, parse_when(as_of), horizon_days, progress=advance
+            app_state.engine(), config.model, when, horizon_days, progress=advance
         )
     params = evaluation.fit.params
     if fmt is not OutputFormat.table:
@@ -104,14 +112,17 @@ def evaluate_churn_command(
         return
     console.print(
         f"T = {evaluation.as_of:%Y-%m-%d %H:%M} UTC, horizon {evaluation.horizon_days} days: "
-        f"trained on snapshots up to {evaluation.train_at:%Y-%m-%d}, scored "
-        f"{evaluation.holdout_at:%Y-%m-%d}, outcomes from the {evaluation.horizon_days} days after"
+        f"a tree of the configured recipe trained on snapshots up to "
+        f"{evaluation.train_at:%Y-%m-%d}, scored {evaluation.holdout_at:%Y-%m-%d}, outcomes from "
+        f"the {evaluation.horizon_days} days after ({evaluation.split}; a stored model version "
+        "trained at T shows these same figures in campaign report --model)",
+        markup=False,
     )
     console.print(
         f"tree: max_depth={params['max_depth']}, min_samples_leaf={params['min_samples_leaf']}, "
         f"{count(params['training_rows'])} training rows from {params['snapshots']} snapshot(s)"
     )
-    print_table(metrics_table(evaluation.table, "churn, forward holdout"))
+    print_table(metrics_table(evaluation.table, f"churn, {evaluation.split}"))
 
 
 def train_command(
@@ -124,11 +135,13 @@ def train_command(
 
     app_state = state(ctx)
     config = app_state.config()
+    when = parse_when(as_of) or app_state.default_as_of()
+    note_if_stale(app_state.engine(), when)
     with progress_bar("training", training_steps(config.model)) as advance:
         report = train_churn(
             app_state.engine(),
             config.model,
-            parse_when(as_of),
+            when,
             horizon_days,
             now=datetime.now(UTC),
             progress=advance,
@@ -143,7 +156,7 @@ def train_command(
         print_table(
             metrics_table(
                 report.evaluation.table,
-                f"forward holdout (scored {report.evaluation.holdout_at:%Y-%m-%d})",
+                f"this recipe on the {report.evaluation.split}",
             )
         )
     for note in report.notes:
@@ -161,14 +174,13 @@ def score_command(
     """Score every customer with the active model and store the scores."""
     from campaign.churn.data import count_customers
     from campaign.churn.scoring import score_and_store
-    from campaign.churn.training import default_as_of
 
     app_state = state(ctx)
     config = app_state.config()
     engine = app_state.engine()
-    when = parse_when(as_of)
+    when = parse_when(as_of) or app_state.default_as_of()
+    note_if_stale(engine, when)
     with engine.connect() as connection:
-        when = when or default_as_of(connection)
         total = count_customers(connection, when, config.model.lookback_days)
     with progress_bar("scoring", total) as advance:
         scores = score_and_store(engine, config.model, when, progress=advance)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from campaign.attribution import HOLDOUT, TREATMENT, load_outcomes
+from campaign.churn.splits import split_label
 from campaign.config import Config
 from campaign.db.models import Engagement, ExperimentArm, Message, ModelVersion, Response
 from campaign.experiments.bandit import ArmCounts, BanditState, choice_probabilities
@@ -231,8 +232,9 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
 
     Columns: version, trained_at, as_of, horizon_days, active, max_depth, inputs
     (count), training_rows, roc_auc, pr_auc, brier, lift_top10, churn_rate,
-    recency_roc_auc (forward-holdout figures as stored by ``campaign train``; NaN when
-    a version had no holdout).
+    recency_roc_auc (forward-holdout figures of the version's recipe as stored by
+    ``campaign train``; NaN when a version had no holdout) and split, the holdout they
+    were measured on (:func:`campaign.churn.evaluate.split_label`).
     """
     rows = connection.execute(
         select(ModelVersion.id, ModelVersion.trained_at, ModelVersion.as_of,
@@ -243,6 +245,7 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
     ).all()
     out = []
     for row in rows:
+        holdout_at, holdout_to = _split_times(row.metrics or {}, row.as_of, row.horizon_days)
         holdout = (row.metrics or {}).get("holdout") or {}
         recency = (row.metrics or {}).get("holdout_recency") or {}
         params = row.params or {}
@@ -258,12 +261,30 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
             "lift_top10": _nan_if_none(holdout.get("lift_top_decile")),
             "churn_rate": _nan_if_none(holdout.get("churn_rate")),
             "recency_roc_auc": _nan_if_none(recency.get("roc_auc")),
+            "split": split_label(holdout_at, holdout_to) if holdout else "",
         })
     return pd.DataFrame(out, columns=[
         "version", "trained_at", "as_of", "horizon_days", "active", "max_depth", "inputs",
         "training_rows", "roc_auc", "pr_auc", "brier", "lift_top10", "churn_rate",
-        "recency_roc_auc",
+        "recency_roc_auc", "split",
     ])
+
+
+def _split_times(
+    metrics: dict[str, Any], as_of: datetime, horizon_days: int
+) -> tuple[datetime, datetime]:
+    """When a version's holdout was scored and where its outcomes end (versions stored
+    before ``holdout_to`` was recorded: T, their as-of time, by construction)."""
+    from datetime import UTC, timedelta
+
+    def aware(value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    end = aware(datetime.fromisoformat(metrics["holdout_to"])) if metrics.get(
+        "holdout_to") else aware(as_of)
+    start = aware(datetime.fromisoformat(metrics["holdout_at"])) if metrics.get(
+        "holdout_at") else end - timedelta(days=horizon_days)
+    return start, end
 
 
 @dataclass
