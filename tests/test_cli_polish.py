@@ -77,7 +77,7 @@ def test_an_unknown_campaign_name_gets_did_you_mean(sqlite_url: str, tmp_path: P
 
 
 def test_a_failing_command_leaves_no_empty_database_behind(tmp_path: Path) -> None:
-    for args in (["report"], ["send", "--once"]):
+    for args in (["report"], ["preview", "winback"]):
         result = _cli(args, tmp_path)
         assert result.returncode == 1, (args, result.stderr)
         assert result.stderr.strip().endswith(
