@@ -368,11 +368,13 @@ def train_step(context: DemoContext) -> StepSummary:
             return _summary("Churn model", [("skipped", str(exc))], False)
         version, changed = report.version_id, True
         if report.evaluation is not None:
+            # The split on its own line, right under its figures: wrapped inside the
+            # figures' line it would split "recency baseline" at 80 columns.
             lines.append(("forward holdout ROC AUC",
-                          f"{report.evaluation.metric():.3f} ({report.evaluation.split}; "
-                          "recency baseline "
+                          f"{report.evaluation.metric():.3f} (recency baseline "
                           f"{report.evaluation.metric(RECENCY):.3f}, BG/NBD baseline "
                           f"{report.evaluation.metric(BGNBD):.3f})"))
+            lines.append(("measured on", report.evaluation.split))
     if not scored:
         with engine.connect() as connection:
             customers = count_customers(connection, context.as_of, config.model.lookback_days)
