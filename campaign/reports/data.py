@@ -50,17 +50,20 @@ _RESPONSES_REACHING = {
 def load_response_types(connection: Connection) -> pd.DataFrame:
     """Distinct (message_id, type) pairs of matched responses, including those kept
     on the message when ``campaign prune`` deleted its response rows. Read-only."""
-    rows = connection.execute(
-        select(Response.message_id, Response.type)
-        .where(Response.message_id.is_not(None))
-        .group_by(Response.message_id, Response.type)
-    ).all()
+    rows: list[tuple[int | None, str]] = [
+        (row.message_id, row.type)
+        for row in connection.execute(
+            select(Response.message_id, Response.type)
+            .where(Response.message_id.is_not(None))
+            .group_by(Response.message_id, Response.type)
+        )
+    ]
     pruned = connection.execute(
         select(Message.id, Message.pruned_response_types).where(
             Message.pruned_response_types.is_not(None)
         )
     ).all()
-    rows += [(mid, kind) for mid, kinds in pruned for kind in kinds.split(",") if kind]
+    rows += [(mid, kind) for mid, kinds in pruned for kind in (kinds or "").split(",") if kind]
     frame = pd.DataFrame.from_records(rows, columns=["message_id", "type"])
     return frame.drop_duplicates(ignore_index=True)
 
