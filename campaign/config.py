@@ -25,7 +25,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from campaign.errors import ConfigError
+from campaign.errors import ConfigError, ConfigErrors, did_you_mean
 
 DEFAULT_CONFIG_FILE = "config.toml"
 DEFAULT_DATABASE_URL = "sqlite:///campaign.db"
@@ -427,9 +427,10 @@ class CampaignConfig(_Section):
 class ClockConfig(_Section):
     """Pins the default as-of time of one-shot commands (demos, replays, audits).
 
-    Commands that take ``--as-of`` default to it, and a manual ``campaign run`` or
-    ``preview`` then also happens at that time (message times, coupon expiry). The
-    daemon, the sender and the webhook server always run on the real clock.
+    Every command that takes ``--as-of`` defaults to it (else to now), and a manual
+    ``campaign run`` or ``preview`` then also happens at that time (message times,
+    coupon expiry). The daemon, the sender and the webhook server always run on the
+    real clock.
     """
 
     as_of: datetime | None = None
@@ -543,7 +544,7 @@ class Config(_Section):
         for campaign in self.campaigns:
             if campaign.name == name:
                 return campaign
-        raise NotFound("campaign", name)
+        raise NotFound("campaign", name, [c.name for c in self.campaigns])
 
     def resolve_path(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -589,18 +590,89 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str], source: str
+) -> tuple[dict[tuple[str, str], str], list[ConfigError]]:
+    """Overlay ``CAMPAIGN_*`` variables on ``data``.
+
+    Returns which variable set each ``(section, key)`` (so a bad value's error can name
+    it) and the variables that cannot apply (a section that is not a table).
+    """
+    origins: dict[tuple[str, str], str] = {}
+    errors: list[ConfigError] = []
     url = environ.get(f"{ENV_PREFIX}DATABASE_URL")
     if url:
         data.setdefault("database", {})["url"] = url
+        origins[("database", "url")] = f"{ENV_PREFIX}DATABASE_URL"
     pattern = re.compile(rf"^{ENV_PREFIX}([A-Z0-9_]+?)__([A-Z0-9_]+)$")
-    for name, raw in environ.items():
+    for name, raw in sorted(environ.items()):
         match = pattern.match(name)
         if match:
             section, key = match.group(1).lower(), match.group(2).lower()
             target = data.setdefault(section, {})
             if isinstance(target, dict):
                 target[key] = _parse_env_value(raw)
+                origins[(section, key)] = name
+            else:
+                errors.append(ConfigError(
+                    source, section,
+                    f"environment variable {name} cannot apply: {section} is not a table "
+                    "(only scalar keys of [section] tables can be overridden)",
+                ))
+    return origins, errors
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model that holds the last key of ``loc`` (for "did you mean")."""
+    model: type[BaseModel] | None = Config
+    parts = list(loc[:-1])
+    while parts and model is not None:
+        part = parts.pop(0)
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model, keyed = _inner_model(field.annotation)
+        if keyed and parts:  # dict[str, Model]: the next part is the user's own name
+            parts.pop(0)
+    return model
+
+
+def _inner_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The BaseModel inside ``annotation`` (``X``, ``X | None``, ``tuple[X, ...]``,
+    ``dict[str, X]``) and whether it sits behind a dict key."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    keyed = get_origin(annotation) is dict
+    for arg in get_args(annotation):
+        model, inner_keyed = _inner_model(arg)
+        if model is not None:
+            return model, keyed or inner_keyed
+    return None, False
+
+
+def _validation_errors(
+    exc: ValidationError, source: str, origins: Mapping[tuple[str, str], str]
+) -> list[ConfigError]:
+    """One :class:`ConfigError` per pydantic error: key path, reason, and the hints."""
+    out: list[ConfigError] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        reason = _reason(error)
+        if error["type"] == "extra_forbidden" and loc:
+            model = _model_at(loc)
+            known = [
+                name for name, f in (model.model_fields.items() if model else ())
+                if not f.exclude
+            ]
+            hint = did_you_mean(str(loc[-1]), known)
+            reason = "unknown key" + (hint or (f" (known: {', '.join(known)})" if known else ""))
+        origin = origins.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+        if origin:
+            reason += f" (set by environment variable {origin})"
+        out.append(ConfigError(source, _key_path(loc), reason))
+    return out
 
 
 def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -697,7 +769,9 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, "", f"not valid TOML: {exc}") from None
         base_dir = file.resolve().parent
-    _apply_env_overrides(data, environ)
+    origins, errors = _apply_env_overrides(data, environ, source)
+    if errors:
+        _raise(source, errors)
     _resolve_secrets(data, environ)
     _resolve_model_key(data, environ, base_dir)
     data["source"] = source
@@ -705,6 +779,13 @@ def load_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(source, _key_path(tuple(first["loc"])), _reason(first)) from None
+        _raise(source, _validation_errors(exc, source, origins))
+        raise  # unreachable: _raise always raises
+
+
+def _raise(source: str, errors: list[ConfigError]) -> None:
+    """Raise the one error, or all of them at once."""
+    if len(errors) == 1:
+        raise errors[0] from None
+    raise ConfigErrors(source, errors) from None
 

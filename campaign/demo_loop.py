@@ -345,8 +345,9 @@ def _end(context: DemoContext) -> datetime:
 
 def train_step(context: DemoContext) -> StepSummary:
     """Train the churn model at the demo's as-of date and score every customer (once)."""
+    from campaign.churn.data import count_customers
     from campaign.churn.scoring import score_and_store
-    from campaign.churn.training import BGNBD, RECENCY, train_churn
+    from campaign.churn.training import BGNBD, RECENCY, train_churn, training_steps
 
     engine, config = context.engine, context.config
     with engine.connect() as connection:
@@ -361,20 +362,26 @@ def train_step(context: DemoContext) -> StepSummary:
     changed = False
     if version is None:
         try:
-            with context.progress("Training the churn model", None):
+            with context.progress("Training the churn model",
+                                  training_steps(config.model)) as advance:
                 report = train_churn(engine, config.model, as_of=context.as_of,
-                                     now=context.as_of)
+                                     now=context.as_of, progress=advance)
         except ModelError as exc:  # a tiny demo (--users 40) has too few customers
             return _summary("Churn model", [("skipped", str(exc))], False)
         version, changed = report.version_id, True
         if report.evaluation is not None:
+            # The split on its own line, right under its figures: wrapped inside the
+            # figures' line it would split "recency baseline" at 80 columns.
             lines.append(("forward holdout ROC AUC",
                           f"{report.evaluation.metric():.3f} (recency baseline "
                           f"{report.evaluation.metric(RECENCY):.3f}, BG/NBD baseline "
                           f"{report.evaluation.metric(BGNBD):.3f})"))
+            lines.append(("measured on", report.evaluation.split))
     if not scored:
-        with context.progress("Scoring customers", None):
-            scores = score_and_store(engine, config.model, context.as_of)
+        with engine.connect() as connection:
+            customers = count_customers(connection, context.as_of, config.model.lookback_days)
+        with context.progress("Scoring customers", customers) as advance:
+            scores = score_and_store(engine, config.model, context.as_of, progress=advance)
         scored, changed = len(scores), True
     lines.insert(0, ("model", f"version {version} as of {context.as_of:%Y-%m-%d}"))
     lines.append(("scored", f"{scored:,} customers"))
@@ -523,7 +530,7 @@ def attribute_step(context: DemoContext) -> StepSummary:
 
 def retrain_step(context: DemoContext) -> StepSummary:
     """Retrain on the newest outcomes (held-out and untreated users' labels only)."""
-    from campaign.churn.training import train_churn
+    from campaign.churn.training import train_churn, training_steps
 
     at = context.as_of + timedelta(days=90)
     with context.engine.connect() as connection:
@@ -534,9 +541,10 @@ def retrain_step(context: DemoContext) -> StepSummary:
         return _summary("Retraining", (("model", f"version {version} as of {at:%Y-%m-%d} "
                                                     "(kept)"),), False)
     try:
-        with context.progress("Retraining the churn model", None):
+        with context.progress("Retraining the churn model",
+                              training_steps(context.config.model)) as advance:
             report = train_churn(context.engine, context.config.model, as_of=at,
-                                 now=_end(context))
+                                 now=_end(context), progress=advance)
     except ModelError as exc:
         return _summary("Retraining", [("skipped", str(exc))], False)
     lines = [("model", f"version {report.version_id} as of {at:%Y-%m-%d}"),

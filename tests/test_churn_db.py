@@ -220,3 +220,89 @@ def test_cli_train_score_and_evaluate(sqlite_url: str, purchases, tmp_path: Path
     assert "lift in top 10%" in result.output
     result = runner.invoke(app, ["--config", str(config), "train", "--as-of", "yesterday"])
     assert result.exit_code == 2 and "--as-of" in result.output
+
+
+def test_one_model_one_split_one_figure_named_alike_everywhere(  # type: ignore[no-untyped-def]
+    sqlite_url: str, purchases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from campaign.cli import common
+    from campaign.db.engine import make_engine
+
+    monkeypatch.setattr(common.console, "width", 250)  # a wide terminal: no cut cells
+
+    engine = make_engine(sqlite_url)
+    load_shop(engine, purchases)
+    engine.dispose()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{sqlite_url}"\n[model]\nmin_customers = 50\n'
+        "min_history_days = 100\nsnapshots = 2\nmax_depth_candidates = [3]\n"
+        "min_samples_leaf_candidates = [20]\n"
+    )
+    at = f"{T:%Y-%m-%d}"
+    split = f"holdout {T - timedelta(days=90):%Y-%m-%d} to {T:%Y-%m-%d}"
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(app, ["--config", str(config), *args], terminal_width=250)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    def tree_auc(text: str) -> str:
+        return re.search(r"ROC AUC\s*│\s*(\d\.\d{3})\s", text).group(1)  # type: ignore[union-attr]
+
+    trained = cli("train", "--as-of", at)
+    assert f"this recipe on the {split}" in trained
+    figure = tree_auc(trained)
+    evaluated = cli("evaluate", "churn", "--as-of", at)
+    assert f"churn, {split}" in evaluated and f"({split};" in evaluated
+    assert tree_auc(evaluated) == figure  # the same split gives the same figure
+    history = cli("report", "--model")
+    (row,) = [line for line in history.splitlines() if line.startswith("│") and "1 │" in line]
+    assert split in row and f" {figure} " in row
+    # A retrain names the split both figures were measured on, at the shown precision.
+    again = cli("train", "--as-of", at)
+    decision = again.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"activated: ROC AUC \d\.\d{{3}} on the {split} is not worse than active model 1's "
+        r"\d\.\d{3} on the same split \(.+\)", decision
+    ), decision
+
+
+def test_every_as_of_defaults_to_the_pinned_clock(  # type: ignore[no-untyped-def]
+    sqlite_url: str, purchases, tmp_path: Path
+) -> None:
+    from campaign.db.engine import make_engine
+
+    engine = make_engine(sqlite_url)
+    load_shop(engine, purchases)
+    engine.dispose()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[clock]\nas_of = {T:%Y-%m-%dT%H:%M:%SZ}\n[database]\nurl = "{sqlite_url}"\n'
+        "[model]\nmin_customers = 50\nmin_history_days = 100\nsnapshots = 2\n"
+        "max_depth_candidates = [3]\nmin_samples_leaf_candidates = [20]\n"
+    )
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(app, ["--config", str(config), *args], terminal_width=250)
+        assert result.exit_code == 0, result.output
+        assert "note: the newest event" not in result.stderr
+        return result.stdout
+
+    stamp = f"{T:%Y-%m-%d %H:%M} UTC"
+    assert f"T = {stamp}" in cli("evaluate", "churn")
+    assert f"holdout {T - timedelta(days=90):%Y-%m-%d} to {T:%Y-%m-%d}" in cli("train")
+    assert f"scored as of {stamp}" in cli("score")
+    assert f"segmented as of {stamp}" in cli("segments", "-k", "2")
+    assert f"Report at {stamp}" in cli("report")
+    # Without the pin, T is now: this shop's newest event is long past, and that is said.
+    config.write_text(config.read_text().replace("[clock]", "[ignored_clock]", 1)
+                      .replace(f"as_of = {T:%Y-%m-%dT%H:%M:%SZ}\n", "", 1)
+                      .replace("[ignored_clock]\n", "", 1))
+    late = runner.invoke(app, ["--config", str(config), "score"])
+    assert late.exit_code == 0, late.output
+    assert "note: the newest event (" in late.stderr and "days before T" in late.stderr

@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 
 from campaign.errors import InputError
 from campaign.ingest.readers import (
+    SPECS,
     CsvFile,
     event_chunks,
     is_locale,
     is_timezone,
+    lookalike,
     open_csv,
     parse_bool,
     parse_timestamp,
@@ -218,3 +220,19 @@ def test_csv_file_exposes_the_header_index(tmp_path: Path) -> None:
     with open_csv(path, "events") as csv_file:
         assert isinstance(csv_file, CsvFile)
         assert csv_file.column("user_id") == 2 and csv_file.column("amount") == -1
+
+
+@pytest.mark.parametrize(
+    ("column", "meant"),
+    [("e_mail", "email"), ("E-Mail", "email"), ("mail", "email"), ("Phone", "phone"),
+     ("consent_mail", "consent_email"), ("time_zone", "timezone"), ("vip", None),
+     ("email", None), ("loyalty_tier", None)],
+)
+def test_lookalike_columns_name_the_contract_column(column: str, meant: str | None) -> None:
+    assert lookalike(column, "users") == meant
+
+
+@given(st.sampled_from(SPECS["users"].required + SPECS["users"].optional))
+def test_a_contract_column_with_case_or_separators_changed_is_recognized(name: str) -> None:
+    variant = name.upper().replace("_", "-")
+    assert lookalike(variant, "users") == name

@@ -31,12 +31,12 @@ def test_upgrading_to_coupon_announcements_settles_earlier_runs(engine: Engine) 
     from datetime import UTC, datetime, timedelta
 
     from alembic import command
-    from sqlalchemy import select
+    from sqlalchemy import insert, select
     from sqlalchemy.orm import Session
 
     from campaign.db.migrate import alembic_config
-    from campaign.db.models import Coupon, CouponAnnouncement
-    from tests.delivery_helpers import make_run, make_user, queue_message
+    from campaign.db.models import Coupon, CouponAnnouncement, Message
+    from tests.delivery_helpers import make_run, make_user
 
     command.downgrade(alembic_config(engine), "0003")
     issued = datetime(2026, 10, 1, tzinfo=UTC)
@@ -44,10 +44,15 @@ def test_upgrading_to_coupon_announcements_settles_earlier_runs(engine: Engine) 
         with_codes, without = make_run(session, slot=issued), make_run(session, "care", issued)
         for n, run in enumerate((with_codes, with_codes, without)):
             user = make_user(session, n)
-            message = queue_message(session, run, user)
+            # Only the columns of revision 0003: the ORM model may have grown since.
+            message_id = session.execute(insert(Message.__table__).values(
+                run_id=run.id, user_id=user.id, campaign=run.campaign, channel="hook",
+                idempotency_key=f"{run.campaign}:{n}", status="queued", attempts=0,
+                products=[], created_at=issued,
+            ).returning(Message.__table__.c.id)).scalar_one()
             if run is with_codes:
                 session.add(Coupon(
-                    code=f"OLD{n}", user_id=user.id, message_id=message.id,
+                    code=f"OLD{n}", user_id=user.id, message_id=message_id,
                     campaign=run.campaign, percent_off=10, min_order_cents=0,
                     issued_at=issued, expires_at=issued + timedelta(days=30),
                 ))

@@ -31,8 +31,8 @@ EVENTS = (
 
 def _old_shop(engine: Engine, tmp_path: Path, events: str = EVENTS) -> None:
     """A database as an earlier version left it: every amount read as hundredths
-    (what CNY parsing does for any currency), at revision 0007 (before 0006)."""
-    command.downgrade(alembic_config(engine), "0007")
+    (what CNY parsing does for any currency), at revision 0008 (before 0009)."""
+    command.downgrade(alembic_config(engine), "0008")
     import_csv(engine, "users", _write(tmp_path, "users.csv", USERS), now=NOW)
     import_csv(engine, "products", _write(tmp_path, "products.csv", PRODUCTS), now=NOW,
                currency="CNY")

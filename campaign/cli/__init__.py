@@ -18,6 +18,7 @@ from campaign.cli import (
     model,
     models,
     profile,
+    prune,
     recommend,
     report,
     send,
@@ -32,7 +33,7 @@ app = typer.Typer(
     cls=CampaignGroup,
     help="Finds the shop's customers who are about to leave and wins them back.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -85,6 +86,7 @@ app.command("status")(status.status_command)
 app.command("pause")(daemon.pause_command)
 app.command("resume")(daemon.resume_command)
 app.command("forget")(forget.forget_command)
+app.command("prune")(prune.prune_command)
 
 
 def main() -> None:

@@ -55,8 +55,8 @@ def export_command(
     """Write the issued codes as CSV for the shop's checkout.
 
     Columns: code,user_id,percent_off,min_order,issued_at,expires_at,redeemed_at;
-    ``user_id`` is the shop's own id, ``min_order`` a decimal in the shop currency,
-    times ISO 8601 UTC; ``redeemed_at`` is empty for unused codes. Read-only.
+    user_id is the shop's own id, min_order a decimal in the shop currency, times
+    ISO 8601 UTC; redeemed_at is empty for unused codes. Read-only.
     """
     from campaign.coupons import export_coupons
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, parse_when, progress_bar, state
+from campaign.cli.common import AS_OF_DEFAULT, console, parse_when, progress_bar, state
 from campaign.cli.model import evaluate_app
 from campaign.cli.output import (
     OutputFormat,
@@ -54,7 +54,8 @@ def recommend_command(
         None, "--output", "-o", help="Write the CSV here instead of standard output."
     ),
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Recommend as of this date, using only earlier events (default: now)."
+        None, "--as-of",
+        help=f"Recommend as of this time, using only earlier events ({AS_OF_DEFAULT}).",
     ),
     raw: bool = typer.Option(
         False,
@@ -121,8 +122,8 @@ def evaluate_recommend_command(
     as_of: str | None = typer.Option(
         None,
         "--as-of",
-        help="Split time T: fit before it, score purchases in the 30 days after "
-        "(default: newest event minus 30 days).",
+        help="Split time: fit before it, score purchases in the 30 days after (default: "
+        "30 days before [clock] as_of when the config pins it, else before now).",
     ),
     k: int | None = typer.Option(
         None, "-k", "--k", min=1, max=100, help="Cut-off (default: [recommender] k)."
@@ -141,10 +142,9 @@ def evaluate_recommend_command(
     with engine.connect() as connection:
         when = parse_when(as_of, "--as-of")
         if when is None:
-            newest = newest_event_time(connection)
-            if newest is None:
+            if newest_event_time(connection) is None:
                 raise NotFound("events", "the database has no events to evaluate on")
-            when = newest - timedelta(days=EVALUATION_WINDOW_DAYS)
+            when = app_state.default_as_of() - timedelta(days=EVALUATION_WINDOW_DAYS)
         end = when + timedelta(days=EVALUATION_WINDOW_DAYS)
         weighted = {t for t, w in config.event_weights.items() if w > 0} | {"purchase"}
         events = load_events(connection, end, types=weighted)

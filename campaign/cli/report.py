@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, parse_when, state
+from campaign.cli.common import AS_OF_DEFAULT, console, parse_when, state
 from campaign.cli.output import (
     OutputFormat,
     Section,
@@ -117,14 +117,18 @@ def arms_table(arms: pd.DataFrame) -> Table:
 
 def model_table(history: pd.DataFrame) -> Table:
     """Each churn model version's forward-holdout metrics, oldest first."""
-    table = Table(title="Churn model versions (forward holdout)", title_justify="left")
-    for name in ("version", "as of", "trained", "active", "depth", "inputs", "rows", "ROC AUC",
-                 "recency AUC", "PR AUC", "Brier", "lift top 10%", "churn rate"):
-        table.add_column(name, justify="right")
+    table = Table(
+        title="Churn model versions: each version's recipe on its forward holdout",
+        title_justify="left",
+    )
+    for name in ("version", "as of", "trained", "active", "depth", "inputs", "rows", "split",
+                 "ROC AUC", "recency AUC", "PR AUC", "Brier", "lift top 10%", "churn rate"):
+        table.add_column(name, justify="left" if name == "split" else "right")
     for r in history.itertuples(index=False):
         table.add_row(
             str(r.version), f"{r.as_of:%Y-%m-%d}", f"{r.trained_at:%Y-%m-%d %H:%M}",
             "*" if r.active else "", str(r.max_depth), str(r.inputs), count(r.training_rows),
+            r.split or "n/a",
             *(("n/a" if math.isnan(v) else f"{v:.3f}")
               for v in (r.roc_auc, r.recency_roc_auc, r.pr_auc, r.brier, r.lift_top10)),
             _pct(r.churn_rate),
@@ -207,7 +211,8 @@ def report_command(
         False, "--model", help="Show every churn model version's metrics over time instead."
     ),
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Measure as of this time (ISO; naive means UTC; default: now)."
+        None, "--as-of",
+        help=f"Measure as of this time (ISO date or datetime, naive means UTC; {AS_OF_DEFAULT}).",
     ),
     fmt: OutputFormat = format_option(),
 ) -> None:

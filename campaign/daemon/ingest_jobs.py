@@ -149,6 +149,9 @@ def ingest_folder(
             continue
         _move(path, done, digest)
         _record(engine, digest, path.name, kind, "done", _report_json(report), clock)
+        for warning in report.warnings:
+            log_event(log, "ingest.file.column", logging.WARNING, file=path.name, kind=kind,
+                      warning=warning)
         log_event(
             log, "ingest.file.imported", file=path.name, kind=kind, rows=report.rows_read,
             inserted=report.inserted, updated=report.updated, rejected=report.rejected,
@@ -268,6 +271,8 @@ def ingest_query(
                 )
     finally:
         source.dispose()
+    for warning in report.warnings:
+        log_event(log, "ingest.query.column", logging.WARNING, target=target, warning=warning)
     log_event(
         log, "ingest.query.imported", target=target, rows=rows, inserted=report.inserted,
         updated=report.updated, rejected=report.rejected,

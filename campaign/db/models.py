@@ -265,6 +265,9 @@ class Message(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     engagement: Mapped[str | None] = mapped_column(String(16))
     engagement_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Comma-separated response types received before `campaign prune` deleted the
+    # message's response rows (the funnel reads them; docs/operations.md "Retention").
+    pruned_response_types: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

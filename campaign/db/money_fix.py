@@ -1,6 +1,6 @@
 """The one-time rescale of amounts stored before money followed the shop's currency.
 
-Before revision 0006, import read every amount as hundredths of the currency unit:
+Before revision 0009, import read every amount as hundredths of the currency unit:
 ``"1200"`` JPY was stored as 120000 and ``"12.5"`` KWD as 1250. Templates and exports
 already used the currency's own decimals, so such a shop saw ¥120,000 for a ¥1,200
 price. Revision 0006 records a pending ``money.minor_units`` fix when the database
@@ -85,7 +85,7 @@ def event_content_hash(
 def fix_money(
     engine: Engine, currency: str, *, now: datetime | None = None, dry_run: bool = False
 ) -> MoneyFixReport:
-    """Rescale the amounts stored before revision 0006 to ``currency``'s minor units,
+    """Rescale the amounts stored before revision 0009 to ``currency``'s minor units,
     once (one transaction; ``dry_run`` rolls it back and only reports).
 
     Raises:

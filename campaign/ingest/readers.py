@@ -13,6 +13,7 @@ Line numbers count the header as line 1, like an editor does.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
@@ -202,6 +203,10 @@ class CsvFile:
         spec = SPECS[kind]
         known = set(spec.required) | set(spec.optional)
         self.extras = [name for name in header if name not in known]
+        # Extra columns that look like a mistyped contract column: (column, meant).
+        self.lookalikes = [
+            (name, meant) for name in self.extras if (meant := lookalike(name, kind))
+        ]
         self._handle = handle
         self._reader = csv.reader(handle)
         # The header was read by a throwaway reader over the same handle.
@@ -231,6 +236,19 @@ class CsvFile:
         """The underlying ``csv.reader`` (for hot loops): add :attr:`line_offset` to its
         ``line_num``, skip empty rows, and pass its errors through :meth:`broken`."""
         return self._reader
+
+    @property
+    def header_line(self) -> int:
+        """The line of the header (1 unless blank lines precede it)."""
+        return self._line_offset
+
+    def lookalike_warnings(self) -> list[str]:
+        """One line per extra column that looks like a mistyped contract column."""
+        return [
+            f"{self.source}:{self.header_line}: {name}: unknown column kept as an attribute; "
+            f"did you mean {meant!r}?"
+            for name, meant in self.lookalikes
+        ]
 
     @property
     def line_offset(self) -> int:
@@ -349,6 +367,28 @@ def _first_record(handle: Any) -> Iterator[str]:
             return
 
 
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def lookalike(column: str, kind: str) -> str | None:
+    """The contract column of ``kind`` that ``column`` most likely mistypes, else None.
+
+    ``e_mail``, ``E-Mail`` and ``mail`` suggest ``email``; a name far from every
+    contract column (``vip``) suggests nothing, and neither does a contract column.
+    """
+    spec = SPECS[kind]
+    known = spec.required + spec.optional
+    if column in known:
+        return None
+    squashed = _squash(column)
+    for name in known:
+        if squashed and squashed == _squash(name):
+            return name
+    close = difflib.get_close_matches(column.lower(), known, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 def _check_header(source: str, spec: FileSpec, kind: str, header: list[str], line: int) -> None:
     if len(header) == 1:
         for delimiter, name in _OTHER_DELIMITERS:
@@ -377,9 +417,13 @@ def _check_header(source: str, spec: FileSpec, kind: str, header: list[str], lin
         known = set(spec.required) | set(spec.optional)
         unknown = [name for name in header if name not in known]
         if unknown:
+            hints = [
+                f"{name} (did you mean {meant!r}?)" if (meant := lookalike(name, kind)) else name
+                for name in unknown
+            ]
             raise InputError(
                 source,
-                f"unknown column(s): {', '.join(unknown)}; {kind} files have only "
+                f"unknown column(s): {', '.join(hints)}; {kind} files have only "
                 f"{', '.join(spec.required + spec.optional)}",
                 line=line,
             )

@@ -54,6 +54,7 @@ from campaign.planner.audience import (
     decide_channels,
     load_audience,
 )
+from campaign.progress import set_total
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
@@ -447,6 +448,7 @@ def _finish(
     if render_limit is not None:
         queued = queued[:render_limit]
     if progress is not None:
+        set_total(progress, len(frame))
         progress(len(frame) - len(queued))
     # One recommender fit and one call, for the users who will get a message only.
     picks = _recommendations(connection, config, frame, queued, as_of)

@@ -247,7 +247,7 @@ def render_html(
         if history["roc_auc"].notna().any():
             parts.append(model_figure(history))
         parts.append(_table(history, {
-            "version": "version", "as_of": "as of", "active": "active",
+            "version": "version", "as_of": "as of", "active": "active", "split": "split",
             "roc_auc": "ROC AUC", "recency_roc_auc": "recency AUC", "brier": "Brier",
             "churn_rate": "churn rate", "training_rows": "rows",
         }))

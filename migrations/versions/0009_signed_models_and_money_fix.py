@@ -9,8 +9,8 @@
   ``money.minor_units`` row is recorded; ``campaign db fix-money`` applies it once for
   a shop whose currency has no or three decimals (and only marks it done otherwise).
 
-Revision ID: 0006
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 05:45:00
 """
 
@@ -23,8 +23,8 @@ from alembic import op
 
 import campaign.db.base
 
-revision = "0006"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
