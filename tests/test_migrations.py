@@ -123,7 +123,7 @@ def test_upgrading_to_pause_history_keeps_the_pauses_in_force(engine: Engine) ->
 def test_upgrading_a_database_of_the_earlier_release_keeps_suppressions_and_attempts(
     engine: Engine,
 ) -> None:
-    # A database as the release before 0005 left it: phones stored as given, a STOP
+    # A database as the release before 0009 left it: phones stored as given, a STOP
     # recorded as the hash of the raw phone, attempts that counted claims.
     from alembic import command
 

@@ -111,7 +111,7 @@ def test_unknown_campaign_and_bad_dates_are_one_line_errors(shop: Path) -> None:
     config = str(shop / "config.toml")
     unknown = runner.invoke(app, ["--config", config, "run", "nope"])
     assert unknown.exit_code == 1
-    assert unknown.stderr.strip() == "error: campaign not found: nope"
+    assert unknown.stderr.strip() == "error: campaign not found: nope (known: c)"
     bad = runner.invoke(app, ["--config", config, "run", "c", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "--as-of" in bad.stderr
 
@@ -203,3 +203,30 @@ def test_sigterm_during_a_run_rolls_back_with_one_line(
     ]
     assert _count(sqlite_url, Message) == 0 and _count(sqlite_url, CampaignRun) == 0
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler)
+
+
+def test_run_and_send_progress_bars_show_their_totals_on_a_terminal(
+    shop: Path, sqlite_url: str
+) -> None:
+    from tests.tty import bar_counts, run_on_terminal
+
+    config = str(shop / "config.toml")
+    code, _out, screen = run_on_terminal(
+        ["--config", config, "run", "c", "--as-of", "2026-11-01"], shop
+    )
+    assert code == 0, screen
+    # The run learns its audience (six users) only after scoring: the bar then says so.
+    planning = bar_counts(screen, "planning c")
+    assert planning and planning[-1] == "6/6", screen
+    assert not any("?" in count for count in planning)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        queued = connection.execute(
+            select(func.count()).select_from(Message).where(Message.status == "queued")
+        ).scalar_one()
+    engine.dispose()
+    code, _out, screen = run_on_terminal(["--config", config, "send", "--once"], shop)
+    assert code == 0, screen
+    sending = bar_counts(screen, "sending")
+    assert queued and sending[-1] == f"{queued}/{queued}", screen
+    assert all(c.endswith(f"/{queued}") for c in sending)

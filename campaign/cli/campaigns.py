@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from campaign.cli.common import AppState, console, err_console, parse_when, progress_bar, state
+from campaign.cli.common import (
+    AS_OF_DEFAULT,
+    AppState,
+    console,
+    err_console,
+    parse_when,
+    progress_bar,
+    state,
+)
 from campaign.cli.output import (
     OutputFormat,
     Section,
@@ -80,7 +88,7 @@ def run_command(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name from the config."),
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Score and recommend as of this date (default: now)."
+        None, "--as-of", help=f"Score and recommend as of this time ({AS_OF_DEFAULT})."
     ),
     slot: str | None = typer.Option(
         None, "--slot", help="Scheduled slot this run fills (default: the as-of date, 00:00 UTC)."
@@ -222,7 +230,9 @@ def preview_command(
     campaign: str = typer.Argument(..., help="Campaign name from the config."),
     limit: int = typer.Option(10, "--limit", min=1, help="Rows shown and messages rendered."),
     user: str | None = typer.Option(None, "--user", help="Only this user (the shop's id)."),
-    as_of: str | None = typer.Option(None, "--as-of", help="As of this date (default: now)."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help=f"As of this time ({AS_OF_DEFAULT})."
+    ),
     html: Path | None = typer.Option(
         None, "--html", help="Also write an HTML page of the preview here.", dir_okay=False
     ),

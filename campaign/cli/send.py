@@ -43,7 +43,7 @@ def send_command(
     Ctrl-C or SIGTERM stops claiming and lets in-flight sends finish, a second one
     exits at once.
     """
-    from campaign.delivery.outbox import count_by_status, requeue_dead
+    from campaign.delivery.outbox import count_due, requeue_dead
     from campaign.delivery.sender import drain_outbox
 
     if campaign is not None and not requeue_dead_:
@@ -66,8 +66,8 @@ def send_command(
     stop = threading.Event()
     previous = _install_stop_handlers(stop)
     try:
-        due = count_by_status(engine).get("queued", 0)
-        with progress_bar("sending", due or None) as advance:
+        # Without --once more may come due while it runs: the bar then fills past it.
+        with progress_bar("sending", count_due(engine, now=_utcnow())) as advance:
             report = drain_outbox(
                 engine, config, once=once, now=_utcnow, progress=advance, stop=stop
             )

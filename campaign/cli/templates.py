@@ -120,7 +120,8 @@ def _user_context(
     coupon = None
     if with_offer:
         offer = choose_offer(
-            "high", False, campaign.offer if campaign else OfferConfig.model_validate({})
+            "high", False, campaign.offer if campaign else OfferConfig.model_validate({}),
+            config.shop.currency,
         )
         coupon = {
             "code": "CB-PREVIEW",
@@ -169,7 +170,7 @@ def render_command(
     A real user's preview uses their recommendations and a preview coupon that is
     never reserved. The rendered message then gets lint's checks (SMS segments,
     unsubscribe link, postal address, balanced HTML): it exits 1 when one of them is
-    an error, as ``templates lint`` would.
+    an error, as campaign templates lint would.
     """
     from campaign.templating.context import sample_context
     from campaign.templating.environment import (

@@ -579,3 +579,26 @@ def count_by_status(engine: Engine, campaign: str | None = None) -> dict[str, in
         query = query.where(_messages.c.campaign == campaign)
     with engine.connect() as connection:
         return {status: int(n) for status, n in connection.execute(query)}
+
+
+def count_due(engine: Engine, *, now: datetime) -> int:
+    """Messages a sender could claim at ``now`` (the condition of :func:`claim_batch`:
+    queued and due, or sending with an expired lease; paused campaigns excluded).
+    Read-only; the total of ``campaign send``'s progress bar."""
+    from sqlalchemy import func
+
+    due = or_(
+        and_(
+            _messages.c.status == MessageStatus.QUEUED.value,
+            or_(_messages.c.next_attempt_at.is_(None), _messages.c.next_attempt_at <= now),
+        ),
+        and_(
+            _messages.c.status == MessageStatus.SENDING.value,
+            _messages.c.lease_until < now,
+        ),
+    )
+    query = select(func.count()).select_from(_messages).where(
+        due, not_paused(_messages.c.campaign)
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

@@ -75,6 +75,13 @@ class ImportReport:
     rejects_path: Path | None
     unmatched: int = 0
     suppressions: int = 0
+    # One line per extra column that looks like a mistyped contract column.
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def all_rejected(self) -> bool:
+        """Every row of the file was rejected (nothing of it is in the database)."""
+        return self.rejected > 0 and self.rejected == self.rows_read
 
     def summary(self) -> str:
         """One line for people: ``events.csv: 366,226 rows, 366,100 inserted, ...``."""
@@ -159,6 +166,8 @@ def import_csv(
     chunk_rows: int = CHUNK_ROWS,
     media: Mapping[str, str] | None = None,
     phone_region: str | None = None,
+    currency: str = "CNY",
+    strict: bool = False,
 ) -> ImportReport:
     """Import one CSV file of ``kind`` (users, products, events, responses).
 
@@ -172,10 +181,16 @@ def import_csv(
     forward; unsubscribes, complaints and hard bounces suppress), for which ``media``
     maps channel names to ``email``/``sms`` (``config.channels``). Phones are stored
     in E.164 (national numbers read in ``phone_region``, else the country of the
-    row's locale) with the file's own text in ``phone_original``.
+    row's locale) with the file's own text in ``phone_original``. Amounts (product
+    prices, event amounts) are read in ``currency`` (``[shop] currency``) and stored
+    as its minor units (:mod:`campaign.money`).
+
+    An extra column that looks like a mistyped contract column (``e_mail``) is kept as
+    an attribute and reported in ``warnings``; with ``strict`` it is an error instead.
 
     Raises:
-        InputError: the file cannot be read as this kind of CSV (nothing imported).
+        InputError: the file cannot be read as this kind of CSV, or ``strict`` and a
+            column looks mistyped (nothing imported).
         InputErrors: some rows are invalid and ``skip_invalid`` is off (nothing
             imported; the first :data:`MAX_REPORTED_ERRORS` are listed).
     """
@@ -183,7 +198,16 @@ def import_csv(
         raise InputError(str(path), f"unknown kind of file {kind!r}")
     now = now or datetime.now(UTC)
     advance = progress or (lambda n: None)
-    with open_csv(path, kind) as csv_file:
+    with open_csv(path, kind, currency) as csv_file:
+        if strict and csv_file.lookalikes:
+            raise InputError(
+                csv_file.source,
+                "unknown column(s) "
+                + ", ".join(f"{name} (did you mean {meant!r}?)"
+                            for name, meant in csv_file.lookalikes)
+                + "; nothing imported (--strict)",
+                line=csv_file.header_line,
+            )
         rejects = _Rejects(csv_file, skip_invalid, rejects_path or default_rejects_path(path))
         try:
             with engine.connect() as connection, connection.begin():
@@ -217,6 +241,7 @@ def import_csv(
         rejects_path=rejects.written(),
         unmatched=counts.unmatched,
         suppressions=counts.suppressions,
+        warnings=tuple(csv_file.lookalike_warnings()),
     )
 
 

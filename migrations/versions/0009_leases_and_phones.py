@@ -9,8 +9,8 @@ read in the country of the user's locale) and ``users.phone_original`` keeps wha
 stored. Suppressions keep their hashes: lookups hash the original too, so a number
 suppressed before this revision stays suppressed.
 
-Revision ID: 0005
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 05:00:00
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 
 from campaign.contacts import normalize_phone, region_of_locale
 
-revision = "0005"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
