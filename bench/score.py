@@ -41,7 +41,9 @@ from campaign.churn.training import labelled_snapshot  # noqa: E402
 from campaign.config import ModelConfig  # noqa: E402
 from campaign.db.engine import make_engine  # noqa: E402
 
-CONFIG = ModelConfig()
+# The benchmark database holds its own model, signed with a key of its own.
+BENCH_KEY = b"bench model signing key"
+CONFIG = ModelConfig(signing_key=BENCH_KEY.decode())  # type: ignore[arg-type]
 
 
 def ensure_model(url: str) -> None:
@@ -71,6 +73,7 @@ def ensure_model(url: str) -> None:
             horizon_days=CONFIG.horizon_days,
             params=fit.params,
             metrics={},
+            key=BENCH_KEY,
         )
         activate(connection, version)
     engine.dispose()
@@ -85,7 +88,7 @@ def report(dialect: str, url: str) -> None:
     aggregation, _ = time_aggregation(engine)
     started = time.perf_counter()
     with engine.connect() as connection:
-        model = load_model(connection)
+        model = load_model(connection, key=BENCH_KEY)
         summary = load_summary(connection, AS_OF, lookback_days=CONFIG.lookback_days)
         users = load_user_info(connection, summary.index)
     features = time.perf_counter() - started

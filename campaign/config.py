@@ -25,7 +25,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from campaign.errors import ConfigError
+from campaign.errors import ConfigError, ConfigErrors, did_you_mean
 
 DEFAULT_CONFIG_FILE = "config.toml"
 DEFAULT_DATABASE_URL = "sqlite:///campaign.db"
@@ -71,6 +71,8 @@ class ShopConfig(_Section):
     base_url: str = "http://127.0.0.1:8080"
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh-CN"
+    # Country (ISO 3166 alpha-2) of national phone numbers; default: the user's locale's.
+    phone_region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
     coupon_webhook_url: str | None = None
     coupon_webhook_secret_env: str | None = None
     coupon_webhook_secret: SecretStr | None = Field(None, exclude=True)
@@ -111,6 +113,13 @@ class ModelConfig(_Section):
     )
     retrain_cron: str = "0 3 * * 0"
     random_state: int = 0
+    # Model artifacts are pickles: each is signed (HMAC-SHA256) with a key kept out of
+    # the database, and one that does not verify is never loaded (docs/churn.md). The
+    # key comes from this environment variable, else from signing_key_file (relative
+    # to the config's folder; created 0600 with a random key on first use).
+    signing_key_env: str = "CAMPAIGN_MODEL_KEY"
+    signing_key_file: str = "model-signing.key"
+    signing_key: SecretStr | None = Field(None, exclude=True)
 
     @field_validator("tier_thresholds")
     @classmethod
@@ -214,6 +223,12 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     secret_envs: tuple[str, ...] = ()
+    # Keys of unsubscribe links, never given to a provider: the first signs, all
+    # verify (rotation). None set: the database's own installation key.
+    link_secret_envs: tuple[str, ...] = ()
+    # Also verify links of the format used before link keys (signed then with the
+    # installation key or a secret_envs secret); turn off once those have aged out.
+    accept_legacy_links: bool = True
     max_body_bytes: int = Field(1_000_000, ge=1024)
     # Standard Webhooks timestamps further than this from our clock are refused.
     signature_tolerance_seconds: int = Field(300, ge=1, le=3600)
@@ -229,8 +244,24 @@ class ServerConfig(_Section):
     # (unsubscribes, complaints and bounces always wait).
     durable_tracking_commits: bool = False
     secrets: tuple[SecretStr, ...] = Field((), exclude=True)
+    link_secrets: tuple[SecretStr, ...] = Field((), exclude=True)
     twilio_auth_token: SecretStr | None = Field(None, exclude=True)
     sendgrid_secret: SecretStr | None = Field(None, exclude=True)
+
+
+class ResponsesConfig(_Section):
+    """How inbound responses are read (docs/responses.md)."""
+
+    # Inbound SMS opt-out words; None: the built-in English and Chinese-carrier lists
+    # (campaign.optout.STOP_WORDS_BY_LOCALE). Setting it replaces them.
+    stop_words: tuple[str, ...] | None = None
+
+    @field_validator("stop_words")
+    @classmethod
+    def _words(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not any(word.strip() for word in value):
+            raise ValueError("needs at least one word (omit it for the built-in lists)")
+        return value
 
 
 class ScheduleConfig(_Section):
@@ -281,8 +312,10 @@ class OfferConfig(_Section):
     @field_validator("min_order")
     @classmethod
     def _min_order_is_money(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", value.strip()):
-            raise ValueError("must be an amount like \"99.00\" (at most two decimals)")
+        # The shape only: whether its decimals fit the currency is checked by Config,
+        # which knows [shop] currency.
+        if not re.fullmatch(r"\d{1,12}(\.\d{1,6})?", value.strip()):
+            raise ValueError("must be an amount like \"99.00\" in the shop currency")
         return value.strip()
 
 
@@ -418,9 +451,12 @@ class CampaignConfig(_Section):
 class ClockConfig(_Section):
     """Pins the default as-of time of one-shot commands (demos, replays, audits).
 
-    Commands that take ``--as-of`` default to it, and a manual ``campaign run`` or
-    ``preview`` then also happens at that time (message times, coupon expiry). The
-    daemon, the sender and the webhook server always run on the real clock.
+    Every command that takes ``--as-of`` defaults to it (else to now): it picks what they look at (scores,
+    features, recommendations, reports). It never decides *when* something happens:
+    a ``campaign run`` stamps its messages (due, expiry) and coupons (validity) with
+    the real clock, so a pinned clock can neither queue a run that expires unsent nor
+    one that never becomes due. The daemon, the sender and the server use the real
+    clock throughout.
     """
 
     as_of: datetime | None = None
@@ -460,6 +496,7 @@ class Config(_Section):
     delivery: DeliveryConfig = DeliveryConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = ServerConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     clock: ClockConfig = ClockConfig()
     campaigns: tuple[CampaignConfig, ...] = ()
     templates: TemplatesConfig = TemplatesConfig()
@@ -498,8 +535,19 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _campaigns_are_consistent(self) -> Config:
+        # Imported here: babel's data is not needed to start the command line.
+        from campaign.money import minor_digits, parse_amount
+
+        try:
+            minor_digits(self.shop.currency)
+        except ValueError as exc:
+            raise ValueError(f"shop.currency: {exc}") from None
         seen: set[str] = set()
-        for campaign in self.campaigns:
+        for index, campaign in enumerate(self.campaigns):
+            try:
+                parse_amount(campaign.offer.min_order, self.shop.currency)
+            except ValueError as exc:
+                raise ValueError(f"campaigns[{index}].offer.min_order: {exc}") from None
             if campaign.name in seen:
                 raise ValueError(f"campaign name {campaign.name!r} is used twice")
             seen.add(campaign.name)
@@ -523,7 +571,7 @@ class Config(_Section):
         for campaign in self.campaigns:
             if campaign.name == name:
                 return campaign
-        raise NotFound("campaign", name)
+        raise NotFound("campaign", name, [c.name for c in self.campaigns])
 
     def resolve_path(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -569,18 +617,89 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str], source: str
+) -> tuple[dict[tuple[str, str], str], list[ConfigError]]:
+    """Overlay ``CAMPAIGN_*`` variables on ``data``.
+
+    Returns which variable set each ``(section, key)`` (so a bad value's error can name
+    it) and the variables that cannot apply (a section that is not a table).
+    """
+    origins: dict[tuple[str, str], str] = {}
+    errors: list[ConfigError] = []
     url = environ.get(f"{ENV_PREFIX}DATABASE_URL")
     if url:
         data.setdefault("database", {})["url"] = url
+        origins[("database", "url")] = f"{ENV_PREFIX}DATABASE_URL"
     pattern = re.compile(rf"^{ENV_PREFIX}([A-Z0-9_]+?)__([A-Z0-9_]+)$")
-    for name, raw in environ.items():
+    for name, raw in sorted(environ.items()):
         match = pattern.match(name)
         if match:
             section, key = match.group(1).lower(), match.group(2).lower()
             target = data.setdefault(section, {})
             if isinstance(target, dict):
                 target[key] = _parse_env_value(raw)
+                origins[(section, key)] = name
+            else:
+                errors.append(ConfigError(
+                    source, section,
+                    f"environment variable {name} cannot apply: {section} is not a table "
+                    "(only scalar keys of [section] tables can be overridden)",
+                ))
+    return origins, errors
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model that holds the last key of ``loc`` (for "did you mean")."""
+    model: type[BaseModel] | None = Config
+    parts = list(loc[:-1])
+    while parts and model is not None:
+        part = parts.pop(0)
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model, keyed = _inner_model(field.annotation)
+        if keyed and parts:  # dict[str, Model]: the next part is the user's own name
+            parts.pop(0)
+    return model
+
+
+def _inner_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The BaseModel inside ``annotation`` (``X``, ``X | None``, ``tuple[X, ...]``,
+    ``dict[str, X]``) and whether it sits behind a dict key."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    keyed = get_origin(annotation) is dict
+    for arg in get_args(annotation):
+        model, inner_keyed = _inner_model(arg)
+        if model is not None:
+            return model, keyed or inner_keyed
+    return None, False
+
+
+def _validation_errors(
+    exc: ValidationError, source: str, origins: Mapping[tuple[str, str], str]
+) -> list[ConfigError]:
+    """One :class:`ConfigError` per pydantic error: key path, reason, and the hints."""
+    out: list[ConfigError] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        reason = _reason(error)
+        if error["type"] == "extra_forbidden" and loc:
+            model = _model_at(loc)
+            known = [
+                name for name, f in (model.model_fields.items() if model else ())
+                if not f.exclude
+            ]
+            hint = did_you_mean(str(loc[-1]), known)
+            reason = "unknown key" + (hint or (f" (known: {', '.join(known)})" if known else ""))
+        origin = origins.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+        if origin:
+            reason += f" (set by environment variable {origin})"
+        out.append(ConfigError(source, _key_path(loc), reason))
+    return out
 
 
 def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -620,9 +739,18 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     if isinstance(server, dict):
         names = server.get("secret_envs") or []
         if isinstance(names, list | tuple):
-            values = [read(env, f"server.secret_envs[{i}]", ("serve", "links"))
+            # Webhook secrets only verify (links have their own keys, below); they
+            # still verify links of the format signed with them before.
+            values = [read(env, f"server.secret_envs[{i}]", ("serve",))
                       for i, env in enumerate(names)]
             server["secrets"] = [v for v in values if v is not None]
+        links = server.get("link_secret_envs") or []
+        if isinstance(links, list | tuple) and links:
+            # The first key signs: it must be set wherever links are made or checked; a
+            # retired one whose variable is gone is simply no longer honoured.
+            first = read(links[0], "server.link_secret_envs[0]", ("serve", "links"))
+            rest = [environ.get(env) for env in links[1:] if isinstance(env, str)]
+            server["link_secrets"] = [v for v in (first, *rest) if v]
         for key, target in (
             ("twilio_auth_token_env", "twilio_auth_token"),
             ("sendgrid_secret_env", "sendgrid_secret"),
@@ -631,6 +759,20 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if value is not None:
                 server[target] = value
     data["missing_secrets"] = missing
+
+
+def _resolve_model_key(data: dict[str, Any], environ: Mapping[str, str], base_dir: Path) -> None:
+    """The model signing key from its variable, and its key file anchored at the config's
+    folder. The file is only read (or made) when a model is saved or loaded."""
+    model = data.setdefault("model", {})
+    if not isinstance(model, dict):
+        return
+    env_name = model.get("signing_key_env", "CAMPAIGN_MODEL_KEY")
+    if isinstance(env_name, str) and environ.get(env_name):
+        model["signing_key"] = environ[env_name]
+    file = model.get("signing_key_file", "model-signing.key")
+    if isinstance(file, str) and not Path(file).is_absolute():
+        model["signing_key_file"] = str(base_dir / file)
 
 
 def load_config(
@@ -663,13 +805,23 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, "", f"not valid TOML: {exc}") from None
         base_dir = file.resolve().parent
-    _apply_env_overrides(data, environ)
+    origins, errors = _apply_env_overrides(data, environ, source)
+    if errors:
+        _raise(source, errors)
     _resolve_secrets(data, environ)
+    _resolve_model_key(data, environ, base_dir)
     data["source"] = source
     data["base_dir"] = str(base_dir)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(source, _key_path(tuple(first["loc"])), _reason(first)) from None
+        _raise(source, _validation_errors(exc, source, origins))
+        raise  # unreachable: _raise always raises
+
+
+def _raise(source: str, errors: list[ConfigError]) -> None:
+    """Raise the one error, or all of them at once."""
+    if len(errors) == 1:
+        raise errors[0] from None
+    raise ConfigErrors(source, errors) from None
 

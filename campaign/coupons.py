@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from babel.numbers import get_currency_precision
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -21,13 +20,8 @@ from sqlalchemy.orm import Session
 
 from campaign.db.models import Coupon, Event, EventType, Message, User
 from campaign.errors import CampaignError
-from campaign.offers import (
-    Offer,
-    coupons_issued_payload,
-    format_minor_units,
-    new_coupon_code,
-    normalize_code,
-)
+from campaign.money import format_amount
+from campaign.offers import Offer, coupons_issued_payload, new_coupon_code, normalize_code
 
 EXPORT_COLUMNS = (
     "code",
@@ -108,14 +102,13 @@ def export_coupons(
     if since is not None:
         query = query.where(Coupon.issued_at >= since)
     rows = connection.execute(query).all()
-    decimals = get_currency_precision(currency)
     frame = pd.DataFrame(
         {
             "code": [r.code for r in rows],
             "user_id": [r.external_id for r in rows],
             "percent_off": pd.Series([int(r.percent_off) for r in rows], dtype="int64"),
             "min_order": [
-                format_minor_units(int(r.min_order_cents), decimals=decimals) for r in rows
+                format_amount(int(r.min_order_cents), currency) for r in rows
             ],
             "issued_at": pd.to_datetime([r.issued_at for r in rows], utc=True),
             "expires_at": pd.to_datetime([r.expires_at for r in rows], utc=True),
@@ -231,7 +224,6 @@ def run_coupons_payload(
     if not rows:
         return None
     body = coupons_issued_payload(
-        [row._asdict() for row in rows], issued_at=now, shop=shop,
-        decimals=get_currency_precision(currency),
+        [row._asdict() for row in rows], issued_at=now, shop=shop, currency=currency
     )
     return body, len(rows)

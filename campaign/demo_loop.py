@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -57,7 +56,7 @@ from campaign.db.models import (
 from campaign.delivery.signing import sign_headers
 from campaign.demoshop import EVENT_COLUMNS
 from campaign.errors import CampaignError, ModelError
-from campaign.offers import format_minor_units
+from campaign.money import format_amount, format_plain, parse_amount
 
 if TYPE_CHECKING:  # campaign.demo_steps imports this module to append its steps
     from campaign.demo_steps import DemoContext, StepSummary
@@ -106,8 +105,8 @@ class Simulation:
     extra: pd.DataFrame
 
 
-def _cents(amount: object) -> int:
-    return int((Decimal(str(amount)) * 100).to_integral_value())
+def _minor(amount: object, currency: str) -> int:
+    return parse_amount(str(amount), currency)
 
 
 def simulate_responses(
@@ -119,6 +118,7 @@ def simulate_responses(
     window_days: int = 14,
     effect: PlantedEffect = PlantedEffect(),
     rates: Engagement = Engagement(),
+    currency: str = "CNY",
 ) -> Simulation:
     """Pure: the customers' answers to the sent messages (see the module docstring).
 
@@ -126,7 +126,8 @@ def simulate_responses(
     user's shop id), status, medium, coupon_code, percent_off (0 without coupon),
     coupon_expires_at, sent_at, product (a shop product id to buy, or None).
     ``future_events``: events CSV rows after the as-of date. ``prices``: shop product
-    id → price in cents. Deterministic for a given ``seed``.
+    id → price in minor units of ``currency`` (the amounts of ``future_events`` are
+    decimals of it too). Deterministic for a given ``seed``.
     """
     rng = np.random.default_rng(seed)
     sent = messages[messages["status"] == MessageStatus.SENT.value].sort_values("message_id")
@@ -172,7 +173,8 @@ def simulate_responses(
             "event_id": f"demo-extra-{row['message_id']}", "user_id": row["external_id"],
             "type": "purchase", "ts": at.isoformat(), "product_id": product,
             "order_id": f"demo-extra-{row['message_id']}", "quantity": 1,
-            "amount": format_minor_units(paid), "coupon_code": row["coupon_code"] if pct else None,
+            "amount": format_amount(paid, currency),
+            "coupon_code": row["coupon_code"] if pct else None,
         })
     natural = future_events.copy()
     natural["coupon_code"] = natural["coupon_code"].astype(object)
@@ -191,7 +193,7 @@ def simulate_responses(
         lines = mine.index[mine["order_id"] == order] if pd.notna(order) else mine.index[:1]
         natural.loc[lines, "coupon_code"] = row.coupon_code
         natural.loc[lines, "amount"] = [
-            format_minor_units(round(_cents(a) * (100 - row.percent_off) / 100))
+            format_amount(round(_minor(a, currency) * (100 - row.percent_off) / 100), currency)
             for a in natural.loc[lines, "amount"]
         ]
     events = pd.concat([natural, pd.DataFrame(rows, columns=list(EVENT_COLUMNS))],
@@ -343,8 +345,9 @@ def _end(context: DemoContext) -> datetime:
 
 def train_step(context: DemoContext) -> StepSummary:
     """Train the churn model at the demo's as-of date and score every customer (once)."""
+    from campaign.churn.data import count_customers
     from campaign.churn.scoring import score_and_store
-    from campaign.churn.training import BGNBD, RECENCY, train_churn
+    from campaign.churn.training import BGNBD, RECENCY, train_churn, training_steps
 
     engine, config = context.engine, context.config
     with engine.connect() as connection:
@@ -359,20 +362,26 @@ def train_step(context: DemoContext) -> StepSummary:
     changed = False
     if version is None:
         try:
-            with context.progress("Training the churn model", None):
+            with context.progress("Training the churn model",
+                                  training_steps(config.model)) as advance:
                 report = train_churn(engine, config.model, as_of=context.as_of,
-                                     now=context.as_of)
+                                     now=context.as_of, progress=advance)
         except ModelError as exc:  # a tiny demo (--users 40) has too few customers
             return _summary("Churn model", [("skipped", str(exc))], False)
         version, changed = report.version_id, True
         if report.evaluation is not None:
+            # The split on its own line, right under its figures: wrapped inside the
+            # figures' line it would split "recency baseline" at 80 columns.
             lines.append(("forward holdout ROC AUC",
                           f"{report.evaluation.metric():.3f} (recency baseline "
                           f"{report.evaluation.metric(RECENCY):.3f}, BG/NBD baseline "
                           f"{report.evaluation.metric(BGNBD):.3f})"))
+            lines.append(("measured on", report.evaluation.split))
     if not scored:
-        with context.progress("Scoring customers", None):
-            scores = score_and_store(engine, config.model, context.as_of)
+        with engine.connect() as connection:
+            customers = count_customers(connection, context.as_of, config.model.lookback_days)
+        with context.progress("Scoring customers", customers) as advance:
+            scores = score_and_store(engine, config.model, context.as_of, progress=advance)
         scored, changed = len(scores), True
     lines.insert(0, ("model", f"version {version} as of {context.as_of:%Y-%m-%d}"))
     lines.append(("scored", f"{scored:,} customers"))
@@ -473,6 +482,7 @@ def responses_step(context: DemoContext) -> StepSummary:
         simulation = simulate_responses(
             sent, shop.future_events, product_prices(context.engine),
             seed=context.settings.seed, window_days=context.config.attribution.window_days,
+            currency=context.config.shop.currency,
         )
     context.facts["planted"] = simulation.extra
     with context.progress("Posting webhooks", len(simulation.webhooks)) as advance:
@@ -482,7 +492,10 @@ def responses_step(context: DemoContext) -> StepSummary:
     path = context.data_dir / "events_after.csv"
     simulation.events.to_csv(path, index=False)
     with context.progress("Importing later shop events", len(simulation.events)) as advance:
-        report = import_csv(context.engine, "events", path, progress=advance, now=end)
+        report = import_csv(
+            context.engine, "events", path, progress=advance, now=end,
+            currency=context.config.shop.currency,
+        )
     extra = int(simulation.extra["extra_purchase"].sum())
     lines = (
         ("webhooks", f"{len(simulation.webhooks):,} signed events to 127.0.0.1: "
@@ -517,7 +530,7 @@ def attribute_step(context: DemoContext) -> StepSummary:
 
 def retrain_step(context: DemoContext) -> StepSummary:
     """Retrain on the newest outcomes (held-out and untreated users' labels only)."""
-    from campaign.churn.training import train_churn
+    from campaign.churn.training import train_churn, training_steps
 
     at = context.as_of + timedelta(days=90)
     with context.engine.connect() as connection:
@@ -528,9 +541,10 @@ def retrain_step(context: DemoContext) -> StepSummary:
         return _summary("Retraining", (("model", f"version {version} as of {at:%Y-%m-%d} "
                                                     "(kept)"),), False)
     try:
-        with context.progress("Retraining the churn model", None):
+        with context.progress("Retraining the churn model",
+                              training_steps(context.config.model)) as advance:
             report = train_churn(context.engine, context.config.model, as_of=at,
-                                 now=_end(context))
+                                 now=_end(context), progress=advance)
     except ModelError as exc:
         return _summary("Retraining", [("skipped", str(exc))], False)
     lines = [("model", f"version {report.version_id} as of {at:%Y-%m-%d}"),
@@ -568,10 +582,13 @@ def report_step(context: DemoContext) -> StepSummary:
             text += (f"; planted {truth * 100:+.1f} pts "
                      f"({'inside' if inside else 'OUTSIDE'} the interval)")
         lines.append((row.campaign, text))
-        lines.append(("", f"revenue/user {row.revenue_uplift_per_user / 100:+,.2f} {currency} "
-                          f"[{row.revenue_low / 100:+,.2f}, {row.revenue_high / 100:+,.2f}], "
-                          f"incremental {row.incremental_revenue_cents / 100:,.2f} net of "
-                          f"{row.coupon_cost_cents / 100:,.2f} coupon cost; churn "
+        def plain(minor: float, signed: bool = False) -> str:
+            return format_plain(minor, currency, signed=signed)
+
+        lines.append(("", f"revenue/user {plain(row.revenue_uplift_per_user, True)} {currency} "
+                          f"[{plain(row.revenue_low, True)}, {plain(row.revenue_high, True)}], "
+                          f"incremental {plain(row.incremental_revenue_cents)} net of "
+                          f"{plain(row.coupon_cost_cents)} coupon cost; churn "
                           f"{row.churn_treatment:.1%} treated vs {row.churn_control:.1%}"))
     for row in report.arms.itertuples(index=False):
         lines.append((f"{row.campaign}/{row.variant}",

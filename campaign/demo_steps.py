@@ -30,6 +30,7 @@ from campaign.db.models import Event, EventType, Product, User
 from campaign.demoshop import CSV_FILES, DEFAULT_SEED, DEMO_AS_OF, generate_shop, write_csv
 from campaign.errors import InputError
 from campaign.ingest import count_rows, import_csv
+from campaign.money import format_plain
 
 MARKER_FILE = "demo.json"
 CONFIG_FILE = "config.toml"
@@ -321,7 +322,10 @@ def import_step(context: DemoContext) -> StepSummary:
     for kind in CSV_FILES:
         path = context.data_dir / f"{kind}.csv"
         with context.progress(f"Importing {kind}", count_rows(path)) as advance:
-            report = import_csv(context.engine, kind, path, progress=advance, now=context.as_of)
+            report = import_csv(
+                context.engine, kind, path, progress=advance, now=context.as_of,
+                currency=context.config.shop.currency,
+            )
         context.facts[f"import_{kind}"] = report
         changed |= bool(report.inserted or report.updated)
         lines.append(
@@ -392,7 +396,8 @@ def summary_step(context: DemoContext) -> StepSummary:
         lines.append(("history", f"{figures['first_event']:%Y-%m-%d} to "
                                  f"{figures['last_event']:%Y-%m-%d} (as of "
                                  f"{context.as_of:%Y-%m-%d})"))
-    lines.append(("revenue", f"{context.config.shop.currency} {cents // 100:,}.{cents % 100:02d}"))
+    currency = context.config.shop.currency
+    lines.append(("revenue", f"{currency} {format_plain(cents, currency)}"))
     if figures["fading_share"] is not None:
         lines.append(("fading customers", f"{figures['fading_share']:.0%} of customers had "
                                           "started to fade by the as-of date (truth.csv)"))

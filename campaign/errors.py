@@ -7,6 +7,7 @@ its traceback. The command line prints ``error: <message>`` for these and exits 
 
     CampaignError
     ├── ConfigError            path, key, reason
+    │   └── ConfigErrors           every invalid value of one file at once
     ├── InputError             source, line, column, reason   (CSV rows, CLI values)
     ├── TemplateError          template, line, reason          (lint + render)
     │   └── TemplateBudgetError      over the render budget: the set is broken for the run
@@ -23,6 +24,17 @@ attributes so callers never parse a message.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'winback'?)"`` for the closest of ``choices``, else ``""``."""
+    options = [c for c in choices if c != word]
+    by_lower = {c.lower(): c for c in options}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 class CampaignError(Exception):
@@ -42,6 +54,19 @@ class ConfigError(CampaignError):
         self.reason = reason
         where = f"{path}: {key}" if key else path
         super().__init__(f"{where}: {reason}")
+
+
+class ConfigErrors(ConfigError):
+    """Several invalid values in one configuration, all listed (one line each).
+
+    ``key`` and ``reason`` are those of the first; ``errors`` holds every one.
+    """
+
+    def __init__(self, path: str, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__(path, errors[0].key, errors[0].reason)
+        lines = "\n".join(str(e) for e in errors)
+        self.args = (f"{path}: {len(errors)} invalid settings\n{lines}",)
 
 
 class InputError(CampaignError):
@@ -99,10 +124,18 @@ class TemplateBudgetError(TemplateError):
 class NotFound(CampaignError):
     """Something named by the caller does not exist (user, campaign, active model...)."""
 
-    def __init__(self, kind: str, key: str) -> None:
+    def __init__(self, kind: str, key: str, choices: Iterable[str] | None = None) -> None:
         self.kind = kind
         self.key = key
-        super().__init__(f"{kind} not found: {key}")
+        message = f"{kind} not found: {key}"
+        if choices is not None:
+            known = sorted(choices)
+            hint = did_you_mean(key, known)
+            if hint:
+                message += hint
+            else:
+                message += f" (known: {', '.join(known) or 'none configured'})"
+        super().__init__(message)
 
 
 class DatabaseError(CampaignError):
@@ -137,6 +170,9 @@ class TransientDeliveryError(DeliveryError):
     """A failure worth retrying: timeout, connection error, 5xx or 429.
 
     ``retry_after`` (seconds) is the provider's own hint, when it gave one.
+    ``maybe_delivered``: the request went out and no answer came back (a read timeout,
+    a connection lost mid-answer), so the provider may have accepted it; False when
+    it provably did not (it answered, or the connection never opened).
     """
 
     def __init__(
@@ -146,8 +182,11 @@ class TransientDeliveryError(DeliveryError):
         message_id: int | None = None,
         status: int | None = None,
         retry_after: float | None = None,
+        *,
+        maybe_delivered: bool = False,
     ) -> None:
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
         super().__init__(channel, reason, message_id, status)
 
 

@@ -5,7 +5,6 @@
 * :func:`new_coupon_code` draws an unguessable code such as ``CB-7KQ4M9XH2P`` from an
   alphabet without look-alikes (no 0/O, 1/I/L). Pass :class:`secrets.SystemRandom`
   in production and a seeded :class:`random.Random` in tests.
-* :func:`parse_money` reads decimal strings into integer minor units exactly.
 * :func:`coupons_issued_payload` is the body of the optional webhook that tells the
   shop's checkout about new codes (signed with :mod:`campaign.delivery.signing`).
 
@@ -20,11 +19,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from campaign.config import OfferConfig
 from campaign.errors import InputError
+from campaign.money import format_amount, parse_amount
 
 # 31 symbols: digits and capitals minus 0, O, 1, I and L, which people misread.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -46,39 +45,12 @@ class Offer:
         return issued_at + timedelta(days=self.valid_days)
 
 
-def parse_money(text: str, *, decimals: int = 2, source: str = "amount") -> int:
-    """``"99.00"`` → ``9900``: a non-negative decimal string to integer minor units.
-
-    Exact: more decimals than the currency has are refused rather than rounded.
-
-    Raises:
-        InputError: not a plain non-negative number, or too many decimals.
-    """
-    cleaned = text.strip()
-    if not re.fullmatch(r"\d+(\.\d+)?", cleaned):
-        raise InputError(source, f"{text!r} is not an amount like 99.00")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:  # pragma: no cover - the pattern already rules this out
-        raise InputError(source, f"{text!r} is not an amount") from None
-    minor = value.scaleb(decimals)
-    if minor != minor.to_integral_value():
-        raise InputError(source, f"{text!r} has more than {decimals} decimals")
-    return int(minor)
-
-
-def format_minor_units(cents: int, *, decimals: int = 2) -> str:
-    """``9900`` → ``"99.00"``: integer minor units to a plain decimal string (exact)."""
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    if decimals == 0:
-        return f"{sign}{cents}"
-    whole, fraction = divmod(cents, 10**decimals)
-    return f"{sign}{whole}.{fraction:0{decimals}d}"
-
-
-def choose_offer(tier: str, high_value: bool, offer_config: OfferConfig) -> Offer:
+def choose_offer(
+    tier: str, high_value: bool, offer_config: OfferConfig, currency: str = "CNY"
+) -> Offer:
     """The coupon for a customer in risk ``tier``; ``high_value`` adds the bonus.
+
+    ``min_order`` is read in ``currency`` (the shop's), into its minor units.
 
     A tier the policy does not list gets the smallest configured discount: an
     unexpected tier never earns more than the policy promises. The total is capped
@@ -98,9 +70,16 @@ def choose_offer(tier: str, high_value: bool, offer_config: OfferConfig) -> Offe
     percent = max(0, min(percent, MAX_PERCENT_OFF))
     return Offer(
         percent_off=percent,
-        min_order_cents=parse_money(offer_config.min_order, source="offer.min_order"),
+        min_order_cents=_min_order(offer_config.min_order, currency),
         valid_days=offer_config.valid_days,
     )
+
+
+def _min_order(text: str, currency: str) -> int:
+    try:
+        return parse_amount(text, currency)
+    except ValueError as exc:
+        raise InputError("offer.min_order", str(exc)) from None
 
 
 def new_coupon_code(rng: random.Random, *, prefix: str = "CB", length: int = CODE_LENGTH) -> str:
@@ -125,26 +104,28 @@ def looks_like_code(code: str) -> bool:
 
 
 def coupons_issued_payload(
-    coupons: Sequence[Mapping[str, Any]], *, issued_at: datetime, shop: str, decimals: int = 2
+    coupons: Sequence[Mapping[str, Any]], *, issued_at: datetime, shop: str, currency: str = "CNY"
 ) -> bytes:
     """The JSON body telling the shop's checkout about new codes (pure).
 
     Each coupon mapping needs ``code``, ``user_id`` (the shop's own id),
     ``percent_off``, ``min_order_cents`` and ``expires_at`` (aware datetime). The body
     is ``{"type": "coupons.issued", "timestamp": ..., "shop": ..., "data": [...]}``
-    with ``min_order`` as a decimal string; sign it with
+    with ``min_order`` as a decimal string in ``currency`` (``"99.00"`` CNY,
+    ``"5000"`` JPY) and ``currency`` itself; sign it with
     :func:`campaign.delivery.signing.sign_headers`.
     """
     body = {
         "type": "coupons.issued",
         "timestamp": issued_at.isoformat(),
         "shop": shop,
+        "currency": currency,
         "data": [
             {
                 "code": str(c["code"]),
                 "user_id": str(c["user_id"]),
                 "percent_off": int(c["percent_off"]),
-                "min_order": format_minor_units(int(c["min_order_cents"]), decimals=decimals),
+                "min_order": format_amount(int(c["min_order_cents"]), currency),
                 "expires_at": c["expires_at"].isoformat(),
             }
             for c in coupons

@@ -38,6 +38,7 @@ def write_config(
     daemon: dict[str, Any] | None = None,
     delivery: dict[str, Any] | None = None,
     broken: tuple[str, ...] = (),
+    rate: float = 10000.0,
 ) -> Config:
     """``root/config.toml``: fast daemon settings, one channel, campaigns on ``cron``.
 
@@ -78,7 +79,7 @@ def write_config(
         "[channels.email]",
     ]
     if sink_url:
-        lines += ['kind = "webhook"', f'url = "{sink_url}/hook"', "rate_per_second = 10000.0"]
+        lines += ['kind = "webhook"', f'url = "{sink_url}/hook"', f"rate_per_second = {rate}"]
     else:
         lines += ['kind = "file"', 'path = "out/email"']
     for name in campaigns:

@@ -139,11 +139,28 @@ def statuses(engine: Engine) -> dict[int, tuple[str, str | None, int]]:
 ALWAYS_OPEN = QuietHours(start=datetime.min.time(), end=datetime.min.time())
 
 
+def fault_channel(kind: str, url: str, **extra: Any) -> ChannelConfig:
+    """A channel of ``kind`` (webhook, twilio, sendgrid, smtp) at ``url``, named "text"
+    by the fault tests; SendGrid takes 5 messages per request."""
+    medium = "sms" if kind in ("webhook", "twilio") else "email"
+    values: dict[str, Any] = {
+        "kind": kind, "medium": medium, "url": url, "rate_per_second": 100.0,
+        "from_address": "+15550009999" if medium == "sms" else "shop@shop.test",
+    }
+    if kind == "sendgrid":
+        values.update(batch_size=5, secret="sg-key")
+    if kind == "twilio":
+        values.update(username="AC1", secret="token")
+    values.update(extra)
+    return ChannelConfig(**values)
+
+
 def crash_child() -> None:
-    """Subprocess entry of the SIGKILL test: ``URL SINK_URL CLOCK_OFFSET_SECONDS``.
+    """Subprocess entry of the SIGKILL test: ``URL SINK_URL CLOCK_OFFSET_SECONDS [KIND]``.
 
     Drains once with a clock shifted by the offset, so a restart can see the killed
-    process's leases as expired without the test waiting for them.
+    process's leases as expired without the test waiting for them. ``KIND`` is the
+    channel's kind (default: webhook).
     """
     import sys
 
@@ -151,9 +168,10 @@ def crash_child() -> None:
     from campaign.delivery.sender import drain_outbox
 
     url, sink_url, offset = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    kind = sys.argv[4] if len(sys.argv) > 4 else "webhook"
     engine = make_engine(url)
     config = delivery_config(
-        {"text": webhook(sink_url, medium="sms").model_copy(update={"rate_per_second": 100.0})},
+        {"text": fault_channel(kind, sink_url)},
         lease_seconds=5,
         batch_size=20,
         timeout_seconds=3.0,

@@ -29,8 +29,10 @@ CONFIG = ModelConfig(
     snapshots=2,
     max_depth_candidates=(3, 4),
     min_samples_leaf_candidates=(20,),
+    signing_key="test model signing key",  # type: ignore[arg-type]
 )
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
+KEY = b"test model signing key"
 
 
 def load_shop(engine: Engine, purchases: pd.DataFrame) -> None:
@@ -141,7 +143,7 @@ def test_retraining_on_the_same_data_ties_and_activates(shop: Engine) -> None:
     assert second.activated and second.champion_id == first.version_id
     assert second.champion_roc_auc is not None
     with shop.connect() as connection:
-        assert load_model(connection).id == second.version_id
+        assert load_model(connection, key=KEY).id == second.version_id
 
 
 def test_a_better_champion_keeps_its_title(shop: Engine) -> None:
@@ -152,7 +154,7 @@ def test_a_better_champion_keeps_its_title(shop: Engine) -> None:
     assert not second.activated
     assert f"kept model {first.version_id} active" in second.decision
     with shop.connect() as connection:
-        assert load_model(connection).id == first.version_id
+        assert load_model(connection, key=KEY).id == first.version_id
 
 
 def test_too_little_data_is_refused_with_the_config_key(shop: Engine) -> None:
@@ -172,7 +174,7 @@ def test_artifact_from_another_sklearn_major_is_refused(shop: Engine) -> None:
             .values(library_versions={"sklearn": "0.24.2", "numpy": "1", "pandas": "1"})
         )
     with shop.connect() as connection, pytest.raises(ModelError, match="scikit-learn 0.24.2"):
-        load_model(connection)
+        load_model(connection, key=KEY)
 
 
 def test_scoring_without_a_model_says_so(shop: Engine) -> None:
@@ -218,3 +220,89 @@ def test_cli_train_score_and_evaluate(sqlite_url: str, purchases, tmp_path: Path
     assert "lift in top 10%" in result.output
     result = runner.invoke(app, ["--config", str(config), "train", "--as-of", "yesterday"])
     assert result.exit_code == 2 and "--as-of" in result.output
+
+
+def test_one_model_one_split_one_figure_named_alike_everywhere(  # type: ignore[no-untyped-def]
+    sqlite_url: str, purchases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from campaign.cli import common
+    from campaign.db.engine import make_engine
+
+    monkeypatch.setattr(common.console, "width", 250)  # a wide terminal: no cut cells
+
+    engine = make_engine(sqlite_url)
+    load_shop(engine, purchases)
+    engine.dispose()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{sqlite_url}"\n[model]\nmin_customers = 50\n'
+        "min_history_days = 100\nsnapshots = 2\nmax_depth_candidates = [3]\n"
+        "min_samples_leaf_candidates = [20]\n"
+    )
+    at = f"{T:%Y-%m-%d}"
+    split = f"holdout {T - timedelta(days=90):%Y-%m-%d} to {T:%Y-%m-%d}"
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(app, ["--config", str(config), *args], terminal_width=250)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    def tree_auc(text: str) -> str:
+        return re.search(r"ROC AUC\s*│\s*(\d\.\d{3})\s", text).group(1)  # type: ignore[union-attr]
+
+    trained = cli("train", "--as-of", at)
+    assert f"this recipe on the {split}" in trained
+    figure = tree_auc(trained)
+    evaluated = cli("evaluate", "churn", "--as-of", at)
+    assert f"churn, {split}" in evaluated and f"({split};" in evaluated
+    assert tree_auc(evaluated) == figure  # the same split gives the same figure
+    history = cli("report", "--model")
+    (row,) = [line for line in history.splitlines() if line.startswith("│") and "1 │" in line]
+    assert split in row and f" {figure} " in row
+    # A retrain names the split both figures were measured on, at the shown precision.
+    again = cli("train", "--as-of", at)
+    decision = again.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"activated: ROC AUC \d\.\d{{3}} on the {split} is not worse than active model 1's "
+        r"\d\.\d{3} on the same split \(.+\)", decision
+    ), decision
+
+
+def test_every_as_of_defaults_to_the_pinned_clock(  # type: ignore[no-untyped-def]
+    sqlite_url: str, purchases, tmp_path: Path
+) -> None:
+    from campaign.db.engine import make_engine
+
+    engine = make_engine(sqlite_url)
+    load_shop(engine, purchases)
+    engine.dispose()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[clock]\nas_of = {T:%Y-%m-%dT%H:%M:%SZ}\n[database]\nurl = "{sqlite_url}"\n'
+        "[model]\nmin_customers = 50\nmin_history_days = 100\nsnapshots = 2\n"
+        "max_depth_candidates = [3]\nmin_samples_leaf_candidates = [20]\n"
+    )
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(app, ["--config", str(config), *args], terminal_width=250)
+        assert result.exit_code == 0, result.output
+        assert "note: the newest event" not in result.stderr
+        return result.stdout
+
+    stamp = f"{T:%Y-%m-%d %H:%M} UTC"
+    assert f"T = {stamp}" in cli("evaluate", "churn")
+    assert f"holdout {T - timedelta(days=90):%Y-%m-%d} to {T:%Y-%m-%d}" in cli("train")
+    assert f"scored as of {stamp}" in cli("score")
+    assert f"segmented as of {stamp}" in cli("segments", "-k", "2")
+    assert f"Report at {stamp}" in cli("report")
+    # Without the pin, T is now: this shop's newest event is long past, and that is said.
+    config.write_text(config.read_text().replace("[clock]", "[ignored_clock]", 1)
+                      .replace(f"as_of = {T:%Y-%m-%dT%H:%M:%SZ}\n", "", 1)
+                      .replace("[ignored_clock]\n", "", 1))
+    late = runner.invoke(app, ["--config", str(config), "score"])
+    assert late.exit_code == 0, late.output
+    assert "note: the newest event (" in late.stderr and "days before T" in late.stderr

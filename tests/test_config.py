@@ -41,7 +41,9 @@ def test_bad_value_names_its_key_path(tmp_path: Path) -> None:
 def test_unknown_key_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[delivery]\nconcurency = 3\n")
-    with pytest.raises(ConfigError, match=r"delivery\.concurency: extra inputs"):
+    with pytest.raises(
+        ConfigError, match=r"delivery\.concurency: unknown key \(did you mean .concurrency.\?\)"
+    ):
         load_config(path, environ={})
 
 

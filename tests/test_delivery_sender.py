@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from campaign.config import QuietHours
+from campaign.contacts import address_hash
 from campaign.db.models import Message, Suppression, User
 from campaign.delivery import outbox
 from campaign.delivery.sender import drain_outbox
@@ -176,7 +177,7 @@ def test_a_suppressed_address_is_skipped_whoever_it_belongs_to(
         # A bounce list entry by address only (no user), stored hashed and normalised.
         session.add(
             Suppression(
-                user_id=None, address_hash=outbox.address_hash("  U0@Example.com "),
+                user_id=None, address_hash=address_hash("u0@example.com"),
                 channel="email", reason="bounced", source="test", created_at=NOON_SHANGHAI,
             )
         )

@@ -106,10 +106,64 @@ def test_the_forget_command_reports_and_refuses_unknown_users(
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "{sqlite_url}"\n', encoding="utf-8")
     runner = CliRunner()
-    result = runner.invoke(app, ["--config", str(config), "forget", external])
+    result = runner.invoke(app, ["--config", str(config), "forget", external, "--yes"])
     assert result.exit_code == 0, result.output
     assert f"forgot user {external}" in result.output
     missing = runner.invoke(app, ["--config", str(config), "forget", "ghost"])
     assert missing.exit_code == 1
     assert "error: user not found: ghost" in missing.output
+    engine.dispose()
+
+
+def _forget_cli(db_url: str, tmp_path: Path) -> tuple[Engine, str, Path]:
+    from campaign.db.engine import make_engine, make_session_factory
+
+    engine = make_engine(db_url)
+    _uid, external, _email, _phone = _seed(make_session_factory(engine), engine)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n', encoding="utf-8")
+    return engine, external, config
+
+
+def _email_of(engine: Engine, external: str) -> str | None:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(User.email).where(User.external_id == external)
+        ).scalar_one()
+
+
+def test_forget_dry_run_shows_what_would_go_and_changes_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine, external, config = _forget_cli(db_url, tmp_path)
+    before = _email_of(engine, external)
+    result = CliRunner().invoke(app, ["--config", str(config), "forget", external, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"would forget user {external}: email, phone, name, attributes; 1 message text(s) and "
+        "2 response payload(s) scrubbed, 2 suppression(s) added (dry run: nothing changed)"
+    )
+    assert _email_of(engine, external) == before is not None
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Suppression)).scalar() == 0
+    engine.dispose()
+
+
+def test_forget_asks_first_and_a_no_or_no_answer_erases_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine, external, config = _forget_cli(db_url, tmp_path)
+    runner = CliRunner()
+    for answer in ("n\n", ""):  # "" is a script without --yes: stdin at its end
+        refused = runner.invoke(app, ["--config", str(config), "forget", external], input=answer)
+        assert refused.exit_code == 1
+        assert f"about to forget user {external}: email, phone, name, attributes;" in refused.stderr
+        assert refused.stderr.strip().endswith(
+            f"error: user {external} not forgotten: not confirmed (--yes skips asking)"
+        )
+        assert _email_of(engine, external) is not None
+    agreed = runner.invoke(app, ["--config", str(config), "forget", external], input="y\n")
+    assert agreed.exit_code == 0, agreed.output
+    assert f"forgot user {external}: email, phone, name, attributes;" in agreed.stdout
+    assert _email_of(engine, external) is None
     engine.dispose()

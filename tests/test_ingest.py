@@ -382,8 +382,8 @@ def test_bad_user_and_product_rows_name_their_column(engine: Engine, tmp_path: P
     with pytest.raises(InputErrors) as caught:
         import_csv(engine, "products", products)
     assert [str(e) for e in caught.value.errors] == [
-        "products.csv:2: price: more than 2 decimals: '12.999'",
-        "products.csv:3: price: not a decimal amount: 'free'",
+        "products.csv:2: price: more decimals than CNY has (2 decimals): '12.999'",
+        "products.csv:3: price: not a decimal amount like 129.50: 'free'",
     ]
     with engine.connect() as connection:
         assert connection.execute(select(User.id)).first() is None

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 
 from campaign.errors import InputError
 from campaign.ingest.readers import (
+    SPECS,
     CsvFile,
     event_chunks,
-    format_cents,
     is_locale,
     is_timezone,
+    lookalike,
     open_csv,
     parse_bool,
-    parse_money_cents,
     parse_timestamp,
     user_record,
 )
@@ -43,33 +43,10 @@ def _open_error(path: Path, kind: str = "events") -> str:
     return str(caught.value)
 
 
-@given(st.decimals(min_value=0, max_value=10**12, places=2, allow_nan=False))
-def test_money_parsing_never_loses_a_cent(amount: Decimal) -> None:
-    cents = parse_money_cents(str(amount))
-    assert Decimal(cents) == amount * 100
-    assert parse_money_cents(format_cents(cents)) == cents
-
-
-@given(st.integers(min_value=0, max_value=10**15))
-def test_cents_round_trip_through_their_decimal_text(cents: int) -> None:
-    assert parse_money_cents(format_cents(cents)) == cents
-
-
-@pytest.mark.parametrize("text", ["1.999", "0.001", "12.345", "-1", "1e3", "abc", "1,5", "", " "])
-def test_money_with_more_than_two_decimals_or_not_a_number_is_rejected(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_money_cents(text)
-
-
-def test_money_error_says_when_there_are_too_many_decimals() -> None:
-    with pytest.raises(ValueError, match="more than 2 decimals"):
-        parse_money_cents("9.999")
-
-
 @given(
     st.datetimes(
         min_value=datetime(1971, 1, 1),
-        max_value=datetime(2200, 1, 1),
+        max_value=datetime(2199, 12, 31),
         timezones=st.sampled_from(
             [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5))]
         ),
@@ -193,9 +170,9 @@ def test_event_errors_name_file_line_and_column(tmp_path: Path) -> None:
         "events.csv:4: type: unknown event type 'teleport' (known: cart, purchase, search, "
         "view, visit)",
         "events.csv:5: amount: required for purchase events",
-        "events.csv:6: amount: more than 2 decimals: '1.234'",
+        "events.csv:6: amount: more decimals than CNY has (2 decimals): '1.234'",
         "events.csv:7: product_id: unknown product 'p9' (import products first)",
-        "events.csv:8: quantity: not a whole number of at least 1: '0'",
+        "events.csv:8: quantity: not a whole number from 1 to 2147483647: '0'",
         "events.csv:10: event_id: duplicate event_id 'ok' (first on line 9)",
         "events.csv:11: expected 7 fields, found 3",
     ]
@@ -243,3 +220,19 @@ def test_csv_file_exposes_the_header_index(tmp_path: Path) -> None:
     with open_csv(path, "events") as csv_file:
         assert isinstance(csv_file, CsvFile)
         assert csv_file.column("user_id") == 2 and csv_file.column("amount") == -1
+
+
+@pytest.mark.parametrize(
+    ("column", "meant"),
+    [("e_mail", "email"), ("E-Mail", "email"), ("mail", "email"), ("Phone", "phone"),
+     ("consent_mail", "consent_email"), ("time_zone", "timezone"), ("vip", None),
+     ("email", None), ("loyalty_tier", None)],
+)
+def test_lookalike_columns_name_the_contract_column(column: str, meant: str | None) -> None:
+    assert lookalike(column, "users") == meant
+
+
+@given(st.sampled_from(SPECS["users"].required + SPECS["users"].optional))
+def test_a_contract_column_with_case_or_separators_changed_is_recognized(name: str) -> None:
+    variant = name.upper().replace("_", "-")
+    assert lookalike(variant, "users") == name

@@ -23,11 +23,16 @@ LIBRARY_HOMES = {
     "numba": ("recommend/kernels.py",),
     # ECDSA verification of SendGrid's signed event webhook.
     "cryptography": ("responses/providers/sendgrid.py",),
+    "phonenumbers": ("contacts.py",),
 }
 
 # Pure core: no I/O libraries at all.
 PURE_MODULES = (
     "errors.py",
+    "contacts.py",
+    "exports.py",
+    "money.py",
+    "progress.py",
     "offers.py",
     "profile/features.py",
     "profile/clustering.py",
@@ -35,6 +40,7 @@ PURE_MODULES = (
     "churn/btyd.py",
     "churn/model.py",
     "churn/evaluate.py",
+    "churn/splits.py",
     "recommend/itemcf.py",
     "recommend/content.py",
     "recommend/popularity.py",
@@ -107,3 +113,15 @@ def test_pure_modules_import_no_io_library() -> None:
             if bad:
                 offenders[relative] = sorted(bad)
     assert offenders == {}
+
+
+def test_currency_arithmetic_has_one_home() -> None:
+    """Only campaign/money.py asks babel about currencies; everyone else calls it, so
+    parsing and printing can never again disagree about a currency's decimals."""
+    names = ("get_currency_precision", "format_currency", "currency_digits")
+    offenders = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "money.py" and any(n in path.read_text(encoding="utf-8") for n in names)
+    ]
+    assert offenders == []

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Engine
 
 from campaign.db.base import Base
@@ -25,38 +29,65 @@ def test_autogenerate_finds_no_difference_from_models(engine: Engine) -> None:
     assert diff == [], f"models and migrations differ: {diff}"
 
 
+def _legacy_insert(connection: Any, table_name: str, /, **values: Any) -> int:
+    """Insert a row naming only ``values``' columns (an older schema lacks newer ones)."""
+    table = sa.table(table_name, *(sa.column(key) for key in values), sa.column("id"))
+    return int(connection.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar())
+
+
+def _old_user(connection: Any, n: int, **extra: Any) -> int:
+    values = {
+        "external_id": f"u{n}", "email": f"u{n}@example.com", "phone": f"+1555000{n:04d}",
+        "name": f"User {n}", "consent_email": True, "consent_sms": True, "attributes": "{}",
+    }
+    values.update(extra)
+    return _legacy_insert(connection, "users", **values)
+
+
+def _old_message(connection: Any, run_id: int, user_id: int, key: str, **extra: Any) -> int:
+    values = {
+        "run_id": run_id, "user_id": user_id, "campaign": "winback", "channel": "text",
+        "products": "[]", "idempotency_key": key, "status": "queued", "attempts": 0,
+        "is_test": False, "created_at": ISSUED,
+    }
+    values.update(extra)
+    return _legacy_insert(connection, "messages", **values)
+
+
+def _old_run(connection: Any, campaign: str = "winback") -> int:
+    return _legacy_insert(
+        connection, "campaign_runs", campaign=campaign, slot=ISSUED, as_of=ISSUED,
+        status="done", counts="{}",
+    )
+
+
+ISSUED = datetime(2026, 10, 1, tzinfo=UTC)
+
+
 def test_upgrading_to_coupon_announcements_settles_earlier_runs(engine: Engine) -> None:
     # Runs that reserved codes before the table existed were announced (or not) back
     # then: the upgrade records them as settled so that nothing is sent again.
-    from datetime import UTC, datetime, timedelta
-
     from alembic import command
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
     from campaign.db.migrate import alembic_config
-    from campaign.db.models import Coupon, CouponAnnouncement
-    from tests.delivery_helpers import make_run, make_user, queue_message
+    from campaign.db.models import CouponAnnouncement
 
     command.downgrade(alembic_config(engine), "0003")
-    issued = datetime(2026, 10, 1, tzinfo=UTC)
-    with Session(engine) as session:
-        with_codes, without = make_run(session, slot=issued), make_run(session, "care", issued)
+    with engine.begin() as connection:
+        with_codes, without = _old_run(connection), _old_run(connection, "care")
         for n, run in enumerate((with_codes, with_codes, without)):
-            user = make_user(session, n)
-            message = queue_message(session, run, user)
-            if run is with_codes:
-                session.add(Coupon(
-                    code=f"OLD{n}", user_id=user.id, message_id=message.id,
-                    campaign=run.campaign, percent_off=10, min_order_cents=0,
-                    issued_at=issued, expires_at=issued + timedelta(days=30),
-                ))
-        session.commit()
-        run_id = with_codes.id
+            user = _old_user(connection, n)
+            message = _old_message(connection, run, user, f"k{n}")
+            if run == with_codes:
+                _legacy_insert(
+                    connection, "coupons", code=f"OLD{n}", user_id=user, message_id=message,
+                    campaign="winback", percent_off=10, min_order_cents=0,
+                    issued_at=ISSUED, expires_at=ISSUED + timedelta(days=30),
+                )
     upgrade(engine)
     with engine.connect() as connection:
         rows = connection.execute(select(CouponAnnouncement)).all()
-    assert [(r.run_id, r.codes, r.announced_at) for r in rows] == [(run_id, 2, issued)]
+    assert [(r.run_id, r.codes, r.announced_at) for r in rows] == [(with_codes, 2, ISSUED)]
 
 
 def test_upgrading_to_pause_history_keeps_the_pauses_in_force(engine: Engine) -> None:
@@ -87,3 +118,45 @@ def test_upgrading_to_pause_history_keeps_the_pauses_in_force(engine: Engine) ->
         ("winback", True, "typo", "unknown", at)
     ]
     assert current["winback"].paused and current["winback"].by is None
+
+
+def test_upgrading_a_database_of_the_earlier_release_keeps_suppressions_and_attempts(
+    engine: Engine,
+) -> None:
+    # A database as the release before 0009 left it: phones stored as given, a STOP
+    # recorded as the hash of the raw phone, attempts that counted claims.
+    from alembic import command
+
+    from campaign.db.migrate import alembic_config
+    from campaign.db.models import Message, User
+    from campaign.db.queries import address_hash, is_suppressed
+
+    command.downgrade(alembic_config(engine), "0004")
+    raw = ["+86 100 9934 7647", "+86-100-8397-3564", "008610094904445", "(202) 555-0142"]
+    locales = ["zh-CN", "zh-CN", "zh-CN", "en-US"]
+    with engine.begin() as connection:
+        run = _old_run(connection)
+        ids = []
+        for n, (phone, locale) in enumerate(zip(raw, locales, strict=True)):
+            user = _old_user(connection, n, phone=phone, locale=locale)
+            ids.append(user)
+            _old_message(connection, run, user, f"k{n}", attempts=3)
+            # Suppressed by address only (as an inbound STOP without a message did).
+            _legacy_insert(
+                connection, "suppressions", user_id=None, address_hash=address_hash(phone),
+                channel="sms", reason="unsubscribed", source="twilio:SM1", created_at=ISSUED,
+            )
+        _old_user(connection, 9, phone="+86 100 0000 0009", locale="zh-CN")
+    upgrade(engine)
+    with engine.connect() as connection:
+        users = {u.id: u for u in connection.execute(select(User)).all()}
+        assert [users[i].phone for i in ids] == [
+            "+8610099347647", "+8610083973564", "+8610094904445", "+12025550142",
+        ]
+        assert [users[i].phone_original for i in ids] == raw
+        for user_id in ids:
+            assert is_suppressed(connection, user_id, "sms"), users[user_id].phone
+        others = [u.id for u in users.values() if u.id not in ids]
+        assert not is_suppressed(connection, others[0], "sms")
+        messages = connection.execute(select(Message.attempts, Message.claims)).all()
+        assert {(m.attempts, m.claims) for m in messages} == {(3, 3)}

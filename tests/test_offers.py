@@ -20,11 +20,9 @@ from campaign.offers import (
     Offer,
     choose_offer,
     coupons_issued_payload,
-    format_minor_units,
     looks_like_code,
     new_coupon_code,
     normalize_code,
-    parse_money,
 )
 
 POLICY = OfferConfig(
@@ -101,26 +99,24 @@ def test_an_offer_expires_valid_days_after_issue() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "cents"), [("99.00", 9900), ("0", 0), ("0.5", 50), ("12", 1200), (" 7.05 ", 705)]
+    ("currency", "min_order", "minor"),
+    [("CNY", "99.00", 9900), ("JPY", "5000", 5000), ("KWD", "5.5", 5500), ("USD", "0", 0)],
 )
-def test_amounts_parse_to_exact_cents(text: str, cents: int) -> None:
-    assert parse_money(text) == cents
+def test_min_order_is_read_in_the_shop_currency(currency: str, min_order: str, minor: int) -> None:
+    policy = POLICY.model_copy(update={"min_order": min_order})
+    assert choose_offer("high", False, policy, currency).min_order_cents == minor
 
 
-@pytest.mark.parametrize("text", ["9.999", "-1", "1e3", "abc", "", "NaN", "1,5"])
-def test_bad_amounts_are_refused_not_rounded(text: str) -> None:
-    with pytest.raises(InputError):
-        parse_money(text)
+def test_min_order_with_more_decimals_than_the_shop_currency_is_a_config_error() -> None:
+    from campaign.config import Config
 
-
-@given(cents=st.integers(min_value=0, max_value=10**15), decimals=st.sampled_from([0, 2, 3]))
-def test_money_round_trips_without_losing_a_cent(cents: int, decimals: int) -> None:
-    assert parse_money(format_minor_units(cents, decimals=decimals), decimals=decimals) == cents
-
-
-def test_min_order_config_with_too_many_decimals_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match="at most two decimals"):
-        OfferConfig(min_order="9.999")
+    with pytest.raises(ValueError, match=r"min_order: more decimals than JPY has"):
+        Config.model_validate(
+            {"shop": {"currency": "JPY"}, "campaigns": [{"name": "c", "channels": [],
+                                                         "offer": {"min_order": "99.50"}}]}
+        )
+    with pytest.raises(ValueError, match="must be an amount"):
+        OfferConfig(min_order="9,99")
 
 
 def test_issued_payload_names_each_code_with_the_shops_ids_and_decimal_amounts() -> None:

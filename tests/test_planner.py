@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from campaign.config import Config, load_config
+from campaign.contacts import address_hash
 from campaign.db.models import (
     CampaignRun,
     ChurnScore,
@@ -30,7 +31,6 @@ from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
 from campaign.planner import run as planner_run
-from campaign.planner.audience import address_hash
 from campaign.planner.content import (
     CodeDrawer,
     Pick,
@@ -686,3 +686,14 @@ def test_a_message_key_taken_by_someone_else_fails_the_run_with_nothing_written(
         runs = connection.execute(select(CampaignRun.campaign, CampaignRun.status)).all()
         count = connection.execute(select(func.count()).select_from(Message)).scalar()
     assert ("c", "failed") in [tuple(r) for r in runs] and count == 1
+
+
+def test_phone_suppressions_match_users_without_a_locale() -> None:
+    # The planner's frame holds NaN for a missing locale; reading it must not fail.
+    from campaign.contacts import address_hashes, region_of_locale
+
+    assert region_of_locale(float("nan")) is None and region_of_locale(None) is None
+    assert region_of_locale("zh-Hans-CN") == "CN" and region_of_locale("en") == "US"
+    assert address_hashes(["+86 100 9934 7647", float("nan")], None) == address_hashes(
+        ["+8610099347647"], None
+    ) | address_hashes(["+86 100 9934 7647"], None)

@@ -111,7 +111,7 @@ def test_unknown_campaign_and_bad_dates_are_one_line_errors(shop: Path) -> None:
     config = str(shop / "config.toml")
     unknown = runner.invoke(app, ["--config", config, "run", "nope"])
     assert unknown.exit_code == 1
-    assert unknown.stderr.strip() == "error: campaign not found: nope"
+    assert unknown.stderr.strip() == "error: campaign not found: nope (known: c)"
     bad = runner.invoke(app, ["--config", config, "run", "c", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "--as-of" in bad.stderr
 
@@ -140,3 +140,93 @@ def test_a_run_before_any_scores_says_what_to_do_and_records_nothing(
         statuses = connection.execute(select(CampaignRun.status)).scalars().all()
     engine.dispose()
     assert statuses == ["failed"]  # recorded, and a failed slot is planned again later
+
+
+@pytest.mark.parametrize("days", [-12, 12], ids=["clock-behind", "clock-ahead"])
+def test_a_pinned_clock_never_queues_a_run_that_expires_unsent_or_never_comes_due(
+    shop: Path, sqlite_url: str, days: int
+) -> None:
+    # [clock] as_of picks what the run looks at; due and expiry come from the real clock.
+    from datetime import UTC, datetime, timedelta
+
+    config = shop / "config.toml"
+    pinned = datetime.now(UTC) + timedelta(days=days)
+    text = config.read_text().replace(
+        "[delivery]\n",
+        '[delivery]\nquiet_hours = { start = "00:00", end = "00:00" }\n'
+        "quiet_hours_by_medium = {}\n",
+    )
+    config.write_text(text + f'\n[clock]\nas_of = "{pinned:%Y-%m-%dT%H:%M:%SZ}"\n')
+    planned = runner.invoke(app, ["--config", str(config), "run", "c"])
+    assert planned.exit_code == 0, planned.output
+    before = datetime.now(UTC)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Message.next_attempt_at, Message.expires_at).where(Message.status == "queued")
+        ).all()
+        coupons = connection.execute(select(Coupon.expires_at)).scalars().all()
+    assert rows, "the run queued nothing"
+    assert all(due is None or due <= before for due, _ in rows)
+    assert all(expires > before for _, expires in rows)
+    assert all(expires > before for expires in coupons)
+    sent = runner.invoke(app, ["--config", str(config), "send", "--once"])
+    assert sent.exit_code == 0, sent.output
+    with engine.connect() as connection:
+        statuses = connection.execute(select(Message.status)).scalars().all()
+    engine.dispose()
+    assert statuses.count("sent") == len(rows)
+
+
+def test_sigterm_during_a_run_rolls_back_with_one_line(
+    shop: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    from campaign.planner import run as planner_run
+
+    real = planner_run.plan_run
+
+    def terminated_midway(*args: object, **kwargs: object) -> object:
+        # The service manager stops us while the run is being written.
+        kwargs["progress"] = lambda n: os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planner_run, "plan_run", terminated_midway)
+    result = runner.invoke(
+        app, ["--config", str(shop / "config.toml"), "run", "c", "--as-of", "2026-11-01"]
+    )
+    assert result.exit_code == 143
+    assert result.output.strip().splitlines() == [
+        "terminated: run of c rolled back, nothing planned and no coupon reserved"
+    ]
+    assert _count(sqlite_url, Message) == 0 and _count(sqlite_url, CampaignRun) == 0
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler)
+
+
+def test_run_and_send_progress_bars_show_their_totals_on_a_terminal(
+    shop: Path, sqlite_url: str
+) -> None:
+    from tests.tty import bar_counts, run_on_terminal
+
+    config = str(shop / "config.toml")
+    code, _out, screen = run_on_terminal(
+        ["--config", config, "run", "c", "--as-of", "2026-11-01"], shop
+    )
+    assert code == 0, screen
+    # The run learns its audience (six users) only after scoring: the bar then says so.
+    planning = bar_counts(screen, "planning c")
+    assert planning and planning[-1] == "6/6", screen
+    assert not any("?" in count for count in planning)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        queued = connection.execute(
+            select(func.count()).select_from(Message).where(Message.status == "queued")
+        ).scalar_one()
+    engine.dispose()
+    code, _out, screen = run_on_terminal(["--config", config, "send", "--once"], shop)
+    assert code == 0, screen
+    sending = bar_counts(screen, "sending")
+    assert queued and sending[-1] == f"{queued}/{queued}", screen
+    assert all(c.endswith(f"/{queued}") for c in sending)

@@ -145,7 +145,7 @@ def test_the_html_report_is_self_contained_with_every_plot(session_factory, engi
     with engine.begin() as connection:
         version = save_model_version(connection, pipeline=_fitted_pipeline(), trained_at=NOW,
                                      as_of=PLANNED, horizon_days=90, params={"max_depth": 3},
-                                     metrics={"holdout": {"roc_auc": 0.8}})
+                                     metrics={"holdout": {"roc_auc": 0.8}}, key=b"test key")
         activate(connection, version)
     with engine.connect() as connection:
         report = campaign_report(connection, _config(), now=NOW)
@@ -186,7 +186,7 @@ def test_model_history_lists_versions_oldest_first(engine):
             save_model_version(connection, pipeline=pipeline, trained_at=NOW,
                                as_of=PLANNED + timedelta(days=days), horizon_days=90,
                                params={"max_depth": 3, "inputs": ["a", "b"]},
-                               metrics={"holdout": {"roc_auc": auc}})
+                               metrics={"holdout": {"roc_auc": auc}}, key=b"test key")
     with engine.connect() as connection:
         history = model_history(connection)
     assert list(history["roc_auc"]) == [0.7, 0.8]

@@ -215,7 +215,7 @@ def test_sendgrid_batches_need_the_shared_secret(
 
 
 def _link(config: Config, engine: Engine, user: str, channel: str = "email") -> str:
-    secrets = [s.get_secret_value() for s in config.server.secrets]
+    secrets = [s.get_secret_value() for s in config.server.link_secrets]
     with engine.begin() as connection:
         key = unsubscribe_key(connection, secrets)
     return "/unsubscribe?" + unsubscribe_query(key, user, channel)

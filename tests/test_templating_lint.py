@@ -189,3 +189,34 @@ def test_sms_segments_follow_gsm7_and_ucs2_limits(
 ) -> None:
     info = sms_segments(text)
     assert (info.encoding, info.units, info.segments) == (encoding, units, segments)
+
+
+def test_an_sms_opt_out_instruction_must_name_a_word_the_inbound_parser_honours(
+    templates: Path,
+) -> None:
+    # "Reply NO" is no stop word: a reader who follows it would never be unsubscribed.
+    edit(templates / "care/en/sms.txt", "Reply STOP to opt out", "Reply NO to opt out")
+    found = lint(templates)
+    assert len(found) == 1 and "'NO' is not a stop word" in found[0]
+    assert "templates/care/en/sms.txt" in found[0]
+    # Honoured once the shop's configured list has it.
+    assert lint(templates, stop_words=("STOP", "NO", "T")) == []
+
+
+def test_a_chinese_reply_code_must_be_honoured_too(templates: Path) -> None:
+    edit(templates / "care/zh-CN/sms.txt", "回T退订", "回X退订")
+    found = lint(templates)
+    assert len(found) == 1 and "'X' is not a stop word" in found[0]
+    # The shipped "回T退订" is honoured by the defaults, and not by a list without T.
+    edit(templates / "care/zh-CN/sms.txt", "回X退订", "回T退订")
+    assert lint(templates) == []
+    assert any("'T'" in f for f in lint(templates, stop_words=("STOP", "退订")))
+
+
+def test_a_bare_opt_out_word_without_an_instruction_is_no_opt_out(templates: Path) -> None:
+    edit(templates / "care/zh-CN/sms.txt", "回T退订", "退订")
+    issues = lint_templates(templates, display_root="templates")
+    assert any(
+        i.severity == "warning" and "no opt-out" in i.message and "care/zh-CN" in i.path
+        for i in issues
+    )

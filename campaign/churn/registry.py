@@ -4,6 +4,10 @@ Storing the pickled pipeline in the database lets every host (daemon, workers, a
 laptop running ``campaign score``) load the same model without shared files. Each row
 records the library versions it was built with; loading refuses an artifact from
 another scikit-learn major version, whose pickles are not compatible.
+
+Unpickling runs code, so every artifact is signed with a key kept outside the
+database (:mod:`campaign.churn.artifacts`) and :func:`load_model` refuses one whose
+signature does not verify *before* unpickling it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from campaign.churn.artifacts import key_id, sign_artifact, signed_key_id, verifies
 from campaign.db.models import ModelVersion
 from campaign.errors import ModelError, NotFound
 
@@ -75,9 +80,14 @@ def save_model_version(
     horizon_days: int,
     params: dict[str, Any],
     metrics: dict[str, Any],
+    key: bytes,
     kind: str = CHURN,
 ) -> int:
-    """Insert a new, inactive model version and return its id. Caller commits."""
+    """Insert a new, inactive model version signed with ``key``; returns its id.
+
+    Caller commits.
+    """
+    artifact = pickle.dumps(pipeline, protocol=5)
     result = connection.execute(
         ModelVersion.__table__.insert().values(
             kind=kind,
@@ -86,7 +96,8 @@ def save_model_version(
             horizon_days=horizon_days,
             params=params,
             metrics=metrics,
-            artifact=pickle.dumps(pipeline, protocol=5),
+            artifact=artifact,
+            artifact_signature=sign_artifact(key, kind, artifact),
             library_versions=library_versions(),
             active=False,
         )
@@ -102,13 +113,15 @@ def activate(connection: Connection, version_id: int, kind: str = CHURN) -> None
 
 
 def load_model(
-    connection: Connection, version_id: int | None = None, kind: str = CHURN
+    connection: Connection, version_id: int | None = None, kind: str = CHURN, *, key: bytes
 ) -> LoadedModel:
-    """The active model of ``kind`` (or the version ``version_id``), unpickled.
+    """The active model of ``kind`` (or the version ``version_id``), unpickled once its
+    signature verifies under ``key``.
 
     Raises:
         NotFound: no active model (train one first) or no such version.
-        ModelError: the artifact was built by another scikit-learn major version or
+        ModelError: the artifact is unsigned or its signature does not verify (it is
+            then never unpickled), was built by another scikit-learn major version, or
             cannot be unpickled.
     """
     table = ModelVersion.__table__
@@ -119,8 +132,9 @@ def load_model(
         statement = statement.where(table.c.id == version_id)
     row = connection.execute(statement.order_by(table.c.id.desc()).limit(1)).mappings().first()
     if row is None:
-        key = f"{kind} version {version_id}" if version_id else f"active {kind} model"
-        raise NotFound("model", f"{key} (run `campaign train`)")
+        what = f"{kind} version {version_id}" if version_id else f"active {kind} model"
+        raise NotFound("model", f"{what} (run `campaign train`)")
+    check_signature(row, key)
     versions = dict(row["library_versions"] or {})
     check_compatible(versions, row["id"])
     try:
@@ -147,3 +161,86 @@ def active_model_id(connection: Connection, kind: str = CHURN) -> int | None:
         select(table.c.id).where(table.c.kind == kind, table.c.active.is_(True))
     ).scalar()
     return None if value is None else int(value)
+
+
+def check_signature(row: Any, key: bytes) -> None:
+    """Raise :class:`ModelError` unless the ``model_versions`` row's artifact verifies.
+
+    One line that says what to do: sign the rows stored before signing existed, use
+    the key that signed them, or retrain.
+    """
+    signature = row["artifact_signature"]
+    version = row["id"]
+    if verifies(signature, [key], row["kind"], row["artifact"]):
+        return
+    if not signature:
+        raise ModelError(
+            f"model version {version} is not signed (stored before model signing): "
+            "run `campaign models sign` once, or retrain with `campaign train`; not loaded"
+        )
+    signer = signed_key_id(signature)
+    if signer is not None and signer != key_id(key):
+        raise ModelError(
+            f"model version {version} was signed with another key (id {signer}, this "
+            f"process has {key_id(key)}): use the same CAMPAIGN_MODEL_KEY or key file on "
+            "every host, or re-sign with `campaign models sign --previous-key-file`; "
+            "not loaded"
+        )
+    raise ModelError(
+        f"model version {version}: the artifact's signature does not verify (the row was "
+        "changed in the database); it is not loaded: retrain with `campaign train`"
+    )
+
+
+@dataclass(frozen=True)
+class SignReport:
+    """What :func:`sign_models` did: ids signed now, already fine, and refused."""
+
+    signed: list[int]
+    unchanged: list[int]
+    refused: list[int]
+
+
+def sign_models(
+    connection: Connection,
+    key: bytes,
+    *,
+    previous_keys: tuple[bytes, ...] = (),
+    unsigned: bool = True,
+) -> SignReport:
+    """Sign every model version with ``key`` that may be trusted. Caller commits.
+
+    A row already signed with ``key`` is left alone. A row that verifies under one of
+    ``previous_keys`` (a key rotation) is re-signed. A row with no signature at all
+    (stored before signing existed) is signed when ``unsigned`` is on: that is the
+    one-time step after the upgrade, and it trusts what the database holds then. A
+    row whose signature verifies under no key given is *refused* and left as it is:
+    it was changed, and signing it would bless the change.
+    """
+    table = ModelVersion.__table__
+    rows = connection.execute(
+        select(table.c.id, table.c.kind, table.c.artifact, table.c.artifact_signature)
+        .order_by(table.c.id)
+    ).mappings().all()
+    signed: list[int] = []
+    unchanged: list[int] = []
+    refused: list[int] = []
+    for row in rows:
+        signature = row["artifact_signature"]
+        version = int(row["id"])
+        if verifies(signature, [key], row["kind"], row["artifact"]):
+            unchanged.append(version)
+            continue
+        trusted = (not signature and unsigned) or verifies(
+            signature, previous_keys, row["kind"], row["artifact"]
+        )
+        if not trusted:
+            refused.append(version)
+            continue
+        connection.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == version)
+            .values(artifact_signature=sign_artifact(key, row["kind"], row["artifact"]))
+        )
+        signed.append(version)
+    return SignReport(signed, unchanged, refused)

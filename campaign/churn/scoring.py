@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from campaign.churn.artifacts import model_key
 from campaign.churn.data import load_summary, load_user_info
 from campaign.churn.model import assign_tiers, explain, predict_risk
 from campaign.churn.registry import active_model_id, load_model
@@ -79,10 +80,12 @@ def score_and_store(
 
     Raises:
         NotFound: no active churn model.
-        ModelError: the active model's artifact cannot be loaded.
+        ModelError: the active model's artifact cannot be loaded or does not verify
+            under the model signing key.
     """
+    key = model_key(config)
     with engine.connect() as connection:
-        model = load_model(connection)
+        model = load_model(connection, key=key)
         summary = load_summary(connection, as_of, lookback_days=config.lookback_days)
         users = load_user_info(connection, summary.index)
     scores = score_summary(

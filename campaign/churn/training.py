@@ -25,6 +25,7 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection, Engine
 
+from campaign.churn.artifacts import model_key
 from campaign.churn.data import event_span, load_labels, load_summary
 from campaign.churn.evaluate import (
     BGNBDBaseline,
@@ -39,6 +40,7 @@ from campaign.churn.registry import (
     load_model,
     save_model_version,
 )
+from campaign.churn.splits import FIGURE_DECIMALS, split_label
 from campaign.config import ModelConfig
 from campaign.db.models import Message, MessageStatus
 from campaign.errors import CampaignError, ModelError, NotFound
@@ -49,6 +51,16 @@ Progress = Callable[[int], None] | None
 TREE = "tree"
 RECENCY = "recency baseline"
 BGNBD = "BG/NBD baseline"
+
+
+def evaluation_steps(config: ModelConfig) -> int:
+    """Progress units :func:`evaluate_churn` reports: the holdout and each snapshot."""
+    return config.snapshots + 1
+
+
+def training_steps(config: ModelConfig) -> int:
+    """Progress units :func:`train_churn` reports: its snapshots, then the evaluation's."""
+    return config.snapshots + evaluation_steps(config)
 
 
 def default_as_of(connection: Connection) -> datetime:
@@ -161,6 +173,11 @@ class Evaluation:
     def metric(self, model: str = TREE, name: str = "roc_auc") -> float:
         """One figure of the table."""
         return float(self.table.at[name, model])
+
+    @property
+    def split(self) -> str:
+        """This evaluation's split, e.g. ``holdout 2026-08-03 to 2026-11-01``."""
+        return split_label(self.holdout_at, self.as_of)
 
 
 def _check_enough(
@@ -287,6 +304,7 @@ def train_churn(
             customers (``min_customers``) or one label class only.
     """
     horizon = horizon_days or config.horizon_days
+    key = model_key(config)  # before the work: a missing key fails at once
     with engine.connect() as connection:
         first, t = _first_event_and_as_of(connection, as_of)
         newest = t - timedelta(days=horizon)
@@ -307,12 +325,13 @@ def train_churn(
         ):
             metrics[column] = _json_safe(evaluation.table[model].to_dict())
         metrics["holdout_at"] = evaluation.holdout_at.isoformat()
+        metrics["holdout_to"] = evaluation.as_of.isoformat()
     if not fit.validation.empty:
         metrics["validation_roc_auc"] = float(fit.validation["roc_auc"].max())
 
     with engine.begin() as connection:
         try:
-            champion: LoadedModel | None = load_model(connection)
+            champion: LoadedModel | None = load_model(connection, key=key)
         except NotFound:
             champion = None
         except CampaignError as exc:  # an unloadable champion cannot defend its title
@@ -331,19 +350,20 @@ def train_churn(
             except (CampaignError, KeyError, ValueError) as exc:
                 champion_auc = None
                 notes.append(f"active model {champion.id} cannot score this data: {exc}")
-            if champion_auc is None or round(challenger_auc, 4) >= round(champion_auc, 4):
+            d = FIGURE_DECIMALS
+            if champion_auc is None or round(challenger_auc, d) >= round(champion_auc, d):
                 activated = True
                 decision = (
-                    f"activated: holdout ROC AUC {challenger_auc:.4f} is not worse than active "
-                    f"model {champion.id}'s "
-                    + ("(not comparable)" if champion_auc is None else f"{champion_auc:.4f}")
-                    + f" ({how})"
+                    f"activated: ROC AUC {challenger_auc:.{d}f} on the {evaluation.split} "
+                    f"is not worse than active model {champion.id}'s "
+                    + ("(not comparable)" if champion_auc is None else f"{champion_auc:.{d}f}")
+                    + f" on the same split ({how})"
                 )
             else:
                 activated = False
                 decision = (
-                    f"kept model {champion.id} active: its holdout ROC AUC {champion_auc:.4f} "
-                    f"beats this model's {challenger_auc:.4f} ({how})"
+                    f"kept model {champion.id} active: its ROC AUC {champion_auc:.{d}f} on the "
+                    f"{evaluation.split} beats this model's {challenger_auc:.{d}f} ({how})"
                 )
         params = dict(fit.params)
         version_id = save_model_version(
@@ -354,6 +374,7 @@ def train_churn(
             horizon_days=horizon,
             params=params,
             metrics=metrics,
+            key=key,
         )
         if activated:
             activate(connection, version_id)

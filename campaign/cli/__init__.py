@@ -16,7 +16,9 @@ from campaign.cli import (
     forget,
     imports,
     model,
+    models,
     profile,
+    prune,
     recommend,
     report,
     send,
@@ -31,7 +33,7 @@ app = typer.Typer(
     cls=CampaignGroup,
     help="Finds the shop's customers who are about to leave and wins them back.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -70,6 +72,7 @@ app.command("train")(model.train_command)
 app.command("score")(model.score_command)
 app.command("recommend")(recommend.recommend_command)
 app.add_typer(model.evaluate_app, name="evaluate")
+app.add_typer(models.app, name="models")
 app.add_typer(templates.app, name="templates")
 app.command("preview")(campaigns.preview_command)
 app.command("run")(campaigns.run_command)
@@ -83,6 +86,7 @@ app.command("status")(status.status_command)
 app.command("pause")(daemon.pause_command)
 app.command("resume")(daemon.resume_command)
 app.command("forget")(forget.forget_command)
+app.command("prune")(prune.prune_command)
 
 
 def main() -> None:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from campaign.cli.common import AppState, console, err_console, parse_when, progress_bar, state
+from campaign.cli.common import (
+    AS_OF_DEFAULT,
+    AppState,
+    console,
+    err_console,
+    parse_when,
+    progress_bar,
+    state,
+)
 from campaign.cli.output import (
     OutputFormat,
     Section,
@@ -37,6 +49,28 @@ def _times(
     return when, slot_at
 
 
+def _real_now() -> datetime:
+    """The real clock. A pinned ``[clock] as_of`` picks what a run looks at, never when
+    its messages are due or expire, nor its coupons' validity (docs/planning.md)."""
+    return datetime.now(UTC)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during a run: unwinds like Ctrl-C, so the transaction rolls back."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _counts_table(report: RunReport) -> Table:
     table = Table(title=f"{report.campaign} at {report.slot:%Y-%m-%d %H:%M} UTC")
     table.add_column("outcome")
@@ -54,7 +88,7 @@ def run_command(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name from the config."),
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Score and recommend as of this date (default: now)."
+        None, "--as-of", help=f"Score and recommend as of this time ({AS_OF_DEFAULT})."
     ),
     slot: str | None = typer.Option(
         None, "--slot", help="Scheduled slot this run fills (default: the as-of date, 00:00 UTC)."
@@ -85,7 +119,7 @@ def run_command(
     if test_to is not None:
         seeds = parse_seed_list(test_to.read_text(encoding="utf-8"), str(test_to))
         report = plan_test_send(
-            app_state.engine(), config, campaign, seeds, as_of=when, now=app_state.default_as_of
+            app_state.engine(), config, campaign, seeds, as_of=when, now=_real_now
         )
         console.print(f"test send of {campaign}: {count(len(report.messages))} message(s) queued")
         for message in report.messages:
@@ -99,11 +133,19 @@ def run_command(
     try:
         if dry_run:
             require_current(engine)
-        with progress_bar(f"planning {campaign}", None) as advance:
+        with _terminate_as_interrupt(), progress_bar(f"planning {campaign}", None) as advance:
             report = plan_run(
                 engine, config, campaign, as_of=when, slot=slot_at, dry_run=dry_run,
-                progress=advance, now=app_state.default_as_of,
+                progress=advance, now=_real_now,
             )
+    except KeyboardInterrupt as exc:
+        # One line, no traceback: the run's transaction rolled back as it unwound.
+        how = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        err_console.print(
+            f"{how}: run of {campaign} rolled back, nothing planned and no coupon reserved",
+            markup=False,
+        )
+        raise typer.Exit(143 if isinstance(exc, _Terminated) else 130) from None
     finally:
         if dry_run:
             engine.dispose()
@@ -132,7 +174,7 @@ def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
     from campaign.delivery.channels.shop import post_coupons_issued
 
     outcome = announce_run(
-        app_state.engine(), config.shop, run_id, now=app_state.default_as_of(),
+        app_state.engine(), config.shop, run_id, now=_real_now(),
         post=post_coupons_issued,
     )
     if outcome is None or outcome.outcome == "nothing":
@@ -188,7 +230,9 @@ def preview_command(
     campaign: str = typer.Argument(..., help="Campaign name from the config."),
     limit: int = typer.Option(10, "--limit", min=1, help="Rows shown and messages rendered."),
     user: str | None = typer.Option(None, "--user", help="Only this user (the shop's id)."),
-    as_of: str | None = typer.Option(None, "--as-of", help="As of this date (default: now)."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help=f"As of this time ({AS_OF_DEFAULT})."
+    ),
     html: Path | None = typer.Option(
         None, "--html", help="Also write an HTML page of the preview here.", dir_okay=False
     ),
@@ -208,7 +252,7 @@ def preview_command(
         require_current(engine)
         report = preview_run(
             engine, config, campaign, as_of=when, slot=slot_at, limit=limit, user=user,
-            now=state(ctx).default_as_of,
+            now=_real_now,
         )
     finally:
         engine.dispose()

@@ -81,9 +81,10 @@ class AppState:
 
         if self._engine is None:
             config = self.config()
+            # Only `db upgrade` (which makes its own engine) creates a SQLite file.
             self._engine = make_engine(
                 self.database_url(), echo=config.database.echo,
-                busy_timeout_seconds=config.database.busy_timeout_seconds,
+                busy_timeout_seconds=config.database.busy_timeout_seconds, create=False,
             )
         if migrated:
             from campaign.db.migrate import require_current
@@ -98,6 +99,33 @@ def state(ctx: typer.Context) -> AppState:
     if not isinstance(root.obj, AppState):
         root.obj = AppState()
     return root.obj
+
+
+# Every --as-of defaults alike (docs/churn.md, README "Commands").
+AS_OF_DEFAULT = "default: [clock] as_of when the config pins it, else now"
+AS_OF_HELP = f"As-of time T (ISO date or datetime, naive means UTC; {AS_OF_DEFAULT})."
+# Data older than T by more than this gets a note: T is probably not what was meant.
+STALE_DAYS = 7
+
+
+def note_if_stale(engine: Engine, when: datetime) -> None:
+    """Say on stderr when the newest event is well before T (stale data, or a T from
+    the wrong year): churn labels and recency would count the gap as inactivity."""
+    from campaign.errors import NotFound
+    from campaign.profile.queries import newest_event_at
+
+    with engine.connect() as connection:
+        try:
+            newest = newest_event_at(connection)
+        except NotFound:
+            return
+    gap = (when - newest).total_seconds() / 86400
+    if gap > STALE_DAYS:
+        err_console.print(
+            f"note: the newest event ({newest:%Y-%m-%d %H:%M} UTC) is {gap:.0f} days before "
+            f"T ({when:%Y-%m-%d %H:%M} UTC): import recent events or pass --as-of",
+            markup=False, soft_wrap=True,
+        )
 
 
 def parse_when(value: str | None, option: str = "--as-of") -> datetime | None:
@@ -233,36 +261,61 @@ class CampaignGroup(TyperGroup):
                 obj._engine = None
 
 
+class _Advance:
+    """What :func:`progress_bar` yields: ``advance(n)``, plus ``set_total(n)`` for work
+    that learns its total part-way (:func:`campaign.progress.set_total`)."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def __call__(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def set_total(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)`` for the core to call.
 
-    The bar hides itself when stderr is not a terminal, so scripts and tests see no
-    control characters.
+    With a total the bar counts ``done/total``; until one is known (``None``, or the
+    core has not called ``set_total`` yet) it shows a pulsing bar and the count done,
+    never ``0/?``. The bar hides itself when stderr is not a terminal, so scripts and
+    tests see no control characters.
     """
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            done = int(task.completed)
+            if task.total is None:
+                return Text(f"{done:,}" if done else "", style="progress.download")
+            return Text(f"{done:,}/{int(task.total):,}", style="progress.download")
+
+    class Remaining(TimeRemainingColumn):
+        def render(self, task: Any) -> Text:
+            return Text("") if task.total is None else super().render(task)
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        Count(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        Remaining(),
         console=err_console,
         transient=True,
         disable=not sys.stderr.isatty(),
     )
     with progress:
         task = progress.add_task(description, total=total)
-
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-
-        yield advance
+        yield _Advance(progress, task)

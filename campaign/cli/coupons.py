@@ -44,12 +44,19 @@ def export_command(
     ctx: typer.Context,
     since: str | None = typer.Option(None, "--since", help="Only codes issued at or after DATE."),
     output: Path | None = typer.Option(None, "--output", "-o", help="CSV file (default: stdout)."),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Write text cells as they are. By default a cell starting with = + - @, tab or CR "
+        "gets a leading ' so spreadsheets do not run it as a formula; use --raw for "
+        "programs that join on the ids.",
+    ),
 ) -> None:
     """Write the issued codes as CSV for the shop's checkout.
 
     Columns: code,user_id,percent_off,min_order,issued_at,expires_at,redeemed_at;
-    ``user_id`` is the shop's own id, ``min_order`` a decimal in the shop currency,
-    times ISO 8601 UTC; ``redeemed_at`` is empty for unused codes. Read-only.
+    user_id is the shop's own id, min_order a decimal in the shop currency, times
+    ISO 8601 UTC; redeemed_at is empty for unused codes. Read-only.
     """
     from campaign.coupons import export_coupons
 
@@ -57,15 +64,28 @@ def export_command(
     engine = state(ctx).engine()
     with engine.connect() as connection:
         frame = export_coupons(connection, _parse_since(since), currency=config.shop.currency)
+    from decimal import Decimal
+
+    from campaign.exports import write_csv
+
     for column in ("issued_at", "expires_at", "redeemed_at"):
         frame[column] = _iso(frame[column])
+    rows = [
+        (r.code, r.user_id, int(r.percent_off), Decimal(r.min_order), r.issued_at, r.expires_at,
+         r.redeemed_at)
+        for r in frame.itertuples(index=False)
+    ]
     if output is None:
-        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
-    else:
-        frame.to_csv(output, index=False, lineterminator="\n")
-        err_console.print(
-            f"{len(frame):,} code(s) written to {output}", markup=False, soft_wrap=True
-        )
+        write_csv(sys.stdout, list(frame.columns), rows, raw=raw)
+        return
+    try:
+        with output.open("w", encoding="utf-8", newline="") as out:
+            write_csv(out, list(frame.columns), rows, raw=raw)
+    except OSError as exc:
+        raise InputError(str(output), f"cannot write: {exc.strerror or exc}") from None
+    err_console.print(
+        f"{len(frame):,} code(s) written to {output}", markup=False, soft_wrap=True
+    )
 
 
 @app.command("redeem")

@@ -38,23 +38,33 @@ def _query_urls(config: Config, environ: Mapping[str, str]) -> dict[int, str]:
 
 
 def _run(ctx: typer.Context, role: str, health_port: int | None, json_logs: bool) -> None:
+    from campaign.config import load_config
     from campaign.daemon.lifecycle import EXIT_OK, Daemon
     from campaign.daemon.logging import configure_logging
 
     app_state = state(ctx)
-    config = app_state.config()
-    # Exactly the secrets this process's parts use: the sender (channels, link key),
-    # and on a daemon the shop's coupon webhook and, when it serves, the receiver's.
-    needs = ["send", "links"]
-    if role == "daemon":
-        needs.append("shop")
-        if config.daemon.serve_responses:
-            needs.append("serve")
-    config.require_secrets(*needs)
-    if health_port is not None:
-        config = config.model_copy(
+
+    def with_flags(config: Config) -> Config:
+        # Exactly the secrets this process's parts use: the sender (channels, link key),
+        # and on a daemon the shop's coupon webhook and, when it serves, the receiver's.
+        needs = ["send", "links"]
+        if role == "daemon":
+            needs.append("shop")
+            if config.daemon.serve_responses:
+                needs.append("serve")
+        config.require_secrets(*needs)
+        if health_port is None:
+            return config
+        return config.model_copy(
             update={"daemon": config.daemon.model_copy(update={"health_port": health_port})}
         )
+
+    def reload() -> tuple[Config, dict[int, str]]:
+        # SIGHUP: the same file (or ./config.toml) and environment as at start.
+        fresh = with_flags(load_config(app_state.config_path))
+        return fresh, _query_urls(fresh, os.environ) if role == "daemon" else {}
+
+    config = with_flags(app_state.config())
     engine = app_state.engine()
     configure_logging("json" if json_logs else config.daemon.log_format, config.daemon.log_level)
     if role == "worker" and engine.dialect.name != "postgresql":
@@ -64,6 +74,7 @@ def _run(ctx: typer.Context, role: str, health_port: int | None, json_logs: bool
     daemon = Daemon(
         engine, config, clock=_utcnow, role=role,
         query_urls=_query_urls(config, os.environ) if role == "daemon" else {},
+        reload_config=reload,
     )
     daemon.install_signal_handlers()
     code = daemon.run()
@@ -88,7 +99,9 @@ def daemon_command(
     On PostgreSQL any number of daemons may run: one holds the scheduler (advisory
     lock) and another takes over if it dies; all of them send. On SQLite a second
     daemon on the same file refuses to start. The first SIGTERM or Ctrl-C stops
-    gracefully ([daemon] shutdown_grace_seconds), a second one at once.
+    gracefully ([daemon] shutdown_grace_seconds), a second one at once. SIGHUP
+    reloads the config (campaigns, schedules, delivery, channels) without a restart;
+    a config that does not load is refused and the old one stays.
     """
     _run(ctx, "daemon", health_port, json_logs)
 

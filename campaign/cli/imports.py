@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from campaign.cli.common import console, progress_bar, state
+from campaign.cli.common import console, err_console, progress_bar, state
 
 if TYPE_CHECKING:
     from campaign.ingest.readers import Kind
 
 app = typer.Typer(
-    help="Import the shop's users, products, events or responses from CSV (docs/import.md).",
+    help="Import the shop's users, products, events, responses or suppressions from CSV"
+    " (docs/import.md).",
     no_args_is_help=True,
 )
 
@@ -24,6 +25,12 @@ _SKIP = typer.Option(
     "--skip-invalid",
     help="Import the valid rows and write the rejected ones to a side file.",
 )
+_STRICT = typer.Option(
+    False,
+    "--strict",
+    help="Refuse the file when a column looks like a mistyped one (e_mail for email) "
+    "instead of keeping it as an attribute with a warning.",
+)
 _REJECTS = typer.Option(
     None,
     "--rejects",
@@ -32,15 +39,22 @@ _REJECTS = typer.Option(
 
 
 def _run(
-    ctx: typer.Context, kind: Kind, file: Path, skip_invalid: bool, rejects: Path | None
+    ctx: typer.Context,
+    kind: Kind,
+    file: Path,
+    skip_invalid: bool,
+    rejects: Path | None,
+    strict: bool = False,
 ) -> None:
+    from campaign.errors import InputError
     from campaign.ingest import count_rows, import_csv
 
     if rejects is not None and not skip_invalid:
         raise typer.BadParameter("--rejects needs --skip-invalid", param_hint="--rejects")
     app_state = state(ctx)
     engine = app_state.engine()
-    media = {name: channel.medium for name, channel in app_state.config().channels.items()}
+    config = app_state.config()
+    media = {name: channel.medium for name, channel in config.channels.items()}
     with progress_bar(f"importing {file.name}", count_rows(file)) as advance:
         report = import_csv(
             engine,
@@ -51,8 +65,19 @@ def _run(
             progress=advance,
             now=datetime.now(UTC),
             media=media,
+            currency=config.shop.currency,
+            phone_region=config.shop.phone_region,
+            strict=strict,
         )
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False, soft_wrap=True)
     console.print(report.summary(), markup=False, soft_wrap=True)
+    if report.all_rejected:
+        # --skip-invalid must not turn a file of nothing but bad rows into a success.
+        raise InputError(
+            report.source,
+            f"every row was rejected ({report.rejected}); nothing imported",
+        )
 
 
 @app.command("users")
@@ -61,9 +86,10 @@ def users_command(
     file: Path = _FILE,
     skip_invalid: bool = _SKIP,
     rejects: Path | None = _REJECTS,
+    strict: bool = _STRICT,
 ) -> None:
     """Upsert users on user_id (never lifts a suppression)."""
-    _run(ctx, "users", file, skip_invalid, rejects)
+    _run(ctx, "users", file, skip_invalid, rejects, strict)
 
 
 @app.command("products")
@@ -72,9 +98,10 @@ def products_command(
     file: Path = _FILE,
     skip_invalid: bool = _SKIP,
     rejects: Path | None = _REJECTS,
+    strict: bool = _STRICT,
 ) -> None:
     """Upsert products on product_id."""
-    _run(ctx, "products", file, skip_invalid, rejects)
+    _run(ctx, "products", file, skip_invalid, rejects, strict)
 
 
 @app.command("events")
@@ -83,9 +110,10 @@ def events_command(
     file: Path = _FILE,
     skip_invalid: bool = _SKIP,
     rejects: Path | None = _REJECTS,
+    strict: bool = _STRICT,
 ) -> None:
     """Add events (deduplicated on event_id, or on content without one)."""
-    _run(ctx, "events", file, skip_invalid, rejects)
+    _run(ctx, "events", file, skip_invalid, rejects, strict)
 
 
 @app.command("responses")
@@ -94,6 +122,25 @@ def responses_command(
     file: Path = _FILE,
     skip_invalid: bool = _SKIP,
     rejects: Path | None = _REJECTS,
+    strict: bool = _STRICT,
 ) -> None:
     """Add message responses (unknown message ids are kept as unmatched)."""
-    _run(ctx, "responses", file, skip_invalid, rejects)
+    _run(ctx, "responses", file, skip_invalid, rejects, strict)
+
+
+
+@app.command("suppressions")
+def suppressions_command(ctx: typer.Context, file: Path = _FILE) -> None:
+    """Add a do-not-contact list (address, channel, reason), e.g. from another provider."""
+    from campaign.ingest.suppressions import import_suppressions
+
+    app_state = state(ctx)
+    config = app_state.config()
+    report = import_suppressions(
+        app_state.engine(),
+        file,
+        now=datetime.now(UTC),
+        channels=set(config.channels),
+        phone_region=config.shop.phone_region,
+    )
+    console.print(report.summary(), markup=False, soft_wrap=True)

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, parse_when, progress_bar, state
+from campaign.cli.common import (
+    AS_OF_HELP,
+    console,
+    note_if_stale,
+    parse_when,
+    progress_bar,
+    state,
+)
 from campaign.cli.output import (
     OutputFormat,
     Section,
@@ -23,13 +30,13 @@ from campaign.cli.output import (
     plain,
     print_table,
 )
+from campaign.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 evaluate_app = typer.Typer(help="Offline quality checks of the models.", no_args_is_help=True)
 
-AS_OF_HELP = "As-of time T (ISO date or datetime, naive means UTC; default: newest event)."
 HORIZON_HELP = "Churn horizon in days (default: config model.horizon_days)."
 
 
@@ -81,13 +88,15 @@ def evaluate_churn_command(
     fmt: OutputFormat = format_option(),
 ) -> None:
     """Train on T-2h, score T-h, compare with (T-h, T]: tree beside recency and BG/NBD."""
-    from campaign.churn.training import evaluate_churn
+    from campaign.churn.training import evaluate_churn, evaluation_steps
 
     app_state = state(ctx)
     config = app_state.config()
-    with progress_bar("snapshots", config.model.snapshots + 1) as advance:
+    when = parse_when(as_of) or app_state.default_as_of()
+    note_if_stale(app_state.engine(), when)
+    with progress_bar("snapshots", evaluation_steps(config.model)) as advance:
         evaluation = evaluate_churn(
-            app_state.engine(), config.model, parse_when(as_of), horizon_days, progress=advance
+            app_state.engine(), config.model, when, horizon_days, progress=advance
         )
     params = evaluation.fit.params
     if fmt is not OutputFormat.table:
@@ -104,14 +113,17 @@ def evaluate_churn_command(
         return
     console.print(
         f"T = {evaluation.as_of:%Y-%m-%d %H:%M} UTC, horizon {evaluation.horizon_days} days: "
-        f"trained on snapshots up to {evaluation.train_at:%Y-%m-%d}, scored "
-        f"{evaluation.holdout_at:%Y-%m-%d}, outcomes from the {evaluation.horizon_days} days after"
+        f"a tree of the configured recipe trained on snapshots up to "
+        f"{evaluation.train_at:%Y-%m-%d}, scored {evaluation.holdout_at:%Y-%m-%d}, outcomes from "
+        f"the {evaluation.horizon_days} days after ({evaluation.split}; a stored model version "
+        "trained at T shows these same figures in campaign report --model)",
+        markup=False,
     )
     console.print(
         f"tree: max_depth={params['max_depth']}, min_samples_leaf={params['min_samples_leaf']}, "
         f"{count(params['training_rows'])} training rows from {params['snapshots']} snapshot(s)"
     )
-    print_table(metrics_table(evaluation.table, "churn, forward holdout"))
+    print_table(metrics_table(evaluation.table, f"churn, {evaluation.split}"))
 
 
 def train_command(
@@ -120,15 +132,17 @@ def train_command(
     horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
 ) -> None:
     """Train a churn model, print its evaluation, activate it if not worse than the active one."""
-    from campaign.churn.training import train_churn
+    from campaign.churn.training import train_churn, training_steps
 
     app_state = state(ctx)
     config = app_state.config()
-    with progress_bar("training", 2 * config.model.snapshots + 1) as advance:
+    when = parse_when(as_of) or app_state.default_as_of()
+    note_if_stale(app_state.engine(), when)
+    with progress_bar("training", training_steps(config.model)) as advance:
         report = train_churn(
             app_state.engine(),
             config.model,
-            parse_when(as_of),
+            when,
             horizon_days,
             now=datetime.now(UTC),
             progress=advance,
@@ -143,7 +157,7 @@ def train_command(
         print_table(
             metrics_table(
                 report.evaluation.table,
-                f"forward holdout (scored {report.evaluation.holdout_at:%Y-%m-%d})",
+                f"this recipe on the {report.evaluation.split}",
             )
         )
     for note in report.notes:
@@ -157,25 +171,42 @@ def score_command(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write user_id,risk,tier,reason for every customer here."
     ),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Write text cells as they are. By default a cell starting with = + - @, tab or CR "
+        "gets a leading ' so spreadsheets do not run it as a formula; use --raw for "
+        "programs that join on the ids.",
+    ),
 ) -> None:
     """Score every customer with the active model and store the scores."""
     from campaign.churn.data import count_customers
     from campaign.churn.scoring import score_and_store
-    from campaign.churn.training import default_as_of
 
     app_state = state(ctx)
     config = app_state.config()
     engine = app_state.engine()
-    when = parse_when(as_of)
+    when = parse_when(as_of) or app_state.default_as_of()
+    note_if_stale(engine, when)
     with engine.connect() as connection:
-        when = when or default_as_of(connection)
         total = count_customers(connection, when, config.model.lookback_days)
     with progress_bar("scoring", total) as advance:
         scores = score_and_store(engine, config.model, when, progress=advance)
     frame = scores.reset_index(drop=True).rename(columns={"external_id": "user_id"})
     frame["risk"] = frame["risk"].round(4)
     if output is not None:
-        frame[["user_id", "risk", "tier", "reason"]].to_csv(output, index=False)
+        from campaign.exports import write_csv
+
+        columns = ["user_id", "risk", "tier", "reason"]
+        rows = (
+            (r.user_id, float(r.risk), r.tier, r.reason)
+            for r in frame[columns].itertuples(index=False)
+        )
+        try:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                write_csv(out, columns, rows, raw=raw)
+        except OSError as exc:
+            raise InputError(str(output), f"cannot write: {exc.strerror or exc}") from None
         console.print(
             f"{count(len(frame))} customers scored as of {when:%Y-%m-%d %H:%M} UTC -> {output}"
         )

@@ -5,9 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, parse_when, state
-
-AS_OF_HELP = "As-of time T (ISO date or datetime, naive means UTC; default: newest event)."
+from campaign.cli.common import AS_OF_HELP, console, note_if_stale, parse_when, state
 
 
 def segments_command(
@@ -21,12 +19,12 @@ def segments_command(
     from campaign.profile.queries import newest_event_at
     from campaign.profile.segments import update_segments
 
-    engine = state(ctx).engine()
-    if as_of is not None:
-        when = parse_when(as_of)
-    else:
-        with engine.connect() as connection:
-            when = newest_event_at(connection)
+    app_state = state(ctx)
+    engine = app_state.engine()
+    when = parse_when(as_of) or app_state.default_as_of()
+    with engine.connect() as connection:
+        newest_event_at(connection)  # an empty shop fails here, in one line
+    note_if_stale(engine, when)
     result = update_segments(engine, when, n_segments=segments)
     console.print(f"{len(result.names):,} users segmented as of {when:%Y-%m-%d %H:%M} UTC")
     table = Table(title="segments (centroid z-scores of buyers)", title_justify="left")

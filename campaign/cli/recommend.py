@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, parse_when, progress_bar, state
+from campaign.cli.common import AS_OF_DEFAULT, console, parse_when, progress_bar, state
 from campaign.cli.model import evaluate_app
 from campaign.cli.output import (
     OutputFormat,
@@ -31,11 +30,16 @@ CSV_COLUMNS = ["user_id", "rank", "product_id", "score", "reason"]
 EVALUATION_WINDOW_DAYS = 30
 
 
-def _write_csv(frame: pd.DataFrame, out: TextIO) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in frame.itertuples(index=False):
-        writer.writerow([row.user_id, row.rank, row.product_id, f"{row.score:.6f}", row.reason])
+def _write_csv(frame: pd.DataFrame, out: TextIO, raw: bool) -> None:
+    from decimal import Decimal
+
+    from campaign.exports import write_csv
+
+    rows = (
+        (row.user_id, int(row.rank), row.product_id, Decimal(f"{row.score:.6f}"), row.reason)
+        for row in frame.itertuples(index=False)
+    )
+    write_csv(out, CSV_COLUMNS, rows, raw=raw)
 
 
 def recommend_command(
@@ -50,7 +54,15 @@ def recommend_command(
         None, "--output", "-o", help="Write the CSV here instead of standard output."
     ),
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Recommend as of this date, using only earlier events (default: now)."
+        None, "--as-of",
+        help=f"Recommend as of this time, using only earlier events ({AS_OF_DEFAULT}).",
+    ),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Write text cells as they are. By default a cell starting with = + - @, tab or CR "
+        "gets a leading ' so spreadsheets do not run it as a formula; use --raw for "
+        "programs that join on the ids.",
     ),
 ) -> None:
     """Recommend products per user: CSV user_id,rank,product_id,score,reason."""
@@ -87,11 +99,11 @@ def recommend_command(
         }
     )
     if output is None:
-        _write_csv(frame, sys.stdout)
+        _write_csv(frame, sys.stdout, raw)
         return
     try:
         with output.open("w", encoding="utf-8", newline="") as out:
-            _write_csv(frame, out)
+            _write_csv(frame, out, raw)
     except OSError as exc:
         raise InputError(str(output), f"cannot write: {exc.strerror or exc}") from None
     console.print(
@@ -110,8 +122,8 @@ def evaluate_recommend_command(
     as_of: str | None = typer.Option(
         None,
         "--as-of",
-        help="Split time T: fit before it, score purchases in the 30 days after "
-        "(default: newest event minus 30 days).",
+        help="Split time: fit before it, score purchases in the 30 days after (default: "
+        "30 days before [clock] as_of when the config pins it, else before now).",
     ),
     k: int | None = typer.Option(
         None, "-k", "--k", min=1, max=100, help="Cut-off (default: [recommender] k)."
@@ -130,10 +142,9 @@ def evaluate_recommend_command(
     with engine.connect() as connection:
         when = parse_when(as_of, "--as-of")
         if when is None:
-            newest = newest_event_time(connection)
-            if newest is None:
+            if newest_event_time(connection) is None:
                 raise NotFound("events", "the database has no events to evaluate on")
-            when = newest - timedelta(days=EVALUATION_WINDOW_DAYS)
+            when = app_state.default_as_of() - timedelta(days=EVALUATION_WINDOW_DAYS)
         end = when + timedelta(days=EVALUATION_WINDOW_DAYS)
         weighted = {t for t, w in config.event_weights.items() if w > 0} | {"purchase"}
         events = load_events(connection, end, types=weighted)

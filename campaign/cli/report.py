@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from campaign.cli.common import console, parse_when, state
+from campaign.cli.common import AS_OF_DEFAULT, console, parse_when, state
 from campaign.cli.output import (
     OutputFormat,
     Section,
@@ -34,10 +34,13 @@ def _pts(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value * 100:+.1f}"
 
 
-def _money(cents: float) -> str:
-    if cents is None or math.isnan(cents):
+def _money(minor: float, currency: str) -> str:
+    """Minor units of ``currency`` as a grouped number with its own decimals."""
+    from campaign.money import format_plain
+
+    if minor is None or math.isnan(minor):
         return "n/a"
-    return f"{cents / 100:,.2f}"
+    return format_plain(minor, currency)
 
 
 def _p(value: float) -> str:
@@ -85,13 +88,16 @@ def money_table(uplift: pd.DataFrame, currency: str) -> Table:
     for name in ("campaign", "variant", "revenue/user t/c", "uplift/user [95% CI]",
                  "incremental (net)", "coupon cost", "churn t/c"):
         table.add_column(name, justify="left" if name in ("campaign", "variant") else "right")
+    def money(minor: float) -> str:
+        return _money(minor, currency)
+
     for r in uplift.itertuples(index=False):
         table.add_row(
             r.campaign, r.variant,
-            f"{_money(r.revenue_per_user_treatment)}/{_money(r.revenue_per_user_control)}",
-            f"{_money(r.revenue_uplift_per_user)} "
-            f"[{_money(r.revenue_low)}, {_money(r.revenue_high)}]",
-            _money(r.incremental_revenue_cents), _money(r.coupon_cost_cents),
+            f"{money(r.revenue_per_user_treatment)}/{money(r.revenue_per_user_control)}",
+            f"{money(r.revenue_uplift_per_user)} "
+            f"[{money(r.revenue_low)}, {money(r.revenue_high)}]",
+            money(r.incremental_revenue_cents), money(r.coupon_cost_cents),
             f"{_pct(r.churn_treatment)}/{_pct(r.churn_control)}",
         )
     return table
@@ -111,14 +117,18 @@ def arms_table(arms: pd.DataFrame) -> Table:
 
 def model_table(history: pd.DataFrame) -> Table:
     """Each churn model version's forward-holdout metrics, oldest first."""
-    table = Table(title="Churn model versions (forward holdout)", title_justify="left")
-    for name in ("version", "as of", "trained", "active", "depth", "inputs", "rows", "ROC AUC",
-                 "recency AUC", "PR AUC", "Brier", "lift top 10%", "churn rate"):
-        table.add_column(name, justify="right")
+    table = Table(
+        title="Churn model versions: each version's recipe on its forward holdout",
+        title_justify="left",
+    )
+    for name in ("version", "as of", "trained", "active", "depth", "inputs", "rows", "split",
+                 "ROC AUC", "recency AUC", "PR AUC", "Brier", "lift top 10%", "churn rate"):
+        table.add_column(name, justify="left" if name == "split" else "right")
     for r in history.itertuples(index=False):
         table.add_row(
             str(r.version), f"{r.as_of:%Y-%m-%d}", f"{r.trained_at:%Y-%m-%d %H:%M}",
             "*" if r.active else "", str(r.max_depth), str(r.inputs), count(r.training_rows),
+            r.split or "n/a",
             *(("n/a" if math.isnan(v) else f"{v:.3f}")
               for v in (r.roc_auc, r.recency_roc_auc, r.pr_auc, r.brier, r.lift_top10)),
             _pct(r.churn_rate),
@@ -201,7 +211,8 @@ def report_command(
         False, "--model", help="Show every churn model version's metrics over time instead."
     ),
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Measure as of this time (ISO; naive means UTC; default: now)."
+        None, "--as-of",
+        help=f"Measure as of this time (ISO date or datetime, naive means UTC; {AS_OF_DEFAULT}).",
     ),
     fmt: OutputFormat = format_option(),
 ) -> None:

@@ -43,7 +43,7 @@ def send_command(
     Ctrl-C or SIGTERM stops claiming and lets in-flight sends finish, a second one
     exits at once.
     """
-    from campaign.delivery.outbox import count_by_status, requeue_dead
+    from campaign.delivery.outbox import count_due, requeue_dead
     from campaign.delivery.sender import drain_outbox
 
     if campaign is not None and not requeue_dead_:
@@ -64,10 +64,10 @@ def send_command(
 
         configure_logging(config.daemon.log_format, config.daemon.log_level)
     stop = threading.Event()
-    previous = _install_stop_handlers(stop) if not once else {}
+    previous = _install_stop_handlers(stop)
     try:
-        due = count_by_status(engine).get("queued", 0)
-        with progress_bar("sending", due or None) as advance:
+        # Without --once more may come due while it runs: the bar then fills past it.
+        with progress_bar("sending", count_due(engine, now=_utcnow())) as advance:
             report = drain_outbox(
                 engine, config, once=once, now=_utcnow, progress=advance, stop=stop
             )
@@ -104,6 +104,12 @@ def _print_report(report: DrainReport) -> None:
         table.add_row(f"skipped: {reason}", count(n))
     if report.released:
         table.add_row("released (not sent)", count(report.released))
+    if report.lost:
+        table.add_row("lost to another sender (not sent)", count(report.lost))
+    if report.stale:
+        table.add_row("sent after the lease ran out", count(report.stale))
+    if report.duplicates:
+        table.add_row("sent twice (provider got a repeat)", count(report.duplicates))
     print_table(table)
     if report.reasons:
         reasons = Table(title="why (by channel)", title_justify="left")

@@ -53,6 +53,7 @@ def lint_command(ctx: typer.Context) -> None:
         offer_usage=offer_usage(config),
         render_timeout_seconds=config.templates.render_timeout_seconds,
         max_output_bytes=config.templates.max_output_bytes,
+        stop_words=config.responses.stop_words,
     )
     for issue in issues:
         typer.echo(str(issue))
@@ -119,7 +120,8 @@ def _user_context(
     coupon = None
     if with_offer:
         offer = choose_offer(
-            "high", False, campaign.offer if campaign else OfferConfig.model_validate({})
+            "high", False, campaign.offer if campaign else OfferConfig.model_validate({}),
+            config.shop.currency,
         )
         coupon = {
             "code": "CB-PREVIEW",
@@ -168,7 +170,7 @@ def render_command(
     A real user's preview uses their recommendations and a preview coupon that is
     never reserved. The rendered message then gets lint's checks (SMS segments,
     unsubscribe link, postal address, balanced HTML): it exits 1 when one of them is
-    an error, as ``templates lint`` would.
+    an error, as campaign templates lint would.
     """
     from campaign.templating.context import sample_context
     from campaign.templating.environment import (
@@ -237,8 +239,12 @@ def render_command(
     assert folder_used is not None  # render_message found the folder
     limits = config.templates
     if channel == "sms":
+        from campaign.optout import StopWords
+
+        words = config.responses.stop_words
         issues = check_rendered_sms(
-            env, name, folder_used, rendered, context, max_segments=limits.max_sms_segments
+            env, name, folder_used, rendered, context, max_segments=limits.max_sms_segments,
+            stop_words=StopWords(words) if words is not None else None,
         )
     else:
         issues = check_rendered_email(

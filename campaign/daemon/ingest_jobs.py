@@ -19,20 +19,23 @@ import csv
 import hashlib
 import logging
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import select, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from campaign.daemon.logging import log_event
+from campaign.db.engine import mask_url
 from campaign.db.models import IngestFile
-from campaign.errors import CampaignError, InputError
+from campaign.errors import CampaignError, DatabaseError, InputError
 from campaign.ingest import ImportReport, import_csv
 
 log = logging.getLogger("campaign.daemon")
@@ -92,6 +95,7 @@ def ingest_folder(
     now: Callable[[], datetime],
     settle_seconds: float = 5.0,
     media: Mapping[str, str] | None = None,
+    currency: str = "CNY",
 ) -> list[tuple[str, str]]:
     """Import every new drop in ``folder``; returns ``(file name, status)`` per file seen.
 
@@ -133,7 +137,7 @@ def ingest_folder(
         try:
             report = import_csv(
                 engine, kind, path, skip_invalid=True, rejects_path=rejects, now=clock,
-                media=media,
+                media=media, currency=currency,
             )  # type: ignore[arg-type]
         except InputError as exc:
             target = _move(path, rejected, digest)
@@ -145,6 +149,9 @@ def ingest_folder(
             continue
         _move(path, done, digest)
         _record(engine, digest, path.name, kind, "done", _report_json(report), clock)
+        for warning in report.warnings:
+            log_event(log, "ingest.file.column", logging.WARNING, file=path.name, kind=kind,
+                      warning=warning)
         log_event(
             log, "ingest.file.imported", file=path.name, kind=kind, rows=report.rows_read,
             inserted=report.inserted, updated=report.updated, rejected=report.rejected,
@@ -157,21 +164,55 @@ def _report_json(report: ImportReport) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(report).items()}
 
 
-def check_read_only_query(query: str) -> str:
-    """The query stripped, if it is one SELECT (or WITH ... SELECT) statement.
+# Statements a read-only SQLite connection may prepare: reading tables, calling
+# functions, recursive CTEs. Everything else (writes, DDL, ATTACH, PRAGMA, ...) is
+# refused by SQLite itself while it compiles the statement.
+_SQLITE_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
 
-    A first line of defence only; the transaction is also made read-only.
+
+def _sqlite_reads_only(action: int, *_args: object) -> int:
+    return sqlite3.SQLITE_OK if action in _SQLITE_READ_ACTIONS else sqlite3.SQLITE_DENY
+
+
+def open_shop_database(url: str) -> Engine:
+    """An engine on the shop's database ``url`` that the database keeps read-only.
+
+    The guard is the database's, not a look at the query text (which cannot tell
+    ``WITH d AS (DELETE ... RETURNING id) SELECT ...`` from a read):
+
+    * SQLite: the file is opened ``mode=ro`` and an authorizer denies every statement
+      that is not a read, so ``INSERT``, ``UPDATE``, ``DELETE`` (also behind ``WITH``),
+      DDL, ``ATTACH`` and ``PRAGMA`` fail when SQLite compiles them.
+    * PostgreSQL: every transaction starts ``READ ONLY`` (``BEGIN READ ONLY``), which a
+      statement inside it cannot lift; give the URL a read-only role too.
 
     Raises:
-        CampaignError: anything else (several statements, DML, DDL).
+        DatabaseError: the URL is invalid or the database cannot be reached.
     """
-    stripped = query.strip().rstrip(";").strip()
-    head = stripped.split(None, 1)[0].lower() if stripped else ""
-    if head not in ("select", "with") or ";" in stripped:
-        raise CampaignError(
-            "daemon.ingest.queries: a query must be one SELECT (or WITH ... SELECT) statement"
-        )
-    return stripped
+    from campaign.db.engine import make_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine = make_engine(url)
+        return engine.execution_options(postgresql_readonly=True)
+    database = parsed.database or ""
+    path = Path(database).resolve()
+    if not database or database == ":memory:" or not path.is_file():
+        raise DatabaseError(mask_url(url), "the shop database file does not exist")
+    uri = f"file:{quote(str(path))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    def guard(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # A "connect" listener runs after SQLAlchemy's first-connect PRAGMAs.
+        dbapi_connection.set_authorizer(_sqlite_reads_only)
+
+    engine = create_engine("sqlite://", creator=connect)
+    event.listen(engine, "connect", guard)
+    return engine
 
 
 def ingest_query(
@@ -182,28 +223,32 @@ def ingest_query(
     *,
     now: Callable[[], datetime],
     rejects_dir: Path | None = None,
+    currency: str = "CNY",
 ) -> ImportReport:
     """Run ``query`` read-only on the shop's database ``url`` and import it as ``target``.
 
     The result's column names must follow the CSV contract of ``target`` (users,
-    products, events). Rows are written to a temporary CSV and imported with
-    ``skip_invalid=True``; rejects go to ``rejects_dir`` when given.
+    products, events); amounts are in ``currency`` (the shop's). Rows are written to a
+    temporary CSV and imported with ``skip_invalid=True``; rejects go to
+    ``rejects_dir`` when given. The shop's database refuses anything but reading
+    (:func:`open_shop_database`).
 
     Raises:
-        CampaignError: the query is not a single SELECT, or the shop database fails.
+        CampaignError: the shop database refused the query (a write, several
+            statements, a syntax error) or cannot be reached.
     """
-    from campaign.db.engine import make_engine
-
-    statement = check_read_only_query(query)
-    source = make_engine(url)
+    statement = query.strip().rstrip(";").strip()
+    source = open_shop_database(url)
     try:
         with source.connect() as connection:
-            # Read-only twice over: the statement check above and the transaction mode.
-            if source.dialect.name == "postgresql":
-                connection.execute(text("SET TRANSACTION READ ONLY"))
-            elif source.dialect.name == "sqlite":
-                connection.exec_driver_sql("PRAGMA query_only = ON")
-            result = connection.execute(text(statement))
+            try:
+                result = connection.execute(text(statement))
+            except DBAPIError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                raise CampaignError(
+                    f"daemon.ingest.queries ({target}): the shop database refused the query: "
+                    f"{reason}"
+                ) from None
             columns = list(result.keys())
             with tempfile.TemporaryDirectory(prefix="campaign-ingest-") as tmp:
                 path = Path(tmp) / f"{target}.csv"
@@ -222,9 +267,12 @@ def ingest_query(
                 report = import_csv(
                     engine, target, path, skip_invalid=True,  # type: ignore[arg-type]
                     rejects_path=rejects or Path(tmp) / "rejects.csv", now=now(),
+                    currency=currency,
                 )
     finally:
         source.dispose()
+    for warning in report.warnings:
+        log_event(log, "ingest.query.column", logging.WARNING, target=target, warning=warning)
     log_event(
         log, "ingest.query.imported", target=target, rows=rows, inserted=report.inserted,
         updated=report.updated, rejected=report.rejected,

@@ -8,6 +8,14 @@ releases claimed-but-unsent messages; that must end within
 ``[daemon] shutdown_grace_seconds``, else the process exits anyway. A second signal
 exits at once: leases then expire and another sender takes the rows, re-sending any
 whose outcome is unknown with the same idempotency key.
+
+SIGHUP reloads the configuration without a restart: campaign schedules and
+definitions, retraining and ingest jobs (the scheduler's jobs are replaced), and the
+sender's delivery and channel settings (the sender finishes its in-flight sends and
+a new one starts). The database URL, the health and response servers' addresses and
+the log format are read at start only: changing them logs that a restart is needed.
+A configuration that does not load is refused with one error line and the old one
+stays in force.
 """
 
 from __future__ import annotations
@@ -31,15 +39,29 @@ from campaign.daemon.jobs import JobContext
 from campaign.daemon.leader import Leadership, make_leadership
 from campaign.daemon.logging import log_event
 from campaign.daemon.metrics import Metrics
-from campaign.daemon.scheduler import build_scheduler
+from campaign.daemon.scheduler import build_scheduler, reschedule
 from campaign.daemon.workers import LIVE_BEATS, SenderService
-from campaign.errors import ConfigError
+from campaign.errors import CampaignError, ConfigError
 
 log = logging.getLogger("campaign.daemon")
 
 EXIT_OK = 0
 # Shutdown did not finish within the grace time (or a second signal): leases expire.
 EXIT_FORCED = 1
+
+# A fresh configuration and its resolved ingest-query URLs (``[daemon.ingest.queries]``).
+ConfigLoader = Callable[[], tuple[Config, Mapping[int, str]]]
+
+# Read once at start: a reload that changes them says a restart is needed.
+_START_ONLY = (
+    ("database", lambda c: c.database),
+    ("daemon.health_host", lambda c: c.daemon.health_host),
+    ("daemon.health_port", lambda c: c.daemon.health_port),
+    ("daemon.serve_responses", lambda c: c.daemon.serve_responses),
+    ("daemon.log_format", lambda c: c.daemon.log_format),
+    ("daemon.log_level", lambda c: c.daemon.log_level),
+    ("server", lambda c: c.server),
+)
 
 
 class Daemon:
@@ -62,8 +84,10 @@ class Daemon:
         role: str = "daemon",
         query_urls: Mapping[int, str] | None = None,
         serve_responses: bool | None = None,
+        reload_config: ConfigLoader | None = None,
     ) -> None:
         self.engine = engine
+        self.reload_config = reload_config
         self.config = config
         self.clock = clock
         self.role = role
@@ -77,6 +101,9 @@ class Daemon:
             engine, clock=clock, live_seconds=LIVE_BEATS * config.daemon.heartbeat_seconds
         )
         self.stop_event = threading.Event()
+        # Wakes the supervising loop early: a stop, or a SIGHUP to reload.
+        self._wake = threading.Event()
+        self._reload_requested = threading.Event()
         self._signals = 0
         self.started_at = clock()
         self.leadership: Leadership | None = None
@@ -98,14 +125,75 @@ class Daemon:
                 os._exit(EXIT_FORCED)
             log_event(log, "daemon.stopping", signal=signal.Signals(signum).name,
                       grace_seconds=self.config.daemon.shutdown_grace_seconds)
-            self.stop_event.set()
+            self.request_stop()
+
+        def hangup(_signum: int, _frame: FrameType | None) -> None:
+            self.request_reload()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, handle)
+        signal.signal(signal.SIGHUP, hangup)
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to shut down gracefully (what the first signal does)."""
         self.stop_event.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Ask :meth:`run` to reload the configuration (what SIGHUP does)."""
+        self._reload_requested.set()
+        self._wake.set()
+
+    def reload(self) -> bool:
+        """Load the configuration again and put it in force; False (old one kept) when
+        it does not load. Called by :meth:`run`'s loop, never from a signal handler."""
+        if self.reload_config is None:
+            log_event(log, "daemon.reload.unavailable", logging.WARNING)
+            return False
+        try:
+            config, query_urls = self.reload_config()
+        except CampaignError as exc:
+            log_event(log, "daemon.reload.failed", logging.ERROR,
+                      reason=" | ".join(str(exc).splitlines()),
+                      kept=self.config.source)
+            return False
+        old = self.config
+        restart = [name for name, read in _START_ONLY if read(old) != read(config)]
+        if restart:
+            log_event(log, "daemon.reload.needs_restart", logging.WARNING,
+                      keys=",".join(restart))
+        self.config, self.query_urls = config, dict(query_urls)
+        if self.scheduler is not None:
+            ctx = JobContext(self.engine, config, self.clock, self.metrics)
+            reschedule(self.scheduler, ctx, query_urls=self.query_urls)
+        if self.sender is not None and (
+            old.delivery != config.delivery or old.channels != config.channels
+        ):
+            self._restart_sender()
+        log_event(log, "daemon.reload.done", source=config.source,
+                  campaigns=len(config.campaigns))
+        self._log_schedule()
+        return True
+
+    def _restart_sender(self) -> None:
+        old = self.sender
+        if old is not None:
+            old.stop()
+            old.join(self.config.daemon.shutdown_grace_seconds)
+        self.sender = SenderService(
+            self.engine, self.config, clock=self.clock, metrics=self.metrics, kind=self.role
+        )
+        self.sender.start()
+        log_event(log, "daemon.sender.restarted", reason="config reloaded")
+
+    def _log_schedule(self) -> None:
+        """One line per scheduled job: what runs when (after a start or a reload)."""
+        if self.scheduler is None:
+            return
+        for job in sorted(self.scheduler.get_jobs(), key=lambda j: j.id):
+            when = job.next_run_time.isoformat() if job.next_run_time else "paused"
+            log_event(log, "daemon.schedule", job=job.id, trigger=str(job.trigger),
+                      next_run=when)
 
     # -- run --------------------------------------------------------------------------
 
@@ -128,15 +216,18 @@ class Daemon:
         self.sender.start()
         if self.serve_responses:
             self._start_responses()
-        poll = self.config.daemon.leader_poll_seconds
         try:
             while not self.stop_event.is_set():
+                self._wake.clear()  # before the checks: a signal after them wakes the wait
                 self._supervise_leadership()
+                if self._reload_requested.is_set():
+                    self._reload_requested.clear()
+                    self.reload()
                 if self.sender.error is not None or not self.sender.alive():
                     log.error("daemon.sender.dead: stopping so the service manager restarts us")
                     self.stop_event.set()
                     break
-                self.stop_event.wait(poll)
+                self._wake.wait(self.config.daemon.leader_poll_seconds)
         finally:
             code = self._shutdown()
         return code
@@ -155,6 +246,7 @@ class Daemon:
             self.metrics.is_leader.set(1)
             log_event(log, "daemon.leader.acquired", pid=os.getpid(),
                       jobs=len(self.scheduler.get_jobs()))
+            self._log_schedule()
         elif not leader and self.scheduler is not None:
             self._stop_scheduler()
             log_event(log, "daemon.leader.lost", logging.WARNING, pid=os.getpid())

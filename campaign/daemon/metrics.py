@@ -15,7 +15,16 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -83,6 +92,12 @@ class Metrics:
             registry=r,
         )
         self.rate_share.set(1.0)
+        # The standard process_* (CPU, memory, file descriptors, start time), python_gc_*
+        # and python_info series, and which build is running.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("campaign_build", "The running campaign build.", registry=r).info(build_info())
         if engine is not None and clock is not None:
             r.register(DatabaseCollector(engine, clock, live_seconds))
 
@@ -95,6 +110,23 @@ class Metrics:
             else:
                 kind = "permanent" if isinstance(outcome, PermanentDeliveryError) else "transient"
                 self.provider_errors.labels(channel, kind).inc()
+
+
+def build_info() -> dict[str, str]:
+    """Version labels of ``campaign_build_info``: the product and the libraries whose
+    versions change its behaviour (stored models, SQL, HTTP)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from campaign import __version__
+
+    labels = {"version": __version__, "python": platform.python_version()}
+    for package in ("scikit-learn", "sqlalchemy", "httpx", "jinja2"):
+        try:
+            labels[package.replace("-", "_")] = version(package)
+        except PackageNotFoundError:
+            labels[package.replace("-", "_")] = "none"
+    return labels
 
 
 class DatabaseCollector(Collector):

@@ -48,12 +48,38 @@ def build_scheduler(
     With ``catch_up_at`` (wall-clock now), every campaign also ticks once right after
     the start, which runs or records slots missed while no daemon was leader.
     """
-    config = ctx.config
     scheduler = BackgroundScheduler(
         timezone=UTC,
         executors={"default": ThreadPoolExecutor(max_workers=4)},
         job_defaults=JOB_DEFAULTS,
     )
+    add_jobs(scheduler, ctx, query_urls=query_urls, catch_up_at=catch_up_at)
+    return scheduler
+
+
+def reschedule(
+    scheduler: BackgroundScheduler, ctx: JobContext, *, query_urls: Mapping[int, str] | None
+) -> None:
+    """Replace every job of a running scheduler by those of ``ctx.config`` (SIGHUP).
+
+    The job ids stay the same, so a run still in progress under the old config keeps
+    its ``max_instances=1`` guard: the new schedule never overlaps it. Changed crons
+    take effect at their next fire time (no catch-up: the old schedule's slots were
+    handled by the old jobs).
+    """
+    scheduler.remove_all_jobs()
+    add_jobs(scheduler, ctx, query_urls=query_urls)
+
+
+def add_jobs(
+    scheduler: BackgroundScheduler,
+    ctx: JobContext,
+    *,
+    query_urls: Mapping[int, str] | None = None,
+    catch_up_at: datetime | None = None,
+) -> None:
+    """Add the jobs of ``ctx.config`` to ``scheduler`` (see :func:`build_scheduler`)."""
+    config = ctx.config
     for campaign in config.campaigns:
         scheduler.add_job(
             jobs.tick_campaign,
@@ -99,4 +125,3 @@ def build_scheduler(
             id=f"ingest:query:{index}",
             name=f"ingest {query.target} query {index}",
         )
-    return scheduler

@@ -145,7 +145,9 @@ class SenderService:
         return self._thread.is_alive()
 
     def _wrap(self, name: str, channel: Channel) -> Channel:
-        return MeteredChannel(channel, self.share.bucket(name), self.metrics)
+        # The rate share is the drain's own bucket (rate_buckets below), so leases are
+        # checked after its wait; the metered channel only measures.
+        return MeteredChannel(channel, None, self.metrics)
 
     def _drain(self) -> None:
         try:
@@ -158,6 +160,7 @@ class SenderService:
                 owner=self.owner,
                 progress=self.progress,
                 wrap_channel=self._wrap,
+                rate_buckets=self.share.bucket,
             )
         except BaseException as exc:  # recorded for health; the daemon decides what to do
             self.error = exc

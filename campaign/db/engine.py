@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -73,7 +74,12 @@ def check_supported(url: str) -> None:
 
 
 def make_engine(
-    url: str, *, echo: bool = False, check: bool = True, busy_timeout_seconds: float = 30.0
+    url: str,
+    *,
+    echo: bool = False,
+    check: bool = True,
+    busy_timeout_seconds: float = 30.0,
+    create: bool = True,
 ) -> Engine:
     """Create an engine for ``url`` (SQLite or PostgreSQL).
 
@@ -84,14 +90,25 @@ def make_engine(
 
     Any SQLAlchemy database works here (the shop's own database for ingest queries);
     the product's database is checked by :func:`check_supported` first.
+    With ``create=False`` a SQLite file that does not exist is an error instead of a
+    new empty database (only ``campaign db upgrade`` and the demo create one; a
+    failing command must not leave an empty ``campaign.db`` behind).
 
     Raises:
-        DatabaseError: the URL is malformed, the driver is missing or the server is
-            unreachable.
+        DatabaseError: the URL is malformed, the driver is missing, the server is
+            unreachable, or (``create=False``) the SQLite file does not exist.
     """
     url = _normalise(url)
     try:
         parsed = make_url(url)
+        if not create and parsed.get_backend_name() == "sqlite":
+            path = parsed.database
+            if path and path != ":memory:" and not path.startswith("file:"):
+                if not Path(path).exists():
+                    raise DatabaseError(
+                        mask_url(url),
+                        "no such database file; run 'campaign db upgrade' to create it",
+                    )
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if parsed.get_backend_name() == "postgresql":
             kwargs["pool_pre_ping"] = True

@@ -96,7 +96,9 @@ class User(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(128), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
+    # E.164 when it parses (campaign.contacts); ``phone_original`` is what the shop gave.
     phone: Mapped[str | None] = mapped_column(String(32))
+    phone_original: Mapped[str | None] = mapped_column(String(32))
     name: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -170,6 +172,9 @@ class ModelVersion(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    # HMAC of the artifact with a key kept outside the database (campaign.churn.artifacts);
+    # NULL for rows stored before artifacts were signed (`campaign models sign`).
+    artifact_signature: Mapped[str | None] = mapped_column(String(128))
     library_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -253,7 +258,9 @@ class Message(Base):
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[str] = mapped_column(String(16))
     skip_reason: Mapped[str | None] = mapped_column(String(32))
+    # Provider requests whose outcome was recorded; ``claims``: times claimed.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
@@ -262,6 +269,9 @@ class Message(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     engagement: Mapped[str | None] = mapped_column(String(16))
     engagement_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Comma-separated response types received before `campaign prune` deleted the
+    # message's response rows (the funnel reads them; docs/operations.md "Retention").
+    pruned_response_types: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -405,3 +415,20 @@ class InstallationSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DataFix(Base):
+    """A one-time correction of stored data that an upgrade asks for, and when it ran.
+
+    Revision 0006 records ``money.minor_units`` when the database already held amounts:
+    they were stored as hundredths whatever the currency, and ``campaign db
+    fix-money`` rescales them once to the currency's own minor units (docs/operations.md,
+    "Upgrades").
+    """
+
+    __tablename__ = "data_fixes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    detail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,15 +16,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from campaign.contacts import address_hash, address_hashes, region_of_locale
 from campaign.db.models import InstallationSecret, Suppression, User
+from campaign.responses.unsubscribe import LinkKeys
 
 ALL_CHANNELS = "all"
 
 
-def address_hash(address: str) -> str:
-    """SHA-256 hex of a normalized address (stripped, lower-cased), as ``suppressions``
-    stores it so a forgotten person stays suppressed without their address."""
-    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+__all__ = ["ALL_CHANNELS", "address_hash", "installation_secret", "is_suppressed"]
 
 
 def is_suppressed(connection: Connection, user_id: int, channel: str) -> bool:
@@ -34,16 +33,20 @@ def is_suppressed(connection: Connection, user_id: int, channel: str) -> bool:
     or phone (channel ``sms``) by its hash, for this channel or for ``all``.
     Read-only.
     """
-    addresses: list[str] = []
-    user = connection.execute(select(User.email, User.phone).where(User.id == user_id)).first()
+    addresses: set[str] = set()
+    user = connection.execute(
+        select(User.email, User.phone, User.phone_original, User.locale).where(User.id == user_id)
+    ).first()
     if user is not None:
-        if channel == "email" and user.email:
-            addresses.append(address_hash(user.email))
-        elif channel == "sms" and user.phone:
-            addresses.append(address_hash(user.phone))
+        if channel == "email":
+            addresses = address_hashes([user.email])
+        elif channel == "sms":
+            addresses = address_hashes(
+                [user.phone, user.phone_original], region_of_locale(user.locale)
+            )
     who = Suppression.user_id == user_id
     if addresses:
-        who = or_(who, Suppression.address_hash.in_(addresses))
+        who = or_(who, Suppression.address_hash.in_(sorted(addresses)))
     found = connection.execute(
         select(Suppression.id)
         .where(who, Suppression.channel.in_([channel, ALL_CHANNELS]))
@@ -82,20 +85,44 @@ PREVIEW_ONLY_KEY = hashlib.sha256(b"campaign preview: links are never sent").dig
 
 
 def unsubscribe_key(
-    connection: Connection, server_secrets: Sequence[str], *, create: bool = True
+    connection: Connection, link_secrets: Sequence[str], *, create: bool = True
 ) -> bytes:
-    """The key that signs unsubscribe links: the first ``[server] secret_envs`` secret,
-    else the database's own random key (made on first use when ``create``).
+    """The key that signs unsubscribe links: the first ``[server] link_secret_envs``
+    secret, else the database's own random key (made on first use when ``create``).
 
-    Every process on the database signs and verifies with the same key, and nobody
-    can forge a link from public facts. With ``create=False`` (read-only previews) a
-    missing key gives :data:`PREVIEW_ONLY_KEY`.
+    Every process on the database signs and verifies with the same key, nobody can
+    forge a link from public facts, and no provider holds it. With ``create=False``
+    (read-only previews) a missing key gives :data:`PREVIEW_ONLY_KEY`.
     """
-    if server_secrets:
-        return server_secrets[0].encode()
+    if link_secrets:
+        return link_secrets[0].encode()
     if create:
         return installation_secret(connection, UNSUBSCRIBE_KEY_NAME)
     row = connection.execute(
         select(InstallationSecret.value).where(InstallationSecret.name == UNSUBSCRIBE_KEY_NAME)
     ).first()
     return PREVIEW_ONLY_KEY if row is None else bytes.fromhex(row.value)
+
+
+def unsubscribe_keys(
+    connection: Connection,
+    link_secrets: Sequence[str],
+    server_secrets: Sequence[str] = (),
+    *,
+    legacy: bool = True,
+) -> LinkKeys:
+    """Every key an unsubscribe link may carry (``campaign serve`` verifies with all).
+
+    Today's tokens: each link secret (rotation: old ones stay listed until their links
+    have aged out) and the installation key (links signed before link keys were set).
+    With ``legacy``, tokens of the earlier format also verify, under the keys that
+    signed them then: the installation key and the ``[server] secret_envs`` secrets
+    (each may have been the first one, and a provider may hold them: turn
+    ``accept_legacy_links`` off once those links have aged out).
+    """
+    installation = installation_secret(connection, UNSUBSCRIBE_KEY_NAME)
+    current = tuple(dict.fromkeys([*(s.encode() for s in link_secrets), installation]))
+    old: tuple[bytes, ...] = ()
+    if legacy:
+        old = tuple(dict.fromkeys([*(s.encode() for s in server_secrets), installation]))
+    return LinkKeys(current, old)

@@ -1,11 +1,19 @@
-"""The outbox in SQL: claim due messages under a lease, then record what happened.
+"""The outbox in SQL: claim due messages under a lease, renew it, record what happened.
 
-A claim moves due ``queued`` rows (and ``sending`` rows whose lease ran out: their
-sender died) to ``sending`` with ``lease_until`` and ``lease_owner``, and counts the
-attempt. Outcomes are written in batches, one ``executemany`` per kind; every update
-except "sent" only applies while the row is still ``sending`` under our lease, so a
-worker that lost its lease cannot overwrite another's progress. "Sent" always applies:
-the provider accepted the message, and that is a fact.
+A claim moves due ``queued`` rows (and ``sending`` rows whose lease ran out under
+*another* owner: their sender died or stalled) to ``sending`` with ``lease_until``
+and ``lease_owner``, and counts the claim (``claims``). ``attempts`` counts provider
+requests actually made: it goes up when an outcome of a request is recorded, never at
+claim time, so crashes before a send do not burn retries. A live sender renews the
+leases of the rows it holds (:func:`renew_leases`) so they never expire under it.
+
+Outcomes are written in batches, one ``executemany`` per kind; every update only
+applies while the row is still ``sending`` under our lease, so a worker that lost its
+lease cannot overwrite another's progress. A "sent" whose lease was lost meanwhile is
+a *stale* outcome: the provider did accept it, so a row not yet sent becomes ``sent``
+(which stops the new holder from sending it, see :func:`renew_leases`), and a row
+another sender already sent keeps that first "sent" with a note in ``last_error``;
+either way :func:`record_outcomes` reports it (docs/delivery.md).
 
 Reads ``users`` and ``suppressions`` for the send-time re-check (the planner and the
 response ingest own those rows; this module only reads them).
@@ -13,7 +21,6 @@ response ingest own those rows; this module only reads them).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +29,8 @@ from typing import Any
 from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from campaign.db.dialect import array_param, in_values, is_postgresql, skip_locked
+from campaign.contacts import address_hashes, normalize_phone, region_of_locale
+from campaign.db.dialect import array_param, claim_rows, in_values, is_postgresql
 from campaign.db.models import Message, MessageStatus, Suppression, User
 from campaign.db.pauses import not_paused
 
@@ -37,18 +45,14 @@ _CLAIM_COLUMNS = [
     for name in (
         "id", "run_id", "user_id", "campaign", "channel", "variant", "subject", "body",
         "text_body", "coupon_code", "address_override", "is_test", "idempotency_key",
-        "attempts", "expires_at",
+        "attempts", "claims", "expires_at",
     )
 ]
 # What the re-check needs about each recipient (``u_<name>`` in a joined claim).
 _USER_COLUMNS = (
-    "external_id", "email", "phone", "timezone", "consent_email", "consent_sms", "forgotten_at",
+    "external_id", "email", "phone", "phone_original", "locale", "timezone", "consent_email",
+    "consent_sms", "forgotten_at",
 )
-
-
-def address_hash(address: str) -> str:
-    """SHA-256 hex of a normalised address (trimmed, lower-cased), as suppressions store it."""
-    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class ClaimedMessage:
     # The user's messages sent within the frequency window, by channel (claims made
     # with ``sent_since``; test sends and this message itself never count).
     sent_recently: Mapping[str, int] = field(default_factory=dict)
+    # Claims of this row so far, this one included (attempts: requests recorded).
+    claims: int = 1
 
     def address(self, medium: str) -> str | None:
         """Where this message goes: the seed-list override, else the user's own address."""
@@ -102,14 +108,19 @@ def claim_batch(
     lease_seconds: float,
     limit: int,
     sent_since: datetime | None = None,
+    exclude_channels: Sequence[str] = (),
+    two_step: bool | None = None,
 ) -> list[ClaimedMessage]:
     """Claim up to ``limit`` due messages for ``owner``; one transaction.
 
     Due means ``queued`` with ``next_attempt_at`` unset or not after ``now``, or
-    ``sending`` with an expired lease. Oldest first. Each claimed row's ``attempts`` goes
-    up by one, so a message whose sender keeps dying ends up dead rather than looping.
+    ``sending`` with an expired lease held by someone else: a row ``owner`` holds is
+    never claimed again by it (its outcome may still be on the way to the database).
+    Oldest first; ``exclude_channels`` are left alone (the sender has enough of them
+    in hand). Each claimed row's ``claims`` goes up by one (``attempts`` does not).
     With ``sent_since`` each message also carries its user's messages sent since then
-    (``sent_recently``), for the send-time frequency-cap check.
+    (``sent_recently``), for the send-time frequency-cap check. ``two_step`` forces the
+    claim variant of databases without ``UPDATE ... RETURNING`` (tests).
     """
     lease_until = now + timedelta(seconds=lease_seconds)
     with engine.begin() as connection:
@@ -121,52 +132,83 @@ def claim_batch(
             and_(
                 _messages.c.status == MessageStatus.SENDING.value,
                 _messages.c.lease_until < now,
+                or_(_messages.c.lease_owner.is_(None), _messages.c.lease_owner != owner),
             ),
         )
-        candidates = skip_locked(
+        conditions = [due, not_paused(_messages.c.campaign)]
+        if exclude_channels:
+            conditions.append(_messages.c.channel.not_in(sorted(set(exclude_channels))))
+        candidates = (
             select(_messages.c.id)
             # A paused campaign's messages stay queued (campaign pause, docs/operations.md).
-            .where(due, not_paused(_messages.c.campaign))
+            .where(*conditions)
             .order_by(_messages.c.next_attempt_at, _messages.c.id)
-            .limit(limit),
+            .limit(limit)
+        )
+
+        def with_users(claimed_cte: Any) -> Any:
+            # PostgreSQL: one round trip, the claim as a data-modifying CTE joined to users.
+            return select(
+                claimed_cte, *(_users.c[name].label(f"u_{name}") for name in _USER_COLUMNS)
+            ).select_from(claimed_cte.outerjoin(_users, _users.c.id == claimed_cte.c.user_id))
+
+        claimed, joined = claim_rows(
             connection,
+            _messages,
+            candidates=candidates,
+            values={
+                "status": MessageStatus.SENDING.value,
+                "lease_until": lease_until,
+                "lease_owner": owner,
+                "claims": _messages.c.claims + 1,
+                "updated_at": now,
+            },
+            returning=_CLAIM_COLUMNS,
+            joined=with_users,
+            two_step=two_step,
         )
-        claim = (
-            update(_messages)
-            .where(_messages.c.id.in_(candidates.scalar_subquery()))
-            .values(
-                status=MessageStatus.SENDING.value,
-                lease_until=lease_until,
-                lease_owner=owner,
-                attempts=_messages.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*_CLAIM_COLUMNS)
-        )
-        users: dict[int, Any] | None = None
-        if is_postgresql(connection):
-            # One round trip: the claim as a data-modifying CTE joined to its users.
-            claimed_cte = claim.cte("claimed")
-            joined = connection.execute(
-                select(
-                    claimed_cte,
-                    *(_users.c[name].label(f"u_{name}") for name in _USER_COLUMNS),
-                ).select_from(
-                    claimed_cte.outerjoin(_users, _users.c.id == claimed_cte.c.user_id)
-                )
-            ).mappings().all()
-            claimed: Sequence[Any] = joined
-            users = {
-                row["user_id"]: {name: row[f"u_{name}"] for name in _USER_COLUMNS}
-                for row in joined
-                if row["u_external_id"] is not None
-            }
-        else:
-            # SQLite cannot use an UPDATE ... RETURNING as a CTE: users come next.
-            claimed = connection.execute(claim).mappings().all()
         if not claimed:
             return []
+        users: dict[int, Any] | None = None
+        if joined:
+            users = {
+                row["user_id"]: {name: row[f"u_{name}"] for name in _USER_COLUMNS}
+                for row in claimed
+                if row["u_external_id"] is not None
+            }
         return _with_recipients(connection, claimed, lease_until, users, sent_since)
+
+
+def renew_leases(
+    engine: Engine, ids: Sequence[int], *, owner: str, now: datetime, lease_seconds: float
+) -> set[int]:
+    """Extend ``owner``'s leases on ``ids`` to ``now + lease_seconds``; the ids renewed.
+
+    An id missing from the answer is no longer ours (another sender claimed it after
+    our lease ran out, or a stale "sent" of ours settled it): do not send it.
+    """
+    if not ids:
+        return set()
+    ours = and_(
+        _messages.c.lease_owner == owner, _messages.c.status == MessageStatus.SENDING.value
+    )
+    renewed: set[int] = set()
+    with engine.begin() as connection:
+        step = len(ids) if is_postgresql(connection) else 5000
+        for start in range(0, len(ids), step):
+            chunk = list(ids[start : start + step])
+            connection.execute(
+                update(_messages)
+                .where(in_values(_messages.c.id, chunk, connection), ours)
+                .values(lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            # Read back in the same transaction (portable: no UPDATE ... RETURNING).
+            renewed.update(
+                connection.execute(
+                    select(_messages.c.id).where(in_values(_messages.c.id, chunk, connection), ours)
+                ).scalars()
+            )
+    return renewed
 
 
 def _sent_by_user(
@@ -208,12 +250,20 @@ def _with_recipients(
                 )
             ).mappings()
         }
-    hashes: dict[str, str] = {}  # address -> hash, each computed once
+    # Every hash a suppression of each address may be stored under: as given (rows from
+    # before phones were normalized), normalized, and the phone as first imported.
+    hashes: dict[int, set[str]] = {}
+    phones: dict[int, str | None] = {}
     for row in rows:
         user = users.get(row["user_id"], {})
-        for address in (row["address_override"], user.get("email"), user.get("phone")):
-            if address and address not in hashes:
-                hashes[address] = address_hash(address)
+        region = region_of_locale(user.get("locale"))
+        phones[row["id"]] = normalize_phone(user.get("phone"), region)
+        if row["address_override"]:
+            addresses = [row["address_override"]]
+        else:
+            addresses = [user.get("email"), user.get("phone"), user.get("phone_original")]
+        hashes[row["id"]] = address_hashes(addresses, region)
+    wanted = sorted(set().union(*hashes.values())) if hashes else []
     by_user: dict[int, set[str]] = {}
     by_hash: dict[str, set[str]] = {}
     for found in connection.execute(
@@ -221,7 +271,7 @@ def _with_recipients(
         .where(
             or_(
                 in_values(_suppressions.c.user_id, user_ids, connection),
-                in_values(_suppressions.c.address_hash, sorted(set(hashes.values())), connection),
+                in_values(_suppressions.c.address_hash, wanted, connection),
             )
         )
     ).mappings():
@@ -236,14 +286,8 @@ def _with_recipients(
         # A seed-list test send is judged by its own address, not by the user it samples.
         if not (row["is_test"] and row["address_override"]):
             channels |= by_user.get(row["user_id"], set())
-        addresses = (
-            [row["address_override"]]
-            if row["address_override"]
-            else [user.get("email"), user.get("phone")]
-        )
-        for address in addresses:
-            if address:
-                channels |= by_hash.get(hashes[address], set())
+        for digest in hashes[row["id"]]:
+            channels |= by_hash.get(digest, set())
         out.append(
             ClaimedMessage(
                 id=row["id"],
@@ -260,11 +304,12 @@ def _with_recipients(
                 is_test=bool(row["is_test"]),
                 idempotency_key=row["idempotency_key"],
                 attempts=row["attempts"],
+                claims=row["claims"],
                 expires_at=row["expires_at"],
                 lease_until=lease_until,
                 user_external_id=user.get("external_id"),
                 email=user.get("email"),
-                phone=user.get("phone"),
+                phone=phones[row["id"]],
                 timezone=user.get("timezone"),
                 consent_email=bool(user.get("consent_email")),
                 consent_sms=bool(user.get("consent_sms")),
@@ -278,7 +323,7 @@ def _with_recipients(
 
 @dataclass(frozen=True)
 class Sent:
-    """The provider accepted message ``id``."""
+    """The provider accepted message ``id`` (a request was made: ``attempts`` + 1)."""
 
     id: int
     provider_message_id: str | None
@@ -288,21 +333,23 @@ class Sent:
 class Retry:
     """Try message ``id`` again at ``at``; ``error`` is kept as ``last_error``.
 
-    With ``refund`` the claim did not count as an attempt (quiet hours, lost lease).
+    ``attempted``: a request was made (``attempts`` + 1); False for work handed back
+    unsent (quiet hours, a lease too short to start a request, a graceful stop).
     """
 
     id: int
     at: datetime
     error: str | None = None
-    refund: bool = False
+    attempted: bool = False
 
 
 @dataclass(frozen=True)
 class Dead:
-    """Message ``id`` failed for good."""
+    """Message ``id`` failed for good; ``attempted``: after a request."""
 
     id: int
     error: str
+    attempted: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,38 +359,68 @@ class Skipped:
     id: int
     reason: str
     error: str | None = None
+    attempted: bool = False
 
 
 Record = Sent | Retry | Dead | Skipped
 
 
+@dataclass(frozen=True)
+class StaleOutcome:
+    """A "sent" recorded after its lease was lost: ``duplicate`` when another sender
+    had already recorded its own "sent" (the provider got the message twice)."""
+
+    id: int
+    duplicate: bool
+    holder: str | None
+
+
 def record_outcomes(
     engine: Engine, records: Iterable[Record], *, owner: str, now: datetime
-) -> None:
-    """Write a batch of outcomes in one transaction, one ``executemany`` per kind."""
+) -> list[StaleOutcome]:
+    """Write a batch of outcomes in one transaction, one ``executemany`` per kind.
+
+    Each applies only while the row is ``sending`` under ``owner``'s lease (checked in
+    the UPDATE itself). "Sent" rows keep ``lease_owner`` as who sent them. A "sent"
+    whose lease was lost is returned as a :class:`StaleOutcome` (and noted on the
+    row); other outcomes of a lost lease are dropped: the new holder decides.
+    """
     sent: list[dict[str, Any]] = []
     retry: list[dict[str, Any]] = []
-    refund: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for record in records:
         if isinstance(record, Sent):
             sent.append({"b_id": record.id, "b_pid": record.provider_message_id})
-        elif isinstance(record, Retry):
-            target = refund if record.refund else retry
-            target.append({"b_id": record.id, "b_at": record.at, "b_error": record.error})
+            continue
+        # A request made: attempts + 1. Handed back unsent: the claim is taken back,
+        # so claims - attempts counts only claims that ended in no outcome (a crash).
+        inc = 1 if record.attempted else 0
+        if isinstance(record, Retry):
+            retry.append(
+                {"b_id": record.id, "b_at": record.at, "b_error": record.error, "b_inc": inc}
+            )
         elif isinstance(record, Dead):
-            dead.append({"b_id": record.id, "b_error": record.error})
+            dead.append({"b_id": record.id, "b_error": record.error, "b_inc": inc})
         else:
             skipped.append(
-                {"b_id": record.id, "b_reason": record.reason, "b_error": record.error}
+                {"b_id": record.id, "b_reason": record.reason, "b_error": record.error,
+                 "b_inc": inc}
             )
     ours = and_(
-        _messages.c.id == bindparam("b_id"),
         _messages.c.status == MessageStatus.SENDING.value,
         _messages.c.lease_owner == owner,
     )
     released = {"lease_until": None, "lease_owner": None, "updated_at": now}
+    sent_values = {
+        "status": MessageStatus.SENT.value,
+        "sent_at": now,
+        "last_error": None,
+        "skip_reason": None,
+        "attempts": _messages.c.attempts + 1,
+        "lease_until": None,
+        "updated_at": now,
+    }
     with engine.begin() as connection:
         # A batch request gives all its messages one provider id: one UPDATE ... IN for
         # them; per-message ids go through executemany.
@@ -351,14 +428,6 @@ def record_outcomes(
         for row in sent:
             by_pid.setdefault(row["b_pid"], []).append(row["b_id"])
         singles = [row for row in sent if len(by_pid[row["b_pid"]]) == 1]
-        sent_values = {
-            "status": MessageStatus.SENT.value,
-            "sent_at": now,
-            "last_error": None,
-            "skip_reason": None,
-            **released,
-        }
-        not_sent = _messages.c.status != MessageStatus.SENT.value
         postgresql = is_postgresql(connection)
         for pid, ids in by_pid.items():
             if len(ids) == 1:
@@ -368,7 +437,7 @@ def record_outcomes(
                 connection.execute(
                     update(_messages)
                     .where(in_values(_messages.c.id, ids[start : start + step], connection),
-                           not_sent)
+                           ours)
                     .values(provider_message_id=pid, **sent_values)
                 )
         if singles and postgresql:
@@ -383,30 +452,96 @@ def record_outcomes(
             )
             connection.execute(
                 update(_messages)
-                .where(_messages.c.id == given.c.id, not_sent)
+                .where(_messages.c.id == given.c.id, ours)
                 .values(provider_message_id=given.c.pid, **sent_values)
             )
         elif singles:
             connection.execute(
                 update(_messages)
-                .where(_messages.c.id == bindparam("b_id"), not_sent)
+                .where(_messages.c.id == bindparam("b_id"), ours)
                 .values(provider_message_id=bindparam("b_pid"), **sent_values),
                 singles,
             )
+        stale = _settle_stale(connection, sent, owner=owner, now=now) if sent else []
         # One executemany per outcome, each setting its status and freeing the lease.
+        guarded = and_(_messages.c.id == bindparam("b_id"), ours)
+        attempts = _messages.c.attempts + bindparam("b_inc")
+        # claims - 1 when no request was made (bindparam arithmetic: 1 - b_inc).
+        claims = _messages.c.claims - 1 + bindparam("b_inc")
         for rows, values in (
             (retry, {"status": MessageStatus.QUEUED.value, "next_attempt_at": bindparam("b_at"),
-                     "last_error": bindparam("b_error")}),
-            (refund, {"status": MessageStatus.QUEUED.value, "next_attempt_at": bindparam("b_at"),
-                      "attempts": _messages.c.attempts - 1}),
+                     "last_error": func.coalesce(bindparam("b_error"), _messages.c.last_error)}),
             (dead, {"status": MessageStatus.DEAD.value, "last_error": bindparam("b_error")}),
             (skipped, {"status": MessageStatus.SKIPPED.value,
                        "skip_reason": bindparam("b_reason"), "last_error": bindparam("b_error")}),
         ):
             if rows:
                 connection.execute(
-                    update(_messages).where(ours).values(**values, **released), rows
+                    update(_messages).where(guarded).values(
+                        **values, attempts=attempts, claims=claims, **released
+                    ),
+                    rows,
                 )
+    return stale
+
+
+def _settle_stale(
+    connection: Connection, sent: Sequence[Mapping[str, Any]], *, owner: str, now: datetime
+) -> list[StaleOutcome]:
+    """After the guarded "sent" updates: the rows of ``sent`` that are not ours-just-now.
+
+    Runs after this transaction's first write, so on SQLite it holds the only write
+    lock and on PostgreSQL the rows it updated stay locked: what it reads is current.
+    """
+    ids = [row["b_id"] for row in sent]
+    pids = {row["b_id"]: row["b_pid"] for row in sent}
+    stale: list[StaleOutcome] = []
+    step = len(ids) if is_postgresql(connection) else 5000
+    for start in range(0, len(ids), step):
+        for row in connection.execute(
+            select(
+                _messages.c.id, _messages.c.status, _messages.c.lease_owner,
+                _messages.c.sent_at, _messages.c.last_error,
+            ).where(in_values(_messages.c.id, ids[start : start + step], connection))
+        ):
+            mine = (
+                row.status == MessageStatus.SENT.value
+                and row.lease_owner == owner
+                and row.sent_at == now
+            )
+            if mine:
+                continue
+            pid = pids[row.id]
+            if row.status == MessageStatus.SENT.value:
+                # Another sender recorded it first: keep its "sent", note the repeat.
+                note = f"stale duplicate: accepted again by {owner} (provider id {pid})"
+                connection.execute(
+                    update(_messages)
+                    .where(_messages.c.id == row.id)
+                    .values(last_error=_joined_note(row.last_error, note), updated_at=now)
+                )
+                stale.append(StaleOutcome(row.id, True, row.lease_owner))
+                continue
+            # Not sent by anyone yet: it is (the provider accepted it). Whoever holds
+            # it now sees the row leave "sending" at its next renewal and drops it.
+            note = f"stale outcome: accepted after the lease of {owner} ran out"
+            if row.lease_owner:
+                note += f" (held by {row.lease_owner})"
+            connection.execute(
+                update(_messages)
+                .where(_messages.c.id == row.id, _messages.c.status != MessageStatus.SENT.value)
+                .values(
+                    status=MessageStatus.SENT.value, sent_at=now, provider_message_id=pid,
+                    skip_reason=None, last_error=note, lease_until=None, lease_owner=owner,
+                    attempts=_messages.c.attempts + 1, updated_at=now,
+                )
+            )
+            stale.append(StaleOutcome(row.id, False, row.lease_owner))
+    return stale
+
+
+def _joined_note(previous: str | None, note: str) -> str:
+    return note if not previous else f"{previous}; {note}"[:2000]
 
 
 def requeue_dead(engine: Engine, *, now: datetime, campaign: str | None = None) -> int:
@@ -425,6 +560,7 @@ def requeue_dead(engine: Engine, *, now: datetime, campaign: str | None = None) 
             .values(
                 status=MessageStatus.QUEUED.value,
                 attempts=0,
+                claims=0,
                 next_attempt_at=now,
                 lease_until=None,
                 lease_owner=None,
@@ -443,3 +579,26 @@ def count_by_status(engine: Engine, campaign: str | None = None) -> dict[str, in
         query = query.where(_messages.c.campaign == campaign)
     with engine.connect() as connection:
         return {status: int(n) for status, n in connection.execute(query)}
+
+
+def count_due(engine: Engine, *, now: datetime) -> int:
+    """Messages a sender could claim at ``now`` (the condition of :func:`claim_batch`:
+    queued and due, or sending with an expired lease; paused campaigns excluded).
+    Read-only; the total of ``campaign send``'s progress bar."""
+    from sqlalchemy import func
+
+    due = or_(
+        and_(
+            _messages.c.status == MessageStatus.QUEUED.value,
+            or_(_messages.c.next_attempt_at.is_(None), _messages.c.next_attempt_at <= now),
+        ),
+        and_(
+            _messages.c.status == MessageStatus.SENDING.value,
+            _messages.c.lease_until < now,
+        ),
+    )
+    query = select(func.count()).select_from(_messages).where(
+        due, not_paused(_messages.c.campaign)
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

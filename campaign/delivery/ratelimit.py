@@ -41,13 +41,26 @@ class TokenBucket:
         missing = min(tokens, self.burst) - self._tokens
         return max(0.0, missing / self.rate)
 
-    async def acquire(self, tokens: float = 1.0) -> None:
-        """Take ``tokens`` (at most ``burst`` at once), waiting as long as needed."""
+    async def acquire(
+        self,
+        tokens: float = 1.0,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        poll_seconds: float = 0.2,
+    ) -> bool:
+        """Take ``tokens`` (at most ``burst`` at once), waiting as long as needed.
+
+        With ``should_stop`` the wait is cut into slices of ``poll_seconds`` and given
+        up (False, no token taken) once it answers True: a graceful stop never waits
+        out a slow channel's bucket. True when the tokens were taken.
+        """
         tokens = min(tokens, self.burst)
         async with self._lock:
             while True:
+                if should_stop is not None and should_stop():
+                    return False
                 delay = self.wait_time(tokens)
                 if delay <= 0:
                     self._tokens -= tokens
-                    return
-                await asyncio.sleep(delay)
+                    return True
+                await asyncio.sleep(delay if should_stop is None else min(delay, poll_seconds))

@@ -9,10 +9,18 @@ One asyncio loop runs three kinds of task:
   channel's bucket and send;
 * a **recorder** writes outcomes in batches (one ``executemany`` per kind).
 
+* a **renewer** extends the leases of every row the drain holds (claimed, in flight,
+  or sent with the outcome not yet committed) every quarter lease, so a lease cannot
+  run out under a live sender however slow its channel; a row it fails to renew is
+  no longer ours and is dropped unsent.
+
 A message becomes ``sent`` only when its provider accepted it and that fact is
 committed; a crash before then leaves it ``sending`` until the lease runs out, when
-it is claimed again and re-sent with the same idempotency key. Database calls run on
-one worker thread (SQLite has one writer anyway), so the loop never blocks on them.
+another sender claims it and re-sends it with the same idempotency key. No request
+starts unless the lease the database last *confirmed* outlasts the request's timeout,
+checked after the token-bucket wait; a claim takes of each channel only what its
+rate can send within a lease. Database calls run on one worker thread (SQLite has
+one writer anyway), so the loop never blocks on them.
 """
 
 from __future__ import annotations
@@ -56,10 +64,10 @@ log = logging.getLogger("campaign.delivery")
 
 T = TypeVar("T")
 
-# A claim counts as an attempt even when the sender dies before sending, so that a
-# message which crashes every sender cannot loop forever. Claims run ahead of sends,
-# though, so a few crashes can charge messages that were never tried: allow this many
-# extra claims before giving up, and after a crash always give a message one real try.
+# ``claims - attempts`` counts claims that ended in no outcome (the sender died or
+# stalled holding the row). A message with an expiry is retried until it expires (its
+# provider may hold it: never "dead", which --requeue-dead would send again); one
+# without expiry goes dead after this many, rather than loop forever.
 CRASH_ALLOWANCE = 10
 
 
@@ -79,6 +87,12 @@ class DrainReport:
     dead: int = 0
     released: int = 0
     requests: int = 0
+    # Rows this drain lost to another sender before sending them (lease not renewed).
+    lost: int = 0
+    # "sent" outcomes recorded after the lease was lost; ``duplicates``: another
+    # sender had already sent the same message (docs/delivery.md, "never twice").
+    stale: int = 0
+    duplicates: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     reasons: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     elapsed_seconds: float = 0.0
@@ -129,6 +143,7 @@ def drain_outbox(
     stop: threading.Event | None = None,
     owner: str | None = None,
     wrap_channel: Callable[[str, Channel], Channel] | None = None,
+    rate_buckets: Callable[[str], TokenBucket | None] | None = None,
 ) -> DrainReport:
     """Send due outbox messages; with ``once``, return when none is due, else poll.
 
@@ -137,7 +152,9 @@ def drain_outbox(
     ``stop`` ends the drain gracefully: no new claims, in-flight sends finish, queued
     work is released for the next sender. ``progress`` is called with the number of
     messages that reached a final status, after each recorded batch. ``wrap_channel``
-    decorates every channel (the daemon adds metrics and a rate shared by all workers).
+    decorates every channel (the daemon adds metrics); ``rate_buckets`` makes each
+    channel's token bucket (the daemon's share of a rate split among workers; default:
+    one bucket per channel at its ``rate_per_second``).
     """
     drainer = _Drainer(
         engine,
@@ -150,6 +167,7 @@ def drain_outbox(
         stop=stop or threading.Event(),
         owner=owner or make_owner(),
         wrap_channel=wrap_channel,
+        rate_buckets=rate_buckets,
     )
     loop_factory = None
     try:
@@ -176,6 +194,7 @@ class _Drainer:
         stop: threading.Event,
         owner: str,
         wrap_channel: Callable[[str, Channel], Channel] | None = None,
+        rate_buckets: Callable[[str], TokenBucket | None] | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -188,9 +207,16 @@ class _Drainer:
         self.stop = stop
         self.owner = owner
         self.wrap_channel = wrap_channel
+        self.rate_buckets = rate_buckets
         self.report = DrainReport()
         self.pending: list[Record] = []
         self.inflight = 0
+        # id -> the lease end the database last confirmed, for every row this drain
+        # holds until its outcome is committed; ``lost``: rows another sender took.
+        self.leases: dict[int, datetime] = {}
+        self.lost: set[int] = set()
+        # Requests queued per channel and not yet started (the rate-aware claim).
+        self.waiting: Counter[str] = Counter()
         self._unsubscribe_secret: bytes | None = None
         self.media = {name: channel.medium for name, channel in config.channels.items()}
 
@@ -229,15 +255,22 @@ class _Drainer:
         self.claim_size = max(
             [self.delivery.batch_size, *(c.max_batch for c in self.channels.values())]
         )
-        self.buckets = {
-            name: TokenBucket(cfg.rate_per_second) for name, cfg in self.config.channels.items()
-        }
+        self.buckets: dict[str, TokenBucket] = {}
+        for name, cfg in self.config.channels.items():
+            bucket = (
+                self.rate_buckets(name)
+                if self.rate_buckets is not None
+                else TokenBucket(cfg.rate_per_second)
+            )
+            if bucket is not None:
+                self.buckets[name] = bucket
         self.queue: asyncio.Queue[_Work | None] = asyncio.Queue()
         self.room = asyncio.Event()
         self.room.set()
         self.wake = asyncio.Event()
         self.producing = True
         recorder = asyncio.create_task(self._recorder())
+        renewer = asyncio.create_task(self._renewer())
         workers = [asyncio.create_task(self._worker(lane)) for lane in range(delivery.concurrency)]
         try:
             await self._produce()
@@ -250,6 +283,8 @@ class _Drainer:
             self.wake.set()
             await recorder
             await self._flush()
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
             if self.injected is None:
                 for channel in self.channels.values():
                     await channel.aclose()
@@ -263,11 +298,11 @@ class _Drainer:
     async def _produce(self) -> None:
         batch_size = self.claim_size
         while not self.stop.is_set():
-            if self.inflight >= batch_size:
+            full = self._full_channels()
+            if self.inflight >= batch_size or (full and full >= set(self.channels)):
                 # Keep at most about two batches claimed: claimed work ages toward its
                 # lease expiry while it waits.
-                self.room.clear()
-                await self.room.wait()
+                await self._wait_for_room()
                 continue
             now = self.now()
             claimed = await self._db(
@@ -276,20 +311,67 @@ class _Drainer:
                 owner=self.owner,
                 now=now,
                 lease_seconds=self.delivery.lease_seconds,
-                limit=batch_size,
+                limit=self._claim_limit(batch_size),
                 sent_since=(
                     now - timedelta(days=self.delivery.frequency_window_days)
                     if self.delivery.frequency_cap
                     else None
                 ),
+                exclude_channels=sorted(full),
             )
             if not claimed:
+                if full or (self.once and self.inflight > 0):
+                    # Only channels we already hold enough of may have due work left,
+                    # or work in hand may yet be handed back: wait, then look again.
+                    await self._wait_for_room()
+                    continue
                 if self.once:
+                    if self.pending:
+                        # Work handed back in this drain is due again once committed.
+                        await self._flush()
+                        continue
                     return
                 await self._idle(self.delivery.poll_interval_seconds)
                 continue
             self.report.claimed += len(claimed)
+            for message in claimed:
+                self.leases[message.id] = message.lease_until
             self._dispatch(claimed)
+
+    async def _wait_for_room(self) -> None:
+        self.room.clear()
+        while not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.room.wait(), timeout=0.2)
+                return
+            except TimeoutError:
+                continue
+
+    def _request_capacity(self, channel: str) -> int:
+        """Requests of ``channel`` this drain may hold unsent: what its rate sends
+        within a lease, less the time one request may take (at least one)."""
+        bucket = self.buckets.get(channel)
+        if bucket is None:
+            return 1 << 30
+        horizon = self.delivery.lease_seconds - self.delivery.timeout_seconds - 1
+        return max(1, int(bucket.rate * max(0.0, horizon)))
+
+    def _claim_limit(self, room: int) -> int:
+        """At most ``room`` messages, and no more than the channels with room can take
+        within a lease: a slow channel is not claimed 200 at a time to send 8."""
+        free = 0
+        for name, channel in self.channels.items():
+            spare = self._request_capacity(name) - self.waiting[name]
+            if spare > 0:
+                free += spare * max(1, channel.max_batch)
+            if free >= room:
+                return max(1, room)
+        return max(1, min(room, free))
+
+    def _full_channels(self) -> set[str]:
+        return {
+            name for name, n in self.waiting.items() if n >= self._request_capacity(name)
+        }
 
     async def _idle(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -312,9 +394,19 @@ class _Drainer:
                 self._add(decision, message)
         for name, items in groups.items():
             size = max(1, self.channels[name].max_batch)
+            room = self._request_capacity(name) - self.waiting[name]
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
+                if room <= 0:
+                    # More than the channel's rate can send before the lease ends: hand
+                    # it back at once for this or another sender to take later.
+                    for claimed, _ in chunk:
+                        self.report.released += 1
+                        self._add(Retry(claimed.id, now), claimed, released=True)
+                    continue
+                room -= 1
                 self.inflight += len(chunk)
+                self.waiting[name] += 1
                 self.queue.put_nowait(_Work(name, chunk))
 
     def _decide(
@@ -331,8 +423,12 @@ class _Drainer:
         channel_config = self.config.channels.get(message.channel)
         if channel_config is None or message.channel not in self.channels:
             return Dead(message.id, f"channel {message.channel!r} is not configured")
-        if message.attempts > self.delivery.max_attempts + CRASH_ALLOWANCE:
-            return Dead(message.id, "a sender kept dying while holding this message")
+        if message.expires_at is None and message.claims - message.attempts > CRASH_ALLOWANCE:
+            return Dead(
+                message.id,
+                f"claimed {message.claims} times with {message.attempts} recorded requests:"
+                " senders kept dying or stalling while holding it",
+            )
         if policy.is_expired(now, message.expires_at):
             return Skipped(message.id, policy.SKIP_EXPIRED)
         medium = channel_config.medium
@@ -360,7 +456,7 @@ class _Drainer:
                 if policy.is_expired(allowed_at, message.expires_at):
                     return Skipped(message.id, policy.SKIP_EXPIRED, "quiet hours until expiry")
                 self.report.deferred += 1
-                return Retry(message.id, allowed_at, refund=True)
+                return Retry(message.id, allowed_at)
         assert address is not None
         return self._outgoing(message, medium, address)
 
@@ -377,7 +473,7 @@ class _Drainer:
 
     def _load_unsubscribe_key(self) -> bytes:
         # Once per drain: the same key the planner signed these messages' links with.
-        secrets = [secret.get_secret_value() for secret in self.config.server.secrets]
+        secrets = [secret.get_secret_value() for secret in self.config.server.link_secrets]
         with self.engine.begin() as connection:
             return unsubscribe_key(connection, secrets)
 
@@ -417,6 +513,8 @@ class _Drainer:
             if work is None:
                 self.queue.task_done()
                 return
+            self.waiting[work.channel] -= 1
+            self.room.set()
             try:
                 await self._send(work, lane)
             finally:
@@ -425,23 +523,40 @@ class _Drainer:
                     self.room.set()
                 self.queue.task_done()
 
-    async def _send(self, work: _Work, lane: int) -> None:
-        channel = self.channels[work.channel]
+    def _sendable(
+        self, work: _Work, now: datetime
+    ) -> list[tuple[ClaimedMessage, OutgoingMessage]]:
+        """The messages of ``work`` that may start a request now; the others go back.
+
+        A request starts only under a lease the database confirmed to outlast its
+        timeout (renewals keep it so while the database answers), never after a stop,
+        and never for a row another sender took over.
+        """
         margin = timedelta(seconds=self.delivery.timeout_seconds + 1)
         live: list[tuple[ClaimedMessage, OutgoingMessage]] = []
-        now = self.now()
         for claimed, outgoing in work.messages:
-            # Never send under a lease that may run out mid-request, nor after a stop.
-            if self.stop.is_set() or now + margin > claimed.lease_until:
+            if claimed.id in self.lost:
+                continue
+            lease = self.leases.get(claimed.id, claimed.lease_until)
+            if self.stop.is_set() or now + margin > lease:
                 self.report.released += 1
-                self._add(Retry(claimed.id, now, refund=True), claimed, released=True)
+                self._add(Retry(claimed.id, now), claimed, released=True)
             else:
                 live.append((claimed, outgoing))
-        if not live:
+        return live
+
+    async def _send(self, work: _Work, lane: int) -> None:
+        channel = self.channels[work.channel]
+        if not self._sendable(work, self.now()):
             return
         bucket = self.buckets.get(work.channel)
         if bucket is not None:
-            await bucket.acquire()
+            await bucket.acquire(should_stop=self.stop.is_set)
+        # Checked again after the wait: a slow channel's bucket can take longer than
+        # a lease, and a stop or a lost lease may have come meanwhile.
+        live = self._sendable(work, self.now())
+        if not live:
+            return
         self.report.requests += 1
         try:
             outcomes = await channel.send([outgoing for _, outgoing in live], lane=lane)
@@ -458,12 +573,24 @@ class _Drainer:
             return Sent(message.id, outcome.provider_message_id)
         error = _describe(outcome)
         if isinstance(outcome, PermanentDeliveryError) or not isinstance(outcome, DeliveryError):
-            return Dead(message.id, error)
-        if message.attempts >= self.delivery.max_attempts:
-            return Dead(message.id, f"attempts exhausted: {error}")
+            return Dead(message.id, error, attempted=True)
+        attempt = message.attempts + 1
+        unknown = isinstance(outcome, TransientDeliveryError) and outcome.maybe_delivered
+        if attempt >= self.delivery.max_attempts:
+            # A request whose answer never came may have been accepted: it is retried
+            # until the message expires rather than recorded dead (which --requeue-dead
+            # would send again); only a message without expiry has a last word.
+            if not unknown:
+                return Dead(message.id, f"attempts exhausted: {error}", attempted=True)
+            if message.expires_at is None and attempt >= self.delivery.max_attempts + (
+                CRASH_ALLOWANCE
+            ):
+                return Dead(
+                    message.id, f"attempts exhausted, outcome unknown: {error}", attempted=True
+                )
         retry_after = outcome.retry_after if isinstance(outcome, TransientDeliveryError) else None
         delay = policy.retry_delay(
-            message.attempts,
+            min(attempt, self.delivery.max_attempts),
             base_seconds=self.delivery.backoff_base_seconds,
             max_seconds=self.delivery.backoff_max_seconds,
             rng=self.rng,
@@ -471,8 +598,8 @@ class _Drainer:
         )
         at = now + timedelta(seconds=delay)
         if policy.is_expired(at, message.expires_at):
-            return Skipped(message.id, policy.SKIP_EXPIRED, error)
-        return Retry(message.id, at, error)
+            return Skipped(message.id, policy.SKIP_EXPIRED, error, attempted=True)
+        return Retry(message.id, at, error, attempted=True)
 
     # -- recorder -------------------------------------------------------------------
 
@@ -496,7 +623,7 @@ class _Drainer:
                          error=reason_of(record.error) if record.error else None)
         elif released:
             _log_outcome(logging.DEBUG, "released", message)
-        elif record.refund:
+        elif not record.attempted:
             _log_outcome(logging.INFO, "deferred", message, until=record.at.isoformat(),
                          reason="quiet hours")
         else:
@@ -521,13 +648,61 @@ class _Drainer:
         if not self.pending:
             return
         records, self.pending = self.pending, []
-        await self._db(
+        stale = await self._db(
             outbox.record_outcomes, self.engine, records, owner=self.owner, now=self.now()
         )
+        # Committed: these rows are no longer ours to renew.
+        for record in records:
+            self.leases.pop(record.id, None)
+        for outcome in stale:
+            self.report.stale += 1
+            if outcome.duplicate:
+                self.report.duplicates += 1
+            log.warning(
+                "delivery.message.stale id=%s duplicate=%s holder=%s",
+                outcome.id, outcome.duplicate, outcome.holder,
+            )
         if self.progress is not None:
             final = sum(1 for r in records if not isinstance(r, Retry))
             if final:
                 self.progress(final)
+
+    # -- renewer --------------------------------------------------------------------
+
+    async def _renewer(self) -> None:
+        """Every quarter lease, extend the leases of every row this drain holds."""
+        interval = max(0.2, self.delivery.lease_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            held = [i for i in self.leases if i not in self.lost]
+            if not held:
+                continue
+            asked = self.now()
+            try:
+                renewed = await self._db(
+                    outbox.renew_leases,
+                    self.engine,
+                    held,
+                    owner=self.owner,
+                    now=asked,
+                    lease_seconds=self.delivery.lease_seconds,
+                )
+            except Exception:  # the database is away: the old leases stand until it is back
+                log.warning("delivery.lease.renew_failed owner=%s", self.owner, exc_info=True)
+                continue
+            # The lease counts from when we asked, not from when the database answered.
+            until = asked + timedelta(seconds=self.delivery.lease_seconds)
+            recording = {record.id for record in self.pending}
+            for message_id in held:
+                if message_id not in self.leases:
+                    continue  # recorded meanwhile
+                if message_id in renewed:
+                    self.leases[message_id] = until
+                elif message_id not in recording:
+                    self.lost.add(message_id)
+                    self.leases.pop(message_id, None)
+                    self.report.lost += 1
+                    log.warning("delivery.lease.lost id=%s owner=%s", message_id, self.owner)
 
 
 def _log_outcome(level: int, outcome: str, message: ClaimedMessage, **fields: Any) -> None:
@@ -535,9 +710,11 @@ def _log_outcome(level: int, outcome: str, message: ClaimedMessage, **fields: An
     address or a message text (reasons from providers pass the log's redaction)."""
     if not log.isEnabledFor(level):
         return
+    # The attempt this outcome belongs to: ``attempts`` counts the requests recorded
+    # before this claim, so this one is the next.
     values = {
         "id": message.id, "campaign": message.campaign, "channel": message.channel,
-        "attempt": message.attempts, **{k: v for k, v in fields.items() if v is not None},
+        "attempt": message.attempts + 1, **{k: v for k, v in fields.items() if v is not None},
     }
     text = " ".join([f"delivery.message.{outcome}", *(f"{k}={v}" for k, v in values.items())])
     log.log(level, "%s", text, extra={"fields": values})

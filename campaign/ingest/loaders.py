@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from campaign.contacts import normalize_phone, region_of_locale
 from campaign.db.models import Event, Message, Product, Response, User
 from campaign.errors import InputError, InputErrors
 from campaign.ingest.readers import (
@@ -74,6 +75,13 @@ class ImportReport:
     rejects_path: Path | None
     unmatched: int = 0
     suppressions: int = 0
+    # One line per extra column that looks like a mistyped contract column.
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def all_rejected(self) -> bool:
+        """Every row of the file was rejected (nothing of it is in the database)."""
+        return self.rejected > 0 and self.rejected == self.rows_read
 
     def summary(self) -> str:
         """One line for people: ``events.csv: 366,226 rows, 366,100 inserted, ...``."""
@@ -157,6 +165,9 @@ def import_csv(
     now: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
     media: Mapping[str, str] | None = None,
+    phone_region: str | None = None,
+    currency: str = "CNY",
+    strict: bool = False,
 ) -> ImportReport:
     """Import one CSV file of ``kind`` (users, products, events, responses).
 
@@ -168,10 +179,18 @@ def import_csv(
     read after each chunk; ``now`` (UTC) stamps ``updated_at``/``received_at``.
     Imported responses have the same effects as webhook ones (engagement moves
     forward; unsubscribes, complaints and hard bounces suppress), for which ``media``
-    maps channel names to ``email``/``sms`` (``config.channels``).
+    maps channel names to ``email``/``sms`` (``config.channels``). Phones are stored
+    in E.164 (national numbers read in ``phone_region``, else the country of the
+    row's locale) with the file's own text in ``phone_original``. Amounts (product
+    prices, event amounts) are read in ``currency`` (``[shop] currency``) and stored
+    as its minor units (:mod:`campaign.money`).
+
+    An extra column that looks like a mistyped contract column (``e_mail``) is kept as
+    an attribute and reported in ``warnings``; with ``strict`` it is an error instead.
 
     Raises:
-        InputError: the file cannot be read as this kind of CSV (nothing imported).
+        InputError: the file cannot be read as this kind of CSV, or ``strict`` and a
+            column looks mistyped (nothing imported).
         InputErrors: some rows are invalid and ``skip_invalid`` is off (nothing
             imported; the first :data:`MAX_REPORTED_ERRORS` are listed).
     """
@@ -179,13 +198,27 @@ def import_csv(
         raise InputError(str(path), f"unknown kind of file {kind!r}")
     now = now or datetime.now(UTC)
     advance = progress or (lambda n: None)
-    with open_csv(path, kind) as csv_file:
+    with open_csv(path, kind, currency) as csv_file:
+        if strict and csv_file.lookalikes:
+            raise InputError(
+                csv_file.source,
+                "unknown column(s) "
+                + ", ".join(f"{name} (did you mean {meant!r}?)"
+                            for name, meant in csv_file.lookalikes)
+                + "; nothing imported (--strict)",
+                line=csv_file.header_line,
+            )
         rejects = _Rejects(csv_file, skip_invalid, rejects_path or default_rejects_path(path))
         try:
             with engine.connect() as connection, connection.begin():
                 if kind == "responses":
                     counts = _load_responses(
                         connection, csv_file, rejects, advance, now, chunk_rows, media
+                    )
+                elif kind == "users":
+                    counts = _load_entities(
+                        User.__table__, "user_id", connection, csv_file, rejects, advance,
+                        now, chunk_rows, phone_region=phone_region,
                     )
                 else:
                     counts = _LOADERS[kind](
@@ -208,6 +241,7 @@ def import_csv(
         rejects_path=rejects.written(),
         unmatched=counts.unmatched,
         suppressions=counts.suppressions,
+        warnings=tuple(csv_file.lookalike_warnings()),
     )
 
 
@@ -233,6 +267,8 @@ def _load_entities(
     advance: Progress,
     now: datetime,
     chunk_rows: int,
+    *,
+    phone_region: str | None = None,
 ) -> _Counts:
     is_users = table.name == "users"
     to_record = user_record if is_users else product_record
@@ -249,6 +285,12 @@ def _load_entities(
             except CellError as exc:
                 rejects.add(csv_file.error(line, exc.column or None, exc.reason), row)
                 continue
+            if is_users and "phone" in record:
+                # Matched in E.164 everywhere (campaign.contacts); the original is kept.
+                raw = record["phone"]
+                region = phone_region or region_of_locale(record.get("locale"))
+                record["phone_original"] = raw
+                record["phone"] = normalize_phone(raw, region)
             external_id = record["external_id"]
             if external_id in seen:
                 first = seen[external_id]

@@ -3,7 +3,8 @@
 The CSV contract is DESIGN.md's: a header row, UTF-8, commas. This module opens and
 sniffs a file (missing, empty, binary, wrong delimiter, not UTF-8, missing or unknown
 columns), streams its rows with their line numbers, and turns cell text into typed
-values (money → integer cents, timestamps → UTC, booleans, tags...). It never touches
+values (money → integer minor units of the shop's currency, timestamps → UTC,
+booleans, tags...). It never touches
 the database: lookups of external ids are plain dicts handed in by the loader.
 
 Line numbers count the header as line 1, like an editor does.
@@ -12,6 +13,7 @@ Line numbers count the header as line 1, like an editor does.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
@@ -25,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from campaign.db.models import EventType
 from campaign.errors import InputError
+from campaign.money import MAX_MINOR_UNITS, minor_digits, parse_amount, shown
 
 Kind = Literal["users", "products", "events", "responses"]
 
@@ -34,7 +37,17 @@ HASH_PREFIX = "hash:"
 _SNIFF_BYTES = 64 * 1024
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
-_MONEY = re.compile(r"([0-9]+)(?:\.([0-9]{1,2}))?")
+# Timestamps outside these years are sentinels ("never", "unknown"), not events; they
+# would also overflow date arithmetic downstream (9999-12-31 plus a horizon).
+MIN_YEAR, MAX_YEAR = 1900, 2199
+# The ``quantity`` column is a 32-bit integer in both databases.
+MAX_QUANTITY = 2**31 - 1
+# Extra columns land in a JSON column; keep each value to a sane size.
+MAX_ATTRIBUTE_LENGTH = 2_000
+MAX_TAGS_LENGTH = 2_000
+# csv's own limit (128 KiB) is a fatal error without a column; read fields up to
+# this size so the per-column checks below can name the column.
+MAX_FIELD_CHARS = 64 * 1024 * 1024
 _LOCALE = re.compile(r"[a-zA-Z]{2,3}(?:[-_](?:[A-Za-z]{4}))?(?:[-_](?:[A-Za-z]{2}|\d{3}))?")
 _TOKEN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 _OTHER_DELIMITERS = ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes"))
@@ -91,44 +104,29 @@ class CellError(ValueError):
 # -- cell parsers (pure) -------------------------------------------------------------
 
 
-def parse_money_cents(text: str) -> int:
-    """Integer cents of a non-negative decimal string such as ``"129.5"`` or ``"3"``.
-
-    Exact: no float is involved. At most two decimals; no signs, exponents or
-    thousands separators.
-
-    Raises:
-        ValueError: the text is not such a number.
-    """
-    match = _MONEY.fullmatch(text.strip())
-    if match is None:
-        if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text.strip()):
-            raise ValueError(f"more than 2 decimals: {text!r}")
-        raise ValueError(f"not a decimal amount: {text!r}")
-    whole, fraction = match.groups()
-    return int(whole) * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
-
-
-def format_cents(cents: int) -> str:
-    """The decimal string of ``cents`` (``12950`` → ``"129.50"``), as the CSVs write it."""
-    sign = "-" if cents < 0 else ""
-    whole, fraction = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{fraction:02d}"
-
-
 def parse_timestamp(text: str) -> datetime:
     """An ISO 8601 timestamp as an aware UTC datetime; naive input means UTC.
 
     Raises:
-        ValueError: not an ISO 8601 timestamp.
+        ValueError: not an ISO 8601 timestamp, or outside the years
+            :data:`MIN_YEAR`-:data:`MAX_YEAR`.
     """
     try:
         value = datetime.fromisoformat(text.strip())
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ValueError(f"not an ISO 8601 timestamp: {text!r}") from None
+        raise ValueError(f"not an ISO 8601 timestamp: {shown(text)}") from None
+    _check_year(value, text)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _check_year(value: datetime, text: str) -> None:
+    # Checked before any conversion to UTC, which would overflow at year 1 or 9999.
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(
+            f"outside the years {MIN_YEAR}-{MAX_YEAR} (a placeholder, not a time?): {shown(text)}"
+        )
 
 
 def parse_bool(text: str, default: bool) -> bool:
@@ -144,7 +142,7 @@ def parse_bool(text: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"not a boolean (true/false/1/0/yes/no): {text!r}")
+    raise ValueError(f"not a boolean (true/false/1/0/yes/no): {shown(text)}")
 
 
 @lru_cache(maxsize=2048)
@@ -192,15 +190,23 @@ class CsvFile:
     Use :func:`open_csv`; close it (or use ``with``).
     """
 
-    def __init__(self, path: Path, kind: str, handle: Any, header: list[str]) -> None:
+    def __init__(
+        self, path: Path, kind: str, handle: Any, header: list[str], currency: str = "CNY"
+    ) -> None:
         self.path = path
         self.kind = kind
+        # Amounts in the file are in this ISO 4217 currency (the shop's).
+        self.currency = currency
         self.source = path.name
         self.header = header
         self.index = {name: i for i, name in enumerate(header)}
         spec = SPECS[kind]
         known = set(spec.required) | set(spec.optional)
         self.extras = [name for name in header if name not in known]
+        # Extra columns that look like a mistyped contract column: (column, meant).
+        self.lookalikes = [
+            (name, meant) for name in self.extras if (meant := lookalike(name, kind))
+        ]
         self._handle = handle
         self._reader = csv.reader(handle)
         # The header was read by a throwaway reader over the same handle.
@@ -230,6 +236,19 @@ class CsvFile:
         """The underlying ``csv.reader`` (for hot loops): add :attr:`line_offset` to its
         ``line_num``, skip empty rows, and pass its errors through :meth:`broken`."""
         return self._reader
+
+    @property
+    def header_line(self) -> int:
+        """The line of the header (1 unless blank lines precede it)."""
+        return self._line_offset
+
+    def lookalike_warnings(self) -> list[str]:
+        """One line per extra column that looks like a mistyped contract column."""
+        return [
+            f"{self.source}:{self.header_line}: {name}: unknown column kept as an attribute; "
+            f"did you mean {meant!r}?"
+            for name, meant in self.lookalikes
+        ]
 
     @property
     def line_offset(self) -> int:
@@ -282,8 +301,10 @@ def _decode_error(path: Path, source: str) -> InputError:
     return InputError(source, "not UTF-8; save the file as UTF-8")
 
 
-def open_csv(path: Path, kind: str) -> CsvFile:
+def open_csv(path: Path, kind: str, currency: str = "CNY") -> CsvFile:
     """Open ``path`` as a ``kind`` CSV file and check everything before the first row.
+
+    Its amounts are read in ``currency`` (ISO 4217; the shop's ``[shop] currency``).
 
     Raises:
         InputError: missing file, not a file, empty, binary, not UTF-8, another
@@ -292,6 +313,9 @@ def open_csv(path: Path, kind: str) -> CsvFile:
     """
     source = path.name
     spec = SPECS[kind]
+    minor_digits(currency)  # an unknown currency fails here, not on the first amount
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
     if not path.exists():
         raise InputError(str(path), "file not found")
     if not path.is_file():
@@ -323,7 +347,7 @@ def open_csv(path: Path, kind: str) -> CsvFile:
             raise InputError(source, f"malformed CSV header: {exc}", line=1) from None
         header = [name.strip() for name in header]
         _check_header(source, spec, kind, header, lines)
-        csv_file = CsvFile(path, kind, handle, header)
+        csv_file = CsvFile(path, kind, handle, header, currency)
         csv_file._line_offset = lines
         return csv_file
     except BaseException:
@@ -341,6 +365,28 @@ def _first_record(handle: Any) -> Iterator[str]:
         yield line
         if line.strip():
             return
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def lookalike(column: str, kind: str) -> str | None:
+    """The contract column of ``kind`` that ``column`` most likely mistypes, else None.
+
+    ``e_mail``, ``E-Mail`` and ``mail`` suggest ``email``; a name far from every
+    contract column (``vip``) suggests nothing, and neither does a contract column.
+    """
+    spec = SPECS[kind]
+    known = spec.required + spec.optional
+    if column in known:
+        return None
+    squashed = _squash(column)
+    for name in known:
+        if squashed and squashed == _squash(name):
+            return name
+    close = difflib.get_close_matches(column.lower(), known, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _check_header(source: str, spec: FileSpec, kind: str, header: list[str], line: int) -> None:
@@ -371,9 +417,13 @@ def _check_header(source: str, spec: FileSpec, kind: str, header: list[str], lin
         known = set(spec.required) | set(spec.optional)
         unknown = [name for name in header if name not in known]
         if unknown:
+            hints = [
+                f"{name} (did you mean {meant!r}?)" if (meant := lookalike(name, kind)) else name
+                for name in unknown
+            ]
             raise InputError(
                 source,
-                f"unknown column(s): {', '.join(unknown)}; {kind} files have only "
+                f"unknown column(s): {', '.join(hints)}; {kind} files have only "
                 f"{', '.join(spec.required + spec.optional)}",
                 line=line,
             )
@@ -468,11 +518,14 @@ def product_record(csv_file: CsvFile, row: list[str]) -> dict[str, Any]:
     if col("price") >= 0:
         text = row[col("price")].strip()
         try:
-            record["price_cents"] = parse_money_cents(text) if text else None
+            record["price_cents"] = parse_amount(text, csv_file.currency) if text else None
         except ValueError as exc:
             raise CellError("price", str(exc)) from None
     if col("tags") >= 0:
-        record["tags"] = [t.strip() for t in row[col("tags")].split("|") if t.strip()]
+        tags = row[col("tags")]
+        if len(tags) > MAX_TAGS_LENGTH:
+            raise CellError("tags", f"longer than {MAX_TAGS_LENGTH} characters")
+        record["tags"] = [t.strip() for t in tags.split("|") if t.strip()]
     if col("in_stock") >= 0:
         try:
             record["in_stock"] = parse_bool(row[col("in_stock")], True)
@@ -498,7 +551,7 @@ def response_record(csv_file: CsvFile, row: list[str]) -> dict[str, Any]:
     if not kind:
         raise CellError("type", "required")
     if _TOKEN.fullmatch(kind) is None:
-        raise CellError("type", f"not a response type like 'opened': {kind!r}")
+        raise CellError("type", f"not a response type like 'opened': {shown(kind)}")
     try:
         ts = parse_timestamp(row[col("ts")])
     except ValueError as exc:
@@ -519,11 +572,14 @@ def response_record(csv_file: CsvFile, row: list[str]) -> dict[str, Any]:
 
 
 def _extras(csv_file: CsvFile, row: list[str]) -> dict[str, str]:
-    return {
-        name: row[csv_file.index[name]].strip()
-        for name in csv_file.extras
-        if row[csv_file.index[name]].strip()
-    }
+    extras: dict[str, str] = {}
+    for name in csv_file.extras:
+        value = row[csv_file.index[name]].strip()
+        if len(value) > MAX_ATTRIBUTE_LENGTH:
+            raise CellError(name, f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
+        if value:
+            extras[name] = value
+    return extras
 
 
 # Lengths of 'YYYY-MM-DDTHH:MM:SS' with 'Z' or with '+00:00' after it.
@@ -537,7 +593,7 @@ def _slow_timestamp(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text.strip())
     except (ValueError, OverflowError):
-        raise CellError("ts", f"not an ISO 8601 timestamp: {text!r}") from None
+        raise CellError("ts", f"not an ISO 8601 timestamp: {shown(text)}") from None
 
 
 @dataclass
@@ -572,6 +628,15 @@ EVENT_COLUMNS = (
 )
 
 
+@lru_cache(maxsize=16)
+def _money_pattern(digits: int) -> re.Pattern[str]:
+    """Plain amounts with up to ``digits`` decimals that cannot exceed MAX_MINOR_UNITS."""
+    width = len(str(MAX_MINOR_UNITS)) - digits
+    if digits == 0:
+        return re.compile(rf"([0-9]{{1,{width}}})()")
+    return re.compile(rf"([0-9]{{1,{width}}})(?:\.([0-9]{{1,{digits}}}))?")
+
+
 def event_chunks(
     csv_file: CsvFile,
     users: Mapping[str, int],
@@ -591,7 +656,13 @@ def event_chunks(
     i_quantity, i_amount, i_coupon = col("quantity"), col("amount"), col("coupon_code")
     event_types = EVENT_TYPES
     fromisoformat = datetime.fromisoformat
-    money = _MONEY.fullmatch
+    currency = csv_file.currency
+    digits = minor_digits(currency)
+    scale = 10**digits
+    # The common shapes ('129', '129.5') in one regex; anything else (trailing zeros,
+    # too many decimals or digits, junk) goes through parse_amount for the exact answer.
+    money = _money_pattern(digits).fullmatch
+    min_year, max_year = MIN_YEAR, MAX_YEAR
     utc = UTC
     plain_lengths = _PLAIN_TIMESTAMP_LENGTHS
     blake2b = hashlib.blake2b
@@ -625,7 +696,7 @@ def event_chunks(
                     user_id = users.get(user_ref)
                     if user_id is None:
                         raise CellError(
-                            "user_id", f"unknown user {user_ref!r} (import users first)"
+                            "user_id", f"unknown user {shown(user_ref)} (import users first)"
                         )
                 kind = row[i_type]
                 if kind not in event_types:
@@ -633,7 +704,7 @@ def event_chunks(
                     if kind not in event_types:
                         raise CellError(
                             "type",
-                            f"unknown event type {row[i_type]!r} "
+                            f"unknown event type {shown(row[i_type])} "
                             f"(known: {', '.join(sorted(event_types))})",
                         )
                 text = row[i_ts]
@@ -641,6 +712,12 @@ def event_chunks(
                     ts = fromisoformat(text)
                 except (ValueError, OverflowError):
                     ts = _slow_timestamp(text)
+                if not min_year <= ts.year <= max_year:
+                    # Before the conversion to UTC, which overflows at years 1 and 9999.
+                    try:
+                        _check_year(ts, text)
+                    except ValueError as exc:
+                        raise CellError("ts", str(exc)) from None
                 zone = ts.tzinfo
                 size = len(text)
                 if (
@@ -671,7 +748,8 @@ def event_chunks(
                                 if product_id is None:
                                     raise CellError(
                                         "product_id",
-                                        f"unknown product {product_ref!r} (import products first)",
+                                        f"unknown product {shown(product_ref)} "
+                                        "(import products first)",
                                     )
                 order_id = (row[i_order] or None) if i_order >= 0 else None
                 if order_id is not None and len(order_id) > MAX_ID_LENGTH:
@@ -682,8 +760,16 @@ def event_chunks(
                 quantity = 1
                 if i_quantity >= 0 and row[i_quantity]:
                     text = row[i_quantity]
-                    if not text.strip().isdecimal() or int(text) < 1:
-                        raise CellError("quantity", f"not a whole number of at least 1: {text!r}")
+                    # Length first: int() refuses digit strings over 4,300 long.
+                    if (
+                        len(text) > 12
+                        or not text.strip().isdecimal()
+                        or not 1 <= int(text) <= MAX_QUANTITY
+                    ):
+                        raise CellError(
+                            "quantity",
+                            f"not a whole number from 1 to {MAX_QUANTITY}: {shown(text)}",
+                        )
                     quantity = int(text)
                 amount = None
                 if i_amount >= 0 and row[i_amount]:
@@ -691,12 +777,14 @@ def event_chunks(
                     match = money(text)
                     if match is None:
                         try:
-                            amount = parse_money_cents(text)
+                            amount = parse_amount(text, currency)
                         except ValueError as exc:
                             raise CellError("amount", str(exc)) from None
                     else:
                         whole, fraction = match.groups()
-                        amount = int(whole) * 100 + (int(fraction.ljust(2, "0")) if fraction else 0)
+                        amount = int(whole) * scale + (
+                            int(fraction.ljust(digits, "0")) if fraction else 0
+                        )
                 if amount is None and kind == "purchase":
                     raise CellError("amount", "required for purchase events")
                 event_id = row[i_event] if i_event >= 0 else ""

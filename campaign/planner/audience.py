@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from campaign.churn.scoring import latest_scores
 from campaign.config import CampaignConfig, Config
+from campaign.contacts import address_hashes, region_of_locale
 from campaign.db.models import (
     EventType,
     Message,
@@ -38,7 +39,6 @@ from campaign.db.models import (
     Suppression,
     User,
 )
-from campaign.db.queries import address_hash
 from campaign.errors import NotFound
 from campaign.profile.segments import latest_segments
 
@@ -153,11 +153,11 @@ def load_audience(
     audience = select_audience(scores, campaign)
     columns = [
         "user_id", "external_id", "email", "phone", "name", "locale", "timezone",
-        "consent_email", "consent_sms",
+        "consent_email", "consent_sms", "phone_original",
     ]
     query = select(
         User.id, User.external_id, User.email, User.phone, User.name, User.locale,
-        User.timezone, User.consent_email, User.consent_sms,
+        User.timezone, User.consent_email, User.consent_sms, User.phone_original,
     ).where(User.forgotten_at.is_(None))
     if only_user is not None:
         query = query.where(User.external_id == only_user)
@@ -215,9 +215,17 @@ def _add_suppressions(
         by_hash = {digest for _, digest, channel in rows if digest and channel in scopes}
         suppressed = frame.index.isin(list(by_user))
         if by_hash:
-            addresses = frame[ADDRESS_COLUMN.get(rule.medium, "email")]
-            hashed = addresses.map(lambda a: address_hash(a) if isinstance(a, str) else None)
-            suppressed |= hashed.isin(by_hash).to_numpy()
+            # The address as stored, normalized, and (phones) as first imported: rows
+            # suppressed before phones were normalized hash the raw form.
+            column = ADDRESS_COLUMN.get(rule.medium, "email")
+            extra = ["phone_original"] if column == "phone" else []
+            hit = [
+                bool(address_hashes(values[:-1], region_of_locale(values[-1])) & by_hash)
+                for values in zip(
+                    *(frame[c] for c in (column, *extra)), frame["locale"], strict=True
+                )
+            ]
+            suppressed |= np.asarray(hit, dtype=bool)
         frame[f"suppressed_{rule.name}"] = suppressed
 
 

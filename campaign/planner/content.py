@@ -96,7 +96,7 @@ class CouponOffer(NamedTuple):
 
 # (id of the policy, tier, high value) → (the policy itself, its offer). Holding the
 # policy keeps its id from being reused by another config while the entry lives.
-_offer_cache: dict[tuple[int, str, bool], tuple[OfferConfig, Offer]] = {}
+_offer_cache: dict[tuple[int, str, bool, str], tuple[OfferConfig, Offer]] = {}
 _CODE_SPACE = len(CODE_ALPHABET) ** CODE_LENGTH
 _CODE_BITS = (_CODE_SPACE - 1).bit_length()
 _ALPHABET_BYTES = np.frombuffer(CODE_ALPHABET.encode("ascii"), dtype=np.uint8)
@@ -147,13 +147,16 @@ def make_coupon(
     high_value: bool,
     codes: CodeDrawer,
     issued_at: datetime,
+    currency: str = "CNY",
 ) -> CouponOffer:
     """A fresh code from ``codes`` and the policy's discount for (tier, value); nothing
-    is stored. Build ``codes`` with the policy's ``code_prefix``."""
-    key = (id(offer_config), tier, high_value)
+    is stored. Build ``codes`` with the policy's ``code_prefix``; ``currency`` is the
+    shop's (the policy's ``min_order`` is in it)."""
+    key = (id(offer_config), tier, high_value, currency)
     cached = _offer_cache.get(key)
     if cached is None or cached[0] is not offer_config:
-        cached = _offer_cache[key] = (offer_config, choose_offer(tier, high_value, offer_config))
+        offer = choose_offer(tier, high_value, offer_config, currency)
+        cached = _offer_cache[key] = (offer_config, offer)
     offer = cached[1]
     return CouponOffer(
         code=codes(),
@@ -360,6 +363,7 @@ class Renderer:
             max_subject_chars=limits.max_subject_chars,
             render_timeout_seconds=limits.render_timeout_seconds,
             max_output_bytes=limits.max_output_bytes,
+            stop_words=self.config.responses.stop_words,
         ):
             if issue.severity == "error" and any(w in f"/{issue.path}" for w in wanted):
                 raise TemplateError(issue.path, issue.message, issue.line)

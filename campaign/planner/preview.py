@@ -40,7 +40,7 @@ def open_read_only(url: str) -> Engine:
         return make_engine(url)
     path = Path(parsed.database).resolve()
     if not path.is_file():
-        return make_engine(url)  # reports the missing database the usual way
+        return make_engine(url, create=False)  # says the file is missing, creates none
     pending_wal = Path(f"{path}-wal").exists()
     uri = f"file:{quote(str(path))}?mode=ro" + ("" if pending_wal else "&immutable=1")
 

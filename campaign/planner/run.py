@@ -54,6 +54,7 @@ from campaign.planner.audience import (
     decide_channels,
     load_audience,
 )
+from campaign.progress import set_total
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
@@ -447,6 +448,7 @@ def _finish(
     if render_limit is not None:
         queued = queued[:render_limit]
     if progress is not None:
+        set_total(progress, len(frame))
         progress(len(frame) - len(queued))
     # One recommender fit and one call, for the users who will get a message only.
     picks = _recommendations(connection, config, frame, queued, as_of)
@@ -471,7 +473,8 @@ def _finish(
         if not offer[i]:
             return None
         return content.make_coupon(
-            campaign.offer, str(cols["tier"][i]), bool(high_value[i]), codes, planned_at
+            campaign.offer, str(cols["tier"][i]), bool(high_value[i]), codes, planned_at,
+            config.shop.currency,
         )
 
     def render_row(i: int, coupon: content.CouponOffer | None) -> content.Rendered:
@@ -881,6 +884,7 @@ def plan_test_send(
                 coupon = content.make_coupon(
                     campaign.offer, str(user["tier"]),
                     bool(high_value.get(user.name, False)), codes, planned_at,
+                    config.shop.currency,
                 )
                 coupon = content.CouponOffer(
                     code=f"TEST-{coupon.code}", percent_off=coupon.percent_off,
@@ -934,7 +938,7 @@ def plan_test_send(
 
 def _unsubscribe_key(engine: Engine, config: Config, *, create: bool) -> bytes:
     """The unsubscribe-link key (a dry run only reads it, and never creates it)."""
-    secrets = [secret.get_secret_value() for secret in config.server.secrets]
+    secrets = [secret.get_secret_value() for secret in config.server.link_secrets]
     if create:
         with engine.begin() as connection:
             return unsubscribe_key(connection, secrets, create=True)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from campaign.progress import set_total
 from campaign.recommend.buyagain import row_max_normalised
 from campaign.recommend.feedback import Feedback, build_feedback
 from campaign.recommend.hybrid import FALLBACK_MARGIN, HybridRecommender, row_sum_normalised
@@ -148,11 +149,16 @@ def evaluate_recommenders(
     seen = future.merge(bought.assign(old=True), on=["user_id", "product_id"], how="left")
     targets = {"all": future, "new": seen.loc[seen["old"].isna(), ["user_id", "product_id"]]}
 
+    user_rows = {
+        scope: feedback.rows_for(np.sort(targets[scope]["user_id"].unique())) for scope in SCOPES
+    }
+    set_total(progress, sum(
+        user_rows[scope].n_users * len(_scorers(fitted, scope == "all")) for scope in SCOPES
+    ))
     rows: list[dict[str, object]] = []
     for scope in SCOPES:
         allow = scope == "all"
-        users = np.sort(targets[scope]["user_id"].unique())
-        block_rows = feedback.rows_for(users)
+        block_rows = user_rows[scope]
         candidates = fitted.popularity_candidates(
             np.ones(len(catalogue), dtype=bool), k + FALLBACK_MARGIN
         )

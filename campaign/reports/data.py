@@ -24,8 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from campaign.attribution import HOLDOUT, TREATMENT, load_outcomes
+from campaign.churn.splits import split_label
 from campaign.config import Config
-from campaign.db.models import Engagement, ExperimentArm, ModelVersion, Response
+from campaign.db.models import Engagement, ExperimentArm, Message, ModelVersion, Response
 from campaign.experiments.bandit import ArmCounts, BanditState, choice_probabilities
 from campaign.experiments.uplift import proportion_uplift, welch_difference
 
@@ -47,13 +48,24 @@ _RESPONSES_REACHING = {
 
 
 def load_response_types(connection: Connection) -> pd.DataFrame:
-    """Distinct (message_id, type) pairs of matched responses. Read-only."""
-    rows = connection.execute(
-        select(Response.message_id, Response.type)
-        .where(Response.message_id.is_not(None))
-        .group_by(Response.message_id, Response.type)
+    """Distinct (message_id, type) pairs of matched responses, including those kept
+    on the message when ``campaign prune`` deleted its response rows. Read-only."""
+    rows: list[tuple[int | None, str]] = [
+        (row.message_id, row.type)
+        for row in connection.execute(
+            select(Response.message_id, Response.type)
+            .where(Response.message_id.is_not(None))
+            .group_by(Response.message_id, Response.type)
+        )
+    ]
+    pruned = connection.execute(
+        select(Message.id, Message.pruned_response_types).where(
+            Message.pruned_response_types.is_not(None)
+        )
     ).all()
-    return pd.DataFrame.from_records(rows, columns=["message_id", "type"])
+    rows += [(mid, kind) for mid, kinds in pruned for kind in (kinds or "").split(",") if kind]
+    frame = pd.DataFrame.from_records(rows, columns=["message_id", "type"])
+    return frame.drop_duplicates(ignore_index=True)
 
 
 def with_reached(outcomes: pd.DataFrame, responses: pd.DataFrame) -> pd.DataFrame:
@@ -223,8 +235,9 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
 
     Columns: version, trained_at, as_of, horizon_days, active, max_depth, inputs
     (count), training_rows, roc_auc, pr_auc, brier, lift_top10, churn_rate,
-    recency_roc_auc (forward-holdout figures as stored by ``campaign train``; NaN when
-    a version had no holdout).
+    recency_roc_auc (forward-holdout figures of the version's recipe as stored by
+    ``campaign train``; NaN when a version had no holdout) and split, the holdout they
+    were measured on (:func:`campaign.churn.evaluate.split_label`).
     """
     rows = connection.execute(
         select(ModelVersion.id, ModelVersion.trained_at, ModelVersion.as_of,
@@ -235,6 +248,7 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
     ).all()
     out = []
     for row in rows:
+        holdout_at, holdout_to = _split_times(row.metrics or {}, row.as_of, row.horizon_days)
         holdout = (row.metrics or {}).get("holdout") or {}
         recency = (row.metrics or {}).get("holdout_recency") or {}
         params = row.params or {}
@@ -250,12 +264,30 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
             "lift_top10": _nan_if_none(holdout.get("lift_top_decile")),
             "churn_rate": _nan_if_none(holdout.get("churn_rate")),
             "recency_roc_auc": _nan_if_none(recency.get("roc_auc")),
+            "split": split_label(holdout_at, holdout_to) if holdout else "",
         })
     return pd.DataFrame(out, columns=[
         "version", "trained_at", "as_of", "horizon_days", "active", "max_depth", "inputs",
         "training_rows", "roc_auc", "pr_auc", "brier", "lift_top10", "churn_rate",
-        "recency_roc_auc",
+        "recency_roc_auc", "split",
     ])
+
+
+def _split_times(
+    metrics: dict[str, Any], as_of: datetime, horizon_days: int
+) -> tuple[datetime, datetime]:
+    """When a version's holdout was scored and where its outcomes end (versions stored
+    before ``holdout_to`` was recorded: T, their as-of time, by construction)."""
+    from datetime import UTC, timedelta
+
+    def aware(value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    end = aware(datetime.fromisoformat(metrics["holdout_to"])) if metrics.get(
+        "holdout_to") else aware(as_of)
+    start = aware(datetime.fromisoformat(metrics["holdout_at"])) if metrics.get(
+        "holdout_at") else end - timedelta(days=horizon_days)
+    return start, end
 
 
 @dataclass

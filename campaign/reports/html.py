@@ -26,10 +26,12 @@ from scipy import stats  # noqa: E402
 from sklearn.tree import plot_tree  # noqa: E402
 from sqlalchemy.engine import Connection  # noqa: E402
 
+from campaign.churn.artifacts import model_key  # noqa: E402
 from campaign.churn.registry import load_model  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
 from campaign.config import Config  # noqa: E402
 from campaign.errors import CampaignError  # noqa: E402
+from campaign.money import format_plain
 from campaign.reports.data import (  # noqa: E402
     ALL,
     FUNNEL_STEPS,
@@ -188,8 +190,8 @@ def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
             f"<span class='{verdict}'>{r.uplift * 100:+.1f} points "
             f"[{r.uplift_low * 100:+.1f}, {r.uplift_high * 100:+.1f}]</span>, p = "
             f"{r.p_value:.3g}. Incremental revenue {currency} "
-            f"{r.incremental_revenue_cents / 100:,.2f} after {currency} "
-            f"{r.coupon_cost_cents / 100:,.2f} of coupon discounts.</p>"
+            f"{format_plain(r.incremental_revenue_cents, currency)} after {currency} "
+            f"{format_plain(r.coupon_cost_cents, currency)} of coupon discounts.</p>"
         )
     return "".join(out)
 
@@ -245,7 +247,7 @@ def render_html(
         if history["roc_auc"].notna().any():
             parts.append(model_figure(history))
         parts.append(_table(history, {
-            "version": "version", "as_of": "as of", "active": "active",
+            "version": "version", "as_of": "as of", "active": "active", "split": "split",
             "roc_auc": "ROC AUC", "recency_roc_auc": "recency AUC", "brier": "Brier",
             "churn_rate": "churn rate", "training_rows": "rows",
         }))
@@ -269,7 +271,7 @@ def write_html_report(
     if report is None:
         report = campaign_report(connection, config, now=now, campaign=campaign)
     try:
-        pipeline = load_model(connection).pipeline
+        pipeline = load_model(connection, key=model_key(config.model)).pipeline
     except CampaignError:  # no model yet, or an unloadable one: the page goes without
         pipeline = None
     scores = latest_scores(connection, now)

@@ -19,6 +19,7 @@ included, so providers never loop on an error).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -35,9 +36,10 @@ from starlette.routing import Route
 
 from campaign.config import Config
 from campaign.db.models import User
-from campaign.db.queries import unsubscribe_key
+from campaign.db.queries import unsubscribe_keys
 from campaign.delivery import signing
 from campaign.errors import ConfigError, InputError, SignatureError
+from campaign.optout import StopWords
 from campaign.responses import unsubscribe as links
 from campaign.responses.events import InboundEvent, ResponseType
 from campaign.responses.ingest import IngestResult
@@ -113,7 +115,15 @@ class _Server:
                     config.source, "server.sendgrid_verification_key", str(exc)
                 ) from None
         with engine.begin() as connection:
-            self.unsubscribe_key = unsubscribe_key(connection, self.secrets)
+            self.link_keys = unsubscribe_keys(
+                connection,
+                [s.get_secret_value() for s in server.link_secrets],
+                self.secrets,
+                legacy=server.accept_legacy_links,
+            )
+        self.stop_words = StopWords(config.responses.stop_words) if (
+            config.responses.stop_words is not None
+        ) else StopWords()
         self.writer = BatchWriter(
             engine,
             clock=clock,
@@ -178,7 +188,9 @@ class _Server:
             token = channel_secret or self.twilio_token
             offered = headers.get(twilio.SIGNATURE_HEADER)
             twilio.verify(token, self._public_urls(request), params, offered)
-            return twilio.parse(params, received=now, provider=provider)
+            return twilio.parse(
+                params, received=now, provider=provider, stop_words=self.stop_words
+            )
         if sendgrid.SIGNATURE_HEADER in headers:
             sendgrid.verify_ecdsa(self.sendgrid_key, headers, body)
         elif signing.SIGNATURE_HEADER in headers:
@@ -203,7 +215,11 @@ class _Server:
         user, channel, token = params.get("u", ""), params.get("c", ""), params.get("t", "")
         if not user or not channel or not token:
             return None
-        if not links.verify_unsubscribe_token(self.unsubscribe_key, user, channel, token):
+        # Only channels this shop sends on: a link naming another could otherwise
+        # become a suppression of some other scope.
+        if channel not in self.config.channels:
+            return None
+        if not links.verify_unsubscribe_token(self.link_keys, user, channel, token):
             return None
         return user, channel
 
@@ -253,7 +269,8 @@ class _Server:
         now = self.clock()
         event = InboundEvent(
             provider="link",
-            event_id=f"unsubscribe:{user}:{channel}:{int(now.timestamp())}"[:255],
+            # JSON keeps (user, channel) apart whatever they contain (":" included).
+            event_id=f"unsubscribe:{json.dumps([user, channel])}:{int(now.timestamp())}"[:255],
             type=ResponseType.UNSUBSCRIBED,
             ts=now,
             user_ref=user,

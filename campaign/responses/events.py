@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from campaign.db.models import Engagement
+from campaign.optout import DEFAULT_STOP_MATCHER, StopWords
 
 
 class ResponseType(StrEnum):
@@ -86,10 +87,6 @@ TERMINAL: frozenset[Engagement] = frozenset(
     {Engagement.BOUNCED, Engagement.COMPLAINED, Engagement.UNSUBSCRIBED}
 )
 
-# SMS opt-out keywords (CTIA / carrier standard); matched trimmed and case-insensitively.
-STOP_WORDS: frozenset[str] = frozenset(
-    {"stop", "quit", "end", "revoke", "opt out", "cancel", "unsubscribe"}
-)
 
 
 def canonical_type(text: str) -> ResponseType | None:
@@ -103,9 +100,10 @@ def canonical_type(text: str) -> ResponseType | None:
         return _ALIASES.get(word)
 
 
-def is_stop_word(body: str) -> bool:
-    """Whether an inbound SMS body is an opt-out keyword (whole message, any case)."""
-    return " ".join(body.split()).lower() in STOP_WORDS
+def is_stop_word(body: str, stop_words: StopWords | None = None) -> bool:
+    """Whether an inbound SMS body is an opt-out (:class:`StopWords`; the defaults
+    unless ``stop_words`` is given)."""
+    return (stop_words or DEFAULT_STOP_MATCHER).matches(body)
 
 
 def next_engagement(current: str | None, incoming: Engagement) -> Engagement | None:

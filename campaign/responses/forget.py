@@ -22,8 +22,9 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
+from campaign.contacts import address_hashes, region_of_locale
 from campaign.db.models import Message, Response, Suppression, User
-from campaign.db.queries import ALL_CHANNELS, address_hash
+from campaign.db.queries import ALL_CHANNELS
 from campaign.errors import NotFound
 
 _REASON = "forgotten"
@@ -38,25 +39,44 @@ class ForgetReport:
     responses_scrubbed: int
     suppressions_added: int
     already_forgotten: bool
+    # The personal fields that held data (email, phone, name, attributes) before.
+    erased_fields: tuple[str, ...] = ()
+    dry_run: bool = False
 
 
-def forget_user(engine: Engine, external_id: str, *, now: datetime) -> ForgetReport:
+def forget_user(
+    engine: Engine, external_id: str, *, now: datetime, dry_run: bool = False
+) -> ForgetReport:
     """Erase the personal data of the user with shop id ``external_id`` (one transaction).
 
-    Safe to repeat. ``now`` (UTC) stamps ``forgotten_at`` and the suppressions.
+    Safe to repeat. ``now`` (UTC) stamps ``forgotten_at`` and the suppressions. With
+    ``dry_run`` the same statements run and are rolled back, so the counts are exactly
+    those a real run would report and nothing changes.
 
     Raises:
         NotFound: no user has this id (``user not found: <id>``).
     """
-    with engine.begin() as connection:
+    with engine.connect() as connection, connection.begin() as transaction:
         user = connection.execute(
-            select(User.id, User.email, User.phone, User.forgotten_at).where(
-                User.external_id == external_id
-            )
+            select(
+                User.id, User.email, User.phone, User.phone_original, User.name,
+                User.attributes, User.locale, User.forgotten_at,
+            ).where(User.external_id == external_id)
         ).first()
         if user is None:
             raise NotFound("user", external_id)
-        hashes = sorted({address_hash(a) for a in (user.email, user.phone) if a and a.strip()})
+        erased = tuple(
+            name
+            for name, value in (
+                ("email", user.email), ("phone", user.phone), ("name", user.name),
+                ("attributes", user.attributes),
+            )
+            if value
+        )
+        hashes = sorted(
+            address_hashes([user.email])
+            | address_hashes([user.phone, user.phone_original], region_of_locale(user.locale))
+        )
         existing = set(
             (row.user_id, row.address_hash)
             for row in connection.execute(
@@ -100,6 +120,7 @@ def forget_user(engine: Engine, external_id: str, *, now: datetime) -> ForgetRep
             .values(
                 email=None,
                 phone=None,
+                phone_original=None,
                 name=None,
                 attributes={},
                 consent_email=False,
@@ -108,10 +129,14 @@ def forget_user(engine: Engine, external_id: str, *, now: datetime) -> ForgetRep
                 updated_at=now,
             )
         )
+        if dry_run:
+            transaction.rollback()
     return ForgetReport(
         user=external_id,
         messages_scrubbed=messages,
         responses_scrubbed=responses,
         suppressions_added=len(rows),
         already_forgotten=user.forgotten_at is not None,
+        erased_fields=erased,
+        dry_run=dry_run,
     )

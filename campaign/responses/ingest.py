@@ -27,8 +27,9 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
+from campaign.contacts import address_hash, normalize_address
 from campaign.db.models import Engagement, Message, MessageStatus, Response, Suppression, User
-from campaign.db.queries import ALL_CHANNELS, address_hash
+from campaign.db.queries import ALL_CHANNELS
 from campaign.responses.events import (
     ENGAGEMENT_OF,
     SUPPRESSING,
@@ -365,20 +366,21 @@ def _suppress(connection: Connection, effects: Sequence[_Effect], now: datetime)
         contacts = {row.id: row for row in connection.execute(query)}
     orphans = {e.address.strip() for e in effects if e.user_id is None and e.address}
     owners = _users_by_address(connection, orphans)
+    # Matched and hashed in normal form: E.164 phones, lower-cased emails.
     wanted: dict[tuple[int | None, str | None, str], _Effect] = {}
     for effect in effects:
         channel = _suppression_channel(effect)
         user_id = effect.user_id
         address = effect.address
         if user_id is None and address:
-            user_id = owners.get(address.strip().lower())
+            user_id = owners.get(normalize_address(address))
         if not address and user_id in contacts:
             contact = contacts[user_id]
             if channel == "sms":
                 address = contact.phone
             elif channel == "email":
                 address = contact.email
-        digest = address_hash(address) if address else None
+        digest = address_hash(normalize_address(address)) if address else None
         if user_id is None and digest is None:
             continue
         wanted.setdefault((user_id, digest, channel), effect)
@@ -401,18 +403,25 @@ def _suppress(connection: Connection, effects: Sequence[_Effect], now: datetime)
 
 
 def _users_by_address(connection: Connection, addresses: set[str]) -> dict[str, int]:
-    """Lower-cased address → user id, for events that name an address but no message."""
+    """Normalized address (:func:`campaign.contacts.normalize_address`) → user id, for
+    events that name an address but no message. Phones match in E.164, and as first
+    imported (rows stored before phones were normalized)."""
     if not addresses:
         return {}
-    lowered = sorted({a.lower() for a in addresses})
-    query = select(_users.c.id, _users.c.email, _users.c.phone).where(
-        or_(func.lower(_users.c.email).in_(lowered), _users.c.phone.in_(sorted(addresses)))
+    normal = sorted({normalize_address(a) for a in addresses})
+    raw = sorted({a.strip() for a in addresses})
+    query = select(_users.c.id, _users.c.email, _users.c.phone, _users.c.phone_original).where(
+        or_(
+            func.lower(_users.c.email).in_(normal),
+            _users.c.phone.in_(sorted({*normal, *raw})),
+            _users.c.phone_original.in_(raw),
+        )
     )
     out: dict[str, int] = {}
     for row in connection.execute(query):
-        for address in (row.email, row.phone):
+        for address in (row.email, row.phone, row.phone_original):
             if address:
-                out.setdefault(address.strip().lower(), row.id)
+                out.setdefault(normalize_address(address), row.id)
     return out
 
 

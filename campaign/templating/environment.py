@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
+from babel.numbers import format_decimal, format_percent
 from jinja2 import BaseLoader, StrictUndefined, Template, nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateNotFound
@@ -50,6 +50,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import select_autoescape
 from jinja2.visitor import NodeTransformer
 
+from campaign.money import format_money
 from campaign.templating import bounds
 from campaign.templating.bounds import MAX_PAD_WIDTH, MAX_REPEAT_RESULT  # noqa: F401
 from campaign.templating.budget import (  # noqa: F401 - the public names live here too
@@ -336,9 +337,7 @@ def money_filter(context: Context, cents: Any, currency: str | None = None) -> s
 # Prices repeat across thousands of messages (one catalogue); babel is the slow part.
 @lru_cache(maxsize=65_536)
 def _format_money(cents: int, currency: str, locale: str) -> str:
-    precision = get_currency_precision(currency)
-    amount = Decimal(cents).scaleb(-precision)
-    return format_currency(amount, currency, locale=_parse_locale(locale))
+    return format_money(cents, currency, _parse_locale(locale))
 
 
 @pass_context

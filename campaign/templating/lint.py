@@ -27,7 +27,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -37,6 +37,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.parser import Parser
 
 from campaign.errors import TemplateBudgetError, TemplateError
+from campaign.optout import StopWords, opt_out_instructions
 from campaign.templating.budget import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_RENDER_TIMEOUT_SECONDS,
@@ -73,7 +74,6 @@ _ITEM_PRESERVING = frozenset(
 _ATTRIBUTE_FILTERS = frozenset(
     {"map", "sort", "sum", "selectattr", "rejectattr", "groupby", "unique", "min", "max"}
 )
-_OPT_OUT_WORDS = ("stop", "退订", "unsubscribe", "opt out", "opt-out")
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -598,7 +598,11 @@ def _located_html_problems(
 
 
 def _check_sms(
-    env: CampaignEnvironment, template_set: str, locale: str, max_segments: int
+    env: CampaignEnvironment,
+    template_set: str,
+    locale: str,
+    max_segments: int,
+    stop_words: StopWords,
 ) -> list[LintIssue]:
     context = sample_context(locale)
     try:
@@ -608,7 +612,8 @@ def _check_sms(
     except TemplateError as exc:
         return [_issue(exc)]
     return check_rendered_sms(
-        env, template_set, locale, rendered, context, max_segments=max_segments
+        env, template_set, locale, rendered, context, max_segments=max_segments,
+        stop_words=stop_words,
     )
 
 
@@ -620,8 +625,11 @@ def check_rendered_sms(
     context: Mapping[str, Any],
     *,
     max_segments: int = DEFAULT_MAX_SMS_SEGMENTS,
+    stop_words: StopWords | None = None,
 ) -> list[LintIssue]:
-    """Lint's checks of one rendered SMS: segments, accidental UCS-2, an opt-out."""
+    """Lint's checks of one rendered SMS: segments, accidental UCS-2, an opt-out whose
+    reply word the inbound parser honours (``stop_words``; default: the built-in lists)."""
+    stop_words = stop_words or StopWords()
     path = display_name(env, f"{template_set}/{locale}/sms.txt")
     issues: list[LintIssue] = []
     info = sms_segments(rendered.text)
@@ -644,16 +652,25 @@ def check_rendered_sms(
                 f"characters {info.non_gsm!r} force UCS-2 (70 per segment, not 160): {summary}",
             )
         )
-    lowered = rendered.text.lower()
-    if str(context["unsubscribe_url"]) not in rendered.text and not any(
-        w in lowered for w in _OPT_OUT_WORDS
-    ):
+    instructions = opt_out_instructions(rendered.text)
+    unhonoured = [word for word in instructions if not stop_words.matches(word)]
+    if unhonoured:
+        issues.append(
+            LintIssue(
+                path,
+                None,
+                "error",
+                f"the opt-out reply {unhonoured[0]!r} is not a stop word the inbound parser"
+                " honours ([responses] stop_words)",
+            )
+        )
+    elif not instructions and str(context["unsubscribe_url"]) not in rendered.text:
         issues.append(
             LintIssue(
                 path,
                 None,
                 "warning",
-                "no opt-out: add {{ unsubscribe_url }} or a STOP/回T退订 line",
+                "no opt-out: add {{ unsubscribe_url }} or a 'Reply STOP to opt out' / 回T退订 line",
             )
         )
     return issues
@@ -668,6 +685,7 @@ def lint_templates(
     offer_usage: Mapping[str, frozenset[bool]] | None = None,
     render_timeout_seconds: float = DEFAULT_RENDER_TIMEOUT_SECONDS,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    stop_words: Sequence[str] | None = None,
 ) -> list[LintIssue]:
     """Every problem found in every template under ``templates_dir``, sorted.
 
@@ -679,8 +697,11 @@ def lint_templates(
     ``offer_usage`` maps a template set to the ``offer`` flags of the campaign variants
     using it (from the config): a set used with ``offer = false`` must render without a
     coupon (an error otherwise); a set no variant names gets a warning instead. Read-only.
-    An empty list means every set renders cleanly with the sample context.
+    An empty list means every set renders cleanly with the sample context. An SMS's
+    opt-out instruction ("Reply STOP", "回T退订") must name a word the inbound parser
+    honours with ``stop_words`` (``[responses] stop_words``; default: the built-in lists).
     """
+    matcher = StopWords(tuple(stop_words)) if stop_words is not None else StopWords()
     env = make_environment(
         templates_dir,
         display_root=display_root,
@@ -730,6 +751,7 @@ def lint_templates(
                     max_subject_chars,
                     offer_usage.get(template_set) if offer_usage is not None else None,
                     broken,
+                    matcher,
                 )
             )
     return sorted(set(issues), key=lambda i: (i.path, i.line or 0, i.severity, i.message))
@@ -743,6 +765,7 @@ def _lint_locale(
     max_subject_chars: int,
     usage: frozenset[bool] | None,
     broken: set[str],
+    stop_words: StopWords,
 ) -> list[LintIssue]:
     prefix = f"{template_set}/{locale}"
     folder = env.templates_dir / template_set / locale
@@ -819,7 +842,9 @@ def _lint_locale(
     if has_email:
         checks.append(lambda: _check_email(env, template_set, locale, max_subject_chars))
     if has_sms:
-        checks.append(lambda: _check_sms(env, template_set, locale, max_sms_segments))
+        checks.append(
+            lambda: _check_sms(env, template_set, locale, max_sms_segments, stop_words)
+        )
     checks.append(
         lambda: _check_without_coupon(env, template_set, locale, has_email, has_sms, usage)
     )

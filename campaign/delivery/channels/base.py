@@ -168,14 +168,20 @@ def map_http_errors(channel: str, message_id: int | None = None) -> Iterator[Non
     """Turn httpx transport failures into :class:`TransientDeliveryError` (kept ``from``)."""
     try:
         yield
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # The request never left: the provider cannot have it.
+        reason = str(exc) or type(exc).__name__
+        raise TransientDeliveryError(
+            channel, f"connection error: {reason}", message_id
+        ) from exc
     except httpx.TimeoutException as exc:
         raise TransientDeliveryError(
-            channel, f"timeout ({type(exc).__name__})", message_id
+            channel, f"timeout ({type(exc).__name__})", message_id, maybe_delivered=True
         ) from exc
     except httpx.TransportError as exc:
         reason = str(exc) or type(exc).__name__
         raise TransientDeliveryError(
-            channel, f"connection error: {reason}", message_id
+            channel, f"connection error: {reason}", message_id, maybe_delivered=True
         ) from exc
 
 

@@ -148,8 +148,11 @@ class SmtpChannel(SingleChannel):
                 ) from exc
             except (smtplib.SMTPException, OSError) as exc:
                 self._drop(lane)
+                # Lost mid-conversation: the server may have queued the mail already
+                # (only a refused connection is known not to have).
                 raise TransientDeliveryError(
-                    self.name, f"SMTP connection error: {exc}", message_id
+                    self.name, f"SMTP connection error: {exc}", message_id,
+                    maybe_delivered=not isinstance(exc, ConnectionRefusedError),
                 ) from exc
 
     def _drop(self, lane: int) -> None:

@@ -15,7 +15,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from campaign.db.queries import address_hash
+from campaign.contacts import address_hash, normalize_address
 from campaign.errors import InputError
 
 # Keys that hold a recipient's address in provider payloads: stored only as a hash.
@@ -143,5 +143,5 @@ def scrubbed(data: dict[str, Any], address: str | None) -> dict[str, Any]:
     so stored payloads never hold a raw address (and ``campaign forget`` can find them)."""
     out = {k: v for k, v in data.items() if k.lower() not in ADDRESS_KEYS}
     if address:
-        out["address_hash"] = address_hash(address)
+        out["address_hash"] = address_hash(normalize_address(address))
     return out

@@ -13,9 +13,10 @@ path) and the URL it saw, each with and without the port (Twilio signs either fo
   permanent error codes in :data:`HARD_ERROR_CODES` (unknown or landline number...),
   else a soft bounce; interim states (queued, sent...) are acknowledged, not stored.
   The event id is ``<MessageSid>:<status>``; the message is matched by its SID.
-* Inbound message (``Body`` with status ``received``): a stop word (STOP, QUIT, END,
-  REVOKE, OPT OUT, CANCEL, UNSUBSCRIBE) is an unsubscribe of the sender's number,
-  anything else a ``replied`` event. The event id is the inbound ``MessageSid``.
+* Inbound message (``Body`` with status ``received``): an opt-out (``[responses]
+  stop_words``, :mod:`campaign.optout`: STOP, UNSUBSCRIBE, 退订, T...) is an
+  unsubscribe of the sender's number, anything else a ``replied`` event. The event id
+  is the inbound ``MessageSid``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from campaign.errors import SignatureError
+from campaign.optout import StopWords
 from campaign.responses.events import InboundEvent, ResponseType, is_stop_word
 from campaign.responses.providers.common import MAX_EVENT_ID, bad, check_text, scrubbed
 
@@ -116,9 +118,14 @@ def verify(
 
 
 def parse(
-    params: Sequence[tuple[str, str]], *, received: datetime, provider: str = SOURCE
+    params: Sequence[tuple[str, str]],
+    *,
+    received: datetime,
+    provider: str = SOURCE,
+    stop_words: StopWords | None = None,
 ) -> list[InboundEvent]:
-    """The events of one verified request (zero or one); ``received`` is their time.
+    """The events of one verified request (zero or one); ``received`` is their time;
+    ``stop_words`` reads inbound bodies (default: the built-in lists).
 
     Raises:
         InputError: no ``MessageSid``, or neither a status nor a message body.
@@ -136,7 +143,8 @@ def parse(
     ts = received.astimezone(UTC)
     if "Body" in data and status in ("", "received", "receiving"):
         sender = data.get("From", "").strip() or None
-        kind = ResponseType.UNSUBSCRIBED if is_stop_word(data["Body"]) else ResponseType.REPLIED
+        stop = is_stop_word(data["Body"], stop_words)
+        kind = ResponseType.UNSUBSCRIBED if stop else ResponseType.REPLIED
         payload = scrubbed({"Body": data["Body"], "MessageSid": sid}, sender)
         return [
             InboundEvent(
