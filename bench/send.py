@@ -68,7 +68,9 @@ class _SinkProtocol(asyncio.Protocol):
             length = 0
             at = head.find(b"content-length:")
             if at >= 0:
-                length = int(head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None])
+                length = int(
+                    head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]
+                )
             total = end + 4 + length
             if len(self.buffer) < total:
                 break
@@ -206,7 +208,8 @@ def seed(url: str, n: int) -> None:
     now = datetime(2026, 6, 1, 4, tzinfo=UTC)
     with engine.begin() as connection:
         run_id = connection.execute(
-            insert(CampaignRun).values(campaign="bench", slot=now, as_of=now, status="done", counts={})
+            insert(CampaignRun)
+            .values(campaign="bench", slot=now, as_of=now, status="done", counts={})
             .returning(CampaignRun.id)
         ).scalar_one()
         for start in range(0, n, 5000):
@@ -214,23 +217,42 @@ def seed(url: str, n: int) -> None:
             connection.execute(
                 insert(User),
                 [
-                    {"external_id": f"u{i}", "email": f"u{i}@example.com", "consent_email": True,
-                     "consent_sms": False, "attributes": {}}
+                    {
+                        "external_id": f"u{i}",
+                        "email": f"u{i}@example.com",
+                        "consent_email": True,
+                        "consent_sms": False,
+                        "attributes": {},
+                    }
                     for i in ids
                 ],
             )
-        user_ids = [r[0] for r in connection.execute(User.__table__.select().with_only_columns(User.id).order_by(User.id))]
+        user_ids = [
+            r[0]
+            for r in connection.execute(
+                User.__table__.select().with_only_columns(User.id).order_by(User.id)
+            )
+        ]
         for start in range(0, n, 5000):
             connection.execute(
                 insert(Message),
                 [
                     {
-                        "run_id": run_id, "user_id": user_ids[i], "campaign": "bench",
-                        "channel": "hook", "variant": "a", "template": "winback",
-                        "subject": "We miss you", "body": f"<p>Hello user {i}, here is 10% off.</p>",
-                        "text_body": f"Hello user {i}, here is 10% off.", "products": [],
-                        "idempotency_key": f"bench:{i}", "status": "queued", "attempts": 0,
-                        "created_at": now, "is_test": False,
+                        "run_id": run_id,
+                        "user_id": user_ids[i],
+                        "campaign": "bench",
+                        "channel": "hook",
+                        "variant": "a",
+                        "template": "winback",
+                        "subject": "We miss you",
+                        "body": f"<p>Hello user {i}, here is 10% off.</p>",
+                        "text_body": f"Hello user {i}, here is 10% off.",
+                        "products": [],
+                        "idempotency_key": f"bench:{i}",
+                        "status": "queued",
+                        "attempts": 0,
+                        "created_at": now,
+                        "is_test": False,
                     }
                     for i in range(start, min(n, start + 5000))
                 ],
@@ -247,24 +269,32 @@ def drain(
     from campaign.delivery.sender import drain_outbox
 
     channel = ChannelConfig(
-        kind=kind, medium="email", url=sink_url + ("/v3/mail/send" if kind == "sendgrid" else "/"),
-        rate_per_second=1e9, batch_size=1000 if kind == "sendgrid" else 1,
+        kind=kind,
+        medium="email",
+        url=sink_url + ("/v3/mail/send" if kind == "sendgrid" else "/"),
+        rate_per_second=1e9,
+        batch_size=1000 if kind == "sendgrid" else 1,
         secret=os.environ.get("BENCH_SECRET", "bench-secret"),
     )
     always = QuietHours(start=dtime(0), end=dtime(0))
     config = Config(
         channels={"hook": channel},
         delivery=DeliveryConfig(
-            concurrency=64, batch_size=2000 if kind == "sendgrid" else 1000,
-            quiet_hours=always, quiet_hours_by_medium={},
-            http_clients=8, http_connections_per_client=8,
+            concurrency=64,
+            batch_size=2000 if kind == "sendgrid" else 1000,
+            quiet_hours=always,
+            quiet_hours_by_medium={},
+            http_clients=8,
+            http_connections_per_client=8,
             **({} if caps else {"frequency_cap": {}}),
         ),
     )
     engine = make_engine(url)
     started = time.perf_counter()
     cpu_started = time.process_time()
-    report = drain_outbox(engine, config, once=True, now=lambda: datetime.now(UTC), rng=random.Random(0))
+    report = drain_outbox(
+        engine, config, once=True, now=lambda: datetime.now(UTC), rng=random.Random(0)
+    )
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started + _server_cpu_seconds(engine)
     counts = count_by_status(engine)
@@ -285,9 +315,13 @@ def _server_cpu_seconds(engine: object) -> float:
     if engine.dialect.name != "postgresql":  # type: ignore[attr-defined]
         return 0.0
     with engine.connect() as connection:  # type: ignore[attr-defined]
-        pids = connection.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        ).scalars().all()
+        pids = (
+            connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            )
+            .scalars()
+            .all()
+        )
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
@@ -339,16 +373,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--smoke", action="store_true", help="2,000 messages, quick check")
-    parser.add_argument("--kind", action="append", choices=["webhook", "sendgrid"],
-                        help="only this channel kind (repeatable; default both)")
-    parser.add_argument("--db", action="append", choices=["sqlite", "postgresql"],
-                        help="only this database (repeatable; default every available)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="drain each (database, kind) this many times, alternating")
-    parser.add_argument("--skip-httpx", action="store_true",
-                        help="skip the raw httpx baselines (slow at 50,000 messages)")
-    parser.add_argument("--no-caps", action="store_true",
-                        help="no frequency caps (skips the send-time cap query)")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        choices=["webhook", "sendgrid"],
+        help="only this channel kind (repeatable; default both)",
+    )
+    parser.add_argument(
+        "--db",
+        action="append",
+        choices=["sqlite", "postgresql"],
+        help="only this database (repeatable; default every available)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="drain each (database, kind) this many times, alternating",
+    )
+    parser.add_argument(
+        "--skip-httpx",
+        action="store_true",
+        help="skip the raw httpx baselines (slow at 50,000 messages)",
+    )
+    parser.add_argument(
+        "--no-caps", action="store_true", help="no frequency caps (skips the send-time cap query)"
+    )
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -374,22 +424,29 @@ def main() -> None:
                     cleanup()
                     continue
                 try:
-                    for kind in [k for _ in range(args.repeat)
-                                 for k in args.kind or ("webhook", "sendgrid")]:
+                    for kind in [
+                        k for _ in range(args.repeat) for k in args.kind or ("webhook", "sendgrid")
+                    ]:
                         seed_started = time.perf_counter()
                         cleanup_db(db_url)
                         seed(db_url, n)
                         seeded = time.perf_counter() - seed_started
                         rate, counts = drain(db_url, url, kind, n, caps=not args.no_caps)
                         cpu_rate = counts.pop("cpu_rate")
-                        print(f"drain_{kind}_{dialect}: {rate:.0f} messages/s"
-                              f" (seeded {n} in {seeded:.1f} s; statuses {counts})")
-                        print(f"drain_{kind}_{dialect}_per_cpu_second: {cpu_rate} messages"
-                              " (sender process + its PostgreSQL backends)")
+                        print(
+                            f"drain_{kind}_{dialect}: {rate:.0f} messages/s"
+                            f" (seeded {n} in {seeded:.1f} s; statuses {counts})"
+                        )
+                        print(
+                            f"drain_{kind}_{dialect}_per_cpu_second: {cpu_rate} messages"
+                            " (sender process + its PostgreSQL backends)"
+                        )
                         if best_httpx == best_httpx:  # measured (not NaN)
                             ratio = rate / best_httpx
                             print(f"drain_{kind}_{dialect}_vs_raw_httpx: {ratio:.2f} ratio")
-                        print(f"drain_{kind}_{dialect}_vs_raw_socket: {rate / socket_rate:.2f} ratio")
+                        print(
+                            f"drain_{kind}_{dialect}_vs_raw_socket: {rate / socket_rate:.2f} ratio"
+                        )
                 finally:
                     cleanup()
     finally:
@@ -408,7 +465,6 @@ def cleanup_db(url: str) -> None:
         for table in ("messages", "campaign_runs", "users"):
             connection.execute(text(f"DELETE FROM {table}"))
     engine.dispose()
-
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def campaign(config: Path, *args: str, **kwargs: object) -> subprocess.Completed
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "campaign", "--config", str(config), *args],
-        env=env, check=True, **kwargs,  # type: ignore[arg-type]
+        env=env,
+        check=True,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -51,7 +53,9 @@ def soak_config(demo: Path, sink_url: str, health_port: int) -> Path:
     text = (demo / "config.toml").read_text()
     text = re.sub(r'(?m)^cron = ".*"$', 'cron = "* * * * *"', text)
     text = re.sub(r'(?m)^kind = "file"$', 'kind = "webhook"', text)
-    text = re.sub(r'(?m)^path = "outbox/(\w+)"$', lambda m: f'url = "{sink_url}/hook/{m.group(1)}"', text)
+    text = re.sub(
+        r'(?m)^path = "outbox/(\w+)"$', lambda m: f'url = "{sink_url}/hook/{m.group(1)}"', text
+    )
     text += f"""
 [daemon]
 health_port = {health_port}
@@ -82,7 +86,9 @@ def run_half(config: Path, port: int, seconds: float, log: Path) -> tuple[int, i
     with log.open("ab") as out:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "campaign", "--config", str(config), "daemon"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     healthy = 0
     deadline = time.monotonic() + seconds
@@ -103,8 +109,11 @@ def main() -> None:
     args = parser.parse_args()
     demo: Path = args.demo.resolve()
     if not (demo / "config.toml").exists():
-        subprocess.run([sys.executable, "-m", "campaign", "demo", "--dir", str(demo)],
-                       check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [sys.executable, "-m", "campaign", "demo", "--dir", str(demo)],
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     sink, sink_url = start_sink(0.01)
     try:
         config = soak_config(demo, sink_url, args.health_port)
@@ -145,26 +154,37 @@ def check(config_path: Path, started: datetime, ended: datetime, stats: dict[str
     with engine.connect() as connection:
         for c in config.campaigns:
             expected = slots_between(
-                make_trigger(c.schedule), started - timedelta(seconds=1), ended - timedelta(seconds=5)
+                make_trigger(c.schedule),
+                started - timedelta(seconds=1),
+                ended - timedelta(seconds=5),
             )
-            rows = dict(connection.execute(
-                select(CampaignRun.slot, CampaignRun.status).where(
-                    CampaignRun.campaign == c.name, CampaignRun.slot >= expected[0]
-                    if expected else CampaignRun.slot >= started,
-                )
-            ).all())
+            rows = dict(
+                connection.execute(
+                    select(CampaignRun.slot, CampaignRun.status).where(
+                        CampaignRun.campaign == c.name,
+                        CampaignRun.slot >= expected[0]
+                        if expected
+                        else CampaignRun.slot >= started,
+                    )
+                ).all()
+            )
             counts: dict[str, int] = {}
             for status in rows.values():
                 counts[status] = counts.get(status, 0) + 1
             absent = [s for s in expected if s not in rows]
             print(f"runs_{c.name}: {json.dumps(counts, sort_keys=True)} of {len(expected)} slots")
             if absent:
-                print(f"runs_{c.name}_unrecorded: {len(absent)} slots (first {absent[0].isoformat()})")
+                print(
+                    f"runs_{c.name}_unrecorded: {len(absent)} slots (first {absent[0].isoformat()})"
+                )
                 ok = False
-        by_status = dict(connection.execute(
-            select(Message.status, func.count()).where(Message.created_at >= started)
-            .group_by(Message.status)
-        ).all())
+        by_status = dict(
+            connection.execute(
+                select(Message.status, func.count())
+                .where(Message.created_at >= started)
+                .group_by(Message.status)
+            ).all()
+        )
         sent = by_status.get("sent", 0)
     print(f"messages_since_start: {json.dumps(by_status, sort_keys=True)}")
     if by_status.get("sending"):

@@ -92,7 +92,9 @@ async def _connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrite
     return reader, writer
 
 
-async def _load(port: int, requests: list[bytes], concurrency: int) -> tuple[list[int], list[float], float]:
+async def _load(
+    port: int, requests: list[bytes], concurrency: int
+) -> tuple[list[int], list[float], float]:
     statuses = [0] * len(requests)
     latencies = [0.0] * len(requests)
     cursor = iter(range(len(requests)))
@@ -250,7 +252,11 @@ def bench_database(label: str, url: str, args: argparse.Namespace, workdir: Path
     message_ids = _prepare_database(url)
     requests, valid, bad = _workload(args.events, message_ids, args.dup_share, args.bad_share, rng)
     sequential = [
-        _signed(f"seq-{i}", json.dumps({"type": "opened", "message_id": message_ids[i]}).encode(), SECRET)
+        _signed(
+            f"seq-{i}",
+            json.dumps({"type": "opened", "message_id": message_ids[i]}).encode(),
+            SECRET,
+        )
         for i in range(args.sequential)
     ]
     port = _free_port()
@@ -262,7 +268,16 @@ def bench_database(label: str, url: str, args: argparse.Namespace, workdir: Path
     )
     env = {**os.environ, SECRET_ENV: SECRET}
     server = subprocess.Popen(
-        [sys.executable, "-m", "campaign", "--config", str(config), "serve", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "campaign",
+            "--config",
+            str(config),
+            "serve",
+            "--log-level",
+            "warning",
+        ],
         env=env,
         cwd=workdir,
     )
@@ -276,24 +291,32 @@ def bench_database(label: str, url: str, args: argparse.Namespace, workdir: Path
     unauthorized = statuses.count(401)
     stored, distinct, invalid = _check(url, valid, bad)
     rate = len(valid) / elapsed
-    print(f"{label}_requests: {len(requests)} requests ({len(valid)} valid, "
-          f"{len(requests) - len(valid) - len(bad)} replays, {len(bad)} bad signatures)")
+    print(
+        f"{label}_requests: {len(requests)} requests ({len(valid)} valid, "
+        f"{len(requests) - len(valid) - len(bad)} replays, {len(bad)} bad signatures)"
+    )
     print(f"{label}_valid_events_per_s: {rate:.0f} events/s")
     print(f"{label}_requests_per_s: {len(requests) / elapsed:.0f} requests/s")
     print(f"{label}_latency_p50: {_ms(_quantile(latencies, 0.50))}")
     print(f"{label}_latency_p99: {_ms(_quantile(latencies, 0.99))}")
-    print(f"{label}_answers: {ok} x 200, {unauthorized} x 401, "
-          f"{len(statuses) - ok - unauthorized} other")
+    print(
+        f"{label}_answers: {ok} x 200, {unauthorized} x 401, "
+        f"{len(statuses) - ok - unauthorized} other"
+    )
     exact = stored == distinct == len(valid) and invalid == 0
     expected_401 = unauthorized == len(bad) and ok == len(requests) - len(bad)
-    print(f"{label}_stored_exactly_once: {'ok' if exact and expected_401 else 'FAIL'} "
-          f"({distinct}/{len(valid)} valid stored, {stored - distinct} twice, {invalid} invalid)")
+    print(
+        f"{label}_stored_exactly_once: {'ok' if exact and expected_401 else 'FAIL'} "
+        f"({distinct}/{len(valid)} valid stored, {stored - distinct} twice, {invalid} invalid)"
+    )
     under = sum(1 for s in seq_latencies if s < 0.005)
     print(f"{label}_sequential_p50: {_ms(_quantile(seq_latencies, 0.50))}")
     print(f"{label}_sequential_p99: {_ms(_quantile(seq_latencies, 0.99))}")
     print(f"{label}_sequential_max: {_ms(max(seq_latencies))}")
-    print(f"{label}_sequential_under_5ms: {under}/{len(seq_latencies)} requests "
-          f"({'ok' if under == len(seq_latencies) and set(seq_statuses) == {200} else 'FAIL'})")
+    print(
+        f"{label}_sequential_under_5ms: {under}/{len(seq_latencies)} requests "
+        f"({'ok' if under == len(seq_latencies) and set(seq_statuses) == {200} else 'FAIL'})"
+    )
     return rate
 
 
@@ -302,8 +325,19 @@ def bench_baseline(args: argparse.Namespace, workdir: Path) -> float:
     (workdir / "baseline_app.py").write_text(BASELINE_APP, encoding="utf-8")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "baseline_app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "baseline_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         cwd=workdir,
     )
     body = b'{"type":"opened","message_id":1}'
@@ -325,7 +359,9 @@ def _pg_scratch(admin: str) -> tuple[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=50_000, help="unique valid events")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--dup-share", type=float, default=0.10, help="replays, share of --events")
@@ -341,8 +377,12 @@ def main() -> None:
         baseline = bench_baseline(args, workdir)
         rates = {}
         if args.only in (None, "sqlite"):
-            rates["sqlite"] = bench_database("sqlite", f"sqlite:///{workdir / 'bench.db'}", args, workdir)
-        admin = os.environ.get("CAMPAIGN_BENCH_DATABASE_URL") or os.environ.get("CAMPAIGN_TEST_DATABASE_URL")
+            rates["sqlite"] = bench_database(
+                "sqlite", f"sqlite:///{workdir / 'bench.db'}", args, workdir
+            )
+        admin = os.environ.get("CAMPAIGN_BENCH_DATABASE_URL") or os.environ.get(
+            "CAMPAIGN_TEST_DATABASE_URL"
+        )
         if args.only in (None, "postgresql") and admin:
             from sqlalchemy import create_engine, text
             from sqlalchemy.engine import make_url
@@ -360,9 +400,14 @@ def main() -> None:
                     connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin_engine.dispose()
         elif args.only == "postgresql":
-            print("postgresql: skipped (set CAMPAIGN_BENCH_DATABASE_URL or CAMPAIGN_TEST_DATABASE_URL)")
+            print(
+                "postgresql: skipped "
+                "(set CAMPAIGN_BENCH_DATABASE_URL or CAMPAIGN_TEST_DATABASE_URL)"
+            )
         for label, rate in rates.items():
-            print(f"{label}_goal_1000_events_per_s: {'ok' if rate >= 1000 else 'MISSED'} ({rate:.0f})")
+            print(
+                f"{label}_goal_1000_events_per_s: {'ok' if rate >= 1000 else 'MISSED'} ({rate:.0f})"
+            )
             print(f"{label}_ratio_to_baseline: {rate / baseline:.2f}x")
 
 

@@ -59,8 +59,11 @@ async def _serve(port_file: str, delay: float) -> None:
                     await reader.readexactly(length)
                 if method == "GET":
                     body = json.dumps(
-                        {"requests": sum(keys.values()), "distinct": len(keys),
-                         "duplicates": sum(n - 1 for n in keys.values() if n > 1)}
+                        {
+                            "requests": sum(keys.values()),
+                            "distinct": len(keys),
+                            "duplicates": sum(n - 1 for n in keys.values() if n > 1),
+                        }
                     ).encode()
                 else:
                     key = headers.get("idempotency-key")
@@ -70,7 +73,9 @@ async def _serve(port_file: str, delay: float) -> None:
                     body = b'{"id":"sink"}'
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -111,8 +116,9 @@ def scratch_database(admin_url: str) -> tuple[str, str]:
     from sqlalchemy.engine import make_url
 
     name = f"campaign_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(make_url(admin_url).set(drivername="postgresql+psycopg"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        make_url(admin_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
@@ -124,8 +130,9 @@ def drop_database(admin_url: str, name: str) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    admin = create_engine(make_url(admin_url).set(drivername="postgresql+psycopg"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        make_url(admin_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -176,9 +183,9 @@ def count_sent(engine: object) -> tuple[int, int]:
     from campaign.db.models import Message
 
     with engine.connect() as connection:  # type: ignore[attr-defined]
-        rows = dict(connection.execute(
-            select(Message.status, func.count()).group_by(Message.status)
-        ).all())
+        rows = dict(
+            connection.execute(select(Message.status, func.count()).group_by(Message.status)).all()
+        )
     return rows.get("sent", 0), sum(rows.values())
 
 
@@ -188,7 +195,9 @@ def live_senders(engine: object) -> int:
     from campaign.db.models import WorkerHeartbeat
 
     with engine.connect() as connection:  # type: ignore[attr-defined]
-        return int(connection.execute(select(func.count()).select_from(WorkerHeartbeat)).scalar_one())
+        return int(
+            connection.execute(select(func.count()).select_from(WorkerHeartbeat)).scalar_one()
+        )
 
 
 def phase(
@@ -206,12 +215,16 @@ def phase(
         config = write_config(folder, url, sink_url, concurrency)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         campaign = [sys.executable, "-m", "campaign", "--config", str(config)]
-        subprocess.run([*campaign, "pause", "--all"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*campaign, "pause", "--all"], check=True, env=env, stdout=subprocess.DEVNULL
+        )
         for i in range(workers):
             log = (folder / f"worker{i}.log").open("wb")
-            processes.append(subprocess.Popen([*campaign, "worker"], env=env, stdout=log,
-                                              stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [*campaign, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
         engine = make_engine(url)
         deadline = time.monotonic() + 120
         while live_senders(engine) < workers:
@@ -219,8 +232,9 @@ def phase(
                 raise RuntimeError("workers did not start")
             time.sleep(0.1)
         started = time.perf_counter()
-        subprocess.run([*campaign, "resume", "--all"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*campaign, "resume", "--all"], check=True, env=env, stdout=subprocess.DEVNULL
+        )
         while True:
             sent, total = count_sent(engine)
             if sent >= total:
@@ -248,7 +262,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=None)
     parser.add_argument("--smoke", action="store_true", help="2,000 messages, 1 and 2 workers")
     parser.add_argument(
-        "--concurrency", type=int, default=8,
+        "--concurrency",
+        type=int,
+        default=8,
         help="requests in flight per worker (default 8: latency-bound, like a provider that "
         "limits connections; at 64 one worker is CPU-bound on httpx on a 2-core machine)",
     )
@@ -262,7 +278,9 @@ def main() -> None:
         "CAMPAIGN_TEST_DATABASE_URL"
     )
     if not admin_url:
-        sys.exit("set CAMPAIGN_BENCH_DATABASE_URL or CAMPAIGN_TEST_DATABASE_URL to a PostgreSQL server")
+        sys.exit(
+            "set CAMPAIGN_BENCH_DATABASE_URL or CAMPAIGN_TEST_DATABASE_URL to a PostgreSQL server"
+        )
     n = 2_000 if args.smoke else args.messages
     counts = args.workers or ([1, 2] if args.smoke else [1, 2, 4])
     print(f"messages: {n} count")

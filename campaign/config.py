@@ -451,12 +451,12 @@ class CampaignConfig(_Section):
 class ClockConfig(_Section):
     """Pins the default as-of time of one-shot commands (demos, replays, audits).
 
-    Every command that takes ``--as-of`` defaults to it (else to now): it picks what they look at (scores,
-    features, recommendations, reports). It never decides *when* something happens:
-    a ``campaign run`` stamps its messages (due, expiry) and coupons (validity) with
-    the real clock, so a pinned clock can neither queue a run that expires unsent nor
-    one that never becomes due. The daemon, the sender and the server use the real
-    clock throughout.
+    Every command that takes ``--as-of`` defaults to it (else to now): it picks what
+    they look at (scores, features, recommendations, reports). It never decides *when*
+    something happens: a ``campaign run`` stamps its messages (due, expiry) and coupons
+    (validity) with the real clock, so a pinned clock can neither queue a run that
+    expires unsent nor one that never becomes due. The daemon, the sender and the
+    server use the real clock throughout.
     """
 
     as_of: datetime | None = None

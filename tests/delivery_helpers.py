@@ -47,7 +47,9 @@ def make_user(session: Session, n: int, **overrides: Any) -> User:
     return user
 
 
-def make_run(session: Session, campaign: str = "winback", slot: datetime = NOON_SHANGHAI) -> CampaignRun:
+def make_run(
+    session: Session, campaign: str = "winback", slot: datetime = NOON_SHANGHAI
+) -> CampaignRun:
     """A campaign run row."""
     run = CampaignRun(campaign=campaign, slot=slot, as_of=slot, status="done", counts={})
     session.add(run)
@@ -88,7 +90,10 @@ def suppress(session: Session, user: User, channel: str = "all") -> None:
     """Suppress ``user`` on ``channel``."""
     session.add(
         Suppression(
-            user_id=user.id, channel=channel, reason="unsubscribed", source="test",
+            user_id=user.id,
+            channel=channel,
+            reason="unsubscribed",
+            source="test",
             created_at=NOON_SHANGHAI,
         )
     )
@@ -144,7 +149,10 @@ def fault_channel(kind: str, url: str, **extra: Any) -> ChannelConfig:
     by the fault tests; SendGrid takes 5 messages per request."""
     medium = "sms" if kind in ("webhook", "twilio") else "email"
     values: dict[str, Any] = {
-        "kind": kind, "medium": medium, "url": url, "rate_per_second": 100.0,
+        "kind": kind,
+        "medium": medium,
+        "url": url,
+        "rate_per_second": 100.0,
         "from_address": "+15550009999" if medium == "sms" else "shop@shop.test",
     }
     if kind == "sendgrid":

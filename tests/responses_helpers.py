@@ -35,7 +35,11 @@ def make_config(**server: Any) -> Config:
     values.update(server)
     return Config.model_validate(
         {
-            "shop": {"name": "Test Shop", "base_url": "https://shop.example", "default_locale": "en"},
+            "shop": {
+                "name": "Test Shop",
+                "base_url": "https://shop.example",
+                "default_locale": "en",
+            },
             "channels": {
                 "email": {"kind": "webhook", "medium": "email", "url": "http://127.0.0.1:9/x"},
                 "sms": {"kind": "twilio", "medium": "sms", "url": "http://127.0.0.1:9/y"},
@@ -78,7 +82,9 @@ def make_sent_message(
     return message
 
 
-def signed(body: dict[str, Any] | bytes, event_id: str, *, secret: str = SECRET, at: datetime = NOW) -> tuple[bytes, dict[str, str]]:
+def signed(
+    body: dict[str, Any] | bytes, event_id: str, *, secret: str = SECRET, at: datetime = NOW
+) -> tuple[bytes, dict[str, str]]:
     """A JSON body and its Standard Webhooks headers."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = signing.sign_headers(secret, event_id, int(at.timestamp()), raw)
@@ -102,7 +108,10 @@ def suppressions(engine: Engine) -> list[tuple[int | None, str | None, str, str]
     with engine.connect() as connection:
         rows = connection.execute(
             select(
-                Suppression.user_id, Suppression.address_hash, Suppression.channel, Suppression.reason
+                Suppression.user_id,
+                Suppression.address_hash,
+                Suppression.channel,
+                Suppression.reason,
             ).order_by(Suppression.id)
         )
         return [tuple(row) for row in rows]  # type: ignore[misc]

@@ -49,7 +49,9 @@ def runs(engine: Engine, campaign: str = "c") -> list[tuple[datetime, str, str |
         return [
             (row.slot, row.status, row.error)
             for row in connection.execute(
-                select(CampaignRun).where(CampaignRun.campaign == campaign).order_by(CampaignRun.slot)
+                select(CampaignRun)
+                .where(CampaignRun.campaign == campaign)
+                .order_by(CampaignRun.slot)
             )
         ]
 
@@ -68,7 +70,9 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # -- slots ---------------------------------------------------------------------------
 
 
-def test_missed_slots_coalesce_into_the_newest_when_it_is_within_grace(engine: Engine, db_url: str, root: Path) -> None:
+def test_missed_slots_coalesce_into_the_newest_when_it_is_within_grace(
+    engine: Engine, db_url: str, root: Path
+) -> None:
     config = write_config(root, db_url)
     add_user(engine, "a")
     tick_campaign(context(engine, config, SLOT + timedelta(minutes=1)), "c")
@@ -83,7 +87,9 @@ def test_missed_slots_coalesce_into_the_newest_when_it_is_within_grace(engine: E
     assert message_count(engine) == 2
 
 
-def test_a_slot_older_than_the_grace_time_is_recorded_missed_and_not_run(engine: Engine, db_url: str, root: Path) -> None:
+def test_a_slot_older_than_the_grace_time_is_recorded_missed_and_not_run(
+    engine: Engine, db_url: str, root: Path
+) -> None:
     config = write_config(root, db_url)
     add_user(engine, "a")
     tick_campaign(context(engine, config, SLOT), "c")
@@ -103,7 +109,9 @@ def test_a_restart_never_runs_the_same_slot_twice(engine: Engine, db_url: str, r
     assert message_count(engine) == 1
 
 
-def test_first_start_runs_a_recent_slot_and_records_no_history(engine: Engine, db_url: str, root: Path) -> None:
+def test_first_start_runs_a_recent_slot_and_records_no_history(
+    engine: Engine, db_url: str, root: Path
+) -> None:
     config = write_config(root, db_url)
     add_user(engine, "a")
     tick_campaign(context(engine, config, SLOT + timedelta(hours=5)), "c")
@@ -116,7 +124,9 @@ def test_first_start_runs_a_recent_slot_and_records_no_history(engine: Engine, d
     minutes=st.integers(min_value=0, max_value=60 * 24 * 3),
     grace=st.integers(min_value=0, max_value=600),
 )
-def test_slot_plan_runs_at_most_the_newest_slot_and_misses_only_older_ones(minutes: int, grace: int) -> None:
+def test_slot_plan_runs_at_most_the_newest_slot_and_misses_only_older_ones(
+    minutes: int, grace: int
+) -> None:
     from campaign.config import ScheduleConfig
 
     trigger = make_trigger(ScheduleConfig(cron="*/7 * * * *", timezone="Asia/Kolkata"))
@@ -135,7 +145,9 @@ def test_slot_plan_runs_at_most_the_newest_slot_and_misses_only_older_ones(minut
 # -- failures ------------------------------------------------------------------------
 
 
-def test_one_failing_campaign_is_recorded_and_the_others_still_run(engine: Engine, db_url: str, root: Path) -> None:
+def test_one_failing_campaign_is_recorded_and_the_others_still_run(
+    engine: Engine, db_url: str, root: Path
+) -> None:
     config = write_config(root, db_url, campaigns=("bad", "good"), broken=("bad",))
     add_user(engine, "a")
     ctx = context(engine, config, SLOT + timedelta(minutes=1))
@@ -146,11 +158,17 @@ def test_one_failing_campaign_is_recorded_and_the_others_still_run(engine: Engin
     assert [st for _, st, _ in runs(engine, "good")] == ["done"]
 
 
-def test_the_scheduler_has_one_coalescing_single_instance_job_per_campaign(sqlite_url: str, root: Path) -> None:
+def test_the_scheduler_has_one_coalescing_single_instance_job_per_campaign(
+    sqlite_url: str, root: Path
+) -> None:
     from campaign.db.engine import make_engine
 
-    config = write_config(root, sqlite_url, campaigns=("a", "b"),
-                          daemon={"retrain": True, "ingest": {"folder": "drops"}})
+    config = write_config(
+        root,
+        sqlite_url,
+        campaigns=("a", "b"),
+        daemon={"retrain": True, "ingest": {"folder": "drops"}},
+    )
     engine = make_engine(sqlite_url)
     scheduler = build_scheduler(context(engine, config, SLOT))
     scheduler.start(paused=True)  # defaults are applied when jobs reach the job store
@@ -167,7 +185,9 @@ def test_the_scheduler_has_one_coalescing_single_instance_job_per_campaign(sqlit
 # -- pauses --------------------------------------------------------------------------
 
 
-def test_a_pause_stops_the_next_claim_and_planning_without_a_restart(engine: Engine, db_url: str, root: Path) -> None:
+def test_a_pause_stops_the_next_claim_and_planning_without_a_restart(
+    engine: Engine, db_url: str, root: Path
+) -> None:
     config = write_config(root, db_url, campaigns=("c", "d"))
     add_user(engine, "a")
     for name in ("c", "d"):
@@ -176,15 +196,23 @@ def test_a_pause_stops_the_next_claim_and_planning_without_a_restart(engine: Eng
     claimed = claim_batch(engine, owner="w", now=SLOT, lease_seconds=60, limit=10)
     assert [m.campaign for m in claimed] == ["d"]
     set_paused(engine, ALL, True, now=SLOT)
-    assert plan_run(engine, config, "d", as_of=SLOT, slot=SLOT + timedelta(days=1),
-                    now=lambda: SLOT).outcome == PAUSED
+    assert (
+        plan_run(
+            engine, config, "d", as_of=SLOT, slot=SLOT + timedelta(days=1), now=lambda: SLOT
+        ).outcome
+        == PAUSED
+    )
     set_paused(engine, ALL, False, now=SLOT)
     assert claim_batch(engine, owner="w", now=SLOT, lease_seconds=60, limit=10) == []
     set_paused(engine, "c", False, now=SLOT)
-    assert [m.campaign for m in claim_batch(engine, owner="w", now=SLOT, lease_seconds=60, limit=10)] == ["c"]
+    assert [
+        m.campaign for m in claim_batch(engine, owner="w", now=SLOT, lease_seconds=60, limit=10)
+    ] == ["c"]
 
 
-def test_a_slot_that_falls_while_paused_is_recorded_as_missed(engine: Engine, db_url: str, root: Path) -> None:
+def test_a_slot_that_falls_while_paused_is_recorded_as_missed(
+    engine: Engine, db_url: str, root: Path
+) -> None:
     config = write_config(root, db_url)
     add_user(engine, "a")
     set_paused(engine, "c", True, now=SLOT)
@@ -196,7 +224,9 @@ def test_a_slot_that_falls_while_paused_is_recorded_as_missed(engine: Engine, db
 def test_pause_and_resume_commands_store_the_switch(sqlite_url: str, root: Path) -> None:
     write_config(root, sqlite_url, campaigns=("c", "d"))
     runner = CliRunner()
-    result = runner.invoke(app, ["--config", str(root / "config.toml"), "pause", "c", "--reason", "oops"])
+    result = runner.invoke(
+        app, ["--config", str(root / "config.toml"), "pause", "c", "--reason", "oops"]
+    )
     assert result.exit_code == 0, result.output
     assert "oops" in result.output
     result = runner.invoke(app, ["--config", str(root / "config.toml"), "pause", "--all"])
@@ -238,25 +268,37 @@ def test_redaction_keeps_ids_counts_and_timestamps() -> None:
 # -- ingest --------------------------------------------------------------------------
 
 
-def test_a_csv_drop_is_imported_once_and_moved_aside_with_its_rejects(engine: Engine, root: Path) -> None:
+def test_a_csv_drop_is_imported_once_and_moved_aside_with_its_rejects(
+    engine: Engine, root: Path
+) -> None:
     drops = root / "drops"
     drops.mkdir()
-    (drops / "users-1.csv").write_text("user_id,email,consent_email\nu1,u1@example.com,true\n,bad,true\n")
+    (drops / "users-1.csv").write_text(
+        "user_id,email,consent_email\nu1,u1@example.com,true\n,bad,true\n"
+    )
     (drops / "events-1.csv").write_text("user_id,type,ts\nu1,visit,2026-11-01T00:00:00\n")
     (drops / "products.csv").write_text("not,a,products,file\n")
     (drops / "notes.txt").write_text("hello")
     later = Clock(datetime.now(UTC) + timedelta(minutes=1))
     seen = dict(ingest_folder(engine, drops, now=later, settle_seconds=1))
-    assert seen == {"users-1.csv": "imported", "events-1.csv": "imported",
-                    "products.csv": "rejected", "notes.txt": "unknown"}
+    assert seen == {
+        "users-1.csv": "imported",
+        "events-1.csv": "imported",
+        "products.csv": "rejected",
+        "notes.txt": "unknown",
+    }
     assert sorted(p.name for p in (drops / "done").iterdir()) == ["events-1.csv", "users-1.csv"]
     rejected = sorted(p.name for p in (drops / "rejected").iterdir())
     assert "products.csv" in rejected and "products.csv.reason.txt" in rejected
     assert "users-1.rejects.csv" in rejected
     # The same content dropped again is not imported again.
-    (drops / "users-1.csv").write_text("user_id,email,consent_email\nu1,u1@example.com,true\n,bad,true\n")
+    (drops / "users-1.csv").write_text(
+        "user_id,email,consent_email\nu1,u1@example.com,true\n,bad,true\n"
+    )
     assert dict(ingest_folder(engine, drops, now=later, settle_seconds=1)) == {
-        "users-1.csv": "duplicate", "notes.txt": "unknown"}
+        "users-1.csv": "duplicate",
+        "notes.txt": "unknown",
+    }
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(IngestFile)).scalar() == 3
         assert connection.execute(select(func.count()).select_from(User)).scalar() == 1
@@ -276,22 +318,33 @@ def test_a_shop_query_loads_through_the_same_validation(engine: Engine, root: Pa
     shop_engine = create_engine(f"sqlite:///{shop}")
     with shop_engine.begin() as connection:
         connection.execute(text("CREATE TABLE customers (id TEXT, mail TEXT, opted_in INTEGER)"))
-        connection.execute(text("INSERT INTO customers VALUES ('s1', 's1@example.com', 1), ('', 'x', 0)"))
+        connection.execute(
+            text("INSERT INTO customers VALUES ('s1', 's1@example.com', 1), ('', 'x', 0)")
+        )
     shop_engine.dispose()
     report = ingest_query(
-        engine, "users", f"sqlite:///{shop}",
-        "SELECT id AS user_id, mail AS email, CASE opted_in WHEN 1 THEN 'true' ELSE 'false' END AS consent_email FROM customers",
-        now=Clock(SLOT), rejects_dir=root / "rejected",
+        engine,
+        "users",
+        f"sqlite:///{shop}",
+        "SELECT id AS user_id, mail AS email,"
+        " CASE opted_in WHEN 1 THEN 'true' ELSE 'false' END AS consent_email FROM customers",
+        now=Clock(SLOT),
+        rejects_dir=root / "rejected",
     )
     assert (report.inserted, report.rejected) == (1, 1)
     with engine.connect() as connection:
-        assert connection.execute(select(User.email).where(User.external_id == "s1")).scalar() == "s1@example.com"
+        assert (
+            connection.execute(select(User.email).where(User.external_id == "s1")).scalar()
+            == "s1@example.com"
+        )
 
 
 # -- shared rate ---------------------------------------------------------------------
 
 
-def test_each_live_sender_gets_its_share_of_a_channels_rate(engine: Engine, db_url: str, root: Path) -> None:
+def test_each_live_sender_gets_its_share_of_a_channels_rate(
+    engine: Engine, db_url: str, root: Path
+) -> None:
     from campaign.daemon.workers import RateShare, beat, forget_beat
 
     config = write_config(root, db_url, sink_url="http://127.0.0.1:9")

@@ -28,9 +28,9 @@ DST_ZONES = [
 ]
 
 times = st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))
-instants = st.datetimes(
-    min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31)
-).map(lambda d: d.replace(tzinfo=UTC, microsecond=0))
+instants = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31)).map(
+    lambda d: d.replace(tzinfo=UTC, microsecond=0)
+)
 # Instants within a few hours of a DST change, where bugs live.
 TRANSITIONS = [
     datetime(2026, 3, 8, 7, 0, tzinfo=UTC),  # New York spring forward
@@ -40,9 +40,9 @@ TRANSITIONS = [
     datetime(2026, 4, 4, 16, 0, tzinfo=UTC),  # Sydney fall back
     datetime(2026, 10, 3, 16, 0, tzinfo=UTC),  # Sydney spring forward
 ]
-near_dst = st.tuples(
-    st.sampled_from(TRANSITIONS), st.integers(-36 * 3600, 36 * 3600)
-).map(lambda t: t[0] + timedelta(seconds=t[1]))
+near_dst = st.tuples(st.sampled_from(TRANSITIONS), st.integers(-36 * 3600, 36 * 3600)).map(
+    lambda t: t[0] + timedelta(seconds=t[1])
+)
 
 
 def _check_next_allowed(now: datetime, zone: str, start: time, end: time) -> None:
@@ -131,7 +131,11 @@ def test_retry_after_in_the_past_or_garbage() -> None:
     assert policy.parse_retry_after(None, now) is None
 
 
-@given(attempt=st.integers(1, 60), seed=st.integers(0, 2**32), retry_after=st.none() | st.floats(0, 1e5))
+@given(
+    attempt=st.integers(1, 60),
+    seed=st.integers(0, 2**32),
+    retry_after=st.none() | st.floats(0, 1e5),
+)
 def test_backoff_grows_exponentially_with_bounded_jitter(
     attempt: int, seed: int, retry_after: float | None
 ) -> None:

@@ -90,7 +90,11 @@ def test_server_errors_timeouts_and_dropped_connections_are_retried_with_the_sam
         row = message(engine, i)
         assert row.status == "queued" and row.attempts == 1 and row.last_error
         # Exponential backoff from 30 s with jitter: between 15 and 30 s.
-        assert clock() + timedelta(seconds=15) <= row.next_attempt_at <= clock() + timedelta(seconds=30)
+        assert (
+            clock() + timedelta(seconds=15)
+            <= row.next_attempt_at
+            <= clock() + timedelta(seconds=30)
+        )
     assert "timeout" in (message(engine, ids[1]).last_error or "")
     # Not due yet: nothing happens.
     assert drain(engine, sink, clock).claimed == 0
@@ -177,8 +181,12 @@ def test_a_suppressed_address_is_skipped_whoever_it_belongs_to(
         # A bounce list entry by address only (no user), stored hashed and normalised.
         session.add(
             Suppression(
-                user_id=None, address_hash=address_hash("u0@example.com"),
-                channel="email", reason="bounced", source="test", created_at=NOON_SHANGHAI,
+                user_id=None,
+                address_hash=address_hash("u0@example.com"),
+                channel="email",
+                reason="bounced",
+                source="test",
+                created_at=NOON_SHANGHAI,
             )
         )
         session.commit()
@@ -199,20 +207,25 @@ def test_frequency_caps_are_rechecked_at_send_time_against_sent_messages(
         other = make_run(session, campaign="care")
         users = [make_user(session, i) for i in range(4)]
         # u0 got another campaign's email yesterday (sent after this one was planned).
-        queue_message(session, other, users[0], status="sent",
-                      sent_at=clock() - timedelta(days=1))
+        queue_message(session, other, users[0], status="sent", sent_at=clock() - timedelta(days=1))
         # u1's was sent eight days ago: outside the 7-day window.
-        queue_message(session, other, users[1], status="sent",
-                      sent_at=clock() - timedelta(days=8))
+        queue_message(session, other, users[1], status="sent", sent_at=clock() - timedelta(days=8))
         capped = queue_message(session, run, users[0]).id
         old_enough = queue_message(session, run, users[1]).id
         # u2 has two messages due in the same claim: only the first may go.
         first = queue_message(session, run, users[2]).id
         second = queue_message(session, other, users[2]).id
         # A seed-list test send to u3 never counts and is never capped.
-        queue_message(session, other, users[3], status="sent", is_test=True,
-                      address_override="qa@shop.test", sent_at=clock() - timedelta(hours=1),
-                      idempotency_key="test-send-u3")
+        queue_message(
+            session,
+            other,
+            users[3],
+            status="sent",
+            is_test=True,
+            address_override="qa@shop.test",
+            sent_at=clock() - timedelta(hours=1),
+            idempotency_key="test-send-u3",
+        )
         fresh = queue_message(session, run, users[3]).id
         session.commit()
     report = drain(engine, sink, clock, frequency_cap={"email": 1}, frequency_window_days=7)
@@ -229,8 +242,13 @@ def test_messages_on_an_uncapped_medium_are_not_rechecked(engine: Engine, sink: 
     with Session(engine) as session:
         run = make_run(session)
         user = make_user(session, 1)
-        queue_message(session, make_run(session, campaign="care"), user, status="sent",
-                      sent_at=clock() - timedelta(hours=1))
+        queue_message(
+            session,
+            make_run(session, campaign="care"),
+            user,
+            status="sent",
+            sent_at=clock() - timedelta(hours=1),
+        )
         again = queue_message(session, run, user).id
         session.commit()
     drain(engine, sink, clock, frequency_cap={"sms": 1})
@@ -280,9 +298,7 @@ def test_messages_past_expiry_are_skipped_not_sent_late(engine: Engine, sink: Ht
         run = make_run(session)
         late = queue_message(session, run, make_user(session, 1), expires_at=NOON_SHANGHAI).id
         night = make_user(session, 2, timezone="America/New_York")
-        short = queue_message(
-            session, run, night, expires_at=NOON_SHANGHAI + timedelta(hours=2)
-        ).id
+        short = queue_message(session, run, night, expires_at=NOON_SHANGHAI + timedelta(hours=2)).id
         retried = queue_message(
             session, run, make_user(session, 3), expires_at=NOON_SHANGHAI + timedelta(seconds=10)
         )
@@ -327,7 +343,12 @@ def test_sms_messages_go_to_the_phone_and_test_sends_to_the_override(
         user = make_user(session, 7, consent_email=False, timezone="America/New_York")
         sms = queue_message(session, run, user, "text").id
         test = queue_message(
-            session, run, user, "hook", address_override="qa@shop.test", is_test=True,
+            session,
+            run,
+            user,
+            "hook",
+            address_override="qa@shop.test",
+            is_test=True,
             idempotency_key="test-send-1",
         ).id
         session.commit()
@@ -373,9 +394,7 @@ def test_concurrent_claims_never_overlap(engine: Engine) -> None:
     def claim(owner: str) -> None:
         barrier.wait()
         mine: list[int] = []
-        while batch := outbox.claim_batch(
-            engine, owner=owner, now=now, lease_seconds=60, limit=7
-        ):
+        while batch := outbox.claim_batch(engine, owner=owner, now=now, lease_seconds=60, limit=7):
             mine += [m.id for m in batch]
         results.append(mine)
 

@@ -23,7 +23,9 @@ from tests.responses_helpers import NOW, make_sent_message
 
 def _seed(session_factory: sessionmaker[Session], engine: Engine) -> tuple[int, str, str, str]:
     with session_factory() as session:
-        user = make_user(session, name="Li Wei", email="Li.Wei@Example.com", attributes={"vip": "yes"})
+        user = make_user(
+            session, name="Li Wei", email="Li.Wei@Example.com", attributes={"vip": "yes"}
+        )
         make_events(session, user, [{}, {}])
         message = make_sent_message(session, user, address_override="seed@shop.example")
         session.commit()
@@ -33,10 +35,21 @@ def _seed(session_factory: sessionmaker[Session], engine: Engine) -> tuple[int, 
         ingest_events(
             connection,
             [
-                InboundEvent("t", "r1", ResponseType.OPENED, NOW, message_id=mid, payload={"note": "free text"}),
+                InboundEvent(
+                    "t",
+                    "r1",
+                    ResponseType.OPENED,
+                    NOW,
+                    message_id=mid,
+                    payload={"note": "free text"},
+                ),
                 # Unmatched, naming the person's address (only its hash is stored).
                 InboundEvent(
-                    "t", "r2", ResponseType.SOFT_BOUNCED, NOW, address="li.wei@example.com",
+                    "t",
+                    "r2",
+                    ResponseType.SOFT_BOUNCED,
+                    NOW,
+                    address="li.wei@example.com",
                     payload={"address_hash": address_hash("li.wei@example.com"), "reason": "full"},
                 ),
                 InboundEvent("t", "r3", ResponseType.OPENED, NOW, payload={"other": "person"}),
@@ -51,19 +64,27 @@ def test_forgetting_erases_contact_details_and_texts_but_keeps_counts(
 ) -> None:
     uid, external, email, phone = _seed(session_factory, engine)
     report = forget_user(engine, external, now=NOW)
-    assert (report.messages_scrubbed, report.responses_scrubbed, report.suppressions_added) == (1, 2, 2)
+    assert (report.messages_scrubbed, report.responses_scrubbed, report.suppressions_added) == (
+        1,
+        2,
+        2,
+    )
     with session_factory() as session:
         user = session.get(User, uid)
         assert user is not None
         assert (user.email, user.phone, user.name, user.attributes) == (None, None, None, {})
         assert user.forgotten_at is not None and not user.consent_email
         message = session.scalars(select(Message).where(Message.user_id == uid)).one()
-        assert (message.subject, message.body, message.text_body, message.address_override) == (None,) * 4
+        assert (message.subject, message.body, message.text_body, message.address_override) == (
+            None,
+        ) * 4
         assert message.status == "sent" and message.engagement == "opened"
         payloads = dict(session.execute(select(Response.provider_event_id, Response.payload)).all())
         assert payloads == {"r1": {}, "r2": {}, "r3": {"other": "person"}}
         assert session.scalar(select(func.count()).select_from(Response)) == 3
-        rows = session.execute(select(Suppression.user_id, Suppression.address_hash, Suppression.channel)).all()
+        rows = session.execute(
+            select(Suppression.user_id, Suppression.address_hash, Suppression.channel)
+        ).all()
         assert sorted(rows, key=str) == sorted(
             [(uid, address_hash(email), "all"), (uid, address_hash(phone), "all")], key=str
         )
@@ -84,7 +105,9 @@ def test_a_forgotten_address_stays_suppressed_when_the_shop_imports_it_again(
         assert is_suppressed(connection, new_id, "email")
 
 
-def test_forgetting_twice_adds_nothing(engine: Engine, session_factory: sessionmaker[Session]) -> None:
+def test_forgetting_twice_adds_nothing(
+    engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
     _uid, external, _email, _phone = _seed(session_factory, engine)
     forget_user(engine, external, now=NOW)
     second = forget_user(engine, external, now=NOW)

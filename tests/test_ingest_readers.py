@@ -6,7 +6,6 @@ import csv
 import io
 import tempfile
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 
 import pytest

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from campaign.config import OfferConfig
 from campaign.delivery import signing
-from campaign.errors import InputError, SignatureError
+from campaign.errors import SignatureError
 from campaign.offers import (
     CODE_ALPHABET,
     CODE_LENGTH,

@@ -144,40 +144,66 @@ def add_user(engine: Engine, external_id: str, risk: float = 0.8, **overrides: A
     }
     values.update(overrides)
     with engine.begin() as connection:
-        user_id = int(connection.execute(insert(User).values(**values).returning(User.id)).scalar_one())
+        user_id = int(
+            connection.execute(insert(User).values(**values).returning(User.id)).scalar_one()
+        )
         model = connection.execute(select(ModelVersion.id).where(ModelVersion.active)).scalar()
         if model is None:
             model = connection.execute(
                 insert(ModelVersion)
-                .values(kind="churn", trained_at=AS_OF, as_of=AS_OF, horizon_days=90,
-                        params={}, metrics={}, artifact=b"", library_versions={}, active=True)
+                .values(
+                    kind="churn",
+                    trained_at=AS_OF,
+                    as_of=AS_OF,
+                    horizon_days=90,
+                    params={},
+                    metrics={},
+                    artifact=b"",
+                    library_versions={},
+                    active=True,
+                )
                 .returning(ModelVersion.id)
             ).scalar_one()
         connection.execute(
             insert(ChurnScore).values(
-                user_id=user_id, model_version_id=model, as_of=AS_OF, risk=risk,
-                tier="high" if risk >= 0.7 else "medium", reason="no purchase for 120 days",
+                user_id=user_id,
+                model_version_id=model,
+                as_of=AS_OF,
+                risk=risk,
+                tier="high" if risk >= 0.7 else "medium",
+                reason="no purchase for 120 days",
             )
         )
     return user_id
 
 
-def add_message(engine: Engine, user_id: int, campaign: str, channel: str, at: datetime,
-                status: str = "sent") -> None:
+def add_message(
+    engine: Engine, user_id: int, campaign: str, channel: str, at: datetime, status: str = "sent"
+) -> None:
     """A message of an earlier run (with its own run row)."""
     with engine.begin() as connection:
-        run_id = connection.execute(
-            select(CampaignRun.id).where(CampaignRun.campaign == campaign, CampaignRun.slot == at)
-        ).scalar() or connection.execute(
-            insert(CampaignRun)
-            .values(campaign=campaign, slot=at, as_of=at, status="done", counts={})
-            .returning(CampaignRun.id)
-        ).scalar_one()
+        run_id = (
+            connection.execute(
+                select(CampaignRun.id).where(
+                    CampaignRun.campaign == campaign, CampaignRun.slot == at
+                )
+            ).scalar()
+            or connection.execute(
+                insert(CampaignRun)
+                .values(campaign=campaign, slot=at, as_of=at, status="done", counts={})
+                .returning(CampaignRun.id)
+            ).scalar_one()
+        )
         connection.execute(
             insert(Message).values(
-                run_id=run_id, user_id=user_id, campaign=campaign, channel=channel,
+                run_id=run_id,
+                user_id=user_id,
+                campaign=campaign,
+                channel=channel,
                 idempotency_key=f"{campaign}/{at.isoformat()}/{user_id}/{channel}",
-                status=status, created_at=at, products=[],
+                status=status,
+                created_at=at,
+                products=[],
             )
         )
 
@@ -190,11 +216,15 @@ def messages(engine: Engine) -> list[Any]:
 
 def planned(engine: Engine, run_id: int | None) -> dict[str, Any]:
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(User.external_id, Message.__table__)
-            .join(User, User.id == Message.user_id)
-            .where(Message.run_id == run_id)
-        ).mappings().all()
+        rows = (
+            connection.execute(
+                select(User.external_id, Message.__table__)
+                .join(User, User.id == Message.user_id)
+                .where(Message.run_id == run_id)
+            )
+            .mappings()
+            .all()
+        )
     return {row["external_id"]: row for row in rows}
 
 
@@ -226,11 +256,19 @@ def test_every_considered_user_gets_one_row_with_the_first_reason_that_applies(
     add_user(engine, "both", consent_email=False, email=None)
     forgotten = add_user(engine, "forgotten", forgotten_at=AS_OF)
     with engine.begin() as connection:
-        connection.execute(insert(Suppression).values(
-            user_id=suppressed, channel="all", reason="unsubscribed", created_at=AS_OF))
-        connection.execute(insert(Suppression).values(
-            address_hash=address_hash("gone@example.com "), channel="email",
-            reason="bounced", created_at=AS_OF))
+        connection.execute(
+            insert(Suppression).values(
+                user_id=suppressed, channel="all", reason="unsubscribed", created_at=AS_OF
+            )
+        )
+        connection.execute(
+            insert(Suppression).values(
+                address_hash=address_hash("gone@example.com "),
+                channel="email",
+                reason="bounced",
+                created_at=AS_OF,
+            )
+        )
     # Two recent emails from another campaign reach the cap of 2; one old one does not count.
     add_message(engine, capped, "other", "email", NOW - timedelta(days=1))
     add_message(engine, capped, "other", "email", NOW - timedelta(days=2), status="queued")
@@ -501,11 +539,19 @@ def test_queued_messages_carry_recommended_products_and_held_out_ones_none(
     with engine.begin() as connection:
         products = [
             connection.execute(
-                insert(Product).values(
-                    external_id=f"sku{n}", name=f"Thing {n}", category="home", brand="Acme",
-                    price_cents=1000 + n, tags=[], in_stock=True,
-                    url=f"https://shop.test/sku{n}", attributes={},
-                ).returning(Product.id)
+                insert(Product)
+                .values(
+                    external_id=f"sku{n}",
+                    name=f"Thing {n}",
+                    category="home",
+                    brand="Acme",
+                    price_cents=1000 + n,
+                    tags=[],
+                    in_stock=True,
+                    url=f"https://shop.test/sku{n}",
+                    attributes={},
+                )
+                .returning(Product.id)
             ).scalar_one()
             for n in range(6)
         ]
@@ -513,11 +559,17 @@ def test_queued_messages_carry_recommended_products_and_held_out_ones_none(
         for i, user in enumerate(users):
             for j in range(3):
                 n += 1
-                connection.execute(insert(Event).values(
-                    user_id=user, product_id=products[(i + j) % 6], type="purchase",
-                    ts=AS_OF - timedelta(days=30 + j), quantity=1, amount_cents=1000,
-                    source_event_id=f"e{n}",
-                ))
+                connection.execute(
+                    insert(Event).values(
+                        user_id=user,
+                        product_id=products[(i + j) % 6],
+                        type="purchase",
+                        ts=AS_OF - timedelta(days=30 + j),
+                        quantity=1,
+                        amount_cents=1000,
+                        source_event_id=f"e{n}",
+                    )
+                )
     report = run(engine, config)
     rows = planned(engine, report.run_id)
     queued = [r for r in rows.values() if r["status"] == "queued"]
@@ -547,7 +599,9 @@ def test_a_variant_repurchase_setting_overrides_the_campaign_one() -> None:
     from campaign.planner.run import decide_treatment
 
     campaign = CampaignConfig(
-        name="c", holdout_share=0.0, allow_repurchase=False,
+        name="c",
+        holdout_share=0.0,
+        allow_repurchase=False,
         variants=(VariantConfig(name="a", template="t", allow_repurchase=True),),
     )
     frame = pd.DataFrame({"external_id": ["x", "y"], "skip_reason": [None, "no_consent"]})
@@ -564,8 +618,14 @@ def test_a_slot_recorded_as_failed_is_planned_again(
     with engine.begin() as connection:
         failed = connection.execute(
             insert(CampaignRun)
-            .values(campaign="c", slot=SLOT, as_of=AS_OF, status="failed", counts={},
-                    error="database went away")
+            .values(
+                campaign="c",
+                slot=SLOT,
+                as_of=AS_OF,
+                status="failed",
+                counts={},
+                error="database went away",
+            )
             .returning(CampaignRun.id)
         ).scalar_one()
     report = run(engine, config)
@@ -607,8 +667,13 @@ def test_a_colliding_coupon_code_is_drawn_again_and_the_prefix_is_honoured(
     with engine.begin() as connection:
         connection.execute(
             insert(Coupon).values(
-                code=taken, user_id=earlier, campaign="old", percent_off=5, min_order_cents=0,
-                issued_at=AS_OF, expires_at=AS_OF + timedelta(days=14),
+                code=taken,
+                user_id=earlier,
+                campaign="old",
+                percent_off=5,
+                min_order_cents=0,
+                issued_at=AS_OF,
+                expires_at=AS_OF + timedelta(days=14),
             )
         )
     preview = run(engine, config, dry_run=True, code_rng=random.Random(42))
@@ -636,12 +701,24 @@ def test_a_colliding_coupon_code_is_drawn_again_and_the_prefix_is_honoured(
 def test_the_renderer_still_refuses_values_that_are_not_plain_data(root: Path) -> None:
     config = make_config(root, "sqlite:///unused.db")
     renderer = Renderer(config, b"k" * 32)
-    fine = {"id": "P1", "name": "Mug", "category": "c", "brand": "b", "price_cents": 900,
-            "url": "https://shop.test/p/1", "reason": "popular"}
+    fine = {
+        "id": "P1",
+        "name": "Mug",
+        "category": "c",
+        "brand": "b",
+        "price_cents": 900,
+        "url": "https://shop.test/p/1",
+        "reason": "popular",
+    }
     good = Pick(1, "P1", 1, "popular", fine)
     options: dict[str, Any] = {
-        "template": "t", "medium": "email", "locale": "en", "channel": "email",
-        "campaign": "c", "variant": "v", "coupon": None,
+        "template": "t",
+        "medium": "email",
+        "locale": "en",
+        "channel": "email",
+        "campaign": "c",
+        "variant": "v",
+        "coupon": None,
     }
     user = {"external_id": "u1", "name": "Ann Lee", "email": "a@x.test", "timezone": "UTC"}
     assert "Mug" in (renderer.render(user=user, products=[good], **options).html or "")
@@ -655,8 +732,15 @@ def test_the_renderer_still_refuses_values_that_are_not_plain_data(root: Path) -
 def test_product_reasons_are_shown_in_the_recipients_language(root: Path) -> None:
     config = make_config(root, "sqlite:///unused.db")
     renderer = Renderer(config, b"k" * 32)
-    view = {"id": "P1", "name": "Mug", "category": "Home", "brand": "b", "price_cents": 900,
-            "url": "https://shop.test/p/1", "reason": "because you bought Tea"}
+    view = {
+        "id": "P1",
+        "name": "Mug",
+        "category": "Home",
+        "brand": "b",
+        "price_cents": 900,
+        "url": "https://shop.test/p/1",
+        "reason": "because you bought Tea",
+    }
     pick = Pick(1, "P1", 1, "because you bought Tea", view)
     assert [v["reason"] for v in renderer.views_for([pick], "en")] == ["because you bought Tea"]
     chinese = renderer.views_for([pick], "zh-CN")

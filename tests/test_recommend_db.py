@@ -69,7 +69,9 @@ def shop(session_factory: sessionmaker[Session]) -> dict[str, int]:
         return _shop(session)
 
 
-def test_loaders_read_only_product_events_before_the_cut(engine: Engine, shop: dict[str, int]) -> None:
+def test_loaders_read_only_product_events_before_the_cut(
+    engine: Engine, shop: dict[str, int]
+) -> None:
     with engine.connect() as connection:
         events = load_events(connection, T)
         window = load_events(connection, T + timedelta(days=30), start=T, types={"purchase"})
@@ -134,8 +136,18 @@ def test_cli_recommend_writes_external_ids(
     config = _config(tmp_path, db_url)
     runner = CliRunner()
     result = runner.invoke(
-        app, ["--config", str(config), "recommend", "--user", "alice", "-k", "2",
-              "--as-of", T.isoformat()]
+        app,
+        [
+            "--config",
+            str(config),
+            "recommend",
+            "--user",
+            "alice",
+            "-k",
+            "2",
+            "--as-of",
+            T.isoformat(),
+        ],
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -143,14 +155,24 @@ def test_cli_recommend_writes_external_ids(
     assert rows[0]["user_id"] == "alice"
     assert rows[0]["product_id"] == "road"
     assert rows[0]["rank"] == "1"
-    assert rows[0]["reason"] == "similar to Trail Runner you bought" or rows[0]["reason"].startswith(
-        "because you bought"
-    )
+    assert rows[0]["reason"] == "similar to Trail Runner you bought" or rows[0][
+        "reason"
+    ].startswith("because you bought")
 
     out = tmp_path / "recs.csv"
     result = runner.invoke(
-        app, ["--config", str(config), "recommend", "-k", "2", "--output", str(out),
-              "--as-of", T.isoformat()]
+        app,
+        [
+            "--config",
+            str(config),
+            "recommend",
+            "-k",
+            "2",
+            "--output",
+            str(out),
+            "--as-of",
+            T.isoformat(),
+        ],
     )
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out, dtype={"user_id": str})
@@ -176,6 +198,13 @@ def test_cli_evaluate_recommend_prints_every_model(
         app, ["--config", str(_config(tmp_path, db_url)), "evaluate", "recommend", "-k", "3"]
     )
     assert result.exit_code == 0, result.output
-    for word in ("popularity", "item-cf", "buy-again", "hybrid", "recall@3", "NDCG@3",
-                 "new items only"):
+    for word in (
+        "popularity",
+        "item-cf",
+        "buy-again",
+        "hybrid",
+        "recall@3",
+        "NDCG@3",
+        "new items only",
+    ):
         assert word in result.stdout

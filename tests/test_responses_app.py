@@ -68,14 +68,22 @@ def test_a_signed_event_is_stored_and_its_replay_is_harmless(
     body = {"type": "opened", "message_id": message_id}
     first = _post_event(client, body, "evt-1")
     again = _post_event(client, body, "evt-1")
-    assert first.status_code == 200 and first.json() == {"stored": 1, "duplicates": 0, "unmatched": 0}
+    assert first.status_code == 200 and first.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unmatched": 0,
+    }
     assert again.status_code == 200 and again.json()["duplicates"] == 1
     assert count_responses(engine) == 1
     assert engagement_of(engine, message_id) == "opened"
 
 
-def test_a_rotated_out_secret_still_verifies(client: TestClient, engine: Engine, message_id: int) -> None:
-    response = _post_event(client, {"type": "clicked", "message_id": message_id}, "evt-2", secret=OLD_SECRET)
+def test_a_rotated_out_secret_still_verifies(
+    client: TestClient, engine: Engine, message_id: int
+) -> None:
+    response = _post_event(
+        client, {"type": "clicked", "message_id": message_id}, "evt-2", secret=OLD_SECRET
+    )
     assert response.status_code == 200
     assert engagement_of(engine, message_id) == "clicked"
 
@@ -141,7 +149,9 @@ def test_unknown_endpoints_are_404(client: TestClient) -> None:
 # -- twilio --------------------------------------------------------------------------
 
 
-def _twilio_post(client: TestClient, path: str, params: list[tuple[str, str]], token: str = TWILIO_TOKEN):  # type: ignore[no-untyped-def]
+def _twilio_post(
+    client: TestClient, path: str, params: list[tuple[str, str]], token: str = TWILIO_TOKEN
+):  # type: ignore[no-untyped-def]
     url = "https://shop.example" + path
     headers = {
         "X-Twilio-Signature": twilio.signature(token, url, params),
@@ -154,7 +164,9 @@ def test_twilio_status_callbacks_verify_and_advance_the_sms(
     client: TestClient, engine: Engine, session_factory: sessionmaker[Session]
 ) -> None:
     with session_factory() as session:
-        message = make_sent_message(session, make_user(session), channel="sms", provider_message_id="SMabc")
+        message = make_sent_message(
+            session, make_user(session), channel="sms", provider_message_id="SMabc"
+        )
         session.commit()
         mid = message.id
     params = [("MessageSid", "SMabc"), ("MessageStatus", "delivered"), ("To", "+15550001")]
@@ -162,7 +174,12 @@ def test_twilio_status_callbacks_verify_and_advance_the_sms(
     assert response.status_code == 200
     assert "<Response>" in response.text
     assert engagement_of(engine, mid) == "delivered"
-    forged = _twilio_post(client, "/webhooks/twilio", [("MessageSid", "SMabc"), ("MessageStatus", "read")], token="nope")
+    forged = _twilio_post(
+        client,
+        "/webhooks/twilio",
+        [("MessageSid", "SMabc"), ("MessageStatus", "read")],
+        token="nope",
+    )
     assert forged.status_code == 401
     assert count_responses(engine) == 1
 
@@ -174,7 +191,12 @@ def test_an_inbound_stop_suppresses_the_number(
         user = make_user(session, phone="+15557654321")
         session.commit()
         uid = user.id
-    params = [("MessageSid", "SMin1"), ("From", "+15557654321"), ("Body", "opt out"), ("SmsStatus", "received")]
+    params = [
+        ("MessageSid", "SMin1"),
+        ("From", "+15557654321"),
+        ("Body", "opt out"),
+        ("SmsStatus", "received"),
+    ]
     assert _twilio_post(client, "/webhooks/twilio", params).status_code == 200
     with engine.connect() as connection:
         assert is_suppressed(connection, uid, "sms")
@@ -194,12 +216,19 @@ def test_sendgrid_batches_need_the_shared_secret(
 ) -> None:
     batch = json.dumps(
         [
-            {"event": "delivered", "sg_event_id": "sg1", "message_id": str(message_id), "timestamp": int(NOW.timestamp())},
+            {
+                "event": "delivered",
+                "sg_event_id": "sg1",
+                "message_id": str(message_id),
+                "timestamp": int(NOW.timestamp()),
+            },
             {"event": "open", "sg_event_id": "sg2", "message_id": str(message_id)},
             {"event": "processed", "sg_event_id": "sg3"},
         ]
     ).encode()
-    assert client.post("/webhooks/sendgrid", content=batch, headers=_basic("wrong")).status_code == 401
+    assert (
+        client.post("/webhooks/sendgrid", content=batch, headers=_basic("wrong")).status_code == 401
+    )
     assert client.post("/webhooks/sendgrid", content=batch).status_code == 401
     response = client.post("/webhooks/sendgrid", content=batch, headers=_basic(SENDGRID_SECRET))
     assert response.status_code == 200 and response.json()["stored"] == 2

@@ -27,7 +27,11 @@ MEDIA = {"email": "email", "sms": "sms"}
 
 def _event(event_id: str, kind: ResponseType, minutes: int = 0, **fields: object) -> InboundEvent:
     return InboundEvent(
-        provider="test", event_id=event_id, type=kind, ts=NOW + timedelta(minutes=minutes), **fields  # type: ignore[arg-type]
+        provider="test",
+        event_id=event_id,
+        type=kind,
+        ts=NOW + timedelta(minutes=minutes),
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -43,7 +47,11 @@ def test_replayed_events_are_stored_once(
         message = make_sent_message(session, make_user(session))
         session.commit()
         mid = message.id
-    first = _ingest(engine, _event("e1", ResponseType.OPENED, message_id=mid), _event("e1", ResponseType.OPENED, message_id=mid))
+    first = _ingest(
+        engine,
+        _event("e1", ResponseType.OPENED, message_id=mid),
+        _event("e1", ResponseType.OPENED, message_id=mid),
+    )
     again = _ingest(engine, _event("e1", ResponseType.OPENED, message_id=mid))
     assert (first.stored, first.duplicates) == (1, 1)
     assert first.statuses == ["stored", "duplicate"]
@@ -60,7 +68,12 @@ def test_events_match_by_id_key_or_provider_id_and_unknown_ones_are_kept_unmatch
         by_key = make_sent_message(session, user)
         by_pid = make_sent_message(session, user)
         session.commit()
-        key, pid, pid_id, key_id = by_key.idempotency_key, by_pid.provider_message_id, by_pid.id, by_key.id
+        key, pid, pid_id, key_id = (
+            by_key.idempotency_key,
+            by_pid.provider_message_id,
+            by_pid.id,
+            by_key.id,
+        )
     result = _ingest(
         engine,
         _event("k", ResponseType.DELIVERED, idempotency_key=key),
@@ -69,7 +82,10 @@ def test_events_match_by_id_key_or_provider_id_and_unknown_ones_are_kept_unmatch
     )
     assert result.statuses == ["stored", "stored", "unmatched"]
     with engine.connect() as connection:
-        stored = {r.provider_event_id: r.message_id for r in connection.execute(select(Response.provider_event_id, Response.message_id))}
+        stored = {
+            r.provider_event_id: r.message_id
+            for r in connection.execute(select(Response.provider_event_id, Response.message_id))
+        }
     assert stored == {"k": key_id, "p": pid_id, "u": None}
     assert engagement_of(engine, key_id) == "delivered"
     assert engagement_of(engine, pid_id) == "clicked"
@@ -84,7 +100,11 @@ def test_a_late_delivered_never_overwrites_clicked_and_terminal_states_stay(
         session.commit()
         a, b = first.id, second.id
     _ingest(engine, _event("a1", ResponseType.CLICKED, 5, message_id=a))
-    _ingest(engine, _event("a2", ResponseType.DELIVERED, 1, message_id=a), _event("a3", ResponseType.OPENED, 2, message_id=a))
+    _ingest(
+        engine,
+        _event("a2", ResponseType.DELIVERED, 1, message_id=a),
+        _event("a3", ResponseType.OPENED, 2, message_id=a),
+    )
     assert engagement_of(engine, a) == "clicked"
     _ingest(engine, _event("a4", ResponseType.PURCHASED, 9, message_id=a))
     assert engagement_of(engine, a) == "converted"
@@ -161,7 +181,12 @@ def test_an_unsubscribe_link_names_the_user_and_lands_on_their_latest_message(
         latest = make_sent_message(session, user)
         session.commit()
         uid, external, latest_id, email = user.id, user.external_id, latest.id, user.email
-    _ingest(engine, _event("link1", ResponseType.UNSUBSCRIBED, user_ref=external, channel="email", medium="email"))
+    _ingest(
+        engine,
+        _event(
+            "link1", ResponseType.UNSUBSCRIBED, user_ref=external, channel="email", medium="email"
+        ),
+    )
     assert engagement_of(engine, latest_id) == "unsubscribed"
     assert suppressions(engine) == [(uid, address_hash(email), "email", "unsubscribed")]
 

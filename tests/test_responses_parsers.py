@@ -49,13 +49,27 @@ ENGAGEMENTS = list(Engagement)
         ("processed", None),
     ],
 )
-def test_provider_spellings_map_to_one_response_type(text: str, expected: ResponseType | None) -> None:
+def test_provider_spellings_map_to_one_response_type(
+    text: str, expected: ResponseType | None
+) -> None:
     assert canonical_type(text) == expected
 
 
 @pytest.mark.parametrize(
-    "body", ["STOP", " stop ", "Quit", "END", "revoke", "opt out", "OPT  OUT", "Cancel", "UNSUBSCRIBE",
-             "END NOW", "stop sending"]
+    "body",
+    [
+        "STOP",
+        " stop ",
+        "Quit",
+        "END",
+        "revoke",
+        "opt out",
+        "OPT  OUT",
+        "Cancel",
+        "UNSUBSCRIBE",
+        "END NOW",
+        "stop sending",
+    ],
 )
 def test_sms_stop_words_are_recognised_trimmed_and_in_any_case(body: str) -> None:
     assert is_stop_word(body)
@@ -200,8 +214,15 @@ def test_twilio_signature_matches_the_providers_published_example() -> None:
         ("failed", "30003", ResponseType.SOFT_BOUNCED),
     ],
 )
-def test_twilio_status_callbacks_map_to_types(status: str, code: str, expected: ResponseType) -> None:
-    params = [("MessageSid", "SM1"), ("MessageStatus", status), ("ErrorCode", code), ("To", "+1555")]
+def test_twilio_status_callbacks_map_to_types(
+    status: str, code: str, expected: ResponseType
+) -> None:
+    params = [
+        ("MessageSid", "SM1"),
+        ("MessageStatus", status),
+        ("ErrorCode", code),
+        ("To", "+1555"),
+    ]
     (event,) = twilio.parse(params, received=NOW)
     assert event.type is expected
     assert event.event_id == f"SM1:{status}"
@@ -213,7 +234,12 @@ def test_twilio_interim_statuses_store_nothing() -> None:
 
 
 def test_an_inbound_stop_is_an_unsubscribe_of_the_sender() -> None:
-    params = [("MessageSid", "SM9"), ("From", "+15550001"), ("Body", " Stop "), ("SmsStatus", "received")]
+    params = [
+        ("MessageSid", "SM9"),
+        ("From", "+15550001"),
+        ("Body", " Stop "),
+        ("SmsStatus", "received"),
+    ]
     (event,) = twilio.parse(params, received=NOW)
     assert event.type is ResponseType.UNSUBSCRIBED
     assert event.address == "+15550001"
@@ -231,8 +257,19 @@ def test_twilio_bodies_without_a_sid_are_malformed() -> None:
 def test_sendgrid_batches_map_each_event() -> None:
     body = json.dumps(
         [
-            {"event": "delivered", "sg_event_id": "e1", "message_id": "7", "timestamp": 1793000000, "email": "a@x.io"},
-            {"event": "bounce", "type": "blocked", "sg_event_id": "e2", "sg_message_id": "abc.filter1"},
+            {
+                "event": "delivered",
+                "sg_event_id": "e1",
+                "message_id": "7",
+                "timestamp": 1793000000,
+                "email": "a@x.io",
+            },
+            {
+                "event": "bounce",
+                "type": "blocked",
+                "sg_event_id": "e2",
+                "sg_message_id": "abc.filter1",
+            },
             {"event": "bounce", "sg_event_id": "e3"},
             {"event": "processed", "sg_event_id": "e4"},
             {"event": "spamreport", "sg_event_id": "e5"},

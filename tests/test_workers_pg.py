@@ -19,7 +19,9 @@ pytestmark = pytest.mark.postgres
 
 def _statuses(engine: object) -> dict[str, int]:
     with engine.connect() as connection:  # type: ignore[attr-defined]
-        return dict(connection.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+        return dict(
+            connection.execute(select(Message.status, func.count()).group_by(Message.status)).all()
+        )
 
 
 def test_three_workers_drain_two_thousand_messages_and_each_arrives_exactly_once(
@@ -28,8 +30,13 @@ def test_three_workers_drain_two_thousand_messages_and_each_arrives_exactly_once
     engine = make_engine(pg_url)
     keys = seed_bulk(engine, 2000)
     with HttpSink() as sink:
-        write_config(tmp_path, pg_url, campaigns=(), sink_url=sink.url,
-                     delivery={"concurrency": 16, "batch_size": 100})
+        write_config(
+            tmp_path,
+            pg_url,
+            campaigns=(),
+            sink_url=sink.url,
+            delivery={"concurrency": 16, "batch_size": 100},
+        )
         workers = [start(["worker"], tmp_path) for _ in range(3)]
         try:
             wait_for(lambda: _statuses(engine).get("sent", 0) == 2000, 90, interval=0.5)
@@ -53,9 +60,18 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_carry_the_same_key(
     keys = seed_bulk(engine, 150)
     with HttpSink(hang_seconds=0.3) as sink:
         sink.script(*["hang"] * 1000)
-        write_config(tmp_path, pg_url, campaigns=(), sink_url=sink.url,
-                     delivery={"concurrency": 8, "batch_size": 40, "lease_seconds": 5,
-                               "timeout_seconds": 2.0})
+        write_config(
+            tmp_path,
+            pg_url,
+            campaigns=(),
+            sink_url=sink.url,
+            delivery={
+                "concurrency": 8,
+                "batch_size": 40,
+                "lease_seconds": 5,
+                "timeout_seconds": 2.0,
+            },
+        )
         first = start(["worker"], tmp_path)
         wait_for(lambda: len(sink.requests) >= 30, 60)
         first.send_signal(signal.SIGKILL)
@@ -88,9 +104,19 @@ def test_two_workers_on_a_channel_slower_than_their_leases_send_each_message_onc
     engine = make_engine(pg_url)
     keys = seed_bulk(engine, 24)
     with HttpSink() as sink:
-        write_config(tmp_path, pg_url, campaigns=(), sink_url=sink.url, rate=4.0,
-                     delivery={"concurrency": 16, "batch_size": 50, "lease_seconds": 5,
-                               "timeout_seconds": 0.5})
+        write_config(
+            tmp_path,
+            pg_url,
+            campaigns=(),
+            sink_url=sink.url,
+            rate=4.0,
+            delivery={
+                "concurrency": 16,
+                "batch_size": 50,
+                "lease_seconds": 5,
+                "timeout_seconds": 0.5,
+            },
+        )
         workers = [start(["worker"], tmp_path) for _ in range(2)]
         try:
             wait_for(lambda: _statuses(engine).get("sent", 0) == 24, 90, interval=0.5)
