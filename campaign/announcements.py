@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from campaign.config import ShopConfig
 from campaign.coupons import run_coupons_payload
+from campaign.db.base import table_of
 from campaign.db.models import CampaignRun, CouponAnnouncement, RunStatus
 from campaign.errors import DeliveryError, SignatureError
 
@@ -163,7 +164,7 @@ def announce_pending(
 
 def _row(engine: Engine, run_id: int, now: datetime) -> Row[Any]:
     """The run's announcement row, created (with a new webhook id) if missing."""
-    columns = CouponAnnouncement.__table__.c
+    columns = table_of(CouponAnnouncement).c
     with engine.connect() as connection:
         found = connection.execute(select(*columns).where(columns.run_id == run_id)).first()
     if found is None:

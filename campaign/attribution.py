@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import AttributionConfig
 from campaign.coupons import RedemptionReport, redeem_from_events
+from campaign.db.base import table_of
 from campaign.db.models import (
     Coupon,
     Engagement,
@@ -257,7 +258,7 @@ def attribute(
         if len(todo):
             # One executemany for every conversion, not one statement per message; the
             # engagement guard repeats the forward-only rule inside the database.
-            table = Message.__table__
+            table = table_of(Message)
             result = connection.execute(
                 update(table)
                 .where(

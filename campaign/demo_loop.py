@@ -162,7 +162,7 @@ def simulate_responses(
             webhooks.append((event_id, json.dumps(body).encode()))
 
     rows: list[dict[str, object]] = []
-    for i in np.flatnonzero(extra):
+    for i in map(int, np.flatnonzero(extra)):
         row = sent.iloc[i]
         product = row["product"]
         price = int(prices.get(product, 9900)) if product is not None else 9900
@@ -452,7 +452,7 @@ def send_step(context: DemoContext) -> StepSummary:
     sent = 0
     for hour in range(48):
         moment = context.as_of + timedelta(hours=hour)
-        report = drain_outbox(context.engine, context.config, once=True, now=lambda at=moment: at)
+        report = drain_outbox(context.engine, context.config, once=True, now=_frozen_clock(moment))
         sent += report.sent
         with context.engine.connect() as connection:
             waiting = connection.execute(
@@ -611,3 +611,8 @@ LOOP_STEPS: list[tuple[str, str, Callable[[DemoContext], StepSummary]]] = [
     ("retrain", "Retrain the churn model on the newest outcomes", retrain_step),
     ("report", "Print the campaign report", report_step),
 ]
+
+
+def _frozen_clock(moment: datetime) -> Callable[[], datetime]:
+    """A clock that always reads ``moment`` (the simulated hour of a drain)."""
+    return lambda: moment

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
+from campaign.db.base import table_of
 from campaign.db.models import Event, EventType, Message, MessageStatus, Response
 from campaign.errors import InputError
 
@@ -186,7 +187,7 @@ def _fold_types(connection: Connection, rows: Sequence[Row[int, int | None, str]
         if merged != before:
             updates.append({"mid": message_id, "types": ",".join(sorted(merged))})
     if updates:
-        table: Table = Message.__table__  # type: ignore[assignment]
+        table: Table = table_of(Message)
         connection.execute(
             update(table).where(table.c.id == bindparam("mid"))
             .values(pruned_response_types=bindparam("types")),

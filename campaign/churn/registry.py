@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from campaign.churn.artifacts import key_id, sign_artifact, signed_key_id, verifies
+from campaign.db.base import table_of
 from campaign.db.models import ModelVersion
 from campaign.errors import ModelError, NotFound
 
@@ -89,7 +90,7 @@ def save_model_version(
     """
     artifact = pickle.dumps(pipeline, protocol=5)
     result = connection.execute(
-        ModelVersion.__table__.insert().values(
+        table_of(ModelVersion).insert().values(
             kind=kind,
             trained_at=trained_at,
             as_of=as_of,
@@ -102,12 +103,14 @@ def save_model_version(
             active=False,
         )
     )
-    return int(result.inserted_primary_key[0])
+    inserted = result.inserted_primary_key
+    assert inserted is not None  # a single-row INSERT always reports its key
+    return int(inserted[0])
 
 
 def activate(connection: Connection, version_id: int, kind: str = CHURN) -> None:
     """Make ``version_id`` the only active model of its kind. Caller commits."""
-    table = ModelVersion.__table__
+    table = table_of(ModelVersion)
     connection.execute(update(table).where(table.c.kind == kind).values(active=False))
     connection.execute(update(table).where(table.c.id == version_id).values(active=True))
 
@@ -124,7 +127,7 @@ def load_model(
             then never unpickled), was built by another scikit-learn major version, or
             cannot be unpickled.
     """
-    table = ModelVersion.__table__
+    table = table_of(ModelVersion)
     statement = select(table).where(table.c.kind == kind)
     if version_id is None:
         statement = statement.where(table.c.active.is_(True))
@@ -156,7 +159,7 @@ def load_model(
 
 def active_model_id(connection: Connection, kind: str = CHURN) -> int | None:
     """Id of the active model of ``kind``, or None. Does not load the artifact."""
-    table = ModelVersion.__table__
+    table = table_of(ModelVersion)
     value = connection.execute(
         select(table.c.id).where(table.c.kind == kind, table.c.active.is_(True))
     ).scalar()
@@ -217,7 +220,7 @@ def sign_models(
     row whose signature verifies under no key given is *refused* and left as it is:
     it was changed, and signing it would bless the change.
     """
-    table = ModelVersion.__table__
+    table = table_of(ModelVersion)
     rows = connection.execute(
         select(table.c.id, table.c.kind, table.c.artifact, table.c.artifact_signature)
         .order_by(table.c.id)

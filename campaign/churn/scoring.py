@@ -22,6 +22,7 @@ from campaign.churn.data import load_summary, load_user_info
 from campaign.churn.model import assign_tiers, explain, predict_risk
 from campaign.churn.registry import active_model_id, load_model
 from campaign.config import ModelConfig
+from campaign.db.base import table_of
 from campaign.db.models import ChurnScore
 
 SCORE_COLUMNS: tuple[str, ...] = ("risk", "tier", "reason")
@@ -91,7 +92,7 @@ def score_and_store(
     scores = score_summary(
         model.pipeline, summary, users["locale"], config.tier_thresholds, progress
     )
-    table = ChurnScore.__table__
+    table = table_of(ChurnScore)
     with engine.begin() as connection:
         connection.execute(
             delete(table).where(table.c.model_version_id == model.id, table.c.as_of == as_of)
@@ -129,7 +130,7 @@ def latest_scores(connection: Connection, as_of: datetime) -> pd.DataFrame:
     version = active_model_id(connection)
     if version is None:
         return empty
-    table = ChurnScore.__table__
+    table = table_of(ChurnScore)
     newest = connection.execute(
         select(func.max(table.c.as_of)).where(
             table.c.model_version_id == version, table.c.as_of <= as_of

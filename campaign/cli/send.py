@@ -6,7 +6,7 @@ import signal
 import threading
 from datetime import UTC, datetime
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -77,14 +77,14 @@ def send_command(
     _print_report(report)
 
 
-def _install_stop_handlers(stop: threading.Event) -> dict[int, object]:
+def _install_stop_handlers(stop: threading.Event) -> dict[int, Any]:
     def handle(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         err_console.print("stopping: finishing in-flight sends (again to quit now)")
         stop.set()
 
-    previous: dict[int, object] = {}
+    previous: dict[int, Any] = {}  # whatever signal.signal returned: handler or constant
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, handle)
     return previous

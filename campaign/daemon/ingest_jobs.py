@@ -33,17 +33,19 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from campaign.daemon.logging import log_event
+from campaign.db.base import table_of
 from campaign.db.engine import mask_url
 from campaign.db.models import IngestFile
 from campaign.errors import CampaignError, DatabaseError, InputError
 from campaign.ingest import ImportReport, import_csv
+from campaign.ingest.readers import Kind
 
 log = logging.getLogger("campaign.daemon")
 
-KIND_ORDER = ("users", "products", "events", "responses")
+KIND_ORDER: tuple[Kind, ...] = ("users", "products", "events", "responses")
 
 
-def kind_of(name: str) -> str | None:
+def kind_of(name: str) -> Kind | None:
     """The import kind a drop's file name announces (``events-2026-11-28.csv`` → events)."""
     lower = name.lower()
     if not lower.endswith(".csv") or lower.endswith(".rejects.csv"):
@@ -79,7 +81,7 @@ def _record(
     try:
         with engine.begin() as connection:
             connection.execute(
-                IngestFile.__table__.insert().values(
+                table_of(IngestFile).insert().values(
                     content_hash=digest, name=name, kind=kind, status=status, report=report,
                     processed_at=now,
                 )

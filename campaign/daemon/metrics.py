@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from campaign.db.base import table_of
 from campaign.db.models import (
     CampaignRun,
     CampaignState,
@@ -181,7 +182,7 @@ class DatabaseCollector(Collector):
             "campaign_coupon_announcement_oldest_pending_seconds",
             "Age of the oldest announcement the shop has not accepted (0: none).",
         )
-        m = Message.__table__
+        m = table_of(Message)
         with self.engine.connect() as connection:
             for campaign, channel, status, n in connection.execute(
                 select(m.c.campaign, m.c.channel, m.c.status, func.count()).group_by(
@@ -215,7 +216,7 @@ class DatabaseCollector(Collector):
             ):
                 for name, value in _numbers(metrics or {}):
                     model.add_metric([kind, str(version), name], value)
-            a = CouponAnnouncement.__table__
+            a = table_of(CouponAnnouncement)
             pending, oldest = connection.execute(
                 select(func.count(), func.min(a.c.created_at)).where(a.c.announced_at.is_(None))
             ).one()

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from campaign.config import Config
 from campaign.daemon.logging import log_event
 from campaign.daemon.metrics import MeteredChannel, Metrics
+from campaign.db.base import table_of
 from campaign.db.models import WorkerHeartbeat
 from campaign.delivery.channels import Channel
 from campaign.delivery.ratelimit import TokenBucket
@@ -32,7 +33,7 @@ from campaign.delivery.sender import DrainReport, drain_outbox, make_owner
 
 log = logging.getLogger("campaign.daemon")
 
-_beats = WorkerHeartbeat.__table__
+_beats = table_of(WorkerHeartbeat)
 
 # A sender is live while its heartbeat is younger than this many beats.
 LIVE_BEATS = 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -57,3 +57,16 @@ class Base(DeclarativeBase):
     """Base of every ORM class; its ``metadata`` is what Alembic compares against."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core :class:`~sqlalchemy.Table` behind an ORM class.
+
+    ``Model.__table__`` is typed as a generic ``FromClause``, which has no
+    ``insert()``/``update()`` for a type checker; every declarative class here maps
+    exactly one table, so this narrows it once, in one place.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):  # pragma: no cover - every model maps a Table
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table

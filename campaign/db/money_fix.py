@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
+from campaign.db.base import table_of
 from campaign.db.models import Coupon, DataFix, Event, Product, User
 from campaign.errors import CampaignError
 from campaign.money import format_amount, minor_digits
@@ -156,7 +157,7 @@ def _rehash_events(connection: Connection, multiply: int, divide: int) -> int:
     Only rows whose stored hash matches the formula with the old amount are changed,
     so an id is never rewritten on a guess.
     """
-    events = Event.__table__
+    events = table_of(Event)
     rows = connection.execute(
         select(
             events.c.id, events.c.source_event_id, events.c.type, events.c.ts,

@@ -15,16 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from campaign.db.base import table_of
 from campaign.db.models import CampaignState, PauseEvent
 
 ALL = "*"
 
-_state = CampaignState.__table__
-_events: Table = PauseEvent.__table__  # type: ignore[assignment]
+_state = table_of(CampaignState)
+_events = table_of(PauseEvent)
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,14 @@ from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.contacts import address_hashes, normalize_phone, region_of_locale
+from campaign.db.base import table_of
 from campaign.db.dialect import array_param, claim_rows, in_values, is_postgresql
 from campaign.db.models import Message, MessageStatus, Suppression, User
 from campaign.db.pauses import not_paused
 
-_messages = Message.__table__
-_users = User.__table__
-_suppressions = Suppression.__table__
+_messages = table_of(Message)
+_users = table_of(User)
+_suppressions = table_of(Suppression)
 
 
 # Only what sending needs: fewer columns (and timestamps to convert) make claims cheaper.

@@ -400,9 +400,9 @@ class _Drainer:
                 if room <= 0:
                     # More than the channel's rate can send before the lease ends: hand
                     # it back at once for this or another sender to take later.
-                    for claimed, _ in chunk:
+                    for handed_back, _ in chunk:
                         self.report.released += 1
-                        self._add(Retry(claimed.id, now), claimed, released=True)
+                        self._add(Retry(handed_back.id, now), handed_back, released=True)
                     continue
                 room -= 1
                 self.inflight += len(chunk)

@@ -34,6 +34,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.contacts import normalize_phone, region_of_locale
+from campaign.db.base import table_of
 from campaign.db.models import Event, Message, Product, Response, User
 from campaign.errors import InputError, InputErrors
 from campaign.ingest.readers import (
@@ -217,7 +218,7 @@ def import_csv(
                     )
                 elif kind == "users":
                     counts = _load_entities(
-                        User.__table__, "user_id", connection, csv_file, rejects, advance,
+                        table_of(User), "user_id", connection, csv_file, rejects, advance,
                         now, chunk_rows, phone_region=phone_region,
                     )
                 else:
@@ -442,8 +443,8 @@ def _load_events(
     chunk_rows: int,
 ) -> _Counts:
     counts = _Counts()
-    users = _lookup(connection, User.__table__)
-    products = _lookup(connection, Product.__table__)
+    users = _lookup(connection, table_of(User))
+    products = _lookup(connection, table_of(Product))
     # Every id this import stores is above this, which tells "earlier in this file"
     # from "imported before" without remembering the ids of the file.
     before = connection.execute(select(func.max(Event.id))).scalar() or 0
@@ -567,7 +568,7 @@ def _load_responses(
     chunk_rows: int,
     media: Mapping[str, str] | None = None,
 ) -> _Counts:
-    table = Response.__table__
+    table = table_of(Response)
     counts = _Counts()
     seen: dict[str, int] = {}
     for chunk in _chunks(csv_file.rows(), min(chunk_rows, _LOOKUP_BATCH)):
@@ -652,8 +653,8 @@ _LOADERS: dict[
     str, Callable[[Connection, CsvFile, _Rejects, Progress, datetime, int], _Counts]
 ] = {
     # Users and products load alike: an upsert on the external id.
-    "users": partial(_load_entities, User.__table__, "user_id"),
-    "products": partial(_load_entities, Product.__table__, "product_id"),
+    "users": partial(_load_entities, table_of(User), "user_id"),
+    "products": partial(_load_entities, table_of(Product), "product_id"),
     "events": _load_events,
 }
 

@@ -23,12 +23,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
 from campaign.contacts import address_hash, looks_like_phone, normalize_address
+from campaign.db.base import table_of
 from campaign.db.models import Suppression, User
 from campaign.db.queries import ALL_CHANNELS
 from campaign.errors import InputError, InputErrors
 
-_suppressions = Suppression.__table__
-_users = User.__table__
+_suppressions = table_of(Suppression)
+_users = table_of(User)
 MAX_REPORTED = 20
 _CHANNEL_CHARS = 16
 

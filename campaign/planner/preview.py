@@ -38,7 +38,7 @@ def open_read_only(url: str) -> Engine:
     in_memory = not parsed.database or parsed.database == ":memory:"
     if parsed.get_backend_name() != "sqlite" or in_memory:
         return make_engine(url)
-    path = Path(parsed.database).resolve()
+    path = Path(str(parsed.database)).resolve()
     if not path.is_file():
         return make_engine(url, create=False)  # says the file is missing, creates none
     pending_wal = Path(f"{path}-wal").exists()

@@ -28,7 +28,8 @@ from campaign.progress import set_total
 from campaign.recommend.buyagain import row_max_normalised
 from campaign.recommend.feedback import Feedback, build_feedback
 from campaign.recommend.hybrid import FALLBACK_MARGIN, HybridRecommender, row_sum_normalised
-from campaign.recommend.ranking import apply_filters, top_k
+from campaign.recommend.kernels import RankedBlock
+from campaign.recommend.ranking import TopK, apply_filters, top_k
 
 MODELS = ("popularity", "item-cf", "buy-again", "hybrid")
 SCOPES = ("all", "new")
@@ -167,6 +168,7 @@ def evaluate_recommenders(
             for lo in range(0, block_rows.n_users, fitted.chunk_size):
                 hi = min(lo + fitted.chunk_size, block_rows.n_users)
                 block = block_rows.slice(lo, hi)
+                chosen: TopK | RankedBlock
                 if name == "hybrid":
                     # The production path: candidates, filters, diversity cap.
                     chosen = fitted.rank_block(

@@ -64,7 +64,7 @@ def compiled(inline: bool = False) -> Callable[[_F], _F]:
         except RuntimeError as exc:
             if "no locator available" not in str(exc):
                 raise
-            numba_config.CACHE_DIR = str(FALLBACK_CACHE_DIR)
+            numba_config.CACHE_DIR = str(FALLBACK_CACHE_DIR)  # type: ignore[attr-defined]
             return njit(**options)(function)  # type: ignore[no-any-return]
 
     return decorate

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 
+from campaign.db.base import table_of
 from campaign.db.models import CampaignRun, Message, ModelVersion, WorkerHeartbeat
 from campaign.db.pauses import ALL, pause_history, switches
 
@@ -185,7 +186,7 @@ def _runs(connection: Connection) -> list[dict[str, Any]]:
         .group_by(CampaignRun.campaign)
         .subquery()
     )
-    runs = CampaignRun.__table__
+    runs = table_of(CampaignRun)
     rows = connection.execute(
         select(runs).join(newest, runs.c.id == newest.c.id).order_by(runs.c.campaign)
     )
@@ -202,7 +203,7 @@ def _runs(connection: Connection) -> list[dict[str, Any]]:
 
 
 def _senders(connection: Connection, now: datetime, live_seconds: float) -> list[dict[str, Any]]:
-    beats = WorkerHeartbeat.__table__
+    beats = table_of(WorkerHeartbeat)
     rows = connection.execute(select(beats).order_by(beats.c.started_at))
     cutoff = now - timedelta(seconds=live_seconds)
     return [

@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.engine import Engine
 
 from campaign.contacts import address_hashes, region_of_locale
+from campaign.db.base import table_of
 from campaign.db.models import Message, Response, Suppression, User
 from campaign.db.queries import ALL_CHANNELS
 from campaign.errors import NotFound
@@ -102,7 +103,7 @@ def forget_user(
             if (user_id, digest) not in existing
         ]
         if rows:
-            connection.execute(Suppression.__table__.insert(), rows)
+            connection.execute(table_of(Suppression).insert(), rows)
         message_ids = select(Message.id).where(Message.user_id == user.id)
         messages = connection.execute(
             update(Message)
@@ -110,7 +111,7 @@ def forget_user(
             .values(subject=None, body=None, text_body=None, address_override=None, updated_at=now)
         ).rowcount
         by_address = Response.payload["address_hash"].as_string().in_(hashes) if hashes else None
-        who = Response.message_id.in_(message_ids)
+        who: ColumnElement[bool] = Response.message_id.in_(message_ids)
         if by_address is not None:
             who = or_(who, by_address)
         responses = connection.execute(update(Response).where(who).values(payload={})).rowcount

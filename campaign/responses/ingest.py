@@ -28,6 +28,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from campaign.contacts import address_hash, normalize_address
+from campaign.db.base import table_of
 from campaign.db.models import Engagement, Message, MessageStatus, Response, Suppression, User
 from campaign.db.queries import ALL_CHANNELS
 from campaign.responses.events import (
@@ -40,10 +41,10 @@ from campaign.responses.events import (
     reachable_from,
 )
 
-_responses = Response.__table__
-_messages = Message.__table__
-_suppressions = Suppression.__table__
-_users = User.__table__
+_responses = table_of(Response)
+_messages = table_of(Message)
+_suppressions = table_of(Suppression)
+_users = table_of(User)
 _SUPPRESSION_CHANNEL_CHARS = 16
 
 

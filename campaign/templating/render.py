@@ -192,7 +192,7 @@ def _render_file(
         try:
             # What Template.generate does, minus a generator layer and a dict copy;
             # the budget checks the stream while it grows.
-            return budget.collect(template.root_render_func(template.new_context(context)))
+            return budget.collect(template.root_render_func(template.new_context(dict(context))))
         except Exception:
             # Re-raised with a traceback in template lines (file:line for the error).
             env.handle_exception()

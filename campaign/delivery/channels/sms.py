@@ -61,7 +61,10 @@ class TwilioChannel(SingleChannel):
         headers = {IDEMPOTENCY_HEADER: message.idempotency_key}
         client = self._lanes.client(lane)
         with map_http_errors(self.name, message.message_id):
-            response = await client.post(self._url, data=form, headers=headers, auth=self._auth)
+            response = await client.post(
+                self._url, data=form, headers=headers,
+                auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+            )
         check_response(response, self.name, message.message_id, self._clock())
         return SendResult(message.message_id, _sid(response))
 
