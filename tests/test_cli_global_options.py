@@ -18,7 +18,7 @@ runner = CliRunner()
 # `campaign demo` always uses the config.toml it writes into its own folder.
 OWN_CONFIG = {"demo"}
 # What a command needs beyond its required arguments to get as far as loading the config.
-EXTRA = {("pause",): ["--all"], ("resume",): ["--all"]}
+EXTRA = {("pause",): ["--all"], ("resume",): ["--all"], ("prune",): ["--older-than", "400"]}
 
 
 def _leaves(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

@@ -21,6 +21,7 @@ from campaign.db.engine import session_scope
 from campaign.reports.status import FIELDS as STATUS_FIELDS
 from tests.test_attribution import NOW, build_scenario
 from tests.test_churn_db import load_shop, purchases  # noqa: F401  (a fixture)
+from tests.test_churn_model import T as HISTORY_END
 from tests.test_planner_cli import shop as planner_shop  # noqa: F401  (a fixture)
 from tests.test_recommend_db import _config as recommend_config
 from tests.test_recommend_db import shop as recommend_shop  # noqa: F401  (a fixture)
@@ -91,6 +92,7 @@ def reported(session_factory: sessionmaker[Session], engine: Engine, db_url: str
                                      "brier": 0.1356232, "lift_top_decile": 2.2404058,
                                      "churn_rate": 0.4447421},
                          "holdout_recency": {"roc_auc": 0.8391569}},
+                key=b"test key",
             )
     config = tmp_path / "config.toml"
     config.write_text(
@@ -151,6 +153,8 @@ def test_evaluate_churn_json_and_csv(sqlite_url: str, purchases: pd.DataFrame,  
         f'[database]\nurl = "{sqlite_url}"\n[model]\nmin_customers = 50\n'
         "min_history_days = 100\nsnapshots = 2\nmax_depth_candidates = [3]\n"
         "min_samples_leaf_candidates = [20]\n"
+        # The history ends at HISTORY_END; without a pinned clock T would be today.
+        f'[clock]\nas_of = "{HISTORY_END:%Y-%m-%dT%H:%M:%S}Z"\n'
     )
     data = json.loads(_as_piped(config, "evaluate", "churn", "--format", "json"))
     assert tuple(data["evaluation"][0]) == model.EVALUATION_FIELDS

@@ -12,7 +12,8 @@ from campaign.db.engine import make_engine
 from tests.test_planner import add_user, make_config
 
 runner = CliRunner()
-ALL_SET = {"HOOK_SECRET": "h", "LINKS_NEW": "n", "LINKS_OLD": "o", "TWILIO_TOKEN": "t"}
+ALL_SET = {"HOOK_SECRET": "h", "SERVER_SECRET": "s", "LINKS_NEW": "n", "LINKS_OLD": "o",
+           "TWILIO_TOKEN": "t"}
 
 
 @pytest.fixture
@@ -27,7 +28,8 @@ def shop(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
         config.write(
             '[channels.hook]\nkind = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
             'secret_env = "HOOK_SECRET"\n'
-            '[server]\nsecret_envs = ["LINKS_NEW", "LINKS_OLD"]\n'
+            '[server]\nsecret_envs = ["SERVER_SECRET"]\n'
+            'link_secret_envs = ["LINKS_NEW", "LINKS_OLD"]\n'
             'twilio_auth_token_env = "TWILIO_TOKEN"\n'
         )
     (tmp_path / "users.csv").write_text("user_id,email\nu1,u1@example.com\n")
@@ -52,27 +54,35 @@ def test_commands_that_use_no_secret_start_without_them(shop: Path) -> None:
 
 
 def test_each_command_names_exactly_the_missing_secrets_it_needs(shop: Path) -> None:
-    env = {"LINKS_NEW": "n"}  # LINKS_OLD, HOOK_SECRET and TWILIO_TOKEN unset
+    env = {"LINKS_OLD": "o"}  # the signing link key, both webhook secrets and Twilio unset
     code, stderr = invoke("send", "--once", env=env)
     assert code == 1 and len(stderr.splitlines()) == 1, stderr
     assert "HOOK_SECRET (channels.hook.secret_env" in stderr
-    assert "LINKS_OLD (server.secret_envs[1]" in stderr and "TWILIO_TOKEN" not in stderr
+    assert "LINKS_NEW (server.link_secret_envs[0]" in stderr
+    assert "TWILIO_TOKEN" not in stderr and "SERVER_SECRET" not in stderr
 
     code, stderr = invoke("run", "c", "--as-of", "2026-11-01", env=env)
     assert code == 1 and len(stderr.splitlines()) == 1, stderr
     assert stderr.endswith(
-        "server.secret_envs[1]: environment variable LINKS_OLD is not set "
+        "server.link_secret_envs[0]: environment variable LINKS_NEW is not set "
         "(needed to sign unsubscribe links)"
     ), stderr
 
     code, stderr = invoke("serve", env=env)
     assert code == 1 and len(stderr.splitlines()) == 1, stderr
-    assert "LINKS_OLD" in stderr and "TWILIO_TOKEN" in stderr and "HOOK_SECRET" in stderr
+    for name in ("LINKS_NEW", "TWILIO_TOKEN", "HOOK_SECRET", "SERVER_SECRET"):
+        assert name in stderr, stderr
     assert "verify provider webhooks" in stderr
 
     for command in (["daemon"], ["worker"]):
         code, stderr = invoke(*command, env=env)
-        assert code == 1 and "HOOK_SECRET" in stderr and "LINKS_OLD" in stderr, stderr
+        assert code == 1 and "HOOK_SECRET" in stderr and "LINKS_NEW" in stderr, stderr
+
+
+def test_a_retired_link_key_may_be_gone(shop: Path) -> None:
+    env = {k: v for k, v in ALL_SET.items() if k != "LINKS_OLD"}
+    code, stderr = invoke("run", "c", "--as-of", "2026-11-01", env=env)
+    assert code == 0, stderr
 
 
 def test_with_every_named_secret_set_the_commands_run(shop: Path) -> None:
