@@ -470,6 +470,9 @@ class ClockConfig(_Section):
 
 
 # What a secret is for: the commands demand secrets by these uses.
+# The default template sets; marketers point ``[templates] dir`` at their own copy.
+SHIPPED_TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+
 SECRET_USES = {
     "send": "send through the channel",
     "serve": "verify provider webhooks",
@@ -577,6 +580,31 @@ class Config(_Section):
         """A path from the config, relative to the config file's folder."""
         candidate = Path(path)
         return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    def templates_folder(self) -> Path:
+        """The one answer to "where are the template sets?", for every command.
+
+        ``[templates] dir`` when the config sets it (relative to the config's folder):
+        it must be a folder, or this is a config error, never a silent fallback. When
+        the config leaves it out, ``templates/`` beside the config if there is one, else
+        the default sets shipped with the product.
+
+        Raises:
+            ConfigError: ``[templates] dir`` names something that is not a folder.
+        """
+        from campaign.errors import ConfigError
+
+        folder = self.resolve_path(self.templates.dir)
+        if "dir" in self.templates.model_fields_set:
+            if not folder.is_dir():
+                what = "is not a folder" if folder.exists() else "does not exist"
+                raise ConfigError(
+                    self.source, "templates.dir",
+                    f"{folder} {what} (fix the path, or leave the key out to use the "
+                    "default templates)",
+                )
+            return folder
+        return folder if folder.is_dir() else SHIPPED_TEMPLATES_DIR
 
     def database_url(self) -> str:
         """The database URL with relative SQLite paths anchored at the config's folder."""

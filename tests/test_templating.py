@@ -11,7 +11,6 @@ from campaign.errors import TemplateError
 from campaign.templating.context import CONTEXT, build_context, check_plain, sample_context
 from campaign.templating.environment import (
     make_environment,
-    resolve_templates_dir,
     template_set_exists,
 )
 from campaign.templating.render import pick_locale, render_message, render_template
@@ -209,6 +208,42 @@ def test_build_context_drops_extra_product_keys_and_derives_first_name() -> None
     assert "score" not in context["products"][0]
 
 
-def test_a_missing_configured_folder_falls_back_to_the_shipped_templates(tmp_path: Path) -> None:
-    assert resolve_templates_dir(tmp_path / "nope") == REPO_TEMPLATES
-    assert resolve_templates_dir(tmp_path) == tmp_path
+def test_the_templates_folder_has_one_rule(tmp_path: Path) -> None:
+    from campaign.config import load_config
+    from campaign.errors import ConfigError
+
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    # Not configured: the shipped sets, until a templates/ folder sits beside the config.
+    assert load_config(config).templates_folder() == REPO_TEMPLATES
+    (tmp_path / "templates").mkdir()
+    assert load_config(config).templates_folder() == tmp_path / "templates"
+    # Configured: exactly that folder, and a mistyped one is a config error.
+    (tmp_path / "mine").mkdir()
+    config.write_text('[templates]\ndir = "mine"\n')
+    assert load_config(config).templates_folder() == tmp_path / "mine"
+    config.write_text('[templates]\ndir = "tempaltes"\n')
+    with pytest.raises(ConfigError, match=r"templates\.dir: .*tempaltes does not exist"):
+        load_config(config).templates_folder()
+    (tmp_path / "afile").write_text("")
+    config.write_text('[templates]\ndir = "afile"\n')
+    with pytest.raises(ConfigError, match="is not a folder"):
+        load_config(config).templates_folder()
+
+
+def test_a_mistyped_templates_folder_stops_lint_and_run_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "config.toml").write_text(
+        '[templates]\ndir = "tempaltes"\n[channels.email]\nkind = "file"\npath = "out"\n'
+        '[[campaigns]]\nname = "winback"\n'
+        '[[campaigns.variants]]\nname = "coupon"\ntemplate = "winback"\n'
+    )
+    for args in (["templates", "lint"], ["run", "winback", "--dry-run"]):
+        done = subprocess.run([sys.executable, "-m", "campaign", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "templates.dir" in lines[0] and "tempaltes" in lines[0], (
+            args, done.stderr)

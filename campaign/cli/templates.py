@@ -19,10 +19,8 @@ app = typer.Typer(help="Check and preview the message templates.", no_args_is_he
 
 
 def templates_dir(config: Config) -> Path:
-    """``[templates] dir`` against the config's folder, else the shipped ``templates/``."""
-    from campaign.templating.environment import resolve_templates_dir
-
-    return resolve_templates_dir(config.resolve_path(config.templates.dir))
+    """The templates folder (:meth:`Config.templates_folder`)."""
+    return config.templates_folder()
 
 
 def offer_usage(config: Config) -> dict[str, frozenset[bool]]:

@@ -37,16 +37,9 @@ __all__ = [
     "CodeDrawer", "CouponOffer", "Pick", "Rendered", "Renderer", "make_coupon", "recommend",
 ]
 
-_REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-
-
 def templates_dir(config: Config) -> Path:
-    """The templates folder: ``[templates] dir`` against the config file's folder,
-    falling back to the repository's ``templates/`` when that folder does not exist."""
-    section = getattr(config, "templates", None)
-    configured = getattr(section, "dir", None) or "templates"
-    folder = config.resolve_path(str(configured))
-    return folder if folder.is_dir() else _REPO_TEMPLATES
+    """The templates folder (:meth:`Config.templates_folder`)."""
+    return config.templates_folder()
 
 
 def validate_campaign_templates(config: Config) -> None:

@@ -556,14 +556,6 @@ def display_root_for(templates_dir: Path) -> str:
         return str(resolved)
 
 
-REPO_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-
-
-def resolve_templates_dir(configured: Path) -> Path:
-    """``configured`` when it is a folder, else the default sets shipped in ``templates/``."""
-    return configured if configured.is_dir() else REPO_TEMPLATES_DIR
-
-
 def make_environment(
     templates_dir: Path,
     *,
