@@ -146,6 +146,23 @@ def test_retraining_on_the_same_data_ties_and_activates(shop: Engine) -> None:
         assert load_model(connection, key=KEY).id == second.version_id
 
 
+def test_an_activated_model_has_its_scores_in_the_same_commit(shop: Engine) -> None:
+    first = train_churn(shop, CONFIG, T, now=NOW)
+    with shop.connect() as connection:
+        customers = load_summary(connection, T, lookback_days=CONFIG.lookback_days)
+        stored = latest_scores(connection, T)
+        versions = set(connection.execute(
+            select(ChurnScore.__table__.c.model_version_id)).scalars())
+    assert set(stored.index) == set(customers.index) and versions == {first.version_id}
+    # A model that loses keeps no scores of its own; the champion's stay readable.
+    stump = CONFIG.model_copy(update={"max_depth_candidates": (1,)})
+    assert not train_churn(shop, stump, T, now=NOW).activated
+    with shop.connect() as connection:
+        assert len(latest_scores(connection, T)) == len(customers)
+        assert set(connection.execute(
+            select(ChurnScore.__table__.c.model_version_id)).scalars()) == {first.version_id}
+
+
 def test_a_better_champion_keeps_its_title(shop: Engine) -> None:
     first = train_churn(shop, CONFIG, T, now=NOW)
     # A challenger limited to a one-split tree cannot match the champion.

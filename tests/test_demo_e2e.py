@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,23 @@ def _counts(database: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+def _suggested_commands(stdout: str) -> list[list[str]]:
+    """The ``campaign …`` commands of the demo's closing "Next:" hint, as argv lists."""
+    hint = " ".join(stdout[stdout.rindex("Next:"):].split())
+    listed = hint.split("e.g. ", 1)[1]
+    return [command.strip().split() for command in listed.split(", ")]
+
+
+def _planted_effects(stdout: str) -> list[tuple[str, float, float, float]]:
+    """(campaign, interval low, high, planted) from the report step's lines."""
+    text = " ".join(stdout.split())
+    found = re.findall(
+        r"(\w+) converted [^\[]*\[95% CI ([+-]?[\d.]+), ([+-]?[\d.]+)\][^;]*; planted "
+        r"([+-]?[\d.]+) pts", text)
+    return [(name, float(low), float(high), float(planted))
+            for name, low, high, planted in found]
+
+
 def test_campaign_demo_twice_changes_nothing_and_fresh_rebuilds_the_same_shop(
     tmp_path: Path,
 ) -> None:
@@ -194,6 +212,17 @@ def test_campaign_demo_twice_changes_nothing_and_fresh_rebuilds_the_same_shop(
     report = _campaign("report", "winback", cwd=folder)
     assert report.returncode == 0, report.stderr
     assert "winback" in report.stdout and "holdout" in report.stdout.lower()
+
+    # Every command the demo's closing hint suggests works there, as printed.
+    hints = _suggested_commands(first.stdout)
+    assert len(hints) >= 3 and any(h[:2] == ["campaign", "preview"] for h in hints), hints
+    for hint in hints:
+        done = _campaign(*hint[1:], cwd=folder)
+        assert done.returncode == 0, (hint, done.stdout[-2000:], done.stderr)
+
+    # The planted effect of each campaign lies inside its reported interval.
+    for name, low, high, planted in _planted_effects(first.stdout):
+        assert low <= planted <= high, (name, low, high, planted)
 
     fresh = _campaign("demo", "--fresh", "--users", "300", "--dir", str(folder), cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr

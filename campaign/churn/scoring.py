@@ -85,35 +85,52 @@ def score_and_store(
             under the model signing key.
     """
     key = model_key(config)
-    with engine.connect() as connection:
-        model = load_model(connection, key=key)
-        summary = load_summary(connection, as_of, lookback_days=config.lookback_days)
-        users = load_user_info(connection, summary.index)
-    scores = score_summary(
-        model.pipeline, summary, users["locale"], config.tier_thresholds, progress
-    )
-    table = table_of(ChurnScore)
     with engine.begin() as connection:
-        connection.execute(
-            delete(table).where(table.c.model_version_id == model.id, table.c.as_of == as_of)
-        )
-        rows = [
-            {
-                "user_id": int(user_id),
-                "model_version_id": model.id,
-                "as_of": as_of,
-                "risk": float(risk),
-                "tier": tier,
-                "reason": reason,
-            }
-            for user_id, risk, tier, reason in zip(
-                scores.index, scores["risk"], scores["tier"], scores["reason"], strict=True
-            )
-        ]
-        for start in range(0, len(rows), _INSERT_BATCH):
-            connection.execute(table.insert(), rows[start : start + _INSERT_BATCH])
+        model = load_model(connection, key=key)
+        scores, users = store_scores(connection, model.id, model.pipeline, config, as_of, progress)
     out = scores.join(users["external_id"])[["external_id", *SCORE_COLUMNS]]
     return out.sort_values("risk", ascending=False, kind="stable")
+
+
+def store_scores(
+    connection: Connection,
+    version_id: int,
+    pipeline: object,
+    config: ModelConfig,
+    as_of: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every customer at ``as_of`` with ``pipeline`` and store the scores under
+    model ``version_id``, replacing that model's earlier scores at ``as_of``.
+
+    Runs on the caller's connection, so training can activate a model and store its
+    scores in one commit: no reader ever sees an active model without scores.
+
+    Returns the scores (``risk``, ``tier``, ``reason``) and the users' info frame.
+    """
+    summary = load_summary(connection, as_of, lookback_days=config.lookback_days)
+    users = load_user_info(connection, summary.index)
+    scores = score_summary(pipeline, summary, users["locale"], config.tier_thresholds, progress)
+    table = table_of(ChurnScore)
+    connection.execute(
+        delete(table).where(table.c.model_version_id == version_id, table.c.as_of == as_of)
+    )
+    rows = [
+        {
+            "user_id": int(user_id),
+            "model_version_id": version_id,
+            "as_of": as_of,
+            "risk": float(risk),
+            "tier": tier,
+            "reason": reason,
+        }
+        for user_id, risk, tier, reason in zip(
+            scores.index, scores["risk"], scores["tier"], scores["reason"], strict=True
+        )
+    ]
+    for start in range(0, len(rows), _INSERT_BATCH):
+        connection.execute(table.insert(), rows[start : start + _INSERT_BATCH])
+    return scores, users
 
 
 def latest_scores(connection: Connection, as_of: datetime) -> pd.DataFrame:

@@ -297,7 +297,8 @@ def train_churn(
     """Train a churn model at T, store it, and activate it when it is not worse.
 
     ``now`` is the wall-clock time recorded as ``trained_at``. Transactional: the new
-    version row and the activation switch commit together.
+    version row, the activation switch and (when activated) every customer's score at
+    T commit together.
 
     Raises:
         ModelError: no events, too little history (``min_history_days``), too few
@@ -378,6 +379,11 @@ def train_churn(
         )
         if activated:
             activate(connection, version_id)
+            # Scores at T in the same commit: planning and previews never meet an
+            # active model that has none.
+            from campaign.churn.scoring import store_scores
+
+            store_scores(connection, version_id, fit.pipeline, config, t)
     return TrainReport(
         version_id=version_id,
         activated=activated,
