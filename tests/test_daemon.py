@@ -268,6 +268,21 @@ def test_redaction_keeps_ids_counts_and_timestamps() -> None:
 # -- ingest --------------------------------------------------------------------------
 
 
+def test_a_users_drop_reads_national_phones_in_the_shop_region(engine: Engine, root: Path) -> None:
+    from campaign.db.models import User
+
+    drops = root / "drops"
+    drops.mkdir()
+    (drops / "users-1.csv").write_text("user_id,phone,locale\nu1,(201) 555-0123,en\n")
+    later = Clock(datetime.now(UTC) + timedelta(minutes=1))
+    seen = dict(ingest_folder(engine, drops, now=later, settle_seconds=1, phone_region="US"))
+    assert seen == {"users-1.csv": "imported"}
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(User.phone, User.phone_original).where(User.external_id == "u1")).one()
+    assert tuple(stored) == ("+12015550123", "(201) 555-0123")
+
+
 def test_a_csv_drop_is_imported_once_and_moved_aside_with_its_rejects(
     engine: Engine, root: Path
 ) -> None:

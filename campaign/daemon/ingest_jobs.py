@@ -98,6 +98,7 @@ def ingest_folder(
     settle_seconds: float = 5.0,
     media: Mapping[str, str] | None = None,
     currency: str = "CNY",
+    phone_region: str | None = None,
 ) -> list[tuple[str, str]]:
     """Import every new drop in ``folder``; returns ``(file name, status)`` per file seen.
 
@@ -139,7 +140,7 @@ def ingest_folder(
         try:
             report = import_csv(
                 engine, kind, path, skip_invalid=True, rejects_path=rejects, now=clock,
-                media=media, currency=currency,
+                media=media, currency=currency, phone_region=phone_region,
             )  # type: ignore[arg-type]
         except InputError as exc:
             target = _move(path, rejected, digest)
@@ -226,11 +227,13 @@ def ingest_query(
     now: Callable[[], datetime],
     rejects_dir: Path | None = None,
     currency: str = "CNY",
+    phone_region: str | None = None,
 ) -> ImportReport:
     """Run ``query`` read-only on the shop's database ``url`` and import it as ``target``.
 
     The result's column names must follow the CSV contract of ``target`` (users,
-    products, events); amounts are in ``currency`` (the shop's). Rows are written to a
+    products, events); amounts are in ``currency`` (the shop's), national phone numbers
+    in ``phone_region`` (``[shop] phone_region``). Rows are written to a
     temporary CSV and imported with ``skip_invalid=True``; rejects go to
     ``rejects_dir`` when given. The shop's database refuses anything but reading
     (:func:`open_shop_database`).
@@ -269,7 +272,7 @@ def ingest_query(
                 report = import_csv(
                     engine, target, path, skip_invalid=True,  # type: ignore[arg-type]
                     rejects_path=rejects or Path(tmp) / "rejects.csv", now=now(),
-                    currency=currency,
+                    currency=currency, phone_region=phone_region,
                 )
     finally:
         source.dispose()

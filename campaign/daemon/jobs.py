@@ -265,7 +265,7 @@ def ingest_folder_job(ctx: JobContext) -> None:
             ctx.engine, ctx.config.resolve_path(folder), now=ctx.clock,
             settle_seconds=ctx.config.daemon.ingest.settle_seconds,
             media={n: c.medium for n, c in ctx.config.channels.items()},
-            currency=ctx.config.shop.currency,
+            currency=ctx.config.shop.currency, phone_region=ctx.config.shop.phone_region,
         )
     except Exception:
         log.error("ingest.folder.failed folder=%s", folder, exc_info=True)
@@ -279,7 +279,7 @@ def ingest_query_job(ctx: JobContext, index: int, url: str) -> None:
     try:
         ingest_query(
             ctx.engine, query.target, url, query.query, now=ctx.clock,
-            currency=ctx.config.shop.currency,
+            currency=ctx.config.shop.currency, phone_region=ctx.config.shop.phone_region,
         )
     except Exception:
         log.error("ingest.query.failed index=%d target=%s", index, query.target, exc_info=True)
