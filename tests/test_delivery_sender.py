@@ -293,6 +293,25 @@ def test_quiet_hours_defer_to_the_recipients_next_morning(engine: Engine, sink: 
     assert message(engine, m1).status == "sent"
 
 
+def test_progress_counts_a_deferred_message_as_done_for_this_drain(
+    engine: Engine, sink: HttpSink
+) -> None:
+    # The bar's total is what was due; a message deferred to the morning leaves that
+    # set, so a drain at night must still fill its bar instead of stopping at 1/2.
+    with Session(engine) as session:
+        run = make_run(session)
+        queue_message(session, run, make_user(session, 1, timezone="America/New_York"))
+        queue_message(session, run, make_user(session, 2))
+        session.commit()
+    done: list[int] = []
+    config = delivery_config({"hook": webhook(sink.url)})
+    report = drain_outbox(
+        engine, config, once=True, now=Clock(), rng=random.Random(0), progress=done.append
+    )
+    assert report.deferred == 1 and report.sent == 1
+    assert sum(done) == 2
+
+
 def test_messages_past_expiry_are_skipped_not_sent_late(engine: Engine, sink: HttpSink) -> None:
     with Session(engine) as session:
         run = make_run(session)

@@ -150,9 +150,10 @@ def drain_outbox(
     ``now`` is the clock (UTC-aware). ``channels`` replaces the adapters built from
     ``config.channels`` (tests, benchmarks); ``rng`` draws the backoff jitter; setting
     ``stop`` ends the drain gracefully: no new claims, in-flight sends finish, queued
-    work is released for the next sender. ``progress`` is called with the number of
-    messages that reached a final status, after each recorded batch. ``wrap_channel``
-    decorates every channel (the daemon adds metrics); ``rate_buckets`` makes each
+    work is released for the next sender. ``progress`` is called, after each recorded
+    batch, with the number of messages this drain is done with: a final status, a
+    deferral to the end of quiet hours or a retry later (not work handed back unsent).
+    ``wrap_channel`` decorates every channel (the daemon adds metrics); ``rate_buckets`` makes each
     channel's token bucket (the daemon's share of a rate split among workers; default:
     one bucket per channel at its ``rate_per_second``).
     """
@@ -210,6 +211,7 @@ class _Drainer:
         self.rate_buckets = rate_buckets
         self.report = DrainReport()
         self.pending: list[Record] = []
+        self.pending_done = 0  # of ``pending``: records that are not work handed back
         self.inflight = 0
         # id -> the lease end the database last confirmed, for every row this drain
         # holds until its outcome is committed; ``lost``: rows another sender took.
@@ -605,6 +607,8 @@ class _Drainer:
 
     def _add(self, record: Record, message: ClaimedMessage, *, released: bool = False) -> None:
         self.pending.append(record)
+        if not released:
+            self.pending_done += 1
         report = self.report
         channel = message.channel
         if isinstance(record, Sent):
@@ -648,6 +652,7 @@ class _Drainer:
         if not self.pending:
             return
         records, self.pending = self.pending, []
+        done, self.pending_done = self.pending_done, 0
         stale = await self._db(
             outbox.record_outcomes, self.engine, records, owner=self.owner, now=self.now()
         )
@@ -662,10 +667,8 @@ class _Drainer:
                 "delivery.message.stale id=%s duplicate=%s holder=%s",
                 outcome.id, outcome.duplicate, outcome.holder,
             )
-        if self.progress is not None:
-            final = sum(1 for r in records if not isinstance(r, Retry))
-            if final:
-                self.progress(final)
+        if self.progress is not None and done:
+            self.progress(done)
 
     # -- renewer --------------------------------------------------------------------
 
