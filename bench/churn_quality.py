@@ -2,7 +2,7 @@
 
 Datasets:
 
-* ``demo``: the generated demo shop (``campaign.demoshop.generate_shop``), purchases
+* ``demo``: the generated demo shop (``campaign.demo.shop.generate_shop``), purchases
   only, T = its newest event.
 * ``cdnow``: the real CDNOW log (23,570 customers who first bought in Q1 1997, 69,659
   purchases to June 1998) shipped inside the ``lifetimes`` package
@@ -75,7 +75,7 @@ def cdnow_purchases() -> pd.DataFrame:
 
 def demo_purchases() -> tuple[pd.DataFrame, datetime]:
     """The demo shop's purchase lines (user_id, ts, order_id, amount_cents) and its T."""
-    from campaign.demoshop import generate_shop
+    from campaign.demo.shop import generate_shop
 
     shop = generate_shop()
     events = shop.events
@@ -206,7 +206,7 @@ def demo_database() -> tuple[str, dict[int, int]]:
     from campaign.db.engine import make_engine
     from campaign.db.migrate import upgrade
     from campaign.db.models import User
-    from campaign.demoshop import generate_shop, write_csv
+    from campaign.demo.shop import generate_shop, write_csv
     from campaign.ingest import import_csv
 
     CACHE.mkdir(exist_ok=True)
@@ -240,7 +240,7 @@ def run_db(horizon: int) -> None:
     """The demo shop through ``evaluate_churn`` (SQL profile with browsing features)."""
     from campaign.churn.training import BGNBD, RECENCY, TREE, evaluate_churn
     from campaign.db.engine import make_engine
-    from campaign.demoshop import DEMO_AS_OF
+    from campaign.demo.shop import DEMO_AS_OF
 
     url, ids = demo_database()
     started = time.perf_counter()

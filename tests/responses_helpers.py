@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from campaign.common import signing
 from campaign.config import Config
 from campaign.db.models import CampaignRun, Message, Response, Suppression, User
-from campaign.delivery import signing
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy0xMjM0NTY3ODkw"  # base64 of a test key
 OLD_SECRET = "previous-secret"

@@ -10,14 +10,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaign.attribution import (
-    HOLDOUT,
-    INELIGIBLE,
-    TREATMENT,
-    attribute,
-    load_outcomes,
-    message_outcomes,
-)
 from campaign.config import AttributionConfig
 from campaign.db.engine import session_scope
 from campaign.db.models import (
@@ -31,6 +23,14 @@ from campaign.db.models import (
     User,
 )
 from campaign.experiments.store import arm_outcomes, load_arms, refresh_arms
+from campaign.measurement.attribution import (
+    HOLDOUT,
+    INELIGIBLE,
+    TREATMENT,
+    attribute,
+    load_outcomes,
+    message_outcomes,
+)
 from tests.factories import make_events, make_user
 
 PLANNED = datetime(2026, 11, 1, tzinfo=UTC)

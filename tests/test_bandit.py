@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from campaign.common.errors import ConfigError
 from campaign.config import VariantConfig
-from campaign.errors import ConfigError
 from campaign.experiments.bandit import (
     ArmCounts,
     BanditState,

@@ -18,9 +18,9 @@ from campaign.churn.scoring import latest_scores, score_and_store
 from campaign.churn.summary import purchase_summary
 from campaign.churn.training import evaluate_churn, train_churn
 from campaign.cli import app
+from campaign.common.errors import ModelError, NotFound
 from campaign.config import ModelConfig
 from campaign.db.models import ChurnScore, Event, ModelVersion, User
-from campaign.errors import ModelError, NotFound
 from tests.test_churn_model import T, synthetic_purchases
 
 CONFIG = ModelConfig(

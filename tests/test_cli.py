@@ -83,7 +83,7 @@ def test_db_upgrade_migrates_an_empty_database_and_is_idempotent(tmp_path: Path)
 
 def test_commands_needing_a_migrated_database_say_how_to_fix_it(tmp_path: Path) -> None:
     from campaign.cli.common import AppState
-    from campaign.errors import DatabaseError
+    from campaign.common.errors import DatabaseError
 
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n')

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from campaign.churn.registry import save_model_version
 from campaign.cli import app, campaigns, model, recommend, report
 from campaign.db.engine import session_scope
-from campaign.reports.status import FIELDS as STATUS_FIELDS
+from campaign.measurement.reports.status import FIELDS as STATUS_FIELDS
 from tests.test_attribution import NOW, build_scenario
 from tests.test_churn_db import load_shop, purchases  # noqa: F401  (a fixture)
 from tests.test_churn_model import T as HISTORY_END

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from campaign.cli import app, common
 from campaign.db.models import Message
-from campaign.reports.status import FIELDS
+from campaign.measurement.reports.status import FIELDS
 from tests.delivery_helpers import seed
 from tests.test_planner import add_user
 

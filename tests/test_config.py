@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from campaign.common.errors import ConfigError
 from campaign.config import load_config
-from campaign.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,19 +14,19 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from campaign.announcements import (
+from campaign.config import Config, ShopConfig
+from campaign.coupons.announcements import (
     BACKOFF_MAX,
     RETRY_DAYS,
     announce_pending,
     announce_run,
     backoff,
 )
-from campaign.config import Config, ShopConfig
+from campaign.coupons.shop import post_coupons_issued
 from campaign.daemon import jobs
 from campaign.daemon.jobs import JobContext
 from campaign.daemon.metrics import Metrics
 from campaign.db.models import Coupon, CouponAnnouncement
-from campaign.delivery.channels.shop import post_coupons_issued
 from tests.delivery_helpers import make_run, make_user, queue_message
 from tests.http_sink import HttpSink
 
@@ -36,7 +36,7 @@ NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     # The in-call retries wait 1 s, 2 s; the tests only count them.
-    monkeypatch.setattr("campaign.delivery.channels.shop.time.sleep", lambda _s: None)
+    monkeypatch.setattr("campaign.coupons.shop.time.sleep", lambda _s: None)
 
 
 def shop_config(url: str) -> ShopConfig:

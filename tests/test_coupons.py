@@ -9,10 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from campaign.coupons import EXPORT_COLUMNS, export_coupons, redeem_from_events, reserve_coupon
+from campaign.coupons.policy import Offer, new_coupon_code
+from campaign.coupons.store import (
+    EXPORT_COLUMNS,
+    export_coupons,
+    redeem_from_events,
+    reserve_coupon,
+)
 from campaign.db.engine import session_scope
 from campaign.db.models import Coupon
-from campaign.offers import Offer, new_coupon_code
 from tests.factories import make_events, make_user
 
 NOW = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)

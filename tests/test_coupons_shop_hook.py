@@ -11,9 +11,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from campaign.cli import app
+from campaign.common.signing import verify
 from campaign.db.engine import make_engine
 from campaign.db.models import Coupon
-from campaign.delivery.signing import verify
 from tests.http_sink import HttpSink
 from tests.test_planner_cli import shop  # noqa: F401  (the fixture)
 
@@ -66,7 +66,7 @@ def test_a_shop_that_fails_gets_retried_and_the_run_still_stands(
     shop: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     monkeypatch.setenv("SHOP_HOOK_SECRET", SECRET)
-    monkeypatch.setattr("campaign.delivery.channels.shop.time.sleep", lambda _s: None)
+    monkeypatch.setattr("campaign.coupons.shop.time.sleep", lambda _s: None)
     with HttpSink() as sink:
         sink.script("500", "500", "500")
         _with_hook(shop, sink.url)
@@ -85,7 +85,7 @@ def test_coupons_announce_tells_a_shop_that_was_down_under_the_same_webhook_id(
     shop: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     monkeypatch.setenv("SHOP_HOOK_SECRET", SECRET)
-    monkeypatch.setattr("campaign.delivery.channels.shop.time.sleep", lambda _s: None)
+    monkeypatch.setattr("campaign.coupons.shop.time.sleep", lambda _s: None)
     config = ["--config", str(shop / "config.toml")]
     with HttpSink() as sink:
         _with_hook(shop, sink.url)

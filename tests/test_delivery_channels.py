@@ -17,19 +17,19 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from campaign.delivery import signing
+from campaign.common import signing
+from campaign.common.errors import PermanentDeliveryError, TransientDeliveryError
 from campaign.delivery.channels.base import (
     HttpLanes,
     OutgoingMessage,
     SendResult,
     check_response,
 )
-from campaign.delivery.channels.email import SendGridChannel, parse_payload
 from campaign.delivery.channels.file import FileChannel
-from campaign.delivery.channels.sms import TwilioChannel
+from campaign.delivery.channels.sendgrid import SendGridChannel, parse_payload
 from campaign.delivery.channels.smtp import SmtpChannel
+from campaign.delivery.channels.twilio import TwilioChannel
 from campaign.delivery.channels.webhook import WebhookChannel
-from campaign.errors import PermanentDeliveryError, TransientDeliveryError
 from tests.http_sink import HttpSink
 
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)

@@ -30,12 +30,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from campaign.cli import app
+from campaign.common import signing
 from campaign.config import load_config
 from campaign.db.engine import make_engine
 from campaign.db.models import Message, User
-from campaign.delivery import signing
-from campaign.delivery.channels.email import parse_payload
-from campaign.demo_steps import DEMO_STEPS, DemoContext, DemoSettings
+from campaign.delivery.channels.sendgrid import parse_payload
+from campaign.demo.run import DEMO_STEPS
+from campaign.demo.steps import DemoContext, DemoSettings
 from tests.http_sink import HttpSink
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from campaign.common.contacts import address_hash
 from campaign.config import QuietHours
-from campaign.contacts import address_hash
 from campaign.db.models import Message, Suppression, User
 from campaign.delivery import outbox
 from campaign.delivery.sender import drain_outbox
@@ -259,7 +259,7 @@ def test_a_batch_channel_fills_its_requests_beyond_the_claim_batch_size(
     engine: Engine, sink: HttpSink
 ) -> None:
     from campaign.config import ChannelConfig
-    from campaign.delivery.channels.email import parse_payload
+    from campaign.delivery.channels.sendgrid import parse_payload
 
     ids = seed(engine, 30, channel="grid")
     grid = ChannelConfig(

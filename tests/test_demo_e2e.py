@@ -14,20 +14,19 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import InputError
 from campaign.config import load_config
 from campaign.db.models import Event, Product, User
-from campaign.demo_steps import (
-    DEMO_STEPS,
+from campaign.demo.run import DEMO_STEPS, run_steps
+from campaign.demo.shop import DEMO_AS_OF, generate_shop, write_csv
+from campaign.demo.steps import (
     DemoContext,
     DemoSettings,
     demo_config_text,
     load_demo_config,
     prepare_folder,
-    run_steps,
     shop_figures,
 )
-from campaign.demoshop import DEMO_AS_OF, generate_shop, write_csv
-from campaign.errors import InputError
 from campaign.ingest import import_csv
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaign.demoshop import (
+from campaign.common.errors import InputError
+from campaign.demo.shop import (
     DEMO_AS_OF,
     EVENT_COLUMNS,
     HISTORY_DAYS,
@@ -25,7 +26,6 @@ from campaign.demoshop import (
     generate_shop,
     write_csv,
 )
-from campaign.errors import InputError
 
 AS_OF = pd.Timestamp(DEMO_AS_OF)
 

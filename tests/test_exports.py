@@ -19,11 +19,11 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from campaign.cli import app
-from campaign.coupons import reserve_coupon
+from campaign.common.exports import FORMULA_TRIGGERS, cell, neutralize, write_csv
+from campaign.coupons.policy import Offer
+from campaign.coupons.store import reserve_coupon
 from campaign.db.engine import make_engine, make_session_factory, session_scope
 from campaign.db.models import Product, User
-from campaign.exports import FORMULA_TRIGGERS, cell, neutralize, write_csv
-from campaign.offers import Offer
 from tests.factories import DEFAULT_TS, make_events, make_product, make_user
 
 runner = CliRunner()

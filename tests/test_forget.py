@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from campaign.cli import app
+from campaign.common.errors import NotFound
 from campaign.db.models import Message, Response, Suppression, User
 from campaign.db.queries import address_hash, is_suppressed
-from campaign.errors import NotFound
 from campaign.responses.events import InboundEvent, ResponseType
 from campaign.responses.forget import forget_user
 from campaign.responses.ingest import ingest_events

@@ -7,8 +7,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from campaign.common.errors import ConfigError
 from campaign.config import VariantConfig
-from campaign.errors import ConfigError
 from campaign.experiments.holdout import assign_holdout, holdout_position, is_held_out
 from campaign.experiments.variants import choose_variant
 

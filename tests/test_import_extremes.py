@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import InputError, InputErrors
+from campaign.common.money import MAX_MINOR_UNITS
 from campaign.db.base import Base
 from campaign.db.models import Event, Product
-from campaign.errors import InputError, InputErrors
 from campaign.ingest import import_csv
 from campaign.ingest.readers import (
     MAX_QUANTITY,
@@ -29,7 +30,6 @@ from campaign.ingest.readers import (
     product_record,
     user_record,
 )
-from campaign.money import MAX_MINOR_UNITS
 from tests.test_ingest import NOW, _write
 
 USERS = "user_id,email\nu1,u1@example.com\n"

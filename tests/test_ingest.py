@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaign.common.errors import InputError, InputErrors
 from campaign.db.base import Base
 from campaign.db.models import CampaignRun, Event, Message, Product, Response, User
 from campaign.db.queries import is_suppressed
-from campaign.errors import InputError, InputErrors
 from campaign.ingest import import_csv
 from tests.factories import make_product, make_suppression, make_user
 

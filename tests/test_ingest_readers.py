@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaign.errors import InputError
+from campaign.common.errors import InputError
 from campaign.ingest.readers import (
     SPECS,
     CsvFile,

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from campaign.churn.artifacts import key_id, model_key, read_key_file
 from campaign.churn.registry import activate, load_model, save_model_version, sign_models
 from campaign.cli import app
+from campaign.common.errors import ModelError
 from campaign.config import ModelConfig, load_config
 from campaign.db.models import ModelVersion
-from campaign.errors import ModelError
 
 KEY = b"k" * 32
 OTHER = b"o" * 32

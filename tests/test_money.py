@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaign.money import (
+from campaign.common.money import (
     MAX_MINOR_UNITS,
     format_amount,
     format_money,
@@ -24,7 +24,7 @@ from campaign.money import (
     parse_amount,
     to_major,
 )
-from campaign.offers import coupons_issued_payload
+from campaign.coupons.policy import coupons_issued_payload
 
 DIGITS = {"JPY": 0, "KWD": 3, "CNY": 2, "USD": 2}
 CURRENCIES = st.sampled_from(sorted(DIGITS))

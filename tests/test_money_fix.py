@@ -12,10 +12,10 @@ from alembic import command
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import CampaignError
 from campaign.db.migrate import alembic_config, upgrade
 from campaign.db.models import Coupon, DataFix, Event, Product
 from campaign.db.money_fix import fix_money
-from campaign.errors import CampaignError
 from campaign.ingest import import_csv
 from tests.test_ingest import _write
 

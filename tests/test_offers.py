@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from campaign.common import signing
+from campaign.common.errors import SignatureError
 from campaign.config import OfferConfig
-from campaign.delivery import signing
-from campaign.errors import SignatureError
-from campaign.offers import (
+from campaign.coupons.policy import (
     CODE_ALPHABET,
     CODE_LENGTH,
     Offer,

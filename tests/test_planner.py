@@ -15,8 +15,10 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from campaign.common.contacts import address_hash
+from campaign.common.errors import ConfigError, InputError, TemplateError
+from campaign.common.links import verify_unsubscribe_token
 from campaign.config import Config, load_config
-from campaign.contacts import address_hash
 from campaign.db.models import (
     CampaignRun,
     ChurnScore,
@@ -27,7 +29,6 @@ from campaign.db.models import (
     User,
 )
 from campaign.db.queries import unsubscribe_key
-from campaign.errors import ConfigError, InputError, TemplateError
 from campaign.experiments.holdout import is_held_out
 from campaign.planner import plan_run
 from campaign.planner import run as planner_run
@@ -45,7 +46,6 @@ from campaign.planner.run import (
     parse_seed_list,
     plan_test_send,
 )
-from campaign.responses.unsubscribe import verify_unsubscribe_token
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 SLOT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -774,7 +774,7 @@ def test_a_message_key_taken_by_someone_else_fails_the_run_with_nothing_written(
 
 def test_phone_suppressions_match_users_without_a_locale() -> None:
     # The planner's frame holds NaN for a missing locale; reading it must not fail.
-    from campaign.contacts import address_hashes, region_of_locale
+    from campaign.common.contacts import address_hashes, region_of_locale
 
     assert region_of_locale(float("nan")) is None and region_of_locale(None) is None
     assert region_of_locale("zh-Hans-CN") == "CN" and region_of_locale("en") == "US"

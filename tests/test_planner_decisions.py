@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaign.config import CampaignConfig, VariantConfig
-from campaign.offers import CODE_ALPHABET, CODE_LENGTH, looks_like_code
+from campaign.coupons.policy import CODE_ALPHABET, CODE_LENGTH, looks_like_code
 from campaign.planner.audience import ChannelRule, decide_channels
 from campaign.planner.content import CodeDrawer
 from campaign.planner.run import decide_treatment

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from campaign.attribution import message_outcomes
 from campaign.churn.model import build_pipeline
 from campaign.churn.registry import activate, save_model_version
 from campaign.cli import app
 from campaign.config import CampaignConfig, ChannelConfig, Config, VariantConfig
 from campaign.db.engine import session_scope
 from campaign.db.models import ExperimentArm, Response
-from campaign.reports.data import (
+from campaign.measurement.attribution import message_outcomes
+from campaign.measurement.reports.data import (
     ALL,
     campaign_report,
     funnel_frame,
@@ -25,7 +25,7 @@ from campaign.reports.data import (
     uplift_frame,
     with_reached,
 )
-from campaign.reports.html import render_html
+from campaign.measurement.reports.html import render_html
 from tests.test_attribution import NOW, PLANNED, build_scenario
 
 
@@ -101,7 +101,7 @@ def test_the_report_on_the_database_counts_the_funnel_groups_and_coupon_cost(
         session.add(Response(message_id=scenario.messages["coupon"], type="clicked",
                              ts=PLANNED, provider="webhook", provider_event_id="e2", payload={}))
         session.add(ExperimentArm(campaign="winback", variant="coupon", successes=2, failures=1))
-    from campaign.attribution import attribute
+    from campaign.measurement.attribution import attribute
 
     attribute(engine, _config().attribution, horizon_days=90, now=NOW)
     with engine.connect() as connection:
@@ -215,7 +215,7 @@ def _sent_frame(n: int) -> pd.DataFrame:
 
 
 def test_the_simulation_is_seeded_and_plants_the_offer_dependent_lift():
-    from campaign.demo_loop import PlantedEffect, simulate_responses
+    from campaign.demo.loop import PlantedEffect, simulate_responses
 
     future = pd.DataFrame(columns=["event_id", "user_id", "type", "ts", "product_id",
                                    "order_id", "quantity", "amount", "coupon_code"])
@@ -239,7 +239,7 @@ def test_simulated_webhooks_go_through_the_real_server_into_the_database(
     from sqlalchemy import select
 
     from campaign.db.models import Message
-    from campaign.demo_loop import post_webhooks, running_server, with_demo_secret
+    from campaign.demo.loop import post_webhooks, running_server, with_demo_secret
 
     with session_scope(session_factory) as session:
         scenario = build_scenario(session)

@@ -14,12 +14,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
+from campaign.common.links import unsubscribe_query
 from campaign.config import Config
 from campaign.db.models import Response
 from campaign.db.queries import is_suppressed, unsubscribe_key
 from campaign.responses.app import create_app
 from campaign.responses.providers import twilio
-from campaign.responses.unsubscribe import unsubscribe_query
 from tests.factories import make_user
 from tests.responses_helpers import (
     NOW,

@@ -10,8 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from campaign.common.errors import InputError, SignatureError
+from campaign.common.links import (
+    unsubscribe_query,
+    unsubscribe_token,
+    verify_unsubscribe_token,
+)
 from campaign.db.models import Engagement
-from campaign.errors import InputError, SignatureError
 from campaign.responses.events import (
     FORWARD_ORDER,
     TERMINAL,
@@ -22,14 +27,8 @@ from campaign.responses.events import (
     next_engagement,
     reachable_from,
 )
+from campaign.responses.pages import page_language, render_page
 from campaign.responses.providers import generic, sendgrid, twilio
-from campaign.responses.unsubscribe import (
-    page_language,
-    render_page,
-    unsubscribe_query,
-    unsubscribe_token,
-    verify_unsubscribe_token,
-)
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ENGAGEMENTS = list(Engagement)
@@ -133,7 +132,7 @@ def test_message_numbers_are_positive_bigints_or_none(value: object) -> None:
 
 
 def test_generic_events_verify_with_any_rotated_secret_and_refuse_stale_ones() -> None:
-    from campaign.delivery import signing
+    from campaign.common import signing
 
     body = b'{"type":"opened","message_id":5}'
     headers = signing.sign_headers("old", "evt-1", int(NOW.timestamp()), body)
@@ -319,7 +318,7 @@ def test_unsubscribe_tokens_verify_only_for_their_user_and_channel(user: str, ch
 
 
 def test_the_planners_links_use_the_same_token() -> None:
-    from campaign.responses.unsubscribe import unsubscribe_url
+    from campaign.common.links import unsubscribe_url
 
     url = unsubscribe_url("https://shop.example", b"key", "u 1", "email")
     assert url == "https://shop.example/unsubscribe?" + unsubscribe_query(b"key", "u 1", "email")

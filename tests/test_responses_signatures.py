@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
+from campaign.common.errors import ConfigError
 from campaign.config import Config
-from campaign.errors import ConfigError
 from campaign.responses.app import create_app
 from tests.factories import make_user
 from tests.responses_helpers import (

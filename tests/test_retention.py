@@ -12,14 +12,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from campaign.attribution import attribute
 from campaign.cli import app
+from campaign.common.errors import InputError
 from campaign.config import load_config
 from campaign.db.engine import session_scope
 from campaign.db.models import Event, Message, Response, User
-from campaign.errors import InputError
-from campaign.reports.data import campaign_report
-from campaign.retention import prune
+from campaign.db.retention import prune
+from campaign.measurement.attribution import attribute
+from campaign.measurement.reports.data import campaign_report
 from tests.factories import make_events
 from tests.test_attribution import PLANNED, build_scenario
 

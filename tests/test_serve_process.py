@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from campaign.delivery import signing
+from campaign.common import signing
 
 SECRET = "whsec-serve-process"
 

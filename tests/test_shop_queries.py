@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import CampaignError
 from campaign.daemon.ingest_jobs import ingest_query
 from campaign.db.engine import make_engine
 from campaign.db.models import User
-from campaign.errors import CampaignError
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 ROWS = [("s1", "s1@example.com"), ("s2", "s2@example.com")]

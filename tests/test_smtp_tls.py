@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from campaign.common.errors import ConfigError, TransientDeliveryError
 from campaign.config import load_config
 from campaign.delivery.channels.base import SendResult
 from campaign.delivery.channels.smtp import SmtpChannel
-from campaign.errors import ConfigError, TransientDeliveryError
 from tests.test_delivery_channels import clock, outgoing
 from tests.tls_helpers import ServerCertificate, make_server_certificate
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign.errors import TemplateError
+from campaign.common.errors import TemplateError
 from campaign.templating.context import CONTEXT, build_context, check_plain, sample_context
 from campaign.templating.environment import (
     make_environment,
@@ -209,8 +209,8 @@ def test_build_context_drops_extra_product_keys_and_derives_first_name() -> None
 
 
 def test_the_templates_folder_has_one_rule(tmp_path: Path) -> None:
+    from campaign.common.errors import ConfigError
     from campaign.config import load_config
-    from campaign.errors import ConfigError
 
     config = tmp_path / "config.toml"
     config.write_text("")

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from campaign.cli import app
+from campaign.common.errors import TemplateBudgetError, TemplateError
 from campaign.config import load_config
-from campaign.errors import TemplateBudgetError, TemplateError
 from campaign.templating.context import sample_context
 from campaign.templating.environment import make_environment
 from campaign.templating.lint import lint_templates

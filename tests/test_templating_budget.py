@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign.errors import TemplateError
+from campaign.common.errors import TemplateError
 from campaign.templating.context import sample_context
 from campaign.templating.environment import (
     RenderBudget,

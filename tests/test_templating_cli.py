@@ -13,10 +13,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from campaign.cli import app
-from campaign.coupons import reserve_coupon
+from campaign.coupons.policy import Offer
+from campaign.coupons.store import reserve_coupon
 from campaign.db.engine import make_engine, make_session_factory, session_scope
 from campaign.db.models import Coupon
-from campaign.offers import Offer
 from tests.factories import make_events, make_user
 
 ROOT = Path(__file__).resolve().parents[1]

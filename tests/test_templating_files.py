@@ -17,7 +17,7 @@ from jinja2 import TemplateNotFound
 from typer.testing import CliRunner
 
 from campaign.cli import app
-from campaign.errors import TemplateError
+from campaign.common.errors import TemplateError
 from campaign.templating.context import sample_context
 from campaign.templating.environment import (
     TemplateFileRefused,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign.errors import TemplateError
+from campaign.common.errors import TemplateError
 from campaign.templating.context import sample_context
 from campaign.templating.environment import make_environment
 from campaign.templating.render import render_template

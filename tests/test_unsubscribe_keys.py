@@ -15,16 +15,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
-from campaign.config import Config, load_config
-from campaign.db.queries import installation_secret, is_suppressed, unsubscribe_key
-from campaign.errors import ConfigError
-from campaign.responses.app import create_app
-from campaign.responses.unsubscribe import (
+from campaign.common.errors import ConfigError
+from campaign.common.links import (
     legacy_unsubscribe_token,
     unsubscribe_query,
     unsubscribe_token,
     verify_unsubscribe_token,
 )
+from campaign.config import Config, load_config
+from campaign.db.queries import installation_secret, is_suppressed, unsubscribe_key
+from campaign.responses.app import create_app
 from tests.factories import make_user
 from tests.responses_helpers import NOW, SECRET, make_config, suppressions
 

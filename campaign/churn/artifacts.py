@@ -24,8 +24,8 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from campaign.common.errors import ModelError
 from campaign.config import ModelConfig
-from campaign.errors import ModelError
 
 SCHEME = "hmac-sha256"
 _CONTEXT = b"campaign model artifact v1\x00"

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
-from campaign.errors import ModelError
+from campaign.common.errors import ModelError
 
 # Days are rescaled to this unit before fitting so the optimiser sees numbers near 1.
 _TIME_UNIT_DAYS = 7.0

@@ -35,7 +35,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
 from campaign.churn.summary import SUMMARY_COLUMNS, btyd_history
-from campaign.errors import ModelError
+from campaign.common.errors import ModelError
 
 Locale = Literal["en", "zh-CN"]
 Kind = Literal["count", "days", "money", "ratio", "share", "amount"]

@@ -26,9 +26,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from campaign.churn.artifacts import key_id, sign_artifact, signed_key_id, verifies
+from campaign.common.errors import ModelError, NotFound
 from campaign.db.base import table_of
 from campaign.db.models import ModelVersion
-from campaign.errors import ModelError, NotFound
 
 CHURN = "churn"
 

@@ -41,9 +41,9 @@ from campaign.churn.registry import (
     save_model_version,
 )
 from campaign.churn.splits import FIGURE_DECIMALS, split_label
+from campaign.common.errors import CampaignError, ModelError, NotFound
 from campaign.config import ModelConfig
 from campaign.db.models import Message, MessageStatus
-from campaign.errors import CampaignError, ModelError, NotFound
 
 Snapshot = tuple[pd.DataFrame, pd.Series]
 Progress = Callable[[int], None] | None

@@ -170,8 +170,8 @@ def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
     """Announce the run's codes to the shop's checkout, when configured; a failure is a
     warning, not an error: the codes are reserved, the daemon (or `campaign coupons
     announce`) retries, and `campaign coupons export` has them."""
-    from campaign.announcements import announce_run
-    from campaign.delivery.channels.shop import post_coupons_issued
+    from campaign.coupons.announcements import announce_run
+    from campaign.coupons.shop import post_coupons_issued
 
     outcome = announce_run(
         app_state.engine(), config.shop, run_id, now=_real_now(),

@@ -25,8 +25,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from campaign.common.errors import CampaignError
 from campaign.config import Config, load_config
-from campaign.errors import CampaignError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -111,7 +111,7 @@ STALE_DAYS = 7
 def note_if_stale(engine: Engine, when: datetime) -> None:
     """Say on stderr when the newest event is well before T (stale data, or a T from
     the wrong year): churn labels and recency would count the gap as inactivity."""
-    from campaign.errors import NotFound
+    from campaign.common.errors import NotFound
     from campaign.profile.queries import newest_event_at
 
     with engine.connect() as connection:
@@ -263,7 +263,7 @@ class CampaignGroup(TyperGroup):
 
 class _Advance:
     """What :func:`progress_bar` yields: ``advance(n)``, plus ``set_total(n)`` for work
-    that learns its total part-way (:func:`campaign.progress.set_total`)."""
+    that learns its total part-way (:func:`campaign.common.progress.set_total`)."""
 
     def __init__(self, progress: Any, task: Any) -> None:
         self._progress = progress

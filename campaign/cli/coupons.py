@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from campaign.cli.common import console, err_console, state
-from campaign.errors import InputError
+from campaign.common.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +58,7 @@ def export_command(
     user_id is the shop's own id, min_order a decimal in the shop currency, times
     ISO 8601 UTC; redeemed_at is empty for unused codes. Read-only.
     """
-    from campaign.coupons import export_coupons
+    from campaign.coupons.store import export_coupons
 
     config = state(ctx).config()
     engine = state(ctx).engine()
@@ -66,7 +66,7 @@ def export_command(
         frame = export_coupons(connection, _parse_since(since), currency=config.shop.currency)
     from decimal import Decimal
 
-    from campaign.exports import write_csv
+    from campaign.common.exports import write_csv
 
     for column in ("issued_at", "expires_at", "redeemed_at"):
         frame[column] = _iso(frame[column])
@@ -94,7 +94,7 @@ def redeem_command(
     since: str | None = typer.Option(None, "--since", help="Only purchases at or after DATE."),
 ) -> None:
     """Mark coupons redeemed by imported purchase events carrying their code (idempotent)."""
-    from campaign.coupons import redeem_from_events
+    from campaign.coupons.store import redeem_from_events
 
     engine = state(ctx).engine()
     with engine.begin() as connection:
@@ -116,8 +116,8 @@ def announce_command(ctx: typer.Context) -> None:
     never announced; the daemon does the same every minute. Exit 1 when a run still
     failed.
     """
-    from campaign.announcements import announce_pending
-    from campaign.delivery.channels.shop import post_coupons_issued
+    from campaign.coupons.announcements import announce_pending
+    from campaign.coupons.shop import post_coupons_issued
 
     app_state = state(ctx)
     config = app_state.config()

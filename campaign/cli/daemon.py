@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import console, state
+from campaign.common.errors import ConfigError
 from campaign.config import Config
-from campaign.errors import ConfigError
 
 
 def _utcnow() -> datetime:

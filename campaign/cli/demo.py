@@ -9,10 +9,10 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import console, progress_bar
-from campaign.demo_constants import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX_USERS
+from campaign.demo.constants import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX_USERS
 
 if TYPE_CHECKING:
-    from campaign.demo_steps import DemoStep, StepSummary
+    from campaign.demo.steps import DemoStep, StepSummary
 
 
 def _show(step: DemoStep, summary: StepSummary) -> None:
@@ -49,12 +49,12 @@ def demo_command(
     recreates it. The demo uses its own config.toml, never --config or CAMPAIGN_*.
     """
     from campaign.db.engine import make_engine
-    from campaign.demo_steps import (
+    from campaign.demo.run import run_steps
+    from campaign.demo.steps import (
         CONFIG_FILE,
         DemoContext,
         load_demo_config,
         prepare_folder,
-        run_steps,
     )
 
     settings, created = prepare_folder(

@@ -39,7 +39,7 @@ def forget_command(
     only as hashed suppressions on all channels. Shows what would go and asks first
     unless --yes. Safe to repeat.
     """
-    from campaign.errors import CampaignError
+    from campaign.common.errors import CampaignError
     from campaign.responses.forget import forget_user
 
     engine = state(ctx).engine()

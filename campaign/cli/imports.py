@@ -46,7 +46,7 @@ def _run(
     rejects: Path | None,
     strict: bool = False,
 ) -> None:
-    from campaign.errors import InputError
+    from campaign.common.errors import InputError
     from campaign.ingest import count_rows, import_csv
 
     if rejects is not None and not skip_invalid:

@@ -30,7 +30,7 @@ from campaign.cli.output import (
     plain,
     print_table,
 )
-from campaign.errors import InputError
+from campaign.common.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -195,7 +195,7 @@ def score_command(
     frame = scores.reset_index(drop=True).rename(columns={"external_id": "user_id"})
     frame["risk"] = frame["risk"].round(4)
     if output is not None:
-        from campaign.exports import write_csv
+        from campaign.common.exports import write_csv
 
         columns = ["user_id", "risk", "tier", "reason"]
         rows = (

@@ -44,7 +44,7 @@ def sign_command(
 
     from campaign.churn.artifacts import key_id, model_key, read_key_file
     from campaign.churn.registry import sign_models
-    from campaign.errors import InputError
+    from campaign.common.errors import InputError
 
     app_state = state(ctx)
     config = app_state.config()

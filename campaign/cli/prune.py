@@ -28,8 +28,8 @@ def prune_command(
     and visit events are deleted, purchases kept. Shows the counts and asks first
     unless --yes. Safe to interrupt and to run again.
     """
-    from campaign.errors import CampaignError
-    from campaign.retention import minimum_days, prune
+    from campaign.common.errors import CampaignError
+    from campaign.db.retention import minimum_days, prune
 
     app_state = state(ctx)
     config = app_state.config()

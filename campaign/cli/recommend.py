@@ -21,7 +21,7 @@ from campaign.cli.output import (
     print_table,
     records,
 )
-from campaign.errors import InputError, NotFound
+from campaign.common.errors import InputError, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,7 @@ EVALUATION_WINDOW_DAYS = 30
 def _write_csv(frame: pd.DataFrame, out: TextIO, raw: bool) -> None:
     from decimal import Decimal
 
-    from campaign.exports import write_csv
+    from campaign.common.exports import write_csv
 
     rows = (
         (row.user_id, int(row.rank), row.product_id, Decimal(f"{row.score:.6f}"), row.reason)

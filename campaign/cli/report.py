@@ -23,7 +23,7 @@ from campaign.cli.output import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from campaign.reports.data import CampaignReport
+    from campaign.measurement.reports.data import CampaignReport
 
 
 def _pct(value: float, digits: int = 1) -> str:
@@ -36,7 +36,7 @@ def _pts(value: float) -> str:
 
 def _money(minor: float, currency: str) -> str:
     """Minor units of ``currency`` as a grouped number with its own decimals."""
-    from campaign.money import format_plain
+    from campaign.common.money import format_plain
 
     if minor is None or math.isnan(minor):
         return "n/a"
@@ -51,7 +51,7 @@ def _p(value: float) -> str:
 
 def funnel_table(funnel: pd.DataFrame) -> Table:
     """The funnel frame as a rich table (counts, with % of planned)."""
-    from campaign.reports.data import FUNNEL_STEPS
+    from campaign.measurement.reports.data import FUNNEL_STEPS
 
     table = Table(title="Funnel (treatment group)", title_justify="left")
     table.add_column("campaign")
@@ -217,7 +217,7 @@ def report_command(
     fmt: OutputFormat = format_option(),
 ) -> None:
     """Funnel, uplift vs holdout with 95% CI, churn, money and variants per campaign."""
-    from campaign.reports.data import campaign_report, model_history
+    from campaign.measurement.reports.data import campaign_report, model_history
 
     app_state = state(ctx)
     config = app_state.config()
@@ -241,7 +241,7 @@ def report_command(
             else:
                 print_report(report, config.shop.currency)
         if html is not None:
-            from campaign.reports.html import write_html_report
+            from campaign.measurement.reports.html import write_html_report
 
             path = write_html_report(connection, config, html, now=now, campaign=campaign,
                                      report=report)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import typer
 
 from campaign.cli.common import err_console, state
+from campaign.common.errors import ConfigError
 from campaign.config import Config
-from campaign.errors import ConfigError
 
 
 def _utcnow() -> datetime:

@@ -12,7 +12,7 @@ from campaign.cli.common import console, state
 from campaign.cli.output import OutputFormat, Section, count, emit, format_option, print_table
 
 if TYPE_CHECKING:
-    from campaign.reports.status import StatusReport
+    from campaign.measurement.reports.status import StatusReport
 
 # A sender is alive while its heartbeat is younger than this many heartbeats.
 LIVE_BEATS = 3
@@ -149,7 +149,7 @@ def status_command(
 ) -> None:
     """Show the outbox by channel and status, due times, the latest errors with their
     reasons, pauses (who, why, when), active models, the last runs and the senders."""
-    from campaign.reports.status import FIELDS, status_report
+    from campaign.measurement.reports.status import FIELDS, status_report
 
     app_state = state(ctx)
     config = app_state.config()

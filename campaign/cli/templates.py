@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from campaign.cli.common import console, err_console, state
+from campaign.common.errors import CampaignError, InputError, NotFound, TemplateError
 from campaign.config import CampaignConfig, Config, OfferConfig
-from campaign.errors import CampaignError, InputError, NotFound, TemplateError
 
 if TYPE_CHECKING:
     from campaign.templating.render import Medium
@@ -81,8 +81,8 @@ def _user_context(
 ) -> tuple[dict[str, Any], str]:
     from sqlalchemy import select
 
+    from campaign.coupons.policy import choose_offer
     from campaign.db.models import User
-    from campaign.offers import choose_offer
     from campaign.templating.context import build_context
 
     campaign, variant, with_offer = _campaign_for(config, name)
@@ -237,7 +237,7 @@ def render_command(
     assert folder_used is not None  # render_message found the folder
     limits = config.templates
     if channel == "sms":
-        from campaign.optout import StopWords
+        from campaign.common.optout import StopWords
 
         words = config.responses.stop_words
         issues = check_rendered_sms(

@@ -32,11 +32,11 @@ from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from campaign.common.errors import CampaignError, DatabaseError, InputError
 from campaign.daemon.logging import log_event
 from campaign.db.base import table_of
 from campaign.db.engine import mask_url
 from campaign.db.models import IngestFile
-from campaign.errors import CampaignError, DatabaseError, InputError
 from campaign.ingest import ImportReport, import_csv
 from campaign.ingest.readers import Kind
 

@@ -26,7 +26,7 @@ from campaign.daemon.slots import make_trigger, plan_slots
 from campaign.db.models import CampaignRun, RunStatus
 
 if TYPE_CHECKING:
-    from campaign.announcements import Announcement
+    from campaign.coupons.announcements import Announcement
 
 log = logging.getLogger("campaign.daemon")
 
@@ -190,8 +190,8 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
 def _notify_shop(ctx: JobContext, campaign: str, run_id: int) -> None:
     """Announce the run's coupon codes to the shop (when configured); never raises: a
     failure is retried by :func:`announce_coupons`."""
-    from campaign.announcements import announce_run
-    from campaign.delivery.channels.shop import post_coupons_issued
+    from campaign.coupons.announcements import announce_run
+    from campaign.coupons.shop import post_coupons_issued
 
     try:
         outcome = announce_run(
@@ -207,8 +207,8 @@ def _notify_shop(ctx: JobContext, campaign: str, run_id: int) -> None:
 
 def announce_coupons(ctx: JobContext) -> None:
     """Retry announcing coupon codes the shop has not accepted yet. Never raises."""
-    from campaign.announcements import announce_pending
-    from campaign.delivery.channels.shop import post_coupons_issued
+    from campaign.coupons.announcements import announce_pending
+    from campaign.coupons.shop import post_coupons_issued
 
     try:
         outcomes = announce_pending(

@@ -25,8 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
+from campaign.common.errors import CampaignError
 from campaign.db.dialect import is_postgresql
-from campaign.errors import CampaignError
 
 log = logging.getLogger("campaign.daemon")
 

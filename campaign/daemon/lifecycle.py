@@ -33,6 +33,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import CampaignError, ConfigError
 from campaign.config import Config
 from campaign.daemon.health import HealthServer, health_report
 from campaign.daemon.jobs import JobContext
@@ -41,7 +42,6 @@ from campaign.daemon.logging import log_event
 from campaign.daemon.metrics import Metrics
 from campaign.daemon.scheduler import build_scheduler, reschedule
 from campaign.daemon.workers import LIVE_BEATS, SenderService
-from campaign.errors import CampaignError, ConfigError
 
 log = logging.getLogger("campaign.daemon")
 

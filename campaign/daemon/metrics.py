@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import PermanentDeliveryError
 from campaign.db.base import table_of
 from campaign.db.models import (
     CampaignRun,
@@ -42,7 +43,6 @@ from campaign.db.models import (
 )
 from campaign.delivery.channels import Channel, Outcome, OutgoingMessage, SendResult
 from campaign.delivery.ratelimit import TokenBucket
-from campaign.errors import PermanentDeliveryError
 
 log = logging.getLogger("campaign.daemon")
 

@@ -22,7 +22,7 @@ from campaign.daemon.jobs import JobContext
 from campaign.daemon.slots import cron_trigger, make_trigger
 
 # How often the leader retries coupon announcements the shop has not accepted (each
-# one also waits out its own backoff, see campaign.announcements).
+# one also waits out its own backoff, see campaign.coupons.announcements).
 ANNOUNCE_EVERY_SECONDS = 60
 
 JOB_DEFAULTS = {

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from campaign.common.errors import DatabaseError
 from campaign.db.errors import explain
-from campaign.errors import DatabaseError
 
 SUPPORTED = (
     "campaign runs on SQLite (sqlite:///PATH, Python's own driver) and PostgreSQL "

@@ -96,7 +96,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(128), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
-    # E.164 when it parses (campaign.contacts); ``phone_original`` is what the shop gave.
+    # E.164 when it parses (campaign.common.contacts); ``phone_original`` is what the shop gave.
     phone: Mapped[str | None] = mapped_column(String(32))
     phone_original: Mapped[str | None] = mapped_column(String(32))
     name: Mapped[str | None] = mapped_column(String(200))

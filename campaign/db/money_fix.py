@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
+from campaign.common.errors import CampaignError
+from campaign.common.money import format_amount, minor_digits
 from campaign.db.base import table_of
 from campaign.db.models import Coupon, DataFix, Event, Product, User
-from campaign.errors import CampaignError
-from campaign.money import format_amount, minor_digits
 
 MONEY_FIX = "money.minor_units"
 HASH_PREFIX = "hash:"

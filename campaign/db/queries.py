@@ -16,9 +16,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from campaign.contacts import address_hash, address_hashes, region_of_locale
+from campaign.common.contacts import address_hash, address_hashes, region_of_locale
+from campaign.common.links import LinkKeys
 from campaign.db.models import InstallationSecret, Suppression, User
-from campaign.responses.unsubscribe import LinkKeys
 
 ALL_CHANNELS = "all"
 

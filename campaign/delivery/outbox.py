@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from campaign.contacts import address_hashes, normalize_phone, region_of_locale
+from campaign.common.contacts import address_hashes, normalize_phone, region_of_locale
 from campaign.db.base import table_of
 from campaign.db.dialect import array_param, claim_rows, in_values, is_postgresql
 from campaign.db.models import Message, MessageStatus, Suppression, User

@@ -43,6 +43,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
+from campaign.common import links
+from campaign.common.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from campaign.config import ChannelConfig, Config, QuietHours
 from campaign.db.dialect import is_postgresql
 from campaign.db.queries import unsubscribe_key
@@ -57,8 +59,6 @@ from campaign.delivery.channels import (
 )
 from campaign.delivery.outbox import ClaimedMessage, Dead, Record, Retry, Sent, Skipped
 from campaign.delivery.ratelimit import TokenBucket
-from campaign.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from campaign.responses import unsubscribe
 
 log = logging.getLogger("campaign.delivery")
 
@@ -483,7 +483,7 @@ class _Drainer:
         unsubscribe_url = None
         if medium == "email" and message.user_external_id:
             assert self._unsubscribe_secret is not None  # loaded when run() starts
-            unsubscribe_url = unsubscribe.unsubscribe_url(
+            unsubscribe_url = links.unsubscribe_url(
                 self.config.shop.base_url,
                 self._unsubscribe_secret,
                 message.user_external_id,

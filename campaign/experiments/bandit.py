@@ -22,7 +22,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from campaign.errors import ConfigError
+from campaign.common.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def arm_outcomes(outcomes: pd.DataFrame) -> dict[tuple[str, str], ArmCounts]:
     """Pure: (campaign, variant) → counts from an attribution outcomes frame.
 
     Counts sent messages with a variant whose window is closed
-    (:func:`campaign.attribution.message_outcomes` columns ``status``, ``variant``,
+    (:func:`campaign.measurement.attribution.message_outcomes` columns ``status``, ``variant``,
     ``window_closed``, ``converted``, ``campaign``).
     """
     done = outcomes[

@@ -12,8 +12,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from campaign.common.errors import ConfigError
 from campaign.config import VariantConfig
-from campaign.errors import ConfigError
 from campaign.experiments.bandit import BanditState, thompson_choice
 
 

@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from campaign.contacts import normalize_phone, region_of_locale
+from campaign.common.contacts import normalize_phone, region_of_locale
+from campaign.common.errors import InputError, InputErrors
 from campaign.db.base import table_of
 from campaign.db.models import Event, Message, Product, Response, User
-from campaign.errors import InputError, InputErrors
 from campaign.ingest.readers import (
     EVENT_COLUMNS,
     HASH_PREFIX,
@@ -184,7 +184,7 @@ def import_csv(
     in E.164 (national numbers read in ``phone_region``, else the country of the
     row's locale) with the file's own text in ``phone_original``. Amounts (product
     prices, event amounts) are read in ``currency`` (``[shop] currency``) and stored
-    as its minor units (:mod:`campaign.money`).
+    as its minor units (:mod:`campaign.common.money`).
 
     An extra column that looks like a mistyped contract column (``e_mail``) is kept as
     an attribute and reported in ``warnings``; with ``strict`` it is an error instead.
@@ -287,7 +287,7 @@ def _load_entities(
                 rejects.add(csv_file.error(line, exc.column or None, exc.reason), row)
                 continue
             if is_users and "phone" in record:
-                # Matched in E.164 everywhere (campaign.contacts); the original is kept.
+                # Matched in E.164 everywhere (campaign.common.contacts); the original is kept.
                 raw = record["phone"]
                 region = phone_region or region_of_locale(record.get("locale"))
                 record["phone_original"] = raw

@@ -25,9 +25,9 @@ from types import TracebackType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from campaign.common.errors import InputError
+from campaign.common.money import MAX_MINOR_UNITS, minor_digits, parse_amount, shown
 from campaign.db.models import EventType
-from campaign.errors import InputError
-from campaign.money import MAX_MINOR_UNITS, minor_digits, parse_amount, shown
 
 Kind = Literal["users", "products", "events", "responses"]
 

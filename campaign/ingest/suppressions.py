@@ -3,7 +3,7 @@
 Columns (header row, UTF-8, comma-separated): ``address`` (an email or a phone
 number, required), ``channel`` (``email``, ``sms``, ``all`` or a configured channel
 name; empty means the address's own medium) and ``reason`` (free text, default
-``imported``). Phones are matched in E.164 (:mod:`campaign.contacts`, national
+``imported``). Phones are matched in E.164 (:mod:`campaign.common.contacts`, national
 numbers read in ``[shop] phone_region``). Each row becomes one ``suppressions`` row
 keyed by the SHA-256 of the normalized address, plus the user id when a user has
 that address; rows already present change nothing, so a re-import is harmless. The
@@ -22,11 +22,11 @@ from pathlib import Path
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
-from campaign.contacts import address_hash, looks_like_phone, normalize_address
+from campaign.common.contacts import address_hash, looks_like_phone, normalize_address
+from campaign.common.errors import InputError, InputErrors
 from campaign.db.base import table_of
 from campaign.db.models import Suppression, User
 from campaign.db.queries import ALL_CHANNELS
-from campaign.errors import InputError, InputErrors
 
 _suppressions = table_of(Suppression)
 _users = table_of(User)

@@ -29,8 +29,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from campaign.churn.scoring import latest_scores
+from campaign.common.contacts import address_hashes, region_of_locale
+from campaign.common.errors import NotFound
 from campaign.config import CampaignConfig, Config
-from campaign.contacts import address_hashes, region_of_locale
 from campaign.db.models import (
     EventType,
     Message,
@@ -39,7 +40,6 @@ from campaign.db.models import (
     Suppression,
     User,
 )
-from campaign.errors import NotFound
 from campaign.profile.segments import latest_segments
 
 # Messages that reached, or may still reach, a person count against caps and cooldowns.

@@ -22,13 +22,13 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from campaign.common.errors import ConfigError, TemplateBudgetError, TemplateError
+from campaign.common.links import unsubscribe_url
 from campaign.config import Config, OfferConfig
+from campaign.coupons.policy import CODE_ALPHABET, CODE_LENGTH, Offer, choose_offer
 from campaign.db.models import Product
-from campaign.errors import ConfigError, TemplateBudgetError, TemplateError
-from campaign.offers import CODE_ALPHABET, CODE_LENGTH, Offer, choose_offer
 from campaign.recommend.reasons import localize_reason
 from campaign.recommend.service import fit_recommender, recommend_with
-from campaign.responses.unsubscribe import unsubscribe_url
 from campaign.templating.context import check_plain, first_name
 from campaign.templating.environment import make_environment, template_set_exists
 from campaign.templating.render import Rendered, render_message
@@ -96,7 +96,7 @@ _ALPHABET_BYTES = np.frombuffer(CODE_ALPHABET.encode("ascii"), dtype=np.uint8)
 
 
 class CodeDrawer:
-    """Draws fresh coupon codes like :func:`campaign.offers.new_coupon_code`, in blocks.
+    """Draws fresh coupon codes like :func:`campaign.coupons.policy.new_coupon_code`, in blocks.
 
     Each code is ``<prefix>-`` and ``CODE_LENGTH`` symbols of ``CODE_ALPHABET``,
     uniform over all 31^10 bodies: 8 random bytes per candidate, whose low 50 bits

@@ -29,8 +29,10 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from campaign.common.errors import CampaignError, TemplateError
+from campaign.common.progress import set_total
 from campaign.config import CampaignConfig, Config, VariantConfig
-from campaign.coupons import RESERVE_ATTEMPTS
+from campaign.coupons.store import RESERVE_ATTEMPTS
 from campaign.db import pauses
 from campaign.db.models import (
     CampaignRun,
@@ -40,7 +42,6 @@ from campaign.db.models import (
     SkipReason,
 )
 from campaign.db.queries import unsubscribe_key
-from campaign.errors import CampaignError, TemplateError
 from campaign.experiments.bandit import BanditState
 from campaign.experiments.holdout import assign_holdout
 from campaign.experiments.store import load_bandit_state
@@ -54,7 +55,6 @@ from campaign.planner.audience import (
     decide_channels,
     load_audience,
 )
-from campaign.progress import set_total
 
 Progress = Callable[[int], None]
 log = logging.getLogger(__name__)
@@ -788,7 +788,7 @@ def parse_seed_list(text: str, source: str) -> list[str]:
         InputError: a line is neither an email address nor a phone number, or the
             list is empty.
     """
-    from campaign.errors import InputError
+    from campaign.common.errors import InputError
 
     seeds: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -835,7 +835,7 @@ def plan_test_send(
         InputError: no channel of the campaign matches a seed's medium.
         TemplateError: a template of an enabled variant is broken.
     """
-    from campaign.errors import InputError, NotFound
+    from campaign.common.errors import InputError, NotFound
 
     campaign = config.campaign(campaign_name)
     as_of, planned_at = _aware(as_of), _aware(now())

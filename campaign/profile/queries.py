@@ -27,9 +27,9 @@ import pandas as pd
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.engine import Connection
 
+from campaign.common.errors import NotFound
 from campaign.db.base import UTCDateTime
 from campaign.db.models import Engagement, Event, EventType, MessageStatus
-from campaign.errors import NotFound
 from campaign.profile.features import RAW_COLUMNS, TREND_DAYS
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from campaign.progress import set_total
+from campaign.common.progress import set_total
 from campaign.recommend.buyagain import row_max_normalised
 from campaign.recommend.feedback import Feedback, build_feedback
 from campaign.recommend.hybrid import FALLBACK_MARGIN, HybridRecommender, row_sum_normalised

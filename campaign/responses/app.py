@@ -34,13 +34,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from campaign.common import links, signing
+from campaign.common.errors import ConfigError, InputError, SignatureError
+from campaign.common.optout import StopWords
 from campaign.config import Config
 from campaign.db.models import User
 from campaign.db.queries import unsubscribe_keys
-from campaign.delivery import signing
-from campaign.errors import ConfigError, InputError, SignatureError
-from campaign.optout import StopWords
-from campaign.responses import unsubscribe as links
+from campaign.responses import pages
 from campaign.responses.events import InboundEvent, ResponseType
 from campaign.responses.ingest import IngestResult
 from campaign.responses.providers import generic, sendgrid, twilio
@@ -229,9 +229,9 @@ class _Server:
                 select(User.locale).where(User.external_id == user_key)
             ).scalar_one_or_none()
 
-    async def _page_text(self, request: Request, user_key: str | None) -> links.PageText:
+    async def _page_text(self, request: Request, user_key: str | None) -> pages.PageText:
         locale = await run_in_threadpool(self._user_locale, user_key) if user_key else None
-        return links.page_language(
+        return pages.page_language(
             locale, request.headers.get("accept-language"), self.config.shop.default_locale
         )
 
@@ -243,11 +243,11 @@ class _Server:
         link = self._link(request.query_params)
         words = await self._page_text(request, link[0] if link else None)
         if link is None:
-            return HTMLResponse(links.render_page(words, words.invalid), status_code=400)
+            return HTMLResponse(pages.render_page(words, words.invalid), status_code=400)
         channel = self._channel_label(link[1])
         question = words.confirm.format(shop=self.config.shop.name, channel=channel)
         action = f"{request.url.path}?{request.url.query}"
-        page = links.render_page(words, question, form_action=action, button=words.button)
+        page = pages.render_page(words, question, form_action=action, button=words.button)
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -264,7 +264,7 @@ class _Server:
             if one_click:
                 return PlainTextResponse("invalid unsubscribe link", status_code=400)
             words = await self._page_text(request, None)
-            return HTMLResponse(links.render_page(words, words.invalid), status_code=400)
+            return HTMLResponse(pages.render_page(words, words.invalid), status_code=400)
         user, channel = link
         now = self.clock()
         event = InboundEvent(
@@ -283,7 +283,7 @@ class _Server:
             return PlainTextResponse("unsubscribed")
         words = await self._page_text(request, user)
         done = words.done.format(shop=self.config.shop.name)
-        return HTMLResponse(links.render_page(words, done), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(pages.render_page(words, done), headers={"Cache-Control": "no-store"})
 
     # -- health -----------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from campaign.common.optout import DEFAULT_STOP_MATCHER, StopWords
 from campaign.db.models import Engagement
-from campaign.optout import DEFAULT_STOP_MATCHER, StopWords
 
 
 class ResponseType(StrEnum):

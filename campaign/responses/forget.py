@@ -22,11 +22,11 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.engine import Engine
 
-from campaign.contacts import address_hashes, region_of_locale
+from campaign.common.contacts import address_hashes, region_of_locale
+from campaign.common.errors import NotFound
 from campaign.db.base import table_of
 from campaign.db.models import Message, Response, Suppression, User
 from campaign.db.queries import ALL_CHANNELS
-from campaign.errors import NotFound
 
 _REASON = "forgotten"
 

@@ -27,7 +27,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
-from campaign.contacts import address_hash, normalize_address
+from campaign.common.contacts import address_hash, normalize_address
 from campaign.db.base import table_of
 from campaign.db.models import Engagement, Message, MessageStatus, Response, Suppression, User
 from campaign.db.queries import ALL_CHANNELS
@@ -404,7 +404,7 @@ def _suppress(connection: Connection, effects: Sequence[_Effect], now: datetime)
 
 
 def _users_by_address(connection: Connection, addresses: set[str]) -> dict[str, int]:
-    """Normalized address (:func:`campaign.contacts.normalize_address`) → user id, for
+    """Normalized address (:func:`campaign.common.contacts.normalize_address`) → user id, for
     events that name an address but no message. Phones match in E.164, and as first
     imported (rows stored before phones were normalized)."""
     if not addresses:

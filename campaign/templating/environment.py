@@ -50,7 +50,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import select_autoescape
 from jinja2.visitor import NodeTransformer
 
-from campaign.money import format_money
+from campaign.common.money import format_money
 from campaign.templating import bounds
 from campaign.templating.bounds import MAX_PAD_WIDTH, MAX_REPEAT_RESULT  # noqa: F401
 from campaign.templating.budget import (  # noqa: F401 - the public names live here too

@@ -36,8 +36,8 @@ from typing import Any, Literal
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.parser import Parser
 
-from campaign.errors import TemplateBudgetError, TemplateError
-from campaign.optout import StopWords, opt_out_instructions
+from campaign.common.errors import TemplateBudgetError, TemplateError
+from campaign.common.optout import StopWords, opt_out_instructions
 from campaign.templating.budget import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_RENDER_TIMEOUT_SECONDS,

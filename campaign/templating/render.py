@@ -3,7 +3,7 @@
 A template set is a folder ``<templates>/<set>/<locale>/`` with ``subject.txt``,
 ``email.html``, ``email.txt`` (email) and ``sms.txt`` (SMS). Every failure — syntax,
 an undefined name, a sandbox refusal, a blown budget — becomes one
-:class:`campaign.errors.TemplateError` naming the file and line, e.g.
+:class:`campaign.common.errors.TemplateError` naming the file and line, e.g.
 ``templates/winback/en/email.html:12: 'first_nme' is undefined (did you mean
 'first_name'?)``.
 """
@@ -19,7 +19,7 @@ from typing import Any, Literal
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from campaign.errors import TemplateBudgetError, TemplateError
+from campaign.common.errors import TemplateBudgetError, TemplateError
 from campaign.templating.context import check_plain
 from campaign.templating.environment import (
     CampaignEnvironment,

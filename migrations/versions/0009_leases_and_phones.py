@@ -4,7 +4,7 @@
 was recorded. Before this revision a claim counted as an attempt, so existing rows
 start with ``claims = attempts``.
 
-``users.phone`` becomes E.164 (``campaign.contacts.normalize_phone``, national numbers
+``users.phone`` becomes E.164 (``campaign.common.contacts.normalize_phone``, national numbers
 read in the country of the user's locale) and ``users.phone_original`` keeps what was
 stored. Suppressions keep their hashes: lookups hash the original too, so a number
 suppressed before this revision stays suppressed.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from campaign.contacts import normalize_phone, region_of_locale
+from campaign.common.contacts import normalize_phone, region_of_locale
 
 revision = "0009"
 down_revision = "0008"

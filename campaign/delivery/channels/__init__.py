@@ -14,10 +14,10 @@ from campaign.delivery.channels.base import (
     OutgoingMessage,
     SendResult,
 )
-from campaign.delivery.channels.email import SendGridChannel
 from campaign.delivery.channels.file import FileChannel
-from campaign.delivery.channels.sms import TwilioChannel
+from campaign.delivery.channels.sendgrid import SendGridChannel
 from campaign.delivery.channels.smtp import SmtpChannel
+from campaign.delivery.channels.twilio import TwilioChannel
 from campaign.delivery.channels.webhook import WebhookChannel
 
 __all__ = [

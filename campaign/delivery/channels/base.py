@@ -1,7 +1,7 @@
 """What every channel shares: the message it sends, the result, the protocol, HTTP lanes.
 
 A channel turns :class:`OutgoingMessage` objects into :class:`SendResult` objects or
-:class:`~campaign.errors.DeliveryError` exceptions and never touches the database.
+:class:`~campaign.common.errors.DeliveryError` exceptions and never touches the database.
 HTTP errors are translated here, once: a timeout, a connection failure, a 5xx or a 429
 becomes :class:`TransientDeliveryError` (retried), any other 4xx
 :class:`PermanentDeliveryError` (dead).
@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from campaign.common.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from campaign.delivery.policy import parse_retry_after
-from campaign.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 # Every HTTP request carries the message's idempotency key in this header.
 IDEMPOTENCY_HEADER = "Idempotency-Key"

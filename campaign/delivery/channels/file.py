@@ -9,8 +9,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from campaign.common.errors import TransientDeliveryError
 from campaign.delivery.channels.base import Outcome, OutgoingMessage, SendResult
-from campaign.errors import TransientDeliveryError
 
 
 class FileChannel:

@@ -23,8 +23,8 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from campaign.common.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from campaign.delivery.channels.base import OutgoingMessage, SendResult, SingleChannel
-from campaign.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 # Long unsubscribe URLs stay on one header line (RFC 5322 allows 998 characters).
 _POLICY = email_policy.default.clone(max_line_length=998)

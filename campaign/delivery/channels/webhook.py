@@ -2,7 +2,7 @@
 
 Headers: ``webhook-id`` (the message's idempotency key, the same on every retry, as the
 spec asks), ``webhook-timestamp`` (Unix seconds), ``webhook-signature`` (``v1,<base64
-HMAC-SHA256 of "id.timestamp.body">``, see :mod:`campaign.delivery.signing`) and
+HMAC-SHA256 of "id.timestamp.body">``, see :mod:`campaign.common.signing`) and
 ``Idempotency-Key``. Without a configured secret the request goes unsigned.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from campaign.delivery import signing
+from campaign.common import signing
 from campaign.delivery.channels.base import (
     IDEMPOTENCY_HEADER,
     HttpLanes,

@@ -15,8 +15,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from campaign.contacts import address_hash, normalize_address
-from campaign.errors import InputError
+from campaign.common.contacts import address_hash, normalize_address
+from campaign.common.errors import InputError
 
 # Keys that hold a recipient's address in provider payloads: stored only as a hash.
 ADDRESS_KEYS = frozenset({"email", "to", "from", "address", "recipient", "phone"})

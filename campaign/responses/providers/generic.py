@@ -1,7 +1,7 @@
 """Generic provider events signed with Standard Webhooks (our own documented format).
 
 One event per request. Headers ``webhook-id`` (the event id, the dedupe key),
-``webhook-timestamp`` and ``webhook-signature`` (see :mod:`campaign.delivery.signing`).
+``webhook-timestamp`` and ``webhook-signature`` (see :mod:`campaign.common.signing`).
 Body: a JSON object::
 
     {"type": "opened",                 # or "message.opened", "open", ... (required)
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from campaign.delivery import signing
+from campaign.common import signing
 from campaign.responses.events import InboundEvent, ResponseType, canonical_type, message_number
 from campaign.responses.providers.common import (
     MAX_EVENT_ID,

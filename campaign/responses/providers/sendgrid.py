@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from campaign.errors import SignatureError
+from campaign.common.errors import SignatureError
 from campaign.responses.events import InboundEvent, ResponseType, message_number
 from campaign.responses.providers.common import (
     MAX_EVENT_ID,

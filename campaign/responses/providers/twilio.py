@@ -14,7 +14,7 @@ path) and the URL it saw, each with and without the port (Twilio signs either fo
   else a soft bounce; interim states (queued, sent...) are acknowledged, not stored.
   The event id is ``<MessageSid>:<status>``; the message is matched by its SID.
 * Inbound message (``Body`` with status ``received``): an opt-out (``[responses]
-  stop_words``, :mod:`campaign.optout`: STOP, UNSUBSCRIBE, 退订, T...) is an
+  stop_words``, :mod:`campaign.common.optout`: STOP, UNSUBSCRIBE, 退订, T...) is an
   unsubscribe of the sender's number, anything else a ``replied`` event. The event id
   is the inbound ``MessageSid``.
 """
@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from campaign.errors import SignatureError
-from campaign.optout import StopWords
+from campaign.common.errors import SignatureError
+from campaign.common.optout import StopWords
 from campaign.responses.events import InboundEvent, ResponseType, is_stop_word
 from campaign.responses.providers.common import MAX_EVENT_ID, bad, check_text, scrubbed
 

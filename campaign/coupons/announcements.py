@@ -1,7 +1,7 @@
 """Telling the shop's checkout of the coupon codes each run reserved, until it has heard.
 
 With ``[shop] coupon_webhook_url`` set, every run that reserved codes is announced in
-one signed ``coupons.issued`` POST (:func:`campaign.offers.coupons_issued_payload`).
+one signed ``coupons.issued`` POST (:func:`campaign.coupons.policy.coupons_issued_payload`).
 A shop that is down must still hear of them, or its checkout would refuse codes our
 messages promised; so each announcement is a ``coupon_announcements`` row that lives
 until the shop accepts it:
@@ -31,11 +31,11 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from campaign.common.errors import DeliveryError, SignatureError
 from campaign.config import ShopConfig
-from campaign.coupons import run_coupons_payload
+from campaign.coupons.store import run_coupons_payload
 from campaign.db.base import table_of
 from campaign.db.models import CampaignRun, CouponAnnouncement, RunStatus
-from campaign.errors import DeliveryError, SignatureError
 
 # post(url, secret, body, webhook_id) -> webhook id; raises DeliveryError on failure.
 Post = Callable[[str, str, bytes, str], str]

@@ -1,6 +1,6 @@
 """Coupon rows: reserve a code for a recipient, export codes for the checkout, redeem.
 
-The policy and code generation are pure (:mod:`campaign.offers`); this module is the
+The policy and code generation are pure (:mod:`campaign.coupons.policy`); this module is the
 I/O around the ``coupons`` table. A code is reserved when a message is planned and
 is never reused, whatever happens to the message; rows are never deleted.
 """
@@ -18,10 +18,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from campaign.common.errors import CampaignError
+from campaign.common.money import format_amount
+from campaign.coupons.policy import Offer, coupons_issued_payload, new_coupon_code, normalize_code
 from campaign.db.models import Coupon, Event, EventType, Message, User
-from campaign.errors import CampaignError
-from campaign.money import format_amount
-from campaign.offers import Offer, coupons_issued_payload, new_coupon_code, normalize_code
 
 EXPORT_COLUMNS = (
     "code",
@@ -209,7 +209,7 @@ def run_coupons_payload(
     connection: Connection, run_id: int, *, shop: str, currency: str, now: datetime
 ) -> tuple[bytes, int] | None:
     """The signed-webhook body announcing the coupons reserved by run ``run_id``
-    (:func:`campaign.offers.coupons_issued_payload`) and how many it lists, or None
+    (:func:`campaign.coupons.policy.coupons_issued_payload`) and how many it lists, or None
     when the run reserved none. Read-only."""
     rows = connection.execute(
         select(

@@ -3,8 +3,9 @@
 The demo is a list of :class:`DemoStep`. Each takes the :class:`DemoContext` (folder,
 config, engine, the simulated clock) and returns a :class:`StepSummary` the command
 prints. Every step must be safe to run again on a folder it already ran on: a
-second ``campaign demo`` changes nothing. To add a step (training, a campaign run...)
-append one ``DemoStep`` to :data:`DEMO_STEPS`; nothing else needs to change.
+second ``campaign demo`` changes nothing. This module holds the set-up steps
+(:data:`SETUP_STEPS`); :mod:`campaign.demo.loop` the closed loop; :mod:`campaign.demo.run`
+puts them in order. To add a step, add one ``DemoStep`` to either tuple.
 
 Orchestration layer: uses the database and the importer, never the CLI.
 """
@@ -24,13 +25,14 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import InputError
+from campaign.common.money import format_plain
 from campaign.config import Config, load_config
 from campaign.db.migrate import current_revision, upgrade
 from campaign.db.models import Event, EventType, Product, User
-from campaign.demoshop import CSV_FILES, DEFAULT_SEED, DEMO_AS_OF, generate_shop, write_csv
-from campaign.errors import InputError
+from campaign.demo.constants import LOOP_DAYS
+from campaign.demo.shop import CSV_FILES, DEFAULT_SEED, DEMO_AS_OF, generate_shop, write_csv
 from campaign.ingest import count_rows, import_csv
-from campaign.money import format_plain
 
 MARKER_FILE = "demo.json"
 CONFIG_FILE = "config.toml"
@@ -101,8 +103,6 @@ class DemoStep:
 
 def demo_config_text() -> str:
     """The demo's ``config.toml``: SQLite next to it, file channels, two campaigns."""
-    from campaign.demo_loop import LOOP_DAYS
-
     clock = DEMO_AS_OF + timedelta(days=LOOP_DAYS)
     return f"""\
 # Configuration of the demo shop, written once by `campaign demo` (it never overwrites it).
@@ -404,33 +404,10 @@ def summary_step(context: DemoContext) -> StepSummary:
     return StepSummary("Shop", tuple(lines), False)
 
 
-# Append later steps (train, score, run campaigns, send, simulate responses) here.
-DEMO_STEPS: list[DemoStep] = [
+# The folder and the shop; the closed loop follows (campaign.demo.loop.LOOP_STEPS).
+SETUP_STEPS: tuple[DemoStep, ...] = (
     DemoStep("migrate", "Create or upgrade the demo database", migrate_step),
     DemoStep("generate", "Generate the demo shop's CSV files", generate_step),
     DemoStep("import", "Import the shop through the CSV importer", import_step),
     DemoStep("summary", "Summarise the shop", summary_step),
-]
-
-
-def run_steps(
-    context: DemoContext,
-    steps: list[DemoStep] | None = None,
-    on_step: Callable[[DemoStep, StepSummary], None] | None = None,
-) -> list[StepSummary]:
-    """Run ``steps`` (default :data:`DEMO_STEPS`) in order; ``on_step`` sees each result."""
-    summaries: list[StepSummary] = []
-    for step in DEMO_STEPS if steps is None else steps:
-        summary = step.run(context)
-        summaries.append(summary)
-        if on_step is not None:
-            on_step(step, summary)
-    return summaries
-
-
-# The closed loop (train, plan, send, simulated responses through the real webhook
-# server, attribution, bandit, retraining, report) lives in campaign.demo_loop, which
-# imports this module; importing it last keeps the cycle harmless.
-from campaign.demo_loop import LOOP_STEPS  # noqa: E402
-
-DEMO_STEPS.extend(DemoStep(*step) for step in LOOP_STEPS)
+)

@@ -38,7 +38,8 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import AttributionConfig
-from campaign.coupons import RedemptionReport, redeem_from_events
+from campaign.coupons.policy import normalize_code
+from campaign.coupons.store import RedemptionReport, redeem_from_events
 from campaign.db.base import table_of
 from campaign.db.models import (
     Coupon,
@@ -49,7 +50,6 @@ from campaign.db.models import (
     MessageStatus,
     SkipReason,
 )
-from campaign.offers import normalize_code
 
 TREATMENT = "treatment"
 HOLDOUT = "holdout"

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -43,6 +42,9 @@ import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from campaign.common.errors import CampaignError, ModelError
+from campaign.common.money import format_amount, format_plain, parse_amount
+from campaign.common.signing import sign_headers
 from campaign.config import Config
 from campaign.db.models import (
     ChurnScore,
@@ -53,13 +55,9 @@ from campaign.db.models import (
     Product,
     User,
 )
-from campaign.delivery.signing import sign_headers
-from campaign.demoshop import EVENT_COLUMNS
-from campaign.errors import CampaignError, ModelError
-from campaign.money import format_amount, format_plain, parse_amount
-
-if TYPE_CHECKING:  # campaign.demo_steps imports this module to append its steps
-    from campaign.demo_steps import DemoContext, StepSummary
+from campaign.demo.constants import LOOP_DAYS
+from campaign.demo.shop import EVENT_COLUMNS
+from campaign.demo.steps import DemoContext, DemoStep, StepSummary
 
 DEMO_SECRET = "demo-loop-webhook-secret"
 
@@ -326,16 +324,10 @@ def with_demo_secret(config: Config) -> Config:
 
 
 
-# -- demo steps (appended to campaign.demo_steps.DEMO_STEPS) ---------------------------
-
-# Responses, purchases and retraining happen after the 90 simulated days past the
-# as-of date, so every attribution window and churn horizon has closed.
-LOOP_DAYS = 92
+# -- demo steps (after campaign.demo.steps.SETUP_STEPS in campaign.demo.run) ------------
 
 
 def _summary(title: str, lines: Sequence[tuple[str, str]], changed: bool) -> StepSummary:
-    from campaign.demo_steps import StepSummary
-
     return StepSummary(title, tuple(lines), changed)
 
 
@@ -470,7 +462,7 @@ def send_step(context: DemoContext) -> StepSummary:
 
 def responses_step(context: DemoContext) -> StepSummary:
     """Simulate the customers and feed their answers in through the real paths."""
-    from campaign.demoshop import generate_shop
+    from campaign.demo.shop import generate_shop
     from campaign.ingest import import_csv
 
     end = _end(context)
@@ -508,8 +500,8 @@ def responses_step(context: DemoContext) -> StepSummary:
 
 def attribute_step(context: DemoContext) -> StepSummary:
     """Redeem coupons, attribute conversions and update the bandit's arms."""
-    from campaign.attribution import attribute
     from campaign.experiments.store import refresh_arms
+    from campaign.measurement.attribution import attribute
 
     end = _end(context)
     config = context.config
@@ -555,8 +547,8 @@ def retrain_step(context: DemoContext) -> StepSummary:
 
 def report_step(context: DemoContext) -> StepSummary:
     """The campaign report, with the planted effect beside the measured one."""
-    from campaign.reports.data import ALL, campaign_report
-    from campaign.reports.html import write_html_report
+    from campaign.measurement.reports.data import ALL, campaign_report
+    from campaign.measurement.reports.html import write_html_report
 
     end = _end(context)
     with context.engine.connect() as connection:
@@ -600,17 +592,18 @@ def report_step(context: DemoContext) -> StepSummary:
                        f"{end:%Y-%m-%d})", tuple(lines), False)
 
 
-# (name, description, function): campaign.demo_steps wraps them in DemoStep.
-LOOP_STEPS: list[tuple[str, str, Callable[[DemoContext], StepSummary]]] = [
-    ("train", "Train and score the churn model", train_step),
-    ("plan", "Plan a run of every campaign", plan_step),
-    ("send", "Send the outbox to the file sink", send_step),
-    ("responses", "Simulate customers; webhooks to the real server, purchases as events",
-     responses_step),
-    ("attribute", "Attribute conversions, redeem coupons, update the bandit", attribute_step),
-    ("retrain", "Retrain the churn model on the newest outcomes", retrain_step),
-    ("report", "Print the campaign report", report_step),
-]
+# Run after the set-up steps (campaign.demo.run.DEMO_STEPS).
+LOOP_STEPS: tuple[DemoStep, ...] = (
+    DemoStep("train", "Train and score the churn model", train_step),
+    DemoStep("plan", "Plan a run of every campaign", plan_step),
+    DemoStep("send", "Send the outbox to the file sink", send_step),
+    DemoStep("responses", "Simulate customers; webhooks to the real server, purchases as events",
+             responses_step),
+    DemoStep("attribute", "Attribute conversions, redeem coupons, update the bandit",
+             attribute_step),
+    DemoStep("retrain", "Retrain the churn model on the newest outcomes", retrain_step),
+    DemoStep("report", "Print the campaign report", report_step),
+)
 
 
 def _frozen_clock(moment: datetime) -> Callable[[], datetime]:

@@ -1,9 +1,9 @@
 """Report frames: funnel, uplift vs holdout, churn, money, variants, model versions.
 
 Everything here is read-only. :func:`campaign_report` reads the attribution outcomes
-(:func:`campaign.attribution.load_outcomes`) and the responses once and returns a
+(:func:`campaign.measurement.attribution.load_outcomes`) and the responses once and returns a
 :class:`CampaignReport` of plain frames; the terminal tables (``campaign report``) and
-the HTML report (:mod:`campaign.reports.html`) only draw them.
+the HTML report (:mod:`campaign.measurement.reports.html`) only draw them.
 
 Conversion and revenue compare the whole treatment group with the holdout,
 intent-to-treat, over messages whose attribution window has closed; the churn rate
@@ -23,12 +23,12 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from campaign.attribution import HOLDOUT, TREATMENT, load_outcomes
 from campaign.churn.splits import split_label
 from campaign.config import Config
 from campaign.db.models import Engagement, ExperimentArm, Message, ModelVersion, Response
 from campaign.experiments.bandit import ArmCounts, BanditState, choice_probabilities
 from campaign.experiments.uplift import proportion_uplift, welch_difference
+from campaign.measurement.attribution import HOLDOUT, TREATMENT, load_outcomes
 
 FUNNEL_STEPS: tuple[str, ...] = (
     "planned", "sent", "delivered", "opened", "clicked", "redeemed", "converted",

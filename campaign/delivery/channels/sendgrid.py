@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from campaign.common.errors import DeliveryError, PermanentDeliveryError
 from campaign.delivery.channels.base import (
     IDEMPOTENCY_HEADER,
     HttpLanes,
@@ -23,7 +24,6 @@ from campaign.delivery.channels.base import (
     check_response,
     map_http_errors,
 )
-from campaign.errors import DeliveryError, PermanentDeliveryError
 
 SUBSTITUTION_LIMIT_BYTES = 10_000
 TEXT_TAG = "-campaign-text-"

@@ -21,12 +21,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from campaign.demo_constants import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX_USERS
-from campaign.demoshop.activity import PURCHASE, as_frame, first_visit_seconds, simulate
-from campaign.demoshop.catalogue import CATEGORIES, build_catalogue
-from campaign.demoshop.people import PERSONAS, build_population
-from campaign.demoshop.seasons import build_calendar
-from campaign.errors import InputError
+from campaign.common.errors import InputError
+from campaign.demo.constants import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX_USERS
+from campaign.demo.shop.activity import PURCHASE, as_frame, first_visit_seconds, simulate
+from campaign.demo.shop.catalogue import CATEGORIES, build_catalogue
+from campaign.demo.shop.people import PERSONAS, build_population
+from campaign.demo.shop.seasons import build_calendar
 
 HISTORY_DAYS = 540
 # Simulated beyond the as-of date so the truth knows who bought again (never exported).

@@ -2,7 +2,7 @@
 
 One file, no external assets: every plot is a matplotlib figure embedded as a base64
 PNG, so the page can be mailed or archived as it is. Reads the frames of
-:mod:`campaign.reports.data` and the active churn model; writes only the file.
+:mod:`campaign.measurement.reports.data` and the active churn model; writes only the file.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from sqlalchemy.engine import Connection  # noqa: E402
 from campaign.churn.artifacts import model_key  # noqa: E402
 from campaign.churn.registry import load_model  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
+from campaign.common.errors import CampaignError  # noqa: E402
+from campaign.common.money import format_plain
 from campaign.config import Config  # noqa: E402
-from campaign.errors import CampaignError  # noqa: E402
-from campaign.money import format_plain
-from campaign.reports.data import (  # noqa: E402
+from campaign.measurement.reports.data import (  # noqa: E402
     ALL,
     FUNNEL_STEPS,
     CampaignReport,

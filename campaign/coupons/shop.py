@@ -2,7 +2,7 @@
 
 One signed POST (Standard Webhooks headers, the same signing as the webhook channel)
 per run that reserved codes. Transient failures (timeouts, connection errors, 5xx,
-429) are retried a few times within the call; :mod:`campaign.announcements` keeps
+429) are retried a few times within the call; :mod:`campaign.coupons.announcements` keeps
 trying later under the same webhook id until the shop accepts. The run itself never
 depends on it: the codes are reserved in the database and ``campaign coupons export``
 always has them.
@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import httpx
 
-from campaign.delivery.signing import sign_headers
-from campaign.errors import PermanentDeliveryError, TransientDeliveryError
+from campaign.common.errors import PermanentDeliveryError, TransientDeliveryError
+from campaign.common.signing import sign_headers
 
 CHANNEL = "shop coupon webhook"
 
@@ -36,7 +36,7 @@ def post_coupons_issued(
     """POST ``body`` to the shop, signed; returns the webhook id (same on every retry).
 
     ``msg_id`` is the webhook id (and ``Idempotency-Key``) to use, so that later
-    retries of the same announcement (:mod:`campaign.announcements`) repeat it; a
+    retries of the same announcement (:mod:`campaign.coupons.announcements`) repeat it; a
     new one is made when it is None.
 
     Raises:

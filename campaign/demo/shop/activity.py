@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from campaign.demoshop.catalogue import CATEGORIES, Catalogue
-from campaign.demoshop.people import PERSONA_INDEX, PERSONAS, Population
-from campaign.demoshop.seasons import HOUR_WEIGHTS, Calendar
+from campaign.demo.shop.catalogue import CATEGORIES, Catalogue
+from campaign.demo.shop.people import PERSONA_INDEX, PERSONAS, Population
+from campaign.demo.shop.seasons import HOUR_WEIGHTS, Calendar
 
 DAY = 86_400
 EVENT_TYPES = ("visit", "search", "view", "cart", "purchase")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import httpx
 
+from campaign.common.errors import PermanentDeliveryError
 from campaign.delivery.channels.base import (
     IDEMPOTENCY_HEADER,
     HttpLanes,
@@ -16,7 +17,6 @@ from campaign.delivery.channels.base import (
     check_response,
     map_http_errors,
 )
-from campaign.errors import PermanentDeliveryError
 
 
 class TwilioChannel(SingleChannel):

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 
-from campaign.errors import SignatureError
+from campaign.common.errors import SignatureError
 
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300

@@ -8,7 +8,7 @@ The policy (docs/operations.md "Retention"), for everything older than the cutof
   variant, coupon, times, so every count of every report is unchanged.
 * **responses**: provider events are deleted. Before a matched event goes, its type
   is folded into its message's ``pruned_response_types``, which the funnel reads
-  like a response (:func:`campaign.reports.data.load_response_types`): a pruned run
+  like a response (:func:`campaign.measurement.reports.data.load_response_types`): a pruned run
   shows the same delivered/opened/clicked numbers as before.
 * **browsing events**: ``view``, ``cart``, ``search`` and ``visit`` events are deleted.
   **Purchases are kept**: conversions, revenue, churn, customer value and the churn
@@ -30,9 +30,9 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
+from campaign.common.errors import InputError
 from campaign.db.base import table_of
 from campaign.db.models import Event, EventType, Message, MessageStatus, Response
-from campaign.errors import InputError
 
 BATCH_ROWS = 5_000
 KEPT_EVENT_TYPES: tuple[str, ...] = (EventType.PURCHASE.value,)
@@ -103,13 +103,13 @@ def prune(
     """Apply the retention policy to everything older than ``now - older_than_days``.
 
     ``progress(n)`` is told of the rows handled, batch by batch; the total is
-    announced first (:func:`campaign.progress.set_total`). With ``dry_run`` only the
+    announced first (:func:`campaign.common.progress.set_total`). With ``dry_run`` only the
     counts are read.
 
     Raises:
         InputError: ``older_than_days`` below ``minimum`` (see :func:`minimum_days`).
     """
-    from campaign.progress import set_total
+    from campaign.common.progress import set_total
 
     if older_than_days < minimum:
         raise InputError(

@@ -1,7 +1,7 @@
 """The demo shop's fixed knobs, apart from its generator.
 
 A light module (stdlib only) so ``campaign demo``'s options and help can name the
-defaults without importing numpy and pandas; :mod:`campaign.demoshop` re-exports them.
+defaults without importing numpy and pandas; :mod:`campaign.demo.shop` re-exports them.
 """
 
 from __future__ import annotations
@@ -13,3 +13,7 @@ DEMO_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 DEFAULT_USERS = 3000
 DEFAULT_SEED = 7
 MAX_USERS = 1_000_000
+
+# Responses, purchases and retraining happen after the 90 simulated days past the
+# as-of date, so every attribution window and churn horizon has closed.
+LOOP_DAYS = 92

@@ -6,9 +6,9 @@
   alphabet without look-alikes (no 0/O, 1/I/L). Pass :class:`secrets.SystemRandom`
   in production and a seeded :class:`random.Random` in tests.
 * :func:`coupons_issued_payload` is the body of the optional webhook that tells the
-  shop's checkout about new codes (signed with :mod:`campaign.delivery.signing`).
+  shop's checkout about new codes (signed with :mod:`campaign.common.signing`).
 
-Storing coupons (reserve, export, redeem) is :mod:`campaign.coupons`.
+Storing coupons (reserve, export, redeem) is :mod:`campaign.coupons.store`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from campaign.common.errors import InputError
+from campaign.common.money import format_amount, parse_amount
 from campaign.config import OfferConfig
-from campaign.errors import InputError
-from campaign.money import format_amount, parse_amount
 
 # 31 symbols: digits and capitals minus 0, O, 1, I and L, which people misread.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -87,7 +87,7 @@ def new_coupon_code(rng: random.Random, *, prefix: str = "CB", length: int = COD
 
     10 symbols carry about 49.5 bits; with per-user redemption that is far beyond
     guessing. Uniqueness is enforced by the ``coupons.code`` constraint (see
-    :func:`campaign.coupons.reserve_coupon`, which retries on the rare collision).
+    :func:`campaign.coupons.store.reserve_coupon`, which retries on the rare collision).
     """
     body = "".join(rng.choice(CODE_ALPHABET) for _ in range(length))
     return f"{prefix}-{body}" if prefix else body
@@ -113,7 +113,7 @@ def coupons_issued_payload(
     is ``{"type": "coupons.issued", "timestamp": ..., "shop": ..., "data": [...]}``
     with ``min_order`` as a decimal string in ``currency`` (``"99.00"`` CNY,
     ``"5000"`` JPY) and ``currency`` itself; sign it with
-    :func:`campaign.delivery.signing.sign_headers`.
+    :func:`campaign.common.signing.sign_headers`.
     """
     body = {
         "type": "coupons.issued",
