@@ -24,7 +24,7 @@ from campaign.db.models import CampaignRun, IngestFile, Message, RunStatus, User
 from campaign.db.pauses import ALL, set_paused
 from campaign.delivery.outbox import claim_batch
 from campaign.planner import plan_run
-from campaign.planner.run import PAUSED
+from campaign.planner.outcomes import PAUSED
 from tests.daemon_helpers import write_config
 from tests.test_planner import add_user
 

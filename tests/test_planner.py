@@ -38,14 +38,8 @@ from campaign.planner.content import (
     Renderer,
     validate_campaign_templates,
 )
-from campaign.planner.run import (
-    ALREADY_PLANNED,
-    DRY_RUN,
-    PAUSED,
-    PLANNED,
-    parse_seed_list,
-    plan_test_send,
-)
+from campaign.planner.outcomes import ALREADY_PLANNED, DRY_RUN, PAUSED, PLANNED
+from campaign.planner.test_send import parse_seed_list, plan_test_send
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 SLOT = datetime(2026, 11, 1, tzinfo=UTC)
@@ -596,7 +590,7 @@ def test_a_variant_repurchase_setting_overrides_the_campaign_one() -> None:
     import pandas as pd
 
     from campaign.config import CampaignConfig, VariantConfig
-    from campaign.planner.run import decide_treatment
+    from campaign.planner.decisions import decide_treatment
 
     campaign = CampaignConfig(
         name="c",

@@ -13,7 +13,7 @@ from campaign.config import CampaignConfig, VariantConfig
 from campaign.coupons.policy import CODE_ALPHABET, CODE_LENGTH, looks_like_code
 from campaign.planner.audience import ChannelRule, decide_channels
 from campaign.planner.content import CodeDrawer
-from campaign.planner.run import decide_treatment
+from campaign.planner.decisions import decide_treatment
 
 RULES = [ChannelRule("email", "email", 2), ChannelRule("sms", "sms", 1)]
 

@@ -34,7 +34,7 @@ from campaign.cli.output import (
 
 if TYPE_CHECKING:
     from campaign.config import Config
-    from campaign.planner.run import RunReport
+    from campaign.planner.outcomes import RunReport
 
 
 def _times(
@@ -100,16 +100,11 @@ def run_command(
     ),
 ) -> None:
     """Plan one run of a campaign: every decision goes to the outbox in one transaction."""
+    from campaign.app import runs
     from campaign.db.migrate import require_current
     from campaign.planner.content import validate_campaign_templates
+    from campaign.planner.outcomes import ALREADY_PLANNED, PAUSED
     from campaign.planner.preview import open_read_only
-    from campaign.planner.run import (
-        ALREADY_PLANNED,
-        PAUSED,
-        parse_seed_list,
-        plan_run,
-        plan_test_send,
-    )
 
     app_state = state(ctx)
     # Planning signs unsubscribe links and tells the shop of new codes; a dry run neither.
@@ -117,9 +112,9 @@ def run_command(
     validate_campaign_templates(config)
     when, slot_at = _times(app_state.default_as_of(), as_of, slot)
     if test_to is not None:
-        seeds = parse_seed_list(test_to.read_text(encoding="utf-8"), str(test_to))
-        report = plan_test_send(
-            app_state.engine(), config, campaign, seeds, as_of=when, now=_real_now
+        report = runs.test_send(
+            app_state.engine(), config, campaign, test_to.read_text(encoding="utf-8"),
+            str(test_to), as_of=when, now=_real_now,
         )
         console.print(f"test send of {campaign}: {count(len(report.messages))} message(s) queued")
         for message in report.messages:
@@ -134,7 +129,7 @@ def run_command(
         if dry_run:
             require_current(engine)
         with _terminate_as_interrupt(), progress_bar(f"planning {campaign}", None) as advance:
-            report = plan_run(
+            report = runs.plan(
                 engine, config, campaign, as_of=when, slot=slot_at, dry_run=dry_run,
                 progress=advance, now=_real_now,
             )
@@ -170,13 +165,9 @@ def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
     """Announce the run's codes to the shop's checkout, when configured; a failure is a
     warning, not an error: the codes are reserved, the daemon (or `campaign coupons
     announce`) retries, and `campaign coupons export` has them."""
-    from campaign.coupons.announcements import announce_run
-    from campaign.coupons.shop import post_coupons_issued
+    from campaign.app.runs import announce_codes
 
-    outcome = announce_run(
-        app_state.engine(), config.shop, run_id, now=_real_now(),
-        post=post_coupons_issued,
-    )
+    outcome = announce_codes(app_state.engine(), config, run_id, now=_real_now())
     if outcome is None or outcome.outcome == "nothing":
         return
     if outcome.outcome == "failed":
@@ -241,8 +232,8 @@ def preview_command(
     """Show who would get what and why, with rendered messages; writes and sends nothing."""
     from campaign.db.migrate import require_current
     from campaign.planner.content import validate_campaign_templates
+    from campaign.planner.outcomes import PAUSED
     from campaign.planner.preview import open_read_only, preview_run, write_preview_html
-    from campaign.planner.run import PAUSED
 
     config = state(ctx).config()
     validate_campaign_templates(config)

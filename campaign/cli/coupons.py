@@ -116,8 +116,7 @@ def announce_command(ctx: typer.Context) -> None:
     never announced; the daemon does the same every minute. Exit 1 when a run still
     failed.
     """
-    from campaign.coupons.announcements import announce_pending
-    from campaign.coupons.shop import post_coupons_issued
+    from campaign.app.runs import announce_pending_codes
 
     app_state = state(ctx)
     config = app_state.config()
@@ -126,9 +125,7 @@ def announce_command(ctx: typer.Context) -> None:
     config.require_secrets("shop")
     engine = app_state.engine()
     now = app_state.default_as_of()
-    outcomes = announce_pending(
-        engine, config.shop, now=now, post=post_coupons_issued, ignore_backoff=True
-    )
+    outcomes = announce_pending_codes(engine, config, now=now, ignore_backoff=True)
     if not outcomes:
         console.print("nothing to announce: the shop has every run's codes")
         return

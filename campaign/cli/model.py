@@ -132,14 +132,14 @@ def train_command(
     horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
 ) -> None:
     """Train a churn model, print its evaluation, activate it if not worse than the active one."""
-    from campaign.churn.training import train_churn, training_steps
+    from campaign.app import models
 
     app_state = state(ctx)
     config = app_state.config()
     when = parse_when(as_of) or app_state.default_as_of()
     note_if_stale(app_state.engine(), when)
-    with progress_bar("training", training_steps(config.model)) as advance:
-        report = train_churn(
+    with progress_bar("training", models.training_steps(config.model)) as advance:
+        report = models.train(
             app_state.engine(),
             config.model,
             when,
@@ -180,18 +180,16 @@ def score_command(
     ),
 ) -> None:
     """Score every customer with the active model and store the scores."""
-    from campaign.churn.data import count_customers
-    from campaign.churn.scoring import score_and_store
+    from campaign.app import models
 
     app_state = state(ctx)
     config = app_state.config()
     engine = app_state.engine()
     when = parse_when(as_of) or app_state.default_as_of()
     note_if_stale(engine, when)
-    with engine.connect() as connection:
-        total = count_customers(connection, when, config.model.lookback_days)
+    total = models.customers_to_score(engine, config.model, when)
     with progress_bar("scoring", total) as advance:
-        scores = score_and_store(engine, config.model, when, progress=advance)
+        scores = models.score(engine, config.model, when, progress=advance)
     frame = scores.reset_index(drop=True).rename(columns={"external_id": "user_id"})
     frame["risk"] = frame["risk"].round(4)
     if output is not None:

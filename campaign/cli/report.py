@@ -217,7 +217,7 @@ def report_command(
     fmt: OutputFormat = format_option(),
 ) -> None:
     """Funnel, uplift vs holdout with 95% CI, churn, money and variants per campaign."""
-    from campaign.measurement.reports.data import campaign_report, model_history
+    from campaign.app.reports import build_report
 
     app_state = state(ctx)
     config = app_state.config()
@@ -225,29 +225,29 @@ def report_command(
     now = parse_when(as_of) or app_state.default_as_of()
     machine = fmt is not OutputFormat.table
     with engine.connect() as connection:
-        if model:
-            history = model_history(connection)
-            if machine:
-                emit({"models": Section(MODEL_FIELDS, records(history, MODEL_FIELDS))}, fmt)
-            elif history.empty:
-                console.print("No churn model trained yet: run campaign train.")
-            else:
-                print_table(model_table(history))
-            report = None
+        built = build_report(
+            connection, config, now=now, campaign=campaign, html=html, models_only=model
+        )
+    if model:
+        history = built.history
+        assert history is not None
+        if machine:
+            emit({"models": Section(MODEL_FIELDS, records(history, MODEL_FIELDS))}, fmt)
+        elif history.empty:
+            console.print("No churn model trained yet: run campaign train.")
         else:
-            report = campaign_report(connection, config, now=now, campaign=campaign)
-            if machine:
-                emit(report_sections(report, config.shop.currency), fmt)
-            else:
-                print_report(report, config.shop.currency)
-        if html is not None:
-            from campaign.measurement.reports.html import write_html_report
+            print_table(model_table(history))
+    else:
+        report = built.report
+        assert report is not None
+        if machine:
+            emit(report_sections(report, config.shop.currency), fmt)
+        else:
+            print_report(report, config.shop.currency)
+    if built.html_path is not None:
+        # Machine output owns stdout: the note goes to stderr there.
+        from campaign.cli.common import err_console
 
-            path = write_html_report(connection, config, html, now=now, campaign=campaign,
-                                     report=report)
-            # Machine output owns stdout: the note goes to stderr there.
-            from campaign.cli.common import err_console
-
-            (err_console if machine else console).print(
-                f"HTML report written to {path}", markup=False
-            )
+        (err_console if machine else console).print(
+            f"HTML report written to {built.html_path}", markup=False
+        )

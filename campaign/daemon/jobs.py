@@ -147,13 +147,15 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
     Outcomes: the planner's (``planned``, ``already_planned``), ``paused`` (recorded
     as missed so the slot is accounted for) or ``failed`` (recorded with its error).
     """
-    from campaign.planner import plan_run
-    from campaign.planner.run import ALREADY_PLANNED, PAUSED, PLANNED
+    from campaign.app.runs import plan_and_announce
+    from campaign.planner.outcomes import ALREADY_PLANNED, PAUSED, PLANNED
 
     started = time.perf_counter()
     log_event(log, "campaign.run.started", campaign=campaign, slot=slot.isoformat())
     try:
-        report = plan_run(ctx.engine, ctx.config, campaign, as_of=slot, slot=slot, now=ctx.clock)
+        planned = plan_and_announce(
+            ctx.engine, ctx.config, campaign, as_of=slot, slot=slot, now=ctx.clock
+        )
     except Exception as exc:
         seconds = time.perf_counter() - started
         try:
@@ -169,6 +171,7 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
         )
         return "failed"
     seconds = time.perf_counter() - started
+    report = planned.report
     if report.outcome == PAUSED:
         record_missed(ctx.engine, campaign, [slot], now=ctx.clock(), reason="paused")
         ctx.metrics.runs.labels(campaign, "paused").inc()
@@ -183,37 +186,21 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
         seconds=round(seconds, 3),
     )
     if report.outcome == PLANNED and report.run_id is not None:
-        _notify_shop(ctx, campaign, report.run_id)
+        # A failed announcement never fails the run: announce_coupons retries it.
+        if planned.announce_error is not None:
+            log.warning("coupons.shop.not_notified campaign=%s run_id=%s", campaign,
+                        report.run_id, exc_info=planned.announce_error)
+        elif planned.announcement is not None:
+            _log_announcement(planned.announcement, campaign=campaign)
     return report.outcome
-
-
-def _notify_shop(ctx: JobContext, campaign: str, run_id: int) -> None:
-    """Announce the run's coupon codes to the shop (when configured); never raises: a
-    failure is retried by :func:`announce_coupons`."""
-    from campaign.coupons.announcements import announce_run
-    from campaign.coupons.shop import post_coupons_issued
-
-    try:
-        outcome = announce_run(
-            ctx.engine, ctx.config.shop, run_id, now=ctx.clock(), post=post_coupons_issued
-        )
-    except Exception:
-        log.warning("coupons.shop.not_notified campaign=%s run_id=%s", campaign, run_id,
-                    exc_info=True)
-        return
-    if outcome is not None:
-        _log_announcement(outcome, campaign=campaign)
 
 
 def announce_coupons(ctx: JobContext) -> None:
     """Retry announcing coupon codes the shop has not accepted yet. Never raises."""
-    from campaign.coupons.announcements import announce_pending
-    from campaign.coupons.shop import post_coupons_issued
+    from campaign.app.runs import announce_pending_codes
 
     try:
-        outcomes = announce_pending(
-            ctx.engine, ctx.config.shop, now=ctx.clock(), post=post_coupons_issued
-        )
+        outcomes = announce_pending_codes(ctx.engine, ctx.config, now=ctx.clock())
     except Exception:
         log.error("coupons.announce.failed", exc_info=True)
         return
@@ -236,18 +223,15 @@ def _log_announcement(outcome: Announcement, **fields: Any) -> None:
 
 def retrain(ctx: JobContext) -> None:
     """The retraining schedule: train (activating if not worse), then score. Never raises."""
-    from campaign.churn.scoring import score_and_store
-    from campaign.churn.training import default_as_of, train_churn
+    from campaign.app.models import retrain_and_score
 
     started = time.perf_counter()
     try:
-        report = train_churn(ctx.engine, ctx.config.model, None, now=ctx.clock())
-        with ctx.engine.connect() as connection:
-            as_of = default_as_of(connection)
-        scores = score_and_store(ctx.engine, ctx.config.model, as_of)
+        done = retrain_and_score(ctx.engine, ctx.config.model, now=ctx.clock())
         log_event(
-            log, "model.retrain.finished", version=report.version_id, decision=report.decision,
-            scored=len(scores), seconds=round(time.perf_counter() - started, 1),
+            log, "model.retrain.finished", version=done.report.version_id,
+            decision=done.report.decision, scored=done.scored,
+            seconds=round(time.perf_counter() - started, 1),
         )
     except Exception:
         log.error("model.retrain.failed", exc_info=True)

@@ -337,9 +337,8 @@ def _end(context: DemoContext) -> datetime:
 
 def train_step(context: DemoContext) -> StepSummary:
     """Train the churn model at the demo's as-of date and score every customer (once)."""
-    from campaign.churn.data import count_customers
-    from campaign.churn.scoring import score_and_store
-    from campaign.churn.training import BGNBD, RECENCY, train_churn, training_steps
+    from campaign.app import models
+    from campaign.churn.training import BGNBD, RECENCY
 
     engine, config = context.engine, context.config
     with engine.connect() as connection:
@@ -355,9 +354,9 @@ def train_step(context: DemoContext) -> StepSummary:
     if version is None:
         try:
             with context.progress("Training the churn model",
-                                  training_steps(config.model)) as advance:
-                report = train_churn(engine, config.model, as_of=context.as_of,
-                                     now=context.as_of, progress=advance)
+                                  models.training_steps(config.model)) as advance:
+                report = models.train(engine, config.model, as_of=context.as_of,
+                                      now=context.as_of, progress=advance)
         except ModelError as exc:  # a tiny demo (--users 40) has too few customers
             return _summary("Churn model", [("skipped", str(exc))], False)
         version, changed = report.version_id, True
@@ -370,10 +369,9 @@ def train_step(context: DemoContext) -> StepSummary:
                           f"{report.evaluation.metric(BGNBD):.3f})"))
             lines.append(("measured on", report.evaluation.split))
     if not scored:
-        with engine.connect() as connection:
-            customers = count_customers(connection, context.as_of, config.model.lookback_days)
+        customers = models.customers_to_score(engine, config.model, context.as_of)
         with context.progress("Scoring customers", customers) as advance:
-            scores = score_and_store(engine, config.model, context.as_of, progress=advance)
+            scores = models.score(engine, config.model, context.as_of, progress=advance)
         scored, changed = len(scores), True
     lines.insert(0, ("model", f"version {version} as of {context.as_of:%Y-%m-%d}"))
     lines.append(("scored", f"{scored:,} customers"))
@@ -382,8 +380,8 @@ def train_step(context: DemoContext) -> StepSummary:
 
 def plan_step(context: DemoContext) -> StepSummary:
     """Plan one run of every configured campaign at the as-of date (idempotent)."""
+    from campaign.app.runs import plan_and_announce
     from campaign.churn.registry import active_model_id
-    from campaign.planner import plan_run
 
     lines: list[tuple[str, str]] = []
     changed = False
@@ -392,8 +390,11 @@ def plan_step(context: DemoContext) -> StepSummary:
             return _summary("Campaign runs", [("skipped", "no churn model to target with")],
                             False)
     for campaign in context.config.campaigns:
-        report = plan_run(context.engine, context.config, campaign.name, as_of=context.as_of,
-                          slot=context.as_of)
+        # The demo's shop has no checkout webhook: announcing is a no-op there.
+        report = plan_and_announce(
+            context.engine, context.config, campaign.name, as_of=context.as_of,
+            slot=context.as_of, now=lambda: context.as_of,
+        ).report
         changed |= report.outcome == "planned"
         counts = report.counts or {}
         if report.outcome == "planned":
@@ -522,7 +523,7 @@ def attribute_step(context: DemoContext) -> StepSummary:
 
 def retrain_step(context: DemoContext) -> StepSummary:
     """Retrain on the newest outcomes (held-out and untreated users' labels only)."""
-    from campaign.churn.training import train_churn, training_steps
+    from campaign.app import models
 
     at = context.as_of + timedelta(days=90)
     with context.engine.connect() as connection:
@@ -534,9 +535,9 @@ def retrain_step(context: DemoContext) -> StepSummary:
                                                     "(kept)"),), False)
     try:
         with context.progress("Retraining the churn model",
-                              training_steps(context.config.model)) as advance:
-            report = train_churn(context.engine, context.config.model, as_of=at,
-                                 now=_end(context), progress=advance)
+                              models.training_steps(context.config.model)) as advance:
+            report = models.train(context.engine, context.config.model, as_of=at,
+                                  now=_end(context), progress=advance)
     except ModelError as exc:
         return _summary("Retraining", [("skipped", str(exc))], False)
     lines = [("model", f"version {report.version_id} as of {at:%Y-%m-%d}"),
@@ -547,14 +548,15 @@ def retrain_step(context: DemoContext) -> StepSummary:
 
 def report_step(context: DemoContext) -> StepSummary:
     """The campaign report, with the planted effect beside the measured one."""
-    from campaign.measurement.reports.data import ALL, campaign_report
-    from campaign.measurement.reports.html import write_html_report
+    from campaign.app.reports import build_report
+    from campaign.measurement.reports.data import ALL
 
     end = _end(context)
     with context.engine.connect() as connection:
-        report = campaign_report(connection, context.config, now=end)
-        path = write_html_report(connection, context.config, context.folder / "report.html",
-                                 now=end, report=report)
+        built = build_report(connection, context.config, now=end,
+                             html=context.folder / "report.html")
+    report, path = built.report, built.html_path
+    assert report is not None and path is not None
     planted = context.facts.get("planted")
     expected = planted_uplift(report.outcomes, planted) if planted is not None else None
     context.facts["report"] = report

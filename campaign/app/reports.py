@@ -1,0 +1,55 @@
+"""The campaign report: its figures, and the HTML page beside them when asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Connection
+
+from campaign.config import Config
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from campaign.measurement.reports.data import CampaignReport
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """The campaign report (None when only the model history was asked for), the model
+    history (None unless asked for) and where the HTML page went (None: not asked)."""
+
+    report: CampaignReport | None
+    history: pd.DataFrame | None
+    html_path: Path | None
+
+
+def build_report(
+    connection: Connection,
+    config: Config,
+    *,
+    now: datetime,
+    campaign: str | None = None,
+    html: Path | None = None,
+    models_only: bool = False,
+) -> BuiltReport:
+    """The report at ``now`` (or, with ``models_only``, every model version's metrics)
+    and, with ``html``, the HTML page written there. Reads the database only."""
+    from campaign.measurement.reports.data import campaign_report, model_history
+
+    report = history = None
+    if models_only:
+        history = model_history(connection)
+    else:
+        report = campaign_report(connection, config, now=now, campaign=campaign)
+    path = None
+    if html is not None:
+        from campaign.measurement.reports.html import write_html_report
+
+        path = write_html_report(
+            connection, config, html, now=now, campaign=campaign, report=report
+        )
+    return BuiltReport(report, history, path)
