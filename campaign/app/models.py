@@ -14,7 +14,7 @@ from campaign.config import ModelConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-    from campaign.churn.training import TrainReport
+    from campaign.churn.training import Evaluation, TrainReport
 
 Progress = Callable[[int], None]
 
@@ -33,6 +33,27 @@ def training_steps(config: ModelConfig) -> int:
     from campaign.churn.training import training_steps as steps
 
     return steps(config)
+
+
+def evaluation_steps(config: ModelConfig) -> int:
+    """How many progress steps :func:`evaluate` reports."""
+    from campaign.churn.training import evaluation_steps as steps
+
+    return steps(config)
+
+
+def evaluate(
+    engine: Engine,
+    config: ModelConfig,
+    as_of: datetime | None = None,
+    horizon_days: int | None = None,
+    *,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Evaluate the configured recipe on a forward holdout; stores nothing."""
+    from campaign.churn.training import evaluate_churn
+
+    return evaluate_churn(engine, config, as_of, horizon_days, progress=progress)
 
 
 def train(

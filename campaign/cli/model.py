@@ -88,14 +88,14 @@ def evaluate_churn_command(
     fmt: OutputFormat = format_option(),
 ) -> None:
     """Train on T-2h, score T-h, compare with (T-h, T]: tree beside recency and BG/NBD."""
-    from campaign.churn.training import evaluate_churn, evaluation_steps
+    from campaign.app import models
 
     app_state = state(ctx)
     config = app_state.config()
     when = parse_when(as_of) or app_state.default_as_of()
     note_if_stale(app_state.engine(), when)
-    with progress_bar("snapshots", evaluation_steps(config.model)) as advance:
-        evaluation = evaluate_churn(
+    with progress_bar("snapshots", models.evaluation_steps(config.model)) as advance:
+        evaluation = models.evaluate(
             app_state.engine(), config.model, when, horizon_days, progress=advance
         )
     params = evaluation.fit.params
