@@ -31,7 +31,6 @@ from urllib.parse import quote
 
 _TOKEN_CHARS = 22
 _VERSION = "1."
-ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
 
 @dataclass(frozen=True)

@@ -201,10 +201,6 @@ def redeem_from_events(
     return RedemptionReport(**counts)
 
 
-# The name the ingest part calls after an events import.
-redeem_coupons = redeem_from_events
-
-
 def run_coupons_payload(
     connection: Connection, run_id: int, *, shop: str, currency: str, now: datetime
 ) -> tuple[bytes, int] | None:

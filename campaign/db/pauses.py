@@ -76,14 +76,6 @@ def set_paused(
             connection.execute(update(_state).where(_state.c.campaign == campaign).values(**values))
 
 
-def paused_campaigns(connection: Connection) -> dict[str, str | None]:
-    """Paused campaign names (``*`` for pause-all) → the operator's reason; read-only."""
-    rows = connection.execute(
-        select(_state.c.campaign, _state.c.reason).where(_state.c.paused.is_(True))
-    )
-    return {name: reason for name, reason in rows}
-
-
 def switches(connection: Connection) -> list[Switch]:
     """The current switch of every campaign ever paused (``*`` first); read-only."""
     rows = connection.execute(

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-Z95 = float(stats.norm.ppf(0.975))
-
 
 @dataclass(frozen=True)
 class ProportionUplift:

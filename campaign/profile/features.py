@@ -23,9 +23,7 @@ import pandas as pd
 SECONDS_PER_DAY = 86_400
 # "Never" as a number: longer than any shop history, so trees can split it off.
 NEVER_DAYS = 10_000.0
-# Windows (days) the counts and sums are taken over; TREND_DAYS is compared with the
-# same span just before it.
-WINDOWS = (7, 30, 90, 365)
+# TREND_DAYS is compared with the same span just before it.
 TREND_DAYS = 90
 # Denominator floor for the purchase rhythm: two orders minutes apart must not make a
 # customer look infinitely overdue.
@@ -289,14 +287,6 @@ def derive_features(raw: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     return out.astype({name: feature.dtype for name, feature in FEATURES.items()})
 
 
-def empty_features() -> pd.DataFrame:
-    """A feature frame with no rows but every column and dtype (index ``user_id``)."""
-    index = pd.Index([], dtype="int64", name="user_id")
-    return pd.DataFrame(
-        {name: pd.Series([], dtype=f.dtype, index=index) for name, f in FEATURES.items()}
-    )
-
-
 def fill_missing(features: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``features`` with every ``NaN`` replaced by its feature's ``fill`` value.
 
@@ -317,4 +307,3 @@ def features_markdown() -> str:
         fill = f"{f.fill:g}" if f.missing else "–"
         lines.append(f"| `{name}` | {f.meaning} | {f.unit} | {missing} | {fill} |")
     return "\n".join(lines) + "\n"
-

@@ -31,7 +31,6 @@ from campaign.recommend.hybrid import FALLBACK_MARGIN, HybridRecommender, row_su
 from campaign.recommend.kernels import RankedBlock
 from campaign.recommend.ranking import TopK, apply_filters, top_k
 
-MODELS = ("popularity", "item-cf", "buy-again", "hybrid")
 SCOPES = ("all", "new")
 METRIC_COLUMNS = ["scope", "model", "users", "recall", "ndcg", "coverage"]
 

@@ -24,18 +24,6 @@ PHRASES: dict[str, dict[str, str]] = {
 }
 
 
-def affixes(kind: str) -> tuple[str, str]:
-    """The English text before and after the placeholder of ``kind``'s phrase.
-
-    Lets the recommender build reasons for a million rows with array concatenation
-    (``prefix + names + suffix``) while the wording stays defined here.
-    """
-    phrase = PHRASES[kind]["en"]
-    start = phrase.index("{")
-    end = phrase.index("}", start)
-    return phrase[:start], phrase[end + 1 :]
-
-
 def phrase(kind: str, language: str = "en", **values: str) -> str:
     """The reason of ``kind`` in ``language`` (falls back to English)."""
     by_language = PHRASES[kind]

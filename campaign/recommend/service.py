@@ -19,8 +19,6 @@ from campaign.recommend.data import load_events, load_products
 from campaign.recommend.feedback import Feedback, build_feedback
 from campaign.recommend.hybrid import HybridRecommender
 
-TEMPLATE_COLUMNS = ["product_external_id", "name", "category", "price_cents", "url"]
-
 
 def make_recommender(config: RecommenderConfig) -> HybridRecommender:
     """The hybrid with the parameters of ``[recommender]``."""

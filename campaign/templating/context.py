@@ -72,11 +72,6 @@ SAMPLE_UNSUBSCRIBE_URL = "https://shop.example/u/sample-token"
 _PLAIN_SCALARS = (str, int, float, Decimal, bool, type(None))
 
 
-def context_names() -> list[str]:
-    """Top-level names every template may use."""
-    return list(CONTEXT)
-
-
 def object_fields(name: str) -> dict[str, str] | None:
     """Documented fields of ``name`` (of each item for ``products``), or None."""
     entry = CONTEXT.get(name)

@@ -38,7 +38,6 @@ USER_COLUMNS = ("user_id", "email", "phone", "name", "locale", "timezone", "cons
 PRODUCT_COLUMNS = ("product_id", "name", "category", "brand", "price", "tags", "in_stock", "url")
 EVENT_COLUMNS = ("event_id", "user_id", "type", "ts", "product_id", "order_id", "quantity",
                  "amount", "coupon_code")
-TRUTH_COLUMNS = ("user_id", "persona", "churn_started_at", "orders_next_90d")
 # The files `campaign import` takes, in import order (users and products before events).
 CSV_FILES: tuple[Literal["users"], Literal["products"], Literal["events"]] = (
     "users", "products", "events"

@@ -237,7 +237,7 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
     (count), training_rows, roc_auc, pr_auc, brier, lift_top10, churn_rate,
     recency_roc_auc (forward-holdout figures of the version's recipe as stored by
     ``campaign train``; NaN when a version had no holdout) and split, the holdout they
-    were measured on (:func:`campaign.churn.evaluate.split_label`).
+    were measured on (:func:`campaign.churn.splits.split_label`).
     """
     rows = connection.execute(
         select(ModelVersion.id, ModelVersion.trained_at, ModelVersion.as_of,
