@@ -56,6 +56,7 @@ PURE_MODULES = (
     "templating/lint.py",
     "templating/render.py",
     "templating/budget.py",
+    "templating/filters.py",
     "templating/bounds.py",
     "experiments/holdout.py",
     "experiments/bandit.py",

@@ -13,44 +13,30 @@ autoescaping for ``.html`` files only, locale-aware filters and hard bounds:
   and filters with absurd widths;
 * the output size is checked while it streams (:meth:`RenderBudget.collect`).
 
-Template names are chosen by configuration, never at run time: the loader accepts
-``<set>/<locale>/<file>`` and ``_layouts/<file>`` only, and ``{% include %}`` /
-``{% extends %}`` may reach the including template's own set or ``_layouts/``.
-Every file it reads is a plain file inside the templates folder: it walks the name
-one folder at a time from the folder's real path and refuses symbolic links (at any
-level), devices, FIFOs and sockets before opening them (:func:`read_template_file`),
-so a ``footer.txt`` linked to ``/proc/self/environ`` can never reach a message.
-This module reads template files, so it is the one adapter of ``templating``.
+Template names are chosen by configuration, never at run time: the loader
+(:mod:`campaign.templating.loader`) accepts ``<set>/<locale>/<file>`` and
+``_layouts/<file>`` only, and ``{% include %}`` / ``{% extends %}`` may reach the
+including template's own set or ``_layouts/``. The filters are
+:mod:`campaign.templating.filters`, the render budget :mod:`campaign.templating.budget`;
+their public names are importable from here too.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import re
-import stat
 import types
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal, format_percent
-from jinja2 import BaseLoader, StrictUndefined, Template, nodes, pass_context
+from jinja2 import StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.exceptions import SecurityError, TemplateNotFound
+from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import select_autoescape
 from jinja2.visitor import NodeTransformer
 
-from campaign.common.money import format_money
 from campaign.templating import bounds
 from campaign.templating.bounds import MAX_PAD_WIDTH, MAX_REPEAT_RESULT  # noqa: F401
 from campaign.templating.budget import (  # noqa: F401 - the public names live here too
@@ -64,16 +50,26 @@ from campaign.templating.budget import (  # noqa: F401 - the public names live h
     active_budget,
     budget_scope,
 )
-
-LAYOUTS_DIR = "_layouts"
-_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# No message template comes near this; a bigger file is refused before it is read.
-MAX_TEMPLATE_FILE_BYTES = 1_000_000
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+from campaign.templating.filters import (
+    date_filter,
+    datetime_filter,
+    money_filter,
+    number_filter,
+    percent_filter,
+)
+from campaign.templating.loader import (  # noqa: F401 - the public names live here too
+    LAYOUTS_DIR,
+    MAX_TEMPLATE_FILE_BYTES,
+    TemplateFileRefused,
+    TemplateSetLoader,
+    available_locales,
+    check_template_name,
+    describe_file_kind,
+    display_root_for,
+    list_template_sets,
+    read_template_file,
+    template_set_exists,
+)
 
 
 def _tick() -> None:
@@ -101,295 +97,6 @@ def _guarded_range(*args: int) -> range:
     if len(result) > limit:
         raise RenderLimitExceeded(f"range() of {len(result)} items is over the {limit} limit")
     return result
-
-
-class TemplateFileRefused(SecurityError):
-    """A template path is a symbolic link, a device, a FIFO, a socket or too large."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-        super().__init__(
-            f"{name} {reason} (template files must be plain files inside the templates folder)"
-        )
-
-
-def describe_file_kind(mode: int) -> str:
-    """What a non-regular file is, in words: ``a symbolic link``, ``a FIFO``, ..."""
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "not a regular file"
-
-
-def _refusal(name: str, shown: str, mode: int) -> TemplateFileRefused:
-    kind = describe_file_kind(mode)
-    if shown == name:
-        return TemplateFileRefused(name, f"is {kind}")
-    return TemplateFileRefused(name, f"lies under {shown}, which is {kind}")
-
-
-def read_template_file(
-    root: Path, name: str, max_bytes: int = MAX_TEMPLATE_FILE_BYTES
-) -> tuple[str, float]:
-    """The text and mtime of template ``name`` (``a/b/c.txt``) under the folder ``root``.
-
-    Walks ``name`` one part at a time with directory file descriptors from ``root``'s
-    real path: every part is checked with ``lstat`` before it is opened and opened
-    with ``O_NOFOLLOW``, the file must be a regular file (checked again on the open
-    descriptor) of at most ``max_bytes``. Nothing is followed, so nothing can be
-    swapped for a link between the check and the read.
-
-    Raises:
-        TemplateNotFound: a part does not exist or a folder part is a file.
-        TemplateFileRefused: a part is a symbolic link, device, FIFO or socket, or the
-            file is larger than ``max_bytes``.
-    """
-    check_template_name(name)
-    parts = name.split("/")
-    try:
-        fd = os.open(os.path.realpath(root), os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        raise TemplateNotFound(name) from None
-    try:
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            shown = "/".join(parts[: index + 1])
-            try:
-                mode = os.lstat(part, dir_fd=fd).st_mode
-            except (FileNotFoundError, NotADirectoryError):
-                raise TemplateNotFound(name) from None
-            if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) if last else stat.S_ISDIR(mode)):
-                if not last and stat.S_ISREG(mode):
-                    raise TemplateNotFound(name)
-                raise _refusal(name, shown, mode)
-            flags = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC
-            flags |= _O_NONBLOCK if last else _O_DIRECTORY  # never block on a FIFO
-            try:
-                child = os.open(part, flags, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                    # Swapped for a link (or else) since the lstat above.
-                    raise _refusal(name, shown, stat.S_IFLNK) from None
-                raise
-            os.close(fd)
-            fd = child
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _refusal(name, name, info.st_mode)
-        if info.st_size > max_bytes:
-            raise TemplateFileRefused(name, f"is larger than {max_bytes} bytes")
-        with os.fdopen(os.dup(fd), "rb") as file:
-            data = file.read(max_bytes + 1)
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise TemplateFileRefused(name, f"is larger than {max_bytes} bytes")
-    try:
-        return data.decode("utf-8"), info.st_mtime
-    except UnicodeDecodeError as exc:
-        raise TemplateFileRefused(name, f"is not UTF-8 text ({exc.reason})") from None
-
-
-class TemplateSetLoader(BaseLoader):
-    """Loads ``<set>/<locale>/<file>`` and ``_layouts/<file>`` under one folder.
-
-    Absolute paths, ``..``, backslashes and hidden files are refused before the file
-    system is touched; then :func:`read_template_file` refuses anything that is not a
-    plain file reached without a link. The folder itself may be a link (it is
-    resolved once, when the loader is made).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(os.path.realpath(root))
-
-    def get_source(
-        self, environment: Any, template: str
-    ) -> tuple[str, str, Callable[[], bool] | None]:
-        source, mtime = read_template_file(self.root, template)
-        filename = str(self.root / template)
-
-        def uptodate() -> bool:
-            try:
-                return os.lstat(filename).st_mtime == mtime
-            except OSError:
-                return False
-
-        return source, filename, uptodate
-
-
-def check_template_name(name: str) -> None:
-    """Refuse names that could leave the templates folder.
-
-    Raises:
-        TemplateNotFound: absolute, parent (``..``), backslash, hidden or empty parts.
-    """
-    parts = name.split("/")
-    if (
-        not name
-        or "\\" in name
-        or name.startswith("/")
-        or any(not _SEGMENT.match(part) and part != LAYOUTS_DIR for part in parts)
-        or ".." in parts
-    ):
-        raise TemplateNotFound(f"{name} (template names are <set>/<locale>/<file>)")
-
-
-def template_set_exists(templates_dir: Path, name: str) -> bool:
-    """Whether ``name`` is a template set (a folder) under ``templates_dir``.
-
-    Only plain names qualify (letters, digits, ``_``, ``-``), never ``_layouts`` or a
-    path, so a config value can never point outside the folder.
-    """
-    if not _SET_NAME.match(name) or name == LAYOUTS_DIR:
-        return False
-    folder = templates_dir / name
-    return folder.is_dir() and not folder.is_symlink()
-
-
-def list_template_sets(templates_dir: Path) -> list[str]:
-    """Names of the template sets under ``templates_dir``, sorted."""
-    if not templates_dir.is_dir():
-        return []
-    return sorted(
-        p.name for p in templates_dir.iterdir() if template_set_exists(templates_dir, p.name)
-    )
-
-
-def available_locales(templates_dir: Path, template_set: str) -> list[str]:
-    """Locale folders of one template set, sorted (e.g. ``['en', 'zh-CN']``)."""
-    folder = templates_dir / template_set
-    if not template_set_exists(templates_dir, template_set):
-        return []
-    return sorted(
-        p.name
-        for p in folder.iterdir()
-        if p.is_dir() and not p.is_symlink() and _SEGMENT.match(p.name)
-    )
-
-
-@lru_cache(maxsize=256)
-def _parse_locale(value: str) -> Locale:
-    try:
-        return Locale.parse(value.replace("-", "_"))
-    except (UnknownLocaleError, ValueError, TypeError):
-        return Locale.parse("en")
-
-
-def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"not an ISO 8601 date: {value!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise TypeError(f"expected a date, got {type(value).__name__}")
-
-
-def _zone_name(context: Context) -> str:
-    """The reader's timezone name: the user's, else the shop's, else UTC."""
-    for owner in ("user", "shop"):
-        value = context.get(owner)
-        if isinstance(value, dict) and isinstance(value.get("timezone"), str):
-            if _zone(value["timezone"]) is not None:
-                return str(value["timezone"])
-    return "UTC"
-
-
-@lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def _locale_name(context: Context) -> str:
-    value = context.get("locale")
-    return value if isinstance(value, str) else "en"
-
-
-@pass_context
-def money_filter(context: Context, cents: Any, currency: str | None = None) -> str:
-    """``{{ price_cents|money }}``: integer minor units → ``¥129.00`` / ``CN¥129.00``.
-
-    The currency defaults to ``shop.currency``; the format follows ``locale``.
-    """
-    if isinstance(cents, bool) or not isinstance(cents, int | Decimal):
-        raise TypeError(f"money expects integer cents, got {type(cents).__name__}")
-    if currency is None:
-        shop = context.get("shop")
-        currency = shop.get("currency", "CNY") if isinstance(shop, dict) else "CNY"
-    return _format_money(int(cents), currency, _locale_name(context))
-
-
-# Prices repeat across thousands of messages (one catalogue); babel is the slow part.
-@lru_cache(maxsize=65_536)
-def _format_money(cents: int, currency: str, locale: str) -> str:
-    return format_money(cents, currency, _parse_locale(locale))
-
-
-@pass_context
-def date_filter(context: Context, value: Any, format: str = "long") -> str:
-    """``{{ coupon.expires_at|date }}``: a date in the reader's locale and timezone.
-
-    ``format`` is ``short``, ``medium``, ``long`` or ``full``.
-    """
-    if format not in ("short", "medium", "long", "full"):
-        raise ValueError("date format must be short, medium, long or full")
-    if not isinstance(value, str | date):
-        raise TypeError(f"expected a date, got {type(value).__name__}")
-    return _format_date(value, _zone_name(context), _locale_name(context), format)
-
-
-# Every coupon of a run expires on the same few days: format each once.
-@lru_cache(maxsize=16_384)
-def _format_date(value: str | date, zone: str, locale: str, format: str) -> str:
-    moment = _to_datetime(value).astimezone(_zone(zone))
-    return format_date(moment.date(), format=format, locale=_parse_locale(locale))
-
-
-@pass_context
-def datetime_filter(context: Context, value: Any, format: str = "medium") -> str:
-    """``{{ ts|datetime }}``: date and time in the reader's locale and timezone."""
-    if format not in ("short", "medium", "long", "full"):
-        raise ValueError("datetime format must be short, medium, long or full")
-    moment = _to_datetime(value).astimezone(_zone(_zone_name(context)))
-    return format_datetime(moment, format=format, locale=_parse_locale(_locale_name(context)))
-
-
-@pass_context
-def percent_filter(context: Context, value: Any) -> str:
-    """``{{ coupon.percent_off|percent }}``: percentage points → ``20%`` in the locale."""
-    if isinstance(value, bool):
-        raise TypeError("percent expects a number")
-    return _format_percent(str(value), _locale_name(context))
-
-
-@lru_cache(maxsize=4096)
-def _format_percent(value: str, locale: str) -> str:
-    try:
-        fraction = Decimal(value) / 100
-    except InvalidOperation:
-        raise TypeError(f"percent expects a number, got {value!r}") from None
-    return format_percent(fraction, locale=_parse_locale(locale))
-
-
-@pass_context
-def number_filter(context: Context, value: Any) -> str:
-    """``{{ n|number }}``: a number with the locale's grouping and decimal signs."""
-    return format_decimal(Decimal(str(value)), locale=_parse_locale(_locale_name(context)))
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -545,15 +252,6 @@ class CampaignEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(result, str | list | tuple | dict):
             bounds.check_size(result, "a call's result")
         return result
-
-
-def display_root_for(templates_dir: Path) -> str:
-    """How template paths are shown: relative to the working directory when inside it."""
-    resolved = templates_dir.resolve()
-    try:
-        return str(resolved.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(resolved)
 
 
 def make_environment(
