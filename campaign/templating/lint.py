@@ -14,391 +14,60 @@ For every template set and locale under the templates folder:
   text) carries the unsubscribe link and the HTML the shop's postal address, and the
   SMS fits the configured number of segments (GSM-7 160/153, UCS-2 70/67 characters).
 
-Pure apart from reading the template files.
+Pure apart from reading the template files. The checks live beside it: the static ones
+(:mod:`~campaign.templating.static_check`), HTML balance
+(:mod:`~campaign.templating.html_check`) and SMS length (:mod:`~campaign.templating.sms`).
 """
 
 from __future__ import annotations
 
-import bisect
-import difflib
 import html
-import inspect
-import math
 import os
-import re
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Literal
-
-from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.parser import Parser
+from typing import Any
 
 from campaign.common.errors import TemplateBudgetError, TemplateError
 from campaign.common.optout import StopWords, opt_out_instructions
 from campaign.templating.budget import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_RENDER_TIMEOUT_SECONDS,
-    budget_scope,
 )
-from campaign.templating.context import CONTEXT, sample_context
+from campaign.templating.context import sample_context
 from campaign.templating.environment import (
     LAYOUTS_DIR,
     CampaignEnvironment,
-    TemplateFileRefused,
     available_locales,
     describe_file_kind,
     list_template_sets,
     make_environment,
 )
+from campaign.templating.html_check import (  # noqa: F401 - importable from here too
+    HtmlProblem,
+    SourceMap,
+    check_html,
+)
+from campaign.templating.issues import (  # noqa: F401 - importable from here too
+    LintIssue,
+    Severity,
+    issue_from,
+)
 from campaign.templating.render import (
     FILES,
     Rendered,
     display_name,
-    filename_to_name,
     render_message,
-    translate_error,
 )
+from campaign.templating.sms import (  # noqa: F401 - importable from here too
+    SmsInfo,
+    sms_segments,
+)
+from campaign.templating.static_check import static_check, static_check_with_references
 
-Severity = Literal["error", "warning"]
 DEFAULT_MAX_SMS_SEGMENTS = 2
 DEFAULT_MAX_SUBJECT_CHARS = 80
 KNOWN_FILES = frozenset(name for files in FILES.values() for name in files)
-_JINJA_SPECIAL = frozenset({"loop", "self", "caller", "varargs", "kwargs", "super"})
-# Filters after which a loop over products still yields products.
-_ITEM_PRESERVING = frozenset(
-    {"reverse", "sort", "list", "unique", "select", "reject", "selectattr", "rejectattr", "batch"}
-)
-_ATTRIBUTE_FILTERS = frozenset(
-    {"map", "sort", "sum", "selectattr", "rejectattr", "groupby", "unique", "min", "max"}
-)
-
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
-VOID_ELEMENTS = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()
-)
-# Elements whose end tag HTML lets an author omit.
-OPTIONAL_END = frozenset("p li td th tr thead tbody tfoot option dt dd colgroup".split())
-
-
-@dataclass(frozen=True, order=True)
-class LintIssue:
-    """One finding: ``templates/winback/en/email.html:12: ...``."""
-
-    path: str
-    line: int | None
-    severity: Severity
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        label = "" if self.severity == "error" else f"{self.severity}: "
-        return f"{where}: {label}{self.message}"
-
-
-@dataclass(frozen=True)
-class SmsInfo:
-    """Encoding, length in that encoding's units, and segments of one SMS text."""
-
-    encoding: Literal["GSM-7", "UCS-2"]
-    units: int
-    segments: int
-    non_gsm: str
-
-
-def sms_segments(text: str) -> SmsInfo:
-    """How an SMS text is encoded and into how many segments it splits.
-
-    GSM-7 when every character is in the GSM 03.38 basic or extension table (extension
-    characters count twice): 160 units in one segment, 153 per segment when
-    concatenated. Otherwise UCS-2, counted in UTF-16 code units: 70, then 67.
-    """
-    non_gsm = "".join(
-        sorted({ch for ch in text if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION})
-    )
-    if not non_gsm:
-        units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
-        single, multi = 160, 153
-        encoding: Literal["GSM-7", "UCS-2"] = "GSM-7"
-    else:
-        units = len(text.encode("utf-16-le")) // 2
-        single, multi = 70, 67
-        encoding = "UCS-2"
-    if units == 0:
-        segments = 0
-    elif units <= single:
-        segments = 1
-    else:
-        segments = math.ceil(units / multi)
-    return SmsInfo(encoding, units, segments, non_gsm)
-
-
-Position = tuple[int, int]  # (line, column) in the rendered HTML, as HTMLParser counts
-
-
-@dataclass(frozen=True)
-class HtmlProblem:
-    """An unbalanced tag: where (rendered), what, and where the tag it concerns opened."""
-
-    at: Position
-    message: str
-    opened: Position | None = None
-    opened_tag: str | None = None
-
-
-class _BalanceChecker(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[tuple[str, Position]] = []
-        self.problems: list[HtmlProblem] = []
-        self.hrefs: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for key, value in attrs:
-            if key == "href" and value:
-                self.hrefs.append(value)
-        if tag not in VOID_ELEMENTS:
-            self.stack.append((tag, self.getpos()))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for key, value in attrs:
-            if key == "href" and value:
-                self.hrefs.append(value)
-
-    def handle_endtag(self, tag: str) -> None:
-        at = self.getpos()
-        if tag in VOID_ELEMENTS:
-            return
-        open_tags = [name for name, _ in self.stack]
-        if tag not in open_tags:
-            self.problems.append(HtmlProblem(at, f"</{tag}> closes nothing"))
-            return
-        while self.stack:
-            name, opened = self.stack.pop()
-            if name == tag:
-                return
-            if name not in OPTIONAL_END:
-                self.problems.append(HtmlProblem(at, f"</{tag}> closes <{name}>", opened, name))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-    def finish(self) -> None:
-        self.close()
-        for name, opened in self.stack:
-            if name not in OPTIONAL_END:
-                self.problems.append(HtmlProblem(opened, f"<{name}> is never closed"))
-
-
-def check_html(markup: str) -> tuple[list[HtmlProblem], list[str], str]:
-    """Parse rendered HTML: (unbalanced tags, hrefs, visible text)."""
-    checker = _BalanceChecker()
-    checker.feed(markup)
-    checker.finish()
-    return checker.problems, checker.hrefs, " ".join(checker.text)
-
-
-class _SourceMap:
-    """Maps positions in one rendered template back to ``file:line`` of its sources.
-
-    The template is rendered again chunk by chunk; for each chunk the innermost
-    template generator that yielded it (through ``{% extends %}``, blocks and
-    includes) names the file, and Jinja's debug table gives the line. Static text is
-    then found in that file's source from that line on, so the line is exact for
-    markup (expressions keep the line of their ``{{ }}``).
-    """
-
-    def __init__(self, env: CampaignEnvironment, name: str, context: Mapping[str, object]):
-        self.env = env
-        self.offsets: list[int] = []
-        self.sources: list[tuple[str, int, str]] = []  # (template name, line, chunk)
-        self._texts: dict[str, str] = {}
-        template = env.template(name)
-        parts: list[str] = []
-        offset = 0
-        with budget_scope(env.new_budget()) as budget:
-            generator = template.root_render_func(template.new_context(dict(context)))
-            for chunk in generator:
-                budget.count_output(chunk)
-                inner: Any = generator
-                while inspect.isgenerator(getattr(inner, "gi_yieldfrom", None)):
-                    inner = inner.gi_yieldfrom
-                frame = inner.gi_frame
-                where = name, 1
-                if frame is not None:
-                    owner = filename_to_name(env, frame.f_code.co_filename)
-                    if owner is not None:
-                        where = owner, env.template(owner).get_corresponding_lineno(
-                            frame.f_lineno
-                        )
-                self.offsets.append(offset)
-                self.sources.append((*where, str(chunk)))
-                parts.append(str(chunk))
-                offset += len(chunk)
-        self.markup = "".join(parts)
-        self._line_starts = [0] + [i + 1 for i, ch in enumerate(self.markup) if ch == "\n"]
-
-    def _source(self, name: str) -> str:
-        text = self._texts.get(name)
-        if text is None:
-            text = self._texts[name] = self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
-        return text
-
-    def locate(self, position: Position) -> tuple[str, int]:
-        """``(template name, source line)`` of a rendered (line, column)."""
-        line, column = position
-        offset = self._line_starts[min(line, len(self._line_starts)) - 1] + column
-        index = max(bisect.bisect_right(self.offsets, offset) - 1, 0)
-        name, reported, chunk = self.sources[index]
-        within = offset - self.offsets[index]
-        source = self._source(name)
-        start = 0
-        for _ in range(max(reported - 1, 0)):
-            start = source.find("\n", start) + 1
-            if start == 0:
-                break
-        found = source.find(chunk, start) if chunk else -1
-        if found >= 0:
-            return name, source.count("\n", 0, found + within) + 1
-        return name, reported + chunk.count("\n", 0, within)
-
-
-def _unwrap_loop_iter(node: nodes.Node) -> nodes.Node:
-    # The environment wraps loop iterables in its loop guard; look through it.
-    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.ExtensionAttribute):
-        return node.args[0]
-    return node
-
-
-def _products_chain(start: nodes.Node, product_names: set[str]) -> bool:
-    """Whether ``start`` evaluates to a list of products (``products|sort(...)[:3]``)."""
-    node: nodes.Node | None = start
-    while node is not None:
-        if isinstance(node, nodes.Name):
-            return node.name in product_names
-        if (
-            isinstance(node, nodes.Filter)
-            and node.name in _ITEM_PRESERVING
-            and node.name != "batch"
-        ):
-            node = node.node
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Slice):
-            node = node.node
-        else:
-            return False
-    return False
-
-
-def _product_item(node: nodes.Node, product_names: set[str]) -> bool:
-    """Whether ``node`` is one product (``products[0]``, ``products|first``)."""
-    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-        return isinstance(node.arg.value, int) and _products_chain(node.node, product_names)
-    if isinstance(node, nodes.Filter) and node.name in ("first", "last", "random"):
-        return node.node is not None and _products_chain(node.node, product_names)
-    return False
-
-
-class _StaticChecker:
-    """Names and attributes a template uses that the documented context lacks."""
-
-    def __init__(self, env: CampaignEnvironment, path: str) -> None:
-        self.env = env
-        self.path = path
-        self.issues: list[LintIssue] = []
-
-    def error(self, line: int | None, message: str) -> None:
-        self.issues.append(LintIssue(self.path, line, "error", message))
-
-    def check(self, tree: nodes.Template) -> None:
-        known_top = set(CONTEXT) | set(self.env.globals) | _JINJA_SPECIAL
-        undeclared = meta.find_undeclared_variables(tree) - known_top
-        for name in sorted(undeclared):
-            line = next(
-                (n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"),
-                None,
-            )
-            hint = _suggest(name, set(CONTEXT) | set(self.env.globals))
-            self.error(line, f"'{name}' is undefined{hint}")
-        assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-        objects = {
-            name: fields
-            for name, (_, fields) in CONTEXT.items()
-            if fields and name != "products" and name not in assigned
-        }
-        product_fields = CONTEXT["products"][1] or {}
-        product_lists = {"products"} - assigned
-        product_items = self._product_aliases(tree, product_lists)
-        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-            attr = self._static_attr(node)
-            target = getattr(node, "node", None)
-            if attr is None or not isinstance(target, nodes.Name):
-                continue
-            if target.name in objects:
-                self._check_field(node.lineno, target.name, attr, objects[target.name])
-            elif target.name in product_items:
-                self._check_field(node.lineno, target.name, attr, product_fields)
-        for node in tree.find_all(nodes.Filter):
-            if node.name not in self.env.filters:
-                self.error(
-                    node.lineno,
-                    f"no filter named '{node.name}'{_suggest(node.name, self.env.filters)}",
-                )
-            elif (
-                node.name in _ATTRIBUTE_FILTERS
-                and node.node is not None
-                and _products_chain(node.node, product_lists)
-            ):
-                self._check_filter_attribute(node, product_fields)
-
-    def _product_aliases(self, tree: nodes.Template, product_lists: set[str]) -> set[str]:
-        aliases: set[str] = set()
-        for loop in tree.find_all(nodes.For):
-            if isinstance(loop.target, nodes.Name) and _products_chain(
-                _unwrap_loop_iter(loop.iter), product_lists
-            ):
-                aliases.add(loop.target.name)
-        for assign in tree.find_all(nodes.Assign):
-            if isinstance(assign.target, nodes.Name) and _product_item(assign.node, product_lists):
-                aliases.add(assign.target.name)
-        return aliases
-
-    @staticmethod
-    def _static_attr(node: nodes.Node) -> str | None:
-        if isinstance(node, nodes.Getattr):
-            return node.attr
-        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-            value = node.arg.value
-            return value if isinstance(value, str) else None
-        return None
-
-    def _check_field(self, line: int, owner: str, attr: str, fields: dict[str, str]) -> None:
-        if attr not in fields:
-            self.error(line, f"'{owner}.{attr}' is undefined{_suggest(attr, fields)}")
-
-    def _check_filter_attribute(self, node: nodes.Filter, fields: dict[str, str]) -> None:
-        values = [kw.value for kw in node.kwargs if kw.key == "attribute"]
-        if node.name in ("selectattr", "rejectattr") and node.args:
-            values.append(node.args[0])
-        for value in values:
-            if isinstance(value, nodes.Const) and isinstance(value.value, str):
-                attr = value.value.split(".")[0]
-                if attr not in fields:
-                    self.error(
-                        node.lineno,
-                        f"products have no attribute '{attr}'{_suggest(attr, fields)}",
-                    )
-
-
-def _suggest(name: str, known: object) -> str:
-    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)  # type: ignore[call-overload]
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def unsafe_entries(templates_dir: Path) -> list[tuple[str, str]]:
@@ -434,69 +103,12 @@ def unsafe_entries(templates_dir: Path) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-# Every tag a template may use (Jinja's statements and their end tags).
-KNOWN_TAGS = (
-    "for", "endfor", "if", "elif", "else", "endif", "block", "endblock", "extends",
-    "include", "import", "from", "macro", "endmacro", "call", "endcall", "filter",
-    "endfilter", "set", "endset", "with", "endwith", "autoescape", "endautoescape",
-    "raw", "endraw", "print", "trans", "endtrans", "pluralize",
-)
-_UNKNOWN_TAG = re.compile(r"Encountered unknown tag '([^']+)'")
-
-
-def _static_check(env: CampaignEnvironment, name: str) -> list[LintIssue]:
-    """Syntax, filters and names of one file (its includes are checked on their own)."""
-    return _static_check_with_references(env, name)[0]
-
-
-def _static_check_with_references(
-    env: CampaignEnvironment, name: str
-) -> tuple[list[LintIssue], set[str]]:
-    """:func:`_static_check`, plus the file names it includes or extends (literal ones)."""
-    path = display_name(env, name)
-    references: set[str] = set()
-    try:
-        # Read through the loader, which refuses links, devices and FIFOs.
-        source, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
-        # The raw parser, not env.parse: we want the AST without the loop guard.
-        tree = Parser(env, source, name, filename).parse()
-        env.get_template(name)
-    except TemplateSyntaxError as exc:
-        error = translate_error(env, name, exc, None)
-        message = error.reason
-        missing = re.match(r"No filter named '([^']+)'", message)
-        if missing:
-            message = (
-                f"no filter named '{missing.group(1)}'{_suggest(missing.group(1), env.filters)}"
-            )
-        unknown = _UNKNOWN_TAG.match(message)
-        if unknown:
-            hint = _suggest(unknown.group(1), KNOWN_TAGS)
-            first, _, rest = message.partition(".")
-            message = f"{first}{hint}.{rest}" if hint else message
-        return [LintIssue(error.template, error.line, "error", message)], references
-    except TemplateError as exc:
-        return [LintIssue(exc.template, exc.line, "error", exc.reason)], references
-    except TemplateFileRefused:
-        return [], references  # reported once, by the walk over the folder (unsafe_entries)
-    except Exception as exc:  # a loader refusal (bad include name) is the marketer's too
-        return [LintIssue(path, None, "error", str(exc))], references
-    references = {ref for ref in meta.find_referenced_templates(tree) if ref}
-    checker = _StaticChecker(env, path)
-    checker.check(tree)
-    return checker.issues, references
-
-
 def _is_plain_file(path: Path) -> bool:
     """A regular file that is not a symbolic link (``lstat``)."""
     try:
         return stat.S_ISREG(path.lstat().st_mode)
     except OSError:
         return False
-
-
-def _issue(error: TemplateError, severity: Severity = "error", note: str = "") -> LintIssue:
-    return LintIssue(error.template, error.line, severity, error.reason + note)
 
 
 def _check_email(
@@ -511,7 +123,7 @@ def _check_email(
     except TemplateBudgetError:
         raise
     except TemplateError as exc:
-        return [_issue(exc)]
+        return [issue_from(exc)]
     return check_rendered_email(
         env, template_set, locale, rendered, context, max_subject_chars=max_subject_chars
     )
@@ -581,7 +193,7 @@ def _located_html_problems(
     problems: list[HtmlProblem],
 ) -> list[LintIssue]:
     """Balance problems at the ``file:line`` of the template source that made them."""
-    source_map = _SourceMap(env, name, context)
+    source_map = SourceMap(env, name, context)
     issues = []
     for problem in problems:
         owner, line = source_map.locate(problem.at)
@@ -610,7 +222,7 @@ def _check_sms(
     except TemplateBudgetError:
         raise
     except TemplateError as exc:
-        return [_issue(exc)]
+        return [issue_from(exc)]
     return check_rendered_sms(
         env, template_set, locale, rendered, context, max_segments=max_segments,
         stop_words=stop_words,
@@ -726,7 +338,7 @@ def lint_templates(
     if layouts.is_dir() and not layouts.is_symlink():
         for file in sorted(layouts.iterdir()):
             if _is_plain_file(file) and not file.name.startswith("."):
-                issues.extend(_static_check(env, f"{LAYOUTS_DIR}/{file.name}"))
+                issues.extend(static_check(env, f"{LAYOUTS_DIR}/{file.name}"))
     sets = list_template_sets(templates_dir)
     if not sets:
         issues.append(LintIssue(env.display_root, None, "error", "no template sets"))
@@ -788,7 +400,7 @@ def _lint_locale(
     while queue:
         name = queue.pop(0)
         checked.add(name)
-        found, references = _static_check_with_references(env, f"{prefix}/{name}")
+        found, references = static_check_with_references(env, f"{prefix}/{name}")
         if any(i.severity == "error" for i in found):
             failed.add(name)
         issues.extend(found)
@@ -854,7 +466,7 @@ def _lint_locale(
         except TemplateBudgetError as exc:
             broken.add(template_set)
             issues.append(
-                _issue(exc, note=" (the rest of this set is not rendered: fix this first)")
+                issue_from(exc, note=" (the rest of this set is not rendered: fix this first)")
             )
             break
     return issues
@@ -885,7 +497,7 @@ def _check_without_coupon(
                 continue  # broken with a coupon too: reported by the checks above
             if usage is not None and False in usage:
                 return [
-                    _issue(
+                    issue_from(
                         exc,
                         "error",
                         " (a variant with offer = false uses this set: coupon is none)",
