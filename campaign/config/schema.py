@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from campaign.common.errors import ConfigError
+from campaign.common.shipped import templates_folder
 from campaign.config.sections import (
     AttributionConfig,
     CampaignConfig,
@@ -34,7 +35,7 @@ from campaign.config.sections import (
     _Section,
 )
 
-SHIPPED_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+SHIPPED_TEMPLATES_DIR = templates_folder()
 
 SECRET_USES = {
     "send": "send through the channel",
