@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from campaign.errors import ConfigError, ConfigErrors, did_you_mean
+from campaign.shipped import templates_folder
 
 DEFAULT_CONFIG_FILE = "config.toml"
 DEFAULT_DATABASE_URL = "sqlite:///campaign.db"
@@ -471,7 +472,7 @@ class ClockConfig(_Section):
 
 # What a secret is for: the commands demand secrets by these uses.
 # The default template sets; marketers point ``[templates] dir`` at their own copy.
-SHIPPED_TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+SHIPPED_TEMPLATES_DIR = templates_folder()
 
 SECRET_USES = {
     "send": "send through the channel",

@@ -139,6 +139,7 @@ def test_report_json_and_csv_carry_raw_numbers_in_documented_fields(reported: Pa
     models = json.loads(_as_piped(reported, "report", "--model", "--format", "json"))
     assert [m["training_rows"] for m in models["models"]] == [366_226, 1_234_567]
     assert tuple(models["models"][0]) == report.MODEL_FIELDS
+    assert all("holdout" in m["split"] for m in models["models"])  # named beside each figure
 
 
 def test_evaluate_churn_json_and_csv(sqlite_url: str, purchases: pd.DataFrame,  # noqa: F811
@@ -158,6 +159,8 @@ def test_evaluate_churn_json_and_csv(sqlite_url: str, purchases: pd.DataFrame,  
     )
     data = json.loads(_as_piped(config, "evaluate", "churn", "--format", "json"))
     assert tuple(data["evaluation"][0]) == model.EVALUATION_FIELDS
+    # The split is named beside the figures, in the words the table uses.
+    assert "holdout" in data["evaluation"][0]["split"]
     figures = {(m["model"], m["metric"]): m["value"] for m in data["metrics"]}
     assert 0.5 < figures["tree", "roc_auc"] <= 1 and isinstance(figures["tree", "customers"],
                                                                int)
@@ -201,3 +204,31 @@ def test_counts_read_alike_everywhere(sqlite_url: str, tmp_path: Path) -> None:
     assert "1,234 rows, 1,234 inserted" in out
     status = json.loads(_as_piped(config, "status", "--format", "json"))
     assert status["outbox"] == []  # raw numbers stay raw in machine output
+
+
+def test_csv_output_neutralises_formulas_and_keeps_numbers_numbers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from decimal import Decimal
+
+    from campaign.cli.output import OutputFormat, Section, emit
+
+    emit(
+        {
+            "users": Section(
+                ("user_id", "amount", "delta", "tags"),
+                [{"user_id": "=HYPERLINK(\"http://x\")", "amount": Decimal("-12.50"),
+                  "delta": -0.5, "tags": ["a"]},
+                 {"user_id": "+1 555", "amount": None, "delta": 2, "other": "leak"}],
+            ),
+            "totals": Section(("n",), [{"n": 2, "user_id": "not mine"}]),
+        },
+        OutputFormat.csv,
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "section,user_id,amount,delta,tags,n",
+        "users,\"'=HYPERLINK(\"\"http://x\"\")\",-12.50,-0.5,\"[\"\"a\"\"]\",",
+        "users,'+1 555,,2,,",
+        "totals,,,,,2",
+    ]

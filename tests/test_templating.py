@@ -247,3 +247,30 @@ def test_a_mistyped_templates_folder_stops_lint_and_run_with_one_line(tmp_path: 
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "templates.dir" in lines[0] and "tempaltes" in lines[0], (
             args, done.stderr)
+
+
+def test_templates_init_copies_every_default_and_never_overwrites_an_edit(
+    tmp_path: Path,
+) -> None:
+    from campaign.errors import InputError
+    from campaign.shipped import templates_folder
+    from campaign.templating.defaults import copy_default_templates
+
+    copied = copy_default_templates(tmp_path / "mine")
+    shipped = sorted(
+        p.relative_to(templates_folder()) for p in templates_folder().rglob("*") if p.is_file()
+    )
+    assert sorted(
+        p.relative_to(tmp_path / "mine") for p in (tmp_path / "mine").rglob("*") if p.is_file()
+    ) == shipped
+    assert copied.files == len(shipped) and copied.template_sets == ["care", "winback"]
+    edited = tmp_path / "mine" / "winback" / "en" / "sms.txt"
+    edited.write_text("my edit {{ unsubscribe_url }}")
+    (tmp_path / "mine" / "care" / "en" / "email.txt").unlink()
+    with pytest.raises(InputError, match="already exists"):
+        copy_default_templates(tmp_path / "mine")
+    assert edited.read_text() == "my edit {{ unsubscribe_url }}"
+    assert not (tmp_path / "mine" / "care" / "en" / "email.txt").exists()  # nothing copied
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InputError, match="not a folder"):
+        copy_default_templates(tmp_path / "a-file")

@@ -64,7 +64,7 @@ def metrics_table(table: pd.DataFrame, title: str) -> Table:
 
 
 EVALUATION_FIELDS = ("as_of", "horizon_days", "train_at", "holdout_at", "max_depth",
-                     "min_samples_leaf", "training_rows", "snapshots")
+                     "min_samples_leaf", "training_rows", "snapshots", "split")
 METRIC_FIELDS = ("model", "metric", "value")
 
 
@@ -106,7 +106,8 @@ def evaluate_churn_command(
                 [{"as_of": evaluation.as_of, "horizon_days": evaluation.horizon_days,
                   "train_at": evaluation.train_at, "holdout_at": evaluation.holdout_at,
                   **{k: params.get(k) for k in ("max_depth", "min_samples_leaf",
-                                                "training_rows", "snapshots")}}],
+                                                "training_rows", "snapshots")},
+                  "split": evaluation.split}],
             ),
             "metrics": Section(METRIC_FIELDS, metric_records(evaluation.table)),
         }, fmt)

@@ -17,7 +17,6 @@ wider instead of cutting digits. Counts use :func:`count` (``366,226``).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -35,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from campaign.cli.common import console
+from campaign.exports import write_csv
 
 Record = Mapping[str, Any]
 
@@ -180,20 +180,28 @@ def emit(sections: Sections, fmt: OutputFormat) -> None:
     fields: dict[str, None] = {"section": None}
     for section in sections.values():
         fields.update(dict.fromkeys(section.fields))
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(list(fields))
-    for name, rows in cleaned.items():
-        for row in rows:
-            values = {**row, "section": name}
-            writer.writerow([_csv_cell(values.get(f)) for f in fields])
+    # One CSV writer for the product: text a spreadsheet would run as a formula gets a
+    # leading quote (campaign.exports); numbers, money included, stay numbers.
+    write_csv(
+        sys.stdout,
+        list(fields),
+        (
+            [
+                name if f == "section"
+                else _csv_value(row.get(f)) if f in section.fields else None
+                for f in fields
+            ]
+            for name, section in sections.items()
+            for row in section.rows
+        ),
+    )
     sys.stdout.flush()
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return value  # a number to the writer (plain() would make it text)
+    value = plain(value)
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return value

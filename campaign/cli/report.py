@@ -180,7 +180,7 @@ ARM_FIELDS = ("campaign", "variant", "enabled", "successes", "failures", "alpha"
               "posterior_mean", "next_share")
 MODEL_FIELDS = ("version", "trained_at", "as_of", "horizon_days", "active", "max_depth",
                 "inputs", "training_rows", "roc_auc", "pr_auc", "brier", "lift_top10",
-                "churn_rate", "recency_roc_auc")
+                "churn_rate", "recency_roc_auc", "split")
 
 
 def report_sections(report: CampaignReport, currency: str) -> dict[str, Section]:

@@ -32,6 +32,41 @@ def offer_usage(config: Config) -> dict[str, frozenset[bool]]:
     return {name: frozenset(flags) for name, flags in usage.items()}
 
 
+@app.command("init")
+def init_command(
+    ctx: typer.Context,
+    folder: Path | None = typer.Argument(
+        None, help="Where to put the copy (created if missing); default: the configured "
+        "[templates] dir, else templates/ beside the config.",
+    ),
+) -> None:
+    """Copy the default template sets into FOLDER, for marketers to edit.
+
+    Never overwrites: if any file would be replaced, nothing is copied. Lint, preview
+    and run read the copy once [templates] dir points at it (the default folder needs
+    no setting).
+    """
+    from campaign.templating.defaults import copy_default_templates
+
+    config = state(ctx).config()
+    destination = folder if folder is not None else config.resolve_path(config.templates.dir)
+    copied = copy_default_templates(destination)
+    sets = ", ".join(copied.template_sets)
+    console.print(
+        f"copied {copied.files} file(s) of {len(copied.template_sets)} template set(s) "
+        f"({sets}) to {copied.destination}",
+        markup=False, soft_wrap=True,
+    )
+    if config.templates_folder().resolve() == destination.resolve():
+        console.print("lint, preview and run read this folder now", markup=False)
+    else:
+        console.print(
+            f'next: set  [templates] dir = "{destination.resolve()}"  in the config, '
+            "then check it with: campaign templates lint",
+            markup=False, soft_wrap=True,
+        )
+
+
 @app.command("lint")
 def lint_command(ctx: typer.Context) -> None:
     """Check every template: syntax, names, SMS length, unsubscribe link, HTML.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -11,8 +9,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from campaign.errors import DatabaseError
+from campaign.shipped import migrations_folder
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = migrations_folder()
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -273,6 +273,13 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
     ])
 
 
+def model_split(metrics: dict[str, Any], as_of: datetime, horizon_days: int) -> str:
+    """The holdout a stored version's figures were measured on ("" when it had none)."""
+    if not metrics.get("holdout"):
+        return ""
+    return split_label(*_split_times(metrics, as_of, horizon_days))
+
+
 def _split_times(
     metrics: dict[str, Any], as_of: datetime, horizon_days: int
 ) -> tuple[datetime, datetime]:

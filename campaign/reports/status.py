@@ -31,7 +31,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "errors": ("channel", "status", "reason", "messages", "campaigns", "last_at"),
     "pauses": ("campaign", "state", "reason", "by", "at"),
     "pause_history": ("campaign", "action", "reason", "by", "at"),
-    "models": ("kind", "version", "trained_at", "as_of", "horizon_days", "roc_auc"),
+    "models": ("kind", "version", "trained_at", "as_of", "horizon_days", "roc_auc", "split"),
     "runs": ("campaign", "run_id", "slot", "status", "queued", "held_out", "skipped",
              "started_at", "finished_at", "error"),
     "senders": ("owner", "kind", "started_at", "heartbeat_at", "alive"),
@@ -164,6 +164,8 @@ def _pauses(connection: Connection, configured: Iterable[str]) -> list[dict[str,
 
 
 def _models(connection: Connection) -> list[dict[str, Any]]:
+    from campaign.reports.data import model_split
+
     rows = connection.execute(
         select(ModelVersion.kind, ModelVersion.id, ModelVersion.trained_at, ModelVersion.as_of,
                ModelVersion.horizon_days, ModelVersion.metrics)
@@ -176,6 +178,7 @@ def _models(connection: Connection) -> list[dict[str, Any]]:
         out.append({
             "kind": r.kind, "version": int(r.id), "trained_at": r.trained_at, "as_of": r.as_of,
             "horizon_days": r.horizon_days, "roc_auc": holdout.get("roc_auc"),
+            "split": model_split(r.metrics or {}, r.as_of, r.horizon_days) or None,
         })
     return out
 
