@@ -115,6 +115,11 @@ RUN_BY_THE_DEMO_TEST: dict[str, str] = {
 
 # Commands documented to run until stopped: (what shows they are up, port to poll).
 LONG_RUNNING = {"daemon", "worker", "serve", "send"}
+# What each prints to stderr once it is up: daemon and worker, serve, a polling send.
+UP_MARKERS = ("daemon.started", "Application startup complete", "polling the outbox")
+
+# Installation paths the docs name, and where they are in the demo folder.
+PATHS = {"/etc/campaign/config.toml": "{folder}/config.toml"}
 
 @dataclass(frozen=True)
 class Documented:
@@ -184,6 +189,8 @@ def normalise(text: str) -> list[list[str]]:
             if value is None:
                 raise KeyError(f"{word} (after {previous})")
             values.append([value])
+        elif word in PATHS:
+            values.append([PATHS[word]])
         elif "DIR/" in word:
             values.append([word.replace("DIR/", "{folder}/")])
         elif "|" in word and not word.startswith("-"):
@@ -218,8 +225,8 @@ def _long_running(argv: list[str]) -> bool:
 def _run_bounded(argv: list[str], folder: Path, env: dict[str, str], port: int) -> str:
     """Start a command that runs until stopped; '' when it came up and stopped cleanly.
 
-    Up means its ``/healthz`` answers (daemon, worker, serve) or, for a polling ``send``,
-    that it said it is polling; then it gets SIGTERM and must exit 0.
+    Up means it logged that it started (``UP_MARKERS``) or its ``/healthz`` answers;
+    then it gets SIGTERM and must exit 0.
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "campaign", *argv], cwd=folder, env=env,
@@ -229,11 +236,10 @@ def _run_bounded(argv: list[str], folder: Path, env: dict[str, str], port: int) 
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.extend(process.stderr or ()), daemon=True)
     reader.start()
-    polls_health = "send" not in argv
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if _healthy(port) if polls_health else any("polling the outbox" in line
-                                                    for line in list(stderr)):
+        said = "".join(list(stderr))
+        if any(marker in said for marker in UP_MARKERS) or _healthy(port):
             break
         time.sleep(0.3)
     if process.poll() is not None:
