@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaign.db.base import Base
 from campaign.db.engine import make_engine, make_session_factory
 from campaign.db.migrate import upgrade
+from tests.demo_helpers import DemoShop, build_demo
 
 PG_ENV = "CAMPAIGN_TEST_DATABASE_URL"
 PG_SKIP_REASON = (
@@ -127,3 +128,9 @@ def engine(db_url: str) -> Iterator[Engine]:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory on the test database."""
     return make_session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+def demo_shop(tmp_path_factory: pytest.TempPathFactory) -> DemoShop:
+    """One real ``campaign demo`` for the session; copy its folder before changing it."""
+    return build_demo(tmp_path_factory.mktemp("demo") / "campaign-demo")

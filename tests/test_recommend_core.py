@@ -625,3 +625,56 @@ def test_compiled_code_goes_to_the_temp_folder_when_numba_finds_no_writable_cach
     assert fast(2, 3) == 5
     assert numba_config.CACHE_DIR == str(tmp_path / "cache")
     assert any((tmp_path / "cache").rglob("*.nbi"))
+
+
+def test_a_sparse_extra_adds_its_dot_product_to_linked_pairs_only() -> None:
+    rng = np.random.default_rng(5)
+    items = sparse.random(30, 12, density=0.15, random_state=6, dtype=np.float32).tocsr()
+    side = sparse.random(30, 7, density=0.3, random_state=7, dtype=np.float32).tocsr()
+    side.data = rng.random(side.nnz).astype(np.float32)
+    kept = top_neighbours(items, items, 30, sparse_extra=side).toarray()
+    linked = (items @ items.T).toarray() > 0
+    expected = np.where(linked, (items @ items.T).toarray() + (side @ side.T).toarray(), 0.0)
+    np.fill_diagonal(expected, 0.0)
+    assert np.allclose(kept, expected, atol=1e-6)
+
+
+def _clique_catalogue(n: int = 400) -> pd.DataFrame:
+    # One brand on every product and one department on most: the cliques of a real
+    # grocery catalogue. Names carry the rarer tokens.
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({
+        "product_id": np.arange(n),
+        "brand": "National",
+        "category": np.where(np.arange(n) < 300, "grocery", "drug"),
+        "name": [f"item{i % 40} kind{i % 7}" for i in range(n)],
+        "tags": [None] * n,
+        "price_cents": rng.integers(100, 2000, n),
+    })
+
+
+def test_common_attributes_link_to_their_most_popular_carriers_with_exact_cosines() -> None:
+    from campaign.recommend.content import ContentSimilarity, feature_blocks
+
+    products = _clique_catalogue()
+    weight = np.arange(len(products))[::-1].astype(float)  # product 0 is the most popular
+    bounded = ContentSimilarity(neighbours=20, max_postings=25).fit(products, item_weight=weight)
+    assert bounded.common_attributes_.size >= 2  # the brand and the big department
+    features, width = feature_blocks(products)
+    exact = (features @ features.T).toarray()
+    got = bounded.similarity_.tocoo()
+    # Every kept pair carries its exact cosine, the common attributes' share included.
+    assert np.allclose(got.data, exact[got.row, got.col], atol=1e-4)
+    # A product linked only through common attributes (the brand; its department of
+    # 100) finds their most popular carriers, the ones sharing both first.
+    products.loc[399, "name"] = "unique"
+    alone = ContentSimilarity(neighbours=20, max_postings=25).fit(products, item_weight=weight)
+    neighbours = alone.similarity_[399].indices
+    assert len(neighbours) == 20 and set(neighbours) <= set(range(300, 325))
+    # With a threshold above the catalogue nothing is common: the exact search.
+    unbounded = ContentSimilarity(neighbours=20, max_postings=10_000).fit(products)
+    assert unbounded.common_attributes_.size == 0
+    exact_top = ContentSimilarity(neighbours=20, max_postings=10_000).fit(
+        products, item_weight=weight
+    )
+    assert (unbounded.similarity_ != exact_top.similarity_).nnz == 0

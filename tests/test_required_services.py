@@ -18,7 +18,8 @@ def _pytest(require: str | None) -> subprocess.CompletedProcess[str]:
     if require is not None:
         env["CAMPAIGN_REQUIRE_SERVICES"] = require
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", PG_TEST + "[postgresql]"],
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+         PG_TEST + "[postgresql]"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
 

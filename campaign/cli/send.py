@@ -65,6 +65,11 @@ def send_command(
         configure_logging(config.daemon.log_format, config.daemon.log_level)
     stop = threading.Event()
     previous = _install_stop_handlers(stop)
+    if not once:
+        err_console.print(
+            "polling the outbox (Ctrl-C or SIGTERM: finish in-flight sends, then stop)",
+            markup=False,
+        )
     try:
         # Without --once more may come due while it runs: the bar then fills past it.
         with progress_bar("sending", count_due(engine, now=_utcnow())) as advance:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import bindparam, func, select, text
@@ -29,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from campaign.common.errors import NotFound
 from campaign.db.base import UTCDateTime
+from campaign.db.frames import frame_of
 from campaign.db.models import Engagement, Event, EventType, MessageStatus
 from campaign.profile.features import RAW_COLUMNS, TREND_DAYS
 
@@ -79,9 +79,7 @@ def _run(connection: Connection, sql: str, params: dict[str, datetime]) -> pd.Da
     used = {name: value for name, value in params.items() if f":{name}" in sql}
     result = connection.execute(statement, used)
     columns = list(result.keys())
-    # Plain tuples: pandas builds a frame from them several times faster than from Rows.
-    rows: list[Any] = [tuple(row) for row in result.fetchall()]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = frame_of(result, columns)
     if frame.empty:
         frame = pd.DataFrame({c: pd.Series([], dtype="int64") for c in columns})
     return frame.set_index("user_id")

@@ -6,6 +6,15 @@ quantiles, with the neighbouring bands at half weight so "a bit dearer" is still
 similar). Blocks are L2-normalised, scaled by the square root of their weight and
 stacked; the cosine of two products is then the weighted average of the per-block
 cosines. Only the top ``neighbours`` per product are kept.
+
+The neighbour search visits, for each product, the products sharing each of its
+attributes. An attribute that a large part of the catalogue shares (a brand
+"National" on 58,000 of 68,000 products, a department of 30,000) would make that
+visit grow with the square of the catalogue. Such *common* attributes therefore link a
+product only to the ``max_postings`` most popular products that carry them, while
+their share of the cosine is still counted exactly, for every linked pair (see
+:func:`bounded_links`): the search costs at most ``max_postings`` visits per common
+attribute and product, so it grows linearly with the catalogue.
 """
 
 from __future__ import annotations
@@ -145,6 +154,55 @@ def feature_blocks(
     return out, (parts[-1].shape[1] if used[-1][0] == "price" else 0)
 
 
+# The weight of a common attribute in the linking product: it only has to link (its
+# real share is added separately); its own product adds at most
+# (number of shared common attributes) × 2**-20 to a cosine.
+_LINK_MARK = np.float32(2.0**-10)
+
+
+def common_attributes(features: sparse.csr_matrix, max_postings: int) -> np.ndarray:
+    """Columns of ``features`` carried by more than ``max_postings`` products, sorted."""
+    postings = np.diff(sparse.csc_matrix(features).indptr)
+    return np.flatnonzero(postings > max_postings)
+
+
+def bounded_links(
+    features: sparse.csr_matrix, common: np.ndarray, max_postings: int,
+    item_weight: np.ndarray | None,
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+    """The operands of a neighbour search whose visits per product stay bounded.
+
+    Returns ``(left, right, shares)``: ``left`` is ``features`` with each common column
+    reduced to a small mark; ``right`` the same, with each common column kept only for
+    its ``max_postings`` heaviest products by ``item_weight`` (ties: the lower index;
+    None: the catalogue's order); ``shares`` the common columns' real values (sparse
+    products × common). ``left @ right.T`` then links every pair that shares a rare
+    attribute, and each product to the most popular products of its common ones, and
+    ``shares[i] · shares[j]`` adds the common attributes' exact share to those pairs.
+    """
+    n = features.shape[0]
+    weight = np.zeros(n) if item_weight is None else np.asarray(item_weight, dtype=np.float64)
+    is_common = np.zeros(features.shape[1], dtype=bool)
+    is_common[common] = True
+    coo = sparse.coo_matrix(features)
+    on_common = is_common[coo.col]
+    marked = coo.data.copy()
+    marked[on_common] = _LINK_MARK
+    left = sparse.csr_matrix((marked, (coo.row, coo.col)), shape=features.shape)
+    # Keep, in each common column, the max_postings heaviest rows.
+    order = np.lexsort((coo.row, -weight[coo.row], coo.col))
+    col_sorted = coo.col[order]
+    starts = np.searchsorted(col_sorted, col_sorted, side="left")
+    rank = np.arange(order.size) - starts
+    keep = np.ones(coo.nnz, dtype=bool)
+    keep[order] = ~is_common[col_sorted] | (rank < max_postings)
+    right = sparse.csr_matrix(
+        (marked[keep], (coo.row[keep], coo.col[keep])), shape=features.shape
+    )
+    shares = sparse.csr_matrix(features[:, common], dtype=np.float32)
+    return left, right, shares
+
+
 class ContentSimilarity:
     """Item-item cosine on product attributes, top ``neighbours`` per item kept.
 
@@ -156,10 +214,14 @@ class ContentSimilarity:
         field_weights: share of category, brand, tags, name and price in the cosine.
         price_bands: number of log-price quantile bands.
         n_jobs: threads for the all-pairs computation (None: 1; -1: one per core).
+        max_postings: products an attribute may carry before it counts as common and
+            links each product only to its most popular carriers (see the module
+            docstring).
 
     Fitted attributes:
         features_: CSR products × attribute features (L2 rows).
         similarity_: CSR items × items; row i holds item i's most similar products.
+        common_attributes_: the feature columns that counted as common.
     """
 
     def __init__(
@@ -168,14 +230,22 @@ class ContentSimilarity:
         field_weights: Mapping[str, float] | None = None,
         price_bands: int = 5,
         n_jobs: int | None = None,
+        max_postings: int = 500,
     ) -> None:
         self.neighbours = neighbours
+        self.max_postings = max_postings
         self.n_jobs = n_jobs
         self.field_weights = field_weights
         self.price_bands = price_bands
 
-    def fit(self, products: pd.DataFrame, y: object = None) -> ContentSimilarity:
-        """Build attribute vectors and their top-neighbour cosine matrix."""
+    def fit(
+        self, products: pd.DataFrame, y: object = None, item_weight: np.ndarray | None = None
+    ) -> ContentSimilarity:
+        """Build attribute vectors and their top-neighbour cosine matrix.
+
+        ``item_weight`` (one per product, e.g. its number of buyers) picks which
+        carriers of a common attribute a product is linked to: the heaviest.
+        """
         weights = DEFAULT_FIELD_WEIGHTS if self.field_weights is None else self.field_weights
         features, width = feature_blocks(products, weights, self.price_bands)
         self.features_ = features
@@ -184,8 +254,17 @@ class ContentSimilarity:
         # all-pairs product dense. Price still adds its share to linked pairs.
         linked = features[:, : features.shape[1] - width].tocsr()
         price = features[:, features.shape[1] - width :].toarray() if width else None
+        common = common_attributes(linked, self.max_postings)
+        self.common_attributes_ = common
+        if common.size == 0:
+            self.similarity_ = top_neighbours(
+                linked, linked, self.neighbours, n_jobs=self.n_jobs, dense_extra=price
+            )
+            return self
+        left, right, shares = bounded_links(linked, common, self.max_postings, item_weight)
         self.similarity_ = top_neighbours(
-            linked, linked, self.neighbours, n_jobs=self.n_jobs, dense_extra=price
+            left, right, self.neighbours, n_jobs=self.n_jobs, dense_extra=price,
+            sparse_extra=shares,
         )
         return self
 

@@ -188,7 +188,7 @@ class HybridRecommender:
         self.itemcf_ = ItemCF(self.neighbours, n_jobs=self.n_jobs).fit(interactions)
         self.content_ = ContentSimilarity(
             self.content_neighbours, field_weights=self.field_weights, n_jobs=self.n_jobs
-        ).fit(catalogue)
+        ).fit(catalogue, item_weight=self.itemcf_.item_support_)
         self.popularity_ = Popularity(self.category_share).fit(
             interactions, category_codes=self.category_codes_
         )

@@ -28,11 +28,14 @@ def top_neighbours(
     exclude_self: bool = True,
     n_jobs: int | None = None,
     dense_extra: np.ndarray | None = None,
+    sparse_extra: sparse.csr_matrix | None = None,
 ) -> sparse.csr_matrix:
     """Keep the ``neighbours`` largest entries of each row of ``left @ right_t.T``.
 
     ``dense_extra`` (rows × a few columns) adds ``dense_extra[i] · dense_extra[j]`` to
-    the pairs the sparse product links, and only to them (square products only).
+    the pairs the sparse product links, and only to them (square products only);
+    ``sparse_extra`` (rows × features, sparse) adds ``sparse_extra[i] · sparse_extra[j]``
+    to those pairs the same way.
 
     Each row is computed on its own by the compiled loop
     :func:`campaign.recommend.kernels.top_neighbour_rows` (a scratch row and a
@@ -53,6 +56,11 @@ def top_neighbours(
         if dense_extra is None
         else np.ascontiguousarray(dense_extra, dtype=np.float32)
     )
+    side = sparse.csr_matrix(
+        (n_rows, 0) if sparse_extra is None else sparse_extra, dtype=np.float32
+    )
+    side.sort_indices()
+    side_arrays = csr_arrays(side)
     workers = 1 if n_jobs is None or n_jobs == 1 else (
         n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
     )
@@ -61,7 +69,7 @@ def top_neighbours(
     def rows(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return top_neighbour_rows(
             start, min(start + step, n_rows), *left_arrays, *right_arrays, extra,
-            n_cols, keep, exclude_self,
+            *side_arrays, n_cols, keep, exclude_self,
         )
 
     starts = range(0, n_rows, step) if keep > 0 else range(0)

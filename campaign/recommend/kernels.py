@@ -284,14 +284,18 @@ def top_neighbour_rows(
     start: int, stop: int,
     left_ptr: np.ndarray, left_idx: np.ndarray, left_val: np.ndarray,
     right_ptr: np.ndarray, right_idx: np.ndarray, right_val: np.ndarray,
-    extra: np.ndarray, n_cols: int, keep: int, exclude_self: bool,
+    extra: np.ndarray,
+    sx_ptr: np.ndarray, sx_idx: np.ndarray, sx_val: np.ndarray,
+    n_cols: int, keep: int, exclude_self: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``keep`` largest positive entries of rows ``start:stop`` of ``left @ right``.
 
     ``left`` (rows × features) and ``right`` (features × columns) are CSR arrays.
     ``extra`` (rows × e, float32; e may be 0) adds ``extra[i] · extra[j]`` to the
-    pairs the sparse product links, and only to them. ``exclude_self`` drops the
-    diagonal. Ties go to the lower column.
+    pairs the sparse product links, and only to them; ``sx`` (a CSR of rows × a
+    second set of features, sorted indices; it may have no entries) adds the sparse
+    dot product ``sx[i] · sx[j]`` the same way, by merging the two short rows.
+    ``exclude_self`` drops the diagonal. Ties go to the lower column.
 
     Returns:
         ``(counts, cols, values)``: entries kept per row and, per row of width
@@ -333,6 +337,17 @@ def top_neighbour_rows(
                 for x in range(n_extra):
                     dot += extra[r, x] * extra[j, x]
                 value += dot
+            a_at, a_end = sx_ptr[r], sx_ptr[r + 1]
+            b_at, b_end = sx_ptr[j], sx_ptr[j + 1]
+            while a_at < a_end and b_at < b_end:
+                if sx_idx[a_at] == sx_idx[b_at]:
+                    value += sx_val[a_at] * sx_val[b_at]
+                    a_at += 1
+                    b_at += 1
+                elif sx_idx[a_at] < sx_idx[b_at]:
+                    a_at += 1
+                else:
+                    b_at += 1
             if value > 0.0:
                 eligible_s[n_eligible] = value
                 eligible_c[n_eligible] = j

@@ -8,7 +8,9 @@ batches, and several workers on SQLite would only queue for its one write lock.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -52,4 +54,20 @@ def serve(
         timeout_keep_alive=30,
         server_header=False,
     )
-    uvicorn.Server(uvicorn_config).run()
+    # uvicorn re-raises the signal that stopped it once it has shut down, so a graceful
+    # stop ended as "killed by SIGTERM"; it is a success (exit 0, as the daemon's): the
+    # re-raised signal lands on a handler that ignores it.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _ignore) for sig in _STOP_SIGNALS} if in_main else {}
+    try:
+        uvicorn.Server(uvicorn_config).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A signal handler that does nothing (see ``serve``)."""
