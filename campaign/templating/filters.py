@@ -16,18 +16,6 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from campaign.common.money import format_money
-from campaign.templating.bounds import MAX_PAD_WIDTH, MAX_REPEAT_RESULT  # noqa: F401
-from campaign.templating.budget import (  # noqa: F401 - the public names live here too
-    DEFAULT_MAX_LOOP_ITERATIONS,
-    DEFAULT_MAX_OUTPUT_BYTES,
-    DEFAULT_RENDER_TIMEOUT_SECONDS,
-    OUTPUT_BATCH,
-    RenderBudget,
-    RenderLimitExceeded,
-    _budget,
-    active_budget,
-    budget_scope,
-)
 
 
 @lru_cache(maxsize=256)

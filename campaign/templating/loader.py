@@ -20,19 +20,6 @@ from typing import Any
 from jinja2 import BaseLoader
 from jinja2.exceptions import SecurityError, TemplateNotFound
 
-from campaign.templating.bounds import MAX_PAD_WIDTH, MAX_REPEAT_RESULT  # noqa: F401
-from campaign.templating.budget import (  # noqa: F401 - the public names live here too
-    DEFAULT_MAX_LOOP_ITERATIONS,
-    DEFAULT_MAX_OUTPUT_BYTES,
-    DEFAULT_RENDER_TIMEOUT_SECONDS,
-    OUTPUT_BATCH,
-    RenderBudget,
-    RenderLimitExceeded,
-    _budget,
-    active_budget,
-    budget_scope,
-)
-
 LAYOUTS_DIR = "_layouts"
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

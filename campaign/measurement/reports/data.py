@@ -248,7 +248,6 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
     ).all()
     out = []
     for row in rows:
-        holdout_at, holdout_to = _split_times(row.metrics or {}, row.as_of, row.horizon_days)
         holdout = (row.metrics or {}).get("holdout") or {}
         recency = (row.metrics or {}).get("holdout_recency") or {}
         params = row.params or {}
@@ -264,7 +263,7 @@ def model_history(connection: Connection, kind: str = "churn") -> pd.DataFrame:
             "lift_top10": _nan_if_none(holdout.get("lift_top_decile")),
             "churn_rate": _nan_if_none(holdout.get("churn_rate")),
             "recency_roc_auc": _nan_if_none(recency.get("roc_auc")),
-            "split": split_label(holdout_at, holdout_to) if holdout else "",
+            "split": model_split(row.metrics or {}, row.as_of, row.horizon_days),
         })
     return pd.DataFrame(out, columns=[
         "version", "trained_at", "as_of", "horizon_days", "active", "max_depth", "inputs",
