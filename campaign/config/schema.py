@@ -22,6 +22,7 @@ from campaign.config.sections import (
     CampaignConfig,
     ChannelConfig,
     ClockConfig,
+    ConsoleConfig,
     DaemonConfig,
     DatabaseConfig,
     DeliveryConfig,
@@ -42,6 +43,7 @@ SECRET_USES = {
     "serve": "verify provider webhooks",
     "links": "sign unsubscribe links",
     "shop": "sign the shop's coupon webhook",
+    "console": "sign console sessions",
 }
 
 
@@ -63,6 +65,7 @@ class Config(_Section):
     delivery: DeliveryConfig = DeliveryConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = ServerConfig()
+    console: ConsoleConfig = ConsoleConfig()
     responses: ResponsesConfig = ResponsesConfig()
     clock: ClockConfig = ClockConfig()
     campaigns: tuple[CampaignConfig, ...] = ()
