@@ -70,8 +70,9 @@
 
   function drawPreview(preview, error) {
     const problem = document.getElementById("preview-error");
-    problem.textContent = error || "";
+    problem.textContent = error ? error + " (below: the last preview that rendered)" : "";
     show("preview-error", Boolean(error));
+    document.getElementById("preview").classList.toggle("stale", !preview);
     if (!preview) return;
     document.getElementById("subject").textContent = preview.subject || "";
     show("subject-line", preview.subject !== null);
