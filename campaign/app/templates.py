@@ -190,12 +190,12 @@ def render_preview(
     locale: str | None = None,
     user: str | None = None,
     engine: Callable[[], Engine] | None = None,
-    folder: Path | None = None,
+    env: CampaignEnvironment | None = None,
 ) -> Preview:
     """Render set ``name`` for ``channel`` (email or sms) with a sample or a real user
     (``user``, the shop's id; ``engine`` opens the database for it), then lint's checks
-    of the message. ``folder`` renders another copy (a draft) of the configured folder.
-    Sends and stores nothing.
+    of the message. ``env`` renders from another environment (over a draft's copy of
+    the configured folder, see :func:`environment`). Sends and stores nothing.
 
     Raises:
         InputError: a bad channel, or a locale the set has no folder for.
@@ -209,7 +209,7 @@ def render_preview(
 
     if channel not in ("email", "sms"):
         raise InputError("--channel", f"{channel!r} is not email or sms")
-    env = environment(config, folder)
+    env = env or environment(config)
     if not template_set_exists(env.templates_dir, name):
         known = ", ".join(list_template_sets(env.templates_dir)) or "none"
         raise TemplateError(display_name(env, name), f"no such template set (known: {known})")
@@ -368,16 +368,15 @@ def check_draft(
     _check_name(config, name)
     parts = name.split("/")
     with draft_folder(config.templates_folder(), name, source) as folder:
-        issues = lint_templates(
-            folder, display_root=display_root_for(config.templates_folder()),
-            **_lint_options(config),
-        )
+        # One environment for lint and preview: the preview reuses lint's compiled files.
+        env = environment(config, folder)
+        issues = lint_templates(folder, env=env, **_lint_options(config))
         if len(parts) != 3:
             return DraftCheck(issues, None, None)
         try:
             preview = render_preview(
                 config, parts[0], channel or medium_of(name), now=now,
-                locale=locale or parts[1], user=user, engine=engine, folder=folder,
+                locale=locale or parts[1], user=user, engine=engine, env=env,
             )
         except CampaignError as exc:
             return DraftCheck(issues, None, str(exc))

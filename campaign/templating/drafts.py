@@ -1,7 +1,7 @@
 """Unsaved edits: lint and render a template file's draft exactly as if it were saved.
 
 The console lints as a marketer types. Rather than a second, lookalike lint, the draft
-is written into a private copy of its template set (with ``_layouts/``; every set for
+is written into a private copy of its locale folder (with ``_layouts/``; every set for
 a layout) and :func:`~campaign.templating.lint.lint_templates` runs on that copy with
 the real folder's display name, so every finding is the same line ``campaign templates
 lint`` would print once the file is saved. The copy is read through the loader (plain
@@ -55,17 +55,23 @@ def _plain_files(root: Path, folder: str) -> list[str]:
 
 @contextmanager
 def draft_folder(templates_dir: Path, name: str, source: str) -> Iterator[Path]:
-    """A temporary templates folder holding ``name``'s set (every set when ``name`` is
-    a layout) and ``_layouts/``, with ``name``'s text replaced by ``source``.
+    """A temporary templates folder holding ``name``'s locale folder (every set when
+    ``name`` is a layout) and ``_layouts/``, with ``name``'s text replaced by ``source``.
 
     Raises:
         TemplateNotFound: ``name`` is not a template name.
     """
     check_template_name(name)
     root = Path(os.path.realpath(templates_dir))
-    top = name.split("/", 1)[0]
+    parts = name.split("/")
     folders = [LAYOUTS_DIR]
-    folders += list_template_sets(root) if top == LAYOUTS_DIR else [top]
+    if parts[0] == LAYOUTS_DIR:
+        folders += list_template_sets(root)
+    elif len(parts) >= 3:
+        # Only the edited locale: the other locales' findings cannot change.
+        folders.append(f"{parts[0]}/{parts[1]}")
+    else:
+        folders.append(parts[0])
     with tempfile.TemporaryDirectory(prefix="campaign-draft-") as scratch:
         copy = Path(scratch)
         for folder in dict.fromkeys(folders):
@@ -96,7 +102,8 @@ def lint_draft(
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     stop_words: Sequence[str] | None = None,
 ) -> list[LintIssue]:
-    """Lint's findings for ``name``'s set as if ``source`` were saved as ``name``.
+    """Lint's findings for ``name``'s locale folder (every set for a layout) as if
+    ``source`` were saved as ``name``.
 
     Paths read ``<display_root>/<set>/<locale>/<file>``, as ``campaign templates lint``
     prints them. Writes nothing under ``templates_dir``.
