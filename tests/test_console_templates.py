@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,50 @@ def test_the_editor_works_without_javascript(shop: Shop) -> None:
         page = client.get("/templates/file?name=winback/en/sms.txt&channel=sms").text
     assert 'id="source"' in page and "segment(s)" in page
     assert "No findings" in page or 'class="finding' in page
+
+
+def _customer(shop: Shop, name: str) -> str:
+    from sqlalchemy.orm import Session
+
+    from tests.factories import make_user
+
+    with Session(shop.engine) as session:
+        user = make_user(session, external_id="C-1001", name=name, locale="en")
+        session.commit()
+        return user.external_id
+
+
+def test_a_marketer_previews_with_a_real_customer(shop: Shop) -> None:
+    customer = _customer(shop, "Priya Raman")
+    source = (shop.templates / FILE).read_text(encoding="utf-8")
+    with client_for(shop, "marketer") as client:
+        answer = client.post("/templates/check", data={
+            "csrf": token(client), "name": FILE, "source": source, "user": customer,
+        }).json()
+    assert answer["error"] is None
+    assert answer["preview"]["text"].startswith("Hi Priya,")
+    assert "CB-PREVIEW" in answer["preview"]["text"]
+
+
+def test_a_real_customers_context_is_kept_only_for_its_ttl(shop: Shop) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from campaign.app.templates import UserContexts
+    from campaign.db.models import User
+    from tests.console_helpers import NOW
+
+    customer = _customer(shop, "Priya Raman")
+    contexts = UserContexts(ttl_seconds=60)
+
+    def first_name(at: datetime) -> str:
+        context, _ = contexts.get(shop.engine, shop.config, customer, "winback", "email",
+                                  now=at, notes=[])
+        return str(context["user"]["first_name"])
+
+    assert first_name(NOW) == "Priya"
+    with shop.engine.begin() as connection:
+        connection.execute(update(User).where(User.external_id == customer).values(name="Ann Lee"))
+    assert first_name(NOW + timedelta(seconds=30)) == "Priya"
+    assert first_name(NOW + timedelta(seconds=61)) == "Ann"

@@ -166,6 +166,35 @@ def user_context(
     return context, locale
 
 
+class UserContexts:
+    """Real customers' preview contexts, kept ``ttl_seconds`` (by user, set and channel)
+    so that a marketer's edits re-render without recomputing the customer's
+    recommendations at every keystroke. Not shared between processes."""
+
+    def __init__(self, ttl_seconds: float = 300, size: int = 64) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.size = size
+        self._kept: dict[tuple[str, str, str], tuple[datetime, dict[str, Any], str, list[str]]] = {}
+
+    def get(
+        self, engine: Engine, config: Config, user: str, name: str, channel: str, *,
+        now: datetime, notes: list[str],
+    ) -> tuple[dict[str, Any], str]:
+        """:func:`user_context`, from the cache while it is younger than the TTL."""
+        key = (user, name, channel)
+        kept = self._kept.get(key)
+        if kept is not None and (now - kept[0]).total_seconds() < self.ttl_seconds:
+            notes.extend(kept[3])
+            return kept[1], kept[2]
+        found: list[str] = []
+        context, locale = user_context(engine, config, user, name, channel, now=now, notes=found)
+        if len(self._kept) >= self.size:
+            self._kept.pop(next(iter(self._kept)))
+        self._kept[key] = (now, context, locale, found)
+        notes.extend(found)
+        return context, locale
+
+
 @dataclass
 class Preview:
     """One rendered message and lint's checks of it (``campaign templates render``).
@@ -191,11 +220,13 @@ def render_preview(
     user: str | None = None,
     engine: Callable[[], Engine] | None = None,
     env: CampaignEnvironment | None = None,
+    contexts: UserContexts | None = None,
 ) -> Preview:
     """Render set ``name`` for ``channel`` (email or sms) with a sample or a real user
     (``user``, the shop's id; ``engine`` opens the database for it), then lint's checks
     of the message. ``env`` renders from another environment (over a draft's copy of
-    the configured folder, see :func:`environment`). Sends and stores nothing.
+    the configured folder, see :func:`environment`); ``contexts`` keeps real users'
+    contexts between calls. Sends and stores nothing.
 
     Raises:
         InputError: a bad channel, or a locale the set has no folder for.
@@ -225,9 +256,14 @@ def render_preview(
     if user is not None:
         if engine is None:
             raise InputError("--user", "a real user's preview needs the database")
-        context, user_locale = user_context(
-            engine(), config, user, name, channel, now=now, notes=notes
-        )
+        if contexts is not None:
+            context, user_locale = contexts.get(
+                engine(), config, user, name, channel, now=now, notes=notes
+            )
+        else:
+            context, user_locale = user_context(
+                engine(), config, user, name, channel, now=now, notes=notes
+            )
         wanted = locale or user_locale
     else:
         wanted = locale or default_locale
@@ -357,6 +393,7 @@ def check_draft(
     locale: str | None = None,
     user: str | None = None,
     engine: Callable[[], Engine] | None = None,
+    contexts: UserContexts | None = None,
 ) -> DraftCheck:
     """Lint and preview ``source`` as if it were saved as ``name``; writes nothing.
 
@@ -377,6 +414,7 @@ def check_draft(
             preview = render_preview(
                 config, parts[0], channel or medium_of(name), now=now,
                 locale=locale or parts[1], user=user, engine=engine, env=env,
+                contexts=contexts,
             )
         except CampaignError as exc:
             return DraftCheck(issues, None, str(exc))

@@ -78,6 +78,7 @@ class TemplatePages:
         self.config = config
         self.engine = engine
         self.clock = clock
+        self.contexts = use.UserContexts()
 
     def _here(self, name: str) -> str:
         return f"{display_root_for(self.config.templates_folder())}/{name}"
@@ -97,6 +98,7 @@ class TemplatePages:
         return use.check_draft(
             self.config, name, source, now=self.clock(), engine=lambda: self.engine,
             channel=options["channel"], locale=options["locale"], user=options["user"],
+            contexts=self.contexts,
         )
 
     def _problem(self, request: Request, exc: CampaignError) -> Response:
