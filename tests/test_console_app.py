@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from campaign.app.accounts import disable_account, reset_account
 from campaign.db.console import AuditEntry
@@ -44,6 +44,8 @@ ROUTES = [
      {"marketer", "analyst", "operator"}),
     ("GET", "/activity", None, {"marketer", "analyst", "operator"}),
     ("GET", "/accounts", None, {"operator"}),
+    ("GET", "/outbox", None, {"operator"}),
+    ("POST", "/outbox/requeue", {"campaign": ""}, {"operator"}),
     ("POST", "/templates/check", {"name": FILE, "source": "Hi"}, {"marketer", "operator"}),
     ("POST", "/templates/save", {"name": FILE, "source": "x"}, {"marketer", "operator"}),
     ("POST", "/templates/revert", {"name": FILE, "version": "1"}, {"marketer", "operator"}),
@@ -214,3 +216,35 @@ def test_the_accounts_page_lists_accounts_without_hashes(shop: Shop) -> None:
         page = client.get("/accounts").text
     assert "marketer" in page and "analyst" in page
     assert "argon2" not in page
+
+
+def test_the_outbox_page_shows_dead_messages_with_reasons_and_requeues_them(
+    shop: Shop,
+) -> None:
+    from campaign.db.models import Message
+    from tests.delivery_helpers import seed
+
+    ids = seed(shop.engine, 3, channel="email")
+    with shop.engine.begin() as connection:
+        connection.execute(
+            update(Message).where(Message.id.in_(ids[:2])).values(
+                status="dead", last_error="email message 1: 550 mailbox alice@example.com unknown"
+            )
+        )
+    with client_for(shop, "operator") as client:
+        page = client.get("/outbox").text
+        assert "550 mailbox alice@example.com unknown" in page  # operators see it unmasked
+        assert "Requeue 2 dead message(s)" in page
+        moved = client.post("/outbox/requeue", data={"csrf": token(client), "campaign": ""})
+        assert moved.status_code == 200 and "Requeued 2 dead message(s)." in moved.text
+        unknown = client.post("/outbox/requeue", data={"csrf": token(client),
+                                                       "campaign": "winbak"})
+        assert unknown.status_code == 404
+    with shop.engine.connect() as connection:
+        statuses = sorted(s for (s,) in connection.execute(select(Message.status)))
+        requeued = connection.execute(
+            select(AuditEntry.actor, AuditEntry.target, AuditEntry.detail)
+            .where(AuditEntry.action == "outbox.requeued")
+        ).all()
+    assert statuses == ["queued", "queued", "queued"]
+    assert [tuple(r) for r in requeued] == [("operator", "(all)", {"messages": 2})]

@@ -4,7 +4,8 @@ Three roles (docs/console.md has the matrix per page):
 
 * **marketer**: reads everything the console shows, edits, previews and saves templates;
 * **analyst**: reads everything the console shows (campaigns, templates, the record);
-* **operator**: everything, including pause/resume and the list of accounts.
+* **operator**: everything, including pause/resume, the outbox (unmasked addresses in
+  its error texts, requeueing dead messages) and the list of accounts.
 
 Every change to an account is recorded (``console_audit``) with who made it.
 """
@@ -28,12 +29,14 @@ READ = "read"
 EDIT_TEMPLATES = "templates.edit"
 PAUSE = "campaigns.pause"
 READ_ACCOUNTS = "accounts.read"
+OUTBOX = "outbox"
 # Permission → the roles that have it: the one matrix the console enforces.
 PERMISSIONS: dict[str, frozenset[str]] = {
     READ: frozenset(ROLES),
     EDIT_TEMPLATES: frozenset({"marketer", "operator"}),
     PAUSE: frozenset({"operator"}),
     READ_ACCOUNTS: frozenset({"operator"}),
+    OUTBOX: frozenset({"operator"}),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 # A hash to verify against when the account does not exist, so that a login for an

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -19,6 +20,9 @@ from campaign.config import Config, ScheduleConfig
 from campaign.db import console as store
 from campaign.db.pauses import ALL, Switch, set_paused_in, switches
 from campaign.planner.claims import RunSummary, recent_runs
+
+if TYPE_CHECKING:
+    from campaign.measurement.reports.status import StatusReport
 
 
 def next_slot(schedule: ScheduleConfig, after: datetime) -> datetime | None:
@@ -113,3 +117,42 @@ def switch_campaign(
             connection, by, action, "(all)" if campaign == ALL else campaign, now=now,
             detail={"reason": reason} if reason else {},
         )
+
+
+# A sender is alive while its heartbeat is younger than this many heartbeats.
+LIVE_BEATS = 3
+
+
+def agent_status(
+    engine: Engine, config: Config, *, now: datetime, errors: int = 10
+) -> StatusReport:
+    """What the agent is doing (``campaign status``, the console's outbox page): the
+    outbox by channel and status, due times, the latest errors with their reasons,
+    pauses, models, runs and live senders; read-only. Error texts are as stored (the
+    caller masks addresses where its reader may not see them)."""
+    from campaign.measurement.reports.status import status_report
+
+    with engine.connect() as connection:
+        return status_report(
+            connection, now=now,
+            paused_in_config=[c.name for c in config.campaigns if c.paused],
+            live_seconds=LIVE_BEATS * config.daemon.heartbeat_seconds, errors=errors,
+        )
+
+
+def requeue_dead_messages(
+    engine: Engine, config: Config, *, by: str, now: datetime, campaign: str | None = None
+) -> int:
+    """Give dead messages (of ``campaign``, else all) another try once a provider is
+    fixed (``campaign send --requeue-dead``); recorded with ``by``. Returns how many."""
+    from campaign.delivery.outbox import requeue_dead
+
+    if campaign is not None:
+        config.campaign(campaign)
+    moved = requeue_dead(engine, now=now, campaign=campaign)
+    with engine.begin() as connection:
+        store.record(
+            connection, by, "outbox.requeued", campaign or "(all)", now=now,
+            detail={"messages": moved},
+        )
+    return moved

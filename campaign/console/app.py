@@ -9,6 +9,7 @@ Routes (docs/console.md has the permission of each):
   lint and preview), ``POST /templates/save``, ``GET /templates/history?name=``,
   ``GET /templates/version?name=&version=``, ``POST /templates/revert``;
 * ``GET /activity`` (every recorded write), ``GET /accounts`` (operators);
+* ``GET /outbox`` (``campaign status``), ``POST /outbox/requeue`` (operators);
 * ``GET /static/...`` (the console's own script and style), ``GET /healthz``.
 """
 
@@ -30,7 +31,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from campaign.app import accounts
-from campaign.app.campaigns import campaigns_overview, switch_campaign
+from campaign.app.campaigns import (
+    agent_status,
+    campaigns_overview,
+    requeue_dead_messages,
+    switch_campaign,
+)
 from campaign.common.errors import CampaignError
 from campaign.config import Config
 from campaign.console.auth import LoginLimiter, Sessions, csrf_ok, read_form, start_session
@@ -151,6 +157,32 @@ class _Console:
             more=len(entries) > size,
         )
 
+    async def outbox(self, request: Request, account: Account, moved: int | None = None
+                     ) -> Response:
+        report = await run_in_threadpool(
+            lambda: agent_status(self.engine, self.config, now=self.clock())
+        )
+        counts = {(r["channel"], r["status"]): r["messages"] for r in report.outbox}
+        return render(
+            request, "outbox.html", report=report, counts=counts, moved=moved,
+            statuses=sorted({s for _, s in counts}), channels=sorted({c for c, _ in counts}),
+            dead=sum(n for (_, s), n in counts.items() if s == "dead"),
+            campaign_names=[c.name for c in self.config.campaigns],
+        )
+
+    async def requeue(self, request: Request, account: Account) -> Response:
+        campaign = request.state.form.get("campaign") or None
+        try:
+            moved = await run_in_threadpool(
+                lambda: requeue_dead_messages(
+                    self.engine, self.config, by=account.name, now=self.clock(),
+                    campaign=campaign,
+                )
+            )
+        except CampaignError as exc:
+            return render(request, "error.html", 404, message=str(exc))
+        return await self.outbox(request, account, moved)
+
     async def accounts_page(self, request: Request, account: Account) -> Response:
         found = await run_in_threadpool(accounts.list_accounts, self.engine)
         return render(request, "accounts.html", accounts=found)
@@ -191,6 +223,8 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
         Route("/templates/version", guard(read, templates.version), methods=["GET"]),
         Route("/templates/revert", guard(edit, templates.revert), methods=["POST"]),
         Route("/activity", guard(read, console.activity), methods=["GET"]),
+        Route("/outbox", guard(accounts.OUTBOX, console.outbox), methods=["GET"]),
+        Route("/outbox/requeue", guard(accounts.OUTBOX, console.requeue), methods=["POST"]),
         Route("/accounts", guard(accounts.READ_ACCOUNTS, console.accounts_page),
               methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -204,16 +204,17 @@ class TemplatePages:
             return render(request, "error.html", 400, message=f"{raw!r} is not a version number")
         number = int(raw)
 
-        def load() -> tuple[Any, Any]:
+        def load() -> tuple[Any, Any, bool]:
             found = use.template_version(self.engine, self.config, name, number)
             try:
                 before = use.template_version(self.engine, self.config, name, number - 1)
             except NotFound:
                 before = None
-            return found, before
+            newest = use.template_history(self.engine, self.config, name)[0].version
+            return found, before, newest == number
 
         try:
-            found, before = await run_in_threadpool(load)
+            found, before, latest = await run_in_threadpool(load)
         except CampaignError as exc:
             return self._problem(request, exc)
         diff = use.diff_lines(
@@ -221,7 +222,7 @@ class TemplatePages:
             f"v{number - 1}" if before else "(nothing)", f"v{number}",
         )
         return render(
-            request, "version.html", name=name, version=found, diff=diff,
+            request, "version.html", name=name, version=found, diff=diff, latest=latest,
             editable=use.editable(self.config) and allowed(account.role, EDIT_TEMPLATES),
         )
 
