@@ -49,6 +49,7 @@ ROUTES = [
     ("POST", "/templates/check", {"name": FILE, "source": "Hi"}, {"marketer", "operator"}),
     ("POST", "/templates/save", {"name": FILE, "source": "x"}, {"marketer", "operator"}),
     ("POST", "/templates/revert", {"name": FILE, "version": "1"}, {"marketer", "operator"}),
+    ("POST", "/templates/test-send", {"name": FILE}, {"marketer", "operator"}),
     ("POST", "/campaigns/winback/pause", {"reason": "test"}, {"operator"}),
     ("POST", "/campaigns/winback/resume", {}, {"operator"}),
     ("POST", "/logout", {}, {"marketer", "analyst", "operator"}),

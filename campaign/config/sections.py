@@ -241,6 +241,9 @@ class ConsoleConfig(_Section):
     # Failed logins per account name (and per client address) within the window.
     login_attempts: int = Field(5, ge=1, le=1000)
     login_window_seconds: int = Field(300, ge=1, le=86_400)
+    # The seed list the editor's "Send a test" button sends to (one address a line, as
+    # `campaign run --test-to FILE`), relative to the config file; None: no button.
+    test_seed_file: str | None = None
     secret: SecretStr | None = Field(None, exclude=True)
 
 

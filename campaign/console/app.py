@@ -7,7 +7,8 @@ Routes (docs/console.md has the permission of each):
   ``POST /campaigns/{name}/pause|resume`` (operators);
 * ``GET /templates``, ``GET /templates/file?name=``, ``POST /templates/check`` (the live
   lint and preview), ``POST /templates/save``, ``GET /templates/history?name=``,
-  ``GET /templates/version?name=&version=``, ``POST /templates/revert``;
+  ``GET /templates/version?name=&version=``, ``POST /templates/revert``,
+  ``POST /templates/test-send`` (the campaign's messages to the seed list);
 * ``GET /activity`` (every recorded write), ``GET /accounts`` (operators);
 * ``GET /outbox`` (``campaign status``), ``POST /outbox/requeue`` (operators);
 * ``GET /static/...`` (the console's own script and style), ``GET /healthz``.
@@ -222,6 +223,7 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
         Route("/templates/history", guard(read, templates.history), methods=["GET"]),
         Route("/templates/version", guard(read, templates.version), methods=["GET"]),
         Route("/templates/revert", guard(edit, templates.revert), methods=["POST"]),
+        Route("/templates/test-send", guard(edit, templates.test_send), methods=["POST"]),
         Route("/activity", guard(read, console.activity), methods=["GET"]),
         Route("/outbox", guard(accounts.OUTBOX, console.outbox), methods=["GET"]),
         Route("/outbox/requeue", guard(accounts.OUTBOX, console.requeue), methods=["POST"]),

@@ -130,7 +130,16 @@ class TemplatePages:
             locales=self._locales(parts[0]) if len(parts) == 3 else [],
             editable=use.editable(self.config) and allowed(account.role, EDIT_TEMPLATES),
             saved=request.query_params.get("saved"), lines=max(1, len(source.splitlines())),
+            test_campaign=self._test_campaign(name) if allowed(account.role, EDIT_TEMPLATES)
+            else None,
         )
+
+    def _test_campaign(self, name: str) -> str | None:
+        """The campaign a test send of ``name``'s set goes out as (None: no button)."""
+        if not self.config.console.test_seed_file:
+            return None
+        campaign, _, _ = use.campaign_for(self.config, name.split("/", 1)[0])
+        return campaign.name if campaign is not None else None
 
     def _locales(self, template_set: str) -> list[str]:
         for found in use.template_sets(self.config):
@@ -183,6 +192,28 @@ class TemplatePages:
         return RedirectResponse(
             f"/templates/file?name={quote(name)}&saved={number}", status_code=303
         )
+
+    async def test_send(self, request: Request, account: Account) -> Response:
+        """Queue the campaign's real messages of a few sample users to the seed list."""
+        from campaign.app.runs import test_send_to_seeds
+
+        name = request.state.form.get("name", "")
+        campaign, _, _ = use.campaign_for(self.config, name.split("/", 1)[0])
+        if campaign is None:
+            return render(request, "error.html", 400,
+                          message=f"no campaign uses the template set of {name}")
+        as_of = self.config.clock.as_of or self.clock()
+        try:
+            report = await run_in_threadpool(
+                lambda: test_send_to_seeds(
+                    self.engine, self.config, campaign.name, by=account.name, as_of=as_of,
+                    now=self.clock,
+                )
+            )
+        except CampaignError as exc:
+            return self._problem(request, exc)
+        return render(request, "test_sent.html", name=name, campaign=campaign.name,
+                      messages=report.messages)
 
     async def history(self, request: Request, account: Account) -> Response:
         name = request.query_params.get("name", "")

@@ -1,0 +1,75 @@
+"""The editor's "Send a test" on the demo shop: the campaign's real messages of a few
+sample customers go to the seed list only, marked test, and the send is recorded."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from campaign.config import load_config
+from campaign.console.app import create_app
+from campaign.db.console import AuditEntry
+from campaign.db.engine import make_engine
+from campaign.db.models import Message
+from tests.console_helpers import Shop, add_role_accounts, client_for, token
+from tests.demo_helpers import DemoShop
+
+pytestmark = pytest.mark.slow
+SEEDS = "qa@shop.example\n+8613800138000\n"
+
+
+@pytest.fixture
+def demo(demo_shop: DemoShop, tmp_path: Path) -> Iterator[Shop]:
+    folder = tmp_path / "campaign-demo"
+    shutil.copytree(demo_shop.folder, folder)
+    (folder / "seeds.txt").write_text(SEEDS, encoding="utf-8")
+    config_path = folder / "config.toml"
+    with config_path.open("a", encoding="utf-8") as file:
+        file.write('\n[console]\ntest_seed_file = "seeds.txt"\n')
+    add_role_accounts(folder / "campaign.db")
+    config = load_config(config_path)
+    engine = make_engine(config.database_url())
+    yield Shop(folder, config_path, config, engine)
+    engine.dispose()
+
+
+def test_a_marketer_sends_a_test_to_the_seed_list_only(demo: Shop) -> None:
+    app = create_app(demo.config, demo.engine, clock=lambda: datetime.now(UTC))
+    with client_for(demo, "marketer", app=app) as client:
+        editor = client.get("/templates/file?name=winback/en/email.html").text
+        assert 'id="test-send"' in editor and "Send a test of winback" in editor
+        response = client.post("/templates/test-send", data={
+            "csrf": token(client), "name": "winback/en/email.html",
+        })
+    assert response.status_code == 200, response.text
+    assert "Queued 2 test message(s)" in response.text
+    assert "qa@shop.example" in response.text and "+8613800138000" in response.text
+    with demo.engine.connect() as connection:
+        tests = connection.execute(
+            select(Message.campaign, Message.channel, Message.address_override, Message.is_test)
+            .where(Message.is_test.is_(True))
+        ).all()
+        recorded = connection.execute(
+            select(AuditEntry.actor, AuditEntry.target)
+            .where(AuditEntry.action == "campaign.test_sent")
+        ).all()
+    assert sorted((c, ch, a) for c, ch, a, _ in tests) == [
+        ("winback:test", "email", "qa@shop.example"),
+        ("winback:test", "sms", "+8613800138000"),
+    ]
+    assert [tuple(r) for r in recorded] == [("marketer", "winback")]
+
+
+def test_an_analyst_cannot_send_a_test(demo: Shop) -> None:
+    with client_for(demo, "analyst") as client:
+        editor = client.get("/templates/file?name=winback/en/email.html").text
+        response = client.post("/templates/test-send", data={
+            "csrf": token(client), "name": "winback/en/email.html",
+        })
+    assert 'id="test-send"' not in editor
+    assert response.status_code == 403
