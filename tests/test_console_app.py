@@ -43,6 +43,7 @@ ROUTES = [
     ("GET", f"/templates/version?name={FILE}&version=1", None,
      {"marketer", "analyst", "operator"}),
     ("GET", "/activity", None, {"marketer", "analyst", "operator"}),
+    ("GET", "/report", None, {"marketer", "analyst", "operator"}),
     ("GET", "/accounts", None, {"operator"}),
     ("GET", "/outbox", None, {"operator"}),
     ("POST", "/outbox/requeue", {"campaign": ""}, {"operator"}),

@@ -73,3 +73,15 @@ def test_an_analyst_cannot_send_a_test(demo: Shop) -> None:
         })
     assert 'id="test-send"' not in editor
     assert response.status_code == 403
+
+
+def test_the_results_page_is_the_html_report_of_the_demo(demo: Shop) -> None:
+    with client_for(demo, "analyst") as client:
+        page = client.get("/report?campaign=winback")
+        download = client.get("/report?campaign=winback&download=1")
+    assert page.status_code == 200
+    assert '<iframe id="report" class="report" sandbox=""' in page.text
+    assert "winback" in page.text
+    assert download.headers["content-disposition"] == 'attachment; filename="report.html"'
+    assert download.text.lstrip().lower().startswith("<!doctype html")
+    assert "<script" not in download.text.lower()

@@ -9,6 +9,7 @@ Routes (docs/console.md has the permission of each):
   lint and preview), ``POST /templates/save``, ``GET /templates/history?name=``,
   ``GET /templates/version?name=&version=``, ``POST /templates/revert``,
   ``POST /templates/test-send`` (the campaign's messages to the seed list);
+* ``GET /report[?campaign=&download=1]`` (the report of ``campaign report --html``);
 * ``GET /activity`` (every recorded write), ``GET /accounts`` (operators);
 * ``GET /outbox`` (``campaign status``), ``POST /outbox/requeue`` (operators);
 * ``GET /static/...`` (the console's own script and style), ``GET /healthz``.
@@ -38,6 +39,7 @@ from campaign.app.campaigns import (
     requeue_dead_messages,
     switch_campaign,
 )
+from campaign.app.reports import report_html
 from campaign.common.errors import CampaignError
 from campaign.config import Config
 from campaign.console.auth import LoginLimiter, Sessions, csrf_ok, read_form, start_session
@@ -184,6 +186,25 @@ class _Console:
             return render(request, "error.html", 404, message=str(exc))
         return await self.outbox(request, account, moved)
 
+    async def report(self, request: Request, account: Account) -> Response:
+        campaign = request.query_params.get("campaign") or None
+        as_of = self.config.clock.as_of or self.clock()
+        try:
+            html = await run_in_threadpool(
+                lambda: report_html(self.engine, self.config, now=as_of, campaign=campaign)
+            )
+        except CampaignError as exc:
+            return render(request, "error.html", 404, message=str(exc))
+        if request.query_params.get("download"):
+            return Response(html, media_type="text/html", headers={
+                "Content-Disposition": 'attachment; filename="report.html"',
+                "Cache-Control": "no-store",
+            })
+        return render(
+            request, "report.html", html=html, campaign=campaign, as_of=as_of,
+            campaign_names=[c.name for c in self.config.campaigns],
+        )
+
     async def accounts_page(self, request: Request, account: Account) -> Response:
         found = await run_in_threadpool(accounts.list_accounts, self.engine)
         return render(request, "accounts.html", accounts=found)
@@ -225,6 +246,7 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
         Route("/templates/revert", guard(edit, templates.revert), methods=["POST"]),
         Route("/templates/test-send", guard(edit, templates.test_send), methods=["POST"]),
         Route("/activity", guard(read, console.activity), methods=["GET"]),
+        Route("/report", guard(read, console.report), methods=["GET"]),
         Route("/outbox", guard(accounts.OUTBOX, console.outbox), methods=["GET"]),
         Route("/outbox/requeue", guard(accounts.OUTBOX, console.requeue), methods=["POST"]),
         Route("/accounts", guard(accounts.READ_ACCOUNTS, console.accounts_page),
