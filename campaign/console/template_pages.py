@@ -1,8 +1,8 @@
 """The template pages: the list of sets, the editor with its live lint and preview,
 saving, the version history with diffs, and reverting.
 
-Everything goes through :mod:`campaign.app.templates`, the code behind ``campaign
-templates lint|render``: the findings and the preview are those the command line gives.
+Everything goes through :mod:`campaign.app.template_edits`, on the code behind
+``campaign templates lint|render``: the findings and the preview are those the command line gives.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from campaign.app import templates as use
+from campaign.app import template_edits as use
 from campaign.app.accounts import EDIT_TEMPLATES, allowed
+from campaign.app.templates import UserContexts, campaign_for
 from campaign.common.errors import CampaignError, InputError, NotFound
 from campaign.config import Config
 from campaign.console.pages import render
@@ -78,7 +79,7 @@ class TemplatePages:
         self.config = config
         self.engine = engine
         self.clock = clock
-        self.contexts = use.UserContexts()
+        self.contexts = UserContexts()
 
     def _here(self, name: str) -> str:
         return f"{display_root_for(self.config.templates_folder())}/{name}"
@@ -138,7 +139,7 @@ class TemplatePages:
         """The campaign a test send of ``name``'s set goes out as (None: no button)."""
         if not self.config.console.test_seed_file:
             return None
-        campaign, _, _ = use.campaign_for(self.config, name.split("/", 1)[0])
+        campaign, _, _ = campaign_for(self.config, name.split("/", 1)[0])
         return campaign.name if campaign is not None else None
 
     def _locales(self, template_set: str) -> list[str]:
@@ -198,7 +199,7 @@ class TemplatePages:
         from campaign.app.runs import test_send_to_seeds
 
         name = request.state.form.get("name", "")
-        campaign, _, _ = use.campaign_for(self.config, name.split("/", 1)[0])
+        campaign, _, _ = campaign_for(self.config, name.split("/", 1)[0])
         if campaign is None:
             return render(request, "error.html", 400,
                           message=f"no campaign uses the template set of {name}")
