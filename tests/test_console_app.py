@@ -37,6 +37,7 @@ def shop(tmp_path: Path, console_template: Path) -> Iterator[Shop]:
 # (method, path, form, the roles allowed): the matrix of docs/console.md, route by route.
 ROUTES = [
     ("GET", "/", None, {"marketer", "analyst", "operator"}),
+    ("GET", "/campaigns/winback/audience", None, {"marketer", "analyst", "operator"}),
     ("GET", "/templates", None, {"marketer", "analyst", "operator"}),
     ("GET", f"/templates/file?name={FILE}", None, {"marketer", "analyst", "operator"}),
     ("GET", f"/templates/history?name={FILE}", None, {"marketer", "analyst", "operator"}),

@@ -156,3 +156,35 @@ def test_send_to_seeds(
             detail={"messages": len(report.messages), "run": report.run_id},
         )
     return report
+
+
+def preview(
+    database_url: str,
+    config: Config,
+    campaign: str,
+    *,
+    as_of: datetime,
+    slot: datetime,
+    now: Callable[[], datetime],
+    limit: int | None = 10,
+    user: str | None = None,
+) -> RunReport:
+    """Who would get what and why in a run of ``campaign``, with up to ``limit`` rendered
+    messages (``campaign preview``, the console's audience page), on a read-only
+    connection: nothing is written, no coupon reserved.
+
+    Raises:
+        DatabaseError: the database is not at the current migration.
+        NotFound, TemplateError, ConfigError: as a run.
+    """
+    from campaign.db.migrate import require_current
+    from campaign.planner.preview import open_read_only, preview_run
+
+    engine = open_read_only(database_url)
+    try:
+        require_current(engine)
+        return preview_run(
+            engine, config, campaign, as_of=as_of, slot=slot, limit=limit, user=user, now=now
+        )
+    finally:
+        engine.dispose()

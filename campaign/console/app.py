@@ -4,6 +4,7 @@ Routes (docs/console.md has the permission of each):
 
 * ``GET /login``, ``POST /login``, ``POST /logout``;
 * ``GET /`` the campaigns: schedule, next slot, last runs, pause state;
+  ``GET /campaigns/{name}/audience[?page=&user=]`` (who a run would message and why);
   ``POST /campaigns/{name}/pause|resume`` (operators);
 * ``GET /templates``, ``GET /templates/file?name=``, ``POST /templates/check`` (the live
   lint and preview), ``POST /templates/save``, ``GET /templates/history?name=``,
@@ -50,6 +51,7 @@ from campaign.db.pauses import ALL
 
 log = logging.getLogger(__name__)
 COOKIE = "campaign_console"
+AUDIENCE_PAGE = 50
 
 
 def _safe_next(target: str | None) -> str:
@@ -139,6 +141,36 @@ class _Console:
         except CampaignError as exc:
             return render(request, "error.html", 404, message=str(exc))
         return RedirectResponse("/", status_code=303)
+
+    async def audience(self, request: Request, account: Account) -> Response:
+        """Who a run would message and why, a page of rows, or one customer's message."""
+        from campaign.app.runs import preview
+
+        name = request.path_params["name"]
+        raw = request.query_params.get("page", "1")
+        page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+        user = (request.query_params.get("user") or "").strip() or None
+        as_of = self.config.clock.as_of or self.clock()
+        slot = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+        size = AUDIENCE_PAGE
+        try:
+            report = await run_in_threadpool(
+                lambda: preview(
+                    self.config.database_url(), self.config, name, as_of=as_of, slot=slot,
+                    now=self.clock, limit=size if user else page * size, user=user,
+                )
+            )
+        except CampaignError as exc:
+            return render(request, "error.html", 404, message=str(exc))
+        frame = report.decisions
+        rows = [] if frame.empty else frame.iloc[(page - 1) * size: page * size].to_dict(
+            "records")
+        messages = [m for m in report.messages if user is None or m.external_id == user]
+        return render(
+            request, "audience.html", campaign=name, report=report, rows=rows, page=page,
+            pages=max(1, -(-len(frame) // size)), total=len(frame), user=user,
+            messages=messages if user else [], as_of=as_of,
+        )
 
     async def pause(self, request: Request, account: Account) -> Response:
         return await self._switch(request, account, True)
@@ -234,6 +266,7 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
         Route("/login", console.login, methods=["POST"]),
         Route("/logout", guard(read, console.logout), methods=["POST"]),
         Route("/", guard(read, console.campaigns), methods=["GET"]),
+        Route("/campaigns/{name}/audience", guard(read, console.audience), methods=["GET"]),
         Route("/campaigns/{name}/pause", guard(accounts.PAUSE, console.pause), methods=["POST"]),
         Route("/campaigns/{name}/resume", guard(accounts.PAUSE, console.resume),
               methods=["POST"]),

@@ -1,5 +1,6 @@
-"""The editor's "Send a test" on the demo shop: the campaign's real messages of a few
-sample customers go to the seed list only, marked test, and the send is recorded."""
+"""The console on the demo shop: the editor's "Send a test" (the campaign's real messages
+of a few sample customers to the seed list only, marked test, recorded), the audience
+preview of a run and the results page."""
 
 from __future__ import annotations
 
@@ -85,3 +86,36 @@ def test_the_results_page_is_the_html_report_of_the_demo(demo: Shop) -> None:
     assert download.headers["content-disposition"] == 'attachment; filename="report.html"'
     assert download.text.lstrip().lower().startswith("<!doctype html")
     assert "<script" not in download.text.lower()
+
+
+def test_the_audience_preview_pages_and_opens_a_customers_message(demo: Shop) -> None:
+    import re
+
+    from campaign.app.runs import preview
+
+    as_of = demo.config.clock.as_of
+    assert as_of is not None
+    expected = preview(
+        demo.config.database_url(), demo.config, "winback", as_of=as_of,
+        slot=as_of.replace(hour=0, minute=0, second=0, microsecond=0),
+        now=lambda: datetime.now(UTC), limit=1,
+    )
+    with client_for(demo, "analyst") as client:
+        first = client.get("/campaigns/winback/audience")
+        second = client.get("/campaigns/winback/audience?page=2")
+        queued = expected.decisions[expected.decisions["status"] == "queued"]
+        customer = str(queued.iloc[0]["external_id"])
+        one = client.get(f"/campaigns/winback/audience?user={customer}")
+        nobody = client.get("/campaigns/winback/audience?user=U-nobody")
+    total = len(expected.decisions)
+    assert first.status_code == 200
+    assert f"({total:,} customers considered)" in first.text
+    rows = re.findall(r'audience\?user=([^"]+)"', first.text)
+    assert len(rows) == min(50, total)
+    assert rows[0] == str(expected.decisions.iloc[0]["external_id"])
+    assert 'id="next-page"' in first.text and "Page 2 of" in second.text
+    assert re.findall(r'audience\?user=([^"]+)"', second.text)[0] == str(
+        expected.decisions.iloc[50]["external_id"])
+    assert one.status_code == 200 and f"{customer} via " in one.text
+    assert 'class="message-html" sandbox=""' in one.text or "Subject:" not in one.text
+    assert "is not in the audience of winback" in nobody.text
