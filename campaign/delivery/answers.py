@@ -11,7 +11,8 @@ from campaign.config import DeliveryConfig
 from campaign.delivery import policy
 from campaign.delivery.channels import Outcome, SendResult
 from campaign.delivery.checks import CRASH_ALLOWANCE
-from campaign.delivery.outbox import ClaimedMessage, Dead, Record, Retry, Sent, Skipped
+from campaign.delivery.outbox import ClaimedMessage
+from campaign.delivery.outcomes import Dead, Record, Retry, Sent, Skipped
 
 
 def record_answer(

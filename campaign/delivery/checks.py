@@ -13,7 +13,8 @@ from campaign.common import links
 from campaign.config import ChannelConfig, Config, QuietHours
 from campaign.delivery import policy
 from campaign.delivery.channels import OutgoingMessage
-from campaign.delivery.outbox import ClaimedMessage, Dead, Record, Retry, Skipped
+from campaign.delivery.outbox import ClaimedMessage
+from campaign.delivery.outcomes import Dead, Record, Retry, Skipped
 
 # ``claims - attempts`` counts claims that ended in no outcome (the sender died or
 # stalled holding the row). A message with an expiry is retried until it expires (its

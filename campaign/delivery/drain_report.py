@@ -8,7 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from campaign.delivery.outbox import ClaimedMessage, Dead, Record, Sent, Skipped
+from campaign.delivery.outbox import ClaimedMessage
+from campaign.delivery.outcomes import Dead, Record, Sent, Skipped
 
 log = logging.getLogger("campaign.delivery")
 

@@ -61,7 +61,8 @@ from campaign.delivery.channels import (
 )
 from campaign.delivery.checks import SendCheck
 from campaign.delivery.drain_report import DrainReport
-from campaign.delivery.outbox import ClaimedMessage, Record, Retry
+from campaign.delivery.outbox import ClaimedMessage
+from campaign.delivery.outcomes import Record, Retry
 from campaign.delivery.ratelimit import TokenBucket
 
 log = logging.getLogger("campaign.delivery")
