@@ -17,8 +17,8 @@ LIBRARY_HOMES = {
     "apscheduler": ("daemon/",),
     "httpx": ("delivery/channels/", "delivery/sender.py", "coupons/shop.py"),
     "starlette": ("responses/app.py",),
-    # demo/loop.py: the demo runs the real webhook server in a thread on 127.0.0.1.
-    "uvicorn": ("responses/", "daemon/", "cli/", "demo/loop.py"),
+    # demo/webhooks.py: the demo runs the real webhook server in a thread on 127.0.0.1.
+    "uvicorn": ("responses/", "daemon/", "cli/", "demo/webhooks.py"),
     # Compiled loops stay in one module, so the rest of the core is plain numpy.
     "numba": ("recommend/kernels.py",),
     # ECDSA verification of SendGrid's signed event webhook.
