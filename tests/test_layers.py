@@ -261,7 +261,7 @@ def test_entry_points_compose_no_pipeline_steps_themselves() -> None:
 def test_the_layer_checks_catch_what_they_forbid() -> None:
     """Each check above fails on a layout that breaks its rule."""
     bad = [
-        ("delivery/sender.py", {"campaign.responses.ingest"}),
+        ("delivery/sender.py", {"campaign.responses.recording"}),
         ("responses/app.py", {"campaign.delivery.signing", "campaign.cli.common"}),
         ("planner/run.py", {"campaign.daemon.jobs"}),
         ("cli/campaigns.py", {"campaign.planner.run"}),

@@ -12,7 +12,7 @@ What happened to a claimed row is written by :mod:`campaign.delivery.outcomes`
 ``Dead``, ``Skipped``).
 
 Reads ``users`` and ``suppressions`` for the send-time re-check (the planner and the
-response ingest own those rows; this module only reads them).
+response recording own those rows; this module only reads them).
 """
 
 from __future__ import annotations

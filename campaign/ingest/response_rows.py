@@ -14,7 +14,7 @@ from campaign.db.base import table_of
 from campaign.db.models import Message, Response
 from campaign.ingest.batches import LOOKUP_BATCH, Counts, Progress, Rejects, chunks
 from campaign.ingest.readers import CellError, CsvFile, response_record
-from campaign.responses.ingest import apply_stored_responses
+from campaign.responses.recording import apply_stored_responses
 
 
 def load_responses(
