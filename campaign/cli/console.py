@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import console, err_console, state
-from campaign.common.errors import ConfigError, InputError
 
 PASSWORD_ENV = "CAMPAIGN_PASSWORD"
 ROLE_HELP = "marketer (templates), analyst (read only) or operator (everything)."
@@ -30,6 +29,8 @@ def _actor() -> str:
 
 def _password(name: str) -> str:
     """The new password: ``$CAMPAIGN_PASSWORD`` (scripts), else asked twice, hidden."""
+    from campaign.common.errors import InputError
+
     given = os.environ.get(PASSWORD_ENV)
     if given:
         return given
@@ -60,6 +61,7 @@ def console_command(
     import logging
 
     from campaign.cli.serve import _check_port
+    from campaign.common.errors import ConfigError
     from campaign.console.server import serve_console
 
     app_state = state(ctx)

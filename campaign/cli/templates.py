@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from campaign.cli.common import console, err_console, state
-from campaign.config import Config
+
+if TYPE_CHECKING:
+    from campaign.config import Config
 
 app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
 
