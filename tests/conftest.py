@@ -53,6 +53,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def console_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file with one console account per role (tests/console_helpers.py)."""
+    from tests.console_helpers import add_role_accounts
+
+    path = tmp_path_factory.mktemp("console") / "console.db"
+    shutil.copyfile(sqlite_template, path)
+    add_role_accounts(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A private, migrated PostgreSQL database for this test session, dropped at the end.
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import Config
 
@@ -53,3 +53,19 @@ def build_report(
             connection, config, html, now=now, campaign=campaign, report=report
         )
     return BuiltReport(report, history, path)
+
+
+def report_html(
+    engine: Engine, config: Config, *, now: datetime, campaign: str | None = None
+) -> str:
+    """The report's self-contained HTML page as text (what ``campaign report --html``
+    writes), for the console's results page; reads the database only."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="campaign-report-") as folder:
+        with engine.connect() as connection:
+            built = build_report(
+                connection, config, now=now, campaign=campaign, html=Path(folder) / "report.html"
+            )
+        assert built.html_path is not None
+        return built.html_path.read_text(encoding="utf-8")

@@ -122,3 +122,69 @@ def test_send(
 
     seeds = parse_seed_list(seed_text, source)
     return plan_test_send(engine, config, campaign, seeds, as_of=as_of, now=now)
+
+
+def test_send_to_seeds(
+    engine: Engine,
+    config: Config,
+    campaign: str,
+    *,
+    by: str,
+    as_of: datetime,
+    now: Callable[[], datetime],
+) -> RunReport:
+    """:func:`test_send` to the console's seed list (``[console] test_seed_file``),
+    recorded as ``campaign.test_sent`` by ``by``.
+
+    Raises:
+        InputError: no seed file is configured, or it cannot be read.
+    """
+    from campaign.common.errors import InputError
+    from campaign.db import console as store
+
+    if not config.console.test_seed_file:
+        raise InputError("console.test_seed_file", "no seed list is configured for test sends")
+    path = config.resolve_path(config.console.test_seed_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read the seed list ({exc.strerror or exc})") from None
+    report = test_send(engine, config, campaign, text, str(path), as_of=as_of, now=now)
+    with engine.begin() as connection:
+        store.record(
+            connection, by, "campaign.test_sent", campaign, now=now(),
+            detail={"messages": len(report.messages), "run": report.run_id},
+        )
+    return report
+
+
+def preview(
+    database_url: str,
+    config: Config,
+    campaign: str,
+    *,
+    as_of: datetime,
+    slot: datetime,
+    now: Callable[[], datetime],
+    limit: int | None = 10,
+    user: str | None = None,
+) -> RunReport:
+    """Who would get what and why in a run of ``campaign``, with up to ``limit`` rendered
+    messages (``campaign preview``, the console's audience page), on a read-only
+    connection: nothing is written, no coupon reserved.
+
+    Raises:
+        DatabaseError: the database is not at the current migration.
+        NotFound, TemplateError, ConfigError: as a run.
+    """
+    from campaign.db.migrate import require_current
+    from campaign.planner.preview import open_read_only, preview_run
+
+    engine = open_read_only(database_url)
+    try:
+        require_current(engine)
+        return preview_run(
+            engine, config, campaign, as_of=as_of, slot=slot, limit=limit, user=user, now=now
+        )
+    finally:
+        engine.dispose()

@@ -9,6 +9,7 @@ import typer
 from campaign import __version__
 from campaign.cli import (
     campaigns,
+    console,
     coupons,
     daemon,
     db,
@@ -79,6 +80,8 @@ app.command("run")(campaigns.run_command)
 app.add_typer(coupons.app, name="coupons")
 app.command("send")(send.send_command)
 app.command("serve")(serve.serve_command)
+app.command("console")(console.console_command)
+app.add_typer(console.users_app, name="users")
 app.command("report")(report.report_command)
 app.command("daemon")(daemon.daemon_command)
 app.command("worker")(daemon.worker_command)

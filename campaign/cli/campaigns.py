@@ -230,23 +230,18 @@ def preview_command(
     fmt: OutputFormat = format_option(),
 ) -> None:
     """Show who would get what and why, with rendered messages; writes and sends nothing."""
-    from campaign.db.migrate import require_current
+    from campaign.app.runs import preview
     from campaign.planner.content import validate_campaign_templates
     from campaign.planner.outcomes import PAUSED
-    from campaign.planner.preview import open_read_only, preview_run, write_preview_html
+    from campaign.planner.preview import write_preview_html
 
     config = state(ctx).config()
     validate_campaign_templates(config)
     when, slot_at = _times(state(ctx).default_as_of(), as_of, None)
-    engine = open_read_only(state(ctx).database_url())
-    try:
-        require_current(engine)
-        report = preview_run(
-            engine, config, campaign, as_of=when, slot=slot_at, limit=limit, user=user,
-            now=_real_now,
-        )
-    finally:
-        engine.dispose()
+    report = preview(
+        state(ctx).database_url(), config, campaign, as_of=when, slot=slot_at,
+        now=_real_now, limit=limit, user=user,
+    )
     if fmt is not OutputFormat.table:
         emit(preview_sections(report, limit), fmt)
         if html is not None:

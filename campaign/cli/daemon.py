@@ -140,7 +140,8 @@ def _switch(
     ctx: typer.Context, campaign: str | None, all_: bool, paused: bool, reason: str | None,
     by: str | None,
 ) -> None:
-    from campaign.db.pauses import ALL, set_paused
+    from campaign.app.campaigns import switch_campaign
+    from campaign.db.pauses import ALL
 
     if (campaign is None) == (not all_):
         raise typer.BadParameter("name one CAMPAIGN or give --all", param_hint="CAMPAIGN")
@@ -148,10 +149,9 @@ def _switch(
     config = app_state.config()
     if campaign is not None:
         config.campaign(campaign)  # unknown names fail here with the known ones
-    engine = app_state.engine()
-    set_paused(
-        engine, ALL if all_ else campaign, paused, now=_utcnow(),  # type: ignore[arg-type]
-        reason=reason, by=by or operator_name(),
+    switch_campaign(
+        app_state.engine(), config, ALL if all_ else campaign, paused,  # type: ignore[arg-type]
+        by=by or operator_name(), now=_utcnow(), reason=reason,
     )
     if all_:
         message = (

@@ -43,7 +43,7 @@ def send_command(
     Ctrl-C or SIGTERM stops claiming and lets in-flight sends finish, a second one
     exits at once.
     """
-    from campaign.delivery.outbox import count_due, requeue_dead
+    from campaign.delivery.outbox import count_due
     from campaign.delivery.sender import drain_outbox
 
     if campaign is not None and not requeue_dead_:
@@ -54,7 +54,12 @@ def send_command(
         engine = app_state.engine()
         if campaign is not None:
             config.campaign(campaign)
-        moved = requeue_dead(engine, now=_utcnow(), campaign=campaign)
+        from campaign.app.campaigns import requeue_dead_messages
+        from campaign.cli.daemon import operator_name
+
+        moved = requeue_dead_messages(
+            engine, config, by=f"cli:{operator_name()}", now=_utcnow(), campaign=campaign
+        )
         console.print(f"requeued {count(moved)} dead message(s)")
         return
     config = app_state.config(secrets=("send", "links"))

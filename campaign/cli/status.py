@@ -14,10 +14,6 @@ from campaign.cli.output import OutputFormat, Section, count, emit, format_optio
 if TYPE_CHECKING:
     from campaign.measurement.reports.status import StatusReport
 
-# A sender is alive while its heartbeat is younger than this many heartbeats.
-LIVE_BEATS = 3
-
-
 def _when(value: Any, now: datetime | None = None) -> str:
     if not isinstance(value, datetime):
         return ""
@@ -149,19 +145,13 @@ def status_command(
 ) -> None:
     """Show the outbox by channel and status, due times, the latest errors with their
     reasons, pauses (who, why, when), active models, the last runs and the senders."""
-    from campaign.measurement.reports.status import FIELDS, status_report
+    from campaign.app.campaigns import agent_status
+    from campaign.measurement.reports.status import FIELDS
 
     app_state = state(ctx)
     config = app_state.config()
-    engine = app_state.engine()
     now = datetime.now(UTC)
-    with engine.connect() as connection:
-        report = status_report(
-            connection, now=now,
-            paused_in_config=[c.name for c in config.campaigns if c.paused],
-            live_seconds=LIVE_BEATS * config.daemon.heartbeat_seconds, errors=errors,
-        )
-    report = redacted(report)
+    report = redacted(agent_status(app_state.engine(), config, now=now, errors=errors))
     if fmt is OutputFormat.table:
         _print(report)
         return

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from campaign.cli.common import console, err_console, state
 
 if TYPE_CHECKING:
-    from campaign.config import CampaignConfig, Config
-    from campaign.templating.render import Medium
+    from campaign.config import Config
 
 app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
 
@@ -20,15 +19,6 @@ app = typer.Typer(help="Check and preview the message templates.", no_args_is_he
 def templates_dir(config: Config) -> Path:
     """The templates folder (:meth:`Config.templates_folder`)."""
     return config.templates_folder()
-
-
-def offer_usage(config: Config) -> dict[str, frozenset[bool]]:
-    """Template set → the ``offer`` flags of the campaign variants that use it."""
-    usage: dict[str, set[bool]] = {}
-    for campaign in config.campaigns:
-        for variant in campaign.variants:
-            usage.setdefault(variant.template, set()).add(variant.offer)
-    return {name: frozenset(flags) for name, flags in usage.items()}
 
 
 @app.command("init")
@@ -73,20 +63,12 @@ def lint_command(ctx: typer.Context) -> None:
     Prints one line per issue and exits 1 when there is any error (warnings alone
     exit 0).
     """
+    from campaign.app.templates import lint_all
     from campaign.templating.environment import list_template_sets
-    from campaign.templating.lint import lint_templates
 
     config = state(ctx).config()
     folder = templates_dir(config)
-    issues = lint_templates(
-        folder,
-        max_sms_segments=config.templates.max_sms_segments,
-        max_subject_chars=config.templates.max_subject_chars,
-        offer_usage=offer_usage(config),
-        render_timeout_seconds=config.templates.render_timeout_seconds,
-        max_output_bytes=config.templates.max_output_bytes,
-        stop_words=config.responses.stop_words,
-    )
+    issues = lint_all(config)
     for issue in issues:
         typer.echo(str(issue))
     n_errors = sum(1 for i in issues if i.severity == "error")
@@ -99,93 +81,6 @@ def lint_command(ctx: typer.Context) -> None:
     )
     if n_errors:
         raise typer.Exit(1)
-
-
-def _campaign_for(config: Config, name: str) -> tuple[CampaignConfig | None, str, bool]:
-    """The first campaign variant using set ``name``: (campaign, variant, offer)."""
-    for campaign in config.campaigns:
-        for variant in campaign.variants:
-            if variant.template == name:
-                return campaign, variant.name, variant.offer
-    return None, "preview", name != "care"
-
-
-def _user_context(
-    ctx: typer.Context, config: Config, external_id: str, name: str, channel: str
-) -> tuple[dict[str, Any], str]:
-    from sqlalchemy import select
-
-    from campaign.common.errors import CampaignError, NotFound
-    from campaign.config import OfferConfig
-    from campaign.coupons.policy import choose_offer
-    from campaign.db.models import User
-    from campaign.templating.context import build_context
-
-    campaign, variant, with_offer = _campaign_for(config, name)
-    engine = state(ctx).engine()
-    now = datetime.now(UTC)
-    with engine.connect() as connection:
-        user = connection.execute(
-            select(User.id, User.external_id, User.name, User.locale, User.timezone).where(
-                User.external_id == external_id
-            )
-        ).first()
-        if user is None:
-            raise NotFound("user", external_id)
-        products: list[dict[str, Any]] = []
-        try:
-            from campaign.recommend.service import recommend_for_users
-
-            picks = recommend_for_users(connection, config.recommender, [user.id], now, 5)
-            products = [
-                {
-                    "id": row["product_external_id"],
-                    "name": row["name"] or "",
-                    "category": row["category"] or "",
-                    "brand": "",
-                    "price_cents": int(row["price_cents"] or 0),
-                    "url": row["url"] or "",
-                    "reason": row["reason"] or "",
-                }
-                for row in picks.sort_values("rank").to_dict("records")
-            ]
-        except (ImportError, CampaignError) as exc:
-            err_console.print(f"note: no recommendations ({exc})", markup=False, soft_wrap=True)
-    coupon = None
-    if with_offer:
-        offer = choose_offer(
-            "high", False, campaign.offer if campaign else OfferConfig.model_validate({}),
-            config.shop.currency,
-        )
-        coupon = {
-            "code": "CB-PREVIEW",
-            "percent_off": offer.percent_off,
-            "min_order_cents": offer.min_order_cents,
-            "expires_at": offer.expires_at(now),
-            "valid_days": offer.valid_days,
-        }
-    locale = user.locale or config.shop.default_locale
-    context = build_context(
-        user={
-            "id": user.external_id,
-            "name": user.name,
-            "locale": locale,
-            "timezone": user.timezone,
-        },
-        products=products,
-        coupon=coupon,
-        campaign={"name": campaign.name if campaign else name, "variant": variant},
-        shop={
-            "name": config.shop.name,
-            "url": config.shop.base_url,
-            "postal_address": config.shop.postal_address,
-            "currency": config.shop.currency,
-            "timezone": config.shop.timezone,
-        },
-        unsubscribe_url=f"{config.shop.base_url.rstrip('/')}/unsubscribe/preview-{channel}",
-        locale=locale,
-    )
-    return context, locale
 
 
 @app.command("render")
@@ -206,63 +101,24 @@ def render_command(
     unsubscribe link, postal address, balanced HTML): it exits 1 when one of them is
     an error, as campaign templates lint would.
     """
-    from campaign.common.errors import InputError, TemplateError
-    from campaign.templating.context import sample_context
-    from campaign.templating.environment import (
-        list_template_sets,
-        make_environment,
-        template_set_exists,
-    )
-    from campaign.templating.lint import check_rendered_email, check_rendered_sms, sms_segments
-    from campaign.templating.render import pick_locale, render_message
+    from campaign.app.templates import render_preview
 
-    if channel not in ("email", "sms"):
-        raise InputError("--channel", f"{channel!r} is not email or sms")
-    config = state(ctx).config()
-    folder = templates_dir(config)
-    if not template_set_exists(folder, name):
-        known = ", ".join(list_template_sets(folder)) or "none"
-        raise TemplateError(f"{folder}/{name}", f"no such template set (known: {known})")
-    env = make_environment(
-        folder,
-        render_timeout_seconds=config.templates.render_timeout_seconds,
-        max_output_bytes=config.templates.max_output_bytes,
+    app_state = state(ctx)
+    config = app_state.config()
+    preview = render_preview(
+        config, name, channel, now=datetime.now(UTC), locale=locale, user=user,
+        engine=app_state.engine,
     )
-    available = env.locales_of(name)
-    if locale is not None and pick_locale(available, locale, None) is None:
-        raise InputError(
-            "--locale",
-            f"template set {name!r} has no {locale!r} folder (available:"
-            f" {', '.join(available) or 'none'})",
-        )
-    if user is not None:
-        context, user_locale = _user_context(ctx, config, user, name, channel)
-        wanted = locale or user_locale
-    else:
-        wanted = locale or config.shop.default_locale
-        _, _, with_offer = _campaign_for(config, name)
-        context = sample_context(wanted, with_coupon=with_offer)
-    folder_used = pick_locale(available, wanted, config.shop.default_locale)
-    if locale is None and folder_used is not None and pick_locale(available, wanted, None) is None:
-        err_console.print(
-            f"note: {name} has no {wanted!r} folder; using {folder_used!r}"
-            f" (the shop's default_locale {config.shop.default_locale!r})",
-            markup=False,
-            soft_wrap=True,
-        )
-    medium: Medium = "sms" if channel == "sms" else "email"
-    rendered = render_message(
-        env, name, medium, wanted, context, default_locale=config.shop.default_locale
-    )
-    if folder_used is not None and folder_used != context.get("locale"):
-        context = {**context, "locale": folder_used}
+    for note in preview.notes:
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
+    rendered = preview.rendered
     if rendered.subject is not None:
         console.print(
             f"Subject: {rendered.subject}\n", markup=False, highlight=False, soft_wrap=True
         )
     console.print(rendered.text, markup=False, highlight=False, soft_wrap=True)
-    if channel == "sms":
-        info = sms_segments(rendered.text)
+    if preview.sms is not None:
+        info = preview.sms
         err_console.print(
             f"({info.units} {info.encoding} characters, {info.segments} segment(s))",
             markup=False,
@@ -271,24 +127,9 @@ def render_command(
     if html is not None and rendered.html is not None:
         html.write_text(rendered.html, encoding="utf-8")
         err_console.print(f"HTML written to {html}", markup=False, soft_wrap=True)
-    assert folder_used is not None  # render_message found the folder
-    limits = config.templates
-    if channel == "sms":
-        from campaign.common.optout import StopWords
-
-        words = config.responses.stop_words
-        issues = check_rendered_sms(
-            env, name, folder_used, rendered, context, max_segments=limits.max_sms_segments,
-            stop_words=StopWords(words) if words is not None else None,
-        )
-    else:
-        issues = check_rendered_email(
-            env, name, folder_used, rendered, context,
-            max_subject_chars=limits.max_subject_chars,
-        )
-    for issue in issues:
+    for issue in preview.issues:
         err_console.print(str(issue), markup=False, soft_wrap=True, highlight=False)
-    errors = sum(1 for issue in issues if issue.severity == "error")
+    errors = sum(1 for issue in preview.issues if issue.severity == "error")
     if errors:
         err_console.print(
             f"error: {errors} lint error(s) in this message (see above)",

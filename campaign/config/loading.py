@@ -208,6 +208,11 @@ def _resolve_secrets(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             value = read(server.get(key), f"server.{key}", ("serve",))
             if value is not None:
                 server[target] = value
+    console = data.get("console")
+    if isinstance(console, dict):
+        value = read(console.get("secret_env"), "console.secret_env", ("console",))
+        if value is not None:
+            console["secret"] = value
     data["missing_secrets"] = missing
 
 

@@ -23,6 +23,7 @@ from campaign.config.sections import (
     CampaignConfig,
     ChannelConfig,
     ClockConfig,
+    ConsoleConfig,
     DaemonConfig,
     DatabaseConfig,
     DeliveryConfig,
@@ -43,6 +44,7 @@ SECRET_USES = {
     "serve": "verify provider webhooks",
     "links": "sign unsubscribe links",
     "shop": "sign the shop's coupon webhook",
+    "console": "sign console sessions",
 }
 
 
@@ -86,6 +88,7 @@ class Config(_Section):
     delivery: DeliveryConfig = DeliveryConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     server: ServerConfig = ServerConfig()
+    console: ConsoleConfig = ConsoleConfig()
     responses: ResponsesConfig = ResponsesConfig()
     clock: ClockConfig = ClockConfig()
     campaigns: tuple[CampaignConfig, ...] = ()

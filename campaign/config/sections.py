@@ -229,6 +229,24 @@ class ServerConfig(_Section):
     sendgrid_secret: SecretStr | None = Field(None, exclude=True)
 
 
+class ConsoleConfig(_Section):
+    """The marketer's console (``campaign console``, docs/console.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=1, le=65535)
+    # The key that signs session cookies; None: the database's own installation key.
+    secret_env: str | None = None
+    # A session ends this long after its login.
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+    # Failed logins per account name (and per client address) within the window.
+    login_attempts: int = Field(5, ge=1, le=1000)
+    login_window_seconds: int = Field(300, ge=1, le=86_400)
+    # The seed list the editor's "Send a test" button sends to (one address a line, as
+    # `campaign run --test-to FILE`), relative to the config file; None: no button.
+    test_seed_file: str | None = None
+    secret: SecretStr | None = Field(None, exclude=True)
+
+
 class ResponsesConfig(_Section):
     """How inbound responses are read (docs/responses.md)."""
 

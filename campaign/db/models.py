@@ -432,3 +432,9 @@ class DataFix(Base):
     detail: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+
+# The console's tables live in their own module; imported here so that every table is
+# on the metadata whenever the models are (Alembic, the tests).
+from campaign.db import console as _console  # noqa: E402,F401

@@ -53,27 +53,38 @@ def set_paused(
     ``by`` names who did it (an operator's name, else the OS user); the switch and its
     history entry are written in one transaction.
     """
+    with engine.begin() as connection:
+        set_paused_in(connection, campaign, paused, now=now, reason=reason, by=by)
+
+
+def set_paused_in(
+    connection: Connection,
+    campaign: str,
+    paused: bool,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    by: str = "unknown",
+) -> None:
+    """:func:`set_paused` inside the caller's transaction (``engine.begin()``)."""
     values = {
         "paused": paused, "reason": reason if paused else None, "updated_at": now,
         "changed_by": by,
     }
-    with engine.begin() as connection:
-        connection.execute(
-            _events.insert().values(
-                campaign=campaign, paused=paused, reason=reason, actor=by, at=now
-            )
-        )
-        done = connection.execute(
-            update(_state).where(_state.c.campaign == campaign).values(**values)
-        ).rowcount
-        if done:
-            return
-        try:
-            with connection.begin_nested():
-                connection.execute(_state.insert().values(campaign=campaign, **values))
-        except IntegrityError:
-            # Someone inserted the row between our UPDATE and INSERT: update theirs.
-            connection.execute(update(_state).where(_state.c.campaign == campaign).values(**values))
+    connection.execute(
+        _events.insert().values(campaign=campaign, paused=paused, reason=reason, actor=by, at=now)
+    )
+    done = connection.execute(
+        update(_state).where(_state.c.campaign == campaign).values(**values)
+    ).rowcount
+    if done:
+        return
+    try:
+        with connection.begin_nested():
+            connection.execute(_state.insert().values(campaign=campaign, **values))
+    except IntegrityError:
+        # Someone inserted the row between our UPDATE and INSERT: update theirs.
+        connection.execute(update(_state).where(_state.c.campaign == campaign).values(**values))
 
 
 def switches(connection: Connection) -> list[Switch]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -126,3 +127,36 @@ def link_key(engine: Engine, config: Config, *, create: bool) -> bytes:
             return unsubscribe_key(connection, secrets, create=True)
     with engine.connect() as connection:
         return unsubscribe_key(connection, secrets, create=False)
+
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as a page or a report shows it: slot, status, counts, times, error."""
+
+    run_id: int
+    campaign: str
+    slot: datetime
+    status: str
+    counts: dict[str, int]
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+def recent_runs(connection: Connection, campaign: str, limit: int = 5) -> list[RunSummary]:
+    """The newest ``limit`` runs of ``campaign`` (by slot, newest first); read-only."""
+    table = CampaignRun.__table__
+    rows = connection.execute(
+        select(table)
+        .where(table.c.campaign == campaign)
+        .order_by(table.c.slot.desc(), table.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        RunSummary(
+            r.id, r.campaign, r.slot, r.status, dict(r.counts or {}), r.started_at,
+            r.finished_at, r.error,
+        )
+        for r in rows
+    ]

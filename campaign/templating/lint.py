@@ -298,8 +298,12 @@ def lint_templates(
     render_timeout_seconds: float = DEFAULT_RENDER_TIMEOUT_SECONDS,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     stop_words: Sequence[str] | None = None,
+    env: CampaignEnvironment | None = None,
 ) -> list[LintIssue]:
     """Every problem found in every template under ``templates_dir``, sorted.
+
+    ``env`` is an environment over ``templates_dir`` to use (and leave its compiled
+    templates in, for a render that follows); by default a fresh one with the limits.
 
     Each render gets the budget of ``render_timeout_seconds`` and ``max_output_bytes``
     (the config's ``[templates]`` limits); the first render of a set that goes over it
@@ -314,12 +318,13 @@ def lint_templates(
     honours with ``stop_words`` (``[responses] stop_words``; default: the built-in lists).
     """
     matcher = StopWords(tuple(stop_words)) if stop_words is not None else StopWords()
-    env = make_environment(
-        templates_dir,
-        display_root=display_root,
-        render_timeout_seconds=render_timeout_seconds,
-        max_output_bytes=max_output_bytes,
-    )
+    if env is None:
+        env = make_environment(
+            templates_dir,
+            display_root=display_root,
+            render_timeout_seconds=render_timeout_seconds,
+            max_output_bytes=max_output_bytes,
+        )
     issues: list[LintIssue] = []
     broken: set[str] = set()
     if not templates_dir.is_dir():

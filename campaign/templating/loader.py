@@ -126,6 +126,91 @@ def read_template_file(
         raise TemplateFileRefused(name, f"is not UTF-8 text ({exc.reason})") from None
 
 
+def _open_parent(root: Path, parts: list[str]) -> int:
+    """A descriptor of the folder holding ``parts[-1]``, walked from ``root``'s real path
+    one plain folder at a time (no link followed); the caller closes it."""
+    name = "/".join(parts)
+    fd = os.open(os.path.realpath(root), os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    try:
+        for index, part in enumerate(parts[:-1]):
+            shown = "/".join(parts[: index + 1])
+            try:
+                mode = os.lstat(part, dir_fd=fd).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                raise TemplateNotFound(name) from None
+            if not stat.S_ISDIR(mode):
+                raise _refusal(name, shown, mode)
+            try:
+                child = os.open(part, os.O_RDONLY | _O_NOFOLLOW | _O_DIRECTORY | _O_CLOEXEC,
+                                dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise _refusal(name, shown, stat.S_IFLNK) from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_template_file(
+    root: Path, name: str, text: str, max_bytes: int = MAX_TEMPLATE_FILE_BYTES
+) -> None:
+    """Replace the text of the existing template file ``name`` under ``root`` atomically.
+
+    The same walk as :func:`read_template_file`: ``name`` must be a template name
+    (no ``..``, no absolute path, no hidden part) whose every folder is a plain folder
+    and whose file already exists as a plain file, none of them a link. The new text
+    goes to a hidden temporary file beside it (created exclusively, never through a
+    link), is flushed to disk, then renamed over the old one: a reader sees the old
+    file or the new one, never half of either. The file keeps its permissions.
+
+    Raises:
+        TemplateNotFound: a bad name, or the file or a folder does not exist.
+        TemplateFileRefused: a part is a link or not a plain file/folder, or the text
+            is over ``max_bytes``.
+    """
+    check_template_name(name)
+    data = text.encode("utf-8")
+    if len(data) > max_bytes:
+        raise TemplateFileRefused(name, f"would be larger than {max_bytes} bytes")
+    parts = name.split("/")
+    try:
+        fd = _open_parent(root, parts)
+    except (FileNotFoundError, NotADirectoryError):
+        raise TemplateNotFound(name) from None
+    last = parts[-1]
+    temporary = f".{last}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        try:
+            info = os.lstat(last, dir_fd=fd)
+        except FileNotFoundError:
+            raise TemplateNotFound(name) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise _refusal(name, name, info.st_mode)
+        out = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC,
+            stat.S_IMODE(info.st_mode), dir_fd=fd,
+        )
+        try:
+            with os.fdopen(out, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, last, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException:
+            try:
+                os.unlink(temporary, dir_fd=fd)
+            except OSError:
+                pass
+            raise
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class TemplateSetLoader(BaseLoader):
     """Loads ``<set>/<locale>/<file>`` and ``_layouts/<file>`` under one folder.
 

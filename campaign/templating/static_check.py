@@ -87,7 +87,7 @@ class _StaticChecker:
                 (n.lineno for n in tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"),
                 None,
             )
-            hint = _suggest(name, set(CONTEXT) | set(self.env.globals))
+            hint = _suggest(name, set(CONTEXT) | set(self.env.globals)) or _suggest_field(name)
             self.error(line, f"'{name}' is undefined{hint}")
         assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
         objects = {
@@ -162,6 +162,21 @@ class _StaticChecker:
 def _suggest(name: str, known: object) -> str:
     match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)  # type: ignore[call-overload]
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+def _suggest_field(name: str) -> str:
+    """A hint for a bare name that is a field of a context object: ``{{ frist_name }}``
+    gets `` (did you mean 'first_name'? write it user.first_name)``."""
+    owners = {
+        field: owner
+        for owner, (_, fields) in CONTEXT.items()
+        for field in (fields or {})
+        if owner != "products"
+    }
+    match = difflib.get_close_matches(name, list(owners), n=1, cutoff=0.6)
+    if not match:
+        return ""
+    return f" (did you mean '{match[0]}'? write it {owners[match[0]]}.{match[0]})"
+
 
 # Every tag a template may use (Jinja's statements and their end tags).
 KNOWN_TAGS = (

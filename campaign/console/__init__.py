@@ -1,0 +1,1 @@
+"""The marketer's console: a web page over the same use cases as the command line."""
