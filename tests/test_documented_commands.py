@@ -350,7 +350,10 @@ def _check(words: tuple[str, ...], folder: Path, sources: list[str]) -> str:
     return ""
 
 
+# Well over a hundred commands, each a fresh process, in one demo folder: minutes of
+# work in one test (the other xdist worker runs the rest of the suite meanwhile).
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_every_documented_and_printed_command_works_in_the_demo_folder(
     demo_shop: DemoShop, tmp_path: Path,
 ) -> None:
