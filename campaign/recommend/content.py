@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from campaign.recommend.itemcf import top_neighbours
@@ -51,27 +50,58 @@ def _one_hot(values: pd.Series) -> sparse.csr_matrix:
     )
 
 
-def _tags(value: object) -> list[str]:
-    if isinstance(value, str):
-        items: Iterable[object] = value.split("|")
-    elif isinstance(value, Iterable):
-        items = value
-    else:
-        return []
-    return [str(t).strip().lower() for t in items if str(t).strip()]
+def _tag_lists(values: pd.Series) -> pd.Series:
+    """Each value's tags (a list or a ``|``-string; anything else: none), stripped and
+    lower-cased, exploded to one row per tag (index: the product's position)."""
+    values = values.reset_index(drop=True)
+    kinds = values.map(type)
+    lists = values.where(kinds != str)
+    strings = values[kinds == str]
+    lists.loc[strings.index] = strings.str.split("|")
+    iterable = lists.map(lambda v: isinstance(v, Iterable) and not isinstance(v, str | bytes))
+    tags = lists.where(iterable).dropna().explode().dropna()
+    tags = tags.astype(str).str.strip().str.lower()
+    return tags[tags != ""]
 
 
-def _tfidf(documents: list[list[str]]) -> sparse.csr_matrix:
-    if not any(documents):
-        return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
-    # A token more than half the catalogue shares ("item", the shop's name) says
-    # nothing about two products and would link every pair.
-    max_df = 0.5 if len(documents) >= 20 else 1.0
-    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, dtype=np.float32, max_df=max_df)
-    try:
-        return sparse.csr_matrix(vectorizer.fit_transform(documents))
-    except ValueError:  # every token was too common
-        return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
+def _name_tokens(values: pd.Series) -> pd.Series:
+    """Each name's word tokens (two or more word characters, lower-cased), exploded to
+    one row per token (index: the product's position). Each distinct name is split
+    once: real catalogues repeat a product type as the name of thousands of items."""
+    values = values.reset_index(drop=True)
+    codes, names = pd.factorize(values.where(values.map(bool, na_action="ignore")))
+    tokens = pd.Series(names, dtype=object).astype(str).str.lower().str.findall(_TOKEN)
+    per_name = tokens.explode().dropna()
+    # Repeat each distinct name's tokens for every product that carries the name.
+    product_of = pd.Series(np.arange(len(values)))[codes >= 0]
+    by_name = pd.Series(product_of.index.to_numpy(), index=codes[codes >= 0])
+    joined = per_name.to_frame("token").join(by_name.rename("product"), how="inner")
+    return pd.Series(joined["token"].to_numpy(), index=joined["product"].to_numpy())
+
+
+def _tfidf(tokens: pd.Series, n_documents: int) -> sparse.csr_matrix:
+    """TF-IDF rows (L2-normalised) of the documents whose tokens ``tokens`` lists (index:
+    the document's position), as scikit-learn's ``TfidfVectorizer`` computes them:
+    raw counts times ``ln((1 + n) / (1 + df)) + 1``. A token more than half the
+    catalogue shares ("item", the shop's name) says nothing about two products and
+    would link every pair: with 20+ documents it is dropped."""
+    if tokens.empty:
+        return sparse.csr_matrix((n_documents, 0), dtype=np.float32)
+    columns, _vocabulary = pd.factorize(tokens.to_numpy())
+    rows = tokens.index.to_numpy(dtype=np.int64)
+    counts = sparse.csr_matrix(
+        (np.ones(rows.size, dtype=np.float64), (rows, columns)),
+        shape=(n_documents, int(columns.max()) + 1),
+    )
+    counts.sum_duplicates()
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    max_df = 0.5 * n_documents if n_documents >= 20 else float(n_documents)
+    kept = np.flatnonzero(df <= max_df)
+    if kept.size == 0:
+        return sparse.csr_matrix((n_documents, 0), dtype=np.float32)
+    idf = np.log((1.0 + n_documents) / (1.0 + df[kept])) + 1.0
+    weighted = sparse.csr_matrix(counts[:, kept] @ sparse.diags(idf))
+    return sparse.csr_matrix(normalize(weighted, norm="l2", axis=1), dtype=np.float32)
 
 
 def _price_bands(prices: pd.Series, n_bands: int) -> sparse.csr_matrix:
@@ -130,11 +160,8 @@ def feature_blocks(
     blocks = {
         "category": _one_hot(column("category")),
         "brand": _one_hot(column("brand")),
-        # .tolist() first: iterating a pandas string column item by item is slow.
-        "tags": _tfidf([_tags(v) for v in column("tags").tolist()]),
-        "name": _tfidf(
-            [_TOKEN.findall(str(v).lower()) if v else [] for v in column("name").tolist()]
-        ),
+        "tags": _tfidf(_tag_lists(column("tags")), n),
+        "name": _tfidf(_name_tokens(column("name")), n),
         "price": _price_bands(column("price_cents"), price_bands),
     }
     used = [
