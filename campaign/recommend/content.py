@@ -54,9 +54,9 @@ def _tag_lists(values: pd.Series) -> pd.Series:
     """Each value's tags (a list or a ``|``-string; anything else: none), stripped and
     lower-cased, exploded to one row per tag (index: the product's position)."""
     values = values.reset_index(drop=True)
-    kinds = values.map(type)
-    lists = values.where(kinds != str)
-    strings = values[kinds == str]
+    is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
+    lists = values.where(~is_text)
+    strings = values[is_text]
     lists.loc[strings.index] = strings.str.split("|")
     iterable = lists.map(lambda v: isinstance(v, Iterable) and not isinstance(v, str | bytes))
     tags = lists.where(iterable).dropna().explode().dropna()
@@ -257,7 +257,7 @@ class ContentSimilarity:
         field_weights: Mapping[str, float] | None = None,
         price_bands: int = 5,
         n_jobs: int | None = None,
-        max_postings: int = 500,
+        max_postings: int = 50,
     ) -> None:
         self.neighbours = neighbours
         self.max_postings = max_postings
