@@ -19,6 +19,8 @@ attribute and product, so it grows linearly with the catalogue.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -50,33 +52,58 @@ def _one_hot(values: pd.Series) -> sparse.csr_matrix:
     )
 
 
+def _expand(codes: np.ndarray, per_value: list[list[str]]) -> pd.Series:
+    """Every product's tokens, one row each (index: the product's position), from the
+    tokens of each distinct value (``codes``: the product's value, -1 for none)."""
+    if not per_value:
+        return pd.Series([], dtype=object)
+    lengths = np.fromiter((len(t) for t in per_value), dtype=np.int64, count=len(per_value))
+    flat = np.asarray(list(itertools.chain.from_iterable(per_value)) or [""], dtype=object)
+    starts = np.cumsum(lengths) - lengths
+    products = np.flatnonzero(codes >= 0)
+    counts = lengths[codes[products]]
+    rows = np.repeat(products, counts)
+    # Position of each product's first token in ``flat``, minus where its run starts.
+    offset = np.repeat(starts[codes[products]] - (np.cumsum(counts) - counts), counts)
+    return pd.Series(flat[offset + np.arange(rows.size)], index=rows, dtype=object)
+
+
 def _tag_lists(values: pd.Series) -> pd.Series:
     """Each value's tags (a list or a ``|``-string; anything else: none), stripped and
-    lower-cased, exploded to one row per tag (index: the product's position)."""
-    values = values.reset_index(drop=True)
-    is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
-    lists = values.where(~is_text)
-    strings = values[is_text]
-    lists.loc[strings.index] = strings.str.split("|")
-    iterable = lists.map(lambda v: isinstance(v, Iterable) and not isinstance(v, str | bytes))
-    tags = lists.where(iterable).dropna().explode().dropna()
-    tags = tags.astype(str).str.strip().str.lower()
-    return tags[tags != ""]
+    lower-cased, one row per tag (index: the product's position). Each distinct value
+    is split once (a real catalogue repeats "department|product type")."""
+    codes = np.full(len(values), -1, dtype=np.int64)
+    known: dict[object, int] = {}
+    per_value: list[list[str]] = []
+    for position, value in enumerate(values.tolist()):
+        if isinstance(value, str):
+            key: object = value
+        elif isinstance(value, Iterable):
+            key = tuple(value)
+        else:
+            continue
+        try:
+            code = known.get(key)
+        except TypeError:  # an unhashable tag: split without remembering
+            code = None
+        if code is None:
+            items = key.split("|") if isinstance(key, str) else key
+            code = len(per_value)
+            per_value.append([t for t in (str(i).strip().lower() for i in items) if t])
+            with contextlib.suppress(TypeError):
+                known[key] = code
+        codes[position] = code
+    return _expand(codes, per_value)
 
 
 def _name_tokens(values: pd.Series) -> pd.Series:
-    """Each name's word tokens (two or more word characters, lower-cased), exploded to
-    one row per token (index: the product's position). Each distinct name is split
-    once: real catalogues repeat a product type as the name of thousands of items."""
+    """Each name's word tokens (two or more word characters, lower-cased), one row per
+    token (index: the product's position). Each distinct name is split once: real
+    catalogues repeat a product type as the name of thousands of items."""
     values = values.reset_index(drop=True)
     codes, names = pd.factorize(values.where(values.map(bool, na_action="ignore")))
-    tokens = pd.Series(names, dtype=object).astype(str).str.lower().str.findall(_TOKEN)
-    per_name = tokens.explode().dropna()
-    # Repeat each distinct name's tokens for every product that carries the name.
-    product_of = pd.Series(np.arange(len(values)))[codes >= 0]
-    by_name = pd.Series(product_of.index.to_numpy(), index=codes[codes >= 0])
-    joined = per_name.to_frame("token").join(by_name.rename("product"), how="inner")
-    return pd.Series(joined["token"].to_numpy(), index=joined["product"].to_numpy())
+    per_name = [_TOKEN.findall(str(name).lower()) for name in names.tolist()]
+    return _expand(np.asarray(codes, dtype=np.int64), per_name)
 
 
 def _tfidf(tokens: pd.Series, n_documents: int) -> sparse.csr_matrix:
