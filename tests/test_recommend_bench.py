@@ -34,7 +34,7 @@ def test_the_recommender_benchmark_runs_and_prints_name_value_unit_lines() -> No
 
 def test_the_benchmark_compares_catalogue_sizes_with_the_growth_per_size() -> None:
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--users", "800", "--items", "100", "300", "--jobs", "1"],
+        [sys.executable, str(BENCH), "--users", "800", "--items", "200", "600", "--jobs", "1"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -42,8 +42,8 @@ def test_the_benchmark_compares_catalogue_sizes_with_the_growth_per_size() -> No
     )
     assert result.returncode == 0, result.stderr
     values = dict(line.split(": ", 1) for line in result.stdout.splitlines())
-    assert values["items_100.hybrid.recommendations"] == "8000 rows"
-    assert values["items_300.hybrid.recommendations"] == "8000 rows"
+    assert values["items_200.hybrid.recommendations"] == "8000 rows"
+    assert values["items_600.hybrid.recommendations"] == "8000 rows"
     assert values["scaling.items_ratio"] == "3.00 x"
     # Time ratio over size ratio, for the hybrid and its baseline, from the same run.
     assert "scaling.hybrid_per_size_ratio" in values
