@@ -73,11 +73,12 @@ def _tag_lists(values: pd.Series) -> pd.Series:
     lower-cased, one row per tag (index: the product's position). Each distinct value
     is split once (a real catalogue repeats "department|product type")."""
     codes = np.full(len(values), -1, dtype=np.int64)
-    known: dict[object, int] = {}
+    known: dict[str | tuple[object, ...], int] = {}
     per_value: list[list[str]] = []
     for position, value in enumerate(values.tolist()):
+        key: str | tuple[object, ...]
         if isinstance(value, str):
-            key: object = value
+            key = value
         elif isinstance(value, Iterable):
             key = tuple(value)
         else:
