@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,34 +114,77 @@ def recall_at(recommended: np.ndarray, truth: sparse.csr_matrix, users: np.ndarr
     return float(hits.mean())
 
 
+def real_refit(split_name: str, neighbours: int) -> None:
+    """The product's daily refit + top-10 on a real split, beside implicit."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from realdata.speed import daily_refit, database
+
+    with tempfile.TemporaryDirectory(prefix="recommend-bench-") as scratch:
+        path = database("cj", split_name, Path(scratch), log=lambda m: print(m, file=sys.stderr))
+        daily_refit(path, print, neighbours=neighbours)
+
+
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument(
+        "--items", type=int, nargs="+", default=[10_000],
+        help="catalogue sizes; with two or more, each size's lines are prefixed "
+        "items_N. and the growth from the first to the last is printed",
+    )
     parser.add_argument("--per-user", type=float, default=20.0)
     parser.add_argument("--neighbours", type=int, default=50)
     parser.add_argument(
         "--jobs", type=int, default=-1, help="hybrid threads (-1: one per core, 1: none)"
     )
+    parser.add_argument(
+        "--dataset", choices=["synthetic", "cj"], default="synthetic",
+        help="cj: the product's daily refit on a Complete Journey split's database",
+    )
+    parser.add_argument("--split", default="2017-12-04+28d", help="the cj split (bench/realdata)")
     args = parser.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if args.dataset == "cj":
+        real_refit(args.split, args.neighbours)
+        return
 
+    sizes = args.items
+    found = []
+    for n_items in sizes:
+        prefix = f"items_{n_items}." if len(sizes) > 1 else ""
+        found.append(run_size(args, n_items, lambda line, p=prefix: print(p + line, flush=True)))
+    if len(sizes) > 1:
+        growth = sizes[-1] / sizes[0]
+        print(f"scaling.items_ratio: {growth:.2f} x")
+        for name in found[0]:
+            ratio = found[-1][name] / found[0][name]
+            print(f"scaling.{name}_time_ratio: {ratio:.2f} x")
+            # Time ratio over size ratio: 1 is linear growth, below 1 slower than linear.
+            print(f"scaling.{name}_per_size_ratio: {ratio / growth:.2f} x")
+
+
+def run_size(
+    args: argparse.Namespace, n_items: int, emit: Callable[[str], None]
+) -> dict[str, float]:
+    """One benchmark run at ``n_items`` products; the total seconds of each model."""
     started = time.perf_counter()
-    events, products = generate(args.users, args.items, args.per_user)
+    events, products = generate(args.users, n_items, args.per_user)
     train, test, as_of = split(events)
-    print(f"data.interactions: {len(events)} events")
-    print(f"data.generate: {time.perf_counter() - started:.1f} s")
+    emit(f"data.interactions: {len(events)} events")
+    emit(f"data.generate: {time.perf_counter() - started:.1f} s")
 
     started = time.perf_counter()
     feedback = build_feedback(train, products["product_id"].to_numpy(), as_of, WEIGHTS, 60.0)
-    print(f"feedback.build: {time.perf_counter() - started:.2f} s")
+    emit(f"feedback.build: {time.perf_counter() - started:.2f} s")
     all_users = np.arange(1, args.users + 1)
     rows = feedback.rows_for(all_users)
     column = pd.Index(products["product_id"]).get_indexer(test["product_id"])
     truth = sparse.csr_matrix(
         (np.ones(len(test)), (test["user_id"].to_numpy() - 1, column)),
-        shape=(args.users, args.items),
+        shape=(args.users, n_items),
     )
     seen = rows.interactions
     truth = sparse.csr_matrix(truth - truth.multiply(seen > 0))
@@ -159,12 +203,12 @@ def main() -> None:
     result = model.recommend(rows, 10)
     rank_s = time.perf_counter() - started
     rank_cpu = time.process_time() - cpu
-    print(f"hybrid.fit: {fit_s:.2f} s")
-    print(f"hybrid.top10_all_users: {rank_s:.2f} s")
-    print(f"hybrid.fit_cpu: {fit_cpu:.2f} s")
-    print(f"hybrid.top10_all_users_cpu: {rank_cpu:.2f} s")
-    print(f"hybrid.recommendations: {len(result)} rows")
-    print(f"hybrid.users_per_second: {args.users / rank_s:.0f} users/s")
+    emit(f"hybrid.fit: {fit_s:.2f} s")
+    emit(f"hybrid.top10_all_users: {rank_s:.2f} s")
+    emit(f"hybrid.fit_cpu: {fit_cpu:.2f} s")
+    emit(f"hybrid.top10_all_users_cpu: {rank_cpu:.2f} s")
+    emit(f"hybrid.recommendations: {len(result)} rows")
+    emit(f"hybrid.users_per_second: {args.users / rank_s:.0f} users/s")
     # Recall on items the user had not touched (both models exclude seen items).
     model_noreason = HybridRecommender(
         neighbours=args.neighbours, max_per_category=None, n_jobs=jobs
@@ -186,7 +230,7 @@ def main() -> None:
     position = pd.Index(target_users + 1).get_indexer(ours["user_id"])
     ours_matrix[position, ours["rank"].to_numpy() - 1] = ours["product_id"].to_numpy() - 1
     hybrid_recall = recall_at(ours_matrix, truth, target_users)
-    print(f"hybrid.recall@10: {hybrid_recall:.4f} ratio")
+    emit(f"hybrid.recall@10: {hybrid_recall:.4f} ratio")
 
     matrix = sparse.csr_matrix(rows.interactions, dtype=np.float32)
     try:
@@ -226,19 +270,26 @@ def main() -> None:
         base_rank_cpu = time.process_time() - cpu
         base_recs = base_recs_all[target_users]
     base_recall = recall_at(base_recs, truth, target_users)
-    print(f"{baseline_name}.fit: {base_fit:.2f} s")
-    print(f"{baseline_name}.top10_all_users: {base_rank:.2f} s")
-    print(f"{baseline_name}.fit_cpu: {base_fit_cpu:.2f} s")
-    print(f"{baseline_name}.top10_all_users_cpu: {base_rank_cpu:.2f} s")
-    print(f"{baseline_name}.recall@10: {base_recall:.4f} ratio")
-    print(f"ratio.fit_vs_{baseline_name}: {fit_s / base_fit:.2f} x")
-    print(f"ratio.top10_vs_{baseline_name}: {rank_s / base_rank:.2f} x")
-    print(f"ratio.total_vs_{baseline_name}: {(fit_s + rank_s) / (base_fit + base_rank):.2f} x")
-    print(
+    emit(f"{baseline_name}.fit: {base_fit:.2f} s")
+    emit(f"{baseline_name}.top10_all_users: {base_rank:.2f} s")
+    emit(f"{baseline_name}.fit_cpu: {base_fit_cpu:.2f} s")
+    emit(f"{baseline_name}.top10_all_users_cpu: {base_rank_cpu:.2f} s")
+    emit(f"{baseline_name}.recall@10: {base_recall:.4f} ratio")
+    emit(f"ratio.fit_vs_{baseline_name}: {fit_s / base_fit:.2f} x")
+    emit(f"ratio.top10_vs_{baseline_name}: {rank_s / base_rank:.2f} x")
+    emit(f"ratio.total_vs_{baseline_name}: {(fit_s + rank_s) / (base_fit + base_rank):.2f} x")
+    emit(
         f"ratio.total_cpu_vs_{baseline_name}: "
         f"{(fit_cpu + rank_cpu) / (base_fit_cpu + base_rank_cpu):.2f} x"
     )
-    print(f"ratio.recall_vs_{baseline_name}: {hybrid_recall / base_recall:.2f} x")
+    emit(f"ratio.recall_vs_{baseline_name}: {hybrid_recall / base_recall:.2f} x")
+
+    return {
+        "hybrid": fit_s + rank_s,
+        "hybrid_cpu": fit_cpu + rank_cpu,
+        baseline_name: base_fit + base_rank,
+        f"{baseline_name}_cpu": base_fit_cpu + base_rank_cpu,
+    }
 
 
 if __name__ == "__main__":

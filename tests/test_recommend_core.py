@@ -678,3 +678,37 @@ def test_common_attributes_link_to_their_most_popular_carriers_with_exact_cosine
         products, item_weight=weight
     )
     assert (unbounded.similarity_ != exact_top.similarity_).nnz == 0
+
+
+def test_tokens_and_tfidf_match_scikit_learn_on_names_and_tags() -> None:
+    import re
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from campaign.recommend.content import _name_tokens, _tag_lists, _tfidf
+
+    names = pd.Series(
+        ["Red apple red", None, "", "Green apple", "x", "Apple pie  café", "red"] * 4
+    )
+    tags = pd.Series([["A", " b "], "a|c", None, [], "||", ("d",), ["A", "A"]] * 4)
+    token = re.compile(r"\w\w+")
+    documents = {
+        "names": [token.findall(v.lower()) if isinstance(v, str) else [] for v in names],
+        "tags": [
+            [t.strip().lower() for t in (v.split("|") if isinstance(v, str) else v or [])
+             if t.strip()]
+            for v in tags
+        ],
+    }
+    got = {
+        "names": _tfidf(_name_tokens(names), len(names)),
+        "tags": _tfidf(_tag_lists(tags), len(tags)),
+    }
+    for field, docs in documents.items():
+        vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, dtype=np.float32, max_df=0.5)
+        expected = sparse.csr_matrix(vectorizer.fit_transform(docs))
+        assert got[field].shape == expected.shape, field
+        # Column order may differ; the cosines between products may not.
+        assert np.allclose(
+            (got[field] @ got[field].T).toarray(), (expected @ expected.T).toarray(), atol=1e-6
+        ), field

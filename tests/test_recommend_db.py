@@ -208,3 +208,37 @@ def test_cli_evaluate_recommend_prints_every_model(
         "new items only",
     ):
         assert word in result.stdout
+
+
+def test_events_read_column_wise_match_the_rows_sqlalchemy_returns(
+    engine: Engine, shop: dict[str, int]
+) -> None:
+    import gc
+
+    from sqlalchemy import select
+
+    from campaign.db.frames import frame_of, plain_columns
+    from campaign.db.models import Event
+
+    query = (
+        select(Event.user_id, Event.product_id, Event.type, Event.quantity)
+        .where(Event.product_id.is_not(None))
+        .order_by(Event.id)
+    )
+    with engine.connect() as connection:
+        rows = frame_of(connection.execute(query), ["u", "p", "t", "q"])
+        columns = plain_columns(connection.execute(query), ["u", "p", "t", "q"])
+        empty = plain_columns(
+            connection.execute(query.where(Event.user_id < 0)), ["u", "p", "t", "q"]
+        )
+        events = load_events(connection, T)
+        nothing = load_events(connection, T - timedelta(days=365))
+    assert {name: list(values) for name, values in columns.items()} == {
+        name: rows[name].tolist() for name in rows
+    }
+    assert empty == {"u": (), "p": (), "t": (), "q": ()}
+    assert gc.isenabled()  # the collector paused while reading is running again
+    assert events["type"].map(type).eq(str).all()
+    assert events["quantity"].min() >= 1 and str(events["quantity"].dtype) == "int64"
+    assert list(nothing.columns) == ["user_id", "product_id", "type", "ts", "quantity"]
+    assert len(nothing) == 0 and str(nothing["ts"].dt.tz) == "UTC"

@@ -19,13 +19,14 @@ attribute and product, so it grows linearly with the catalogue.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from campaign.recommend.itemcf import top_neighbours
@@ -51,27 +52,84 @@ def _one_hot(values: pd.Series) -> sparse.csr_matrix:
     )
 
 
-def _tags(value: object) -> list[str]:
-    if isinstance(value, str):
-        items: Iterable[object] = value.split("|")
-    elif isinstance(value, Iterable):
-        items = value
-    else:
-        return []
-    return [str(t).strip().lower() for t in items if str(t).strip()]
+def _expand(codes: np.ndarray, per_value: list[list[str]]) -> pd.Series:
+    """Every product's tokens, one row each (index: the product's position), from the
+    tokens of each distinct value (``codes``: the product's value, -1 for none)."""
+    if not per_value:
+        return pd.Series([], dtype=object)
+    lengths = np.fromiter((len(t) for t in per_value), dtype=np.int64, count=len(per_value))
+    flat = np.asarray(list(itertools.chain.from_iterable(per_value)) or [""], dtype=object)
+    starts = np.cumsum(lengths) - lengths
+    products = np.flatnonzero(codes >= 0)
+    counts = lengths[codes[products]]
+    rows = np.repeat(products, counts)
+    # Position of each product's first token in ``flat``, minus where its run starts.
+    offset = np.repeat(starts[codes[products]] - (np.cumsum(counts) - counts), counts)
+    return pd.Series(flat[offset + np.arange(rows.size)], index=rows, dtype=object)
 
 
-def _tfidf(documents: list[list[str]]) -> sparse.csr_matrix:
-    if not any(documents):
-        return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
-    # A token more than half the catalogue shares ("item", the shop's name) says
-    # nothing about two products and would link every pair.
-    max_df = 0.5 if len(documents) >= 20 else 1.0
-    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, dtype=np.float32, max_df=max_df)
-    try:
-        return sparse.csr_matrix(vectorizer.fit_transform(documents))
-    except ValueError:  # every token was too common
-        return sparse.csr_matrix((len(documents), 0), dtype=np.float32)
+def _tag_lists(values: pd.Series) -> pd.Series:
+    """Each value's tags (a list or a ``|``-string; anything else: none), stripped and
+    lower-cased, one row per tag (index: the product's position). Each distinct value
+    is split once (a real catalogue repeats "department|product type")."""
+    codes = np.full(len(values), -1, dtype=np.int64)
+    known: dict[str | tuple[object, ...], int] = {}
+    per_value: list[list[str]] = []
+    for position, value in enumerate(values.tolist()):
+        key: str | tuple[object, ...]
+        if isinstance(value, str):
+            key = value
+        elif isinstance(value, Iterable):
+            key = tuple(value)
+        else:
+            continue
+        try:
+            code = known.get(key)
+        except TypeError:  # an unhashable tag: split without remembering
+            code = None
+        if code is None:
+            items = key.split("|") if isinstance(key, str) else key
+            code = len(per_value)
+            per_value.append([t for t in (str(i).strip().lower() for i in items) if t])
+            with contextlib.suppress(TypeError):
+                known[key] = code
+        codes[position] = code
+    return _expand(codes, per_value)
+
+
+def _name_tokens(values: pd.Series) -> pd.Series:
+    """Each name's word tokens (two or more word characters, lower-cased), one row per
+    token (index: the product's position). Each distinct name is split once: real
+    catalogues repeat a product type as the name of thousands of items."""
+    values = values.reset_index(drop=True)
+    codes, names = pd.factorize(values.where(values.map(bool, na_action="ignore")))
+    per_name = [_TOKEN.findall(str(name).lower()) for name in names.tolist()]
+    return _expand(np.asarray(codes, dtype=np.int64), per_name)
+
+
+def _tfidf(tokens: pd.Series, n_documents: int) -> sparse.csr_matrix:
+    """TF-IDF rows (L2-normalised) of the documents whose tokens ``tokens`` lists (index:
+    the document's position), as scikit-learn's ``TfidfVectorizer`` computes them:
+    raw counts times ``ln((1 + n) / (1 + df)) + 1``. A token more than half the
+    catalogue shares ("item", the shop's name) says nothing about two products and
+    would link every pair: with 20+ documents it is dropped."""
+    if tokens.empty:
+        return sparse.csr_matrix((n_documents, 0), dtype=np.float32)
+    columns, _vocabulary = pd.factorize(tokens.to_numpy())
+    rows = tokens.index.to_numpy(dtype=np.int64)
+    counts = sparse.csr_matrix(
+        (np.ones(rows.size, dtype=np.float64), (rows, columns)),
+        shape=(n_documents, int(columns.max()) + 1),
+    )
+    counts.sum_duplicates()
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    max_df = 0.5 * n_documents if n_documents >= 20 else float(n_documents)
+    kept = np.flatnonzero(df <= max_df)
+    if kept.size == 0:
+        return sparse.csr_matrix((n_documents, 0), dtype=np.float32)
+    idf = np.log((1.0 + n_documents) / (1.0 + df[kept])) + 1.0
+    weighted = sparse.csr_matrix(counts[:, kept] @ sparse.diags(idf))
+    return sparse.csr_matrix(normalize(weighted, norm="l2", axis=1), dtype=np.float32)
 
 
 def _price_bands(prices: pd.Series, n_bands: int) -> sparse.csr_matrix:
@@ -130,11 +188,8 @@ def feature_blocks(
     blocks = {
         "category": _one_hot(column("category")),
         "brand": _one_hot(column("brand")),
-        # .tolist() first: iterating a pandas string column item by item is slow.
-        "tags": _tfidf([_tags(v) for v in column("tags").tolist()]),
-        "name": _tfidf(
-            [_TOKEN.findall(str(v).lower()) if v else [] for v in column("name").tolist()]
-        ),
+        "tags": _tfidf(_tag_lists(column("tags")), n),
+        "name": _tfidf(_name_tokens(column("name")), n),
         "price": _price_bands(column("price_cents"), price_bands),
     }
     used = [
@@ -230,7 +285,7 @@ class ContentSimilarity:
         field_weights: Mapping[str, float] | None = None,
         price_bands: int = 5,
         n_jobs: int | None = None,
-        max_postings: int = 500,
+        max_postings: int = 50,
     ) -> None:
         self.neighbours = neighbours
         self.max_postings = max_postings
