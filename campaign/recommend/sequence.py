@@ -14,7 +14,10 @@ Training (``fit``):
   window is a target once per epoch, predicted from the items before it in the window;
 * the loss is the softmax cross-entropy of the target against the whole catalogue
   while it has at most ``full_softmax_items`` items, else against ``negatives`` items
-  drawn uniformly per step (sampled softmax, shared by the step's targets);
+  drawn per step with probability proportional to ``count ** negative_power`` (shared
+  by the step's targets; each logit is corrected by minus the log of its expected
+  draws, so the sampled softmax estimates the full one: uniform draws over a large
+  catalogue are nearly all rare items, too easy to teach anything);
 * Adam, ``max_epochs`` epochs or ``max_seconds`` of wall time, whichever ends first;
   ``progress(done, total)`` after every step, ``total = max_epochs * steps per epoch``.
   With a fixed ``seed`` and thread count, a run stopped by the epoch budget is
@@ -129,6 +132,7 @@ class SequenceRecommender:
         learning_rate, batch_size: Adam's step size and windows per step.
         max_epochs, max_seconds: the training budget (whichever ends first).
         negatives: sampled items per step once the catalogue exceeds ``full_softmax_items``.
+        negative_power: draw negatives by training count to this power (0: uniform).
         seed: weights, window order, dropout and negatives.
         threads: torch threads (default: the cores this process may use).
 
@@ -145,12 +149,13 @@ class SequenceRecommender:
         heads: int = 2,
         max_len: int = 50,
         dropout: float = 0.2,
-        learning_rate: float = 1e-3,
+        learning_rate: float = 5e-3,
         batch_size: int = 128,
-        max_epochs: int = 20,
+        max_epochs: int = 10,
         max_seconds: float = 120.0,
         negatives: int = 1024,
-        full_softmax_items: int = 20_000,
+        negative_power: float = 0.75,
+        full_softmax_items: int = 5_000,
         seed: int = 0,
         threads: int | None = None,
     ) -> None:
@@ -164,6 +169,7 @@ class SequenceRecommender:
         self.max_epochs = max_epochs
         self.max_seconds = max_seconds
         self.negatives = negatives
+        self.negative_power = negative_power
         self.full_softmax_items = full_softmax_items
         self.seed = seed
         self.threads = threads
@@ -221,7 +227,11 @@ class SequenceRecommender:
         negatives = torch.Generator().manual_seed(self.seed)
         network = SASRec(n_items, self.dim, self.layers, self.heads, self.max_len, self.dropout)
         optimiser = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
-        full = n_items <= self.full_softmax_items
+        draw = None  # the negatives' distribution over embedding rows (None: full softmax)
+        if n_items > self.full_softmax_items:
+            weights = np.r_[0.0, self.item_counts_.astype(np.float64) ** self.negative_power]
+            weights[1:][self.item_counts_ == 0] = 0.0
+            draw = torch.from_numpy(weights / weights.sum())
         per_epoch = math.ceil(len(windows) / self.batch_size)
         total = self.max_epochs * per_epoch
         self.losses_: list[float] = []
@@ -237,7 +247,7 @@ class SequenceRecommender:
                     batch = torch.from_numpy(
                         shuffled[step * self.batch_size:(step + 1) * self.batch_size]
                     )
-                    loss = self._loss(torch, network, batch, full, negatives)
+                    loss = self._loss(torch, network, batch, draw, negatives)
                     optimiser.zero_grad()
                     loss.backward()
                     optimiser.step()
@@ -260,7 +270,7 @@ class SequenceRecommender:
             progress(total, total)  # the clock ended it: close the bar
         return self
 
-    def _loss(self, torch: Any, network: SASRec, batch: Any, full: bool,
+    def _loss(self, torch: Any, network: SASRec, batch: Any, draw: Any,
               generator: Any) -> Any:
         """Cross-entropy of every target of the batch (full or sampled softmax)."""
         inputs, targets = batch[:, :-1], batch[:, 1:]
@@ -268,12 +278,13 @@ class SequenceRecommender:
         keep = (targets != 0) & (inputs != 0)
         h, t = hidden[keep], targets[keep]
         weights = network.items.weight
-        if full:
+        if draw is None:
             logits = h @ weights[1:].T
             return torch.nn.functional.cross_entropy(logits, t - 1)
-        drawn = torch.randint(1, weights.shape[0], (self.negatives,), generator=generator)
-        positive = (h * weights[t]).sum(-1, keepdim=True)
-        negative = h @ weights[drawn].T
+        drawn = torch.multinomial(draw, self.negatives, replacement=True, generator=generator)
+        expected = torch.log(draw * self.negatives).float()
+        positive = (h * weights[t]).sum(-1, keepdim=True) - expected[t][:, None]
+        negative = h @ weights[drawn].T - expected[drawn][None, :]
         negative = negative.masked_fill(drawn[None, :] == t[:, None], float("-inf"))
         logits = torch.cat([positive, negative], dim=1)
         return torch.nn.functional.cross_entropy(logits, torch.zeros_like(t))
