@@ -203,3 +203,12 @@ def test_the_package_loads_torch_only_with_the_model() -> None:
     loaded, kind, message = json.loads(out)
     assert loaded is False
     assert kind == "ModelError" and "pip install torch==2.13.0" in message
+
+
+def test_windows_cover_every_next_event_once_and_can_keep_only_the_newest() -> None:
+    from campaign.recommend.sequence import _windows
+
+    indptr = np.array([0, 5, 6, 8])  # users of 5, 1 and 2 events
+    tokens = np.array([1, 2, 3, 4, 5, 9, 7, 8])
+    assert _windows(indptr, tokens, 3).tolist() == [[3, 4, 5], [1, 2, 3], [0, 7, 8]]
+    assert _windows(indptr, tokens, 3, per_user=1).tolist() == [[3, 4, 5], [0, 7, 8]]

@@ -102,16 +102,19 @@ def _order_keys(timestamps: np.ndarray) -> np.ndarray:
     return times
 
 
-def _windows(indptr: np.ndarray, tokens: np.ndarray, width: int) -> np.ndarray:
+def _windows(indptr: np.ndarray, tokens: np.ndarray, width: int,
+             per_user: int | None = None) -> np.ndarray:
     """Left-padded windows of ``width`` tokens, cut from each user's newest event back.
 
     Consecutive windows of one user share one token (the last input of the older is the
-    first of the newer), so each event after a user's first is a target exactly once.
+    first of the newer), so each event after a user's first is a target exactly once;
+    ``per_user`` keeps only each user's newest windows.
     """
     rows: list[np.ndarray] = []
     for start, end in zip(indptr[:-1], indptr[1:], strict=True):
-        stop = int(end)
-        while stop - start >= 2:
+        stop, kept = int(end), 0
+        while stop - start >= 2 and (per_user is None or kept < per_user):
+            kept += 1
             first = max(int(start), stop - width)
             window = np.zeros(width, dtype=np.int64)
             window[width - (stop - first):] = tokens[first:stop]
@@ -133,6 +136,7 @@ class SequenceRecommender:
         max_epochs, max_seconds: the training budget (whichever ends first).
         negatives: sampled items per step once the catalogue exceeds ``full_softmax_items``.
         negative_power: draw negatives by training count to this power (0: uniform).
+        windows_per_user: train on each user's newest windows only (None: all of them).
         seed: weights, window order, dropout and negatives.
         threads: torch threads (default: the cores this process may use).
 
@@ -156,6 +160,7 @@ class SequenceRecommender:
         negatives: int = 1024,
         negative_power: float = 0.75,
         full_softmax_items: int = 5_000,
+        windows_per_user: int | None = None,
         seed: int = 0,
         threads: int | None = None,
     ) -> None:
@@ -171,6 +176,7 @@ class SequenceRecommender:
         self.negatives = negatives
         self.negative_power = negative_power
         self.full_softmax_items = full_softmax_items
+        self.windows_per_user = windows_per_user
         self.seed = seed
         self.threads = threads
 
@@ -218,7 +224,8 @@ class SequenceRecommender:
         self.history_ = items[order].astype(np.int32)
         self.indptr_ = np.searchsorted(users[order], np.arange(n_users + 1)).astype(np.int64)
         self.item_counts_ = np.bincount(items, minlength=n_items).astype(np.int64)
-        windows = _windows(self.indptr_, self.history_.astype(np.int64) + 1, self.max_len + 1)
+        windows = _windows(self.indptr_, self.history_.astype(np.int64) + 1, self.max_len + 1,
+                           self.windows_per_user)
         if not len(windows):
             raise ModelError("the sequence model needs a user with at least two events")
 
