@@ -23,6 +23,7 @@ HEAVY = (
     "scipy",
     "sklearn",
     "starlette",
+    "torch",
     "uvicorn",
 )
 

@@ -23,6 +23,8 @@ LIBRARY_HOMES = {
     "argon2": ("common/passwords.py",),
     # Compiled loops stay in one module, so the rest of the core is plain numpy.
     "numba": ("recommend/kernels.py",),
+    # The optional deep extra: the sequence model and its network, loaded only with them.
+    "torch": ("recommend/sequence.py", "recommend/sasrec.py"),
     # ECDSA verification of SendGrid's signed event webhook.
     "cryptography": ("responses/providers/sendgrid.py",),
     "phonenumbers": ("common/contacts.py",),
@@ -55,6 +57,8 @@ PURE_MODULES = (
     "recommend/feedback.py",
     "recommend/ranking.py",
     "recommend/reasons.py",
+    "recommend/sequence.py",
+    "recommend/sasrec.py",
     "templating/lint.py",
     "templating/issues.py",
     "templating/html_check.py",

@@ -19,6 +19,7 @@ from campaign.recommend.reasons import PHRASES, localize_reason, phrase
         ("popular in Beauty", "Beauty热卖"),
         ("popular now", "当下热卖"),
         ("buy again", "再次购买"),
+        ("follows your purchase of Silk Scarf", "接着您买过的Silk Scarf"),
     ],
 )
 def test_every_reason_the_recommender_writes_reads_in_chinese(english: str, chinese: str) -> None:

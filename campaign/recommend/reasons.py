@@ -21,6 +21,8 @@ PHRASES: dict[str, dict[str, str]] = {
     "popular_in": {"en": "popular in {category}", "zh": "{category}热卖"},
     "popular": {"en": "popular now", "zh": "当下热卖"},
     "buy_again": {"en": "buy again", "zh": "再次购买"},
+    # The sequence model: the pick usually comes next after this purchase.
+    "follows": {"en": "follows your purchase of {item}", "zh": "接着您买过的{item}"},
 }
 
 
