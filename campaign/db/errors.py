@@ -193,6 +193,8 @@ _MYSQL_ADVICE: dict[int, tuple[str, str]] = {
            "run the command again"),
     1114: ("a table is full (the server's disk or tablespace)",
            "free space on the database server, then run the command again"),
+    1792: ("the database is read-only here (a read-only transaction)",
+           "point [database] url at the primary server, or give the query a read"),
     1290: ("the server runs read-only (a replica, or --read-only)",
            "point [database] url at the primary server"),
 }

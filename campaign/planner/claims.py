@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import Config
+from campaign.db.dialect import is_server
 from campaign.db.models import (
     CampaignRun,
     RunStatus,
@@ -35,9 +36,10 @@ def already_planned(campaign: str, slot: datetime, as_of: datetime) -> RunReport
 
 @contextmanager
 def read_only(engine: Engine) -> Iterator[Connection]:
-    """A connection whose transaction is always rolled back; read-only on PostgreSQL."""
+    """A connection whose transaction is always rolled back; read-only on the servers
+    (PostgreSQL, MariaDB, MySQL)."""
     with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
+        if is_server(connection):
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         try:
             yield connection
@@ -67,16 +69,14 @@ def claim_run(
             .values(status=RunStatus.RUNNING, as_of=as_of, started_at=started, error=None)
         )
         return int(existing.id)
-    return int(
-        connection.execute(
-            insert(CampaignRun)
-            .values(
-                campaign=campaign, slot=slot, as_of=as_of, status=RunStatus.RUNNING,
-                counts={}, started_at=started,
-            )
-            .returning(CampaignRun.id)
-        ).scalar_one()
-    )
+    # The new key from the driver (MySQL has no INSERT ... RETURNING).
+    key = connection.execute(
+        insert(CampaignRun).values(
+            campaign=campaign, slot=slot, as_of=as_of, status=RunStatus.RUNNING,
+            counts={}, started_at=started,
+        )
+    ).inserted_primary_key
+    return int(key[0])
 
 
 def slot_taken(engine: Engine, campaign: str, slot: datetime) -> bool:

@@ -106,14 +106,12 @@ def plan_test_send(
         )
         run_id = int(
             connection.execute(
-                insert(CampaignRun)
-                .values(
+                insert(CampaignRun).values(
                     campaign=test_campaign, slot=planned_at, as_of=as_of,
                     status=RunStatus.DONE, counts={"queued": len(seeds), "test": len(seeds)},
                     started_at=planned_at, finished_at=planned_at,
                 )
-                .returning(CampaignRun.id)
-            ).scalar_one()
+            ).inserted_primary_key[0]
         )
         high_value = coupon_tier_values(frame)
         codes = content.CodeDrawer(
