@@ -134,9 +134,12 @@ def _truncate_all(url: str) -> None:
 
 
 def _empty_mysql(url: str) -> None:
+    # MySQL cannot roll DDL back: a test that downgraded and then failed would leave
+    # the shared database behind for every later test, so bring it back to head first.
     # TRUNCATE restarts AUTO_INCREMENT, as RESTART IDENTITY does on PostgreSQL; the
     # foreign keys are off for this session only, so the order does not matter.
     engine = make_engine(url)
+    upgrade(engine)
     with engine.connect() as connection:
         connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
         for table in Base.metadata.sorted_tables:

@@ -77,7 +77,8 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
         url = f"sqlite:///{tmp_path / 'shop.db'}"
         table = "customers"
     else:
-        url = str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "mysql_url"))
+        fixture = "pg_url" if request.param == "postgresql" else "mysql_url"
+        url = str(request.getfixturevalue(fixture))
         table = f"shop_customers_{uuid.uuid4().hex[:8]}"
     key = "VARCHAR(32)" if request.param == "mysql" else "TEXT"
     engine = create_engine(url)

@@ -203,7 +203,7 @@ _MYSQL_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2055}
 
 
 def _explain_mysql(exc: BaseException) -> DatabaseProblem:
-    args = getattr(exc, "args", ())
+    args: tuple[object, ...] = tuple(exc.args)
     code = args[0] if args and isinstance(args[0], int) else 0
     text = str(args[1]).strip().splitlines()[0] if len(args) > 1 else _first_line(exc)
     if code in _MYSQL_ADVICE:

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import Config
-from campaign.db.dialect import is_server
+from campaign.db.dialect import inserted_id, is_server
 from campaign.db.models import (
     CampaignRun,
     RunStatus,
@@ -70,13 +70,14 @@ def claim_run(
         )
         return int(existing.id)
     # The new key from the driver (MySQL has no INSERT ... RETURNING).
-    key = connection.execute(
-        insert(CampaignRun).values(
-            campaign=campaign, slot=slot, as_of=as_of, status=RunStatus.RUNNING,
-            counts={}, started_at=started,
+    return inserted_id(
+        connection.execute(
+            insert(CampaignRun).values(
+                campaign=campaign, slot=slot, as_of=as_of, status=RunStatus.RUNNING,
+                counts={}, started_at=started,
+            )
         )
-    ).inserted_primary_key
-    return int(key[0])
+    )
 
 
 def slot_taken(engine: Engine, campaign: str, slot: datetime) -> bool:

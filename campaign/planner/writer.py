@@ -120,7 +120,8 @@ class OutboxWriter:
                 None if status == held else self.variants[i], self.templates[i],
                 None, None, None, "[]", None, None, self.no,
                 f"{self.key_prefix}{user_id}/{self.channels[i]}", status,
-                reason if isinstance(reason, str) else None, 0, None, None, error,
+                reason if isinstance(reason, str) else None, 0, None, None,
+                error if isinstance(error, str) else None,
                 self.at, self.at,
             ))
         bulk.insert_rows(self.connection, "messages", bulk.MESSAGE_COLUMNS, records)

@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
 
 MYSQL = "mysql"
 
@@ -102,6 +102,15 @@ def insert_ignoring(bind: Engine | Connection, table: Table, key: Sequence[str])
     if name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(key))
     return insert(table).prefix_with("IGNORE", dialect=MYSQL)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The key of the one row an ``INSERT`` stored, from the driver on every database
+    (MySQL has no ``INSERT ... RETURNING``; SQLAlchemy reads its last insert id)."""
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise RuntimeError("the INSERT stored no row")
+    return int(key[0])
 
 
 def epoch_sql(dialect: str, expression: str) -> str:
