@@ -215,7 +215,7 @@ def _sent_frame(n: int) -> pd.DataFrame:
 
 
 def test_the_simulation_is_seeded_and_plants_the_offer_dependent_lift():
-    from campaign.demo.loop import PlantedEffect, simulate_responses
+    from campaign.demo.customers import PlantedEffect, simulate_responses
 
     future = pd.DataFrame(columns=["event_id", "user_id", "type", "ts", "product_id",
                                    "order_id", "quantity", "amount", "coupon_code"])
@@ -239,7 +239,7 @@ def test_simulated_webhooks_go_through_the_real_server_into_the_database(
     from sqlalchemy import select
 
     from campaign.db.models import Message
-    from campaign.demo.loop import post_webhooks, running_server, with_demo_secret
+    from campaign.demo.webhooks import post_webhooks, running_server, with_demo_secret
 
     with session_scope(session_factory) as session:
         scenario = build_scenario(session)
