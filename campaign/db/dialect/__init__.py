@@ -187,6 +187,8 @@ def claim_rows(
     """
     if two_step is None:
         two_step = not has_update_returning(connection)
+    if not two_step and not has_update_returning(connection):
+        raise ValueError(f"{dialect_name(connection)} has no UPDATE ... RETURNING")
     if two_step:
         if dialect_name(connection) == "sqlite":
             # Only a test runs this variant here: take the write lock before reading
