@@ -15,6 +15,11 @@ Every connection is set up alike, whatever the server's defaults:
   ``ONLY_FULL_GROUP_BY`` (as PostgreSQL), no zero dates, no engine substitution.
 * Aware ``datetime`` parameters are converted to UTC before PyMySQL writes them:
   PyMySQL drops the zone and would store the wall-clock time of any other zone.
+* ``READ COMMITTED``, PostgreSQL's default and what the code is written for: each
+  statement sees what is committed, and locking reads lock the rows they return,
+  not the gaps between index entries. Under MySQL's default ``REPEATABLE READ`` the
+  gap locks of concurrent ``FOR UPDATE SKIP LOCKED`` claims deadlock with the updates
+  that follow them.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def mysql_engine_options(query: Mapping[str, Any]) -> dict[str, Any]:
     """
     local_infile = str(query.get("local_infile", "1")).lower() not in ("0", "false", "no")
     return {
+        "isolation_level": "READ COMMITTED",
         "pool_pre_ping": True,
         # Servers close idle connections after wait_timeout (8 h by default).
         "pool_recycle": 3600,
