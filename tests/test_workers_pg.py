@@ -16,7 +16,6 @@ from tests.daemon_helpers import output, seed_bulk, start, stop, wait_for, write
 from tests.http_sink import HttpSink
 
 
-
 @pytest.fixture(
     params=[
         pytest.param("pg_url", marks=pytest.mark.postgres, id="postgresql"),
