@@ -26,7 +26,8 @@ def main() -> int:
             name, pinned = line.split("==")
             pins[_name(name)] = pinned.strip()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = list(project["dependencies"]) + list(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    declared = list(project["dependencies"]) + list(extras["test"]) + list(extras["mysql"])
     problems = []
     for requirement in declared:
         match = re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*>=\s*([^,;\s]+)", requirement)

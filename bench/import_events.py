@@ -1,18 +1,21 @@
 """Benchmark: `campaign import events` against the raw database driver, and its memory.
 
 Generates users, products and N events as CSV, imports them with the real import code
-(``campaign.ingest.import_csv``) into SQLite and PostgreSQL, and measures in the same
-run the raw driver-level bulk rate for the very same rows into the same schema:
-one ``sqlite3`` ``executemany`` in a single transaction, and ``COPY`` via psycopg.
+(``campaign.ingest.import_csv``) into SQLite, PostgreSQL and MariaDB/MySQL, and
+measures in the same run the raw driver-level bulk rate for the very same rows into
+the same schema: one ``sqlite3`` ``executemany`` in a single transaction, ``COPY`` via
+psycopg, and one PyMySQL ``executemany`` (multi-row ``INSERT``) in one transaction.
 Then imports files of several sizes in child processes and reports each one's peak
 RSS, to show memory stays flat as files grow.
 
     .venv/bin/python bench/import_events.py                 # 1M events, sizes 1M and 3M
     .venv/bin/python bench/import_events.py --smoke         # ~20k events, seconds
     .venv/bin/python bench/import_events.py --pg-url postgresql://postgres@127.0.0.1/test
+    .venv/bin/python bench/import_events.py --mysql-url mysql+pymysql://root@127.0.0.1/test
 
-PostgreSQL comes from --pg-url or CAMPAIGN_TEST_DATABASE_URL (a private database is
-created and dropped); without either it is skipped with a message.
+PostgreSQL comes from --pg-url or CAMPAIGN_TEST_DATABASE_URL, MariaDB/MySQL from
+--mysql-url or CAMPAIGN_TEST_MYSQL_URL (a private database is created and dropped in
+each); without them they are skipped with a message.
 Prints ``name: value unit`` lines.
 """
 
@@ -46,6 +49,7 @@ from campaign.ingest import import_csv  # noqa: E402
 from campaign.ingest.readers import EVENT_COLUMNS  # noqa: E402
 
 PG_ENV = "CAMPAIGN_TEST_DATABASE_URL"
+MYSQL_ENV = "CAMPAIGN_TEST_MYSQL_URL"
 START = datetime(2025, 5, 1, tzinfo=UTC)
 TYPES = ["view"] * 55 + ["cart"] * 15 + ["purchase"] * 10 + ["search"] * 10 + ["visit"] * 10
 
@@ -122,6 +126,24 @@ def pg_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def mysql_database(admin_url: str) -> Iterator[str]:
+    """A private MariaDB/MySQL database (utf8mb4, binary collation), dropped afterwards."""
+    name = f"campaign_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(make_url(admin_url).set(drivername="mysql+pymysql"))
+    with admin.begin() as connection:
+        connection.execute(
+            text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        )
+    url = make_url(admin_url).set(drivername="mysql+pymysql", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
 def load_shop(url: str, users: Path, products: Path) -> None:
     engine = make_engine(url)
     upgrade(engine)
@@ -183,11 +205,29 @@ def raw_postgres(url: str, rows: list[tuple[Any, ...]]) -> float:  # wall second
     return elapsed
 
 
+def raw_mysql(url: str, rows: list[tuple[Any, ...]]) -> tuple[float, float]:
+    """Wall and CPU seconds for one PyMySQL executemany of ``rows``, committed."""
+    engine = make_engine(url)
+    marks = ", ".join("%s" for _ in EVENT_COLUMNS)
+    sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})"
+    with engine.connect() as connection:
+        dbapi = connection.connection.dbapi_connection
+        cursor = dbapi.cursor()
+        started, cpu = time.perf_counter(), time.process_time()
+        cursor.executemany(sql, rows)
+        dbapi.commit()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    engine.dispose()
+    return elapsed, cpu
+
+
 def truncate_events(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.exec_driver_sql("TRUNCATE events RESTART IDENTITY")
+        elif engine.dialect.name == "mysql":
+            connection.exec_driver_sql("TRUNCATE TABLE events")
         else:
             connection.exec_driver_sql("DELETE FROM events")
     if engine.dialect.name == "sqlite":
@@ -199,13 +239,14 @@ def truncate_events(url: str) -> None:
 # -- runs ----------------------------------------------------------------------------------
 
 
-def compare(label: str, url: str, events: Path, rows: int, pg: bool, repeat: int) -> None:
+def compare(label: str, url: str, events: Path, rows: int, repeat: int) -> None:
     """Import rate, raw rate for the same rows into the emptied table, and their ratio.
 
     With ``repeat`` > 1 the two alternate and the best of each counts (a busy machine
-    makes single runs noisy). On SQLite, where all the work is in this process, CPU
-    time is reported too: it is far less disturbed by other processes.
+    makes single runs noisy). On SQLite and MySQL, where the driver's work is in this
+    process, CPU time is reported too: it is far less disturbed by other processes.
     """
+    pg = label == "postgresql"
     best_import = best_raw = best_import_cpu = best_raw_cpu = float("inf")
     stored: list[tuple[Any, ...]] | None = None
     for _ in range(repeat):
@@ -218,6 +259,8 @@ def compare(label: str, url: str, events: Path, rows: int, pg: bool, repeat: int
         truncate_events(url)
         if pg:
             raw, raw_cpu = raw_postgres(url, stored), float("nan")
+        elif label == "mysql":
+            raw, raw_cpu = raw_mysql(url, stored)
         else:
             raw, raw_cpu = raw_sqlite(url, stored)
         best_raw, best_raw_cpu = min(best_raw, raw), min(best_raw_cpu, raw_cpu)
@@ -284,6 +327,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a tiny run (~20k rows)")
     parser.add_argument("--pg-url", default=os.environ.get(PG_ENV))
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--mysql-url", default=os.environ.get(MYSQL_ENV))
+    parser.add_argument("--no-mysql", action="store_true", help="skip MariaDB/MySQL")
+    parser.add_argument(
+        "--only-mysql", action="store_true", help="MariaDB/MySQL alone (no SQLite, PostgreSQL)"
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="alternate import and raw N times, keep the best"
     )
@@ -311,14 +359,22 @@ def main() -> None:
         load_shop(f"sqlite:///{template}", users, products)
         sqlite_db = folder / "bench.db"
         shutil.copyfile(template, sqlite_db)
-        compare("sqlite", f"sqlite:///{sqlite_db}", events, rows, pg=False, repeat=args.repeat)
+        if not args.only_mysql:
+            compare("sqlite", f"sqlite:///{sqlite_db}", events, rows, repeat=args.repeat)
 
-        if args.pg_url and not args.no_pg:
+        if args.pg_url and not args.no_pg and not args.only_mysql:
             with pg_database(args.pg_url) as url:
                 load_shop(url, users, products)
-                compare("postgresql", url, events, rows, pg=True, repeat=args.repeat)
+                compare("postgresql", url, events, rows, repeat=args.repeat)
         else:
             print(f"# postgresql skipped: pass --pg-url or set {PG_ENV}", flush=True)
+
+        if args.mysql_url and not args.no_mysql:
+            with mysql_database(args.mysql_url) as url:
+                load_shop(url, users, products)
+                compare("mysql", url, events, rows, repeat=args.repeat)
+        else:
+            print(f"# mysql skipped: pass --mysql-url or set {MYSQL_ENV}", flush=True)
 
         peaks = []
         for size in sizes:

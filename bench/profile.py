@@ -1,17 +1,21 @@
-"""Benchmark: the profile's SQL aggregation for N users / M events, SQLite and PostgreSQL.
+"""Benchmark: the profile's SQL aggregation for N users / M events, SQLite, PostgreSQL and
+MariaDB/MySQL.
 
     .venv/bin/python bench/profile.py --users 1000000 --events 10000000
 
 Data is generated once (seeded) and cached: SQLite files under ``bench/.cache/``, and
 PostgreSQL databases named ``campaign_bench_u<N>_e<M>`` on the server named by
 ``--pg-url`` (default: $CAMPAIGN_BENCH_DATABASE_URL, else $CAMPAIGN_TEST_DATABASE_URL;
-PostgreSQL is skipped without one). Prints ``name: value unit`` lines: the time of
-the SQL aggregation alone (``load_profile_aggregates``), of the pandas derivations on
-its result (``derive_features``), their sum (= ``profile_frame``), rows/s, and the ratio
+PostgreSQL is skipped without one), and MariaDB/MySQL databases of the same name on
+the server named by ``--mysql-url`` (default: $CAMPAIGN_BENCH_MYSQL_URL, else
+$CAMPAIGN_TEST_MYSQL_URL), loaded with ``LOAD DATA LOCAL INFILE``. Prints
+``name: value unit`` lines: the time of the SQL aggregation alone
+(``load_profile_aggregates``), of the pandas derivations on its result
+(``derive_features``), their sum (= ``profile_frame``), rows/s, and the ratio
 of the whole to the aggregation alone, all from the same run.
 
-Other benchmarks build on this module: ``sqlite_database``, ``postgres_database`` and
-``time_aggregation`` are importable (``bench/score.py`` adds scoring on top).
+Other benchmarks build on this module: ``sqlite_database``, ``postgres_database``,
+``mysql_database`` and ``time_aggregation`` are importable (``bench/score.py`` adds scoring on top).
 """
 
 from __future__ import annotations
@@ -260,6 +264,75 @@ def postgres_database(admin_url: str, n_users: int, n_events: int) -> str:
     return url_text
 
 
+def _load_data(cursor: object, folder: Path, table: str, frame: pd.DataFrame) -> None:
+    path = folder / f"{table}.csv"
+    frame.to_csv(path, index=False, header=False, na_rep="\\N")
+    cursor.execute(  # type: ignore[attr-defined]
+        f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {table} CHARACTER SET utf8mb4 "
+        "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' "
+        f"LINES TERMINATED BY '\\n' ({', '.join(frame.columns)})"
+    )
+    path.unlink()
+
+
+def mysql_database(admin_url: str, n_users: int, n_events: int) -> str:
+    """URL of the cached MariaDB/MySQL benchmark database on that server, built on first use."""
+    import tempfile
+
+    import pymysql
+
+    name = f"campaign_bench_u{n_users}_e{n_events}"
+    base = make_url(admin_url).set(drivername="mysql+pymysql")
+    url_text = base.set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        ready = connection.execute(
+            text("SELECT 1 FROM information_schema.tables "
+                 "WHERE table_schema = :n AND table_name = 'bench_ready'"), {"n": name}
+        ).first()
+        if ready:
+            admin.dispose()
+            return url_text
+        connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        connection.execute(
+            text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        )
+    admin.dispose()
+    engine = make_engine(url_text)
+    upgrade(engine)
+    engine.dispose()
+    started = time.perf_counter()
+    db = pymysql.connect(
+        host=base.host or "127.0.0.1", port=base.port or 3306, user=base.username,
+        password=base.password or "", database=name, local_infile=True, charset="utf8mb4",
+    )
+    with db.cursor() as cursor, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        # Generated data is consistent: no key checks while bulk loading.
+        cursor.execute("SET foreign_key_checks = 0, unique_checks = 0, time_zone = '+00:00'")
+        cursor.execute("ALTER TABLE events DROP INDEX ix_events_user_id_ts")
+        users = _users_frame(n_users)
+        users["created_at"] = users["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        users["consent_email"], users["consent_sms"] = 1, 0
+        _load_data(cursor, folder, "users", users)
+        products = _products_frame()
+        products["in_stock"] = 1
+        _load_data(cursor, folder, "products", products)
+        for chunk in event_chunks(n_users, n_events):
+            chunk["ts"] = chunk["ts"].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+            _load_data(cursor, folder, "events", chunk)
+            db.commit()
+            print(f"  mysql: loaded {len(chunk)} events", file=sys.stderr)
+        cursor.execute("ALTER TABLE events ADD INDEX ix_events_user_id_ts (user_id, ts)")
+        cursor.execute("ANALYZE TABLE users, products, events")
+        cursor.fetchall()
+        cursor.execute("CREATE TABLE bench_ready (done BOOLEAN)")
+        db.commit()
+    db.close()
+    print(f"build_mysql: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return url_text
+
+
 def time_aggregation(engine: Engine, as_of: datetime = AS_OF) -> tuple[float, int]:
     """Seconds of the SQL aggregation alone (raw aggregates into a frame) and its rows."""
     with engine.connect() as connection:
@@ -297,22 +370,46 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--dialect", choices=["sqlite", "postgresql", "both"], default="both")
+    add_dialect_options(parser)
+    args = parser.parse_args(argv)
+    print(f"events: {args.events} events")
+    for dialect, url in databases(args, args.users, args.events):
+        _report(dialect, url, args.events)
+
+
+def add_dialect_options(parser: argparse.ArgumentParser) -> None:
+    """``--dialect`` and the server URLs, shared with ``bench/score.py``."""
+    parser.add_argument(
+        "--dialect", choices=["sqlite", "postgresql", "mysql", "all"], default="all"
+    )
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("CAMPAIGN_BENCH_DATABASE_URL")
         or os.environ.get("CAMPAIGN_TEST_DATABASE_URL"),
     )
-    args = parser.parse_args(argv)
-    print(f"events: {args.events} events")
-    if args.dialect in ("sqlite", "both"):
-        _report("sqlite", sqlite_database(args.users, args.events), args.events)
-    if args.dialect in ("postgresql", "both"):
-        if not args.pg_url:
-            print("postgresql: skipped (no --pg-url or CAMPAIGN_BENCH_DATABASE_URL)")
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("CAMPAIGN_BENCH_MYSQL_URL")
+        or os.environ.get("CAMPAIGN_TEST_MYSQL_URL"),
+    )
+
+
+def databases(args: argparse.Namespace, n_users: int, n_events: int) -> list[tuple[str, str]]:
+    """(dialect, URL) of each cached benchmark database ``args`` asks for, built on first use."""
+    chosen = []
+    if args.dialect in ("sqlite", "all"):
+        chosen.append(("sqlite", sqlite_database(n_users, n_events)))
+    if args.dialect in ("postgresql", "all"):
+        if args.pg_url:
+            chosen.append(("postgresql", postgres_database(args.pg_url, n_users, n_events)))
         else:
-            _report("postgresql", postgres_database(args.pg_url, args.users, args.events),
-                    args.events)
+            print("postgresql: skipped (no --pg-url or CAMPAIGN_BENCH_DATABASE_URL)")
+    if args.dialect in ("mysql", "all"):
+        if args.mysql_url:
+            chosen.append(("mysql", mysql_database(args.mysql_url, n_users, n_events)))
+        else:
+            print("mysql: skipped (no --mysql-url or CAMPAIGN_BENCH_MYSQL_URL)")
+    return chosen
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Benchmark: churn features + scoring for N users / M events on SQLite and PostgreSQL.
+"""Benchmark: churn features + scoring for N users / M events on SQLite, PostgreSQL and
+MariaDB/MySQL.
 
     .venv/bin/python bench/score.py --users 1000000 --events 10000000
     .venv/bin/python bench/score.py --smoke          # 2,000 users / 20,000 events
@@ -21,7 +22,6 @@ resident memory of the process. Goal: end to end within 3x of the aggregation.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from profile import AS_OF, postgres_database, sqlite_database, time_aggregation  # noqa: E402
+from profile import AS_OF, add_dialect_options, databases, time_aggregation  # noqa: E402
 
 from campaign.churn.data import load_summary, load_user_info  # noqa: E402
 from campaign.churn.model import fit_churn_model  # noqa: E402
@@ -119,22 +119,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--smoke", action="store_true", help="2,000 users, 20,000 events")
-    parser.add_argument("--dialect", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("CAMPAIGN_BENCH_DATABASE_URL")
-        or os.environ.get("CAMPAIGN_TEST_DATABASE_URL"),
-    )
+    add_dialect_options(parser)
     args = parser.parse_args()
     users, events = (2_000, 20_000) if args.smoke else (args.users, args.events)
     print(f"events: {events} events")
-    if args.dialect in ("sqlite", "both"):
-        report("sqlite", sqlite_database(users, events))
-    if args.dialect in ("postgresql", "both"):
-        if args.pg_url:
-            report("postgresql", postgres_database(args.pg_url, users, events))
-        else:
-            print("postgresql: skipped (no --pg-url or CAMPAIGN_BENCH_DATABASE_URL)")
+    for dialect, url in databases(args, users, events):
+        report(dialect, url)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak_memory: {peak_kib / 1024:.0f} MiB")
 

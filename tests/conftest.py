@@ -1,4 +1,5 @@
-"""Shared fixtures: real SQLite files and a real PostgreSQL, both built by Alembic."""
+"""Shared fixtures: real SQLite files, a real PostgreSQL and a real MariaDB, all built
+by Alembic."""
 
 from __future__ import annotations
 
@@ -23,8 +24,13 @@ PG_SKIP_REASON = (
     f"PostgreSQL tests need {PG_ENV}, e.g. "
     f"{PG_ENV}=postgresql://postgres@127.0.0.1:5432/test (.ci/run sets it)"
 )
+MYSQL_ENV = "CAMPAIGN_TEST_MYSQL_URL"
+MYSQL_SKIP_REASON = (
+    f"MariaDB/MySQL tests need {MYSQL_ENV}, e.g. "
+    f"{MYSQL_ENV}=mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4 (.ci/run sets it)"
+)
 # Set by .ci/run: there a service test that would skip fails instead, so the
-# PostgreSQL half of the suite can never vanish silently.
+# PostgreSQL and MariaDB parts of the suite can never vanish silently.
 REQUIRE_ENV = "CAMPAIGN_REQUIRE_SERVICES"
 
 
@@ -38,6 +44,19 @@ def skip_or_fail(reason: str) -> None:
 def pg_admin_url() -> str | None:
     """The PostgreSQL URL the environment names, or None."""
     return os.environ.get(PG_ENV) or None
+
+
+def mysql_admin_url() -> str | None:
+    """The MariaDB/MySQL URL the environment names, or None."""
+    return os.environ.get(MYSQL_ENV) or None
+
+
+def _mysql_admin_engine(admin: str) -> Engine:
+    try:
+        import pymysql  # noqa: F401
+    except ImportError:
+        skip_or_fail(f"{MYSQL_ENV} is set but PyMySQL is not installed (pip install -e '.[mysql]')")
+    return create_engine(make_url(admin).set(drivername="mysql+pymysql"))
 
 
 @pytest.fixture(scope="session")
@@ -91,11 +110,52 @@ def pg_database() -> Iterator[str]:
         admin_engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def mysql_database() -> Iterator[str]:
+    """A private, migrated MariaDB/MySQL database for this test session (one per xdist
+    worker), dropped at the end."""
+    admin = mysql_admin_url()
+    if admin is None:
+        skip_or_fail(MYSQL_SKIP_REASON)
+    assert admin is not None
+    name = f"campaign_test_{uuid.uuid4().hex[:12]}"
+    admin_engine = _mysql_admin_engine(admin)
+    with admin_engine.begin() as connection:
+        connection.execute(
+            text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        )
+    url_text = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url_text)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url_text
+    finally:
+        with admin_engine.begin() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin_engine.dispose()
+
+
 def _truncate_all(url: str) -> None:
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def _empty_mysql(url: str) -> None:
+    # MySQL cannot roll DDL back: a test that downgraded and then failed would leave
+    # the shared database behind for every later test, so bring it back to head first.
+    # TRUNCATE restarts AUTO_INCREMENT, as RESTART IDENTITY does on PostgreSQL; the
+    # foreign keys are off for this session only, so the order does not matter.
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+        for table in Base.metadata.sorted_tables:
+            connection.exec_driver_sql(f"TRUNCATE TABLE `{table.name}`")
+        connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
     engine.dispose()
 
 
@@ -117,12 +177,29 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
         _truncate_all(url)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture
+def mysql_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of the session's MariaDB/MySQL database, emptied after the test."""
+    url: str = request.getfixturevalue("mysql_database")
+    try:
+        yield url
+    finally:
+        _empty_mysql(url)
+
+
+# The three databases campaign runs on, as fixture parameters.
+DIALECTS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+_URL_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "pg_url", "mysql": "mysql_url"}
+
+
+@pytest.fixture(params=DIALECTS)
 def db_url(request: pytest.FixtureRequest) -> str:
     """A migrated, empty database: each test runs once per dialect."""
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue(_URL_FIXTURES[request.param]))
 
 
 @pytest.fixture

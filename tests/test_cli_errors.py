@@ -171,7 +171,8 @@ def test_a_schema_newer_than_the_code_says_so_and_db_upgrade_does_not_crash(
 @pytest.mark.parametrize(
     "url,named",
     [
-        ("mysql://root@127.0.0.1:3306/campaign", "unsupported database 'mysql'"),
+        ("mysql+mysqldb://root@127.0.0.1:3306/campaign", "driver 'mysqldb'"),
+        ("mssql://sa@127.0.0.1/campaign", "unsupported database 'mssql'"),
         ("postgresql+psycopg2://postgres@127.0.0.1/campaign", "driver 'psycopg2'"),
         ("oracle://scott@127.0.0.1/orcl", "unsupported database 'oracle'"),
         ("nonsense", "invalid database URL"),
@@ -184,6 +185,7 @@ def test_an_unsupported_database_url_names_what_is_supported(
         line = one_line(campaign(shop, *args, env={"CAMPAIGN_DATABASE_URL": url}))
         assert named in line, line
         assert "SQLite" in line and "PostgreSQL" in line and "psycopg 3" in line, line
+        assert "MariaDB" in line and "mysql+pymysql://" in line, line
     line = one_line(campaign(shop, "db", "upgrade", "--url", url))
     assert named in line
 

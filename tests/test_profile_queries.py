@@ -395,6 +395,9 @@ def test_docs_feature_table_matches_features() -> None:
     )
 
 
+CATEGORIES = ("shoes", "Shoes", "鞋子", "鞋", "👟", "👠", "bags")
+
+
 def _random_shop(seed: int) -> dict[str, list[dict[str, Any]]]:
     """A few hundred users with random histories, timestamps with microseconds."""
     rng = np.random.default_rng(seed)
@@ -410,8 +413,9 @@ def _random_shop(seed: int) -> dict[str, list[dict[str, Any]]]:
         for uid in range(1, 301)
     ]
     products = [
-        {"id": pid, "external_id": f"p{pid}", "category": f"c{pid % 7}", "tags": [],
-         "attributes": {}}
+        # Categories differing only in case, and emoji, stay distinct on every database.
+        {"id": pid, "external_id": f"p{pid}", "category": CATEGORIES[pid % len(CATEGORIES)],
+         "tags": [], "attributes": {}}
         for pid in range(1, 41)
     ]
     events = []
@@ -435,11 +439,19 @@ def _random_shop(seed: int) -> dict[str, list[dict[str, Any]]]:
     return {"users": users, "products": products, "events": events}
 
 
-@pytest.mark.postgres
-def test_sqlite_and_postgresql_give_identical_frames(sqlite_url: str, pg_url: str) -> None:
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param("pg_url", marks=pytest.mark.postgres, id="postgresql"),
+        pytest.param("mysql_url", marks=pytest.mark.mysql, id="mysql"),
+    ],
+)
+def test_every_database_gives_the_sqlite_frame(
+    sqlite_url: str, server: str, request: pytest.FixtureRequest
+) -> None:
     shop = _random_shop(seed=3)
     frames = []
-    for url in (sqlite_url, pg_url):
+    for url in (sqlite_url, request.getfixturevalue(server)):
         engine = make_engine(url)
         with engine.begin() as connection:
             connection.execute(insert(User), shop["users"])
@@ -449,6 +461,6 @@ def test_sqlite_and_postgresql_give_identical_frames(sqlite_url: str, pg_url: st
             (profile(engine), profile(engine, lookback_days=90), profile(engine, ago(123.4)))
         )
         engine.dispose()
-    for on_sqlite, on_postgres in zip(*frames, strict=True):
+    for on_sqlite, on_server in zip(*frames, strict=True):
         assert len(on_sqlite) > 50
-        pd.testing.assert_frame_equal(on_sqlite, on_postgres, check_exact=True)
+        pd.testing.assert_frame_equal(on_sqlite, on_server, check_exact=True)

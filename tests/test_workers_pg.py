@@ -1,4 +1,5 @@
-"""Several ``campaign worker`` processes on one PostgreSQL database: never twice, nothing lost."""
+"""Several ``campaign worker`` processes on one PostgreSQL or MariaDB database: never
+twice, nothing lost."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from campaign.db.models import Message
 from tests.daemon_helpers import output, seed_bulk, start, stop, wait_for, write_config
 from tests.http_sink import HttpSink
 
-pytestmark = pytest.mark.postgres
+
+@pytest.fixture(
+    params=[
+        pytest.param("pg_url", marks=pytest.mark.postgres, id="postgresql"),
+        pytest.param("mysql_url", marks=pytest.mark.mysql, id="mysql"),
+    ]
+)
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A database server several workers share."""
+    return str(request.getfixturevalue(request.param))
 
 
 def _statuses(engine: object) -> dict[str, int]:
@@ -25,14 +35,14 @@ def _statuses(engine: object) -> dict[str, int]:
 
 
 def test_three_workers_drain_two_thousand_messages_and_each_arrives_exactly_once(
-    pg_url: str, tmp_path: Path
+    server_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(pg_url)
+    engine = make_engine(server_url)
     keys = seed_bulk(engine, 2000)
     with HttpSink() as sink:
         write_config(
             tmp_path,
-            pg_url,
+            server_url,
             campaigns=(),
             sink_url=sink.url,
             delivery={"concurrency": 16, "batch_size": 100},
@@ -54,15 +64,15 @@ def test_three_workers_drain_two_thousand_messages_and_each_arrives_exactly_once
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_carry_the_same_key(
-    pg_url: str, tmp_path: Path
+    server_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(pg_url)
+    engine = make_engine(server_url)
     keys = seed_bulk(engine, 150)
     with HttpSink(hang_seconds=0.3) as sink:
         sink.script(*["hang"] * 1000)
         write_config(
             tmp_path,
-            pg_url,
+            server_url,
             campaigns=(),
             sink_url=sink.url,
             delivery={
@@ -97,16 +107,16 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_carry_the_same_key(
 
 
 def test_two_workers_on_a_channel_slower_than_their_leases_send_each_message_once(
-    pg_url: str, tmp_path: Path
+    server_url: str, tmp_path: Path
 ) -> None:
     # 4 messages/s shared by two workers (2 each), 16 in flight each, 5 s leases: far
     # more claimed than a lease lets the rate send (it used to send many twice).
-    engine = make_engine(pg_url)
+    engine = make_engine(server_url)
     keys = seed_bulk(engine, 24)
     with HttpSink() as sink:
         write_config(
             tmp_path,
-            pg_url,
+            server_url,
             campaigns=(),
             sink_url=sink.url,
             rate=4.0,

@@ -71,9 +71,10 @@ def _run(ctx: typer.Context, role: str, health_port: int | None, json_logs: bool
     config = with_flags(app_state.config())
     engine = app_state.engine()
     configure_logging("json" if json_logs else config.daemon.log_format, config.daemon.log_level)
-    if role == "worker" and engine.dialect.name != "postgresql":
+    if role == "worker" and engine.dialect.name == "sqlite":
         logging.getLogger("campaign.daemon").warning(
-            "a worker on SQLite adds no throughput (one writer): use PostgreSQL for several"
+            "a worker on SQLite adds no throughput (one writer): use PostgreSQL or "
+            "MariaDB/MySQL for several"
         )
     daemon = Daemon(
         engine, config, clock=_utcnow, role=role,

@@ -179,6 +179,12 @@ def _sqlite_reads_only(action: int, *_args: object) -> int:
     return sqlite3.SQLITE_OK if action in _SQLITE_READ_ACTIONS else sqlite3.SQLITE_DENY
 
 
+def _mysql_reads_only(connection: Any) -> None:
+    # Runs as each transaction begins, before its first statement, so it applies to it
+    # and to the implicit transaction of a DDL statement alike.
+    connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+
+
 def open_shop_database(url: str) -> Engine:
     """An engine on the shop's database ``url`` that the database keeps read-only.
 
@@ -190,6 +196,10 @@ def open_shop_database(url: str) -> Engine:
       DDL, ``ATTACH`` and ``PRAGMA`` fail when SQLite compiles them.
     * PostgreSQL: every transaction starts ``READ ONLY`` (``BEGIN READ ONLY``), which a
       statement inside it cannot lift; give the URL a read-only role too.
+    * MariaDB/MySQL: ``SET SESSION TRANSACTION READ ONLY`` before every transaction,
+      so a query that changed the session's default cannot carry it over to the next
+      one (PyMySQL sends one statement per query); give the URL a user with only
+      ``SELECT`` too.
 
     Raises:
         DatabaseError: the URL is invalid or the database cannot be reached.
@@ -197,6 +207,12 @@ def open_shop_database(url: str) -> Engine:
     from campaign.db.engine import make_engine
 
     parsed = make_url(url)
+    if parsed.get_backend_name() == "mysql":
+        engine = make_engine(url)
+        # The connection that checked the URL was opened before the guard: drop it.
+        engine.dispose()
+        event.listen(engine, "begin", _mysql_reads_only)
+        return engine
     if parsed.get_backend_name() != "sqlite":
         engine = make_engine(url)
         return engine.execution_options(postgresql_readonly=True)
@@ -254,6 +270,11 @@ def ingest_query(
                     f"daemon.ingest.queries ({target}): the shop database refused the query: "
                     f"{reason}"
                 ) from None
+            if not result.returns_rows:
+                raise CampaignError(
+                    f"daemon.ingest.queries ({target}): the shop database refused the query: "
+                    "it returns no rows (a query must be one SELECT)"
+                )
             columns = list(result.keys())
             with tempfile.TemporaryDirectory(prefix="campaign-ingest-") as tmp:
                 path = Path(tmp) / f"{target}.csv"

@@ -7,6 +7,11 @@ connection; followers try again every ``leader_poll_seconds`` and one takes over
 leader checks its connection on the same beat: if it broke, leadership is gone (the
 lock went with the session) and the scheduler must stop.
 
+MariaDB/MySQL: the same with a named lock (``GET_LOCK``/``RELEASE_LOCK``), also held
+by the session of a dedicated connection and freed when it ends. Named locks are
+server-wide, so the name carries the database's name: two campaign databases on one
+server elect their leaders independently.
+
 SQLite: one host, one file. An exclusive ``flock`` on ``<database>.daemon.lock`` is
 taken at start; a second daemon on the same file refuses with a clear message. The OS
 drops the lock when the process dies, however it dies.
@@ -26,13 +31,15 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
 from campaign.common.errors import CampaignError
-from campaign.db.dialect import is_postgresql
+from campaign.db.dialect import is_mysql, is_postgresql
 
 log = logging.getLogger("campaign.daemon")
 
 # Advisory lock key: a stable 32-bit number derived from a fixed name, so every
 # version of every daemon on one database contends for the same lock.
 LOCK_KEY = zlib.crc32(b"campaign.daemon.scheduler")
+# MySQL lock names are at most 64 characters.
+_MYSQL_NAME_LIMIT = 64
 
 
 class AlreadyRunning(CampaignError):
@@ -61,7 +68,10 @@ class Leadership(Protocol):
 class PostgresLeadership:
     """Session-level advisory lock on a dedicated connection of ``engine``."""
 
-    def __init__(self, engine: Engine, key: int = LOCK_KEY) -> None:
+    TAKE = "SELECT pg_try_advisory_lock(:key)"
+    GIVE_UP = "SELECT pg_advisory_unlock(:key)"
+
+    def __init__(self, engine: Engine, key: int | str = LOCK_KEY) -> None:
         self.engine = engine
         self.key = key
         self._connection: Connection | None = None
@@ -80,9 +90,7 @@ class PostgresLeadership:
                 self._connection = self.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
-            got = self._connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
-            ).scalar()
+            got = self._connection.execute(text(self.TAKE), {"key": self.key}).scalar()
             self.held = bool(got)
             return self.held
         except DBAPIError as exc:
@@ -104,9 +112,7 @@ class PostgresLeadership:
     def release(self) -> None:
         if self._connection is not None and self.held:
             try:
-                self._connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
-                )
+                self._connection.execute(text(self.GIVE_UP), {"key": self.key})
             except DBAPIError:
                 log.debug("advisory unlock failed (session gone)", exc_info=True)
         if self._connection is not None:
@@ -116,6 +122,25 @@ class PostgresLeadership:
                 log.debug("closing the leader connection failed", exc_info=True)
         self._connection = None
         self.held = False
+
+
+class MysqlLeadership(PostgresLeadership):
+    """A named lock (``GET_LOCK`` with no wait) on a dedicated connection of ``engine``."""
+
+    # 1 when taken, 0 when another session holds it (NULL only on an error).
+    TAKE = "SELECT GET_LOCK(:key, 0)"
+    GIVE_UP = "SELECT RELEASE_LOCK(:key)"
+
+    def __init__(self, engine: Engine, key: str | None = None) -> None:
+        super().__init__(engine, key or mysql_lock_name(engine))
+
+
+def mysql_lock_name(engine: Engine) -> str:
+    """The scheduler's lock name on ``engine``'s database (named locks are server-wide)."""
+    name = f"campaign.scheduler.{engine.url.database or ''}"
+    if len(name) > _MYSQL_NAME_LIMIT:
+        name = f"campaign.scheduler.{zlib.crc32(name.encode()):08x}"
+    return name
 
 
 class FileLeadership:
@@ -168,6 +193,8 @@ def make_leadership(engine: Engine) -> Leadership:
     """
     if is_postgresql(engine):
         return PostgresLeadership(engine)
+    if is_mysql(engine):
+        return MysqlLeadership(engine)
     lock = FileLeadership(sqlite_lock_path(engine))
     lock.acquire()
     return lock

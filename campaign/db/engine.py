@@ -1,4 +1,5 @@
-"""Engine and session factory: SQLite pragmas, reachability check, unit-of-work scope."""
+"""Engine and session factory: SQLite pragmas, MySQL session settings, reachability
+check, unit-of-work scope."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaign.common.errors import DatabaseError
+from campaign.db.dialect.mysql import mysql_engine_options, mysql_session_setup
 from campaign.db.errors import explain
 
 SUPPORTED = (
-    "campaign runs on SQLite (sqlite:///PATH, Python's own driver) and PostgreSQL "
+    "campaign runs on SQLite (sqlite:///PATH, Python's own driver), PostgreSQL "
     "(postgresql://USER@HOST:PORT/DB, through psycopg 3, which installs with campaign: "
-    "no extra to add)"
+    "no extra to add) and MariaDB or MySQL (mysql+pymysql://USER@HOST:PORT/DB, through "
+    "PyMySQL: install campaign[mysql])"
 )
 # Backend → the one driver each is tested with (SQLAlchemy's driver names).
-DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql"}
 
 
 def mask_url(url: str) -> str:
@@ -33,9 +36,12 @@ def mask_url(url: str) -> str:
 
 
 def _normalise(url: str) -> str:
-    # Plain postgresql:// means psycopg 3 here: it is the driver we install.
+    # Plain postgresql:// means psycopg 3 here: it is the driver we install; plain
+    # mysql:// (and mariadb://) means PyMySQL, the one the mysql extra installs.
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("mysql://", "mariadb://", "mariadb+pymysql://")):
+        return "mysql+pymysql://" + url.split("://", 1)[1]
     return url
 
 
@@ -81,7 +87,7 @@ def make_engine(
     busy_timeout_seconds: float = 30.0,
     create: bool = True,
 ) -> Engine:
-    """Create an engine for ``url`` (SQLite or PostgreSQL).
+    """Create an engine for ``url`` (SQLite, PostgreSQL, MariaDB or MySQL).
 
     With ``check`` a connection is opened at once so a wrong or unreachable URL fails
     here with one clear line rather than deep inside a command. SQL parameters never
@@ -113,11 +119,20 @@ def make_engine(
         if parsed.get_backend_name() == "postgresql":
             kwargs["pool_pre_ping"] = True
             kwargs["connect_args"] = {"connect_timeout": 10}
+        if parsed.get_backend_name() == "mysql":
+            kwargs.update(mysql_engine_options(parsed.query))
         engine = create_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        if isinstance(exc, ImportError) and "pymysql" in str(exc).lower():
+            raise DatabaseError(
+                mask_url(url),
+                "the MySQL driver PyMySQL is not installed: pip install 'campaign[mysql]'",
+            ) from None
         raise DatabaseError(mask_url(url), f"invalid database URL ({exc}); {SUPPORTED}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(int(busy_timeout_seconds * 1000)))
+    if engine.dialect.name == "mysql":
+        event.listen(engine, "connect", mysql_session_setup)
     if check:
         try:
             with engine.connect() as connection:

@@ -44,6 +44,9 @@ def _driver_error(exc: BaseException) -> BaseException | None:
         psycopg = sys.modules.get("psycopg")
         if psycopg is not None and isinstance(current, psycopg.Error):
             return current
+        pymysql = sys.modules.get("pymysql")
+        if pymysql is not None and isinstance(current, pymysql.err.Error):
+            return current
         orig = getattr(current, "orig", None)
         if isinstance(orig, BaseException):
             current = orig
@@ -72,6 +75,8 @@ def explain(exc: BaseException) -> DatabaseProblem | None:
         return None
     if isinstance(driver, sqlite3.Error):
         return _explain_sqlite(driver)
+    if type(driver).__module__.startswith("pymysql"):
+        return _explain_mysql(driver)
     return _explain_postgresql(driver)
 
 
@@ -165,5 +170,52 @@ def _explain_postgresql(exc: BaseException) -> DatabaseProblem:
         )
     return DatabaseProblem(
         f"PostgreSQL failed: {text}",
+        "run the command again with --debug for the details",
+    )
+
+
+# MariaDB/MySQL error numbers worth their own advice (server and client errors).
+_MYSQL_ADVICE: dict[int, tuple[str, str]] = {
+    1040: ("MariaDB/MySQL refused the connection: too many connections",
+           "stop idle clients or raise max_connections, then run the command again"),
+    1044: ("the database user may not use this database",
+           "GRANT it the privileges docs/operations.md lists, then run again"),
+    1045: ("MariaDB/MySQL refused the user name or password",
+           "check the credentials in [database] url (or CAMPAIGN_DATABASE_URL)"),
+    1049: ("the database named in the URL does not exist",
+           "create it (CREATE DATABASE ... CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; "
+           "docs/operations.md), then run 'campaign db upgrade'"),
+    1142: ("the database user lacks a privilege this command needs",
+           "grant it (docs/operations.md lists what campaign needs) and run again"),
+    1205: ("a row lock was not available in time (lock wait timeout)",
+           "let the other process finish, then run the command again"),
+    1213: ("the transaction deadlocked with another process",
+           "run the command again"),
+    1114: ("a table is full (the server's disk or tablespace)",
+           "free space on the database server, then run the command again"),
+    1792: ("the database is read-only here (a read-only transaction)",
+           "point [database] url at the primary server, or give the query a read"),
+    1290: ("the server runs read-only (a replica, or --read-only)",
+           "point [database] url at the primary server"),
+}
+# Client-side connection failures (CR_*): cannot connect, server gone, lost.
+_MYSQL_CONNECTION = {2002, 2003, 2005, 2006, 2013, 2055}
+
+
+def _explain_mysql(exc: BaseException) -> DatabaseProblem:
+    args: tuple[object, ...] = tuple(exc.args)
+    code = args[0] if args and isinstance(args[0], int) else 0
+    text = str(args[1]).strip().splitlines()[0] if len(args) > 1 else _first_line(exc)
+    if code in _MYSQL_ADVICE:
+        what, advice = _MYSQL_ADVICE[code]
+        return DatabaseProblem(what, advice)
+    if code in _MYSQL_CONNECTION:
+        return DatabaseProblem(
+            f"cannot reach MariaDB/MySQL ({text})",
+            "check that the server runs and accepts connections, and the host, port "
+            "and credentials in [database] url (or CAMPAIGN_DATABASE_URL)",
+        )
+    return DatabaseProblem(
+        f"MariaDB/MySQL failed: {text}",
         "run the command again with --debug for the details",
     )

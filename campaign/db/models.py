@@ -20,14 +20,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from campaign.db.base import Base, BigId, UTCDateTime
+from campaign.db.base import Base, BigId, LongBinary, LongText, UTCDateTime
 
 
 class EventType(StrEnum):
@@ -171,7 +169,7 @@ class ModelVersion(Base):
     horizon_days: Mapped[int] = mapped_column(Integer)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    artifact: Mapped[bytes] = mapped_column(LongBinary)
     # HMAC of the artifact with a key kept outside the database (campaign.churn.artifacts);
     # NULL for rows stored before artifacts were signed (`campaign models sign`).
     artifact_signature: Mapped[str | None] = mapped_column(String(128))
@@ -191,7 +189,7 @@ class ChurnScore(Base):
     as_of: Mapped[datetime] = mapped_column(UTCDateTime)
     risk: Mapped[float] = mapped_column(Float)
     tier: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(LongText)
 
 
 class CampaignRun(Base):
@@ -208,7 +206,7 @@ class CampaignRun(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(LongText)
 
 
 class CouponAnnouncement(Base):
@@ -228,7 +226,7 @@ class CouponAnnouncement(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(LongText)
 
 
 class Message(Base):
@@ -247,9 +245,9 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(String(64))
     variant: Mapped[str | None] = mapped_column(String(64))
     template: Mapped[str | None] = mapped_column(String(200))
-    subject: Mapped[str | None] = mapped_column(Text)
-    body: Mapped[str | None] = mapped_column(Text)
-    text_body: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(LongText)
+    body: Mapped[str | None] = mapped_column(LongText)
+    text_body: Mapped[str | None] = mapped_column(LongText)
     products: Mapped[list[Any]] = mapped_column(JSON, default=list)
     coupon_code: Mapped[str | None] = mapped_column(String(64))
     # Seed-list test sends go to this address instead of the user's own.
@@ -266,7 +264,7 @@ class Message(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(LongText)
     engagement: Mapped[str | None] = mapped_column(String(16))
     engagement_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Comma-separated response types received before `campaign prune` deleted the
@@ -354,7 +352,7 @@ class CampaignState(Base):
 
     campaign: Mapped[str] = mapped_column(String(64), primary_key=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(LongText)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Who switched it last (``--by``, else the OS user); None before revision 0007.
     changed_by: Mapped[str | None] = mapped_column(String(128))
@@ -373,7 +371,7 @@ class PauseEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign: Mapped[str] = mapped_column(String(64))
     paused: Mapped[bool] = mapped_column(Boolean)
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(LongText)
     actor: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -429,7 +427,7 @@ class DataFix(Base):
     __tablename__ = "data_fixes"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    detail: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

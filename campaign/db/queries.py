@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from campaign.common.contacts import address_hash, address_hashes, region_of_locale
 from campaign.common.links import LinkKeys
+from campaign.db.base import table_of
+from campaign.db.dialect import insert_ignoring
 from campaign.db.models import InstallationSecret, Suppression, User
 
 ALL_CHANNELS = "all"
@@ -59,18 +59,17 @@ def installation_secret(connection: Connection, name: str) -> bytes:
     """The database's own random key called ``name``, created on first use.
 
     Safe under concurrency: the first writer wins and everyone reads its value
-    (``ON CONFLICT DO NOTHING`` on both dialects). Call it inside a transaction
+    (``ON CONFLICT DO NOTHING``, ``INSERT IGNORE`` on MySQL). Call it inside a transaction
     (``engine.begin()``) so the new key is committed.
     """
     row = connection.execute(
         select(InstallationSecret.value).where(InstallationSecret.name == name)
     ).first()
     if row is None:
-        insert = sqlite_insert if connection.dialect.name == "sqlite" else pg_insert
         connection.execute(
-            insert(InstallationSecret)
-            .values(name=name, value=secrets.token_hex(32), created_at=datetime.now(UTC))
-            .on_conflict_do_nothing(index_elements=["name"])
+            insert_ignoring(connection, table_of(InstallationSecret), ["name"]).values(
+                name=name, value=secrets.token_hex(32), created_at=datetime.now(UTC)
+            )
         )
         row = connection.execute(
             select(InstallationSecret.value).where(InstallationSecret.name == name)

@@ -49,7 +49,7 @@ from sqlalchemy.engine import Engine
 
 from campaign.common.errors import TransientDeliveryError
 from campaign.config import Config
-from campaign.db.dialect import is_postgresql
+from campaign.db.dialect import is_server
 from campaign.db.queries import unsubscribe_key
 from campaign.delivery import outbox
 from campaign.delivery.answers import record_answer
@@ -177,7 +177,7 @@ class _Drainer:
         started = time.perf_counter()
         delivery = self.delivery
         self.executor = ThreadPoolExecutor(
-            max_workers=2 if is_postgresql(self.engine) else 1, thread_name_prefix="outbox"
+            max_workers=2 if is_server(self.engine) else 1, thread_name_prefix="outbox"
         )
         unsubscribe_secret = await self._db(self._load_unsubscribe_key)
         self.lanes = HttpLanes(

@@ -1,6 +1,8 @@
 """Events, the big table, bypass the ORM: rows go through the DBAPI connection directly
 (``sqlite3`` ``executemany``; PostgreSQL ``COPY`` into a temporary staging table, then
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``).
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; MariaDB/MySQL PyMySQL's
+``executemany`` (multi-row ``INSERT``) into a temporary staging table, then
+``INSERT IGNORE ... SELECT``).
 
 Duplicate ``event_id`` values across chunks are found through the database (an id
 already stored by *this* import, i.e. above the table's max id before it started, is
@@ -20,6 +22,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
 from campaign.db.base import table_of
+from campaign.db.dialect import is_mysql, is_postgresql
 from campaign.db.models import Event, Product, User
 from campaign.ingest.batches import LOOKUP_BATCH, Counts, Progress, Rejects
 from campaign.ingest.readers import EVENT_COLUMNS, HASH_PREFIX, CsvFile, EventChunk, event_chunks
@@ -106,6 +109,68 @@ class _PostgresEvents:
         return inserted
 
 
+class _MysqlEvents:
+    """Events through PyMySQL: ``executemany`` (sent as multi-row ``INSERT`` statements)
+    into a temporary staging table, then one ``INSERT IGNORE ... SELECT`` per chunk.
+
+    The staging table has the columns' own types, so a value that does not fit fails
+    there under the strict ``sql_mode`` (never truncated); from it, ``IGNORE`` can only
+    skip rows whose ``source_event_id`` is already stored (the ``ON CONFLICT DO
+    NOTHING`` of the others, safe against a concurrent import of the same rows).
+    A temporary table lives as long as the connection, not the transaction: it is
+    dropped before it is created and when the import ends.
+    """
+
+    STAGING = "campaign_ingest_events"
+
+    def __init__(self, dbapi_connection: Any) -> None:
+        self.cursor = dbapi_connection.cursor()
+        self.cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {self.STAGING}")
+        self.cursor.execute(
+            f"CREATE TEMPORARY TABLE {self.STAGING} (user_id BIGINT, product_id BIGINT, "
+            "type VARCHAR(32), ts DATETIME(6), order_id VARCHAR(128), quantity INTEGER, "
+            "amount_cents BIGINT, coupon_code VARCHAR(64), source_event_id VARCHAR(128)) "
+            "ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        )
+        marks = ", ".join("%s" for _ in EVENT_COLUMNS)
+        self.stage = f"INSERT INTO {self.STAGING} ({_INSERT_COLUMNS}) VALUES ({marks})"
+        self.sql = (
+            f"INSERT IGNORE INTO events ({_INSERT_COLUMNS}) "
+            f"SELECT {_INSERT_COLUMNS} FROM {self.STAGING}"
+        )
+
+    def max_id(self) -> int:
+        self.cursor.execute("SELECT max(id) FROM events")
+        row = self.cursor.fetchone()
+        return int(row[0] or 0)
+
+    def ids_of(self, ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), LOOKUP_BATCH):
+            part = ids[start : start + LOOKUP_BATCH]
+            marks = ",".join("%s" for _ in part)
+            self.cursor.execute(
+                f"SELECT source_event_id, id FROM events WHERE source_event_id IN ({marks})", part
+            )
+            found.update(self.cursor.fetchall())
+        return found
+
+    def insert(self, records: list[tuple[Any, ...]]) -> int:
+        self.cursor.executemany(self.stage, records)
+        self.cursor.execute(self.sql)
+        inserted = int(self.cursor.rowcount)
+        # DELETE, not TRUNCATE: TRUNCATE would commit the import's transaction.
+        self.cursor.execute(f"DELETE FROM {self.STAGING}")
+        return inserted
+
+    def close(self) -> None:
+        self.cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {self.STAGING}")
+        self.cursor.close()
+
+
+_Writer = _SqliteEvents | _PostgresEvents | _MysqlEvents
+
+
 def _lookup(connection: Connection, table: Table) -> dict[str, int]:
     rows = connection.execute(select(table.c.external_id, table.c.id))
     return {external_id: id_ for external_id, id_ in rows}
@@ -126,9 +191,11 @@ def load_events(
     # from "imported before" without remembering the ids of the file.
     before = connection.execute(select(func.max(Event.id))).scalar() or 0
     dbapi_connection = connection.connection.dbapi_connection
-    writer: _SqliteEvents | _PostgresEvents
-    if connection.dialect.name == "postgresql":
+    writer: _Writer
+    if is_postgresql(connection):
         writer = _PostgresEvents(dbapi_connection)
+    elif is_mysql(connection):
+        writer = _MysqlEvents(dbapi_connection)
     else:
         writer = _SqliteEvents(dbapi_connection)
     chunks = event_chunks(csv_file, users, products, chunk_rows)
@@ -140,13 +207,15 @@ def load_events(
         for chunk in chunks:
             _store_chunk(csv_file, chunk, writer, before, rejects, counts)
             advance(chunk.rows)
+    if isinstance(writer, _MysqlEvents):
+        writer.close()
     return counts
 
 
 def _store_chunk(
     csv_file: CsvFile,
     chunk: EventChunk,
-    writer: _SqliteEvents | _PostgresEvents,
+    writer: _Writer,
     before: int,
     rejects: Rejects,
     counts: Counts,

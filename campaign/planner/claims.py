@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaign.config import Config
+from campaign.db.dialect import inserted_id, is_server
 from campaign.db.models import (
     CampaignRun,
     RunStatus,
@@ -36,9 +37,10 @@ def already_planned(campaign: str, slot: datetime, as_of: datetime) -> RunReport
 
 @contextmanager
 def read_only(engine: Engine) -> Iterator[Connection]:
-    """A connection whose transaction is always rolled back; read-only on PostgreSQL."""
+    """A connection whose transaction is always rolled back; read-only on the servers
+    (PostgreSQL, MariaDB, MySQL)."""
     with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
+        if is_server(connection):
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         try:
             yield connection
@@ -68,15 +70,14 @@ def claim_run(
             .values(status=RunStatus.RUNNING, as_of=as_of, started_at=started, error=None)
         )
         return int(existing.id)
-    return int(
+    # The new key from the driver (MySQL has no INSERT ... RETURNING).
+    return inserted_id(
         connection.execute(
-            insert(CampaignRun)
-            .values(
+            insert(CampaignRun).values(
                 campaign=campaign, slot=slot, as_of=as_of, status=RunStatus.RUNNING,
                 counts={}, started_at=started,
             )
-            .returning(CampaignRun.id)
-        ).scalar_one()
+        )
     )
 
 

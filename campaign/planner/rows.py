@@ -3,9 +3,10 @@
 A 100,000-user run writes 100,000 ``messages`` rows and as many ``coupons``;
 SQLAlchemy's per-row bind processing would be half of that cost, so rows go to the
 driver as plain tuples, like :mod:`campaign.ingest.loaders`: one ``executemany`` on
-SQLite, ``COPY`` on PostgreSQL. Values are converted here the way the ORM types
-would convert them (:class:`campaign.db.base.UTCDateTime`: naive UTC text on SQLite,
-aware on PostgreSQL; JSON as ``json.dumps`` text; booleans as 0/1 on SQLite). Driver
+SQLite and MariaDB/MySQL (PyMySQL sends it as multi-row ``INSERT`` statements),
+``COPY`` on PostgreSQL. Values are converted here the way the ORM types would
+convert them (:class:`campaign.db.base.UTCDateTime`: naive UTC text on SQLite,
+aware UTC elsewhere; JSON as ``json.dumps`` text; booleans as 0/1 on SQLite). Driver
 errors come out as SQLAlchemy's (``IntegrityError`` for a unique key), the same
 family the rest of the run raises.
 
@@ -22,6 +23,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from campaign.db.dialect import driver_mark, is_postgresql
 
 MESSAGE_COLUMNS: tuple[str, ...] = (
     "run_id", "user_id", "campaign", "channel", "variant", "template", "subject", "body",
@@ -65,8 +68,8 @@ def insert_rows(
     if not rows:
         return
     names = ", ".join(columns)
-    if connection.dialect.name != "postgresql":
-        marks = ", ".join("?" for _ in columns)
+    if not is_postgresql(connection):
+        marks = ", ".join(driver_mark(connection) for _ in columns)
         connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
         return
     statement = f"COPY {table} ({names}) FROM STDIN"
@@ -88,7 +91,7 @@ def insert_rows(
 def new_message_ids(connection: Connection, run_id: int, after_id: int) -> dict[int, int]:
     """``user_id → id`` of the run's messages with an id above ``after_id`` (one
     message per user per run), read through the driver."""
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    mark = driver_mark(connection)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(
@@ -104,14 +107,14 @@ def existing_codes(connection: Connection, codes: Iterable[str]) -> set[str]:
     """Which of ``codes`` are already in ``coupons``."""
     wanted = list(codes)
     found: set[str] = set()
-    if connection.dialect.name == "postgresql":
+    if is_postgresql(connection):
         result = connection.exec_driver_sql(
             "SELECT code FROM coupons WHERE code = ANY(%(codes)s)", {"codes": wanted}
         )
         return {row[0] for row in result}
     for start in range(0, len(wanted), _LOOKUP_BATCH):
         part = wanted[start : start + _LOOKUP_BATCH]
-        marks = ", ".join("?" for _ in part)
+        marks = ", ".join(driver_mark(connection) for _ in part)
         result = connection.exec_driver_sql(
             f"SELECT code FROM coupons WHERE code IN ({marks})", tuple(part)
         )

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from campaign.common.errors import CampaignError
 from campaign.config import Config
+from campaign.db.dialect import inserted_id
 from campaign.db.models import (
     CampaignRun,
     MessageStatus,
@@ -104,16 +105,14 @@ def plan_test_send(
         picks = content.recommend(
             connection, config, {None: [int(u) for u in pool["user_id"]]}, as_of
         )
-        run_id = int(
+        run_id = inserted_id(
             connection.execute(
-                insert(CampaignRun)
-                .values(
+                insert(CampaignRun).values(
                     campaign=test_campaign, slot=planned_at, as_of=as_of,
                     status=RunStatus.DONE, counts={"queued": len(seeds), "test": len(seeds)},
                     started_at=planned_at, finished_at=planned_at,
                 )
-                .returning(CampaignRun.id)
-            ).scalar_one()
+            )
         )
         high_value = coupon_tier_values(frame)
         codes = content.CodeDrawer(

@@ -58,8 +58,9 @@ class OutboxWriter:
         self.key_prefix = f"{campaign.name}/{slot_key(slot)}/"
         self.user_ids = [int(u) for u in frame["user_id"].tolist()]
         self.channels = frame["channel"].tolist()
-        self.variants = frame["variant"].tolist()
-        self.templates = frame["template"].tolist()
+        # A missing text is NaN in a frame; the databases store NULL (MySQL refuses NaN).
+        self.variants = _texts(frame["variant"].tolist())
+        self.templates = _texts(frame["template"].tolist())
         self.last_id = 0
 
     def write_rendered(
@@ -120,7 +121,8 @@ class OutboxWriter:
                 None if status == held else self.variants[i], self.templates[i],
                 None, None, None, "[]", None, None, self.no,
                 f"{self.key_prefix}{user_id}/{self.channels[i]}", status,
-                reason if isinstance(reason, str) else None, 0, None, None, error,
+                reason if isinstance(reason, str) else None, 0, None, None,
+                error if isinstance(error, str) else None,
                 self.at, self.at,
             ))
         bulk.insert_rows(self.connection, "messages", bulk.MESSAGE_COLUMNS, records)
@@ -186,3 +188,8 @@ def insert_messages(connection: Connection, records: Sequence[dict[str, Any]]) -
     """One executemany (batched multi-row INSERTs) of outbox rows (test sends)."""
     if records:
         connection.execute(insert(Message), list(records))
+
+
+def _texts(values: list[Any]) -> list[str | None]:
+    """``values`` with every missing (non-text) entry as None."""
+    return [value if isinstance(value, str) else None for value in values]

@@ -12,9 +12,11 @@ Five statements, each one pass:
 
 Dialect neutrality: windows are compared against cut-off timestamps computed in Python
 and bound as parameters, and the only timestamps returned are epoch seconds
-(fractions truncated) of aggregates, so SQLite and PostgreSQL yield identical integers;
-day differences are computed in :mod:`campaign.profile.features`. Money sums are cast
-to BIGINT because PostgreSQL's ``SUM(bigint)`` is ``numeric``.
+(fractions truncated) of aggregates, so SQLite, PostgreSQL and MariaDB/MySQL yield
+identical integers; day differences are computed in :mod:`campaign.profile.features`.
+Sums are cast to 64-bit integers because PostgreSQL's ``SUM(bigint)`` is ``numeric``
+and MySQL's ``SUM`` of any integer is ``DECIMAL``; the spellings that differ come from
+:mod:`campaign.db.dialect`.
 """
 
 from __future__ import annotations
@@ -28,18 +30,10 @@ from sqlalchemy.engine import Connection
 
 from campaign.common.errors import NotFound
 from campaign.db.base import UTCDateTime
+from campaign.db.dialect import bigint_sql, epoch_sql, materialized
 from campaign.db.frames import frame_of
 from campaign.db.models import Engagement, Event, EventType, MessageStatus
 from campaign.profile.features import RAW_COLUMNS, TREND_DAYS
-
-
-def epoch_sql(dialect: str, expression: str) -> str:
-    """SQL for the Unix epoch seconds (integer, truncated) of a timestamp expression."""
-    if dialect == "sqlite":
-        # SQLite rounds fractional seconds to milliseconds (…59.9996 becomes the next
-        # second); cutting the stored text to whole seconds truncates like PostgreSQL.
-        return f"CAST(strftime('%s', substr({expression}, 1, 19)) AS INTEGER)"
-    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {expression})) AS BIGINT)"
 
 
 @dataclass(frozen=True)
@@ -100,8 +94,10 @@ def _events_sql(dialect: str, window: _Window) -> str:
                    COUNT(*) AS events_total,
                    MIN(ts) AS first_ts,
                    MAX(ts) AS last_ts,
-                   SUM(CASE WHEN ts >= :c90 THEN 1 ELSE 0 END) AS events_90d,
-                   SUM(CASE WHEN ts >= :c180 THEN 1 ELSE 0 END) AS events_180d
+                   {bigint_sql(dialect, "SUM(CASE WHEN ts >= :c90 THEN 1 ELSE 0 END)")}
+                       AS events_90d,
+                   {bigint_sql(dialect, "SUM(CASE WHEN ts >= :c180 THEN 1 ELSE 0 END)")}
+                       AS events_180d
             FROM events
             WHERE ts < :as_of {window.since()}
             GROUP BY user_id
@@ -112,11 +108,14 @@ def _events_sql(dialect: str, window: _Window) -> str:
 
 def _orders_sql(dialect: str, window: _Window) -> str:
     def windowed(days_param: str, value: str) -> str:
-        return f"CAST(SUM(CASE WHEN ts >= :{days_param} THEN {value} ELSE 0 END) AS BIGINT)"
+        return bigint_sql(dialect, f"SUM(CASE WHEN ts >= :{days_param} THEN {value} ELSE 0 END)")
+
+    def total(expression: str) -> str:
+        return bigint_sql(dialect, f"SUM({expression})")
 
     # A purchase without order_id is its own order: group it by its own id.
     return f"""
-        WITH p AS MATERIALIZED (
+        WITH p AS {materialized(dialect)} (
             SELECT id, user_id, order_id, ts, amount_cents, coupon_code, product_id
             FROM events
             WHERE type = '{EventType.PURCHASE}' AND ts < :as_of {window.since()}
@@ -125,7 +124,7 @@ def _orders_sql(dialect: str, window: _Window) -> str:
             SELECT user_id,
                    MIN(ts) AS ts,
                    {epoch_sql(dialect, "MIN(ts)")} AS at_s,
-                   CAST(SUM(COALESCE(amount_cents, 0)) AS BIGINT) AS value,
+                   {total("COALESCE(amount_cents, 0)")} AS value,
                    MAX(CASE WHEN coupon_code IS NOT NULL AND coupon_code <> ''
                             THEN 1 ELSE 0 END) AS coupon
             FROM p
@@ -141,18 +140,18 @@ def _orders_sql(dialect: str, window: _Window) -> str:
                    COUNT(*) AS orders_total,
                    {windowed("c30", "1")} AS orders_30d,
                    {windowed("c90", "1")} AS orders_90d,
-                   CAST(SUM(CASE WHEN ts >= :c180 AND ts < :c90 THEN 1 ELSE 0 END) AS BIGINT)
+                   {total("CASE WHEN ts >= :c180 AND ts < :c90 THEN 1 ELSE 0 END")}
                        AS orders_prev_90d,
                    {windowed("c365", "1")} AS orders_365d,
-                   CAST(SUM(value) AS BIGINT) AS spend_total_cents,
+                   {total("value")} AS spend_total_cents,
                    {windowed("c30", "value")} AS spend_30d_cents,
                    {windowed("c90", "value")} AS spend_90d_cents,
                    {windowed("c365", "value")} AS spend_365d_cents,
-                   CAST(SUM(coupon) AS BIGINT) AS coupon_orders,
+                   {total("coupon")} AS coupon_orders,
                    MAX(at_s) AS last_order_at_s,
                    COUNT(gap) AS gap_count,
-                   CAST(SUM(gap) AS BIGINT) AS gap_sum_s,
-                   CAST(SUM(gap * gap) AS BIGINT) AS gap_sumsq_s
+                   {total("gap")} AS gap_sum_s,
+                   {total("gap * gap")} AS gap_sumsq_s
             FROM g
             GROUP BY user_id
         ),
@@ -166,21 +165,21 @@ def _orders_sql(dialect: str, window: _Window) -> str:
     """
 
 
-def _recent_sql(window: _Window) -> str:
+def _recent_sql(dialect: str, window: _Window) -> str:
     """Views, carts and abandoned carts: only the last 30 days, per (user, product)."""
 
     def count(condition: str) -> str:
-        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+        return bigint_sql(dialect, f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)")
 
     view, cart = f"type = '{EventType.VIEW}'", f"type = '{EventType.CART}'"
     start = "c30" if window.start is None or window.start <= window.cutoff(30) else "start"
     # Only purchases of the same 30 days can follow a cart of the last 30 days.
     return f"""
         SELECT user_id,
-               CAST(SUM(views_7d) AS BIGINT) AS views_7d,
-               CAST(SUM(views_30d) AS BIGINT) AS views_30d,
-               CAST(SUM(carts_7d) AS BIGINT) AS carts_7d,
-               CAST(SUM(carts_30d) AS BIGINT) AS carts_30d,
+               {bigint_sql(dialect, "SUM(views_7d)")} AS views_7d,
+               {bigint_sql(dialect, "SUM(views_30d)")} AS views_30d,
+               {bigint_sql(dialect, "SUM(carts_7d)")} AS carts_7d,
+               {bigint_sql(dialect, "SUM(carts_30d)")} AS carts_30d,
                {count("product_id IS NOT NULL AND last_cart IS NOT NULL "
                       "AND (last_purchase IS NULL OR last_purchase < last_cart)")}
                    AS abandoned_carts_30d
@@ -206,13 +205,19 @@ def _messages_sql(dialect: str) -> str:
     )
     clicked = ", ".join(f"'{e}'" for e in (Engagement.CLICKED, Engagement.CONVERTED))
     sent_at = "COALESCE(sent_at, created_at)"
+
+    def count(engagements: str) -> str:
+        return bigint_sql(
+            dialect,
+            f"SUM(CASE WHEN engagement IN ({engagements}) AND engagement_at < :as_of "
+            "THEN 1 ELSE 0 END)",
+        )
+
     return f"""
         SELECT user_id,
                COUNT(*) AS messages_received,
-               SUM(CASE WHEN engagement IN ({opened}) AND engagement_at < :as_of
-                        THEN 1 ELSE 0 END) AS messages_opened,
-               SUM(CASE WHEN engagement IN ({clicked}) AND engagement_at < :as_of
-                        THEN 1 ELSE 0 END) AS messages_clicked,
+               {count(opened)} AS messages_opened,
+               {count(clicked)} AS messages_clicked,
                {epoch_sql(dialect, f"MAX({sent_at})")} AS last_message_at_s
         FROM messages
         WHERE status = '{MessageStatus.SENT}' AND {sent_at} < :as_of
@@ -221,14 +226,16 @@ def _messages_sql(dialect: str) -> str:
     """
 
 
-_COUPONS_SQL = """
-    SELECT user_id,
-           COUNT(*) AS coupons_issued,
-           SUM(CASE WHEN redeemed_at < :as_of THEN 1 ELSE 0 END) AS coupons_redeemed
-    FROM coupons
-    WHERE issued_at < :as_of
-    GROUP BY user_id
-"""
+def _coupons_sql(dialect: str) -> str:
+    redeemed = bigint_sql(dialect, "SUM(CASE WHEN redeemed_at < :as_of THEN 1 ELSE 0 END)")
+    return f"""
+        SELECT user_id,
+               COUNT(*) AS coupons_issued,
+               {redeemed} AS coupons_redeemed
+        FROM coupons
+        WHERE issued_at < :as_of
+        GROUP BY user_id
+    """
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -259,9 +266,9 @@ def load_profile_aggregates(
     frame = _run(connection, _events_sql(dialect, window), params)
     for sql in (
         _orders_sql(dialect, window),
-        _recent_sql(window),
+        _recent_sql(dialect, window),
         _messages_sql(dialect),
-        _COUPONS_SQL,
+        _coupons_sql(dialect),
     ):
         side = _run(connection, sql, params)
         frame = frame.join(side, how="left")

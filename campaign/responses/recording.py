@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from campaign.common.contacts import address_hash, normalize_address
 from campaign.db.base import table_of
+from campaign.db.dialect import insert_ignoring, is_mysql
 from campaign.db.models import Engagement, Message, MessageStatus, Response, Suppression, User
 from campaign.db.queries import ALL_CHANNELS
 from campaign.responses.events import (
@@ -285,12 +286,45 @@ def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, Any
             + ([json.dumps(row["payload"]) for row in rows], [row["received_at"] for row in rows]),
         )
         return set(result.scalars())
+    if is_mysql(connection):
+        return _insert_new_mysql(connection, rows)
     statement = (
         sqlite.insert(_responses)
         .on_conflict_do_nothing(index_elements=["provider_event_id"])
         .returning(_responses.c.provider_event_id)
     )
     return set(connection.execute(statement, rows).scalars())
+
+
+def _insert_new_mysql(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """MySQL has no ``ON CONFLICT ... RETURNING``: leave out the ids already stored,
+    insert the rest with ``INSERT IGNORE`` in one statement; only when a concurrent
+    writer stored some of them meanwhile (fewer rows inserted than sent) is the batch
+    undone to its savepoint and inserted row by row, each row's count saying whether
+    it was stored."""
+    wanted = [row["provider_event_id"] for row in rows]
+    stored = set(
+        connection.execute(
+            select(_responses.c.provider_event_id).where(
+                _responses.c.provider_event_id.in_(wanted)
+            )
+        ).scalars()
+    )
+    fresh: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["provider_event_id"] not in stored:
+            fresh.setdefault(row["provider_event_id"], row)
+    if not fresh:
+        return set()
+    statement = insert_ignoring(connection, _responses, ["provider_event_id"])
+    savepoint = connection.begin_nested()
+    if connection.execute(statement, list(fresh.values())).rowcount == len(fresh):
+        savepoint.commit()
+        return set(fresh)
+    savepoint.rollback()
+    return {
+        key for key, row in fresh.items() if connection.execute(statement, [row]).rowcount == 1
+    }
 
 
 # -- effects --------------------------------------------------------------------------

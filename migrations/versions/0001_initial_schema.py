@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import campaign.db.base
+from campaign.db.dialect.mysql import TABLE_OPTIONS
 
 revision = '0001'
 down_revision = None
@@ -29,9 +30,10 @@ def upgrade() -> None:
     sa.Column('counts', sa.JSON(), nullable=False),
     sa.Column('started_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('error', campaign.db.base.LongText, nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_runs')),
-    sa.UniqueConstraint('campaign', 'slot', name=op.f('uq_campaign_runs_campaign_slot'))
+    sa.UniqueConstraint('campaign', 'slot', name=op.f('uq_campaign_runs_campaign_slot')),
+    **TABLE_OPTIONS,
     )
     op.create_table('experiment_arms',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -41,7 +43,8 @@ def upgrade() -> None:
     sa.Column('failures', sa.Integer(), nullable=False),
     sa.Column('updated_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_experiment_arms')),
-    sa.UniqueConstraint('campaign', 'variant', name=op.f('uq_experiment_arms_campaign_variant'))
+    sa.UniqueConstraint('campaign', 'variant', name=op.f('uq_experiment_arms_campaign_variant')),
+    **TABLE_OPTIONS,
     )
     op.create_table('model_versions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -51,10 +54,11 @@ def upgrade() -> None:
     sa.Column('horizon_days', sa.Integer(), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('metrics', sa.JSON(), nullable=False),
-    sa.Column('artifact', sa.LargeBinary(), nullable=False),
+    sa.Column('artifact', campaign.db.base.LongBinary, nullable=False),
     sa.Column('library_versions', sa.JSON(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_model_versions'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_model_versions')),
+    **TABLE_OPTIONS,
     )
     op.create_table('products',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -69,7 +73,8 @@ def upgrade() -> None:
     sa.Column('attributes', sa.JSON(), nullable=False),
     sa.Column('updated_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_products')),
-    sa.UniqueConstraint('external_id', name=op.f('uq_products_external_id'))
+    sa.UniqueConstraint('external_id', name=op.f('uq_products_external_id')),
+    **TABLE_OPTIONS,
     )
     op.create_table('users',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -86,7 +91,8 @@ def upgrade() -> None:
     sa.Column('updated_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('forgotten_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('external_id', name=op.f('uq_users_external_id'))
+    sa.UniqueConstraint('external_id', name=op.f('uq_users_external_id')),
+    **TABLE_OPTIONS,
     )
     op.create_table('churn_scores',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -95,11 +101,12 @@ def upgrade() -> None:
     sa.Column('as_of', campaign.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('risk', sa.Float(), nullable=False),
     sa.Column('tier', sa.String(length=16), nullable=False),
-    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('reason', campaign.db.base.LongText, nullable=False),
     sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], name=op.f('fk_churn_scores_model_version_id_model_versions')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_churn_scores_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_churn_scores')),
-    sa.UniqueConstraint('user_id', 'model_version_id', 'as_of', name=op.f('uq_churn_scores_user_id_model_version_id_as_of'))
+    sa.UniqueConstraint('user_id', 'model_version_id', 'as_of', name=op.f('uq_churn_scores_user_id_model_version_id_as_of')),
+    **TABLE_OPTIONS,
     )
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -115,7 +122,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_events_product_id_products')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_events_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
-    sa.UniqueConstraint('source_event_id', name=op.f('uq_events_source_event_id'))
+    sa.UniqueConstraint('source_event_id', name=op.f('uq_events_source_event_id')),
+    **TABLE_OPTIONS,
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_user_id_ts', ['user_id', 'ts'], unique=False)
@@ -128,9 +136,9 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=64), nullable=False),
     sa.Column('variant', sa.String(length=64), nullable=True),
     sa.Column('template', sa.String(length=200), nullable=True),
-    sa.Column('subject', sa.Text(), nullable=True),
-    sa.Column('body', sa.Text(), nullable=True),
-    sa.Column('text_body', sa.Text(), nullable=True),
+    sa.Column('subject', campaign.db.base.LongText, nullable=True),
+    sa.Column('body', campaign.db.base.LongText, nullable=True),
+    sa.Column('text_body', campaign.db.base.LongText, nullable=True),
     sa.Column('products', sa.JSON(), nullable=False),
     sa.Column('coupon_code', sa.String(length=64), nullable=True),
     sa.Column('address_override', sa.String(length=320), nullable=True),
@@ -144,7 +152,7 @@ def upgrade() -> None:
     sa.Column('lease_owner', sa.String(length=128), nullable=True),
     sa.Column('expires_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('provider_message_id', sa.String(length=200), nullable=True),
-    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('last_error', campaign.db.base.LongText, nullable=True),
     sa.Column('engagement', sa.String(length=16), nullable=True),
     sa.Column('engagement_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', campaign.db.base.UTCDateTime(timezone=True), nullable=False),
@@ -153,7 +161,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['run_id'], ['campaign_runs.id'], name=op.f('fk_messages_run_id_campaign_runs')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_messages_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_messages_idempotency_key'))
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_messages_idempotency_key')),
+    **TABLE_OPTIONS,
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_provider_message_id'), ['provider_message_id'], unique=False)
@@ -168,7 +177,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_segments_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments')),
-    sa.UniqueConstraint('user_id', 'as_of', name=op.f('uq_segments_user_id_as_of'))
+    sa.UniqueConstraint('user_id', 'as_of', name=op.f('uq_segments_user_id_as_of')),
+    **TABLE_OPTIONS,
     )
     op.create_table('suppressions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -179,7 +189,8 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=128), nullable=True),
     sa.Column('created_at', campaign.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_suppressions_user_id_users')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_suppressions'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_suppressions')),
+    **TABLE_OPTIONS,
     )
     with op.batch_alter_table('suppressions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_suppressions_address_hash'), ['address_hash'], unique=False)
@@ -200,7 +211,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_coupons_message_id_messages')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_coupons_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_coupons')),
-    sa.UniqueConstraint('code', name=op.f('uq_coupons_code'))
+    sa.UniqueConstraint('code', name=op.f('uq_coupons_code')),
+    **TABLE_OPTIONS,
     )
     with op.batch_alter_table('coupons', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_coupons_user_id'), ['user_id'], unique=False)
@@ -216,7 +228,8 @@ def upgrade() -> None:
     sa.Column('received_at', campaign.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_responses_message_id_messages')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_responses')),
-    sa.UniqueConstraint('provider_event_id', name=op.f('uq_responses_provider_event_id'))
+    sa.UniqueConstraint('provider_event_id', name=op.f('uq_responses_provider_event_id')),
+    **TABLE_OPTIONS,
     )
     with op.batch_alter_table('responses', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_responses_message_id'), ['message_id'], unique=False)

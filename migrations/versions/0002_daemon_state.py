@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import campaign.db.base
+from campaign.db.dialect.mysql import TABLE_OPTIONS
 
 revision = "0002"
 down_revision = "0001"
@@ -23,9 +24,10 @@ def upgrade() -> None:
         "campaign_state",
         sa.Column("campaign", sa.String(length=64), nullable=False),
         sa.Column("paused", sa.Boolean(), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("reason", campaign.db.base.LongText, nullable=True),
         sa.Column("updated_at", campaign.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("campaign", name=op.f("pk_campaign_state")),
+        **TABLE_OPTIONS,
     )
     op.create_table(
         "ingest_files",
@@ -36,6 +38,7 @@ def upgrade() -> None:
         sa.Column("report", sa.JSON(), nullable=False),
         sa.Column("processed_at", campaign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("content_hash", name=op.f("pk_ingest_files")),
+        **TABLE_OPTIONS,
     )
     op.create_table(
         "worker_heartbeats",
@@ -44,6 +47,7 @@ def upgrade() -> None:
         sa.Column("started_at", campaign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("heartbeat_at", campaign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("owner", name=op.f("pk_worker_heartbeats")),
+        **TABLE_OPTIONS,
     )
     with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
         batch_op.create_index(

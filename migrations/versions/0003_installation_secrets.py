@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import campaign.db.base
+from campaign.db.dialect.mysql import TABLE_OPTIONS
 
 revision = "0003"
 down_revision = "0002"
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=128), nullable=False),
         sa.Column("created_at", campaign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_installation_secrets")),
+        **TABLE_OPTIONS,
     )
 
 

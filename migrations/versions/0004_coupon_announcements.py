@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import campaign.db.base
+from campaign.db.dialect.mysql import TABLE_OPTIONS
 
 revision = "0004"
 down_revision = "0003"
@@ -33,20 +34,26 @@ def upgrade() -> None:
             "next_attempt_at", campaign.db.base.UTCDateTime(timezone=True), nullable=False
         ),
         sa.Column("announced_at", campaign.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_error", campaign.db.base.LongText, nullable=True),
         sa.ForeignKeyConstraint(
             ["run_id"], ["campaign_runs.id"],
             name=op.f("fk_coupon_announcements_run_id_campaign_runs"),
         ),
         sa.PrimaryKeyConstraint("run_id", name=op.f("pk_coupon_announcements")),
         sa.UniqueConstraint("webhook_id", name=op.f("uq_coupon_announcements_webhook_id")),
+        **TABLE_OPTIONS,
     )
     # Settle the runs that came before: one row each, already announced.
+    # MySQL's || is OR, and it cannot CAST to VARCHAR.
+    if op.get_bind().dialect.name == "mysql":
+        webhook_id = "CONCAT('coupons_legacy_', m.run_id)"
+    else:
+        webhook_id = "'coupons_legacy_' || CAST(m.run_id AS VARCHAR(20))"
     op.execute(
-        """
+        f"""
         INSERT INTO coupon_announcements
             (run_id, webhook_id, codes, attempts, created_at, next_attempt_at, announced_at)
-        SELECT m.run_id, 'coupons_legacy_' || CAST(m.run_id AS VARCHAR(20)), COUNT(*), 0,
+        SELECT m.run_id, {webhook_id}, COUNT(*), 0,
                MIN(c.issued_at), MIN(c.issued_at), MIN(c.issued_at)
         FROM coupons c JOIN messages m ON m.id = c.message_id
         WHERE m.run_id IS NOT NULL

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import campaign.db.base
+from campaign.db.dialect.mysql import TABLE_OPTIONS
 
 revision = "0007"
 down_revision = "0004"
@@ -30,10 +31,11 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("campaign", sa.String(length=64), nullable=False),
         sa.Column("paused", sa.Boolean(), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("reason", campaign.db.base.LongText, nullable=True),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("at", campaign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pause_events")),
+        **TABLE_OPTIONS,
     )
     with op.batch_alter_table("pause_events", schema=None) as batch_op:
         batch_op.create_index("ix_pause_events_campaign_at", ["campaign", "at"], unique=False)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import campaign.db.base
+from campaign.db.dialect.mysql import TABLE_OPTIONS
 
 revision = "0010"
 down_revision = "0009"
@@ -37,10 +38,11 @@ def upgrade() -> None:
     fixes = op.create_table(
         "data_fixes",
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("detail", campaign.db.base.LongText, nullable=False),
         sa.Column("created_at", campaign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("applied_at", campaign.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_data_fixes")),
+        **TABLE_OPTIONS,
     )
     bind = op.get_bind()
     stored = bind.execute(
