@@ -24,7 +24,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
     func,
     select,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from campaign.db.base import Base, BigId, UTCDateTime, table_of
+from campaign.db.base import Base, BigId, LongText, UTCDateTime, table_of
 
 
 class ConsoleUser(Base):
@@ -75,7 +74,7 @@ class TemplateVersion(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     path: Mapped[str] = mapped_column(String(500))
     version: Mapped[int] = mapped_column(Integer)
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(LongText)
     author: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # "saved", "revert of 3", "on disk before the first save".

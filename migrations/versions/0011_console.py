@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import campaign.db.base
+from campaign.db.dialect.mysql import TABLE_OPTIONS
 
 revision = "0011_console"
 down_revision = "0010"
@@ -40,6 +41,7 @@ def upgrade() -> None:
         sa.Column("last_login_at", campaign.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_users")),
         sa.UniqueConstraint("name", name=op.f("uq_console_users_name")),
+        **TABLE_OPTIONS,
     )
     op.create_table(
         "console_audit",
@@ -50,6 +52,7 @@ def upgrade() -> None:
         sa.Column("target", sa.String(length=500), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_audit")),
+        **TABLE_OPTIONS,
     )
     with op.batch_alter_table("console_audit", schema=None) as batch_op:
         batch_op.create_index("ix_console_audit_at", ["at"], unique=False)
@@ -58,7 +61,7 @@ def upgrade() -> None:
         sa.Column("id", _ID, nullable=False),
         sa.Column("path", sa.String(length=500), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("content", campaign.db.base.LongText, nullable=False),
         sa.Column("author", sa.String(length=128), nullable=False),
         sa.Column("created_at", campaign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("note", sa.String(length=200), nullable=False),
@@ -66,6 +69,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "path", "version", name=op.f("uq_template_versions_path_version")
         ),
+        **TABLE_OPTIONS,
     )
 
 
