@@ -30,19 +30,21 @@ def _frames(rows: list[tuple[int, int, datetime, str]], n_items: int, *,
     return events, products
 
 
-def replenishing_shop(seed: int = 0, users: int = 80, items: int = 40, days: int = 240
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def replenishing_shop(seed: int = 0, users: int = 80, items: int = 40, days: int = 240,
+                      churners: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every user re-buys 12 staples, each strictly on its own cycle (20-60 days) and
-    phase; nothing else. What they buy in any week is what is due that week."""
+    phase; nothing else. What they buy in any week is what is due that week. A share
+    ``churners`` of the users stop for good somewhere in the second half."""
     rng = np.random.default_rng(seed)
     start = END - timedelta(days=days)
     rows = []
     for user in range(1, users + 1):
         staples = rng.choice(np.arange(1, items + 1), size=12, replace=False)
+        stop = float(rng.uniform(days / 2, days - 40)) if rng.random() < churners else days
         for item in staples:
             cycle = int(rng.integers(20, 61))
             day = float(rng.integers(0, cycle))
-            while day < days:
+            while day < stop:
                 ts = start + timedelta(days=day, hours=10)
                 rows.append((user, int(item), ts, f"{user}-{int(day)}"))
                 day += cycle

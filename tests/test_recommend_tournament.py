@@ -208,3 +208,20 @@ def test_a_fitted_recipe_fills_short_lists_and_gives_every_pick_a_reason() -> No
     bought = events.groupby("user_id")["product_id"].apply(set)
     for row in new.itertuples():
         assert row.product_id not in bought.get(row.user_id, set())
+
+
+def test_the_hybrid_candidate_reuses_the_neighbours_fitted_before_it() -> None:
+    from campaign.recommend.recipe import build_component, fit_components
+
+    events, products = copurchase_shop(users=60)
+    history = build_history(events, products, END, WEIGHTS, 60.0)
+    shared = fit_components(["item_cf", "content", "hybrid"], Settings(), history)
+    alone = build_component("hybrid", Settings()).fit(history)
+    hybrid = shared["hybrid"].model_  # type: ignore[attr-defined]
+    assert hybrid.itemcf_ is shared["item_cf"].neighbourhood_.model  # type: ignore[attr-defined]
+    assert hybrid.content_ is shared["content"].neighbourhood_.model  # type: ignore[attr-defined]
+    rows = np.arange(history.feedback.n_users)
+    for repeat in (True, False):
+        ours = shared["hybrid"].scores(rows, 10, None, repeat=repeat)
+        theirs = alone.scores(rows, 10, None, repeat=repeat)
+        assert (ours != theirs).nnz == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,10 +77,23 @@ class HybridCandidate:
     def __init__(self, factory: Callable[[], HybridRecommender]) -> None:
         self.factory = factory
 
-    def fit(self, history: History) -> HybridCandidate:
-        """Fit the hybrid on the history's feedback and catalogue."""
+    def fit(self, history: History, shared: Mapping[str, Candidate] | None = None
+            ) -> HybridCandidate:
+        """Fit the hybrid on the history's feedback and catalogue, reusing the item-CF
+        and content neighbours of ``shared`` candidates fitted on the same history
+        when they were built with the hybrid's parameters."""
         self.history_ = history
-        self.model_ = self.factory().fit(history.feedback, history.products)
+        model = self.factory()
+        reuse: dict[str, Any] = {}
+        for name, argument, neighbours in (("item_cf", "itemcf", model.neighbours),
+                                           ("content", "content", model.content_neighbours)):
+            other = (shared or {}).get(name)
+            fitted = getattr(getattr(other, "neighbourhood_", None), "model", None)
+            if fitted is not None and getattr(fitted, "neighbours", None) == neighbours and (
+                name == "item_cf" or model.field_weights is None
+            ):
+                reuse[argument] = fitted
+        self.model_ = model.fit(history.feedback, history.products, **reuse)
         self.texts_: dict[tuple[int, int], str] = {}
         return self
 
@@ -162,6 +176,24 @@ def build_component(name: str, settings: Settings) -> Candidate:
 
         return SequenceCandidate()
     raise KeyError(name)
+
+
+def fit_components(
+    names: Collection[str], settings: Settings, history: History,
+    given: Mapping[str, Candidate] | None = None,
+) -> dict[str, Candidate]:
+    """Every named component fitted on ``history`` (``given``: already fitted ones); the
+    hybrid last, so it reuses the item-CF and content neighbours fitted before it."""
+    fitted = dict(given or {})
+    for name in sorted(names, key=lambda n: (n == "hybrid", n)):
+        if name in fitted:
+            continue
+        component = build_component(name, settings)
+        if isinstance(component, HybridCandidate):
+            fitted[name] = component.fit(history, fitted)
+        else:
+            fitted[name] = component.fit(history)
+    return fitted
 
 
 def exclusions(
@@ -253,14 +285,9 @@ class RecipeRecommender:
             ) -> RecipeRecommender:
         """Fit every component the recipes use (``components``: already fitted ones)."""
         self.history_ = history
-        given = dict(components or {})
         needed = {name for recipe in self.recipes.values() for name in recipe} | {FILL}
-        self.components_ = {
-            name: given[name] if name in given else build_component(name, self.settings).fit(
-                history
-            )
-            for name in sorted(needed)
-        }
+        fitted = fit_components(needed, self.settings, history, components)
+        self.components_ = {name: fitted[name] for name in needed}
         return self
 
     def recommend(

@@ -41,8 +41,15 @@ class RecommenderModel:
 
 def artifact_of(recipes: dict[str, dict[str, float]], settings: dict[str, Any]) -> bytes:
     """The canonical JSON bytes a version stores and signs."""
-    payload = {"recipes": recipes, "settings": settings, "format": 1}
+    payload = {"recipes": _ordered(recipes), "settings": settings, "format": 1}
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _ordered(recipes: dict[str, dict[str, float]]) -> dict[str, list[list[object]]]:
+    """Recipes as ``[name, weight]`` pairs: a blend's first part names it, so its order
+    must survive canonical (key-sorted) JSON."""
+    return {scope: [[name, weight] for name, weight in recipe.items()]
+            for scope, recipe in recipes.items()}
 
 
 def save_recommender(
@@ -67,7 +74,7 @@ def save_recommender(
             trained_at=trained_at,
             as_of=as_of,
             horizon_days=window_days,
-            params={"recipes": recipes, "settings": settings},
+            params={"recipes": _ordered(recipes), "settings": settings},
             metrics=metrics,
             artifact=artifact,
             artifact_signature=sign_artifact(key, RECOMMENDER, artifact),
@@ -124,7 +131,7 @@ def load_recommender(
     try:
         payload = json.loads(artifact)
         recipes = {
-            str(scope): {str(name): float(weight) for name, weight in recipe.items()}
+            str(scope): {str(name): float(weight) for name, weight in recipe}
             for scope, recipe in payload["recipes"].items()
         }
         settings = dict(payload["settings"])

@@ -128,6 +128,7 @@ class Neighbourhood:
     similarity: sparse.csr_matrix
     bought_kind: str
     viewed_kind: str
+    model: ItemCF | ContentSimilarity | None = None
 
     def profile(self, feedback: Feedback, user_rows: np.ndarray) -> sparse.csr_matrix:
         """The users' interactions, dampened and scaled to sum 1 (-1 rows: empty)."""
@@ -191,7 +192,7 @@ def taken(matrix: sparse.csr_matrix, user_rows: np.ndarray) -> sparse.csr_matrix
 def itemcf_neighbourhood(history: History, neighbours: int = 50) -> Neighbourhood:
     """Cosine of the items' columns of the feedback matrix (:class:`ItemCF`)."""
     fitted = ItemCF(neighbours, n_jobs=-1).fit(history.feedback.interactions)
-    return Neighbourhood(fitted.similarity_, "bought", "viewed")
+    return Neighbourhood(fitted.similarity_, "bought", "viewed", fitted)
 
 
 def content_neighbourhood(history: History, neighbours: int = 50) -> Neighbourhood:
@@ -201,4 +202,4 @@ def content_neighbourhood(history: History, neighbours: int = 50) -> Neighbourho
     fitted = ContentSimilarity(neighbours, n_jobs=-1).fit(
         history.products, item_weight=support
     )
-    return Neighbourhood(fitted.similarity_, "similar_bought", "similar_viewed")
+    return Neighbourhood(fitted.similarity_, "similar_bought", "similar_viewed", fitted)

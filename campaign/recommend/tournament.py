@@ -31,8 +31,8 @@ from campaign.recommend.recipe import (
     FILL,
     Recipe,
     Settings,
-    build_component,
     exclusions,
+    fit_components,
     rank_recipe,
     recipe_name,
     sequence_available,
@@ -55,6 +55,7 @@ def default_grid(*, with_sequence: bool | None = None) -> dict[str, list[Recipe]
             if cf or pop:
                 blend = {"replenish": 1.0, "item_cf": cf, "popular_in": pop}
                 repeat.append({n: w for n, w in blend.items() if w})
+    repeat += [{"replenish": 1.0, "hybrid": w} for w in (0.3, 1.0)]
     if sequence:
         repeat += [{"replenish": 1.0, "sequence": w} for w in (0.1, 0.3)]
     new: list[Recipe] = [{name: 1.0} for name in alone]
@@ -146,8 +147,9 @@ def run_tournament(
     truth = validation_targets(events, cut, as_of)
     truth = truth.loc[truth["product_id"].isin(history.feedback.product_ids)]
     components: dict[str, Candidate] = {}
-    for name in sorted({FILL} | {n for recipes in judged.values() for r in recipes for n in r}):
-        components[name] = build_component(name, settings).fit(history)
+    for name in sorted({FILL} | {n for recipes in judged.values() for r in recipes for n in r},
+                       key=lambda n: (n == "hybrid", n)):
+        components.update(fit_components([name], settings, history, components))
         _step(progress)
     rows: list[dict[str, object]] = []
     winners: dict[str, Recipe] = {}
