@@ -32,6 +32,7 @@ from realdata.splits import SPLITS  # noqa: E402
 from campaign.recommend.candidates import build_history  # noqa: E402
 from campaign.recommend.recipe import RecipeRecommender, Settings  # noqa: E402
 from campaign.recommend.tournament import run_tournament  # noqa: E402
+from campaign.recommend.training import REPLENISH_VARIANTS  # noqa: E402
 
 WEIGHTS = {"purchase": 5.0}
 
@@ -100,7 +101,9 @@ def main() -> None:
             started = time.perf_counter()
             result = run_tournament(
                 seen, products, end, window_days=split.horizon_days,
-                event_weights=WEIGHTS, half_life_days=60.0, settings=Settings(),
+                event_weights=WEIGHTS, half_life_days=60.0,
+                settings=Settings(replenish={"horizon_days": float(split.horizon_days)},
+                                  replenish_variants=REPLENISH_VARIANTS),
                 max_users=None, max_per_category=cap, progress=Steps(f"{dataset} {split.name}"),
             )
             took = time.perf_counter() - started
@@ -113,6 +116,11 @@ def main() -> None:
                 for row in table.head(args.show).itertuples():
                     print(f"{prefix}.{scope}.{row.recipe}: {row.ndcg:.4f} ndcg@10 "
                           f"({row.ndcg / anchor:.3f}x, {row.users} users)")
+                for name in [*figures]:
+                    if not name.startswith("replenish("):
+                        continue
+                    print(f"{prefix}.{scope}.{name}: {figures[name]:.4f} ndcg@10 "
+                          f"({figures[name] / anchor:.3f}x)")
                 for name in ("buy_again", "replenish", "popular", "item_cf", "hybrid"):
                     if name in figures:
                         print(f"{prefix}.{scope}.{name}: {figures[name]:.4f} ndcg@10 "
@@ -120,7 +128,8 @@ def main() -> None:
             # One refit + top-10 of the winners at T + h (what recommend does daily).
             started = time.perf_counter()
             history = build_history(seen, products, end, WEIGHTS, 60.0)
-            model = RecipeRecommender(result.winners, max_per_category=cap).fit(history)
+            chosen = Settings(replenish=result.replenish)
+            model = RecipeRecommender(result.winners, chosen, max_per_category=cap).fit(history)
             model.recommend(history.feedback.user_ids, 10, allow_repurchase=True)
             refit = time.perf_counter() - started
             print(f"{prefix}.winners: {result.winners}")

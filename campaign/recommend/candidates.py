@@ -150,9 +150,10 @@ class ReplenishCandidate:
 
     repeat_only = True
 
-    def __init__(self, name: str = "replenish", **params: float) -> None:
+    def __init__(self, params: Mapping[str, float] | None = None, name: str = "replenish"
+                 ) -> None:
         self.name = name
-        self.params = params
+        self.params = dict(params or {})
 
     def fit(self, history: History) -> ReplenishCandidate:
         """Learn the items' repurchase cycles."""
@@ -184,7 +185,7 @@ class BuyAgainCandidate(ReplenishCandidate):
     """Plain buy-again: distinct orders, ties by the latest purchase."""
 
     def __init__(self, name: str = "buy_again") -> None:
-        super().__init__(name)
+        super().__init__(None, name)
 
     def fit(self, history: History) -> BuyAgainCandidate:
         """Nothing to learn."""

@@ -64,6 +64,8 @@ class Settings:
     popular_window_days: float = 28.0
     trending_window_days: float = 7.0
     replenish: Mapping[str, float] = field(default_factory=dict)
+    # The tournament tries each (over ``replenish``) and keeps the best for the shop.
+    replenish_variants: tuple[Mapping[str, float], ...] = ()
     hybrid: Callable[[], HybridRecommender] = HybridRecommender
 
 
@@ -152,7 +154,7 @@ def build_component(name: str, settings: Settings) -> Candidate:
         KeyError: an unknown component name.
     """
     if name == "replenish":
-        return ReplenishCandidate(**dict(settings.replenish))
+        return ReplenishCandidate(settings.replenish)
     if name == "buy_again":
         return BuyAgainCandidate()
     if name == "popular":
@@ -321,11 +323,15 @@ class RecipeRecommender:
                 history, rows, repeat=allow_repurchase, window_days=repurchase_window_days
             )
             depth = k + DEPTH_MARGIN
+
+            def scores_of(name: str, rows: np.ndarray = rows,
+                          exclude: sparse.csr_matrix | None = exclude, depth: int = depth
+                          ) -> sparse.csr_matrix:
+                return components[name].scores(rows, depth, exclude, repeat=allow_repurchase)
+
             picks, parts, filled = rank_recipe(
                 recipe,
-                lambda name, rows=rows, exclude=exclude, depth=depth: components[name].scores(
-                    rows, depth, exclude, repeat=allow_repurchase
-                ),
+                scores_of,
                 components,
                 (len(block), history.n_items),
                 k,

@@ -17,14 +17,20 @@ components.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from campaign.common.progress import set_total
-from campaign.recommend.candidates import Candidate, History, build_history
+from campaign.recommend.candidates import (
+    Candidate,
+    History,
+    ReplenishCandidate,
+    build_history,
+)
 from campaign.recommend.evaluate import ranking_metrics
 from campaign.recommend.recipe import (
     DEPTH_MARGIN,
@@ -81,6 +87,7 @@ class Tournament:
     k: int
     users: dict[str, int]
     components: dict[str, Candidate]
+    replenish: dict[str, float] = field(default_factory=dict)  # the chosen variant
 
     def figure(self, scope: str, recipe: Mapping[str, float]) -> float | None:
         """The NDCG of ``recipe`` in ``scope`` (None when it was not compared)."""
@@ -90,12 +97,13 @@ class Tournament:
         return None if rows.empty else float(rows["ndcg"].iloc[0])
 
 
-def tournament_steps(grid: Mapping[str, Sequence[Recipe]]) -> int:
+def tournament_steps(grid: Mapping[str, Sequence[Recipe]], variants: int = 0) -> int:
     """Progress steps :func:`run_tournament` reports: one per component fit, one per
-    component scored in a scope, one per recipe ranked."""
+    component scored in a scope, one per recipe ranked, one per replenishment variant."""
     names = {FILL} | {name for recipes in grid.values() for recipe in recipes for name in recipe}
     scored = sum(len({FILL} | {n for r in recipes for n in r}) for recipes in grid.values())
-    return len(names) + scored + sum(len(recipes) for recipes in grid.values())
+    tuned = variants if any("replenish" in r for r in grid.get("repeat", [])) else 0
+    return len(names) + scored + sum(len(recipes) for recipes in grid.values()) + tuned
 
 
 def validation_targets(
@@ -139,8 +147,8 @@ def run_tournament(
     """
     grid = {scope: list(recipes) for scope, recipes in (grid or default_grid()).items()}
     extra = {scope: list(recipes) for scope, recipes in (extra or {}).items()}
-    judged = {scope: grid.get(scope, []) + extra.get(scope, []) for scope in SCOPES}
-    set_total(progress, tournament_steps(judged))
+    judged = {scope: [*grid.get(scope, []), *extra.get(scope, [])] for scope in SCOPES}
+    set_total(progress, tournament_steps(judged, len(settings.replenish_variants)))
     cut = as_of - timedelta(days=window_days)
     history = build_history(events, products.assign(in_stock=True), cut, event_weights,
                             half_life_days)
@@ -154,6 +162,7 @@ def run_tournament(
     rows: list[dict[str, object]] = []
     winners: dict[str, Recipe] = {}
     users: dict[str, int] = {}
+    replenish = dict(settings.replenish)
     for scope in SCOPES:
         if not judged[scope]:
             continue
@@ -161,16 +170,23 @@ def run_tournament(
         users[scope] = len(user_ids)
         user_rows = history.rows_of(user_ids)
         exclude = exclusions(history, user_rows, repeat=scope == "repeat", window_days=0.0)
-        cache = {}
-        for name in sorted({FILL} | {n for r in judged[scope] for n in r}):
-            cache[name] = components[name].scores(
-                user_rows, k + DEPTH_MARGIN, exclude, repeat=scope == "repeat"
-            )
-            _step(progress)
-        scored = []
-        for position, recipe in enumerate(judged[scope]):
+        cache: dict[str, sparse.csr_matrix] = {}
+
+        def scores_of(name: str, rows: np.ndarray = user_rows,
+                      exclude: sparse.csr_matrix | None = exclude, scope: str = scope,
+                      cache: dict[str, sparse.csr_matrix] = cache) -> sparse.csr_matrix:
+            if name not in cache:
+                cache[name] = components[name].scores(
+                    rows, k + DEPTH_MARGIN, exclude, repeat=scope == "repeat"
+                )
+            return cache[name]
+
+        def judge(recipe: Recipe, targets: pd.DataFrame = targets,
+                  user_ids: np.ndarray = user_ids, scope: str = scope,
+                  scores_of: Callable[[str], sparse.csr_matrix] = scores_of
+                  ) -> dict[str, float]:
             picks, _parts, _filled = rank_recipe(
-                recipe, cache.__getitem__, components, (len(user_ids), history.n_items), k,
+                recipe, scores_of, components, (len(user_ids), history.n_items), k,
                 repeat=scope == "repeat", categories=history.category_codes,
                 max_per_category=max_per_category,
             )
@@ -179,8 +195,20 @@ def run_tournament(
                 "product_id": history.feedback.product_ids[picks.cols],
                 "rank": picks.ranks,
             })
-            metrics = ranking_metrics(recommended, targets, k, history.n_items)
-            scored.append((position, recipe, metrics))
+            return ranking_metrics(recommended, targets, k, history.n_items)
+
+        if scope == "repeat" and "replenish" in components and settings.replenish_variants:
+            chosen, variant_rows = _tune_replenishment(
+                history, settings, judge, components, cache, progress
+            )
+            replenish = chosen
+            rows.extend({"scope": scope, **row, "_order": -1} for row in variant_rows)
+        for name in sorted({FILL} | {n for r in judged[scope] for n in r}):
+            scores_of(name)
+            _step(progress)
+        scored = []
+        for position, recipe in enumerate(judged[scope]):
+            scored.append((position, recipe, judge(recipe)))
             _step(progress)
         for position, recipe, metrics in scored:
             rows.append({"scope": scope, "recipe": recipe_name(recipe),
@@ -193,7 +221,43 @@ def run_tournament(
     table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, "_order"])
     table = table.sort_values(["scope", "ndcg", "_order"], ascending=[False, False, True],
                               kind="stable").drop(columns="_order").reset_index(drop=True)
-    return Tournament(table, winners, as_of, cut, window_days, k, users, components)
+    return Tournament(table, winners, as_of, cut, window_days, k, users, components, replenish)
+
+
+def variant_name(params: Mapping[str, float]) -> str:
+    """``replenish(half_life_days=60, lapse_cycles=2)``: a replenishment variant's row."""
+    inside = ", ".join(f"{key}={value:g}" for key, value in sorted(params.items()))
+    return f"replenish({inside})"
+
+
+def _tune_replenishment(
+    history: History,
+    settings: Settings,
+    judge: Callable[[Recipe], dict[str, float]],
+    components: dict[str, Candidate],
+    cache: dict[str, sparse.csr_matrix],
+    progress: Callable[[int], None] | None,
+) -> tuple[dict[str, float], list[dict[str, object]]]:
+    """Each replenishment variant alone on the repeat scope; the best becomes the
+    ``replenish`` component of every recipe (ties: the first variant)."""
+    rows = []
+    best: tuple[float, dict[str, float], Candidate] | None = None
+    for variant in settings.replenish_variants:
+        params = {**dict(settings.replenish), **dict(variant)}
+        candidate = ReplenishCandidate(params).fit(history)
+        components["replenish"] = candidate
+        cache.pop("replenish", None)
+        metrics = judge({"replenish": 1.0})
+        rows.append({"recipe": variant_name(variant), "users": metrics["users"],
+                     "ndcg": metrics["ndcg"], "recall": metrics["recall"]})
+        figure = float(np.nan_to_num(metrics["ndcg"], nan=-1.0))
+        if best is None or figure > best[0]:
+            best = (figure, params, candidate)
+        _step(progress)
+    assert best is not None
+    components["replenish"] = best[2]
+    cache.pop("replenish", None)
+    return best[1], rows
 
 
 def _scope_targets(

@@ -56,7 +56,17 @@ def settings_of(config: RecommenderConfig) -> dict[str, Any]:
     }
 
 
-def build_settings(stored: dict[str, Any], config: RecommenderConfig) -> Settings:
+# The replenishment variants the tournament tries (chosen on the real-data tuning
+# splits: baskets a week apart prefer the first, monthly grocery runs the second).
+REPLENISH_VARIANTS: tuple[dict[str, float], ...] = (
+    {"half_life_days": 60.0, "lapse_cycles": 2.0},
+    {"half_life_days": 120.0, "lapse_cycles": 3.0},
+)
+
+
+def build_settings(
+    stored: dict[str, Any], config: RecommenderConfig, *, tune: bool = False
+) -> Settings:
     """The components' :class:`Settings` from stored settings (the hybrid from config)."""
     return Settings(
         neighbours=int(stored.get("neighbours", config.neighbours)),
@@ -64,6 +74,7 @@ def build_settings(stored: dict[str, Any], config: RecommenderConfig) -> Setting
         trending_window_days=float(stored.get("trending_window_days", 7.0)),
         replenish={str(k): float(v) for k, v in dict(stored.get("replenish", {})).items()},
         hybrid=lambda: make_recommender(config),
+        replenish_variants=REPLENISH_VARIANTS if tune else (),
     )
 
 
@@ -72,7 +83,7 @@ def tournament_steps(with_extra: int = 2) -> int:
     model's recipes when there is one)."""
     from campaign.recommend.tournament import tournament_steps as steps
 
-    return steps(default_grid()) + with_extra
+    return steps(default_grid(), len(REPLENISH_VARIANTS)) + with_extra
 
 
 def default_train_as_of(engine: Engine) -> datetime:
@@ -123,7 +134,7 @@ def train_recommender(
         window_days=window,
         event_weights=config.event_weights,
         half_life_days=config.half_life_days,
-        settings=build_settings(stored, config),
+        settings=build_settings(stored, config, tune=True),
         k=config.k,
         max_users=config.tournament_users,
         max_per_category=config.max_per_category,
@@ -136,6 +147,7 @@ def train_recommender(
             f"something in the {window} days after: too little history for a tournament "
             "(lower [recommender] validation_days, or import more events)"
         )
+    stored["replenish"] = dict(result.replenish)
     figures = {scope: result.figure(scope, result.winners[scope]) for scope in SCOPES}
     metrics = {
         "validation_at": result.validation_at.isoformat(),
