@@ -17,7 +17,6 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.engine import Engine
 
 from campaign.common.errors import ModelError
-from campaign.config import ModelConfig, RecommenderConfig
 from campaign.db.models import ModelVersion
 from campaign.recommend.registry import (
     RECOMMENDER,
@@ -208,14 +207,26 @@ def test_a_shop_without_a_trained_recommender_never_needs_the_key(engine: Engine
         assert load_recommender(connection, no_key) is None
 
 
-def test_the_retraining_schedule_trains_churn_then_the_recommender(
-    shop_file: Path, tmp_path: Path
+def test_the_daemons_retraining_job_trains_churn_then_the_recommender(
+    shop_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from campaign.app.models import retrain_and_score
+    import logging
+
+    from campaign.config import load_config
+    from campaign.daemon.jobs import JobContext, retrain
+    from campaign.daemon.metrics import Metrics
     from campaign.db.engine import make_engine
 
     copy = tmp_path / "shop.db"
     copy.write_bytes(Path(shop_file.read_text().split('"')[1][len("sqlite:///"):]).read_bytes())
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        shop_file.read_text().replace(str(shop_file.parent / "shop.db"), str(copy))
+        + "horizon_days = 30\n",
+        encoding="utf-8",
+    )
+    # The key the CLI signed the copied shop's versions with (CAMPAIGN_MODEL_KEY).
+    config = load_config(config_file, {"CAMPAIGN_MODEL_KEY": "test-key"})
     engine = make_engine(f"sqlite:///{copy}")
 
     def counts() -> dict[str, int]:
@@ -224,17 +235,11 @@ def test_the_retraining_schedule_trains_churn_then_the_recommender(
         return {kind: kinds.count(kind) for kind in ("churn", "recommender")}
 
     before = counts()
-    # The key the CLI signed the copied shop's versions with (CAMPAIGN_MODEL_KEY).
-    model = ModelConfig(
-        signing_key="test-key", horizon_days=30, min_customers=10,
-        min_history_days=30, max_depth_candidates=(2, 3), min_samples_leaf_candidates=(5,),
-    )
-    done = retrain_and_score(
-        engine, model, now=datetime.now(UTC),
-        recommender=RecommenderConfig(validation_days=7),
-    )
+    with caplog.at_level(logging.INFO):
+        retrain(JobContext(engine, config, lambda: datetime.now(UTC), Metrics()))
     after = counts()
     engine.dispose()
-    assert done.recommender is not None and done.recommender_error is None
-    assert done.scored > 0
     assert after == {"churn": before["churn"] + 1, "recommender": before["recommender"] + 1}
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "model.retrain.finished" in messages
+    assert "recommender.retrain.finished" in messages
