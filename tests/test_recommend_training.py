@@ -34,7 +34,7 @@ def _campaign(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, COLUMNS="200", CAMPAIGN_MODEL_KEY="test-key")
     return subprocess.run(
         [sys.executable, "-m", "campaign", "--config", str(config), *args],
-        capture_output=True, text=True, env=env, cwd=config.parent, check=False, timeout=600,
+        capture_output=True, text=True, env=env, cwd=config.parent, check=False, timeout=1800,
     )
 
 
