@@ -1,4 +1,5 @@
-"""The churn model: train, score, and the schedule's "retrain, then score"."""
+"""The models: train and score churn, train the recommender (its tournament), fit the
+active recommender, and the schedule's "retrain, then score"."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from campaign.config import ModelConfig
+from campaign.config import ModelConfig, RecommenderConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from campaign.churn.training import Evaluation, TrainReport
+    from campaign.recommend.registry import RecommenderModel
+    from campaign.recommend.service import FittedRecommender
+    from campaign.recommend.training import RecommenderTrainReport
 
 Progress = Callable[[int], None]
 
@@ -26,6 +30,8 @@ class Retrained:
     report: TrainReport
     as_of: datetime
     scored: int
+    recommender: RecommenderTrainReport | None = None
+    recommender_error: str | None = None
 
 
 def training_steps(config: ModelConfig) -> int:
@@ -88,13 +94,78 @@ def score(
     return score_and_store(engine, config, as_of, progress=progress)
 
 
-def retrain_and_score(engine: Engine, config: ModelConfig, *, now: datetime) -> Retrained:
-    """Train at the newest event (activating if not worse), then score there, so the
-    active model always has scores to plan with."""
+def retrain_and_score(
+    engine: Engine,
+    config: ModelConfig,
+    *,
+    now: datetime,
+    recommender: RecommenderConfig | None = None,
+) -> Retrained:
+    """Train churn at the newest event (activating if not worse), then score there, so
+    the active model always has scores to plan with; then, with ``recommender``, run
+    the recommender's tournament (activating if not worse). A recommender that cannot
+    be trained (too little history) leaves churn's work standing: its reason is in
+    ``recommender_error``."""
     from campaign.churn.training import default_as_of
+    from campaign.common.errors import CampaignError
 
     report = train(engine, config, None, now=now)
     with engine.connect() as connection:
         as_of = default_as_of(connection)
     scores = score(engine, config, as_of)
-    return Retrained(report, as_of, len(scores))
+    trained: RecommenderTrainReport | None = None
+    error: str | None = None
+    if recommender is not None:
+        try:
+            trained = train_recommender(engine, recommender, config, None, now=now)
+        except CampaignError as exc:
+            error = str(exc)
+    return Retrained(report, as_of, len(scores), trained, error)
+
+
+def recommender_training_steps() -> int:
+    """How many progress steps :func:`train_recommender` reports (a bar with a total)."""
+    from campaign.recommend.training import tournament_steps
+
+    return tournament_steps()
+
+
+def train_recommender(
+    engine: Engine,
+    config: RecommenderConfig,
+    model_config: ModelConfig,
+    as_of: datetime | None = None,
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+) -> RecommenderTrainReport:
+    """Run the recommender tournament as of ``as_of`` (default: the newest event), store
+    the winners as a version signed with the model key, activate it if not worse."""
+    from campaign.churn.artifacts import model_key
+    from campaign.recommend.training import train_recommender as run
+
+    return run(engine, config, as_of, now=now, key=lambda: model_key(model_config),
+               progress=progress)
+
+
+def fit_recommender(
+    connection: Connection,
+    config: RecommenderConfig,
+    model_config: ModelConfig,
+    as_of: datetime,
+) -> FittedRecommender:
+    """The active recommender version fitted on the events before ``as_of`` (the
+    configured hybrid when no version is active)."""
+    from campaign.churn.artifacts import model_key
+    from campaign.recommend.service import fit_recommender as fit
+
+    return fit(connection, config, as_of, key=lambda: model_key(model_config))
+
+
+def active_recommender(engine: Engine, model_config: ModelConfig) -> RecommenderModel | None:
+    """The active recommender version (its tournament table in ``metrics``), or None."""
+    from campaign.churn.artifacts import model_key
+    from campaign.recommend.registry import load_recommender
+
+    with engine.connect() as connection:
+        return load_recommender(connection, lambda: model_key(model_config))

@@ -17,46 +17,25 @@ can say "signed with another key" apart from "changed".
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
-from collections.abc import Iterable
 from pathlib import Path
 
+from campaign.common.artifact_signing import (
+    SCHEME,
+    key_id,
+    sign_artifact,
+    signed_key_id,
+    verifies,
+)
 from campaign.common.errors import ModelError
 from campaign.config import ModelConfig
 
-SCHEME = "hmac-sha256"
-_CONTEXT = b"campaign model artifact v1\x00"
-
-
-def key_id(key: bytes) -> str:
-    """A short public name of ``key`` (8 hex digits of its SHA-256)."""
-    return hashlib.sha256(key).hexdigest()[:8]
-
-
-def sign_artifact(key: bytes, kind: str, artifact: bytes) -> str:
-    """The signature of ``artifact`` (a model of ``kind``) under ``key``. Pure."""
-    message = _CONTEXT + kind.encode() + b"\x00" + artifact
-    digest = hmac.new(key, message, hashlib.sha256).hexdigest()
-    return f"{SCHEME}:{key_id(key)}:{digest}"
-
-
-def verifies(signature: str | None, keys: Iterable[bytes], kind: str, artifact: bytes) -> bool:
-    """Whether ``signature`` is a valid signature of ``artifact`` under one of ``keys``.
-
-    Constant-time in the digest; a missing or malformed signature never verifies.
-    """
-    if not signature:
-        return False
-    return any(hmac.compare_digest(signature, sign_artifact(k, kind, artifact)) for k in keys)
-
-
-def signed_key_id(signature: str | None) -> str | None:
-    """The key id a signature names, or None for none or a malformed one."""
-    parts = (signature or "").split(":")
-    return parts[1] if len(parts) == 3 and parts[0] == SCHEME else None
+# The signature itself is pure and shared with the recommender's model versions.
+__all__ = [
+    "SCHEME", "key_id", "model_key", "read_key_file", "sign_artifact", "signed_key_id",
+    "verifies",
+]
 
 
 def model_key(config: ModelConfig) -> bytes:

@@ -1,6 +1,9 @@
-"""``campaign train``, ``campaign score`` and the ``campaign evaluate`` sub-app.
+"""The ``campaign train`` and ``campaign score`` groups and the ``campaign evaluate``
+sub-app.
 
-``evaluate_app`` is shared: the recommender adds ``evaluate recommend`` to it.
+``train`` and ``score`` alone do the churn model's work (as ``train churn`` and
+``score churn`` do); the groups and ``evaluate_app`` are shared: the recommender
+adds ``train recommend`` and ``evaluate recommend`` to them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 evaluate_app = typer.Typer(help="Offline quality checks of the models.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train a model: churn (also `campaign train` alone) or the recommender.",
+    invoke_without_command=True,
+)
+score_app = typer.Typer(
+    help="Score customers with a model: churn (also `campaign score` alone).",
+    invoke_without_command=True,
+)
 
 HORIZON_HELP = "Churn horizon in days (default: config model.horizon_days)."
 
@@ -222,3 +233,36 @@ def score_command(
         for row in frame.head(10).itertuples(index=False):
             table.add_row(str(row.user_id), f"{row.risk:.3f}", row.tier, row.reason)
         print_table(table)
+
+
+@train_app.callback(invoke_without_command=True)
+def train_group(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    horizon_days: int | None = typer.Option(None, "--horizon-days", min=7, help=HORIZON_HELP),
+) -> None:
+    """Train a model. Alone: the churn model (as `campaign train churn`)."""
+    if ctx.invoked_subcommand is None:
+        train_command(ctx, as_of, horizon_days)
+
+
+@score_app.callback(invoke_without_command=True)
+def score_group(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write user_id,risk,tier,reason for every customer here."
+    ),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Write text cells as they are (see `campaign score churn --help`).",
+    ),
+) -> None:
+    """Score customers. Alone: with the active churn model (as `campaign score churn`)."""
+    if ctx.invoked_subcommand is None:
+        score_command(ctx, as_of, output, raw)
+
+
+train_app.command("churn")(train_command)
+score_app.command("churn")(score_command)

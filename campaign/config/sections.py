@@ -127,6 +127,10 @@ class RecommenderConfig(_Section):
     allow_repurchase: bool = False
     repurchase_window_days: int = Field(60, ge=0)
     excluded_categories: tuple[str, ...] = ()
+    # `campaign train recommend`: the tournament judges on the last validation_days
+    # before T, on at most tournament_users users (a fixed random sample).
+    validation_days: int = Field(28, ge=7, le=365)
+    tournament_users: int = Field(5000, ge=100)
 
 
 class QuietHours(_Section):

@@ -222,17 +222,27 @@ def _log_announcement(outcome: Announcement, **fields: Any) -> None:
 
 
 def retrain(ctx: JobContext) -> None:
-    """The retraining schedule: train (activating if not worse), then score. Never raises."""
+    """The retraining schedule: train churn (activating if not worse), score, then the
+    recommender's tournament. Never raises."""
     from campaign.app.models import retrain_and_score
 
     started = time.perf_counter()
     try:
-        done = retrain_and_score(ctx.engine, ctx.config.model, now=ctx.clock())
+        done = retrain_and_score(
+            ctx.engine, ctx.config.model, now=ctx.clock(), recommender=ctx.config.recommender
+        )
         log_event(
             log, "model.retrain.finished", version=done.report.version_id,
             decision=done.report.decision, scored=done.scored,
             seconds=round(time.perf_counter() - started, 1),
         )
+        if done.recommender is not None:
+            log_event(
+                log, "recommender.retrain.finished", version=done.recommender.version_id,
+                decision=done.recommender.decision,
+            )
+        else:
+            log.warning("recommender.retrain.failed reason=%s", done.recommender_error)
     except Exception:
         log.error("model.retrain.failed", exc_info=True)
 

@@ -18,6 +18,7 @@ delivery.message.<outcome>  per message: sent, retry, deferred, skipped, dead
 ingest.file.imported / .rejected / .failed     CSV drops
 ingest.query.imported / .failed                shop-database queries
 model.retrain.finished / .failed               the retraining schedule
+recommender.retrain.finished / .failed         the recommender tournament after it
 =========================  ===================================================
 
 :func:`redact` masks e-mail addresses and phone numbers in any text, and

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from campaign.db.frames import frame_of, plain_columns
 from campaign.db.models import Event, Product, User
 
-EVENT_COLUMNS = ["user_id", "product_id", "type", "ts", "quantity"]
+EVENT_COLUMNS = ["user_id", "product_id", "type", "ts", "quantity", "order_id"]
 PRODUCT_COLUMNS = [
     "product_id",
     "external_id",
@@ -42,13 +42,16 @@ def load_events(
 
     Returns:
         Columns ``user_id``, ``product_id`` (int64), ``type`` (str objects), ``ts``
-        (UTC-aware datetime64), ``quantity`` (int64, at least 1).
+        (UTC-aware datetime64), ``quantity`` (int64, at least 1), ``order_id`` (str or
+        None).
     """
     # The timestamps come as the driver gives them (text on SQLite) and are parsed in
     # one vectorised pass below: the column type's per-row conversion took seconds for
     # a million events.
     raw_ts = type_coerce(Event.ts, String).label("ts")
-    query = select(Event.user_id, Event.product_id, Event.type, raw_ts, Event.quantity).where(
+    query = select(
+        Event.user_id, Event.product_id, Event.type, raw_ts, Event.quantity, Event.order_id
+    ).where(
         Event.product_id.is_not(None), Event.ts < end
     )
     if start is not None:
@@ -72,6 +75,7 @@ def load_events(
                 pd.to_datetime(np.asarray(values["ts"], dtype=object), utc=True, format="ISO8601")
             ),
             "quantity": quantity.fillna(1).astype("int64").clip(lower=1),
+            "order_id": pd.Series(np.asarray(values["order_id"], dtype=object), dtype=object),
         },
         columns=EVENT_COLUMNS,
     )

@@ -154,8 +154,19 @@ class HybridRecommender:
         self.field_weights = field_weights
         self.n_jobs = n_jobs
 
-    def fit(self, feedback: Feedback, products: pd.DataFrame) -> HybridRecommender:
+    def fit(
+        self,
+        feedback: Feedback,
+        products: pd.DataFrame,
+        *,
+        itemcf: ItemCF | None = None,
+        content: ContentSimilarity | None = None,
+    ) -> HybridRecommender:
         """Fit every component on ``feedback`` and the catalogue.
+
+        ``itemcf`` and ``content`` are components already fitted on the same feedback
+        and catalogue with this model's parameters (the recommender tournament fits
+        them once for every candidate); without them they are fitted here.
 
         Args:
             feedback: decayed interactions (columns = ``feedback.product_ids``).
@@ -185,8 +196,8 @@ class HybridRecommender:
         )
 
         interactions = feedback.interactions
-        self.itemcf_ = ItemCF(self.neighbours, n_jobs=self.n_jobs).fit(interactions)
-        self.content_ = ContentSimilarity(
+        self.itemcf_ = itemcf or ItemCF(self.neighbours, n_jobs=self.n_jobs).fit(interactions)
+        self.content_ = content or ContentSimilarity(
             self.content_neighbours, field_weights=self.field_weights, n_jobs=self.n_jobs
         ).fit(catalogue, item_weight=self.itemcf_.item_support_)
         self.popularity_ = Popularity(self.category_share).fit(

@@ -1,7 +1,9 @@
-"""Recommendations for users as of a time: read SQL, fit the hybrid, rank (orchestration).
+"""Recommendations for users as of a time: read SQL, fit the model, rank (orchestration).
 
 This is the entry other parts call (the planner, the CLI). It reads events strictly
-before ``as_of`` so a recommendation never uses the future.
+before ``as_of`` so a recommendation never uses the future. The model is the active
+recommender version (the winners of ``campaign train recommend``) when the caller
+passes the model key and one is active, else the configured hybrid.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,10 @@ from campaign.config import RecommenderConfig
 from campaign.recommend.data import load_events, load_products
 from campaign.recommend.feedback import Feedback, build_feedback
 from campaign.recommend.hybrid import HybridRecommender
+
+if TYPE_CHECKING:
+    from campaign.recommend.recipe import RecipeRecommender
+    from campaign.recommend.registry import RecommenderModel
 
 
 def make_recommender(config: RecommenderConfig) -> HybridRecommender:
@@ -36,21 +43,45 @@ def make_recommender(config: RecommenderConfig) -> HybridRecommender:
 
 @dataclass(frozen=True)
 class FittedRecommender:
-    """A recommender fitted as of a time, with the data it was fitted on."""
+    """A recommender fitted as of a time, with the data it was fitted on.
 
-    model: HybridRecommender
+    ``version`` is the recommender model version it follows (None: the configured
+    hybrid, no version trained or activated).
+    """
+
+    model: HybridRecommender | RecipeRecommender
     feedback: Feedback
     products: pd.DataFrame
     as_of: datetime
+    version: int | None = None
 
 
 def fit_recommender(
-    connection: Connection, config: RecommenderConfig, as_of: datetime
+    connection: Connection,
+    config: RecommenderConfig,
+    as_of: datetime,
+    *,
+    key: Callable[[], bytes] | None = None,
 ) -> FittedRecommender:
-    """Read events before ``as_of`` and the catalogue, and fit the hybrid. Read-only."""
+    """Read events before ``as_of`` and the catalogue, and fit the model. Read-only.
+
+    With ``key`` (the model signing key, asked for only when a version is active) the
+    active recommender version is fitted; without one, or with none active, the
+    configured hybrid.
+
+    Raises:
+        ModelError: the active version's signature does not verify.
+    """
+    active: RecommenderModel | None = None
+    if key is not None:
+        from campaign.recommend.registry import load_recommender
+
+        active = load_recommender(connection, key)
     weighted = [t for t, w in config.event_weights.items() if w > 0]
     events = load_events(connection, as_of, types=set(weighted) | {"purchase"})
     products = load_products(connection)
+    if active is not None:
+        return fit_version(events, products, config, as_of, active)
     feedback = build_feedback(
         events,
         products["product_id"].to_numpy(),
@@ -60,6 +91,31 @@ def fit_recommender(
     )
     model = make_recommender(config).fit(feedback, products)
     return FittedRecommender(model=model, feedback=feedback, products=products, as_of=as_of)
+
+
+def fit_version(
+    events: pd.DataFrame,
+    products: pd.DataFrame,
+    config: RecommenderConfig,
+    as_of: datetime,
+    version: RecommenderModel,
+) -> FittedRecommender:
+    """Fit a stored recommender version's recipes on ``events`` before ``as_of``."""
+    from campaign.recommend.candidates import build_history
+    from campaign.recommend.recipe import RecipeRecommender
+    from campaign.recommend.training import build_settings
+
+    history = build_history(events, products, as_of, config.event_weights,
+                            config.half_life_days)
+    model = RecipeRecommender(
+        version.recipes,
+        build_settings(version.settings, config),
+        max_per_category=config.max_per_category,
+    ).fit(history)
+    return FittedRecommender(
+        model=model, feedback=history.feedback, products=history.products, as_of=as_of,
+        version=version.id,
+    )
 
 
 def recommend_with(
@@ -80,14 +136,24 @@ def recommend_with(
         popular fallback.
     """
     repurchase = config.allow_repurchase if allow_repurchase is None else allow_repurchase
-    result = fitted.model.recommend(
-        fitted.feedback.rows_for(user_ids),
-        k,
-        allow_repurchase=repurchase,
-        repurchase_window_days=config.repurchase_window_days,
-        excluded_categories=config.excluded_categories,
-        progress=progress,
-    )
+    if isinstance(fitted.model, HybridRecommender):
+        result = fitted.model.recommend(
+            fitted.feedback.rows_for(user_ids),
+            k,
+            allow_repurchase=repurchase,
+            repurchase_window_days=config.repurchase_window_days,
+            excluded_categories=config.excluded_categories,
+            progress=progress,
+        )
+    else:
+        result = fitted.model.recommend(
+            np.asarray(user_ids, dtype=np.int64),
+            k,
+            allow_repurchase=repurchase,
+            repurchase_window_days=config.repurchase_window_days,
+            excluded_categories=config.excluded_categories,
+            progress=progress,
+        )
     details = fitted.products.set_index("product_id")[
         ["external_id", "name", "category", "price_cents", "url"]
     ].rename(columns={"external_id": "product_external_id"})
@@ -102,13 +168,15 @@ def recommend_for_users(
     k: int,
     *,
     allow_repurchase: bool | None = None,
+    key: Callable[[], bytes] | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` products for each user as of ``as_of`` (see :func:`recommend_with`).
 
     ``allow_repurchase`` overrides ``recommender_config.allow_repurchase`` (a campaign
-    that sells consumables turns it on). Read-only.
+    that sells consumables turns it on); ``key`` as in :func:`fit_recommender`.
+    Read-only.
     """
-    fitted = fit_recommender(connection, recommender_config, as_of)
+    fitted = fit_recommender(connection, recommender_config, as_of, key=key)
     return recommend_with(
         fitted, recommender_config, user_ids, k, allow_repurchase=allow_repurchase
     )
