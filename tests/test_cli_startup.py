@@ -76,3 +76,22 @@ def test_help_of_every_command_loads_none_of_the_heavy_libraries() -> None:
     assert {"campaign", "campaign demo", "campaign run", "campaign send",
             "campaign import users", "campaign evaluate recommend"} <= set(result["shown"])
     assert result["loaded"] == []
+
+
+# Beyond the command modules themselves, `import campaign.cli` may load only these:
+# the package and the demo's defaults (shown in `campaign demo --help`). Config,
+# errors and every feature load inside the commands that use them.
+CLI_IMPORT_ALLOWED = {"campaign", "campaign.demo", "campaign.demo.constants"}
+
+PRODUCT_MODULES = """
+import json, sys
+import campaign.cli
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "campaign")))
+"""
+
+
+def test_importing_the_cli_loads_only_the_command_modules() -> None:
+    loaded = _run(PRODUCT_MODULES)
+    assert isinstance(loaded, list)
+    outside = {m for m in loaded if m != "campaign.cli" and not m.startswith("campaign.cli.")}
+    assert outside == CLI_IMPORT_ALLOWED

@@ -16,7 +16,7 @@ from campaign.db.models import Message, Response, Suppression, User
 from campaign.db.queries import address_hash, is_suppressed
 from campaign.responses.events import InboundEvent, ResponseType
 from campaign.responses.forget import forget_user
-from campaign.responses.ingest import ingest_events
+from campaign.responses.recording import record_events
 from tests.factories import make_events, make_user
 from tests.responses_helpers import NOW, make_sent_message
 
@@ -32,7 +32,7 @@ def _seed(session_factory: sessionmaker[Session], engine: Engine) -> tuple[int, 
         ids = user.id, user.external_id, user.email, user.phone
         mid = message.id
     with engine.begin() as connection:
-        ingest_events(
+        record_events(
             connection,
             [
                 InboundEvent(

@@ -392,7 +392,7 @@ def test_bad_user_and_product_rows_name_their_column(engine: Engine, tmp_path: P
 def test_read_ahead_passes_on_errors_and_stops_its_thread_when_left_early() -> None:
     import threading
 
-    from campaign.ingest.loaders import _prefetched
+    from campaign.ingest.event_store import _prefetched
 
     def failing() -> Any:
         yield 1

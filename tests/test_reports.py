@@ -215,7 +215,7 @@ def _sent_frame(n: int) -> pd.DataFrame:
 
 
 def test_the_simulation_is_seeded_and_plants_the_offer_dependent_lift():
-    from campaign.demo.loop import PlantedEffect, simulate_responses
+    from campaign.demo.customers import PlantedEffect, simulate_responses
 
     future = pd.DataFrame(columns=["event_id", "user_id", "type", "ts", "product_id",
                                    "order_id", "quantity", "amount", "coupon_code"])
@@ -239,7 +239,7 @@ def test_simulated_webhooks_go_through_the_real_server_into_the_database(
     from sqlalchemy import select
 
     from campaign.db.models import Message
-    from campaign.demo.loop import post_webhooks, running_server, with_demo_secret
+    from campaign.demo.webhooks import post_webhooks, running_server, with_demo_secret
 
     with session_scope(session_factory) as session:
         scenario = build_scenario(session)
@@ -255,3 +255,28 @@ def test_simulated_webhooks_go_through_the_real_server_into_the_database(
         engagement = connection.execute(
             select(Message.engagement).where(Message.id == message_id)).scalar()
     assert stored == ["demo-1"] and engagement == "opened"
+
+
+def test_the_reports_verdict_waits_for_the_always_valid_interval() -> None:
+    from campaign.experiments.uplift import proportion_uplift
+    from campaign.measurement.reports.html import _uplift_sentences
+
+    # 4.0 % vs 2.5 %: the fixed-horizon interval already excludes zero, the
+    # always-valid one (safe to read every day) does not yet.
+    result = proportion_uplift(160, 4000, 25, 1000)
+    assert result.low > 0
+    assert result.always_low < 0 and not result.significant
+    row = {
+        "campaign": "winback", "variant": "(all)", "uplift": result.diff,
+        "uplift_low": result.low, "uplift_high": result.high,
+        "uplift_always_low": result.always_low, "uplift_always_high": result.always_high,
+        "conv_treatment": result.p_treatment, "conv_control": result.p_control,
+        "p_value": result.p_value, "incremental_revenue_cents": 0.0, "coupon_cost_cents": 0,
+    }
+    text = _uplift_sentences(pd.DataFrame([row]), "CNY")
+    assert "class='flat'" in text and "always-valid" in text
+    clear = proportion_uplift(400, 4000, 25, 1000)
+    assert clear.significant
+    row.update(uplift=clear.diff, uplift_low=clear.low, uplift_high=clear.high,
+               uplift_always_low=clear.always_low, uplift_always_high=clear.always_high)
+    assert "class='good'" in _uplift_sentences(pd.DataFrame([row]), "CNY")

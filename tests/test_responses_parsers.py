@@ -341,7 +341,7 @@ def test_a_batch_reduced_to_one_target_per_message_ends_where_the_events_one_by_
     current: str | None, stream: list[tuple[ResponseType, int]]
 ) -> None:
     from campaign.responses.events import ENGAGEMENT_OF
-    from campaign.responses.ingest import _Effect, _reduce
+    from campaign.responses.recording import _Effect, _reduce
 
     effects = [
         _Effect(kind, NOW.replace(minute=minute), 1, 1, "email", "email", None, f"s{i}")

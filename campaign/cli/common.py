@@ -25,11 +25,10 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from campaign.common.errors import CampaignError
-from campaign.config import Config, load_config
-
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from campaign.config import Config
 
 # Every command module imports this one, and `import campaign.cli` imports every
 # command module: keep this module and theirs light (no sqlalchemy, alembic, pandas,
@@ -58,6 +57,8 @@ class AppState:
         work needs must be set, and only those.
         """
         if self._config is None:
+            from campaign.config import load_config
+
             self._config = load_config(self.config_path)
         if secrets:
             self._config.require_secrets(*secrets)
@@ -235,6 +236,8 @@ class CampaignGroup(TyperGroup):
             _add_global_options(command, lambda: _global_copies(self.params))
 
     def invoke(self, ctx: Any) -> Any:
+        from campaign.common.errors import CampaignError
+
         try:
             return super().invoke(ctx)
         except CampaignError as exc:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from campaign.cli.common import console, err_console, state
-from campaign.common.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,6 +21,8 @@ app = typer.Typer(
 
 def _parse_since(value: str | None) -> datetime | None:
     """``2026-11-01`` or ISO 8601 (naive means UTC) → aware UTC datetime."""
+    from campaign.common.errors import InputError
+
     if value is None:
         return None
     try:
@@ -58,6 +59,7 @@ def export_command(
     user_id is the shop's own id, min_order a decimal in the shop currency, times
     ISO 8601 UTC; redeemed_at is empty for unused codes. Read-only.
     """
+    from campaign.common.errors import InputError
     from campaign.coupons.store import export_coupons
 
     config = state(ctx).config()
@@ -117,6 +119,7 @@ def announce_command(ctx: typer.Context) -> None:
     failed.
     """
     from campaign.app.runs import announce_pending_codes
+    from campaign.common.errors import InputError
 
     app_state = state(ctx)
     config = app_state.config()

@@ -7,13 +7,15 @@ import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from campaign.cli.common import console, state
-from campaign.common.errors import ConfigError
-from campaign.config import Config
+
+if TYPE_CHECKING:
+    from campaign.config import Config
 
 
 def _utcnow() -> datetime:
@@ -22,6 +24,8 @@ def _utcnow() -> datetime:
 
 def _query_urls(config: Config, environ: Mapping[str, str]) -> dict[int, str]:
     """Resolve ``url_env`` of every ingest query (secrets live in the environment)."""
+    from campaign.common.errors import ConfigError
+
     urls: dict[int, str] = {}
     for index, query in enumerate(config.daemon.ingest.queries):
         if query.url_env:

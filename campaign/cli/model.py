@@ -33,7 +33,6 @@ from campaign.cli.output import (
     plain,
     print_table,
 )
-from campaign.common.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -193,6 +192,7 @@ def score_command(
 ) -> None:
     """Score every customer with the active model and store the scores."""
     from campaign.app import models
+    from campaign.common.errors import InputError
 
     app_state = state(ctx)
     config = app_state.config()

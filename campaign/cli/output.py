@@ -34,7 +34,6 @@ from rich.table import Table
 from rich.text import Text
 
 from campaign.cli.common import console
-from campaign.common.exports import write_csv
 
 Record = Mapping[str, Any]
 
@@ -180,6 +179,8 @@ def emit(sections: Sections, fmt: OutputFormat) -> None:
     fields: dict[str, None] = {"section": None}
     for section in sections.values():
         fields.update(dict.fromkeys(section.fields))
+    from campaign.common.exports import write_csv
+
     # One CSV writer for the product: text a spreadsheet would run as a formula gets a
     # leading quote (campaign.common.exports); numbers, money included, stay numbers.
     write_csv(

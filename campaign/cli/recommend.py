@@ -21,7 +21,6 @@ from campaign.cli.output import (
     print_table,
     records,
 )
-from campaign.common.errors import InputError, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,6 +71,7 @@ def recommend_command(
     import pandas as pd
 
     from campaign.app.models import fit_recommender
+    from campaign.common.errors import InputError, NotFound
     from campaign.recommend.data import active_user_ids, user_external_ids, user_ids_by_external
     from campaign.recommend.service import recommend_with
 
@@ -205,6 +205,7 @@ def evaluate_recommend_command(
     fmt: OutputFormat = format_option(),
 ) -> None:
     """Offline recommender quality: recall@k, NDCG@k and coverage beside baselines."""
+    from campaign.common.errors import NotFound
     from campaign.recommend.data import load_events, load_products, newest_event_time
     from campaign.recommend.evaluate import SCOPES, evaluate_recommenders
     from campaign.recommend.service import make_recommender

@@ -67,16 +67,18 @@ def funnel_table(funnel: pd.DataFrame) -> Table:
 
 
 def uplift_table(uplift: pd.DataFrame) -> Table:
-    """Conversion, treatment vs holdout: rates, absolute uplift with 95% CI, p-value."""
+    """Conversion, treatment vs holdout: rates, absolute uplift with its 95% CI and its
+    always-valid 95% interval (the one to read daily), p-value."""
     table = Table(title="Conversion uplift vs holdout (intent-to-treat)", title_justify="left")
     for name in ("campaign", "variant", "users t/c", "converted t/c", "uplift pts [95% CI]",
-                 "relative", "p"):
+                 "always-valid", "relative", "p"):
         table.add_column(name, justify="left" if name in ("campaign", "variant") else "right")
     for r in uplift.itertuples(index=False):
         table.add_row(
             r.campaign, r.variant, f"{r.n_treatment:,}/{r.n_control:,}",
             f"{_pct(r.conv_treatment)}/{_pct(r.conv_control)}",
             f"{_pts(r.uplift)} [{_pts(r.uplift_low)}, {_pts(r.uplift_high)}]",
+            f"[{_pts(r.uplift_always_low)}, {_pts(r.uplift_always_high)}]",
             _pct(r.relative_uplift, 0), _p(r.p_value),
         )
     return table
@@ -162,12 +164,15 @@ UPLIFT_FIELDS = {
     "campaign": "campaign", "variant": "variant", "n_treatment": "n_treatment",
     "n_control": "n_control", "pending": "pending", "conv_treatment": "conv_treatment",
     "conv_control": "conv_control", "uplift": "uplift", "uplift_low": "uplift_low",
-    "uplift_high": "uplift_high", "relative_uplift": "relative_uplift",
+    "uplift_high": "uplift_high", "uplift_always_low": "uplift_always_low",
+    "uplift_always_high": "uplift_always_high", "relative_uplift": "relative_uplift",
     "relative_low": "relative_low", "relative_high": "relative_high", "p_value": "p_value",
     "revenue_per_user_treatment": "revenue_per_user_treatment_cents",
     "revenue_per_user_control": "revenue_per_user_control_cents",
     "revenue_uplift_per_user": "revenue_uplift_per_user_cents",
     "revenue_low": "revenue_uplift_low_cents", "revenue_high": "revenue_uplift_high_cents",
+    "revenue_always_low": "revenue_uplift_always_low_cents",
+    "revenue_always_high": "revenue_uplift_always_high_cents",
     "revenue_p_value": "revenue_p_value",
     "incremental_revenue_cents": "incremental_revenue_cents",
     "coupon_cost_cents": "coupon_cost_cents",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 
 from campaign.cli.common import err_console, state
-from campaign.common.errors import ConfigError
-from campaign.config import Config
+
+if TYPE_CHECKING:
+    from campaign.config import Config
 
 
 def _utcnow() -> datetime:
@@ -19,6 +21,8 @@ def _utcnow() -> datetime:
 def _check_port(config: Config, host: str, port: int) -> None:
     """One line instead of uvicorn's bind error when the port is taken."""
     import socket
+
+    from campaign.common.errors import ConfigError
 
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from campaign.cli.common import console, err_console, state
-from campaign.common.errors import CampaignError, InputError, NotFound, TemplateError
-from campaign.config import CampaignConfig, Config, OfferConfig
 
 if TYPE_CHECKING:
+    from campaign.config import CampaignConfig, Config
     from campaign.templating.render import Medium
 
 app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
@@ -116,6 +115,8 @@ def _user_context(
 ) -> tuple[dict[str, Any], str]:
     from sqlalchemy import select
 
+    from campaign.common.errors import CampaignError, NotFound
+    from campaign.config import OfferConfig
     from campaign.coupons.policy import choose_offer
     from campaign.db.models import User
     from campaign.templating.context import build_context
@@ -205,6 +206,7 @@ def render_command(
     unsubscribe link, postal address, balanced HTML): it exits 1 when one of them is
     an error, as campaign templates lint would.
     """
+    from campaign.common.errors import InputError, TemplateError
     from campaign.templating.context import sample_context
     from campaign.templating.environment import (
         list_template_sets,

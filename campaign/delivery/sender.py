@@ -21,6 +21,11 @@ starts unless the lease the database last *confirmed* outlasts the request's tim
 checked after the token-bucket wait; a claim takes of each channel only what its
 rate can send within a lease. Database calls run on one worker thread (SQLite has
 one writer anyway), so the loop never blocks on them.
+
+The four tasks share the drain's state (leases held, requests waiting per channel),
+so they stay together here; the decisions they apply live beside it: the send-time
+re-check in :mod:`.checks`, what a provider's answer means in :mod:`.answers`, the
+counting and logging of outcomes in :mod:`.drain_report`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import asyncio
 import logging
 import os
 import random
-import re
 import socket
 import threading
 import time
@@ -37,71 +41,33 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from campaign.common import links
-from campaign.common.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from campaign.config import ChannelConfig, Config, QuietHours
+from campaign.common.errors import TransientDeliveryError
+from campaign.config import Config
 from campaign.db.dialect import is_postgresql
 from campaign.db.queries import unsubscribe_key
-from campaign.delivery import outbox, policy
+from campaign.delivery import outbox
+from campaign.delivery.answers import record_answer
 from campaign.delivery.channels import (
     Channel,
     HttpLanes,
-    Outcome,
     OutgoingMessage,
-    SendResult,
     build_channels,
 )
-from campaign.delivery.outbox import ClaimedMessage, Dead, Record, Retry, Sent, Skipped
+from campaign.delivery.checks import SendCheck
+from campaign.delivery.drain_report import DrainReport
+from campaign.delivery.outbox import ClaimedMessage
+from campaign.delivery.outcomes import Record, Retry
 from campaign.delivery.ratelimit import TokenBucket
 
 log = logging.getLogger("campaign.delivery")
 
 T = TypeVar("T")
-
-# ``claims - attempts`` counts claims that ended in no outcome (the sender died or
-# stalled holding the row). A message with an expiry is retried until it expires (its
-# provider may hold it: never "dead", which --requeue-dead would send again); one
-# without expiry goes dead after this many, rather than loop forever.
-CRASH_ALLOWANCE = 10
-
-
-@dataclass
-class DrainReport:
-    """What one drain did. ``skipped`` counts by reason; ``requests`` are provider calls.
-
-    ``reasons`` counts the failures by (outcome, channel, reason): ``retry`` and
-    ``dead`` with the provider's or the transport's reason (per-message prefixes
-    dropped, so equal causes add up), ``skipped`` with its detail when it has one.
-    """
-
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    deferred: int = 0
-    dead: int = 0
-    released: int = 0
-    requests: int = 0
-    # Rows this drain lost to another sender before sending them (lease not renewed).
-    lost: int = 0
-    # "sent" outcomes recorded after the lease was lost; ``duplicates``: another
-    # sender had already sent the same message (docs/delivery.md, "never twice").
-    stale: int = 0
-    duplicates: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    elapsed_seconds: float = 0.0
-
-    @property
-    def finished(self) -> int:
-        """Messages that reached a final status in this drain."""
-        return self.sent + self.dead + sum(self.skipped.values())
-
 
 @dataclass(frozen=True)
 class _Work:
@@ -109,26 +75,9 @@ class _Work:
     messages: list[tuple[ClaimedMessage, OutgoingMessage]]
 
 
-# Stored errors start with "<channel> message <id>: "; summaries drop that prefix.
-_MESSAGE_PREFIX = re.compile(r"^\S+ message \d+: ")
-
-
-def reason_of(error: str) -> str:
-    """An error without its per-message prefix, so that equal causes group."""
-    return _MESSAGE_PREFIX.sub("", error.strip(), count=1)
-
-
 def make_owner() -> str:
     """A lease owner id unique to this process: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def quiet_window(name: str, channel: ChannelConfig, config: Config) -> QuietHours:
-    """The quiet-hours window of a channel: its own, else its medium's, else the default."""
-    if channel.quiet_hours is not None:
-        return channel.quiet_hours
-    by_medium = config.delivery.quiet_hours_by_medium.get(channel.medium)
-    return by_medium if by_medium is not None else config.delivery.quiet_hours
 
 
 def drain_outbox(
@@ -219,8 +168,6 @@ class _Drainer:
         self.lost: set[int] = set()
         # Requests queued per channel and not yet started (the rate-aware claim).
         self.waiting: Counter[str] = Counter()
-        self._unsubscribe_secret: bytes | None = None
-        self.media = {name: channel.medium for name, channel in config.channels.items()}
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -232,7 +179,7 @@ class _Drainer:
         self.executor = ThreadPoolExecutor(
             max_workers=2 if is_postgresql(self.engine) else 1, thread_name_prefix="outbox"
         )
-        self._unsubscribe_secret = await self._db(self._load_unsubscribe_key)
+        unsubscribe_secret = await self._db(self._load_unsubscribe_key)
         self.lanes = HttpLanes(
             clients=delivery.http_clients,
             connections_per_client=delivery.http_connections_per_client,
@@ -252,6 +199,7 @@ class _Drainer:
         if self.wrap_channel is not None:
             # campaign.daemon: per-send metrics and the cross-worker rate limit.
             self.channels = {n: self.wrap_channel(n, c) for n, c in self.channels.items()}
+        self.check = SendCheck(self.config, set(self.channels), unsubscribe_secret)
         # A claim can fill the largest provider batch: a SendGrid-style channel taking
         # 1000 recipients per request is not held to delivery.batch_size (default 200).
         self.claim_size = max(
@@ -387,7 +335,7 @@ class _Drainer:
         # one person in one claim count against the frequency cap together.
         passed: dict[int, Counter[str]] = {}
         for message in claimed:
-            decision = self._decide(message, now, passed.get(message.user_id))
+            decision = self.check.decide(message, now, passed.get(message.user_id))
             if isinstance(decision, OutgoingMessage):
                 groups.setdefault(message.channel, []).append((message, decision))
                 if not message.is_test:
@@ -403,7 +351,6 @@ class _Drainer:
                     # More than the channel's rate can send before the lease ends: hand
                     # it back at once for this or another sender to take later.
                     for handed_back, _ in chunk:
-                        self.report.released += 1
                         self._add(Retry(handed_back.id, now), handed_back, released=True)
                     continue
                 room -= 1
@@ -411,101 +358,11 @@ class _Drainer:
                 self.waiting[name] += 1
                 self.queue.put_nowait(_Work(name, chunk))
 
-    def _decide(
-        self,
-        message: ClaimedMessage,
-        now: datetime,
-        passed: Mapping[str, int] | None = None,
-    ) -> OutgoingMessage | Record:
-        """The send-time re-check of one claimed message.
-
-        ``passed`` counts, by channel, this user's messages already passed in the same
-        claim (they count against the frequency cap like sent ones).
-        """
-        channel_config = self.config.channels.get(message.channel)
-        if channel_config is None or message.channel not in self.channels:
-            return Dead(message.id, f"channel {message.channel!r} is not configured")
-        if message.expires_at is None and message.claims - message.attempts > CRASH_ALLOWANCE:
-            return Dead(
-                message.id,
-                f"claimed {message.claims} times with {message.attempts} recorded requests:"
-                " senders kept dying or stalling while holding it",
-            )
-        if policy.is_expired(now, message.expires_at):
-            return Skipped(message.id, policy.SKIP_EXPIRED)
-        medium = channel_config.medium
-        address = message.address(medium)
-        reason = policy.skip_reason(
-            policy.Recipient(
-                medium=medium,
-                address=address,
-                consent_email=message.consent_email,
-                consent_sms=message.consent_sms,
-                suppressed=message.is_suppressed(medium),
-                forgotten=message.forgotten and not message.address_override,
-                is_test=message.is_test and bool(message.address_override),
-            )
-        )
-        if reason is not None:
-            return Skipped(message.id, reason)
-        if not message.is_test and self._capped(message, medium, passed):
-            return Skipped(message.id, policy.SKIP_FREQUENCY_CAPPED)
-        if not message.is_test:
-            tz = policy.resolve_timezone(message.timezone, self.config.shop.timezone)
-            window = quiet_window(message.channel, channel_config, self.config)
-            allowed_at = policy.next_allowed_time(now, tz, window)
-            if allowed_at > now:
-                if policy.is_expired(allowed_at, message.expires_at):
-                    return Skipped(message.id, policy.SKIP_EXPIRED, "quiet hours until expiry")
-                self.report.deferred += 1
-                return Retry(message.id, allowed_at)
-        assert address is not None
-        return self._outgoing(message, medium, address)
-
-    def _capped(
-        self, message: ClaimedMessage, medium: str, passed: Mapping[str, int] | None
-    ) -> bool:
-        caps = self.delivery.frequency_cap
-        if not caps:
-            return False
-        sent: Mapping[str, int] = message.sent_recently
-        if passed:
-            sent = Counter(sent) + Counter(passed)
-        return policy.is_frequency_capped(message.channel, medium, sent, caps, self.media)
-
     def _load_unsubscribe_key(self) -> bytes:
         # Once per drain: the same key the planner signed these messages' links with.
         secrets = [secret.get_secret_value() for secret in self.config.server.link_secrets]
         with self.engine.begin() as connection:
             return unsubscribe_key(connection, secrets)
-
-    def _outgoing(self, message: ClaimedMessage, medium: str, address: str) -> OutgoingMessage:
-        unsubscribe_url = None
-        if medium == "email" and message.user_external_id:
-            assert self._unsubscribe_secret is not None  # loaded when run() starts
-            unsubscribe_url = links.unsubscribe_url(
-                self.config.shop.base_url,
-                self._unsubscribe_secret,
-                message.user_external_id,
-                message.channel,
-            )
-        is_sms = medium == "sms"
-        return OutgoingMessage(
-            message_id=message.id,
-            idempotency_key=message.idempotency_key,
-            channel=message.channel,
-            medium=medium,
-            to=address.strip(),
-            campaign=message.campaign,
-            subject=None if is_sms else message.subject,
-            html=None if is_sms else message.body,
-            text=(message.text_body or message.body) if is_sms else message.text_body,
-            variant=message.variant,
-            coupon_code=message.coupon_code,
-            unsubscribe_url=unsubscribe_url,
-            unsubscribe_mailto=self.delivery.unsubscribe_mailto if medium == "email" else None,
-            is_test=message.is_test,
-        )
 
     # -- workers --------------------------------------------------------------------
 
@@ -541,7 +398,6 @@ class _Drainer:
                 continue
             lease = self.leases.get(claimed.id, claimed.lease_until)
             if self.stop.is_set() or now + margin > lease:
-                self.report.released += 1
                 self._add(Retry(claimed.id, now), claimed, released=True)
             else:
                 live.append((claimed, outgoing))
@@ -568,74 +424,17 @@ class _Drainer:
             outcomes = [error for _ in live]
         now = self.now()
         for (claimed, _), outcome in zip(live, outcomes, strict=True):
-            self._add(self._after_send(claimed, outcome, now), claimed)
-
-    def _after_send(self, message: ClaimedMessage, outcome: Outcome, now: datetime) -> Record:
-        if isinstance(outcome, SendResult):
-            return Sent(message.id, outcome.provider_message_id)
-        error = _describe(outcome)
-        if isinstance(outcome, PermanentDeliveryError) or not isinstance(outcome, DeliveryError):
-            return Dead(message.id, error, attempted=True)
-        attempt = message.attempts + 1
-        unknown = isinstance(outcome, TransientDeliveryError) and outcome.maybe_delivered
-        if attempt >= self.delivery.max_attempts:
-            # A request whose answer never came may have been accepted: it is retried
-            # until the message expires rather than recorded dead (which --requeue-dead
-            # would send again); only a message without expiry has a last word.
-            if not unknown:
-                return Dead(message.id, f"attempts exhausted: {error}", attempted=True)
-            if message.expires_at is None and attempt >= self.delivery.max_attempts + (
-                CRASH_ALLOWANCE
-            ):
-                return Dead(
-                    message.id, f"attempts exhausted, outcome unknown: {error}", attempted=True
-                )
-        retry_after = outcome.retry_after if isinstance(outcome, TransientDeliveryError) else None
-        delay = policy.retry_delay(
-            min(attempt, self.delivery.max_attempts),
-            base_seconds=self.delivery.backoff_base_seconds,
-            max_seconds=self.delivery.backoff_max_seconds,
-            rng=self.rng,
-            retry_after=retry_after,
-        )
-        at = now + timedelta(seconds=delay)
-        if policy.is_expired(at, message.expires_at):
-            return Skipped(message.id, policy.SKIP_EXPIRED, error, attempted=True)
-        return Retry(message.id, at, error, attempted=True)
+            record = record_answer(claimed, outcome, now, self.delivery, self.rng)
+            self._add(record, claimed)
 
     # -- recorder -------------------------------------------------------------------
 
     def _add(self, record: Record, message: ClaimedMessage, *, released: bool = False) -> None:
+        """Queue ``record`` for the recorder and count it (``released``: handed back)."""
         self.pending.append(record)
         if not released:
             self.pending_done += 1
-        report = self.report
-        channel = message.channel
-        if isinstance(record, Sent):
-            report.sent += 1
-            _log_outcome(logging.INFO, "sent", message, provider_id=record.provider_message_id)
-        elif isinstance(record, Dead):
-            report.dead += 1
-            report.reasons["dead", channel, reason_of(record.error)] += 1
-            _log_outcome(logging.WARNING, "dead", message, error=reason_of(record.error))
-        elif isinstance(record, Skipped):
-            report.skipped[record.reason] += 1
-            if record.error:
-                report.reasons["skipped", channel, f"{record.reason}: "
-                               f"{reason_of(record.error)}"] += 1
-            _log_outcome(logging.INFO, "skipped", message, reason=record.reason,
-                         error=reason_of(record.error) if record.error else None)
-        elif released:
-            _log_outcome(logging.DEBUG, "released", message)
-        elif not record.attempted:
-            _log_outcome(logging.INFO, "deferred", message, until=record.at.isoformat(),
-                         reason="quiet hours")
-        else:
-            report.retried += 1
-            error = reason_of(record.error or "unknown error")
-            report.reasons["retry", channel, error] += 1
-            _log_outcome(logging.WARNING, "retry", message, at=record.at.isoformat(),
-                         error=error)
+        self.report.count(record, message, released=released)
         if len(self.pending) >= 1000:
             self.wake.set()
 
@@ -706,25 +505,3 @@ class _Drainer:
                     self.leases.pop(message_id, None)
                     self.report.lost += 1
                     log.warning("delivery.lease.lost id=%s owner=%s", message_id, self.owner)
-
-
-def _log_outcome(level: int, outcome: str, message: ClaimedMessage, **fields: Any) -> None:
-    """``delivery.message.<outcome>`` with ids, campaign, channel and attempt: never an
-    address or a message text (reasons from providers pass the log's redaction)."""
-    if not log.isEnabledFor(level):
-        return
-    # The attempt this outcome belongs to: ``attempts`` counts the requests recorded
-    # before this claim, so this one is the next.
-    values = {
-        "id": message.id, "campaign": message.campaign, "channel": message.channel,
-        "attempt": message.attempts + 1, **{k: v for k, v in fields.items() if v is not None},
-    }
-    text = " ".join([f"delivery.message.{outcome}", *(f"{k}={v}" for k, v in values.items())])
-    log.log(level, "%s", text, extra={"fields": values})
-
-
-def _describe(outcome: BaseException) -> str:
-    text = str(outcome) or type(outcome).__name__
-    return text[:1000]
-
-

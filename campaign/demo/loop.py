@@ -1,330 +1,34 @@
-"""The demo's closed loop: plan, send, simulated customers answer, measure, learn.
-
-After the demo has trained a model, planned every campaign and "sent" the messages to
-its file sink, :func:`simulate_responses` plays the customers (deterministic with a
-seed):
-
-* **engagement**: each sent message is delivered (email 97%, SMS 98%; the rest hard
-  bounce), opened (email 35% of delivered) and clicked (30% of opens; SMS 8%); these
-  go as signed Standard Webhooks events to the real ``campaign serve`` app, started
-  on 127.0.0.1 on an ephemeral port in a thread;
-* **natural purchases**: the shop generator already simulated the 90 days after the
-  as-of date for *everybody* (``DemoShop.future_events``, never exported). They are
-  what every user, held out or not, would have done without us. A coupon holder who
-  buys anyway uses the code half of the time (the coupon then costs money and earns
-  nothing: the report's coupon cost shows it);
-* **the planted effect**: a *sent* message makes one extra purchase happen with
-  probability ``base_lift + per_percent_off × percent_off`` (:class:`PlantedEffect`:
-  2% without a coupon, 12% with 20% off), within the coupon's validity (mean delay 3
-  days). Skipped or failed messages and the holdout get nothing extra.
-
-Purchases enter as shop events through the CSV importer (the events path), never as
-webhooks. :func:`planted_uplift` is the effect the report should recover: the
-expected intent-to-treat conversion uplift given the natural purchases.
-"""
+"""The demo's closed loop, after the set-up steps: train, plan, send to the file sink,
+the simulated customers answer (:mod:`.customers`, through the real webhook server,
+:mod:`.webhooks`), attribute, retrain, report. Each step returns what it did."""
 
 from __future__ import annotations
 
-import http.client
-import json
 import math
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
-import numpy as np
-import pandas as pd
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from campaign.common.errors import CampaignError, ModelError
-from campaign.common.money import format_amount, format_plain, parse_amount
-from campaign.common.signing import sign_headers
-from campaign.config import Config
+from campaign.common.errors import ModelError
+from campaign.common.money import format_plain
 from campaign.db.models import (
     ChurnScore,
-    Coupon,
     Message,
     MessageStatus,
     ModelVersion,
-    Product,
     User,
 )
 from campaign.demo.constants import LOOP_DAYS
-from campaign.demo.shop import EVENT_COLUMNS
+from campaign.demo.customers import (
+    load_sent_frame,
+    planted_uplift,
+    product_prices,
+    simulate_responses,
+)
 from campaign.demo.steps import DemoContext, DemoStep, StepSummary
-
-DEMO_SECRET = "demo-loop-webhook-secret"
-
-
-@dataclass(frozen=True)
-class PlantedEffect:
-    """The causal effect the simulation plants: extra-purchase probability of a sent
-    message, ``base_lift + per_percent_off * percent_off`` (percent_off 0 = no coupon)."""
-
-    base_lift: float = 0.02
-    per_percent_off: float = 0.005
-
-    def lift(self, percent_off: np.ndarray) -> np.ndarray:
-        """Extra-purchase probability per message (array of percents, 0 without coupon)."""
-        return self.base_lift + self.per_percent_off * np.asarray(percent_off, dtype=float)
-
-
-@dataclass(frozen=True)
-class Engagement:
-    """Response rates of the simulated customers, per medium."""
-
-    delivered: float = 0.97
-    opened: float = 0.35
-    clicked_after_open: float = 0.30
-    sms_delivered: float = 0.98
-    sms_clicked: float = 0.08
-    coupon_use_when_buying_anyway: float = 0.5
-    mean_delay_days: float = 3.0
-
-
-@dataclass
-class Simulation:
-    """What the customers did: webhook event bodies, shop events, and the truth.
-
-    ``webhooks``: (event id, JSON body) pairs; ``events``: rows in the events CSV
-    columns (natural future events with coupon codes applied, plus extra purchases);
-    ``extra``: message_id, extra_purchase (bool), lift (probability planted),
-    natural_converted (bool: a natural purchase fell in the attribution window).
-    """
-
-    webhooks: list[tuple[str, bytes]]
-    events: pd.DataFrame
-    extra: pd.DataFrame
-
-
-def _minor(amount: object, currency: str) -> int:
-    return parse_amount(str(amount), currency)
-
-
-def simulate_responses(
-    messages: pd.DataFrame,
-    future_events: pd.DataFrame,
-    prices: pd.Series,
-    *,
-    seed: int,
-    window_days: int = 14,
-    effect: PlantedEffect = PlantedEffect(),
-    rates: Engagement = Engagement(),
-    currency: str = "CNY",
-) -> Simulation:
-    """Pure: the customers' answers to the sent messages (see the module docstring).
-
-    ``messages``: one row per planned message with message_id, external_id (the
-    user's shop id), status, medium, coupon_code, percent_off (0 without coupon),
-    coupon_expires_at, sent_at, product (a shop product id to buy, or None).
-    ``future_events``: events CSV rows after the as-of date. ``prices``: shop product
-    id → price in minor units of ``currency`` (the amounts of ``future_events`` are
-    decimals of it too). Deterministic for a given ``seed``.
-    """
-    rng = np.random.default_rng(seed)
-    sent = messages[messages["status"] == MessageStatus.SENT.value].sort_values("message_id")
-    sent = sent.reset_index(drop=True)
-    n = len(sent)
-    is_sms = (sent["medium"] == "sms").to_numpy()
-    u = rng.random((n, 5))
-    delivered = np.where(is_sms, u[:, 0] < rates.sms_delivered, u[:, 0] < rates.delivered)
-    opened = delivered & ~is_sms & (u[:, 1] < rates.opened)
-    clicked = np.where(is_sms, delivered & (u[:, 2] < rates.sms_clicked),
-                       opened & (u[:, 2] < rates.clicked_after_open))
-    percent = sent["percent_off"].fillna(0).to_numpy(dtype=float)
-    lift = effect.lift(percent)
-    extra = delivered & (u[:, 3] < lift)
-    delays = rng.exponential(rates.mean_delay_days, n)
-    sent_at = pd.to_datetime(sent["sent_at"], utc=True)
-
-    webhooks: list[tuple[str, bytes]] = []
-    for i, row in enumerate(sent.itertuples(index=False)):
-        base = sent_at.iloc[i]
-        steps = [("bounced", 0.02)] if not delivered[i] else [("delivered", 0.01)]
-        if opened[i]:
-            steps.append(("opened", min(delays[i], 2.0) * 0.5 + 0.05))
-        if clicked[i]:
-            steps.append(("clicked", min(delays[i], 2.0) * 0.5 + 0.1))
-        for kind, days in steps:
-            event_id = f"demo-{row.message_id}-{kind}"
-            body = {"type": kind, "message_id": int(row.message_id),
-                    "timestamp": (base + pd.Timedelta(days=days)).isoformat()}
-            if kind == "bounced":
-                body["bounce"] = "hard"
-            webhooks.append((event_id, json.dumps(body).encode()))
-
-    rows: list[dict[str, object]] = []
-    for i in map(int, np.flatnonzero(extra)):
-        row = sent.iloc[i]
-        product = row["product"]
-        price = int(prices.get(product, 9900)) if product is not None else 9900
-        pct = int(percent[i])
-        paid = round(price * (100 - pct) / 100)
-        at = sent_at.iloc[i] + pd.Timedelta(days=min(float(delays[i]) + 0.1, 13.5))
-        rows.append({
-            "event_id": f"demo-extra-{row['message_id']}", "user_id": row["external_id"],
-            "type": "purchase", "ts": at.isoformat(), "product_id": product,
-            "order_id": f"demo-extra-{row['message_id']}", "quantity": 1,
-            "amount": format_amount(paid, currency),
-            "coupon_code": row["coupon_code"] if pct else None,
-        })
-    natural = future_events.copy()
-    natural["coupon_code"] = natural["coupon_code"].astype(object)
-    holders = sent[sent["coupon_code"].notna()]
-    buys = natural[natural["type"] == "purchase"]
-    ts = pd.to_datetime(buys["ts"], utc=True)
-    for row in holders.itertuples(index=False):
-        if rng.random() >= rates.coupon_use_when_buying_anyway:
-            continue
-        mine = buys[(buys["user_id"] == row.external_id)
-                    & (ts > pd.Timestamp(row.sent_at))
-                    & (ts <= pd.Timestamp(row.coupon_expires_at))]
-        if mine.empty:
-            continue
-        order = mine["order_id"].iloc[0]
-        lines = mine.index[mine["order_id"] == order] if pd.notna(order) else mine.index[:1]
-        natural.loc[lines, "coupon_code"] = row.coupon_code
-        natural.loc[lines, "amount"] = [
-            format_amount(round(_minor(a, currency) * (100 - row.percent_off) / 100), currency)
-            for a in natural.loc[lines, "amount"]
-        ]
-    events = pd.concat([natural, pd.DataFrame(rows, columns=list(EVENT_COLUMNS))],
-                       ignore_index=True)
-    first_buy = pd.DataFrame({"external_id": buys["user_id"], "ts": ts})
-    window = sent[["message_id", "external_id"]].assign(start=sent_at)
-    window = window.merge(first_buy, on="external_id", how="left")
-    window["start"] = pd.to_datetime(window["start"], utc=True)
-    window["ts"] = pd.to_datetime(window["ts"], utc=True)
-    hit = (window["ts"] > window["start"]) & (
-        window["ts"] <= window["start"] + pd.Timedelta(days=window_days)
-    )
-    natural_converted = sent["message_id"].isin(window.loc[hit, "message_id"]).to_numpy()
-    truth = pd.DataFrame({"message_id": sent["message_id"], "extra_purchase": extra,
-                          "lift": np.where(delivered, lift, 0.0),
-                          "natural_converted": natural_converted})
-    return Simulation(webhooks, events[list(EVENT_COLUMNS)], truth)
-
-
-def planted_uplift(outcomes: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
-    """Expected ITT conversion uplift per campaign that the simulation planted.
-
-    For each treatment row: its planted lift (0 when not sent or bounced) times the
-    chance it mattered (1 unless the user bought anyway within the window, from the
-    natural purchases alone). Mean over the treatment group's closed rows, as a
-    fraction (0.05 = 5 points).
-    """
-    treated = outcomes[(outcomes["group"] == "treatment") & outcomes["window_closed"]]
-    merged = treated[["campaign", "message_id"]].merge(truth, on="message_id", how="left")
-    lift = merged["lift"].fillna(0.0)
-    anyway = merged["natural_converted"].astype("boolean").fillna(False).astype(bool)
-    merged["expected"] = lift * (~anyway).astype(float)
-    return merged.groupby("campaign")["expected"].mean()
-
-
-# -- I/O ------------------------------------------------------------------------------
-
-
-def load_sent_frame(engine: Engine) -> pd.DataFrame:
-    """The planned messages with what :func:`simulate_responses` needs. Read-only."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(Message.id, User.external_id, Message.campaign, Message.status,
-                   Message.channel, Message.coupon_code, Message.sent_at, Message.products,
-                   Coupon.percent_off, Coupon.expires_at)
-            .join(User, User.id == Message.user_id)
-            .outerjoin(Coupon, Coupon.code == Message.coupon_code)
-            .order_by(Message.id)
-        ).all()
-        products = dict(connection.execute(select(Product.id, Product.external_id)).all())
-    frame = pd.DataFrame.from_records(rows, columns=[
-        "message_id", "external_id", "campaign", "status", "channel", "coupon_code", "sent_at",
-        "products", "percent_off", "coupon_expires_at"])
-    frame["percent_off"] = frame["percent_off"].fillna(0).astype(int)
-    frame["product"] = [
-        products.get(items[0]["product_id"]) if items else None for items in frame["products"]
-    ]
-    return frame
-
-
-def product_prices(engine: Engine) -> pd.Series:
-    """Shop product id → price in cents. Read-only."""
-    with engine.connect() as connection:
-        rows = connection.execute(select(Product.external_id, Product.price_cents)).all()
-    return pd.Series({k: v for k, v in rows if v is not None}, dtype="int64")
-
-
-@contextmanager
-def running_server(config: Config, engine: Engine, *, clock_at: datetime) -> Iterator[str]:
-    """The real response app under uvicorn on 127.0.0.1 (ephemeral port) in a thread.
-
-    Yields its base URL; the app's clock is fixed at ``clock_at``. Stops it on exit.
-    """
-    from campaign.responses.app import create_app
-
-    app = create_app(config, engine, clock=lambda: clock_at)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, name="demo-webhooks", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise CampaignError("the demo's webhook server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-
-
-def post_webhooks(
-    base_url: str, webhooks: Sequence[tuple[str, bytes]], *, at: datetime,
-    progress: Callable[[int], None] | None = None,
-) -> dict[int, int]:
-    """POST each signed event to ``/webhooks/events``; returns HTTP status → count.
-
-    Signed with :data:`DEMO_SECRET` and a timestamp of ``at`` (the server's clock);
-    the event's own time travels in its body. One keep-alive connection (the standard
-    library's client: httpx belongs to the delivery part).
-    """
-    counts: dict[int, int] = {}
-    stamp = int(at.timestamp())
-    target = urlsplit(base_url)
-    connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port,
-                                            timeout=30)
-    try:
-        for event_id, body in webhooks:
-            headers = sign_headers(DEMO_SECRET, event_id, stamp, body)
-            headers["content-type"] = "application/json"
-            connection.request("POST", "/webhooks/events", body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            counts[response.status] = counts.get(response.status, 0) + 1
-            if progress is not None:
-                progress(1)
-    finally:
-        connection.close()
-    return counts
-
-
-def with_demo_secret(config: Config) -> Config:
-    """``config`` whose server accepts events signed with :data:`DEMO_SECRET`."""
-    from pydantic import SecretStr
-
-    server = config.server.model_copy(update={"secrets": (SecretStr(DEMO_SECRET),)})
-    return config.model_copy(update={"server": server})
-
-
-
-# -- demo steps (after campaign.demo.steps.SETUP_STEPS in campaign.demo.run) ------------
+from campaign.demo.webhooks import post_webhooks, running_server, with_demo_secret
 
 
 def _summary(title: str, lines: Sequence[tuple[str, str]], changed: bool) -> StepSummary:

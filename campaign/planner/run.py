@@ -17,11 +17,9 @@ gets what), :mod:`~campaign.planner.writer` (the outbox rows) and
 
 from __future__ import annotations
 
-import gc
 import random
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
@@ -54,6 +52,7 @@ from campaign.planner.claims import (
     record_failure,
     slot_taken,
 )
+from campaign.planner.collector import freeze_more, long_lived_frozen
 from campaign.planner.decisions import decide, recommendations
 from campaign.planner.outcomes import (
     ALREADY_PLANNED,
@@ -106,7 +105,7 @@ def plan_run(
         TemplateError: a template of an enabled variant is broken (nothing planned).
         ConfigError: the campaign has no enabled variant.
     """
-    with _long_lived_frozen():
+    with long_lived_frozen():
         return _plan_run(
             engine, config, campaign_name, as_of=as_of, slot=slot, dry_run=dry_run,
             progress=progress, now=now, only_user=only_user, render_limit=render_limit,
@@ -282,8 +281,8 @@ def _finish(
                          config.delivery.message_expiry_hours)
     subjects: dict[int, str | None] = {}
     # The audience, picks and views live until the end of the run: out of the
-    # collector's way too (plan_run unfreezes everything when it ends).
-    gc.freeze()
+    # collector's way too (until the run leaves long_lived_frozen).
+    freeze_more()
     step = 0
     positions = queued.tolist()
     for start in range(0, len(positions), WRITE_CHUNK):
@@ -343,23 +342,6 @@ def _finish(
         for i, u in enumerate(cols["user_id"])
     ]
     return kept
-
-
-@contextmanager
-def _long_lived_frozen() -> Iterator[None]:
-    """Keep the cyclic garbage collector off the objects that exist on entry.
-
-    A run allocates millions of objects (result rows, frames, picks, messages), which
-    set off full collections, and each of those would walk every object the process
-    already holds (the imported libraries alone are hundreds of thousands) again.
-    :func:`gc.freeze` moves those to the permanent generation for the run and
-    :func:`gc.unfreeze` hands them back; objects created inside are collected as usual.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _public(frame: pd.DataFrame) -> pd.DataFrame:

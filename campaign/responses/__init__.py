@@ -2,7 +2,7 @@
 ``messages.engagement`` and ``suppressions`` (see docs/responses.md).
 
 Importing the package does nothing: whoever imports one module of it (the importer,
-:mod:`campaign.responses.ingest`) must not pay for the server.
+:mod:`campaign.responses.recording`) must not pay for the server.
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ from campaign.db.models import User
 from campaign.db.queries import unsubscribe_keys
 from campaign.responses import pages
 from campaign.responses.events import InboundEvent, ResponseType
-from campaign.responses.ingest import IngestResult
 from campaign.responses.providers import generic, sendgrid, twilio
+from campaign.responses.recording import RecordResult
 from campaign.responses.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _summary(result: IngestResult) -> dict[str, int]:
+def _summary(result: RecordResult) -> dict[str, int]:
     return {"stored": result.stored, "duplicates": result.duplicates, "unmatched": result.unmatched}
 
 

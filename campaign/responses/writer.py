@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from campaign.responses.events import SUPPRESSING, InboundEvent
-from campaign.responses.ingest import IngestResult, ingest_events
+from campaign.responses.recording import RecordResult, record_events
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Pending:
     events: Sequence[InboundEvent]
-    future: asyncio.Future[IngestResult]
+    future: asyncio.Future[RecordResult]
 
 
 class BatchWriter:
@@ -69,15 +69,15 @@ class BatchWriter:
             self._task = None
         self._executor.shutdown(wait=True)
 
-    async def write(self, events: Sequence[InboundEvent]) -> IngestResult:
+    async def write(self, events: Sequence[InboundEvent]) -> RecordResult:
         """Store ``events``; returns once they are committed.
 
         Raises:
             Exception: whatever the database raised for this request's events.
         """
         if not events:
-            return IngestResult()
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+            return RecordResult()
+        future: asyncio.Future[RecordResult] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(events, future))
         return await future
 
@@ -122,7 +122,7 @@ class BatchWriter:
                 if not pending.future.done():
                     pending.future.set_result(result)
 
-    def _write(self, batch: Sequence[_Pending]) -> list[IngestResult]:
+    def _write(self, batch: Sequence[_Pending]) -> list[RecordResult]:
         events = [event for pending in batch for event in pending.events]
         with self._engine.begin() as connection:
             if (
@@ -134,14 +134,14 @@ class BatchWriter:
                 # ~6 ms on a plain disk, per commit); a database crash may lose the last
                 # fraction of a second of them. Suppressing events always wait.
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            total = ingest_events(connection, events, now=self._clock(), media=self._media)
+            total = record_events(connection, events, now=self._clock(), media=self._media)
         out = []
         start = 0
         for pending in batch:
             statuses = total.statuses[start : start + len(pending.events)]
             start += len(pending.events)
             out.append(
-                IngestResult(
+                RecordResult(
                     stored=sum(s != "duplicate" for s in statuses),
                     duplicates=statuses.count("duplicate"),
                     unmatched=statuses.count("unmatched"),

@@ -126,10 +126,11 @@ def uplift_frame(outcomes: pd.DataFrame) -> pd.DataFrame:
     * campaign, variant, n_treatment, n_control (closed windows only), pending
       (treatment rows whose window is still open);
     * conv_treatment, conv_control (rates 0..1), uplift (absolute, rate points as a
-      fraction), uplift_low/high (95% CI), relative_uplift (+ _low/_high), p_value
-      (two-proportion z-test);
+      fraction), uplift_low/high (Newcombe 95% CI), uplift_always_low/_high (the
+      always-valid 95% interval, safe to read every day), relative_uplift (+ _low/
+      _high), p_value (two-proportion z-test);
     * revenue_per_user_treatment/_control (cents, float), revenue_uplift_per_user with
-      revenue_low/high (Welch 95% CI) and revenue_p_value;
+      revenue_low/high (Welch 95% CI), revenue_always_low/_high and revenue_p_value;
     * incremental_revenue_cents = revenue uplift per user × n_treatment (paid amounts,
       so already net of coupon discounts), coupon_cost_cents (discounts the treatment
       group's coupons gave), incremental_revenue_gross_cents (before that cost);
@@ -166,12 +167,15 @@ def uplift_frame(outcomes: pd.DataFrame) -> pd.DataFrame:
                 "pending": int((~treated_rows["window_closed"]).sum()),
                 "conv_treatment": conv.p_treatment, "conv_control": conv.p_control,
                 "uplift": conv.diff, "uplift_low": conv.low, "uplift_high": conv.high,
+                "uplift_always_low": conv.always_low, "uplift_always_high": conv.always_high,
                 "relative_uplift": conv.relative, "relative_low": conv.relative_low,
                 "relative_high": conv.relative_high, "p_value": conv.p_value,
                 "revenue_per_user_treatment": revenue.mean_treatment,
                 "revenue_per_user_control": revenue.mean_control,
                 "revenue_uplift_per_user": revenue.diff,
                 "revenue_low": revenue.low, "revenue_high": revenue.high,
+                "revenue_always_low": revenue.always_low,
+                "revenue_always_high": revenue.always_high,
                 "revenue_p_value": revenue.p_value,
                 "incremental_revenue_cents": incremental,
                 "coupon_cost_cents": cost,

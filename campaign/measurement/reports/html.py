@@ -84,7 +84,7 @@ def uplift_figure(uplift: pd.DataFrame) -> str:
     diff = rows["uplift"].to_numpy() * 100
     low = diff - rows["uplift_low"].to_numpy() * 100
     high = rows["uplift_high"].to_numpy() * 100 - diff
-    colors = ["#1a7f37" if lo > 0 else "#888888" for lo in rows["uplift_low"]]
+    colors = ["#1a7f37" if lo > 0 else "#888888" for lo in rows["uplift_always_low"]]
     for i, color in enumerate(colors):
         ax.errorbar(diff[i], y[i], xerr=[[low[i]], [high[i]]], fmt="none", ecolor=color,
                     capsize=4)
@@ -183,12 +183,16 @@ def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
         if math.isnan(r.uplift):
             out.append(f"<p><b>{html.escape(r.campaign)}</b>: not measurable yet.</p>")
             continue
-        verdict = "good" if r.uplift_low > 0 else "flat"
+        # "It works" only when the always-valid interval says so: this page is read
+        # every day, and the fixed-horizon interval read daily claims effects that
+        # are not there (campaign.experiments.uplift).
+        verdict = "good" if r.uplift_always_low > 0 else "flat"
         out.append(
             f"<p><b>{html.escape(r.campaign)}</b>: {r.conv_treatment:.1%} of treated users "
             f"bought vs {r.conv_control:.1%} of the holdout: "
             f"<span class='{verdict}'>{r.uplift * 100:+.1f} points "
-            f"[{r.uplift_low * 100:+.1f}, {r.uplift_high * 100:+.1f}]</span>, p = "
+            f"[{r.uplift_low * 100:+.1f}, {r.uplift_high * 100:+.1f}]</span> (always-valid "
+            f"[{r.uplift_always_low * 100:+.1f}, {r.uplift_always_high * 100:+.1f}]), p = "
             f"{r.p_value:.3g}. Incremental revenue {currency} "
             f"{format_plain(r.incremental_revenue_cents, currency)} after {currency} "
             f"{format_plain(r.coupon_cost_cents, currency)} of coupon discounts.</p>"
@@ -223,7 +227,9 @@ def render_html(
             "campaign": "campaign", "variant": "variant", "n_treatment": "treated",
             "n_control": "held out", "conv_treatment": "conv. treated",
             "conv_control": "conv. held out", "uplift": "uplift", "uplift_low": "CI low",
-            "uplift_high": "CI high", "relative_uplift": "relative", "p_value": "p",
+            "uplift_high": "CI high", "uplift_always_low": "always-valid low",
+            "uplift_always_high": "always-valid high", "relative_uplift": "relative",
+            "p_value": "p",
             "churn_treatment": "churn treated", "churn_control": "churn held out",
         }))
         parts.append("<h2>Funnel</h2>" + funnel_figure(report.funnel))

@@ -1,4 +1,4 @@
-"""Response ingest on both dialects: dedupe, forward-only engagement, suppression."""
+"""Recording responses on both dialects: dedupe, forward-only engagement, suppression."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campaign.db.models import Response
 from campaign.db.queries import address_hash, is_suppressed
 from campaign.responses.events import InboundEvent, ResponseType
-from campaign.responses.ingest import ingest_events
+from campaign.responses.recording import record_events
 from tests.factories import make_user
 from tests.responses_helpers import (
     NOW,
@@ -35,9 +35,9 @@ def _event(event_id: str, kind: ResponseType, minutes: int = 0, **fields: object
     )
 
 
-def _ingest(engine: Engine, *events: InboundEvent):  # type: ignore[no-untyped-def]
+def _record(engine: Engine, *events: InboundEvent):  # type: ignore[no-untyped-def]
     with engine.begin() as connection:
-        return ingest_events(connection, list(events), now=NOW, media=MEDIA)
+        return record_events(connection, list(events), now=NOW, media=MEDIA)
 
 
 def test_replayed_events_are_stored_once(
@@ -47,12 +47,12 @@ def test_replayed_events_are_stored_once(
         message = make_sent_message(session, make_user(session))
         session.commit()
         mid = message.id
-    first = _ingest(
+    first = _record(
         engine,
         _event("e1", ResponseType.OPENED, message_id=mid),
         _event("e1", ResponseType.OPENED, message_id=mid),
     )
-    again = _ingest(engine, _event("e1", ResponseType.OPENED, message_id=mid))
+    again = _record(engine, _event("e1", ResponseType.OPENED, message_id=mid))
     assert (first.stored, first.duplicates) == (1, 1)
     assert first.statuses == ["stored", "duplicate"]
     assert (again.stored, again.duplicates) == (0, 1)
@@ -74,7 +74,7 @@ def test_events_match_by_id_key_or_provider_id_and_unknown_ones_are_kept_unmatch
             by_pid.id,
             by_key.id,
         )
-    result = _ingest(
+    result = _record(
         engine,
         _event("k", ResponseType.DELIVERED, idempotency_key=key),
         _event("p", ResponseType.CLICKED, provider_message_id=pid),
@@ -99,24 +99,24 @@ def test_a_late_delivered_never_overwrites_clicked_and_terminal_states_stay(
         first, second = make_sent_message(session, user), make_sent_message(session, user)
         session.commit()
         a, b = first.id, second.id
-    _ingest(engine, _event("a1", ResponseType.CLICKED, 5, message_id=a))
-    _ingest(
+    _record(engine, _event("a1", ResponseType.CLICKED, 5, message_id=a))
+    _record(
         engine,
         _event("a2", ResponseType.DELIVERED, 1, message_id=a),
         _event("a3", ResponseType.OPENED, 2, message_id=a),
     )
     assert engagement_of(engine, a) == "clicked"
-    _ingest(engine, _event("a4", ResponseType.PURCHASED, 9, message_id=a))
+    _record(engine, _event("a4", ResponseType.PURCHASED, 9, message_id=a))
     assert engagement_of(engine, a) == "converted"
     # In one batch, the earliest terminal event wins and nothing moves it afterwards.
-    _ingest(
+    _record(
         engine,
         _event("b2", ResponseType.UNSUBSCRIBED, 3, message_id=b),
         _event("b1", ResponseType.COMPLAINED, 2, message_id=b),
         _event("b3", ResponseType.CLICKED, 4, message_id=b),
     )
     assert engagement_of(engine, b) == "complained"
-    _ingest(engine, _event("b4", ResponseType.BOUNCED, 5, message_id=b))
+    _record(engine, _event("b4", ResponseType.BOUNCED, 5, message_id=b))
     assert engagement_of(engine, b) == "complained"
 
 
@@ -132,7 +132,7 @@ def test_unsubscribes_complaints_and_hard_bounces_suppress_at_once_but_soft_boun
         ids = soft_user.id, hard_user.id, spam_user.id
         hard_phone, spam_email = hard_user.phone, spam_user.email
         messages = soft.id, hard.id, spam.id
-    result = _ingest(
+    result = _record(
         engine,
         _event("s", ResponseType.SOFT_BOUNCED, message_id=messages[0]),
         _event("h", ResponseType.BOUNCED, message_id=messages[1]),
@@ -149,7 +149,7 @@ def test_unsubscribes_complaints_and_hard_bounces_suppress_at_once_but_soft_boun
         assert not is_suppressed(connection, ids[1], "email")
         assert is_suppressed(connection, ids[2], "email")
     # A replay adds nothing.
-    _ingest(engine, _event("c2", ResponseType.COMPLAINED, message_id=messages[2]))
+    _record(engine, _event("c2", ResponseType.COMPLAINED, message_id=messages[2]))
     assert len(suppressions(engine)) == 2
 
 
@@ -160,7 +160,7 @@ def test_an_sms_stop_from_a_known_number_suppresses_that_user_without_a_message(
         user = make_user(session, phone="+15550009999")
         session.commit()
         uid = user.id
-    result = _ingest(
+    result = _record(
         engine,
         _event("SM1", ResponseType.UNSUBSCRIBED, address=" +15550009999", medium="sms"),
         _event("SM2", ResponseType.UNSUBSCRIBED, address="+15550000000", medium="sms"),
@@ -181,7 +181,7 @@ def test_an_unsubscribe_link_names_the_user_and_lands_on_their_latest_message(
         latest = make_sent_message(session, user)
         session.commit()
         uid, external, latest_id, email = user.id, user.external_id, latest.id, user.email
-    _ingest(
+    _record(
         engine,
         _event(
             "link1", ResponseType.UNSUBSCRIBED, user_ref=external, channel="email", medium="email"
@@ -205,7 +205,7 @@ def test_concurrent_duplicates_never_fail(
         try:
             barrier.wait()
             for n in range(20):
-                _ingest(engine, _event(f"race-{n}", ResponseType.OPENED, message_id=mid))
+                _record(engine, _event(f"race-{n}", ResponseType.OPENED, message_id=mid))
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 

@@ -49,7 +49,7 @@ _SUPPRESSION_CHANNEL_CHARS = 16
 
 
 @dataclass
-class IngestResult:
+class RecordResult:
     """What one batch did. ``statuses[i]`` is ``"stored"``, ``"unmatched"`` (stored, no
     message found) or ``"duplicate"`` for the i-th input event."""
 
@@ -81,20 +81,20 @@ class _MessageRef:
     channel: str
 
 
-def ingest_events(
+def record_events(
     connection: Connection,
     events: Sequence[InboundEvent],
     *,
     now: datetime,
     media: Mapping[str, str] | None = None,
-) -> IngestResult:
+) -> RecordResult:
     """Store a batch of events and apply their effects, in ``connection``'s transaction.
 
     ``media`` maps configured channel names to ``email``/``sms`` (to suppress the
     right medium); ``now`` (UTC) stamps ``received_at``. Duplicates (by
     ``event_id``, within the batch or already stored) change nothing.
     """
-    result = IngestResult(statuses=["duplicate"] * len(events))
+    result = RecordResult(statuses=["duplicate"] * len(events))
     first: dict[str, int] = {}
     for index, event in enumerate(events):
         first.setdefault(event.event_id, index)
