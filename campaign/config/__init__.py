@@ -38,6 +38,7 @@ from campaign.config.sections import (
     ServerConfig,
     ShopConfig,
     TemplatesConfig,
+    UpliftConfig,
     VariantConfig,
 )
 
@@ -69,6 +70,7 @@ __all__ = [
     "ServerConfig",
     "ShopConfig",
     "TemplatesConfig",
+    "UpliftConfig",
     "VariantConfig",
     "load_config",
 ]

@@ -331,6 +331,28 @@ class ExperimentsConfig(_Section):
     prior_failures: float = Field(1.0, gt=0)
 
 
+class UpliftConfig(_Section):
+    """The uplift model: whom a message changes (docs/uplift.md)."""
+
+    # Training refuses a campaign with fewer treated or held-out users than these.
+    min_treated: int = Field(200, ge=10)
+    min_control: int = Field(200, ge=10)
+    # Segments: persuadable above +delta, sleeping dog below -delta (outcome units: a
+    # probability difference for converted/visited, major currency units for revenue).
+    delta: float = Field(0.01, ge=0)
+    # Between the two, a sure thing when the predicted rate without the message is at
+    # least this (revenue: at least this many currency units), else a lost cause.
+    base_rate: float = Field(0.1, ge=0)
+    # Share of the experiment rows kept aside to choose between the tree and the
+    # challenger by Qini.
+    validation_share: float = Field(0.3, gt=0.05, lt=0.8)
+    # The readable tree.
+    max_depth: int = Field(3, ge=1, le=6)
+    min_samples_leaf: int = Field(100, ge=5)
+    # Seed of the validation split and the challenger.
+    random_state: int = 0
+
+
 IngestTarget = Literal["users", "products", "events"]
 
 
