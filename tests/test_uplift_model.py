@@ -134,8 +134,8 @@ def test_the_tree_finds_planted_persuadables_and_sleeping_dogs() -> None:
 
 
 def test_the_boosted_challenger_ranks_the_planted_effect_too() -> None:
-    train, test = planted(8_000, 6), planted(8_000, 7)
-    model = TwoModelBoosting(max_iter=40).fit(
+    train, test = planted(6_000, 6), planted(6_000, 7)
+    model = TwoModelBoosting(max_iter=30, min_samples_leaf=100).fit(
         train[list(FEATURE_COLUMNS)], train["y"].to_numpy(), train["treatment"].to_numpy(),
         train["p"].to_numpy())
     table = ranking_table(test["y"].to_numpy(), test["treatment"].to_numpy(),
