@@ -46,6 +46,8 @@ def score_customers(
         select(User.id, User.external_id).where(User.forgotten_at.is_(None))).all())
     features = features[features.index.isin(list(users))]
     scored = predict_frame(model, features, config)
-    scored.insert(0, "user_id", [users[int(i)] for i in scored.index])
+    externals = [users[int(i)] for i in scored.index]
+    scored = scored.reset_index(drop=True)
+    scored.insert(0, "user_id", externals)
     return scored.sort_values(["uplift", "user_id"], ascending=[False, True]).reset_index(
         drop=True)[list(SCORE_COLUMNS)]
