@@ -73,6 +73,7 @@ PLACEHOLDERS: dict[tuple[str | None, str], str] = {
     ("products", "FILE.csv"): "data/products.csv",
     ("events", "FILE.csv"): "data/events.csv",
     ("responses", "FILE.csv"): "responses.csv",
+    ("experiments", "FILE.csv"): "experiments.csv",
     ("suppressions", "FILE.csv"): "data/suppressions.csv",
     ("--output", "FILE.csv"): "out.csv",
     ("--rejects", "FILE"): "rejects.csv",
@@ -104,6 +105,12 @@ NAMES_ONLY: dict[str, str] = {
 EXPECTED_FAILURES: dict[str, tuple[int, str]] = {
     # docs/templates.md: exit 1 when [shop] coupon_webhook_url is not set, as in the demo.
     "coupons announce": (1, "coupon_webhook_url: is not set"),
+    # docs/uplift.md: the demo's runs randomise a few dozen users per campaign, below
+    # [uplift] min_treated/min_control, so training is refused with the counts, and
+    # there is no uplift model to score with.
+    "train uplift": (1, "the uplift model needs at least 200 treated and 200 held out"),
+    "evaluate uplift": (1, "the uplift model needs at least 200 treated and 200 held out"),
+    "score uplift": (1, "run `campaign train uplift"),
 }
 
 # Demo invocations that rebuild a shop: test_demo_e2e.py runs these (at 300 users), so
@@ -274,6 +281,9 @@ def _prepare(folder: Path) -> None:
         "address,channel,reason\nbounced@example.com,email,imported\n", encoding="utf-8")
     (folder / "responses.csv").write_text(
         "message_id,type,ts\nM-unknown,open,2026-11-02T10:00:00Z\n", encoding="utf-8")
+    (folder / "experiments.csv").write_text(
+        "user_id,campaign,group,assigned_at,converted\n"
+        f"{DEMO_USER},spring,treatment,2026-10-01T10:00:00Z,true\n", encoding="utf-8")
 
 
 def test_every_documented_line_is_found_and_every_placeholder_is_known() -> None:
