@@ -95,3 +95,16 @@ def test_with_every_named_secret_set_the_commands_run(shop: Path) -> None:
 def test_an_empty_variable_counts_as_unset(shop: Path) -> None:
     code, stderr = invoke("send", "--once", env={**ALL_SET, "HOOK_SECRET": ""})
     assert code == 1 and "HOOK_SECRET is not set" in stderr, stderr
+
+
+def test_a_missing_secret_is_reported_with_the_invalid_values_in_one_run(shop: Path) -> None:
+    with (shop / "config.toml").open("a") as config:
+        config.write("[attribution]\nwindow_days = -3\n")
+    code, stderr = invoke("send", "--once", env={"LINKS_OLD": "o"})
+    assert code == 1, stderr
+    # Both problems at once: fixing the value must not uncover a second error later.
+    assert "attribution.window_days" in stderr, stderr
+    assert "HOOK_SECRET" in stderr and "LINKS_NEW" in stderr, stderr
+    # A command that uses no secret reports the invalid value alone.
+    code, stderr = invoke("status")
+    assert code == 1 and "attribution.window_days" in stderr and "HOOK_SECRET" not in stderr

@@ -59,7 +59,7 @@ class AppState:
         if self._config is None:
             from campaign.config import load_config
 
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, secrets=secrets)
         if secrets:
             self._config.require_secrets(*secrets)
         return self._config

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -32,9 +32,7 @@ from pydantic import (
 )
 
 from campaign.common.errors import ConfigError, ConfigErrors, did_you_mean
-from campaign.config.schema import (
-    Config,
-)
+from campaign.config.schema import Config, MissingSecret, missing_secrets_error
 from campaign.config.sections import (
     DEFAULT_CONFIG_FILE,
     ENV_PREFIX,
@@ -230,14 +228,20 @@ def _resolve_model_key(data: dict[str, Any], environ: Mapping[str, str], base_di
 def load_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    secrets: Iterable[str] = (),
 ) -> Config:
     """Read, overlay and validate the configuration.
 
     With ``path=None`` the file ``./config.toml`` is used when it exists, otherwise the
     built-in defaults (a SQLite file ``campaign.db`` in the working directory).
+    ``secrets`` names what the caller will do with secrets (``send``, ``serve``,
+    ``links``, ``shop``): each one its work needs must be set, and a missing one is
+    reported together with any invalid value, so one run shows every problem.
 
     Raises:
-        ConfigError: unreadable file, bad TOML, or an invalid value (with its key path).
+        ConfigError: unreadable file, bad TOML, an invalid value (with its key path) or
+            a missing secret; :class:`ConfigErrors` when there are several.
     """
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
@@ -265,10 +269,16 @@ def load_config(
     data["source"] = source
     data["base_dir"] = str(base_dir)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        _raise(source, _validation_errors(exc, source, origins))
+        errors = _validation_errors(exc, source, origins)
+        missing = missing_secrets_error(
+            source, [MissingSecret(**m) for m in data["missing_secrets"]], secrets
+        )
+        _raise(source, errors if missing is None else [*errors, missing])
         raise  # unreachable: _raise always raises
+    config.require_secrets(*secrets)
+    return config
 
 
 def _raise(source: str, errors: list[ConfigError]) -> None:

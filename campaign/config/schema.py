@@ -8,6 +8,7 @@ at import time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import (
@@ -54,6 +55,28 @@ class MissingSecret(_Section):
     uses: tuple[str, ...]
 
 
+def missing_secrets_error(
+    source: str, missing_secrets: Iterable[MissingSecret], uses: Iterable[str]
+) -> ConfigError | None:
+    """One error naming every secret of ``missing_secrets`` needed for one of ``uses``
+    (its variable, key and purpose), or None when none is."""
+    wanted = set(uses)
+    missing = [m for m in missing_secrets if wanted & set(m.uses)]
+    if not missing:
+        return None
+    purposes = [", ".join(SECRET_USES[u] for u in m.uses if u in wanted) for m in missing]
+    if len(missing) == 1:
+        return ConfigError(
+            source, missing[0].key,
+            f"environment variable {missing[0].env} is not set (needed to {purposes[0]})",
+        )
+    listed = "; ".join(
+        f"{m.env} ({m.key}, needed to {purpose})"
+        for m, purpose in zip(missing, purposes, strict=True)
+    )
+    return ConfigError(source, "", f"environment variables not set: {listed}")
+
+
 class Config(_Section):
     """The whole configuration; ``source`` is the file it came from (or ``<defaults>``)."""
 
@@ -82,24 +105,9 @@ class Config(_Section):
         Raises:
             ConfigError: one error naming every missing variable, its key and its use.
         """
-
-        wanted = set(uses)
-        missing = [m for m in self.missing_secrets if wanted & set(m.uses)]
-        if not missing:
-            return
-        purposes = [
-            ", ".join(SECRET_USES[u] for u in m.uses if u in wanted) for m in missing
-        ]
-        if len(missing) == 1:
-            raise ConfigError(
-                self.source, missing[0].key,
-                f"environment variable {missing[0].env} is not set (needed to {purposes[0]})",
-            )
-        listed = "; ".join(
-            f"{m.env} ({m.key}, needed to {purpose})"
-            for m, purpose in zip(missing, purposes, strict=True)
-        )
-        raise ConfigError(self.source, "", f"environment variables not set: {listed}")
+        error = missing_secrets_error(self.source, self.missing_secrets, uses)
+        if error is not None:
+            raise error
 
     @model_validator(mode="after")
     def _campaigns_are_consistent(self) -> Config:
