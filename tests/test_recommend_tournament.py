@@ -225,3 +225,19 @@ def test_the_hybrid_candidate_reuses_the_neighbours_fitted_before_it() -> None:
         ours = shared["hybrid"].scores(rows, 10, None, repeat=repeat)
         theirs = alone.scores(rows, 10, None, repeat=repeat)
         assert (ours != theirs).nnz == 0
+
+
+def test_the_sequence_model_enters_the_tournament_where_it_imports() -> None:
+    pytest.importorskip("torch", reason="the sequence model needs the [deep] extra (torch)")
+    pytest.importorskip("campaign.recommend.sequence", reason="no sequence model module")
+    events, products = copurchase_shop(users=60)
+    grid = {"repeat": [{"replenish": 1.0}, {"replenish": 1.0, "sequence": 0.3}],
+            "new": [{"popular": 1.0}, {"sequence": 1.0}]}
+    result = _tournament(events, products, grid=grid)
+    assert result.figure("new", {"sequence": 1.0}) is not None  # type: ignore[attr-defined]
+    history = build_history(events, products, END, WEIGHTS, 60.0)
+    model = RecipeRecommender({"repeat": {"sequence": 1.0}, "new": {"sequence": 1.0}},
+                              max_per_category=None).fit(history)
+    picks = model.recommend(history.feedback.user_ids[:5], 5, allow_repurchase=False)
+    assert picks["reason"].str.len().gt(0).all()
+    assert "sequence" in default_grid(with_sequence=True)["new"][-1]

@@ -17,7 +17,6 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.engine import Engine
 
 from campaign.common.errors import ModelError
-from campaign.config import ModelConfig, RecommenderConfig
 from campaign.db.models import ModelVersion
 from campaign.recommend.registry import (
     RECOMMENDER,
@@ -108,6 +107,7 @@ def test_train_recommend_elects_stores_and_serves_the_winner(shop_file: Path) ->
     }
     assert len({r["user_id"] for r in rows}) == 60
     assert all(r["reason"] for r in rows)
+    _the_planner_picks_what_recommend_serves(shop_file, rows)
     # A second tournament on the same window is not worse: it becomes the champion.
     again = _campaign(shop_file, "train", "recommend", "--as-of", as_of)
     assert again.returncode == 0, again.stderr
@@ -122,6 +122,23 @@ def test_train_recommend_elects_stores_and_serves_the_winner(shop_file: Path) ->
     assert rows[0]["version"] == versions[0][0] + 1
     text = _campaign(shop_file, "evaluate", "recommend")
     assert "the active recommender, version" in text.stdout and "replenish" in text.stdout
+
+
+def _the_planner_picks_what_recommend_serves(config: Path, rows: list[dict[str, str]]) -> None:
+    from campaign.config import load_config
+    from campaign.planner.content import recommend
+    from campaign.recommend.data import user_ids_by_external
+
+    loaded = load_config(config, {"CAMPAIGN_MODEL_KEY": "test-key"})
+    engine = create_engine(loaded.database_url())
+    first = rows[0]["user_id"]
+    with engine.connect() as connection:
+        internal = user_ids_by_external(connection, [first])[first]
+        picks = recommend(connection, loaded, {True: [internal]}, END)
+    engine.dispose()
+    served = [(r["product_id"], r["reason"]) for r in rows if r["user_id"] == first]
+    planned = [(p.view["id"], p.view["reason"]) for p in picks[internal]]
+    assert planned[: len(served)] == served
 
 
 def test_bare_train_and_score_still_do_the_churn_models_work(shop_file: Path) -> None:
@@ -190,29 +207,39 @@ def test_a_shop_without_a_trained_recommender_never_needs_the_key(engine: Engine
         assert load_recommender(connection, no_key) is None
 
 
-def test_the_retraining_schedule_trains_churn_then_the_recommender(
-    shop_file: Path, tmp_path: Path
+def test_the_daemons_retraining_job_trains_churn_then_the_recommender(
+    shop_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from campaign.app.models import retrain_and_score
+    import logging
+
+    from campaign.config import load_config
+    from campaign.daemon.jobs import JobContext, retrain
+    from campaign.daemon.metrics import Metrics
     from campaign.db.engine import make_engine
 
     copy = tmp_path / "shop.db"
     copy.write_bytes(Path(shop_file.read_text().split('"')[1][len("sqlite:///"):]).read_bytes())
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        shop_file.read_text().replace(str(shop_file.parent / "shop.db"), str(copy))
+        + "horizon_days = 30\n",
+        encoding="utf-8",
+    )
+    # The key the CLI signed the copied shop's versions with (CAMPAIGN_MODEL_KEY).
+    config = load_config(config_file, {"CAMPAIGN_MODEL_KEY": "test-key"})
     engine = make_engine(f"sqlite:///{copy}")
-    with engine.begin() as connection:
-        connection.execute(ModelVersion.__table__.delete())  # type: ignore[attr-defined]
-    model = ModelConfig(
-        signing_key_file=str(tmp_path / "model.key"), horizon_days=30, min_customers=10,
-        min_history_days=30, max_depth_candidates=(2, 3), min_samples_leaf_candidates=(5,),
-    )
-    done = retrain_and_score(
-        engine, model, now=datetime.now(UTC),
-        recommender=RecommenderConfig(validation_days=7),
-    )
-    assert done.recommender is not None and done.recommender.activated
-    with engine.connect() as connection:
-        kinds = connection.execute(
-            select(ModelVersion.kind).where(ModelVersion.active).order_by(ModelVersion.kind)
-        ).scalars().all()
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as connection:
+            kinds = connection.execute(select(ModelVersion.kind)).scalars().all()
+        return {kind: kinds.count(kind) for kind in ("churn", "recommender")}
+
+    before = counts()
+    with caplog.at_level(logging.INFO):
+        retrain(JobContext(engine, config, lambda: datetime.now(UTC), Metrics()))
+    after = counts()
     engine.dispose()
-    assert kinds == ["churn", "recommender"]
+    assert after == {"churn": before["churn"] + 1, "recommender": before["recommender"] + 1}
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "model.retrain.finished" in messages
+    assert "recommender.retrain.finished" in messages

@@ -150,8 +150,8 @@ def train_recommend_command(
     ctx: typer.Context,
     as_of: str | None = typer.Option(
         None, "--as-of",
-        help="Train as of this time, on earlier events only (default: just after the "
-        "newest event).",
+        help=f"Train as of this time, on earlier events only ({AS_OF_DEFAULT}; never later "
+        "than the newest event, so the validation window holds the newest data).",
     ),
 ) -> None:
     """Pick this shop's best recommender on its recent history, store it, activate if not worse."""
@@ -161,7 +161,7 @@ def train_recommend_command(
 
     app_state = state(ctx)
     config = app_state.config()
-    when = parse_when(as_of, "--as-of")
+    when = parse_when(as_of, "--as-of") or app_state.default_as_of()
     with progress_bar("tournament", models.recommender_training_steps()) as advance:
         report = models.train_recommender(
             app_state.engine(), config.recommender, config.model, when,

@@ -134,9 +134,13 @@ def _user_context(
             raise NotFound("user", external_id)
         products: list[dict[str, Any]] = []
         try:
+            from campaign.churn.artifacts import model_key
             from campaign.recommend.service import recommend_for_users
 
-            picks = recommend_for_users(connection, config.recommender, [user.id], now, 5)
+            picks = recommend_for_users(
+                connection, config.recommender, [user.id], now, 5,
+                key=lambda: model_key(config.model),
+            )
             products = [
                 {
                     "id": row["product_external_id"],

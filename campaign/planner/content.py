@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from campaign.churn.artifacts import model_key
 from campaign.common.errors import ConfigError, TemplateBudgetError, TemplateError
 from campaign.common.links import unsubscribe_url
 from campaign.config import Config, OfferConfig
@@ -199,12 +200,15 @@ def recommend(
 
     ``groups`` maps an ``allow_repurchase`` setting (None: the recommender's own) to
     the users it applies to. The recommender is fitted once and asked once per
-    group.
+    group. The recommender is the active recommender model version (the winners of
+    ``campaign train recommend``), else the configured hybrid.
     """
     groups = {setting: users for setting, users in groups.items() if len(users)}
     if not groups:
         return {}
-    fitted = fit_recommender(connection, config.recommender, as_of)
+    fitted = fit_recommender(
+        connection, config.recommender, as_of, key=lambda: model_key(config.model)
+    )
     frames = [
         recommend_with(
             fitted, config.recommender, list(users), config.recommender.k,

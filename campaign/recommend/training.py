@@ -86,8 +86,10 @@ def tournament_steps(with_extra: int = 2) -> int:
     return steps(default_grid(), len(REPLENISH_VARIANTS)) + with_extra
 
 
-def default_train_as_of(engine: Engine) -> datetime:
-    """Just after the newest event (so the newest day is in the validation window).
+def train_as_of(engine: Engine, as_of: datetime | None) -> datetime:
+    """T for the tournament: ``as_of``, but never later than just after the newest
+    event (so the validation window holds the newest days of data, also when the
+    database is stale); no ``as_of``: just after the newest event.
 
     Raises:
         ModelError: there are no events.
@@ -96,7 +98,8 @@ def default_train_as_of(engine: Engine) -> datetime:
         newest = newest_event_time(connection)
     if newest is None:
         raise ModelError("no events in the database: import events first")
-    return newest + timedelta(seconds=1)
+    latest = newest + timedelta(seconds=1)
+    return latest if as_of is None else min(as_of, latest)
 
 
 def train_recommender(
@@ -108,13 +111,13 @@ def train_recommender(
     key: Callable[[], bytes],
     progress: Callable[[int], None] | None = None,
 ) -> RecommenderTrainReport:
-    """Run the tournament as of ``as_of`` (default: just after the newest event), store
-    the winners, activate them if not worse than the active recommender.
+    """Run the tournament as of ``as_of`` (see :func:`train_as_of`), store the winners,
+    activate them if not worse than the active recommender.
 
     Raises:
         ModelError: no events, or nobody bought anything in the validation window.
     """
-    when = as_of or default_train_as_of(engine)
+    when = train_as_of(engine, as_of)
     window = config.validation_days
     with engine.connect() as connection:
         weighted = {t for t, w in config.event_weights.items() if w > 0} | {"purchase"}
