@@ -96,7 +96,7 @@ def test_runs_and_imports_form_one_frame_with_each_rows_own_probability(
     imported = by_user.loc[[ids["imported_t"], ids["imported_t2"], ids["imported_c"]]]
     assert imported["p_treatment"].tolist() == [2 / 3] * 3
     assert imported["revenue_cents"].tolist() == [700, 0, 0]
-    assert list(frame.columns[-len(FEATURE_COLUMNS):]) == list(FEATURE_COLUMNS)
+    assert list(frame.columns[-len(FEATURE_COLUMNS) - 1:]) == [*FEATURE_COLUMNS, "attributes"]
 
 
 def test_features_never_see_events_after_the_planning_time(

@@ -92,7 +92,7 @@ def train_uplift(
         "validation": {name: {metric: float(value) for metric, value in column.items()}
                        for name, column in comparison.table.items()},
         "train_rows": comparison.train_rows, "validation_rows": comparison.validation_rows,
-        "chosen": comparison.chosen,
+        "chosen": comparison.chosen, "challenger_wins": comparison.challenger_wins,
     }
     params = {"max_depth": config.uplift.max_depth,
               "min_samples_leaf": config.uplift.min_samples_leaf,

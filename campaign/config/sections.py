@@ -351,6 +351,19 @@ class UpliftConfig(_Section):
     min_samples_leaf: int = Field(100, ge=5)
     # Seed of the validation split and the challenger.
     random_state: int = 0
+    # Extra columns of users.csv used as model inputs: numbers, and categories (one
+    # input per value seen in training, at most max_categories per attribute).
+    numeric_attributes: tuple[str, ...] = ()
+    categorical_attributes: tuple[str, ...] = ()
+    max_categories: int = Field(20, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _distinct_attributes(self) -> UpliftConfig:
+        both = set(self.numeric_attributes) & set(self.categorical_attributes)
+        if both:
+            raise ValueError(
+                f"attribute(s) {', '.join(sorted(both))} named both numeric and categorical")
+        return self
 
 
 IngestTarget = Literal["users", "products", "events"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from campaign.config import AttributionConfig
-from campaign.db.models import CampaignRun, Event, ExperimentAssignment, Message
+from campaign.db.models import CampaignRun, Event, ExperimentAssignment, Message, User
 from campaign.measurement.attribution import HOLDOUT, TREATMENT, load_outcomes
 from campaign.profile import profile_frame
 from campaign.profile.features import NEVER_DAYS, fill_missing
@@ -58,6 +59,7 @@ FRAME_COLUMNS = (
 )
 
 Progress = Callable[[int], None]
+_ID_BATCH = 5_000
 
 
 def run_rows(
@@ -223,7 +225,8 @@ def training_frame(
 
     Columns: :data:`FRAME_COLUMNS` (``treatment`` bool, ``p_treatment`` the row's own
     probability of treatment, ``as_of`` UTC, ``revenue_cents`` int) then
-    :data:`FEATURE_COLUMNS` (floats, as of ``as_of``). ``configured_share`` is the
+    :data:`FEATURE_COLUMNS` (floats, as of ``as_of``), then ``attributes`` (the user's
+    imported attributes, a dict). ``configured_share`` is the
     campaign's holdout share, for runs planned before shares were recorded.
     """
     parts = [frame for frame in (
@@ -232,10 +235,29 @@ def training_frame(
         imported_rows(connection, campaign),
     ) if not frame.empty]
     if not parts:
-        return pd.DataFrame(columns=[*FRAME_COLUMNS, *FEATURE_COLUMNS])
+        return pd.DataFrame(columns=[*FRAME_COLUMNS, *FEATURE_COLUMNS, "attributes"])
     rows = pd.concat(parts, ignore_index=True)
     features = features_as_of(connection, rows, progress)
-    return pd.concat([rows, features.reset_index(drop=True)], axis=1)
+    frame = pd.concat([rows, features.reset_index(drop=True)], axis=1)
+    attributes = user_attributes(connection, rows["user_id"].unique().tolist())
+    frame["attributes"] = [attributes.get(int(u), {}) for u in rows["user_id"]]
+    return frame
+
+
+def user_attributes(connection: Connection, user_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """``users.attributes`` (the extra columns of users.csv) of ``user_ids``, by id.
+
+    These are the values imported last, not as of the planning time: the shop's
+    attributes are kept without history.
+    """
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(user_ids), _ID_BATCH):
+        batch = user_ids[start:start + _ID_BATCH]
+        for user_id, attributes in connection.execute(
+            select(User.id, User.attributes).where(User.id.in_(batch))
+        ):
+            out[int(user_id)] = dict(attributes or {})
+    return out
 
 
 def campaigns_with_data(connection: Connection, configured: Mapping[str, float]) -> list[str]:

@@ -31,6 +31,8 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.tree import DecisionTreeRegressor
 
+from campaign.uplift.attributes import AttributeEncoder
+
 PERSUADABLE, SLEEPING_DOG, SURE_THING, LOST_CAUSE = (
     "persuadable", "sleeping dog", "sure thing", "lost cause")
 SEGMENTS = (PERSUADABLE, SURE_THING, LOST_CAUSE, SLEEPING_DOG)
@@ -170,6 +172,8 @@ class UpliftModel:
     estimator: UpliftTree | TwoModelBoosting
     tree: UpliftTree
     currency: str
+    # The user attributes among the inputs (None: the profile features only).
+    encoder: AttributeEncoder | None = None
 
     def fit(self, *args: object, **kwargs: object) -> UpliftModel:
         """Already fitted (a pipeline step must have ``fit``)."""

@@ -74,7 +74,9 @@ def _value(kind: str, value: float, currency: str) -> str:
 
 def condition_text(name: str, low: float | None, high: float | None, currency: str) -> str:
     """One condition for people: ``4–9 months since last order``, ``spent over 200``."""
-    words, kind = FEATURE_TEXT.get(name, (name.replace("_", " "), "count"))
+    if name not in FEATURE_TEXT:
+        return _attribute_text(name, low, high)
+    words, kind = FEATURE_TEXT[name]
     if kind == "days":
         if low is not None and low >= _NEVER_FROM_DAYS:
             return f"never ({words})"
@@ -102,6 +104,17 @@ def condition_text(name: str, low: float | None, high: float | None, currency: s
     else:
         text = f"up to {show[1]}"
     return f"{words} {text}" if kind == "money" else f"{text} {words}"
+
+
+def _attribute_text(name: str, low: float | None, high: float | None) -> str:
+    """An imported attribute: ``region is north`` / ``region is not north`` for a
+    category's column (0 or 1), ``age over 30`` for a number."""
+    if "=" in name:
+        attribute, value = name.split("=", 1)
+        return f"{attribute} is {value}" if low is not None else f"{attribute} is not {value}"
+    if low is not None and high is not None:
+        return f"{name} {low:g}–{high:g}"
+    return f"{name} over {low:g}" if low is not None else f"{name} up to {high:g}"
 
 
 def effect_text(uplift: float, outcome: str, currency: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from campaign.config import UpliftConfig
 from campaign.db.models import User
 from campaign.profile import profile_frame
-from campaign.uplift.data import FEATURE_COLUMNS, fill_unseen
+from campaign.uplift.data import FEATURE_COLUMNS, fill_unseen, user_attributes
 from campaign.uplift.model import UpliftModel, segments
 from campaign.uplift.reasons import leaf_paths, reason
 
@@ -21,8 +21,14 @@ SCORE_COLUMNS = ("user_id", "uplift", "control", "segment", "reason")
 def predict_frame(
     model: UpliftModel, features: pd.DataFrame, config: UpliftConfig
 ) -> pd.DataFrame:
-    """Pure: :data:`SCORE_COLUMNS` but ``user_id`` (index kept) for a feature frame."""
-    predicted = model.predict(features[list(FEATURE_COLUMNS)].astype(float))
+    """Pure: :data:`SCORE_COLUMNS` but ``user_id`` (index kept) for a feature frame
+    (:data:`FEATURE_COLUMNS`, plus ``attributes`` dicts when the model reads some)."""
+    inputs = features[list(FEATURE_COLUMNS)].astype(float)
+    if model.encoder is not None and model.encoder.columns_:
+        attributes = features["attributes"] if "attributes" in features else [{}] * len(inputs)
+        inputs = pd.concat(
+            [inputs, model.encoder.transform(list(attributes), index=inputs.index)], axis=1)
+    predicted = model.predict(inputs)
     paths = leaf_paths(model.tree.tree_, model.tree.features_)
     out = predicted[["uplift", "control"]].copy()
     out["segment"] = segments(out["uplift"].to_numpy(), out["control"].to_numpy(),
@@ -44,7 +50,10 @@ def score_customers(
     features = fill_unseen(profile.reindex(columns=list(FEATURE_COLUMNS)).astype(float))
     users = dict(connection.execute(
         select(User.id, User.external_id).where(User.forgotten_at.is_(None))).all())
-    features = features[features.index.isin(list(users))]
+    features = features[features.index.isin(list(users))].copy()
+    if model.encoder is not None:
+        attributes = user_attributes(connection, [int(i) for i in features.index])
+        features["attributes"] = [attributes.get(int(i), {}) for i in features.index]
     scored = predict_frame(model, features, config)
     externals = [users[int(i)] for i in scored.index]
     scored = scored.reset_index(drop=True)
