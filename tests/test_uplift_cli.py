@@ -43,10 +43,12 @@ def _shop(tmp_path: Path, db_url: str, n: int, *, min_rows: int = 200) -> Path:
                              .isoformat(), f"{spend[i]:.2f}"])
     with (tmp_path / "experiments.csv").open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["user_id", "campaign", "group", "assigned_at", "converted"])
+        writer.writerow(["user_id", "campaign", "group", "assigned_at", "converted",
+                         "revenue"])
         for i in range(n):
             writer.writerow([f"c{i}", "spring", "treatment" if treated[i] else "control",
-                             T.isoformat(), "1" if converted[i] else "0"])
+                             T.isoformat(), "1" if converted[i] else "0",
+                             "40.00" if converted[i] else ""])
     for kind in ("users", "events", "experiments"):
         result = runner.invoke(app, ["--config", str(config), "import", kind,
                                      str(tmp_path / f"{kind}.csv")])
@@ -104,3 +106,22 @@ def test_training_refuses_below_the_minimum_and_says_how_many_it_has(
     scored = runner.invoke(app, ["--config", str(config), "score", "uplift"])
     assert scored.exit_code == 1
     assert "uplift model" in scored.stderr and "campaign train uplift" in scored.stderr
+
+
+def test_a_revenue_model_scores_money_in_the_shops_currency(db_url: str, tmp_path: Path) -> None:
+    config = _shop(tmp_path, db_url, 4_000)
+    trained = runner.invoke(app, ["--config", str(config), "train", "uplift",
+                                  "--outcome", "revenue"])
+    assert trained.exit_code == 0, trained.output
+    output = tmp_path / "revenue.csv"
+    scored = runner.invoke(app, ["--config", str(config), "score", "uplift", "--campaign",
+                                 "spring", "--output", str(output), "--as-of", "2026-06-01"])
+    assert scored.exit_code == 0, scored.output
+    rows = list(csv.DictReader(output.open()))
+    top = rows[0]
+    # Every conversion is worth 40.00 EUR: a 30-point uplift is about 12 EUR a customer.
+    assert 5.0 < float(top["uplift"]) < 20.0 and len(top["uplift"].split(".")[1]) <= 2
+    assert top["reason"].endswith(" EUR)") and top["segment"] == "persuadable"
+    wrong = runner.invoke(app, ["--config", str(config), "train", "uplift",
+                                "--outcome", "clicks"])
+    assert wrong.exit_code == 2 and "converted, visited, revenue" in wrong.output
