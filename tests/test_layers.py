@@ -71,6 +71,9 @@ PURE_MODULES = (
     "experiments/holdout.py",
     "experiments/bandit.py",
     "experiments/uplift.py",
+    "uplift/model.py",
+    "uplift/evaluate.py",
+    "uplift/reasons.py",
     "delivery/policy.py",
     "responses/pages.py",
 )

@@ -362,6 +362,11 @@ def test_held_out_users_get_a_held_out_row_and_the_share_is_honoured(
         assert row["next_attempt_at"] is None
     with engine.connect() as connection:
         coupons = connection.execute(select(Coupon.code, Coupon.message_id)).all()
+        # Every row's probability of being held out, for the uplift model.
+        share = connection.execute(
+            select(CampaignRun.holdout_share).where(CampaignRun.id == report.run_id)
+        ).scalar_one()
+    assert share == 0.3
     assert len(coupons) == 60 - len(held)
     by_code = {r["coupon_code"]: r["id"] for r in rows.values() if r["coupon_code"]}
     assert {code: message for code, message in coupons} == by_code

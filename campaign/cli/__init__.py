@@ -26,6 +26,7 @@ from campaign.cli import (
     serve,
     status,
     templates,
+    uplift,  # noqa: F401 - registers train, score and evaluate uplift
 )
 from campaign.cli.common import AppState, CampaignGroup
 

@@ -1,4 +1,5 @@
-"""``campaign import users|products|events|responses FILE.csv``: validated bulk import."""
+"""``campaign import users|products|events|responses|experiments FILE.csv``: validated
+bulk import."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from campaign.ingest.readers import Kind
 
 app = typer.Typer(
-    help="Import the shop's users, products, events, responses or suppressions from CSV"
+    help="Import the shop's users, products, events, responses, past experiments or"
+    " suppressions from CSV"
     " (docs/import.md).",
     no_args_is_help=True,
 )
@@ -127,6 +129,17 @@ def responses_command(
     """Add message responses (unknown message ids are kept as unmatched)."""
     _run(ctx, "responses", file, skip_invalid, rejects, strict)
 
+
+@app.command("experiments")
+def experiments_command(
+    ctx: typer.Context,
+    file: Path = _FILE,
+    skip_invalid: bool = _SKIP,
+    rejects: Path | None = _REJECTS,
+) -> None:
+    """Upsert past A/B tests (user_id,campaign,group,assigned_at,converted) for the uplift
+    model."""
+    _run(ctx, "experiments", file, skip_invalid, rejects)
 
 
 @app.command("suppressions")

@@ -39,6 +39,7 @@ from campaign.config.sections import (
     ServerConfig,
     ShopConfig,
     TemplatesConfig,
+    UpliftConfig,
     VariantConfig,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "ServerConfig",
     "ShopConfig",
     "TemplatesConfig",
+    "UpliftConfig",
     "VariantConfig",
     "load_config",
 ]

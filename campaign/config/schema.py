@@ -34,6 +34,7 @@ from campaign.config.sections import (
     ServerConfig,
     ShopConfig,
     TemplatesConfig,
+    UpliftConfig,
     _Section,
 )
 
@@ -95,6 +96,7 @@ class Config(_Section):
     templates: TemplatesConfig = TemplatesConfig()
     attribution: AttributionConfig = AttributionConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()
+    uplift: UpliftConfig = UpliftConfig()
     daemon: DaemonConfig = DaemonConfig()
     source: str = Field("<defaults>", exclude=True)
     base_dir: str = Field(".", exclude=True)

@@ -349,6 +349,41 @@ class ExperimentsConfig(_Section):
     prior_failures: float = Field(1.0, gt=0)
 
 
+class UpliftConfig(_Section):
+    """The uplift model: whom a message changes (docs/uplift.md)."""
+
+    # Training refuses a campaign with fewer treated or held-out users than these.
+    min_treated: int = Field(200, ge=10)
+    min_control: int = Field(200, ge=10)
+    # Segments: persuadable above +delta, sleeping dog below -delta (outcome units: a
+    # probability difference for converted/visited, major currency units for revenue).
+    delta: float = Field(0.01, ge=0)
+    # Between the two, a sure thing when the predicted rate without the message is at
+    # least this (revenue: at least this many currency units), else a lost cause.
+    base_rate: float = Field(0.1, ge=0)
+    # Share of the experiment rows kept aside to choose between the tree and the
+    # challenger by Qini.
+    validation_share: float = Field(0.3, gt=0.05, lt=0.8)
+    # The readable tree.
+    max_depth: int = Field(3, ge=1, le=6)
+    min_samples_leaf: int = Field(100, ge=5)
+    # Seed of the validation split and the challenger.
+    random_state: int = 0
+    # Extra columns of users.csv used as model inputs: numbers, and categories (one
+    # input per value seen in training, at most max_categories per attribute).
+    numeric_attributes: tuple[str, ...] = ()
+    categorical_attributes: tuple[str, ...] = ()
+    max_categories: int = Field(20, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _distinct_attributes(self) -> UpliftConfig:
+        both = set(self.numeric_attributes) & set(self.categorical_attributes)
+        if both:
+            raise ValueError(
+                f"attribute(s) {', '.join(sorted(both))} named both numeric and categorical")
+        return self
+
+
 IngestTarget = Literal["users", "products", "events"]
 
 

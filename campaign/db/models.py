@@ -207,6 +207,9 @@ class CampaignRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(LongText)
+    # The campaign's holdout share when the run was planned: every row's probability of
+    # being held out (NULL for runs planned before it was recorded).
+    holdout_share: Mapped[float | None] = mapped_column(Float)
 
 
 class CouponAnnouncement(Base):
@@ -431,6 +434,27 @@ class DataFix(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+
+class ExperimentAssignment(Base):
+    """One user of a past A/B test the shop imported (``campaign import experiments``).
+
+    ``group`` is ``treatment`` or ``control``; the outcome was measured by the shop.
+    Re-importing the same (campaign, user, assigned_at) updates the row in place.
+    """
+
+    __tablename__ = "experiment_assignments"
+    __table_args__ = (UniqueConstraint("campaign", "user_id", "assigned_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    group: Mapped[str] = mapped_column(String(16))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    converted: Mapped[bool] = mapped_column(Boolean)
+    revenue_cents: Mapped[int | None] = mapped_column(BigInteger)
+    visited: Mapped[bool | None] = mapped_column(Boolean)
+    variant: Mapped[str | None] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # The console's tables live in their own module; imported here so that every table is

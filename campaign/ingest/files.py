@@ -18,7 +18,7 @@ from campaign.common.errors import InputError
 from campaign.common.money import minor_digits
 from campaign.ingest.cells import MAX_FIELD_CHARS
 
-Kind = Literal["users", "products", "events", "responses"]
+Kind = Literal["users", "products", "events", "responses", "experiments"]
 
 _SNIFF_BYTES = 64 * 1024
 
@@ -60,6 +60,11 @@ SPECS: dict[str, FileSpec] = {
         False,
     ),
     "responses": FileSpec(("message_id", "type", "ts"), ("event_id", "provider"), False),
+    "experiments": FileSpec(
+        ("user_id", "campaign", "group", "assigned_at", "converted"),
+        ("revenue", "visited", "variant"),
+        False,
+    ),
 }
 
 

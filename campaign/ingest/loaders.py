@@ -29,6 +29,7 @@ from campaign.db.models import Product, User
 from campaign.ingest.batches import CHUNK_ROWS, MAX_REPORTED_ERRORS, Counts, Progress, Rejects
 from campaign.ingest.entities import load_entities
 from campaign.ingest.event_store import load_events
+from campaign.ingest.experiment_rows import load_experiments
 from campaign.ingest.readers import CsvFile, Kind, open_csv
 from campaign.ingest.response_rows import load_responses
 
@@ -103,12 +104,13 @@ def import_csv(
     currency: str = "CNY",
     strict: bool = False,
 ) -> ImportReport:
-    """Import one CSV file of ``kind`` (users, products, events, responses).
+    """Import one CSV file of ``kind`` (users, products, events, responses, experiments).
 
     Streams the file in chunks of ``chunk_rows`` inside one transaction. Users and
     products are upserted on their external id; events dedupe on ``event_id`` (stored
     as ``source_event_id``) or a content hash; responses dedupe on the provider event
-    id and keep an unknown ``message_id`` as unmatched. Re-importing a file changes
+    id and keep an unknown ``message_id`` as unmatched; experiments upsert on (campaign,
+    user, assigned_at) and reject an unknown user. Re-importing a file changes
     nothing. Suppressions are never touched. ``progress(n)`` is called with the rows
     read after each chunk; ``now`` (UTC) stamps ``updated_at``/``received_at``.
     Imported responses have the same effects as webhook ones (engagement moves
@@ -128,7 +130,7 @@ def import_csv(
         InputErrors: some rows are invalid and ``skip_invalid`` is off (nothing
             imported; the first :data:`MAX_REPORTED_ERRORS` are listed).
     """
-    if kind not in ("users", "products", "events", "responses"):
+    if kind not in ("users", "products", "events", "responses", "experiments"):
         raise InputError(str(path), f"unknown kind of file {kind!r}")
     now = now or datetime.now(UTC)
     advance = progress or (lambda n: None)
@@ -187,6 +189,7 @@ _LOADERS: dict[
     "users": partial(load_entities, table_of(User), "user_id"),
     "products": partial(load_entities, table_of(Product), "product_id"),
     "events": load_events,
+    "experiments": load_experiments,
 }
 
 

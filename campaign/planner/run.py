@@ -175,7 +175,10 @@ def _plan_run(
             connection.execute(
                 update(CampaignRun)
                 .where(CampaignRun.id == run_id)
-                .values(status=RunStatus.DONE, counts=counts, finished_at=planned_at, error=None)
+                .values(
+                    status=RunStatus.DONE, counts=counts, finished_at=planned_at, error=None,
+                    holdout_share=campaign.holdout_share,
+                )
             )
     except IntegrityError as exc:
         # Another process planned this slot first (its run row or a message key); coupon

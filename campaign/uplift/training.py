@@ -1,0 +1,170 @@
+"""Training and evaluating the uplift model of one campaign (docs/uplift.md).
+
+The experiment rows are split once (stratified on treatment × outcome, seeded): the
+readable tree and the challenger are fitted on one part and compared by Qini on the
+other, beside risk targeting (the customers longest without an order first) and
+random. The challenger is kept only when it is clearly better (its Qini higher in
+at least 90 % of bootstrap resamples of those rows), else the readable tree. The
+winner is refitted on every row and stored; a campaign with fewer treated
+or held-out users than ``[uplift] min_treated`` / ``min_control`` is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from campaign.common.errors import ModelError
+from campaign.common.money import minor_digits
+from campaign.config import UpliftConfig
+from campaign.uplift.attributes import AttributeEncoder
+from campaign.uplift.data import FEATURE_COLUMNS, OUTCOMES
+from campaign.uplift.evaluate import qini_coefficient, ranking_table
+from campaign.uplift.model import TwoModelBoosting, UpliftModel, UpliftTree
+
+TREE, BOOSTING, RISK = "tree", "boosting", "risk (recency)"
+# The challenger replaces the readable tree only when its Qini is higher in at least
+# this share of bootstrap resamples of the held-back rows.
+CLEARLY_BETTER = 0.9
+BOOTSTRAP_DRAWS = 200
+# The risk ranking the uplift model is compared with: longest without an order first.
+RISK_COLUMN = "days_since_last_purchase"
+
+
+def outcome_values(frame: pd.DataFrame, outcome: str, currency: str) -> np.ndarray:
+    """The outcome per row: 0/1 for converted and visited, major currency units for
+    revenue."""
+    if outcome not in OUTCOMES:
+        raise ModelError(f"unknown outcome {outcome!r}: one of {', '.join(OUTCOMES)}")
+    if outcome == "revenue":
+        return frame["revenue_cents"].to_numpy(dtype=float) / 10 ** minor_digits(currency)
+    return frame[outcome].to_numpy(dtype=float)
+
+
+def check_enough(frame: pd.DataFrame, campaign: str, config: UpliftConfig) -> None:
+    """Refuse a campaign below the configured minimum of treated and held-out users.
+
+    Raises:
+        ModelError: naming both counts and both settings.
+    """
+    treated = int(frame["treatment"].sum()) if len(frame) else 0
+    control = len(frame) - treated
+    if treated < config.min_treated or control < config.min_control:
+        raise ModelError(
+            f"campaign {campaign!r}: {treated:,} treated and {control:,} held-out users with "
+            f"a closed attribution window; the uplift model needs at least "
+            f"{config.min_treated:,} treated and {config.min_control:,} held out "
+            "([uplift] min_treated, min_control): wait for more runs, or import past tests "
+            "with `campaign import experiments`"
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The models compared on the held-out part of the experiment rows."""
+
+    table: pd.DataFrame  # rows: metrics (ranking_table); columns: rankings
+    train_rows: int
+    validation_rows: int
+    chosen: str
+    # Share of bootstrap resamples of the held-back rows where the challenger's Qini
+    # is higher than the tree's.
+    challenger_wins: float = 0.0
+
+
+def design(frame: pd.DataFrame, encoder: AttributeEncoder | None) -> pd.DataFrame:
+    """The model inputs: the profile features, then the encoded attributes."""
+    X = frame[list(FEATURE_COLUMNS)].astype(float).reset_index(drop=True)
+    if encoder is None or not encoder.columns_:
+        return X
+    attributes = frame["attributes"] if "attributes" in frame else [{}] * len(frame)
+    return pd.concat([X, encoder.transform(list(attributes), index=X.index)], axis=1)
+
+
+def attribute_encoder(frame: pd.DataFrame, config: UpliftConfig) -> AttributeEncoder | None:
+    """The configured attributes fitted on ``frame``'s rows (None when none are named)."""
+    if not config.numeric_attributes and not config.categorical_attributes:
+        return None
+    attributes = frame["attributes"] if "attributes" in frame else [{}] * len(frame)
+    return AttributeEncoder(config.numeric_attributes, config.categorical_attributes,
+                            config.max_categories).fit(list(attributes))
+
+
+def _split(frame: pd.DataFrame, y: np.ndarray, config: UpliftConfig
+           ) -> tuple[np.ndarray, np.ndarray]:
+    strata = frame["treatment"].to_numpy(dtype=int) * 2 + (y > 0).astype(int)
+    counts = np.bincount(strata, minlength=4)
+    stratify = strata if counts[counts > 0].min() >= 2 else None
+    index = np.arange(len(frame))
+    train, valid = train_test_split(index, test_size=config.validation_share,
+                                    random_state=config.random_state, stratify=stratify)
+    return np.sort(train), np.sort(valid)
+
+
+def _fit_tree(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
+              config: UpliftConfig) -> UpliftTree:
+    return UpliftTree(max_depth=config.max_depth, min_samples_leaf=config.min_samples_leaf,
+                      random_state=config.random_state).fit(X, y, w, p)
+
+
+def _fit_boosting(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
+                  config: UpliftConfig) -> TwoModelBoosting:
+    return TwoModelBoosting(min_samples_leaf=max(20, config.min_samples_leaf // 2),
+                            random_state=config.random_state).fit(X, y, w, p)
+
+
+def compare(frame: pd.DataFrame, outcome: str, config: UpliftConfig, currency: str,
+            progress: object = None) -> Comparison:
+    """Fit the tree and the challenger on one part, compare them on the other."""
+    y = outcome_values(frame, outcome, currency)
+    train, valid = _split(frame, y, config)
+    X = design(frame, attribute_encoder(frame.iloc[train], config))
+    w = frame["treatment"].to_numpy(dtype=bool)
+    p = frame["p_treatment"].to_numpy(dtype=float)
+    tree = _fit_tree(X.iloc[train], y[train], w[train], p[train], config)
+    boosting = _fit_boosting(X.iloc[train], y[train], w[train], p[train], config)
+    X_valid = X.iloc[valid]
+    table_scores = {
+        TREE: tree.predict_uplift(X_valid),
+        BOOSTING: boosting.predict_uplift(X_valid),
+        RISK: X_valid[RISK_COLUMN].to_numpy(),
+    }
+    table = ranking_table(y[valid], w[valid], p[valid], table_scores)
+    wins = challenger_wins(y[valid], w[valid], p[valid], table_scores[TREE],
+                           table_scores[BOOSTING], np.random.default_rng(config.random_state))
+    # The readable tree stays unless the challenger is clearly better: its Qini higher in
+    # at least CLEARLY_BETTER of the bootstrap resamples of the held-back rows.
+    chosen = BOOSTING if wins >= CLEARLY_BETTER else TREE
+    return Comparison(table, len(train), len(valid), chosen, wins)
+
+
+def challenger_wins(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
+                    tree: np.ndarray, challenger: np.ndarray, rng: np.random.Generator,
+                    draws: int = BOOTSTRAP_DRAWS) -> float:
+    """Share of bootstrap resamples (rows drawn with replacement) in which the
+    challenger's Qini coefficient is above the tree's."""
+    wins = 0
+    for _ in range(draws):
+        rows = rng.integers(0, len(y), len(y))
+        args = (y[rows], treatment[rows])
+        if qini_coefficient(*args, challenger[rows], p[rows]) > qini_coefficient(
+                *args, tree[rows], p[rows]):
+            wins += 1
+    return wins / draws
+
+
+def fit_uplift(frame: pd.DataFrame, campaign: str, outcome: str, config: UpliftConfig,
+               currency: str, chosen: str) -> UpliftModel:
+    """The chosen estimator and the readable tree, refitted on every row."""
+    y = outcome_values(frame, outcome, currency)
+    encoder = attribute_encoder(frame, config)
+    X = design(frame, encoder)
+    w = frame["treatment"].to_numpy(dtype=bool)
+    p = frame["p_treatment"].to_numpy(dtype=float)
+    tree = _fit_tree(X, y, w, p, config)
+    estimator = _fit_boosting(X, y, w, p, config) if chosen == BOOSTING else tree
+    return UpliftModel(campaign=campaign, outcome=outcome, chosen=chosen,
+                       estimator=estimator, tree=tree, currency=currency, encoder=encoder)
