@@ -150,8 +150,8 @@ def train_recommend_command(
     ctx: typer.Context,
     as_of: str | None = typer.Option(
         None, "--as-of",
-        help=f"Train as of this time, on earlier events only ({AS_OF_DEFAULT}; never later "
-        "than the newest event, so the validation window holds the newest data).",
+        help=f"Train as of this time, on earlier events only ({AS_OF_DEFAULT}; capped "
+        "just after the latest imported data, so the validation window holds it).",
     ),
 ) -> None:
     """Pick this shop's best recommender on its recent history, store it, activate if not worse."""
