@@ -54,7 +54,7 @@ def synthetic_purchases(n_users: int = 1500, seed: int = 1) -> pd.DataFrame:
 
 
 def labelled(purchases: pd.DataFrame, at: datetime) -> tuple[pd.DataFrame, pd.Series]:
-    summary = purchase_summary(purchases, at, lookback_days=365)
+    summary = purchase_summary(purchases, at, lookback_days=365, horizon_days=H)
     return summary, churn_labels(purchases, summary.index, at, H)
 
 
@@ -317,9 +317,25 @@ def test_reasons_do_not_depend_on_the_refinement(fitted) -> None:  # type: ignor
 def test_a_tree_pickled_before_the_refinement_scores_its_plain_leaf_rates(fitted) -> None:  # type: ignore[no-untyped-def]
     result, (summary, _) = fitted
     old = pickle.loads(pickle.dumps(result.pipeline))
-    del old["tree"].__dict__["tie_break"], old["tree"].__dict__["tie_width_"]
+    for name in ("tie_break", "rate_levels_", "tie_centre_"):
+        del old["tree"].__dict__[name]
     inputs = old["inputs"].transform(summary)
     assert np.array_equal(predict_risk(old, summary).to_numpy(), old["tree"].leaf_risk(inputs))
+
+
+def test_a_tree_pickled_with_the_fixed_tie_width_keeps_it(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, _) = fitted
+    old = pickle.loads(pickle.dumps(result.pipeline))
+    for name in ("rate_levels_", "tie_centre_"):
+        del old["tree"].__dict__[name]
+    old["tree"].tie_width_ = 0.0005
+    inputs = old["inputs"].transform(summary)
+    rate = old["tree"].leaf_risk(inputs)
+    expected = inputs["expected_orders"].to_numpy()
+    width = np.minimum(0.0005, np.minimum(rate, 1 - rate))
+    assert np.allclose(
+        predict_risk(old, summary).to_numpy(), rate + width * (1 - expected) / (1 + expected)
+    )
 
 
 @settings(max_examples=40, deadline=None)

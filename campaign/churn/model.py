@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 
 from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
-from campaign.churn.summary import SUMMARY_COLUMNS, btyd_history
+from campaign.churn.summary import BTYD_COLUMN, SUMMARY_COLUMNS, btyd_history
 from campaign.common.errors import ModelError
 
 Locale = Literal["en", "zh-CN"]
@@ -204,9 +204,20 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.gap_prior_ = float(np.median(gaps)) if gaps.size else float(self.horizon_days)
         self.gap_prior_ = max(self.gap_prior_, 1.0)
         self.bgnbd_: BGNBDParams = fit_bgnbd(x, t_x, t)
+        # Rows built with a horizon carry their own snapshot's BG/NBD expectation; the
+        # parameters fitted here on the stacked rows are the fallback for frames without.
+        self.snapshot_btyd_ = BTYD_COLUMN in X
         optional = [c for c in OPTIONAL_INPUTS if c in X] if self.use_optional else []
         self.columns_ = list(CORE_INPUTS) + optional
         return self
+
+    def _expected(
+        self, X: pd.DataFrame, x: np.ndarray, t_x: np.ndarray, t: np.ndarray
+    ) -> np.ndarray:
+        """Expected orders in the horizon: the snapshot's own fit when ``X`` has it."""
+        if getattr(self, "snapshot_btyd_", False) and BTYD_COLUMN in X:
+            return np.maximum(np.nan_to_num(X[BTYD_COLUMN].to_numpy(dtype=float)), 0.0)
+        return expected_orders(self.bgnbd_, x, t_x, t, self.horizon_days)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The inputs of each row of ``X``, same index; columns ``columns_``."""
@@ -231,9 +242,7 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                     np.divide(orders_90, orders_365, out=np.zeros_like(orders_90),
                               where=orders_365 > 0), 3
                 ),
-                "expected_orders": np.round(
-                    expected_orders(self.bgnbd_, x, t_x, t, self.horizon_days), 3
-                ),
+                "expected_orders": np.round(self._expected(X, x, t_x, t), 3),
             },
             index=X.index,
         )
@@ -248,7 +257,10 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
 TIE_BREAK_INPUT = "expected_orders"
 # Largest change the within-leaf refinement makes to a leaf's churn rate.
-MAX_TIE_OFFSET = 0.001
+MAX_TIE_OFFSET = 0.01
+# Share of the gap to a neighbouring leaf's rate the refinement may use (below one
+# half, so two leaves' customers never meet).
+TIE_GAP_SHARE = 0.49
 # Leaf rates closer than this are the same risk (float noise of equal ratios).
 SAME_RATE = 1e-9
 
@@ -263,17 +275,21 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     A tree of a few dozen leaves gives only that many distinct risks: every customer of
     a leaf ties with every other, and a smooth ranking such as BG/NBD's beats it on
     ROC AUC. So ties within a leaf are broken by ``tie_break`` (the BG/NBD expected
-    orders: fewer expected orders, higher risk). The offset is below ``tie_width_`` =
-    min(:data:`MAX_TIE_OFFSET`, 0.49 x the smallest gap between two distinct leaf
-    rates), and never pushes a rate past 0 or 1, so:
+    orders: fewer expected orders, higher risk), centred on the leaf's training median
+    ``m`` of that input: ``risk = rate + w * (m - e) / (m + e)``, where ``w`` is the
+    smallest of :data:`MAX_TIE_OFFSET`, :data:`TIE_GAP_SHARE` x the gap to the next
+    distinct leaf rate on that side (above for customers riskier than the median,
+    below for safer ones), the rate itself and 1 - rate. So:
 
     * the order of the leaves is unchanged (a riskier leaf's customers all rank above
       a safer leaf's; rates within :data:`SAME_RATE` are one risk), and the reason,
       the leaf's path, stays the explanation;
-    * ``risk`` stays a probability in [0, 1], within 0.001 of the leaf's churn rate.
+    * ``risk`` stays a probability in [0, 1], within 0.01 of the leaf's churn rate,
+      and half of a leaf's training rows lie on each side of its rate; the spread is
+      wide enough to survive rounding to 4 decimals (the scores CSV).
 
     ``tie_break=None`` (or an input frame without that column) gives the plain leaf
-    rates.
+    rates. Trees pickled with the former fixed width (``tie_width_``) keep it.
     """
 
     def __init__(
@@ -303,10 +319,15 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.classes_ = self.tree_.classes_
         self.positives_ = positives
         self.negatives_ = len(y) - positives
-        # Leaves whose rates differ by float noise only (3/10 vs 6/20) count as equal.
-        gaps = np.diff(np.sort(self.leaf_rates()))
-        gaps = gaps[gaps > SAME_RATE]
-        self.tie_width_ = min(MAX_TIE_OFFSET, 0.49 * float(gaps.min()) if gaps.size else 1.0)
+        # Distinct leaf rates, ascending; rates within float noise (3/10 vs 6/20) are one.
+        rates = np.sort(self.leaf_rates())
+        keep = np.concatenate([[True], np.diff(rates) > SAME_RATE]) if rates.size else rates
+        self.rate_levels_ = rates[keep.astype(bool)]
+        self.tie_centre_ = np.zeros(self.tree_.tree_.node_count)
+        if self.tie_break and isinstance(X, pd.DataFrame) and self.tie_break in X:
+            values = pd.Series(np.maximum(X[self.tie_break].to_numpy(dtype=float), 0.0))
+            medians = values.groupby(self.tree_.apply(X)).median()
+            self.tie_centre_[medians.index.to_numpy()] = medians.to_numpy()
         return self
 
     def _rate(self, p: np.ndarray) -> np.ndarray:
@@ -326,15 +347,33 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Each row's leaf churn rate, without the within-leaf refinement."""
         return self._rate(self.tree_.predict_proba(X)[:, 1])
 
+    def _room(self, raw: np.ndarray, riskier: np.ndarray) -> np.ndarray:
+        """How far each row's risk may move from its leaf's rate, up or down."""
+        levels = self.rate_levels_
+        at = np.clip(np.searchsorted(levels, raw - SAME_RATE), 0, len(levels) - 1)
+        above = np.where(at + 1 < len(levels), levels[np.minimum(at + 1, len(levels) - 1)] - raw,
+                         1.0 - raw)
+        below = np.where(at > 0, raw - levels[np.maximum(at - 1, 0)], raw)
+        gap = np.where(riskier, above, below)
+        room = np.minimum(TIE_GAP_SHARE * gap, MAX_TIE_OFFSET)
+        return np.maximum(np.minimum(room, np.minimum(raw, 1.0 - raw)), 0.0)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns: P(stays), P(churns): the leaf's churn rate, ties broken within it."""
         raw = self.leaf_risk(X)
         column = getattr(self, "tie_break", None)
-        width = float(getattr(self, "tie_width_", 0.0))  # 0 for models pickled before it
-        if column and width > 0 and isinstance(X, pd.DataFrame) and column in X:
+        if column and isinstance(X, pd.DataFrame) and column in X:
             expected = np.maximum(X[column].to_numpy(dtype=float), 0.0)
-            order = (1.0 - expected) / (1.0 + expected)  # in (-1, 1], higher = riskier
-            raw = raw + np.minimum(width, np.minimum(raw, 1.0 - raw)) * order
+            if hasattr(self, "rate_levels_"):
+                centre = self.tie_centre_[self.tree_.apply(X)]
+                total = centre + expected
+                order = np.divide(centre - expected, total, out=np.zeros_like(total),
+                                  where=total > 0)  # in [-1, 1], higher = riskier
+                raw = raw + self._room(raw, order > 0) * order
+            elif float(getattr(self, "tie_width_", 0.0)) > 0:  # pickled before the bands
+                width = float(self.tie_width_)
+                order = (1.0 - expected) / (1.0 + expected)
+                raw = raw + np.minimum(width, np.minimum(raw, 1.0 - raw)) * order
         return np.column_stack([1 - raw, raw])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -422,6 +461,19 @@ def fit_churn_model(
         "snapshots": len(snapshots),
     }
     return FitResult(pipeline=pipeline, params=params, validation=pd.DataFrame(rows))
+
+
+def snapshot_horizon(pipeline: object) -> int | None:
+    """The horizon whose snapshot expectation a frame scored by ``pipeline`` needs.
+
+    None for models that do not read it (trained before it existed): their frames
+    need no BG/NBD fit.
+    """
+    steps = getattr(pipeline, "named_steps", {})
+    inputs = steps.get("inputs") if isinstance(steps, dict) else None
+    if inputs is None or not getattr(inputs, "snapshot_btyd_", False):
+        return None
+    return int(inputs.horizon_days)
 
 
 def predict_risk(pipeline: Pipeline, summary: pd.DataFrame) -> pd.Series:
