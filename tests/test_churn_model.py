@@ -268,6 +268,7 @@ def _leaf_and_risk(pipeline, summary: pd.DataFrame) -> pd.DataFrame:  # type: ig
             "rate": tree.leaf_risk(inputs),
             "risk": predict_risk(pipeline, summary).to_numpy(),
             "expected": inputs["expected_orders"].to_numpy(),
+            "score": tree.tie_score(inputs),
         }
     )
 
@@ -286,22 +287,36 @@ def test_refined_risk_keeps_the_order_of_the_leaves_and_stays_a_probability(fitt
             assert by_rate["max"].iloc[lower] < by_rate["min"].iloc[upper]
 
 
-def test_within_a_leaf_fewer_expected_orders_means_higher_risk(fitted) -> None:  # type: ignore[no-untyped-def]
+def test_within_a_leaf_a_higher_tie_score_means_higher_risk(fitted) -> None:  # type: ignore[no-untyped-def]
     result, (summary, _) = fitted
     frame = _leaf_and_risk(result.pipeline, summary)
     ties_broken = 0
     for _, leaf in frame.groupby("leaf"):
-        leaf = leaf.sort_values("expected", kind="stable")
-        assert leaf["risk"].is_monotonic_decreasing
-        if 0 < leaf["rate"].iloc[0] < 1 and leaf["expected"].nunique() > 1:
+        leaf = leaf.sort_values("score", kind="stable")
+        assert leaf["risk"].is_monotonic_increasing
+        if 0 < leaf["rate"].iloc[0] < 1 and leaf["score"].nunique() > 1:
             ties_broken += 1
-            assert leaf["risk"].nunique() == leaf["expected"].nunique()
+            assert leaf["risk"].nunique() > 1
     assert ties_broken > 0
     # The refinement ranks better than the bare leaf rates on this forward split.
     _, (summary, labels) = fitted
     assert churn_metrics(labels, frame["risk"])["roc_auc"] > churn_metrics(
         labels, frame["rate"]
     )["roc_auc"]
+
+
+def test_a_tree_ordering_by_expected_orders_puts_fewer_orders_higher(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, labels) = fitted
+    pipeline = pickle.loads(pickle.dumps(result.pipeline))
+    inputs = pipeline["inputs"].transform(summary)
+    tree = ChurnTree(
+        result.params["max_depth"], result.params["min_samples_leaf"], tie_break="expected_orders"
+    ).fit(inputs, labels)
+    risk = tree.predict_proba(inputs)[:, 1]
+    frame = pd.DataFrame({"leaf": tree.tree_.apply(inputs), "risk": risk,
+                          "expected": inputs["expected_orders"].to_numpy()})
+    for _, leaf in frame.groupby("leaf"):
+        assert leaf.sort_values("expected", kind="stable")["risk"].is_monotonic_decreasing
 
 
 def test_reasons_do_not_depend_on_the_refinement(fitted) -> None:  # type: ignore[no-untyped-def]
@@ -317,7 +332,7 @@ def test_reasons_do_not_depend_on_the_refinement(fitted) -> None:  # type: ignor
 def test_a_tree_pickled_before_the_refinement_scores_its_plain_leaf_rates(fitted) -> None:  # type: ignore[no-untyped-def]
     result, (summary, _) = fitted
     old = pickle.loads(pickle.dumps(result.pipeline))
-    for name in ("tie_break", "rate_levels_", "tie_centre_"):
+    for name in ("tie_break", "rate_levels_", "tie_centre_", "tie_model_"):
         del old["tree"].__dict__[name]
     inputs = old["inputs"].transform(summary)
     assert np.array_equal(predict_risk(old, summary).to_numpy(), old["tree"].leaf_risk(inputs))
@@ -326,9 +341,9 @@ def test_a_tree_pickled_before_the_refinement_scores_its_plain_leaf_rates(fitted
 def test_a_tree_pickled_with_the_fixed_tie_width_keeps_it(fitted) -> None:  # type: ignore[no-untyped-def]
     result, (summary, _) = fitted
     old = pickle.loads(pickle.dumps(result.pipeline))
-    for name in ("rate_levels_", "tie_centre_"):
+    for name in ("rate_levels_", "tie_centre_", "tie_model_"):
         del old["tree"].__dict__[name]
-    old["tree"].tie_width_ = 0.0005
+    old["tree"].tie_width_, old["tree"].tie_break = 0.0005, "expected_orders"
     inputs = old["inputs"].transform(summary)
     rate = old["tree"].leaf_risk(inputs)
     expected = inputs["expected_orders"].to_numpy()

@@ -29,8 +29,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
@@ -255,7 +257,12 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return out[self.columns_]
 
 
+# Ties within a leaf are ordered by a logistic regression on the tree's own inputs;
+# a column name instead orders them by that input (fewer, riskier: expected orders).
+LOGISTIC_TIE_BREAK = "logistic"
 TIE_BREAK_INPUT = "expected_orders"
+# Inverse L2 strength of that regression (chosen on the tuning splits, bench/real_eval.py).
+TIE_MODEL_C = 0.1
 # Largest change the within-leaf refinement makes to a leaf's churn rate.
 MAX_TIE_OFFSET = 0.01
 # Share of the gap to a neighbouring leaf's rate the refinement may use (below one
@@ -263,6 +270,12 @@ MAX_TIE_OFFSET = 0.01
 TIE_GAP_SHARE = 0.49
 # Leaf rates closer than this are the same risk (float noise of equal ratios).
 SAME_RATE = 1e-9
+
+
+def _signed_log(X: pd.DataFrame) -> np.ndarray:
+    """sign(v) * log(1 + |v|) of every input: counts, days and money on one scale."""
+    values = X.to_numpy(dtype=float)
+    return np.sign(values) * np.log1p(np.abs(values))
 
 
 class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -274,12 +287,15 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     A tree of a few dozen leaves gives only that many distinct risks: every customer of
     a leaf ties with every other, and a smooth ranking such as BG/NBD's beats it on
-    ROC AUC. So ties within a leaf are broken by ``tie_break`` (the BG/NBD expected
-    orders: fewer expected orders, higher risk), centred on the leaf's training median
-    ``m`` of that input: ``risk = rate + w * (m - e) / (m + e)``, where ``w`` is the
-    smallest of :data:`MAX_TIE_OFFSET`, :data:`TIE_GAP_SHARE` x the gap to the next
-    distinct leaf rate on that side (above for customers riskier than the median,
-    below for safer ones), the rate itself and 1 - rate. So:
+    ROC AUC. So ties within a leaf are ordered by a tie score ``s`` (higher, riskier):
+    with ``tie_break="logistic"`` the log-odds of a logistic regression on the same
+    inputs (log-scaled, standardised, fitted on the same rows); with a column name,
+    minus ``log1p`` of that input (``"expected_orders"``: fewer expected orders,
+    riskier). The offset is centred on the leaf's training median ``m`` of ``s``:
+    ``risk = rate + w * tanh(s - m)``, where ``w`` is the smallest of
+    :data:`MAX_TIE_OFFSET`, :data:`TIE_GAP_SHARE` x the gap to the next distinct leaf
+    rate on that side (above for customers riskier than the median, below for safer
+    ones), the rate itself and 1 - rate. So:
 
     * the order of the leaves is unchanged (a riskier leaf's customers all rank above
       a safer leaf's; rates within :data:`SAME_RATE` are one risk), and the reason,
@@ -297,7 +313,7 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         max_depth: int = 4,
         min_samples_leaf: int = 50,
         random_state: int = 0,
-        tie_break: str | None = TIE_BREAK_INPUT,
+        tie_break: str | None = LOGISTIC_TIE_BREAK,
     ) -> None:
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
@@ -323,12 +339,27 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         rates = np.sort(self.leaf_rates())
         keep = np.concatenate([[True], np.diff(rates) > SAME_RATE]) if rates.size else rates
         self.rate_levels_ = rates[keep.astype(bool)]
+        self.tie_model_: Pipeline | None = None
+        if self.tie_break == LOGISTIC_TIE_BREAK:
+            self.tie_model_ = make_pipeline(
+                StandardScaler(), LogisticRegression(C=TIE_MODEL_C, max_iter=1000)
+            ).fit(_signed_log(X), y)
         self.tie_centre_ = np.zeros(self.tree_.tree_.node_count)
-        if self.tie_break and isinstance(X, pd.DataFrame) and self.tie_break in X:
-            values = pd.Series(np.maximum(X[self.tie_break].to_numpy(dtype=float), 0.0))
-            medians = values.groupby(self.tree_.apply(X)).median()
+        score = self.tie_score(X)
+        if score is not None:
+            medians = pd.Series(score).groupby(self.tree_.apply(X)).median()
             self.tie_centre_[medians.index.to_numpy()] = medians.to_numpy()
         return self
+
+    def tie_score(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The score that orders customers within a leaf (higher, riskier); None: none."""
+        column = getattr(self, "tie_break", None)
+        model = getattr(self, "tie_model_", None)
+        if column == LOGISTIC_TIE_BREAK and model is not None:
+            return np.asarray(model.decision_function(_signed_log(X)), dtype=float)
+        if column and column != LOGISTIC_TIE_BREAK and isinstance(X, pd.DataFrame) and column in X:
+            return -np.log1p(np.maximum(X[column].to_numpy(dtype=float), 0.0))
+        return None
 
     def _rate(self, p: np.ndarray) -> np.ndarray:
         """Balanced-weight leaf probability → the leaf's real training churn rate."""
@@ -361,17 +392,16 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns: P(stays), P(churns): the leaf's churn rate, ties broken within it."""
         raw = self.leaf_risk(X)
-        column = getattr(self, "tie_break", None)
-        if column and isinstance(X, pd.DataFrame) and column in X:
-            expected = np.maximum(X[column].to_numpy(dtype=float), 0.0)
-            if hasattr(self, "rate_levels_"):
-                centre = self.tie_centre_[self.tree_.apply(X)]
-                total = centre + expected
-                order = np.divide(centre - expected, total, out=np.zeros_like(total),
-                                  where=total > 0)  # in [-1, 1], higher = riskier
+        if hasattr(self, "rate_levels_"):
+            score = self.tie_score(X)
+            if score is not None:
+                order = np.tanh(score - self.tie_centre_[self.tree_.apply(X)])
                 raw = raw + self._room(raw, order > 0) * order
-            elif float(getattr(self, "tie_width_", 0.0)) > 0:  # pickled before the bands
+        elif float(getattr(self, "tie_width_", 0.0)) > 0:  # pickled before the bands
+            column = getattr(self, "tie_break", None)
+            if column and isinstance(X, pd.DataFrame) and column in X:
                 width = float(self.tie_width_)
+                expected = np.maximum(X[column].to_numpy(dtype=float), 0.0)
                 order = (1.0 - expected) / (1.0 + expected)
                 raw = raw + np.minimum(width, np.minimum(raw, 1.0 - raw)) * order
         return np.column_stack([1 - raw, raw])
