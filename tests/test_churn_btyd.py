@@ -25,7 +25,12 @@ from campaign.churn.model import (
     snapshot_horizon,
 )
 from campaign.churn.summary import BTYD_COLUMN, btyd_history, purchase_summary
-from tests.test_churn_model import H, T, labelled, purchases  # noqa: F401 (fixture)
+from tests.test_churn_model import H, T, labelled, synthetic_purchases
+
+
+@pytest.fixture(scope="module")
+def purchases() -> pd.DataFrame:
+    return synthetic_purchases()
 
 
 def test_the_expectation_at_t_ignores_purchases_at_or_after_t(purchases: pd.DataFrame) -> None:
