@@ -54,7 +54,7 @@ def test_the_expectation_is_fitted_on_every_buyer_of_the_snapshot(
     everyone = purchase_summary(purchases, T)
     assert len(everyone) > len(summary)  # lapsed buyers are part of the fit
     x, t_x, t = btyd_history(everyone)
-    params = fit_bgnbd(x, t_x, t, penalty=0.0)
+    params = fit_bgnbd(x, t_x, t)
     reference = pd.Series(expected_orders(params, x, t_x, t, H), index=everyone.index)
     assert summary[BTYD_COLUMN].to_numpy() == pytest.approx(
         reference.reindex(summary.index).to_numpy()

@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
-from campaign.churn.summary import BTYD_COLUMN, SUMMARY_COLUMNS, btyd_history
+from campaign.churn.summary import BTYD_COLUMN, MAX_EXPECTED, SUMMARY_COLUMNS, btyd_history
 from campaign.common.errors import ModelError
 
 Locale = Literal["en", "zh-CN"]
@@ -218,7 +218,8 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     ) -> np.ndarray:
         """Expected orders in the horizon: the snapshot's own fit when ``X`` has it."""
         if getattr(self, "snapshot_btyd_", False) and BTYD_COLUMN in X:
-            return np.maximum(np.nan_to_num(X[BTYD_COLUMN].to_numpy(dtype=float)), 0.0)
+            values = np.nan_to_num(X[BTYD_COLUMN].to_numpy(dtype=float), posinf=MAX_EXPECTED)
+            return np.clip(values, 0.0, MAX_EXPECTED)
         return expected_orders(self.bgnbd_, x, t_x, t, self.horizon_days)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
