@@ -6,13 +6,14 @@ Pure: no database, no clock. The fitted model is a scikit-learn :class:`Pipeline
   :mod:`campaign.churn.summary`, plus any optional profile columns) into the tree's
   inputs. The inputs matter more than the depth: recency relative to the customer's own
   rhythm, the recent share of last year's orders (trend) and a BG/NBD expected-orders
-  figure carry most of the signal on real data.
+  figure (fitted on each snapshot's own buyers, see :mod:`campaign.churn.summary`)
+  carry most of the signal on real data.
 * ``tree`` – :class:`ChurnTree`, a ``DecisionTreeClassifier`` grown with balanced
   class weights (so the minority class shapes the splits) whose probabilities are
   mapped back to the real churn rate of each leaf (so ``risk`` is an honest
-  probability and the Brier score means something). Ties within a leaf are broken by
-  the BG/NBD expected orders (at most 0.001 off the leaf's rate, never across leaves),
-  which is what lets a few-leaf tree rank as well as BG/NBD itself.
+  probability and the Brier score means something). Ties within a leaf are ordered by
+  a logistic regression on the same inputs (at most 0.01 off the leaf's rate, never
+  across leaves), which is what lets a few-leaf tree rank as well as the BTYD models.
 
 Reasons are the user's decision path in plain words, one clause per input on the path
 with the tightest bound the path implies: ``no purchase for 74 days (over 60); 1 order
