@@ -24,6 +24,7 @@ from campaign.churn.model import (
     Condition,
     _bound_text,
     assign_tiers,
+    auc_standard_error,
     explain,
     fit_churn_model,
     path_conditions,
@@ -168,14 +169,32 @@ def test_planted_signal_is_found_and_beats_recency_alone(fitted) -> None:  # typ
     assert tree["brier"] < 0.2
 
 
-def test_validation_picks_parameters_on_the_newest_snapshot_only(fitted) -> None:  # type: ignore[no-untyped-def]
+def test_validation_keeps_the_simplest_tree_within_one_standard_error_of_the_best(
+    fitted, purchases: pd.DataFrame  # type: ignore[no-untyped-def]
+) -> None:
     result, _ = fitted
     table = result.validation
     assert len(table) == 6
-    best = table.loc[table["roc_auc"].round(4).idxmax()]
+    # Judged on the newest training snapshot (the validation's labels).
+    newest_labels = labelled(purchases, T - timedelta(days=H * 2))[1]
+    margin = auc_standard_error(table["roc_auc"].max(), newest_labels)
+    assert 0 < margin < 0.05
+    # Rows run from the simplest tree; the first within the margin is the one kept.
+    within = table[table["roc_auc"] >= table["roc_auc"].max() - margin]
+    first = within.iloc[0]
     assert (result.params["max_depth"], result.params["min_samples_leaf"]) == (
-        best["max_depth"], best["min_samples_leaf"]
+        first["max_depth"], first["min_samples_leaf"]
     )
+
+
+def test_the_auc_standard_error_is_hanley_and_mcneils() -> None:
+    labels = pd.Series([1] * 100 + [0] * 100)
+    # At AUC 0.5 with 100 of each: sqrt((0.25 + 99 * (1/3 - 1/4) * 2) / 100**2).
+    expected = math.sqrt((0.25 + 99 * (1 / 3 - 1 / 4) * 2) / 100**2)
+    assert auc_standard_error(0.5, labels) == pytest.approx(expected)
+    # It shrinks with more labels and vanishes with one class only.
+    assert auc_standard_error(0.8, pd.concat([labels] * 4)) < auc_standard_error(0.8, labels)
+    assert auc_standard_error(0.8, pd.Series([0, 0, 0])) == 0.0
 
 
 def _walk_path(pipeline, summary: pd.DataFrame) -> list[list[tuple[str, str, float]]]:  # type: ignore[no-untyped-def]

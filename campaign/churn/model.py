@@ -439,6 +439,22 @@ class FitResult:
     validation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def auc_standard_error(auc: float, labels: pd.Series) -> float:
+    """Hanley and McNeil's (1982) standard error of a ROC AUC on ``labels`` (0/1)."""
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return 0.0
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc * auc / (1 + auc)
+    variance = (
+        auc * (1 - auc)
+        + (positives - 1) * (q1 - auc * auc)
+        + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
+    return float(max(variance, 0.0) ** 0.5)
+
+
 def fit_churn_model(
     snapshots: Sequence[tuple[pd.DataFrame, pd.Series]],
     *,
@@ -453,8 +469,9 @@ def fit_churn_model(
         snapshots: ``(summary, labels)`` pairs, **newest first**; labels are aligned
             to the summary's index. With two or more, every candidate is trained on the
             older snapshots and scored (ROC AUC of the final risk, within-leaf
-            refinement included) on the newest, never by random CV; ties go to the
-            simpler tree. With one, the middle candidates are used.
+            refinement included) on the newest, never by random CV; the simplest
+            candidate within one standard error of the best AUC is kept (Breiman's
+            rule). With one, the middle candidates are used.
 
     Raises:
         ModelError: no snapshots, or one label class only.
@@ -477,9 +494,14 @@ def fit_churn_model(
                     tree = ChurnTree(d, m, random_state).fit(train_inputs, older_y)
                     auc = roc_auc_score(newest_y, tree.predict_proba(valid_inputs)[:, 1])
                     rows.append({"max_depth": d, "min_samples_leaf": m, "roc_auc": auc})
-            # Simpler trees first, so a tie keeps the simpler one (max is stable).
-            best = max(rows, key=lambda r: round(r["roc_auc"], 4))
-            depth, leaf = int(best["max_depth"]), int(best["min_samples_leaf"])
+            # Breiman's one-standard-error rule: the simplest tree (rows run from the
+            # simplest) whose validation AUC is within one standard error of the
+            # best. One newest snapshot is a noisy judge, most of all where churners
+            # are few; a deeper tree that wins by less than its noise overfits it.
+            best_auc = max(r["roc_auc"] for r in rows)
+            margin = auc_standard_error(best_auc, newest_y)
+            chosen = next(r for r in rows if r["roc_auc"] >= best_auc - margin)
+            depth, leaf = int(chosen["max_depth"]), int(chosen["min_samples_leaf"])
     all_x = pd.concat([s for s, _ in snapshots], ignore_index=True)
     all_y = pd.concat([y for _, y in snapshots], ignore_index=True)
     pipeline = build_pipeline(horizon_days, depth, leaf, random_state).fit(all_x, all_y)
