@@ -18,12 +18,11 @@ from campaign.churn.btyd import expected_orders, fit_bgnbd
 from campaign.churn.model import (
     MAX_TIE_OFFSET,
     SAME_RATE,
-    explain,
     fit_churn_model,
-    path_conditions,
     predict_risk,
     snapshot_horizon,
 )
+from campaign.churn.reasons import explain, path_conditions
 from campaign.churn.summary import BTYD_COLUMN, btyd_history, purchase_summary
 from tests.test_churn_model import H, T, labelled, synthetic_purchases
 

@@ -21,15 +21,12 @@ from campaign.churn.model import (
     MAX_TIE_OFFSET,
     SAME_RATE,
     ChurnTree,
-    Condition,
-    _bound_text,
     assign_tiers,
     auc_standard_error,
-    explain,
     fit_churn_model,
-    path_conditions,
     predict_risk,
 )
+from campaign.churn.reasons import Condition, _bound_text, explain, path_conditions
 from campaign.churn.summary import purchase_summary
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -260,7 +257,7 @@ def test_reason_reads_like_a_marketer_would_say_it(fitted) -> None:  # type: ign
     assert "天" in reasons.iloc[0] and "；" in reasons.iloc[0]
     assert reasons.iloc[1].isascii() and reasons.iloc[2].isascii()
     condition = Condition("orders_90d", None, 1.5, 1.0)
-    from campaign.churn.model import describe_condition
+    from campaign.churn.reasons import describe_condition
 
     assert describe_condition(condition, "en", 90) == "1 order in the last 90 days (at most 1)"
 

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from campaign.churn.artifacts import model_key
 from campaign.churn.data import load_summary, load_user_info
-from campaign.churn.model import assign_tiers, explain, predict_risk, snapshot_horizon
+from campaign.churn.model import assign_tiers, predict_risk, snapshot_horizon
+from campaign.churn.reasons import explain
 from campaign.churn.registry import active_model_id, load_model
 from campaign.config import ModelConfig
 from campaign.db.base import table_of
