@@ -163,7 +163,7 @@ def run(name: str, purchases: pd.DataFrame, t: datetime, horizon: int) -> None:
     config = ModelConfig()
 
     def snapshot(at: datetime) -> tuple[pd.DataFrame, pd.Series]:
-        summary = purchase_summary(purchases, at, lookback_days=LOOKBACK)
+        summary = purchase_summary(purchases, at, lookback_days=LOOKBACK, horizon_days=horizon)
         return summary, churn_labels(purchases, summary.index, at, horizon)
 
     h = timedelta(days=horizon)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from profile import AS_OF, add_dialect_options, databases, time_aggregation  # noqa: E402
 
 from campaign.churn.data import load_summary, load_user_info  # noqa: E402
-from campaign.churn.model import fit_churn_model  # noqa: E402
+from campaign.churn.model import fit_churn_model, snapshot_horizon  # noqa: E402
 from campaign.churn.registry import activate, active_model_id, load_model, save_model_version  # noqa: E402
 from campaign.churn.scoring import score_and_store, score_summary  # noqa: E402
 from campaign.churn.training import labelled_snapshot  # noqa: E402
@@ -89,7 +89,10 @@ def report(dialect: str, url: str) -> None:
     started = time.perf_counter()
     with engine.connect() as connection:
         model = load_model(connection, key=BENCH_KEY)
-        summary = load_summary(connection, AS_OF, lookback_days=CONFIG.lookback_days)
+        summary = load_summary(
+            connection, AS_OF, lookback_days=CONFIG.lookback_days,
+            horizon_days=snapshot_horizon(model.pipeline),  # the snapshot's BG/NBD fit
+        )
         users = load_user_info(connection, summary.index)
     features = time.perf_counter() - started
     started = time.perf_counter()

@@ -21,14 +21,12 @@ from campaign.churn.model import (
     MAX_TIE_OFFSET,
     SAME_RATE,
     ChurnTree,
-    Condition,
-    _bound_text,
     assign_tiers,
-    explain,
+    auc_standard_error,
     fit_churn_model,
-    path_conditions,
     predict_risk,
 )
+from campaign.churn.reasons import Condition, _bound_text, explain, path_conditions
 from campaign.churn.summary import purchase_summary
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -54,7 +52,7 @@ def synthetic_purchases(n_users: int = 1500, seed: int = 1) -> pd.DataFrame:
 
 
 def labelled(purchases: pd.DataFrame, at: datetime) -> tuple[pd.DataFrame, pd.Series]:
-    summary = purchase_summary(purchases, at, lookback_days=365)
+    summary = purchase_summary(purchases, at, lookback_days=365, horizon_days=H)
     return summary, churn_labels(purchases, summary.index, at, H)
 
 
@@ -168,14 +166,32 @@ def test_planted_signal_is_found_and_beats_recency_alone(fitted) -> None:  # typ
     assert tree["brier"] < 0.2
 
 
-def test_validation_picks_parameters_on_the_newest_snapshot_only(fitted) -> None:  # type: ignore[no-untyped-def]
+def test_validation_keeps_the_simplest_tree_within_one_standard_error_of_the_best(
+    fitted, purchases: pd.DataFrame  # type: ignore[no-untyped-def]
+) -> None:
     result, _ = fitted
     table = result.validation
     assert len(table) == 6
-    best = table.loc[table["roc_auc"].round(4).idxmax()]
+    # Judged on the newest training snapshot (the validation's labels).
+    newest_labels = labelled(purchases, T - timedelta(days=H * 2))[1]
+    margin = auc_standard_error(table["roc_auc"].max(), newest_labels)
+    assert 0 < margin < 0.05
+    # Rows run from the simplest tree; the first within the margin is the one kept.
+    within = table[table["roc_auc"] >= table["roc_auc"].max() - margin]
+    first = within.iloc[0]
     assert (result.params["max_depth"], result.params["min_samples_leaf"]) == (
-        best["max_depth"], best["min_samples_leaf"]
+        first["max_depth"], first["min_samples_leaf"]
     )
+
+
+def test_the_auc_standard_error_is_hanley_and_mcneils() -> None:
+    labels = pd.Series([1] * 100 + [0] * 100)
+    # At AUC 0.5 with 100 of each: sqrt((0.25 + 99 * (1/3 - 1/4) * 2) / 100**2).
+    expected = math.sqrt((0.25 + 99 * (1 / 3 - 1 / 4) * 2) / 100**2)
+    assert auc_standard_error(0.5, labels) == pytest.approx(expected)
+    # It shrinks with more labels and vanishes with one class only.
+    assert auc_standard_error(0.8, pd.concat([labels] * 4)) < auc_standard_error(0.8, labels)
+    assert auc_standard_error(0.8, pd.Series([0, 0, 0])) == 0.0
 
 
 def _walk_path(pipeline, summary: pd.DataFrame) -> list[list[tuple[str, str, float]]]:  # type: ignore[no-untyped-def]
@@ -241,7 +257,7 @@ def test_reason_reads_like_a_marketer_would_say_it(fitted) -> None:  # type: ign
     assert "天" in reasons.iloc[0] and "；" in reasons.iloc[0]
     assert reasons.iloc[1].isascii() and reasons.iloc[2].isascii()
     condition = Condition("orders_90d", None, 1.5, 1.0)
-    from campaign.churn.model import describe_condition
+    from campaign.churn.reasons import describe_condition
 
     assert describe_condition(condition, "en", 90) == "1 order in the last 90 days (at most 1)"
 
@@ -268,6 +284,7 @@ def _leaf_and_risk(pipeline, summary: pd.DataFrame) -> pd.DataFrame:  # type: ig
             "rate": tree.leaf_risk(inputs),
             "risk": predict_risk(pipeline, summary).to_numpy(),
             "expected": inputs["expected_orders"].to_numpy(),
+            "score": tree.tie_score(inputs),
         }
     )
 
@@ -286,22 +303,36 @@ def test_refined_risk_keeps_the_order_of_the_leaves_and_stays_a_probability(fitt
             assert by_rate["max"].iloc[lower] < by_rate["min"].iloc[upper]
 
 
-def test_within_a_leaf_fewer_expected_orders_means_higher_risk(fitted) -> None:  # type: ignore[no-untyped-def]
+def test_within_a_leaf_a_higher_tie_score_means_higher_risk(fitted) -> None:  # type: ignore[no-untyped-def]
     result, (summary, _) = fitted
     frame = _leaf_and_risk(result.pipeline, summary)
     ties_broken = 0
     for _, leaf in frame.groupby("leaf"):
-        leaf = leaf.sort_values("expected", kind="stable")
-        assert leaf["risk"].is_monotonic_decreasing
-        if 0 < leaf["rate"].iloc[0] < 1 and leaf["expected"].nunique() > 1:
+        leaf = leaf.sort_values("score", kind="stable")
+        assert leaf["risk"].is_monotonic_increasing
+        if 0 < leaf["rate"].iloc[0] < 1 and leaf["score"].nunique() > 1:
             ties_broken += 1
-            assert leaf["risk"].nunique() == leaf["expected"].nunique()
+            assert leaf["risk"].nunique() > 1
     assert ties_broken > 0
     # The refinement ranks better than the bare leaf rates on this forward split.
     _, (summary, labels) = fitted
     assert churn_metrics(labels, frame["risk"])["roc_auc"] > churn_metrics(
         labels, frame["rate"]
     )["roc_auc"]
+
+
+def test_a_tree_ordering_by_expected_orders_puts_fewer_orders_higher(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, labels) = fitted
+    pipeline = pickle.loads(pickle.dumps(result.pipeline))
+    inputs = pipeline["inputs"].transform(summary)
+    tree = ChurnTree(
+        result.params["max_depth"], result.params["min_samples_leaf"], tie_break="expected_orders"
+    ).fit(inputs, labels)
+    risk = tree.predict_proba(inputs)[:, 1]
+    frame = pd.DataFrame({"leaf": tree.tree_.apply(inputs), "risk": risk,
+                          "expected": inputs["expected_orders"].to_numpy()})
+    for _, leaf in frame.groupby("leaf"):
+        assert leaf.sort_values("expected", kind="stable")["risk"].is_monotonic_decreasing
 
 
 def test_reasons_do_not_depend_on_the_refinement(fitted) -> None:  # type: ignore[no-untyped-def]
@@ -317,9 +348,25 @@ def test_reasons_do_not_depend_on_the_refinement(fitted) -> None:  # type: ignor
 def test_a_tree_pickled_before_the_refinement_scores_its_plain_leaf_rates(fitted) -> None:  # type: ignore[no-untyped-def]
     result, (summary, _) = fitted
     old = pickle.loads(pickle.dumps(result.pipeline))
-    del old["tree"].__dict__["tie_break"], old["tree"].__dict__["tie_width_"]
+    for name in ("tie_break", "rate_levels_", "tie_centre_", "tie_model_"):
+        del old["tree"].__dict__[name]
     inputs = old["inputs"].transform(summary)
     assert np.array_equal(predict_risk(old, summary).to_numpy(), old["tree"].leaf_risk(inputs))
+
+
+def test_a_tree_pickled_with_the_fixed_tie_width_keeps_it(fitted) -> None:  # type: ignore[no-untyped-def]
+    result, (summary, _) = fitted
+    old = pickle.loads(pickle.dumps(result.pipeline))
+    for name in ("rate_levels_", "tie_centre_", "tie_model_"):
+        del old["tree"].__dict__[name]
+    old["tree"].tie_width_, old["tree"].tie_break = 0.0005, "expected_orders"
+    inputs = old["inputs"].transform(summary)
+    rate = old["tree"].leaf_risk(inputs)
+    expected = inputs["expected_orders"].to_numpy()
+    width = np.minimum(0.0005, np.minimum(rate, 1 - rate))
+    assert np.allclose(
+        predict_risk(old, summary).to_numpy(), rate + width * (1 - expected) / (1 + expected)
+    )
 
 
 @settings(max_examples=40, deadline=None)

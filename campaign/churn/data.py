@@ -19,15 +19,24 @@ from campaign.db.models import Event, EventType, User
 from campaign.profile import profile_frame
 
 
-def load_summary(connection: Connection, as_of: datetime, *, lookback_days: int) -> pd.DataFrame:
+def load_summary(
+    connection: Connection,
+    as_of: datetime,
+    *,
+    lookback_days: int,
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
     """Purchase summary (plus behaviour columns) of the customers at ``as_of``.
 
     Customers: users with an order in the ``lookback_days`` before ``as_of``. Only
     events strictly before ``as_of`` are read. Columns: see
-    :func:`campaign.churn.summary.summary_from_profile`.
+    :func:`campaign.churn.summary.summary_from_profile` (with ``horizon_days``, also
+    the BG/NBD expectation fitted on this snapshot's buyers).
     """
     # The profile is built over all history: the model needs the first order too.
-    return summary_from_profile(profile_frame(connection, as_of), lookback_days=lookback_days)
+    return summary_from_profile(
+        profile_frame(connection, as_of), lookback_days=lookback_days, horizon_days=horizon_days
+    )
 
 
 def load_buyers(connection: Connection, start: datetime, end: datetime) -> pd.Index:

@@ -6,13 +6,14 @@ Pure: no database, no clock. The fitted model is a scikit-learn :class:`Pipeline
   :mod:`campaign.churn.summary`, plus any optional profile columns) into the tree's
   inputs. The inputs matter more than the depth: recency relative to the customer's own
   rhythm, the recent share of last year's orders (trend) and a BG/NBD expected-orders
-  figure carry most of the signal on real data.
+  figure (fitted on each snapshot's own buyers, see :mod:`campaign.churn.summary`)
+  carry most of the signal on real data.
 * ``tree`` – :class:`ChurnTree`, a ``DecisionTreeClassifier`` grown with balanced
   class weights (so the minority class shapes the splits) whose probabilities are
   mapped back to the real churn rate of each leaf (so ``risk`` is an honest
-  probability and the Brier score means something). Ties within a leaf are broken by
-  the BG/NBD expected orders (at most 0.001 off the leaf's rate, never across leaves),
-  which is what lets a few-leaf tree rank as well as BG/NBD itself.
+  probability and the Brier score means something). Ties within a leaf are ordered by
+  a logistic regression on the same inputs (at most 0.01 off the leaf's rate, never
+  across leaves), which is what lets a few-leaf tree rank as well as the BTYD models.
 
 Reasons are the user's decision path in plain words, one clause per input on the path
 with the tightest bound the path implies: ``no purchase for 74 days (over 60); 1 order
@@ -21,7 +22,6 @@ in the last 90 days (at most 1)``, in English or Chinese (zh-CN).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,12 +29,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from campaign.churn.btyd import BGNBDParams, expected_orders, fit_bgnbd
-from campaign.churn.summary import SUMMARY_COLUMNS, btyd_history
+from campaign.churn.summary import BTYD_COLUMN, MAX_EXPECTED, SUMMARY_COLUMNS, btyd_history
 from campaign.common.errors import ModelError
 
 Locale = Literal["en", "zh-CN"]
@@ -154,20 +156,6 @@ OPTIONAL_INPUTS: tuple[str, ...] = (
     "abandoned_carts_30d",
 )
 
-_BOUNDS = {
-    "en": {"over": "over {a}", "at_most": "at most {b}", "between": "{a} to {b}"},
-    "zh-CN": {"over": "超过 {a}", "at_most": "不超过 {b}", "between": "{a} 至 {b}"},
-}
-_SEPARATOR = {"en": "; ", "zh-CN": "；"}
-
-
-def reason_locale(locale: object) -> Locale:
-    """The reason language for a user's locale: Chinese for ``zh*``, else English."""
-    if isinstance(locale, str) and locale.lower().startswith("zh"):
-        return "zh-CN"
-    return "en"
-
-
 class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Purchase summary → tree inputs (floats, no missing values).
 
@@ -204,9 +192,21 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.gap_prior_ = float(np.median(gaps)) if gaps.size else float(self.horizon_days)
         self.gap_prior_ = max(self.gap_prior_, 1.0)
         self.bgnbd_: BGNBDParams = fit_bgnbd(x, t_x, t)
+        # Rows built with a horizon carry their own snapshot's BG/NBD expectation; the
+        # parameters fitted here on the stacked rows are the fallback for frames without.
+        self.snapshot_btyd_ = BTYD_COLUMN in X
         optional = [c for c in OPTIONAL_INPUTS if c in X] if self.use_optional else []
         self.columns_ = list(CORE_INPUTS) + optional
         return self
+
+    def _expected(
+        self, X: pd.DataFrame, x: np.ndarray, t_x: np.ndarray, t: np.ndarray
+    ) -> np.ndarray:
+        """Expected orders in the horizon: the snapshot's own fit when ``X`` has it."""
+        if getattr(self, "snapshot_btyd_", False) and BTYD_COLUMN in X:
+            values = np.nan_to_num(X[BTYD_COLUMN].to_numpy(dtype=float), posinf=MAX_EXPECTED)
+            return np.clip(values, 0.0, MAX_EXPECTED)
+        return expected_orders(self.bgnbd_, x, t_x, t, self.horizon_days)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The inputs of each row of ``X``, same index; columns ``columns_``."""
@@ -231,9 +231,7 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                     np.divide(orders_90, orders_365, out=np.zeros_like(orders_90),
                               where=orders_365 > 0), 3
                 ),
-                "expected_orders": np.round(
-                    expected_orders(self.bgnbd_, x, t_x, t, self.horizon_days), 3
-                ),
+                "expected_orders": np.round(self._expected(X, x, t_x, t), 3),
             },
             index=X.index,
         )
@@ -246,11 +244,25 @@ class ChurnInputs(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return out[self.columns_]
 
 
+# Ties within a leaf are ordered by a logistic regression on the tree's own inputs;
+# a column name instead orders them by that input (fewer, riskier: expected orders).
+LOGISTIC_TIE_BREAK = "logistic"
 TIE_BREAK_INPUT = "expected_orders"
+# Inverse L2 strength of that regression (chosen on the tuning splits, bench/real_eval.py).
+TIE_MODEL_C = 0.1
 # Largest change the within-leaf refinement makes to a leaf's churn rate.
-MAX_TIE_OFFSET = 0.001
+MAX_TIE_OFFSET = 0.01
+# Share of the gap to a neighbouring leaf's rate the refinement may use (below one
+# half, so two leaves' customers never meet).
+TIE_GAP_SHARE = 0.49
 # Leaf rates closer than this are the same risk (float noise of equal ratios).
 SAME_RATE = 1e-9
+
+
+def _signed_log(X: pd.DataFrame) -> np.ndarray:
+    """sign(v) * log(1 + |v|) of every input: counts, days and money on one scale."""
+    values = X.to_numpy(dtype=float)
+    return np.sign(values) * np.log1p(np.abs(values))
 
 
 class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -262,18 +274,25 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     A tree of a few dozen leaves gives only that many distinct risks: every customer of
     a leaf ties with every other, and a smooth ranking such as BG/NBD's beats it on
-    ROC AUC. So ties within a leaf are broken by ``tie_break`` (the BG/NBD expected
-    orders: fewer expected orders, higher risk). The offset is below ``tie_width_`` =
-    min(:data:`MAX_TIE_OFFSET`, 0.49 x the smallest gap between two distinct leaf
-    rates), and never pushes a rate past 0 or 1, so:
+    ROC AUC. So ties within a leaf are ordered by a tie score ``s`` (higher, riskier):
+    with ``tie_break="logistic"`` the log-odds of a logistic regression on the same
+    inputs (log-scaled, standardised, fitted on the same rows); with a column name,
+    minus ``log1p`` of that input (``"expected_orders"``: fewer expected orders,
+    riskier). The offset is centred on the leaf's training median ``m`` of ``s``:
+    ``risk = rate + w * tanh(s - m)``, where ``w`` is the smallest of
+    :data:`MAX_TIE_OFFSET`, :data:`TIE_GAP_SHARE` x the gap to the next distinct leaf
+    rate on that side (above for customers riskier than the median, below for safer
+    ones), the rate itself and 1 - rate. So:
 
     * the order of the leaves is unchanged (a riskier leaf's customers all rank above
       a safer leaf's; rates within :data:`SAME_RATE` are one risk), and the reason,
       the leaf's path, stays the explanation;
-    * ``risk`` stays a probability in [0, 1], within 0.001 of the leaf's churn rate.
+    * ``risk`` stays a probability in [0, 1], within 0.01 of the leaf's churn rate,
+      and half of a leaf's training rows lie on each side of its rate; the spread is
+      wide enough to survive rounding to 4 decimals (the scores CSV).
 
     ``tie_break=None`` (or an input frame without that column) gives the plain leaf
-    rates.
+    rates. Trees pickled with the former fixed width (``tie_width_``) keep it.
     """
 
     def __init__(
@@ -281,7 +300,7 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         max_depth: int = 4,
         min_samples_leaf: int = 50,
         random_state: int = 0,
-        tie_break: str | None = TIE_BREAK_INPUT,
+        tie_break: str | None = LOGISTIC_TIE_BREAK,
     ) -> None:
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
@@ -303,11 +322,31 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.classes_ = self.tree_.classes_
         self.positives_ = positives
         self.negatives_ = len(y) - positives
-        # Leaves whose rates differ by float noise only (3/10 vs 6/20) count as equal.
-        gaps = np.diff(np.sort(self.leaf_rates()))
-        gaps = gaps[gaps > SAME_RATE]
-        self.tie_width_ = min(MAX_TIE_OFFSET, 0.49 * float(gaps.min()) if gaps.size else 1.0)
+        # Distinct leaf rates, ascending; rates within float noise (3/10 vs 6/20) are one.
+        rates = np.sort(self.leaf_rates())
+        keep = np.concatenate([[True], np.diff(rates) > SAME_RATE]) if rates.size else rates
+        self.rate_levels_ = rates[keep.astype(bool)]
+        self.tie_model_: Pipeline | None = None
+        if self.tie_break == LOGISTIC_TIE_BREAK:
+            self.tie_model_ = make_pipeline(
+                StandardScaler(), LogisticRegression(C=TIE_MODEL_C, max_iter=1000)
+            ).fit(_signed_log(X), y)
+        self.tie_centre_ = np.zeros(self.tree_.tree_.node_count)
+        score = self.tie_score(X)
+        if score is not None:
+            medians = pd.Series(score).groupby(self.tree_.apply(X)).median()
+            self.tie_centre_[medians.index.to_numpy()] = medians.to_numpy()
         return self
+
+    def tie_score(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The score that orders customers within a leaf (higher, riskier); None: none."""
+        column = getattr(self, "tie_break", None)
+        model = getattr(self, "tie_model_", None)
+        if column == LOGISTIC_TIE_BREAK and model is not None:
+            return np.asarray(model.decision_function(_signed_log(X)), dtype=float)
+        if column and column != LOGISTIC_TIE_BREAK and isinstance(X, pd.DataFrame) and column in X:
+            return -np.log1p(np.maximum(X[column].to_numpy(dtype=float), 0.0))
+        return None
 
     def _rate(self, p: np.ndarray) -> np.ndarray:
         """Balanced-weight leaf probability → the leaf's real training churn rate."""
@@ -326,15 +365,32 @@ class ChurnTree(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Each row's leaf churn rate, without the within-leaf refinement."""
         return self._rate(self.tree_.predict_proba(X)[:, 1])
 
+    def _room(self, raw: np.ndarray, riskier: np.ndarray) -> np.ndarray:
+        """How far each row's risk may move from its leaf's rate, up or down."""
+        levels = self.rate_levels_
+        at = np.clip(np.searchsorted(levels, raw - SAME_RATE), 0, len(levels) - 1)
+        above = np.where(at + 1 < len(levels), levels[np.minimum(at + 1, len(levels) - 1)] - raw,
+                         1.0 - raw)
+        below = np.where(at > 0, raw - levels[np.maximum(at - 1, 0)], raw)
+        gap = np.where(riskier, above, below)
+        room = np.minimum(TIE_GAP_SHARE * gap, MAX_TIE_OFFSET)
+        return np.maximum(np.minimum(room, np.minimum(raw, 1.0 - raw)), 0.0)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns: P(stays), P(churns): the leaf's churn rate, ties broken within it."""
         raw = self.leaf_risk(X)
-        column = getattr(self, "tie_break", None)
-        width = float(getattr(self, "tie_width_", 0.0))  # 0 for models pickled before it
-        if column and width > 0 and isinstance(X, pd.DataFrame) and column in X:
-            expected = np.maximum(X[column].to_numpy(dtype=float), 0.0)
-            order = (1.0 - expected) / (1.0 + expected)  # in (-1, 1], higher = riskier
-            raw = raw + np.minimum(width, np.minimum(raw, 1.0 - raw)) * order
+        if hasattr(self, "rate_levels_"):
+            score = self.tie_score(X)
+            if score is not None:
+                order = np.tanh(score - self.tie_centre_[self.tree_.apply(X)])
+                raw = raw + self._room(raw, order > 0) * order
+        elif float(getattr(self, "tie_width_", 0.0)) > 0:  # pickled before the bands
+            column = getattr(self, "tie_break", None)
+            if column and isinstance(X, pd.DataFrame) and column in X:
+                width = float(self.tie_width_)
+                expected = np.maximum(X[column].to_numpy(dtype=float), 0.0)
+                order = (1.0 - expected) / (1.0 + expected)
+                raw = raw + np.minimum(width, np.minimum(raw, 1.0 - raw)) * order
         return np.column_stack([1 - raw, raw])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -368,6 +424,22 @@ class FitResult:
     validation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def auc_standard_error(auc: float, labels: pd.Series) -> float:
+    """Hanley and McNeil's (1982) standard error of a ROC AUC on ``labels`` (0/1)."""
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return 0.0
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc * auc / (1 + auc)
+    variance = (
+        auc * (1 - auc)
+        + (positives - 1) * (q1 - auc * auc)
+        + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
+    return float(max(variance, 0.0) ** 0.5)
+
+
 def fit_churn_model(
     snapshots: Sequence[tuple[pd.DataFrame, pd.Series]],
     *,
@@ -382,8 +454,9 @@ def fit_churn_model(
         snapshots: ``(summary, labels)`` pairs, **newest first**; labels are aligned
             to the summary's index. With two or more, every candidate is trained on the
             older snapshots and scored (ROC AUC of the final risk, within-leaf
-            refinement included) on the newest, never by random CV; ties go to the
-            simpler tree. With one, the middle candidates are used.
+            refinement included) on the newest, never by random CV; the simplest
+            candidate within one standard error of the best AUC is kept (Breiman's
+            rule). With one, the middle candidates are used.
 
     Raises:
         ModelError: no snapshots, or one label class only.
@@ -406,9 +479,14 @@ def fit_churn_model(
                     tree = ChurnTree(d, m, random_state).fit(train_inputs, older_y)
                     auc = roc_auc_score(newest_y, tree.predict_proba(valid_inputs)[:, 1])
                     rows.append({"max_depth": d, "min_samples_leaf": m, "roc_auc": auc})
-            # Simpler trees first, so a tie keeps the simpler one (max is stable).
-            best = max(rows, key=lambda r: round(r["roc_auc"], 4))
-            depth, leaf = int(best["max_depth"]), int(best["min_samples_leaf"])
+            # Breiman's one-standard-error rule: the simplest tree (rows run from the
+            # simplest) whose validation AUC is within one standard error of the
+            # best. One newest snapshot is a noisy judge, most of all where churners
+            # are few; a deeper tree that wins by less than its noise overfits it.
+            best_auc = max(r["roc_auc"] for r in rows)
+            margin = auc_standard_error(best_auc, newest_y)
+            chosen = next(r for r in rows if r["roc_auc"] >= best_auc - margin)
+            depth, leaf = int(chosen["max_depth"]), int(chosen["min_samples_leaf"])
     all_x = pd.concat([s for s, _ in snapshots], ignore_index=True)
     all_y = pd.concat([y for _, y in snapshots], ignore_index=True)
     pipeline = build_pipeline(horizon_days, depth, leaf, random_state).fit(all_x, all_y)
@@ -422,6 +500,19 @@ def fit_churn_model(
         "snapshots": len(snapshots),
     }
     return FitResult(pipeline=pipeline, params=params, validation=pd.DataFrame(rows))
+
+
+def snapshot_horizon(pipeline: object) -> int | None:
+    """The horizon whose snapshot expectation a frame scored by ``pipeline`` needs.
+
+    None for models that do not read it (trained before it existed): their frames
+    need no BG/NBD fit.
+    """
+    steps = getattr(pipeline, "named_steps", {})
+    inputs = steps.get("inputs") if isinstance(steps, dict) else None
+    if inputs is None or not getattr(inputs, "snapshot_btyd_", False):
+        return None
+    return int(inputs.horizon_days)
 
 
 def predict_risk(pipeline: Pipeline, summary: pd.DataFrame) -> pd.Series:
@@ -438,147 +529,3 @@ def assign_tiers(risk: pd.Series, thresholds: dict[str, float]) -> pd.Series:
     for name, threshold in sorted(thresholds.items(), key=lambda kv: kv[1]):
         tiers[risk >= threshold] = name
     return tiers
-
-
-@dataclass(frozen=True)
-class Condition:
-    """What a decision path says about one input: ``lower < value <= upper``."""
-
-    feature: str
-    lower: float | None
-    upper: float | None
-    value: float
-
-
-def leaf_bounds(pipeline: Pipeline) -> dict[int, list[tuple[str, float | None, float | None]]]:
-    """For every leaf: the inputs its path tests (root first) and their tightest bounds.
-
-    Each entry is ``(input, lower, upper)`` meaning ``lower < value <= upper`` (None:
-    unbounded). The path to a leaf is the same for every row that reaches it, so
-    reasons are built per leaf, not per row.
-    """
-    tree = pipeline.named_steps["tree"].tree_.tree_
-    names = list(pipeline.named_steps["inputs"].columns_)
-    out: dict[int, list[tuple[str, float | None, float | None]]] = {}
-    stack: list[tuple[int, dict[str, list[float | None]]]] = [(0, {})]
-    while stack:
-        node, bounds = stack.pop()
-        left, right = tree.children_left[node], tree.children_right[node]
-        if left < 0:  # a leaf
-            out[node] = [(name, lo, hi) for name, (lo, hi) in bounds.items()]
-            continue
-        name, threshold = names[tree.feature[node]], float(tree.threshold[node])
-        lower, upper = bounds.get(name, [None, None])
-        go_left = {k: list(v) for k, v in bounds.items()}
-        go_left[name] = [lower, threshold if upper is None else min(upper, threshold)]
-        go_right = {k: list(v) for k, v in bounds.items()}
-        go_right[name] = [threshold if lower is None else max(lower, threshold), upper]
-        stack.append((right, go_right))
-        stack.append((left, go_left))
-    return out
-
-
-def path_conditions(pipeline: Pipeline, summary: pd.DataFrame) -> list[list[Condition]]:
-    """Each row's decision path, merged per input into its tightest bounds."""
-    inputs: pd.DataFrame = pipeline.named_steps["inputs"].transform(summary)
-    leaves = pipeline.named_steps["tree"].tree_.apply(inputs)
-    per_leaf = leaf_bounds(pipeline)
-    return [
-        [Condition(name, lo, hi, float(inputs.iat[row, inputs.columns.get_loc(name)]))
-         for name, lo, hi in per_leaf[int(leaf)]]
-        for row, leaf in enumerate(leaves)
-    ]
-
-
-def _fmt(kind: Kind, number: float) -> str:
-    if kind in ("count", "days"):
-        return str(int(math.floor(number)))
-    if kind == "money":
-        return f"{number:.2f}"
-    if kind == "share":
-        return f"{number * 100:.0f}%"
-    if kind == "ratio":
-        return f"{number:.1f}"
-    return f"{number:.2f}"
-
-
-def _bound_text(spec: InputSpec, lower: float | None, upper: float | None, locale: Locale) -> str:
-    words = _BOUNDS[locale]
-    if spec.kind in ("count", "days"):
-        # Integer inputs, thresholds at .5: "> 1.5" is "over 1", "<= 4.5" is "at most 4",
-        # and "1.5 < v <= 4.5" is "2 to 4".
-        a = None if lower is None else str(int(math.floor(lower)))
-        between_a = None if lower is None else str(int(math.floor(lower)) + 1)
-    else:
-        a = between_a = None if lower is None else _fmt(spec.kind, lower)
-    b = None if upper is None else _fmt(spec.kind, upper)
-    if a is not None and b is not None:
-        return words["between"].format(a=between_a, b=b)
-    if a is not None:
-        return words["over"].format(a=a)
-    return words["at_most"].format(b=b)
-
-
-def describe_condition(condition: Condition, locale: Locale, horizon_days: int) -> str:
-    """One clause: the value in words, then the path's bound in brackets."""
-    spec = INPUTS[condition.feature]
-    template = spec.zh if locale == "zh-CN" else spec.en
-    if locale == "en" and spec.en_one and spec.kind in ("count", "days"):
-        if int(math.floor(condition.value)) == 1:
-            template = spec.en_one
-    text = template.format(v=_fmt(spec.kind, condition.value), h=horizon_days)
-    bound = _bound_text(spec, condition.lower, condition.upper, locale)
-    return f"{text}（{bound}）" if locale == "zh-CN" else f"{text} ({bound})"
-
-
-def _values_text(spec: InputSpec, values: np.ndarray, locale: Locale, horizon: int) -> list[str]:
-    template = spec.zh if locale == "zh-CN" else spec.en
-    one = spec.en_one if locale == "en" and spec.kind in ("count", "days") else None
-    texts = []
-    for value in values:
-        chosen = one if one is not None and math.floor(value) == 1 else template
-        texts.append(chosen.format(v=_fmt(spec.kind, float(value)), h=horizon))
-    return texts
-
-
-def explain(
-    pipeline: Pipeline, summary: pd.DataFrame, locales: pd.Series | None = None
-) -> pd.Series:
-    """The reason for each row of ``summary``: its decision path in plain words.
-
-    ``locales`` (same index, values like ``"zh-CN"``, ``"en"`` or None) picks the
-    language per row (see :func:`reason_locale`); missing means English. Returns
-    Series ``reason``. Built per leaf and language, so scoring a million users stays
-    cheap.
-    """
-    if summary.empty:
-        return pd.Series([], dtype=object, index=summary.index, name="reason")
-    horizon = int(pipeline.named_steps["inputs"].horizon_days)
-    inputs: pd.DataFrame = pipeline.named_steps["inputs"].transform(summary)
-    leaves = pipeline.named_steps["tree"].tree_.apply(inputs)
-    per_leaf = leaf_bounds(pipeline)
-    langs = (
-        np.array([reason_locale(v) for v in locales.reindex(summary.index).tolist()])
-        if locales is not None
-        else np.full(len(summary), "en")
-    )
-    reasons = np.empty(len(summary), dtype=object)
-    frame = pd.DataFrame({"leaf": leaves, "lang": langs})
-    for (leaf, lang), group in frame.groupby(["leaf", "lang"], sort=False):
-        rows = group.index.to_numpy()
-        locale: Locale = "zh-CN" if lang == "zh-CN" else "en"
-        clauses: list[list[str]] = []
-        for name, lower, upper in per_leaf[int(leaf)]:
-            spec = INPUTS[name]
-            bound = _bound_text(spec, lower, upper, locale)
-            wrap = "{}（{}）" if locale == "zh-CN" else "{} ({})"
-            values = inputs[name].to_numpy()[rows]
-            clauses.append(
-                [wrap.format(t, bound) for t in _values_text(spec, values, locale, horizon)]
-            )
-        if not clauses:
-            text = "与店铺整体相同的风险" if locale == "zh-CN" else "same risk as the shop overall"
-            reasons[rows] = text
-            continue
-        reasons[rows] = [_SEPARATOR[locale].join(parts) for parts in zip(*clauses, strict=True)]
-    return pd.Series(reasons, index=summary.index, name="reason", dtype=object)

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from campaign.churn.artifacts import model_key
 from campaign.churn.data import load_summary, load_user_info
-from campaign.churn.model import assign_tiers, explain, predict_risk
+from campaign.churn.model import assign_tiers, predict_risk, snapshot_horizon
+from campaign.churn.reasons import explain
 from campaign.churn.registry import active_model_id, load_model
 from campaign.config import ModelConfig
 from campaign.db.base import table_of
@@ -108,7 +109,10 @@ def store_scores(
 
     Returns the scores (``risk``, ``tier``, ``reason``) and the users' info frame.
     """
-    summary = load_summary(connection, as_of, lookback_days=config.lookback_days)
+    summary = load_summary(
+        connection, as_of, lookback_days=config.lookback_days,
+        horizon_days=snapshot_horizon(pipeline),
+    )
     users = load_user_info(connection, summary.index)
     scores = score_summary(pipeline, summary, users["locale"], config.tier_thresholds, progress)
     table = table_of(ChurnScore)

@@ -93,7 +93,9 @@ def labelled_snapshot(
     connection: Connection, at: datetime, horizon_days: int, lookback_days: int
 ) -> Snapshot:
     """Customers' summary at ``at`` and their labels from ``(at, at + horizon]``."""
-    summary = load_summary(connection, at, lookback_days=lookback_days)
+    summary = load_summary(
+        connection, at, lookback_days=lookback_days, horizon_days=horizon_days
+    )
     labels = load_labels(connection, summary.index, at, horizon_days)
     # Campaigns change treated users' outcomes. Learning from them would teach the
     # tree that "received a win-back coupon" means "stays", and it would then rank the
