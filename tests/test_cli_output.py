@@ -62,6 +62,7 @@ def test_the_docs_list_every_field_of_every_machine_output() -> None:
     }
     assert documented("evaluate recommend") == {
         "evaluation": recommend.EVALUATION_FIELDS, "metrics": recommend.METRIC_FIELDS,
+        "tournament": recommend.TOURNAMENT_FIELDS,
     }
     assert documented("preview") == {
         "preview": ("campaign", "slot", "as_of", "outcome", "notes"),

@@ -33,7 +33,7 @@ from campaign.cli import app
 from campaign.common import signing
 from campaign.config import load_config
 from campaign.db.engine import make_engine
-from campaign.db.models import Message, User
+from campaign.db.models import ChurnScore, Message, User
 from campaign.delivery.channels.sendgrid import parse_payload
 from campaign.demo.run import DEMO_STEPS
 from campaign.demo.steps import DemoContext, DemoSettings
@@ -66,13 +66,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _config_text(db_url: str, hook: str, twilio: str, grid: str, smtp_port: int) -> str:
+def _config_text(
+    db_url: str, hook: str, twilio: str, grid: str, smtp_port: int,
+    cuts: tuple[float, float, float] = (0.15, 0.3, 0.5),
+) -> str:
+    low, middle, high = cuts
     campaigns = [
         # (name, risk band, channels in priority order, template, offer)
-        ("winback", 0.5, 1.0, ["grid", "text"], "winback", True),
-        ("care", 0.3, 0.5, ["mail", "text"], "care", False),
-        ("nudge", 0.15, 0.3, ["hook"], "care", False),
-        ("hello", 0.0, 0.15, ["disk"], "care", False),
+        ("winback", high, 1.0, ["grid", "text"], "winback", True),
+        ("care", middle, high, ["mail", "text"], "care", False),
+        ("nudge", low, middle, ["hook"], "care", False),
+        ("hello", 0.0, low, ["disk"], "care", False),
     ]
     blocks = []
     for name, low, high, channels, template, offer in campaigns:
@@ -216,6 +220,16 @@ def test_campaign_send_delivers_a_planned_demo_through_every_channel_kind(
             wanted = ("migrate", "generate", "import", "train")
             for step in [s for s in DEMO_STEPS if s.name in wanted]:
                 step.run(context)
+            # Risk bands at the scores' quartiles, so every campaign (and with it every
+            # channel kind) has an audience whatever tree the training chose.
+            with engine.connect() as connection:
+                risks = sorted(connection.execute(select(ChurnScore.risk)).scalars())
+            low, middle, high = (round(risks[len(risks) * q // 4], 6) for q in (1, 2, 3))
+            config_path.write_text(
+                _config_text(db_url, hook.url, twilio.url, grid.url, smtp_port,
+                             (low, middle, high)),
+                encoding="utf-8",
+            )
 
             runner = CliRunner()
             for campaign in ("winback", "care", "nudge", "hello"):

@@ -112,6 +112,11 @@ EXPECTED_FAILURES: dict[str, tuple[int, str]] = {
     # docs/uplift.md: each command runs in its own copy of the demo folder, where no
     # uplift model has been trained yet.
     "score uplift": (1, "run `campaign train uplift"),
+    # The demo's few runs hold fewer randomised users than [uplift] min_treated and
+    # min_control ask: the documented refusal, one line per campaign.
+    "train uplift": (1, "the uplift model needs at least 200 treated and 200 held out"),
+    "train uplift --campaign winback": (1, "the uplift model needs at least"),
+    "evaluate uplift": (1, "the uplift model needs at least"),
 }
 
 # Demo invocations that rebuild a shop: test_demo_e2e.py runs these (at 300 users), so

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+# Appended, not put first: bench/ holds scripts named like standard modules
+# (profile.py), which must not shadow them for the rest of the test process.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 
 from realdata import baselines as bl  # noqa: E402
 from realdata.datasets import MINI_START, Shop, miniature  # noqa: E402

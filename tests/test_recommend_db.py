@@ -240,5 +240,5 @@ def test_events_read_column_wise_match_the_rows_sqlalchemy_returns(
     assert gc.isenabled()  # the collector paused while reading is running again
     assert events["type"].map(type).eq(str).all()
     assert events["quantity"].min() >= 1 and str(events["quantity"].dtype) == "int64"
-    assert list(nothing.columns) == ["user_id", "product_id", "type", "ts", "quantity"]
+    assert list(nothing.columns) == ["user_id", "product_id", "type", "ts", "quantity", "order_id"]
     assert len(nothing) == 0 and str(nothing["ts"].dt.tz) == "UTC"
