@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -12,8 +10,7 @@ from sqlalchemy.engine import Engine
 
 from campaign.config import Config
 from campaign.console.app import create_app
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from campaign.responses.server import run_until_stopped
 
 
 def serve_console(
@@ -36,15 +33,4 @@ def serve_console(
         access_log=False,
         server_header=False,
     )
-    # uvicorn re-raises the signal that stopped it; a graceful stop is a success (exit 0).
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.signal(sig, _ignore) for sig in _STOP_SIGNALS} if in_main else {}
-    try:
-        uvicorn.Server(uvicorn_config).run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _ignore(signum: int, frame: object) -> None:
-    """A signal handler that does nothing (see ``serve_console``)."""
+    run_until_stopped(uvicorn_config)

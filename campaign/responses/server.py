@@ -54,9 +54,17 @@ def serve(
         timeout_keep_alive=30,
         server_header=False,
     )
-    # uvicorn re-raises the signal that stopped it once it has shut down, so a graceful
-    # stop ended as "killed by SIGTERM"; it is a success (exit 0, as the daemon's): the
-    # re-raised signal lands on a handler that ignores it.
+    run_until_stopped(uvicorn_config)
+
+
+def run_until_stopped(uvicorn_config: uvicorn.Config) -> None:
+    """Run a uvicorn server until SIGINT/SIGTERM, in-flight requests finishing.
+
+    uvicorn re-raises the signal that stopped it once it has shut down, so a graceful
+    stop ended as "killed by SIGTERM"; it is a success (exit 0, as the daemon's): the
+    re-raised signal lands on a handler that ignores it. The webhook server and the
+    console both run this way.
+    """
     in_main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, _ignore) for sig in _STOP_SIGNALS} if in_main else {}
     try:
@@ -70,4 +78,4 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _ignore(signum: int, frame: object) -> None:
-    """A signal handler that does nothing (see ``serve``)."""
+    """A signal handler that does nothing (see :func:`run_until_stopped`)."""
