@@ -22,7 +22,7 @@ from campaign.common.money import minor_digits
 from campaign.config import UpliftConfig
 from campaign.uplift.attributes import AttributeEncoder
 from campaign.uplift.data import FEATURE_COLUMNS, OUTCOMES
-from campaign.uplift.evaluate import qini_coefficient, ranking_table
+from campaign.uplift.evaluate import bootstrap_qini, ranking_table
 from campaign.uplift.model import TwoModelBoosting, UpliftModel, UpliftTree
 
 TREE, BOOSTING, RISK = "tree", "boosting", "risk (recency)"
@@ -146,14 +146,9 @@ def challenger_wins(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
                     draws: int = BOOTSTRAP_DRAWS) -> float:
     """Share of bootstrap resamples (rows drawn with replacement) in which the
     challenger's Qini coefficient is above the tree's."""
-    wins = 0
-    for _ in range(draws):
-        rows = rng.integers(0, len(y), len(y))
-        args = (y[rows], treatment[rows])
-        if qini_coefficient(*args, challenger[rows], p[rows]) > qini_coefficient(
-                *args, tree[rows], p[rows]):
-            wins += 1
-    return wins / draws
+    found = bootstrap_qini(y, treatment, p, {"tree": tree, "challenger": challenger},
+                           rng, draws)
+    return float(np.mean(found["challenger"] > found["tree"]))
 
 
 def fit_uplift(frame: pd.DataFrame, campaign: str, outcome: str, config: UpliftConfig,
