@@ -93,6 +93,7 @@ def train_uplift(
                        for name, column in comparison.table.items()},
         "train_rows": comparison.train_rows, "validation_rows": comparison.validation_rows,
         "chosen": comparison.chosen, "challenger_wins": comparison.challenger_wins,
+        "targeting": comparison.targeting,
     }
     params = {"max_depth": config.uplift.max_depth,
               "min_samples_leaf": config.uplift.min_samples_leaf,

@@ -137,7 +137,7 @@ class TwoModelBoosting(BaseEstimator):  # type: ignore[misc]
         return HistGradientBoostingRegressor(
             max_iter=self.max_iter, learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
-            early_stopping=False, random_state=self.random_state,
+            early_stopping="auto", random_state=self.random_state,
         )
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, treatment: np.ndarray,

@@ -17,7 +17,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import select
@@ -29,6 +29,9 @@ from campaign.db.models import Engagement, ExperimentArm, Message, ModelVersion,
 from campaign.experiments.bandit import ArmCounts, BanditState, choice_probabilities
 from campaign.experiments.uplift import proportion_uplift, welch_difference
 from campaign.measurement.attribution import HOLDOUT, TREATMENT, load_outcomes
+
+if TYPE_CHECKING:
+    from campaign.uplift.report import TargetingReport
 
 FUNNEL_STEPS: tuple[str, ...] = (
     "planned", "sent", "delivered", "opened", "clicked", "redeemed", "converted",
@@ -312,6 +315,9 @@ class CampaignReport:
     uplift: pd.DataFrame
     arms: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    # Per campaign with an uplift model: what targeting by it gains over risk
+    # (campaign.uplift.report; filled by campaign.app.reports).
+    targeting: list[TargetingReport] = field(default_factory=list)
 
 
 def campaign_report(
