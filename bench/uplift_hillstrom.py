@@ -294,6 +294,8 @@ def main() -> None:
                         help="seeds 0-4 were looked at while building; 5 on are for reports")
     parser.add_argument("--outcome", choices=sorted(OUTCOME_FLAG), default="visit")
     parser.add_argument("--rows", type=int, default=0, help="use only the first N rows")
+    parser.add_argument("--product-only", action="store_true",
+                        help="leave the anchors out (quicker, for trying settings)")
     args = parser.parse_args()
 
     data = load_hillstrom()
@@ -305,7 +307,7 @@ def main() -> None:
     X_all = features(data)
     y_all = data[args.outcome].to_numpy(dtype=int)
     w_all = data["treatment"].to_numpy(dtype=int)
-    rankers = anchors()
+    rankers = {} if args.product_only else anchors()
     found: dict[str, list[tuple[float, float]]] = {}
     prefix = f"hillstrom.{args.outcome}"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -339,6 +341,8 @@ def main() -> None:
         print(f"{prefix}.{name}.uplift_at_30.mean: {means[name][1]:.4f}")
         print(f"{prefix}.{name}.uplift_at_30.worst: {worst[1]:.4f}")
     others = [n for n in means if n not in ("product", "random", "risk_recency")]
+    if not others:
+        return
     best_qini = max(others, key=lambda n: means[n][0])
     best_at_k = max(others, key=lambda n: means[n][1])
     print(f"{prefix}.best_anchor.qini: {best_qini} {means[best_qini][0]:.4f}")

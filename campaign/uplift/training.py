@@ -112,7 +112,8 @@ def _split(frame: pd.DataFrame, y: np.ndarray, config: UpliftConfig
 def _fit_tree(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
               config: UpliftConfig) -> UpliftTree:
     return UpliftTree(max_depth=config.max_depth, min_samples_leaf=config.min_samples_leaf,
-                      random_state=config.random_state).fit(X, y, w, p)
+                      random_state=config.random_state,
+                      min_responders=config.min_responders_per_leaf).fit(X, y, w, p)
 
 
 def _fit_boosting(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
