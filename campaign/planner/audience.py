@@ -29,10 +29,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from campaign.churn.scoring import latest_scores
-from campaign.coupons.policy import choose_offer
 from campaign.common.contacts import address_hashes, region_of_locale
 from campaign.common.errors import NotFound
 from campaign.config import CampaignConfig, Config
+from campaign.coupons.policy import choose_offer
 from campaign.db.frames import frame_of
 from campaign.db.models import (
     EventType,

@@ -167,8 +167,8 @@ def _plan_run(
         return RunReport(
             campaign.name, slot, as_of, DRY_RUN,
             counts=dict(counts_of(frame["status"], frame["skip_reason"], frame["learning"])),
-            decisions=_public(frame), messages=keep, notes=renderer.broken_notes(), targeting=targeting_line(campaign, chosen),
-            ranked_by=chosen.ranked_by,
+            decisions=_public(frame), messages=keep, notes=renderer.broken_notes(),
+            targeting=targeting_line(campaign, chosen), ranked_by=chosen.ranked_by,
         )
     try:
         with engine.begin() as connection:
