@@ -352,3 +352,26 @@ def test_audience_settings_are_checked_when_the_config_loads(root: Path) -> None
     assert not load("").campaigns[0].audience.excludes_sleeping_dogs
     assert not load('rank_by = "uplift"\nexclude_sleeping_dogs = false'
                     ).campaigns[0].audience.excludes_sleeping_dogs
+
+
+def test_learning_rows_are_their_own_groups_and_stay_out_of_the_campaigns_figures() -> None:
+    from datetime import UTC, datetime
+
+    from campaign.measurement.attribution import message_outcomes
+    from campaign.measurement.reports.data import uplift_frame
+
+    at = datetime(2026, 10, 1, tzinfo=UTC)
+    messages = pd.DataFrame({
+        "message_id": [1, 2, 3, 4], "run_id": 1, "campaign": "c", "user_id": [1, 2, 3, 4],
+        "variant": ["v", None, "v", None],
+        "status": ["queued", "held_out", "queued", "held_out"], "skip_reason": None,
+        "channel": "email", "engagement": None, "coupon_code": None, "created_at": at,
+        "sent_at": None, "p_treatment": [0.9, 0.9, 0.5, 0.5],
+        "learning": [False, False, True, True],
+    })
+    out = message_outcomes(messages, pd.DataFrame(), pd.DataFrame(), window_days=14,
+                           horizon_days=90, now=at + timedelta(days=30))
+    assert out["group"].tolist() == ["treatment", "holdout", "learning_treatment",
+                                     "learning_holdout"]
+    figures = uplift_frame(out).iloc[0]
+    assert (figures["n_treatment"], figures["n_control"]) == (1, 1)
