@@ -40,6 +40,9 @@ def test_campaign_run_ranks_by_uplift_once_the_model_is_trained_and_says_which(
     assert ("ranked by risk instead of uplift, sleeping dogs not excluded, 10% learning "
             "share: campaign 'c' has no uplift model yet") in first.stdout
     assert "learning queued (in the above)" in first.stdout
+    status = runner.invoke(app, [*config, "status"])
+    assert status.exit_code == 0, status.output
+    assert "c: ranked by risk instead of uplift" in status.stdout
 
     trained = runner.invoke(app, [*config, "train", "uplift", "--campaign", "c"])
     assert trained.exit_code == 0, trained.output
