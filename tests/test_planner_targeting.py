@@ -22,6 +22,7 @@ from campaign.app.uplift import score_uplift, train_uplift
 from campaign.common.errors import ConfigError
 from campaign.config import Config, load_config
 from campaign.db.models import CampaignRun, ChurnScore, Message, User
+from campaign.planner import plan_run
 from campaign.planner.decisions import decide_treatment
 from campaign.planner.targeting import (
     LEARNING_TREATMENT,
@@ -216,6 +217,15 @@ def test_the_learning_share_randomises_outside_the_audience_with_its_own_probabi
     again = plan(engine, config, dry_run=True)
     same = again.decisions[again.decisions["learning"].astype(bool)]
     assert set(same["external_id"]) == set(learning["user"])
+    # ... also for one user outside the rule alone (preview --user; whether a user in the
+    # rule is beyond the cap depends on everyone else), and another slot draws anew.
+    one = learning[learning["user"].isin(list(outside))].iloc[0]
+    alone = plan_run(engine, config, "c", as_of=AS_OF, slot=AS_OF, now=lambda: NOW,
+                     dry_run=True, only_user=one["user"]).decisions.iloc[0]
+    assert bool(alone["learning"]) and alone["status"] == one["status"]
+    other = plan(engine, config, day=1, dry_run=True)
+    drawn = set(other.decisions.loc[other.decisions["learning"].astype(bool), "external_id"])
+    assert drawn != set(learning["user"])
 
     # The uplift model's data reads each row's own probability back.
     with engine.connect() as connection:
@@ -247,8 +257,7 @@ def test_the_learning_share_is_close_to_its_share_and_treats_half_of_it() -> Non
         "audience": {"learning_share": 0.15},
     })
     frame = _frame(2_000, 18_000)
-    out = decide_treatment(frame, campaign, random.Random(1),
-                           learning_rng=random.Random("c/slot/learning"))
+    out = decide_treatment(frame, campaign, random.Random(1), learning_seed="c/slot")
     eligible = frame["skip_reason"].isna().to_numpy()
     inside = out["in_audience"].to_numpy(dtype=bool)
     pool = int((eligible & ~frame["in_audience"].to_numpy()).sum()) + int(
@@ -281,10 +290,8 @@ def test_learning_rows_are_always_eligible_users_the_audience_does_not_reach(
         "audience": {"learning_share": share},
     })
     frame = _frame(inside, outside, seed)
-    out = decide_treatment(frame, campaign, random.Random(seed),
-                           learning_rng=random.Random(seed))
-    again = decide_treatment(frame, campaign, random.Random(seed),
-                             learning_rng=random.Random(seed))
+    out = decide_treatment(frame, campaign, random.Random(seed), learning_seed=str(seed))
+    again = decide_treatment(frame, campaign, random.Random(seed), learning_seed=str(seed))
     pd.testing.assert_frame_equal(out, again)
     learning = out[out["learning"]]
     assert learning["skip_reason"].isna().all()

@@ -56,10 +56,7 @@ def decide(
     # Thompson sampling over the variants from the arms' attributed outcomes.
     arms = load_bandit_state(connection, campaign.name, config.experiments)
     key = f"{campaign.name}/{slot_key(slot)}"
-    # The learning share has its own stream, so drawing it never moves the variants'.
-    return decide_treatment(
-        frame, campaign, random.Random(key), arms, learning_rng=random.Random(f"{key}/learning")
-    )
+    return decide_treatment(frame, campaign, random.Random(key), arms, learning_seed=key)
 
 
 def decide_treatment(
@@ -67,7 +64,7 @@ def decide_treatment(
     campaign: CampaignConfig,
     rng: random.Random,
     arm_state: BanditState | None = None,
-    learning_rng: random.Random | None = None,
+    learning_seed: str = "",
 ) -> pd.DataFrame:
     """Pure: holdout, variant, the per-run caps and the learning share over an ordered
     eligible frame.
@@ -79,9 +76,11 @@ def decide_treatment(
     walks the list in order and cuts everyone (treated or held out) after the
     ``max_recipients``-th treated user, so the control group comes from the same
     top-ranked slice; the coupon budget skips offer-carrying users beyond
-    ``coupon_budget`` with ``budget``. The learning share (drawn from ``learning_rng``)
-    takes eligible users the audience does not reach (outside the rule, or cut by the
-    cap), half treated and half held out; candidates it does not take get no row.
+    ``coupon_budget`` with ``budget``. The learning share (drawn by
+    :func:`campaign.planner.targeting.draw_learning` under ``learning_seed``, the run's
+    campaign and slot) takes eligible users the audience does not reach (outside the
+    rule, or cut by the cap), half treated and half held out; candidates it does not
+    take get no row.
     """
     eligible = frame["skip_reason"].isna().to_numpy()
     inside = (frame["in_audience"].to_numpy(dtype=bool) if "in_audience" in frame
@@ -104,7 +103,7 @@ def decide_treatment(
     p_treatment = np.where(eligible & inside & ~cut, 1.0 - campaign.holdout_share, np.nan)
     share = campaign.audience.learning_share
     draw = draw_learning(eligible & (~inside | cut), share,
-                         learning_rng if learning_rng is not None else random.Random(0))
+                         frame["external_id"].astype(str).tolist(), learning_seed)
     status[draw.chosen] = np.where(draw.treated[draw.chosen], MessageStatus.QUEUED.value,
                                    MessageStatus.HELD_OUT.value)
     reason[draw.chosen] = None

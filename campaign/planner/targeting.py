@@ -10,8 +10,7 @@ says so in :attr:`Targeting.note`, which the run reports and stores.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +19,7 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from campaign.config import CampaignConfig
+from campaign.experiments.holdout import holdout_position
 
 RISK, UPLIFT, VALUE = "risk", "uplift", "value"
 SLEEPING_DOG = "sleeping dog"
@@ -143,13 +143,16 @@ class LearningDraw:
     treated: np.ndarray
 
 
-def draw_learning(pool: np.ndarray, share: float, rng: random.Random) -> LearningDraw:
+def draw_learning(pool: np.ndarray, share: float, keys: Sequence[str], seed: str
+                  ) -> LearningDraw:
     """Pure: the learning share among the ``pool`` rows (eligible, outside the audience).
 
-    Each pool row, in order, joins with probability ``share`` and is then treated with
-    probability :data:`LEARNING_TREATMENT` (else held out); two draws of ``rng`` per pool
-    row, none for other rows, so a run seeded by its (campaign, slot) draws the same
-    share every time it is planned or previewed.
+    Each pool row joins with probability ``share`` and is then treated with probability
+    :data:`LEARNING_TREATMENT` (else held out). Both draws are the holdout's stable hash
+    (:func:`campaign.experiments.holdout.holdout_position`) of the user's shop id under
+    the run's ``seed`` (campaign and slot): independent of everything about the user,
+    new for every slot, and the same whenever that slot is planned or previewed, even
+    for one user alone (``--user``), whatever else is in the frame.
     """
     pool = np.asarray(pool, dtype=bool)
     chosen = np.zeros(len(pool), dtype=bool)
@@ -157,9 +160,9 @@ def draw_learning(pool: np.ndarray, share: float, rng: random.Random) -> Learnin
     if share <= 0:
         return LearningDraw(chosen, treated)
     for i in np.flatnonzero(pool):
-        join, arm = rng.random(), rng.random()
-        if join < share:
+        if holdout_position(f"{seed}/learning", str(keys[i])) < share:
             chosen[i] = True
+            arm = holdout_position(f"{seed}/learning-arm", str(keys[i]))
             treated[i] = arm < LEARNING_TREATMENT
     return LearningDraw(chosen, treated)
 
