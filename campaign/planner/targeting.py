@@ -159,7 +159,7 @@ def draw_learning(pool: np.ndarray, share: float, keys: Sequence[str], seed: str
     treated = np.zeros(len(pool), dtype=bool)
     if share <= 0:
         return LearningDraw(chosen, treated)
-    for i in np.flatnonzero(pool):
+    for i in np.flatnonzero(pool).tolist():
         if holdout_position(f"{seed}/learning", str(keys[i])) < share:
             chosen[i] = True
             arm = holdout_position(f"{seed}/learning-arm", str(keys[i]))
