@@ -28,7 +28,13 @@ from campaign.config import Config
 from campaign.db.models import Engagement, ExperimentArm, Message, ModelVersion, Response
 from campaign.experiments.bandit import ArmCounts, BanditState, choice_probabilities
 from campaign.experiments.uplift import proportion_uplift, welch_difference
-from campaign.measurement.attribution import HOLDOUT, TREATMENT, load_outcomes
+from campaign.measurement.attribution import (
+    HOLDOUT,
+    LEARNING_HOLDOUT,
+    LEARNING_TREATMENT,
+    TREATMENT,
+    load_outcomes,
+)
 
 if TYPE_CHECKING:
     from campaign.uplift.report import TargetingReport
@@ -336,6 +342,12 @@ def campaign_report(
         config.campaign(campaign)  # raises NotFound for an unknown name
     outcomes = with_reached(outcomes, load_response_types(connection))
     notes = []
+    learning = int(outcomes["group"].isin((LEARNING_TREATMENT, LEARNING_HOLDOUT)).sum())
+    if learning:
+        notes.append(
+            f"{learning} users of learning shares (outside the audience, randomised half "
+            "and half for the uplift model) are not in these figures"
+        )
     pending = int((~outcomes["window_closed"] & (outcomes["group"] == TREATMENT)).sum())
     if pending:
         notes.append(
