@@ -178,7 +178,6 @@ class ParquetEvents:
         self._pa = pyarrow
         self._pq = parquet
         self.line_num = 0
-        self.batches_read = 0
 
     def column(self, name: str) -> int:
         """Index of column ``name`` in every row, or -1 when no file has it."""
@@ -206,12 +205,16 @@ class ParquetEvents:
             try:
                 with part.path.open("rb") as handle:
                     parquet_file = self._pq.ParquetFile(handle)
-                    for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-                        self.batches_read += 1
-                        for row in zip(*self._cells(part, batch), strict=True):
-                            count += 1
-                            self.line_num = count
-                            yield row
+                    # Row group by row group: pyarrow would otherwise merge small
+                    # groups into one batch, and a batch should never span two.
+                    for group in range(parquet_file.metadata.num_row_groups):
+                        for batch in parquet_file.iter_batches(
+                            batch_size=BATCH_ROWS, row_groups=[group], columns=wanted
+                        ):
+                            for row in zip(*self._cells(part, batch), strict=True):
+                                count += 1
+                                self.line_num = count
+                                yield row
             except (arrow_error, OSError) as exc:
                 raise InputError(part.name, f"cannot read the Parquet file: {exc}") from None
 
@@ -313,11 +316,10 @@ def _check_type(pa: ModuleType, source: str, column: str, kind: Any) -> None:
     accepted = _ACCEPTED.get(column, _TEXT)
     if family == "null" or family in accepted:
         return
-    words = ", ".join(_ACCEPTED_WORDS[name] for name in accepted)
+    words = [_ACCEPTED_WORDS[name] for name in accepted]
+    choices = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     raise InputError(
-        source,
-        f"Parquet type {kind} is not accepted here (use a {words} column)",
-        column=column,
+        source, f"Parquet type {kind} is not accepted (a {choices} column is)", column=column
     )
 
 
