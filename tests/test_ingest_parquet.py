@@ -316,7 +316,7 @@ def test_file_level_problems_are_one_line_each(sqlite_url: str, tmp_path: Path) 
         assert result.stderr.strip().splitlines() == [line], name
     fake = _cli(config, "events", str(tmp_path / "fake.parquet"))
     assert fake.exit_code == 1
-    assert fake.stderr.startswith("error: fake.parquet: not a Parquet file (")
+    assert fake.stderr.strip().startswith("error: fake.parquet: not a Parquet file (")
     assert len(fake.stderr.strip().splitlines()) == 1
     users = _cli(config, "users", str(tmp_path / "users.parquet"))
     assert users.exit_code == 1
@@ -344,7 +344,8 @@ def test_skip_invalid_imports_the_rest_and_rejects_name_file_and_row(
         f"events/: 6 rows, 5 inserted, 0 updated, 0 unchanged, 1 rejected; "
         f"rejected rows in {tmp_path / 'events.rejected.csv'}"
     )
-    rejected = list(csv.reader((tmp_path / "events.rejected.csv").open(encoding="utf-8")))
+    with (tmp_path / "events.rejected.csv").open(encoding="utf-8") as handle:
+        rejected = list(csv.reader(handle))
     assert rejected == [
         ["user_id", "type", "ts", "file", "row", "reason"],
         ["u2", "view", "yesterday", "events/day=2/part-0.parquet", "2",

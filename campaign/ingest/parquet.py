@@ -279,6 +279,10 @@ def _text_cells(pa: ModuleType, array: Any, size: int) -> Any:
     kind = array.type
     if types.is_null(kind):
         return repeat("", size)
+    if types.is_decimal(kind):
+        # Fixed-point text of the exact value ('258.00', never '2.58E+2'); pyarrow
+        # before 13 cannot cast decimals to strings itself.
+        return ["" if value is None else format(value, "f") for value in array.to_pylist()]
     if types.is_timestamp(kind) and kind.tz is not None:
         # Arrow keeps the UTC instant whatever the zone (the zone is only how to show
         # it): dropping it leaves naive UTC, which is what naive text means.
