@@ -203,7 +203,8 @@ class ParquetEvents:
         for part in self.parts:
             wanted = sorted({name for name, _type in part.columns.values()})
             try:
-                with part.path.open("rb") as handle:
+                # Arrow's own file: read without the GIL, closed when done.
+                with self._pa.OSFile(str(part.path)) as handle:
                     parquet_file = self._pq.ParquetFile(handle)
                     # Row group by row group: pyarrow would otherwise merge small
                     # groups into one batch, and a batch should never span two.
@@ -283,15 +284,22 @@ def _text_cells(pa: ModuleType, array: Any, size: int) -> Any:
         # Fixed-point text of the exact value ('258.00', never '2.58E+2'); pyarrow
         # before 13 cannot cast decimals to strings itself.
         return ["" if value is None else format(value, "f") for value in array.to_pylist()]
-    if types.is_timestamp(kind) and kind.tz is not None:
+    if types.is_timestamp(kind):
         # Arrow keeps the UTC instant whatever the zone (the zone is only how to show
-        # it): dropping it leaves naive UTC, which is what naive text means.
-        array = array.cast(pa.timestamp(kind.unit))
+        # it): dropping it leaves naive UTC, which is what naive text means. Whole
+        # seconds (the usual case) as 'YYYY-MM-DD HH:MM:SS', the shape event_chunks
+        # slices instead of parsing; a safe cast refuses to drop a fraction.
+        try:
+            array = array.cast(pa.timestamp("s"))
+        except pa.ArrowInvalid:
+            array = array.cast(pa.timestamp(kind.unit))
     if not (types.is_string(kind) or types.is_large_string(kind)):
         array = array.cast(pa.string())
+    cells = array.to_pylist()
     if array.null_count:
-        array = array.fill_null("")
-    return array.to_pylist()
+        # Not Arrow's fill_null: making its "" scalar imports pandas (70 MB, seconds).
+        cells = ["" if value is None else value for value in cells]
+    return cells
 
 
 def _family(pa: ModuleType, kind: Any) -> str | None:
@@ -360,7 +368,7 @@ def open_parquet(path: Path, kind: str, currency: str = "CNY") -> ParquetEvents:
         relative = file.relative_to(path) if folder else Path(file.name)
         name = f"{path.name}/{relative.as_posix()}" if folder else file.name
         try:
-            with file.open("rb") as handle:
+            with pa.OSFile(str(file)) as handle:
                 parquet_file = pq.ParquetFile(handle)
                 metadata = parquet_file.metadata
                 schema = parquet_file.schema_arrow
