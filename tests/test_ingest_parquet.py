@@ -547,3 +547,21 @@ def test_a_list_column_is_refused_with_its_type(tmp_path: Path) -> None:
     message = str(caught.value)
     assert message.startswith("events.parquet: coupon_code: Parquet type list<"), message
     assert message.endswith(": string> is not accepted (a string or integer column is)")
+
+
+def test_a_float_amount_is_read_as_its_shortest_decimal_and_never_rounded(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({
+        "user_id": ["u1"] * 3,
+        "type": ["purchase"] * 3,
+        "ts": ["2024-03-01T10:00:00"] * 3,
+        "amount": pa.array([9.9, 0.1 + 0.2, 258.0], pa.float64()),
+    }), path)
+    with open_parquet(path, "events", "CNY") as parquet_file:
+        chunk = next(event_chunks(parquet_file, {"u1": 1}, {}))
+    assert [r[6] for r in chunk.records] == [990, 25800]
+    [(error, _row)] = chunk.errors
+    assert (error.line, error.row_group, error.column) == (2, 1, "amount")
+    assert "0.30000000000000004" in error.reason
