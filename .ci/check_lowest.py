@@ -27,7 +27,10 @@ def main() -> int:
             pins[_name(name)] = pinned.strip()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    declared = list(project["dependencies"]) + list(extras["test"]) + list(extras["mysql"])
+    declared = (
+        list(project["dependencies"]) + list(extras["test"]) + list(extras["mysql"])
+        + list(extras["parquet"])
+    )
     problems = []
     for requirement in declared:
         match = re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*>=\s*([^,;\s]+)", requirement)

@@ -20,6 +20,7 @@ HEAVY = (
     "matplotlib",
     "numpy",
     "pandas",
+    "pyarrow",
     "scipy",
     "sklearn",
     "starlette",

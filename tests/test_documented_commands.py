@@ -72,6 +72,8 @@ PLACEHOLDERS: dict[tuple[str | None, str], str] = {
     ("users", "FILE.csv"): "data/users.csv",
     ("products", "FILE.csv"): "data/products.csv",
     ("events", "FILE.csv"): "data/events.csv",
+    ("events", "FILE.parquet"): "events.parquet",
+    ("events", "FOLDER"): "lake/events/",
     ("responses", "FILE.csv"): "responses.csv",
     ("experiments", "FILE.csv"): "experiments.csv",
     ("suppressions", "FILE.csv"): "data/suppressions.csv",
@@ -277,8 +279,10 @@ def _run_bounded(argv: list[str], folder: Path, env: dict[str, str], port: int) 
     return ""
 
 
-def _prepare(folder: Path) -> None:
+def _prepare(folder: Path, words: tuple[str, ...] = ()) -> None:
     """The few files the documented commands name that the demo does not make."""
+    if any(w.endswith(".parquet") or w.startswith("lake/") for w in words):
+        _write_parquet_events(folder)
     for kind in ("users", "products", "events"):  # docs/import.md's `import users users.csv`
         shutil.copyfile(folder / "data" / f"{kind}.csv", folder / f"{kind}.csv")
     shutil.copyfile(folder / "config.toml", folder / "c.toml")  # README's `--config c.toml`
@@ -290,6 +294,32 @@ def _prepare(folder: Path) -> None:
     (folder / "experiments.csv").write_text(
         "user_id,campaign,group,assigned_at,converted\n"
         f"{DEMO_USER},spring,treatment,2026-10-01T10:00:00Z,true\n", encoding="utf-8")
+
+
+def _write_parquet_events(folder: Path) -> None:
+    """The demo's events as ``events.parquet`` and as a lake folder partitioned by type
+    (``lake/events/type=view/part-0.parquet``...), every column as text."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with (folder / "data" / "events.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    names = list(rows[0])
+    pq.write_table(
+        pa.table({name: [row[name] or None for row in rows] for name in names}),
+        folder / "events.parquet", row_group_size=5_000,
+    )
+    others = [name for name in names if name != "type"]
+    for kind in sorted({row["type"] for row in rows}):
+        part = folder / "lake" / "events" / f"type={kind}"
+        part.mkdir(parents=True)
+        chosen = [row for row in rows if row["type"] == kind]
+        pq.write_table(
+            pa.table({name: [row[name] or None for row in chosen] for name in others}),
+            part / "part-0.parquet",
+        )
 
 
 def test_every_documented_line_is_found_and_every_placeholder_is_known() -> None:
@@ -394,7 +424,7 @@ def test_every_documented_and_printed_command_works_in_the_demo_folder(
         """
         folder = tmp_path / f"run-{number}" / "campaign-demo"
         shutil.copytree(demo_shop.folder, folder)
-        _prepare(folder)
+        _prepare(folder, words)
         try:
             return _check(words, folder, sorted(set(runs[words])))
         finally:

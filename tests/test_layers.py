@@ -28,6 +28,9 @@ LIBRARY_HOMES = {
     # ECDSA verification of SendGrid's signed event webhook.
     "cryptography": ("responses/providers/sendgrid.py",),
     "phonenumbers": ("common/contacts.py",),
+    # The optional parquet extra: the Parquet events reader alone, imported when it opens
+    # a file.
+    "pyarrow": ("ingest/parquet.py",),
 }
 
 # Pure core: no I/O libraries at all.

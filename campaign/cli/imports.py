@@ -1,5 +1,6 @@
 """``campaign import users|products|events|responses|experiments FILE.csv``: validated
-bulk import."""
+bulk import; ``campaign import events`` also takes ``FILE.parquet`` or a folder of
+Parquet files."""
 
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="Import the shop's users, products, events, responses, past experiments or"
-    " suppressions from CSV"
+    " suppressions from CSV, events also from Parquet"
     " (docs/import.md).",
     no_args_is_help=True,
 )
 
 _FILE = typer.Argument(..., help="The CSV file (UTF-8, comma-separated, header row).")
+_EVENTS_FILE = typer.Argument(
+    ...,
+    help="The CSV file, a Parquet file (FILE.parquet), or a folder of Parquet files as a"
+    " lake export writes them (partition folders too); Parquet needs the parquet extra.",
+)
 _SKIP = typer.Option(
     False,
     "--skip-invalid",
@@ -49,7 +55,7 @@ def _run(
     strict: bool = False,
 ) -> None:
     from campaign.common.errors import InputError
-    from campaign.ingest import count_rows, import_csv
+    from campaign.ingest import count_rows, import_file
 
     if rejects is not None and not skip_invalid:
         raise typer.BadParameter("--rejects needs --skip-invalid", param_hint="--rejects")
@@ -58,7 +64,7 @@ def _run(
     config = app_state.config()
     media = {name: channel.medium for name, channel in config.channels.items()}
     with progress_bar(f"importing {file.name}", count_rows(file)) as advance:
-        report = import_csv(
+        report = import_file(
             engine,
             kind,
             file,
@@ -109,12 +115,13 @@ def products_command(
 @app.command("events")
 def events_command(
     ctx: typer.Context,
-    file: Path = _FILE,
+    file: Path = _EVENTS_FILE,
     skip_invalid: bool = _SKIP,
     rejects: Path | None = _REJECTS,
     strict: bool = _STRICT,
 ) -> None:
-    """Add events (deduplicated on event_id, or on content without one)."""
+    """Add events from CSV or Parquet (deduplicated on event_id, or on content without
+    one)."""
     _run(ctx, "events", file, skip_invalid, rejects, strict)
 
 

@@ -8,7 +8,7 @@ its traceback. The command line prints ``error: <message>`` for these and exits 
     CampaignError
     ├── ConfigError            path, key, reason
     │   └── ConfigErrors           every invalid value of one file at once
-    ├── InputError             source, line, column, reason   (CSV rows, CLI values)
+    ├── InputError             source, line, column, reason   (CSV/Parquet rows, CLI values)
     ├── TemplateError          template, line, reason          (lint + render)
     │   └── TemplateBudgetError      over the render budget: the set is broken for the run
     ├── NotFound               kind, key                       (unknown user, campaign, model)
@@ -73,18 +73,29 @@ class InputError(CampaignError):
     """A row, file or command-line value could not be accepted.
 
     ``line`` is 1-based and counts the header as line 1; ``column`` is the column
-    name (CSV) or option name (CLI).
+    name (CSV) or option name (CLI). For a Parquet file ``line`` is the row (from 1)
+    and ``row_group`` the row group it is in (from 1): ``events.parquet: row 17 (row
+    group 2): ts: ...``.
     """
 
     def __init__(
-        self, source: str, reason: str, line: int | None = None, column: str | None = None
+        self,
+        source: str,
+        reason: str,
+        line: int | None = None,
+        column: str | None = None,
+        *,
+        row_group: int | None = None,
     ) -> None:
         self.source = source
         self.line = line
         self.column = column
         self.reason = reason
+        self.row_group = row_group
         where = source
-        if line is not None:
+        if row_group is not None:
+            where += f": row {line} (row group {row_group})"
+        elif line is not None:
             where += f":{line}"
         if column:
             where += f": {column}"

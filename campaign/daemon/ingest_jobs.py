@@ -1,16 +1,18 @@
-"""Fresh data without hands: CSV drops from a folder and queries against the shop's DB.
+"""Fresh data without hands: CSV and Parquet drops from a folder and queries against
+the shop's DB.
 
-Both go through :func:`campaign.ingest.import_csv` with ``skip_invalid=True``, so the
+Both go through :func:`campaign.ingest.import_file` with ``skip_invalid=True``, so the
 same validation applies as for ``campaign import`` and bad rows are kept with their
 reasons in a ``*.rejects.csv`` beside the file instead of blocking the good ones.
 
-Folder drops: a file ``<kind>*.csv`` (users, products, events, responses) is imported
-once: its SHA-256 is recorded in ``ingest_files``, and it moves to ``done/`` (rows
-imported, maybe some rejected) or ``rejected/`` (unreadable as its kind). Within one
-pass users go first, then products, events and responses, so events can refer to
-users of the same drop. If the process dies between the import's commit and the
-record, the next pass imports the file again, which changes nothing (imports are
-idempotent).
+Folder drops: a file ``<kind>*.csv`` (users, products, events, responses), or
+``events*.parquet``, is imported once (a Parquet drop waits while pyarrow, the
+``parquet`` extra, is missing): its SHA-256 is recorded in ``ingest_files``, and it
+moves to ``done/`` (rows imported, maybe some rejected) or ``rejected/`` (unreadable
+as its kind). Within one pass users go first, then products, events and responses, so
+events can refer to users of the same drop. If the process dies between the import's
+commit and the record, the next pass imports the file again, which changes nothing
+(imports are idempotent).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from campaign.daemon.logging import log_event
 from campaign.db.base import table_of
 from campaign.db.engine import mask_url
 from campaign.db.models import IngestFile
-from campaign.ingest import ImportReport, import_csv
+from campaign.ingest import ImportReport, import_file
+from campaign.ingest.parquet import PARQUET_SUFFIX, parquet_available
 from campaign.ingest.readers import Kind
 
 log = logging.getLogger("campaign.daemon")
@@ -46,9 +49,11 @@ KIND_ORDER: tuple[Kind, ...] = ("users", "products", "events", "responses")
 
 
 def kind_of(name: str) -> Kind | None:
-    """The import kind a drop's file name announces (``events-2026-11-28.csv`` → events)."""
+    """The import kind a drop's file name announces (``events-2026-11-28.csv`` or
+    ``events-2026-11-28.parquet`` → events; ``users.parquet`` → users, which the import
+    then refuses: only events import from Parquet)."""
     lower = name.lower()
-    if not lower.endswith(".csv") or lower.endswith(".rejects.csv"):
+    if lower.endswith(".rejects.csv") or not lower.endswith((".csv", PARQUET_SUFFIX)):
         return None
     for kind in KIND_ORDER:
         if lower.startswith(kind):
@@ -105,8 +110,8 @@ def ingest_folder(
     Status is ``imported``, ``duplicate`` (same content already imported, moved to
     ``done/``), ``rejected`` (unreadable, moved to ``rejected/`` with a ``.reason.txt``),
     ``unknown`` (no kind in the name, left alone) or ``waiting`` (younger than
-    ``settle_seconds``: maybe still being written). Database outages raise and leave
-    the file for the next pass.
+    ``settle_seconds``: maybe still being written; or a Parquet file while pyarrow is
+    not installed). Database outages raise and leave the file for the next pass.
     """
     if not folder.is_dir():
         log.warning("ingest.folder.missing folder=%s", folder)
@@ -125,6 +130,12 @@ def ingest_folder(
         if clock.timestamp() - path.stat().st_mtime < settle_seconds:
             seen.append((path.name, "waiting"))
             continue
+        if path.suffix.lower() == PARQUET_SUFFIX and not parquet_available():
+            # Not the file's fault: it imports once the extra is installed.
+            log_event(log, "ingest.file.needs_pyarrow", logging.WARNING, file=path.name,
+                      hint="pip install 'campaign[parquet]'")
+            seen.append((path.name, "waiting"))
+            continue
         digest = file_hash(path)
         with engine.connect() as connection:
             known = connection.execute(
@@ -138,7 +149,7 @@ def ingest_folder(
         rejects = rejected / f"{path.stem}.rejects.csv"
         rejected.mkdir(exist_ok=True)
         try:
-            report = import_csv(
+            report = import_file(
                 engine, kind, path, skip_invalid=True, rejects_path=rejects, now=clock,
                 media=media, currency=currency, phone_region=phone_region,
             )  # type: ignore[arg-type]
@@ -290,7 +301,7 @@ def ingest_query(
                 if rejects_dir is not None:
                     rejects_dir.mkdir(parents=True, exist_ok=True)
                     rejects = rejects_dir / f"query-{target}-{now():%Y%m%dT%H%M%S}.rejects.csv"
-                report = import_csv(
+                report = import_file(
                     engine, target, path, skip_invalid=True,  # type: ignore[arg-type]
                     rejects_path=rejects or Path(tmp) / "rejects.csv", now=now(),
                     currency=currency, phone_region=phone_region,

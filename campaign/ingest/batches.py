@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from campaign.common.errors import InputError
-from campaign.ingest.readers import CsvFile
+from campaign.ingest.files import RowSource
 
 MAX_REPORTED_ERRORS = 20
 CHUNK_ROWS = 20_000
@@ -34,9 +34,10 @@ class Counts:
 
 class Rejects:
     """Keeps the first errors for the report; with ``skip_invalid`` also writes every
-    rejected row, plus ``line`` and ``reason`` columns, to the side file (lazily)."""
+    rejected row, plus where it was (``line`` of a CSV file; ``file`` and ``row`` of
+    Parquet) and ``reason`` columns, to the side file (lazily)."""
 
-    def __init__(self, csv_file: CsvFile, skip_invalid: bool, path: Path) -> None:
+    def __init__(self, csv_file: RowSource, skip_invalid: bool, path: Path) -> None:
         self.csv_file = csv_file
         self.skip_invalid = skip_invalid
         self.path = path
@@ -45,7 +46,7 @@ class Rejects:
         self._handle: Any = None
         self._writer: Any = None
 
-    def add(self, error: InputError, row: list[str]) -> None:
+    def add(self, error: InputError, row: Sequence[str]) -> None:
         self.total += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(error)
@@ -53,9 +54,11 @@ class Rejects:
             if self._writer is None:
                 self._handle = self.path.open("w", encoding="utf-8", newline="")
                 self._writer = csv.writer(self._handle)
-                self._writer.writerow([*self.csv_file.header, "line", "reason"])
+                self._writer.writerow(
+                    [*self.csv_file.header, *self.csv_file.position_columns, "reason"]
+                )
             reason = f"{error.column}: {error.reason}" if error.column else error.reason
-            self._writer.writerow([*row, error.line, reason])
+            self._writer.writerow([*row, *self.csv_file.position(error), reason])
 
     def written(self) -> Path | None:
         return self.path if self._writer is not None else None

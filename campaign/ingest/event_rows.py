@@ -1,12 +1,16 @@
 """Events files in chunks: the hot path of an import, a column-wise parse of many rows
-at once into the events table's load order (:data:`EVENT_COLUMNS`)."""
+at once into the events table's load order (:data:`EVENT_COLUMNS`).
+
+The one copy of the events rules: CSV files and Parquet files
+(:mod:`campaign.ingest.parquet`, whose columns arrive as the same cell text) both go
+through :func:`event_chunks`."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -24,7 +28,7 @@ from campaign.ingest.cells import (
     CellError,
     check_year,
 )
-from campaign.ingest.files import CsvFile
+from campaign.ingest.files import RowSource
 
 # Lengths of 'YYYY-MM-DDTHH:MM:SS' with 'Z' or with '+00:00' after it.
 _PLAIN_TIMESTAMP_LENGTHS = frozenset((20, 25))
@@ -53,8 +57,8 @@ class EventChunk:
 
     records: list[tuple[Any, ...]]
     lines: list[int]
-    raws: list[list[str]]
-    errors: list[tuple[InputError, list[str]]]
+    raws: list[Sequence[str]]
+    errors: list[tuple[InputError, Sequence[str]]]
     collapsed: int
     rows: int
 
@@ -81,7 +85,7 @@ def _money_pattern(digits: int) -> re.Pattern[str]:
 
 
 def event_chunks(
-    csv_file: CsvFile,
+    csv_file: RowSource,
     users: Mapping[str, int],
     products: Mapping[str, int],
     chunk_size: int = 20_000,
@@ -91,6 +95,8 @@ def event_chunks(
     ``users`` / ``products`` map external ids to internal ids (what the database has);
     an unknown reference is an error. This loop is the import's hot path: it does no
     per-row allocation beyond the output tuple and avoids function calls where it can.
+    ``csv_file`` is a CSV file or Parquet files (any :class:`RowSource`): rows of cell
+    text either way, so both formats follow the same rules.
     """
     col = csv_file.column
     width = len(csv_file.header)
@@ -113,8 +119,8 @@ def event_chunks(
 
     records: list[tuple[Any, ...]] = []
     lines: list[int] = []
-    raws: list[list[str]] = []
-    errors: list[tuple[InputError, list[str]]] = []
+    raws: list[Sequence[str]] = []
+    errors: list[tuple[InputError, Sequence[str]]] = []
     seen: dict[str, int] = {}
     collapsed = 0
     count = 0

@@ -25,7 +25,8 @@ from campaign.db.base import table_of
 from campaign.db.dialect import is_mysql, is_postgresql
 from campaign.db.models import Event, Product, User
 from campaign.ingest.batches import LOOKUP_BATCH, Counts, Progress, Rejects
-from campaign.ingest.readers import EVENT_COLUMNS, HASH_PREFIX, CsvFile, EventChunk, event_chunks
+from campaign.ingest.files import RowSource
+from campaign.ingest.readers import EVENT_COLUMNS, HASH_PREFIX, EventChunk, event_chunks
 
 T = TypeVar("T")
 
@@ -178,7 +179,7 @@ def _lookup(connection: Connection, table: Table) -> dict[str, int]:
 
 def load_events(
     connection: Connection,
-    csv_file: CsvFile,
+    csv_file: RowSource,
     rejects: Rejects,
     advance: Progress,
     now: datetime,
@@ -213,7 +214,7 @@ def load_events(
 
 
 def _store_chunk(
-    csv_file: CsvFile,
+    csv_file: RowSource,
     chunk: EventChunk,
     writer: _Writer,
     before: int,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from campaign.common.errors import InputError
 from campaign.common.money import minor_digits
@@ -66,6 +66,46 @@ SPECS: dict[str, FileSpec] = {
         False,
     ),
 }
+
+
+class RowSource(Protocol):
+    """What the events hot path (:func:`campaign.ingest.event_rows.event_chunks`), its
+    loader and :class:`campaign.ingest.batches.Rejects` read: a CSV file, or Parquet
+    files presented as the same rows of cell text (:mod:`campaign.ingest.parquet`).
+    """
+
+    source: str
+    header: list[str]
+    currency: str
+    # The rejects side file's columns after the file's own: where each row was.
+    position_columns: tuple[str, ...]
+
+    def column(self, name: str) -> int:
+        """Index of column ``name`` in every row, or -1 when the source lacks it."""
+        ...
+
+    @property
+    def reader(self) -> Any:
+        """Rows (sequences of cell text) with a ``line_num`` that the row's position is
+        :attr:`line_offset` below."""
+        ...
+
+    @property
+    def line_offset(self) -> int:
+        """What to add to ``reader.line_num`` for the position :meth:`error` takes."""
+        ...
+
+    def broken(self, exc: Exception) -> InputError:
+        """The :class:`InputError` for a decoding error of the reader."""
+        ...
+
+    def error(self, line: int, column: str | None, reason: str) -> InputError:
+        """An :class:`InputError` at position ``line``/``column`` of this source."""
+        ...
+
+    def position(self, error: InputError) -> list[object]:
+        """The values of :attr:`position_columns` for a rejected row's ``error``."""
+        ...
 
 
 class CsvFile:
@@ -150,6 +190,12 @@ class CsvFile:
         """An :class:`InputError` at ``line``/``column`` of this file."""
         return InputError(self.source, reason, line=line, column=column)
 
+    position_columns: tuple[str, ...] = ("line",)
+
+    def position(self, error: InputError) -> list[object]:
+        """The rejects file's ``line`` of a rejected row."""
+        return [error.line]
+
     def close(self) -> None:
         """Close the underlying file."""
         self._handle.close()
@@ -196,7 +242,6 @@ def open_csv(path: Path, kind: str, currency: str = "CNY") -> CsvFile:
             columns, or unknown columns where the table keeps no attributes.
     """
     source = path.name
-    spec = SPECS[kind]
     minor_digits(currency)  # an unknown currency fails here, not on the first amount
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)
@@ -230,7 +275,7 @@ def open_csv(path: Path, kind: str, currency: str = "CNY") -> CsvFile:
         except csv.Error as exc:
             raise InputError(source, f"malformed CSV header: {exc}", line=1) from None
         header = [name.strip() for name in header]
-        _check_header(source, spec, kind, header, lines)
+        _check_header(source, kind, header, lines)
         csv_file = CsvFile(path, kind, handle, header, currency)
         csv_file._line_offset = lines
         return csv_file
@@ -273,7 +318,7 @@ def lookalike(column: str, kind: str) -> str | None:
     return close[0] if close else None
 
 
-def _check_header(source: str, spec: FileSpec, kind: str, header: list[str], line: int) -> None:
+def _check_header(source: str, kind: str, header: list[str], line: int) -> None:
     if len(header) == 1:
         for delimiter, name in _OTHER_DELIMITERS:
             if delimiter in header[0]:
@@ -283,6 +328,18 @@ def _check_header(source: str, spec: FileSpec, kind: str, header: list[str], lin
                     "save the file as comma-separated CSV",
                     line=line,
                 )
+    check_columns(source, kind, header, line)
+
+
+def check_columns(source: str, kind: str, header: list[str], line: int | None = None) -> None:
+    """The column checks every file of ``kind`` passes, CSV or Parquet (``line`` is the
+    header's, None where there is no header line).
+
+    Raises:
+        InputError: blank or duplicate names, missing required columns, or unknown
+            columns where the table keeps no attributes (with a did-you-mean hint).
+    """
+    spec = SPECS[kind]
     blank = [str(i + 1) for i, name in enumerate(header) if not name]
     if blank:
         raise InputError(source, f"column(s) {', '.join(blank)} have no name", line=line)
