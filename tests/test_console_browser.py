@@ -221,3 +221,46 @@ def test_a_csrf_less_post_and_a_traversal_name_are_refused(browser: Any, console
     assert status == 400
     assert shop.config_path.read_text(encoding="utf-8") == config_text
     assert (shop.templates / FILE).read_text(encoding="utf-8") == before
+
+
+def test_the_language_follows_the_browser_and_the_switch(
+    browser: Any, console: Any, tmp_path: Path
+) -> None:
+    shop, base = console
+    # A Chinese browser gets the Chinese login page.
+    chinese = browser.new_context(locale="zh-CN").new_page()
+    chinese.set_default_timeout(WAIT_MS)
+    chinese.goto(f"{base}/login")
+    assert chinese.get_attribute("html", "lang") == "zh-CN"
+    assert chinese.inner_text("#login") == "登录"
+
+    # An English browser, without JavaScript: the header's switch is a plain link.
+    context = browser.new_context(locale="en-US", java_script_enabled=False,
+                                  viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(f"{base}/login")
+    page.fill("#name", "operator")
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(f"{base}/")
+    assert page.get_attribute("html", "lang") == "en"
+    assert "Campaigns" in page.inner_text("header nav")
+    page.click("#lang-zh-CN")
+    page.wait_for_selector('html[lang="zh-CN"]')
+    assert page.url == f"{base}/"
+    nav = page.inner_text("header nav")
+    assert "活动" in nav and "模板" in nav and "Templates" not in nav
+    assert page.inner_text("#who") == "operator (运维)"
+    assert "下一个时段" in page.inner_text("#campaign-winback")
+    shot = tmp_path / "campaigns-zh.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    # The choice stays for the next page, and switching back works the same way.
+    page.click("header nav >> text=模板")
+    page.wait_for_selector("#set-winback")
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    page.click("#lang-en")
+    page.wait_for_selector('html[lang="en"]')
+    assert page.url == f"{base}/templates"
+    context.close()

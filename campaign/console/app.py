@@ -13,6 +13,7 @@ Routes (docs/console.md has the permission of each):
 * ``GET /report[?campaign=&download=1]`` (the report of ``campaign report --html``);
 * ``GET /activity`` (every recorded write), ``GET /accounts`` (operators);
 * ``GET /outbox`` (``campaign status``), ``POST /outbox/requeue`` (operators);
+* ``GET /language?to=&next=`` (the language switch: a cookie, then back);
 * ``GET /static/...`` (the console's own script and style), ``GET /healthz``.
 """
 
@@ -43,8 +44,9 @@ from campaign.app.campaigns import (
 from campaign.app.reports import report_html
 from campaign.common.errors import CampaignError
 from campaign.config import Config
+from campaign.console import i18n
 from campaign.console.auth import LoginLimiter, Sessions, csrf_ok, read_form, start_session
-from campaign.console.pages import STATIC_DIR, render
+from campaign.console.pages import STATIC_DIR, gettext_of, render
 from campaign.console.template_pages import TemplatePages
 from campaign.db.console import Account
 from campaign.db.pauses import ALL
@@ -87,9 +89,11 @@ class _Console:
             form = await read_form(request)
         except ValueError as exc:
             return PlainTextResponse(str(exc), status_code=413)
+        _ = gettext_of(request)
         if not csrf_ok(request, form):
             return PlainTextResponse(
-                "refused: this form has no valid CSRF token (reload the page)", status_code=403
+                _("refused: this form has no valid CSRF token (reload the page)"),
+                status_code=403,
             )
         name = form.get("name", "").strip()
         client = request.client.host if request.client else "unknown"
@@ -99,7 +103,8 @@ class _Console:
         if wait:
             return render(
                 request, "login.html", 429, next=target, name=name,
-                message=f"too many failed logins: try again in {wait} s",
+                message=_("too many failed logins: try again in %(seconds)s s") % {
+                    "seconds": wait},
             )
         account = await run_in_threadpool(
             accounts.authenticate, self.engine, name, form.get("password", ""), now=self.clock
@@ -109,7 +114,7 @@ class _Console:
             log.warning("console: failed login for %r from %s", name, client)
             return render(
                 request, "login.html", 401, next=target, name=name,
-                message="wrong name or password (or the account is disabled)",
+                message=_("wrong name or password (or the account is disabled)"),
             )
         self.limiter.succeeded(keys[0])
         start_session(request, account)
@@ -241,6 +246,17 @@ class _Console:
         found = await run_in_threadpool(accounts.list_accounts, self.engine)
         return render(request, "accounts.html", accounts=found)
 
+    async def language(self, request: Request) -> Response:
+        """Remember the chosen language in a cookie (a year) and go back where the
+        switch was clicked; works without JavaScript, logged in or not."""
+        chosen = request.query_params.get("to", "")
+        answer = RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+        if chosen in i18n.LANGUAGES:
+            answer.set_cookie(
+                i18n.COOKIE, chosen, max_age=365 * 24 * 3600, samesite="lax", httponly=True
+            )
+        return answer
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -262,6 +278,7 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
     read, edit = accounts.READ, accounts.EDIT_TEMPLATES
     routes = [
         Route("/healthz", console.healthz, methods=["GET"]),
+        Route("/language", console.language, methods=["GET"]),
         Route("/login", console.login_page, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),
         Route("/logout", guard(read, console.logout), methods=["POST"]),
