@@ -24,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from campaign.config import load_config
+from campaign.db.engine import make_engine
 from tests.conftest import skip_or_fail
-from tests.console_helpers import PASSWORD, Shop, make_shop
-from tests.demo_helpers import campaign_cli, clean_env
+from tests.console_helpers import PASSWORD, Shop, add_role_accounts, make_shop
+from tests.demo_helpers import DemoShop, campaign_cli, clean_env
 
 CHROMIUM = os.environ.get("CAMPAIGN_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,7 +67,21 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def console(tmp_path: Path, console_template: Path) -> Iterator[tuple[Shop, str]]:
     """A real ``campaign console`` on a free port; (shop, base URL)."""
-    shop = make_shop(tmp_path, console_template)
+    yield from _serve(make_shop(tmp_path, console_template))
+
+
+@pytest.fixture
+def demo_console(demo_shop: DemoShop, tmp_path: Path) -> Iterator[tuple[Shop, str]]:
+    """A real ``campaign console`` on a copy of the demo shop (scored customers)."""
+    folder = tmp_path / "campaign-demo"
+    shutil.copytree(demo_shop.folder, folder)
+    add_role_accounts(folder / "campaign.db")
+    config = load_config(folder / "config.toml")
+    yield from _serve(Shop(folder, folder / "config.toml", config,
+                           make_engine(config.database_url())))
+
+
+def _serve(shop: Shop) -> Iterator[tuple[Shop, str]]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "campaign", "--config", str(shop.config_path), "console",
@@ -264,3 +280,31 @@ def test_the_language_follows_the_browser_and_the_switch(
     page.wait_for_selector('html[lang="en"]')
     assert page.url == f"{base}/templates"
     context.close()
+
+
+def test_the_audience_pages_and_opens_a_customers_message(
+    browser: Any, demo_console: Any
+) -> None:
+    shop, base = demo_console
+    page = _log_in(browser, base, "marketer")
+    page.click("#campaign-winback a.audience")
+    page.wait_for_selector("#audience")
+    first = page.locator("#audience tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.user)")
+    assert len(first) == 50
+    assert "••••" in page.inner_text("#audience tbody tr:first-child td.address")
+    page.click("#next-page")
+    page.wait_for_url("**page=2")
+    second = page.locator("#audience tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.user)")
+    assert second and not set(first) & set(second)
+    assert "2" in page.inner_text("#pages")
+
+    # A row opens its rendered message: subject, text and the products with reasons.
+    queued = page.locator("#audience tbody tr", has_text="queued").first
+    customer = queued.get_attribute("data-user")
+    queued.locator("a.open").click()
+    page.wait_for_selector("#message")
+    assert f"{customer} via " in page.inner_text("#message h2")
+    assert page.inner_text("#message-text").strip()
+    assert "••••" in page.inner_text("#message-to")

@@ -148,33 +148,30 @@ class _Console:
         return RedirectResponse("/", status_code=303)
 
     async def audience(self, request: Request, account: Account) -> Response:
-        """Who a run would message and why, a page of rows, or one customer's message."""
-        from campaign.app.runs import preview
+        """Who a run would message and why, a page of rows (searchable), or one
+        customer's rendered message; addresses masked unless the role may see them."""
+        from campaign.app.audience import audience_page
 
         name = request.path_params["name"]
         raw = request.query_params.get("page", "1")
         page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
         user = (request.query_params.get("user") or "").strip() or None
+        search = (request.query_params.get("q") or "").strip() or None
         as_of = self.config.clock.as_of or self.clock()
         slot = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
-        size = AUDIENCE_PAGE
         try:
-            report = await run_in_threadpool(
-                lambda: preview(
-                    self.config.database_url(), self.config, name, as_of=as_of, slot=slot,
-                    now=self.clock, limit=size if user else page * size, user=user,
+            found = await run_in_threadpool(
+                lambda: audience_page(
+                    self.engine, self.config, name, as_of=as_of, slot=slot, now=self.clock,
+                    page=page, size=AUDIENCE_PAGE, search=search, user=user,
+                    addresses=accounts.allowed(account.role, accounts.ADDRESSES),
                 )
             )
         except CampaignError as exc:
             return render(request, "error.html", 404, message=str(exc))
-        frame = report.decisions
-        rows = [] if frame.empty else frame.iloc[(page - 1) * size: page * size].to_dict(
-            "records")
-        messages = [m for m in report.messages if user is None or m.external_id == user]
         return render(
-            request, "audience.html", campaign=name, report=report, rows=rows, page=page,
-            pages=max(1, -(-len(frame) // size)), total=len(frame), user=user,
-            messages=messages if user else [], as_of=as_of,
+            request, "audience.html", campaign=name, found=found, user=user, search=search,
+            as_of=as_of, currency=self.config.shop.currency,
         )
 
     async def pause(self, request: Request, account: Account) -> Response:

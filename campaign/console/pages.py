@@ -50,9 +50,13 @@ def environment(language: str) -> Environment:
     env.policies["ext.i18n.trimmed"] = True
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = partial(i18n.format_when, language=language)
-    env.filters["number"] = partial(i18n.format_number, language=language)
-    env.filters["share"] = partial(i18n.format_share, language=language)
-    env.filters["points"] = partial(i18n.format_points, language=language)
+    env.filters["number"] = lambda value, decimals=None: i18n.format_number(
+        value, language, decimals
+    )
+    env.filters["share"] = lambda value, decimals=1: i18n.format_share(value, language, decimals)
+    env.filters["points"] = lambda value, decimals=1: i18n.format_points(
+        value, language, decimals
+    )
     env.filters["uplift"] = lambda value, outcome, currency: i18n.format_uplift(
         value, outcome, currency, language
     )

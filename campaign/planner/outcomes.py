@@ -48,7 +48,9 @@ class RunReport:
 
     ``decisions`` has one row per user considered, highest risk first, with columns
     user_id, external_id, risk, tier, channel, status, skip_reason, variant,
-    coupon_code, percent_off, products (shop product ids), subject, last_error.
+    coupon_code, percent_off, products (shop product ids), subject, last_error,
+    risk_reason (the churn model's reason) and address (the chosen channel's, unmasked:
+    mask it before showing it to people who may not see it).
     ``messages`` holds rendered messages only for dry runs and test sends (at most
     ``render_limit`` of them). ``counts`` is what is stored in ``campaign_runs.counts``.
     """
