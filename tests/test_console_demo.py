@@ -4,6 +4,7 @@ preview of a run and the results page."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -78,7 +79,7 @@ def test_an_analyst_cannot_send_a_test(demo: Shop) -> None:
 
 def test_the_results_page_is_the_html_report_of_the_demo(demo: Shop) -> None:
     with client_for(demo, "analyst") as client:
-        page = client.get("/report?campaign=winback")
+        page = client.get("/report?campaign=winback&view=page")
         download = client.get("/report?campaign=winback&download=1")
     assert page.status_code == 200
     assert '<iframe id="report" class="report" sandbox=""' in page.text
@@ -86,6 +87,40 @@ def test_the_results_page_is_the_html_report_of_the_demo(demo: Shop) -> None:
     assert download.headers["content-disposition"] == 'attachment; filename="report.html"'
     assert download.text.lstrip().lower().startswith("<!doctype html")
     assert "<script" not in download.text.lower()
+    # The downloaded page draws the same tables as the console's results page.
+    assert 'data-table="uplift"' in download.text and 'data-table="funnel"' in download.text
+
+
+def test_the_results_tables_are_for_people_and_each_downloads_as_csv(demo: Shop) -> None:
+    import csv
+    import io
+
+    with client_for(demo, "marketer") as client:
+        page = client.get("/report?campaign=winback")
+        chinese = client.get("/report?campaign=winback", headers={"Accept-Language": "zh-CN"})
+        names = re.findall(r'data-table="([a-z]+)"', page.text)
+        downloads = {name: client.get(f"/report/csv?table={name}&campaign=winback")
+                     for name in names}
+        unknown = client.get("/report/csv?table=nope&campaign=winback")
+    assert page.status_code == 200 and "<iframe" not in page.text
+    assert {"uplift", "revenue", "funnel", "models"} <= set(names)
+    # Percentage points with the interval beside them, money in the shop's currency.
+    assert re.search(r"[+-]\d+\.\d pts \[[+-]\d+\.\d, [+-]\d+\.\d\]", page.text)
+    assert "CN¥" in page.text or "¥" in page.text
+    assert re.search(r"<td class=\"num\">\d+\.\d%</td>", page.text)
+    assert "个百分点" in chinese.text and "转化增益" in chinese.text
+    for name, answer in downloads.items():
+        assert answer.status_code == 200, name
+        assert answer.headers["content-type"].startswith("text/csv")
+        assert f"-{name}-" in answer.headers["content-disposition"]
+        rows = list(csv.DictReader(io.StringIO(answer.text)))
+        assert rows, name
+    uplift = list(csv.DictReader(io.StringIO(downloads["uplift"].text)))
+    assert {"uplift", "uplift_low", "uplift_high", "conv_treatment"} <= set(uplift[0])
+    assert -1 <= float(uplift[0]["uplift"]) <= 1  # a fraction, not points
+    revenue = list(csv.DictReader(io.StringIO(downloads["revenue"].text)))
+    assert re.fullmatch(r"-?\d+\.\d\d", revenue[0]["incremental_revenue_cents"])
+    assert unknown.status_code == 404 and "funnel" in unknown.text
 
 
 def test_the_audience_preview_pages_and_opens_a_customers_message(demo: Shop) -> None:

@@ -17,6 +17,7 @@ from jinja2 import Environment
 
 from campaign.console import i18n
 from campaign.console.pages import PAGES_DIR
+from campaign.measurement.reports import tables
 from tests.console_helpers import Shop, client_for, make_shop
 from tests.test_console_app import ROUTES
 
@@ -38,9 +39,11 @@ def _extracted() -> set[str]:
     method_map = [("**.py", "python"), ("pages/**.html", "jinja2")]
     options = {"pages/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "say": (2,)}
-    found = extract_from_dir(
-        str(PAGES_DIR.parent), method_map, options, keywords=keywords
-    )
+    reports = Path(tables.__file__).resolve().parent  # the report tables' labels
+    found = [
+        *extract_from_dir(str(PAGES_DIR.parent), method_map, options, keywords=keywords),
+        *extract_from_dir(str(reports), [("**.py", "python")], keywords=keywords),
+    ]
     return {m[2] if isinstance(m[2], str) else m[2][0] for m in found}
 
 

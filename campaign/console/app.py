@@ -10,7 +10,8 @@ Routes (docs/console.md has the permission of each):
   lint and preview), ``POST /templates/save``, ``GET /templates/history?name=``,
   ``GET /templates/version?name=&version=``, ``POST /templates/revert``,
   ``POST /templates/test-send`` (the campaign's messages to the seed list);
-* ``GET /report[?campaign=&download=1]`` (the report of ``campaign report --html``);
+* ``GET /report[?campaign=&view=page&download=1]`` (the report's tables, or the page of
+  ``campaign report --html``), ``GET /report/csv?table=&campaign=`` (one table's CSV);
 * ``GET /activity`` (every recorded write), ``GET /accounts`` (operators);
 * ``GET /outbox`` (``campaign status``), ``POST /outbox/requeue`` (operators);
 * ``GET /language?to=&next=`` (the language switch: a cookie, then back);
@@ -41,12 +42,12 @@ from campaign.app.campaigns import (
     requeue_dead_messages,
     switch_campaign,
 )
-from campaign.app.reports import report_html
 from campaign.common.errors import CampaignError
 from campaign.config import Config
 from campaign.console import i18n
 from campaign.console.auth import LoginLimiter, Sessions, csrf_ok, read_form, start_session
 from campaign.console.pages import STATIC_DIR, gettext_of, render
+from campaign.console.result_pages import ResultPages
 from campaign.console.template_pages import TemplatePages
 from campaign.db.console import Account
 from campaign.db.pauses import ALL
@@ -220,25 +221,6 @@ class _Console:
             return render(request, "error.html", 404, message=str(exc))
         return await self.outbox(request, account, moved)
 
-    async def report(self, request: Request, account: Account) -> Response:
-        campaign = request.query_params.get("campaign") or None
-        as_of = self.config.clock.as_of or self.clock()
-        try:
-            html = await run_in_threadpool(
-                lambda: report_html(self.engine, self.config, now=as_of, campaign=campaign)
-            )
-        except CampaignError as exc:
-            return render(request, "error.html", 404, message=str(exc))
-        if request.query_params.get("download"):
-            return Response(html, media_type="text/html", headers={
-                "Content-Disposition": 'attachment; filename="report.html"',
-                "Cache-Control": "no-store",
-            })
-        return render(
-            request, "report.html", html=html, campaign=campaign, as_of=as_of,
-            campaign_names=[c.name for c in self.config.campaigns],
-        )
-
     async def accounts_page(self, request: Request, account: Account) -> Response:
         found = await run_in_threadpool(accounts.list_accounts, self.engine)
         return render(request, "accounts.html", accounts=found)
@@ -271,6 +253,7 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
     """The starlette app of ``campaign console``; ``clock`` returns aware UTC now."""
     console = _Console(config, engine, clock)
     templates = TemplatePages(config, engine, clock)
+    results = ResultPages(config, engine, clock)
     guard = console.sessions.guard
     read, edit = accounts.READ, accounts.EDIT_TEMPLATES
     routes = [
@@ -293,7 +276,8 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
         Route("/templates/revert", guard(edit, templates.revert), methods=["POST"]),
         Route("/templates/test-send", guard(edit, templates.test_send), methods=["POST"]),
         Route("/activity", guard(read, console.activity), methods=["GET"]),
-        Route("/report", guard(read, console.report), methods=["GET"]),
+        Route("/report", guard(read, results.page), methods=["GET"]),
+        Route("/report/csv", guard(read, results.csv), methods=["GET"]),
         Route("/outbox", guard(accounts.OUTBOX, console.outbox), methods=["GET"]),
         Route("/outbox/requeue", guard(accounts.OUTBOX, console.requeue), methods=["POST"]),
         Route("/accounts", guard(accounts.READ_ACCOUNTS, console.accounts_page),
