@@ -63,6 +63,10 @@ def word_in(value: Any, language: str) -> str:
     text = "" if value is None else str(value)
     if text in WORDS:
         return str(translations(language).gettext(text))
+    parts = text.split(".")
+    # A run's counts name a skip with its reason: ``skipped.no_consent``.
+    if len(parts) > 1 and all(part in WORDS for part in parts):
+        return ": ".join(word_in(part, language) for part in parts)
     return text
 
 

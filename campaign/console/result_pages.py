@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urlencode
 
-from markupsafe import Markup
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -74,12 +73,12 @@ class ResultPages:
         translate = i18n.gettext_for(language)
         locale = i18n.LANGUAGES[language][0]
         drawn = [
-            # Markup: table_html escapes every label and cell itself.
-            Markup(table_html(
+            # Shown unescaped (|safe): table_html escapes every label and cell itself.
+            table_html(
                 t, currency=found.currency, locale=locale, translate=translate,
                 csv_href="/report/csv?" + urlencode(
                     {"table": t.name, **({"campaign": campaign} if campaign else {})}),
-            ))
+            )
             for t in found.tables
         ]
         return render(request, "report.html", tables=drawn, notes=found.notes,

@@ -26,7 +26,7 @@ import pandas as pd
 from babel.numbers import format_decimal
 
 from campaign.common.money import format_amount, format_money
-from campaign.measurement.reports.data import FUNNEL_STEPS, CampaignReport
+from campaign.measurement.reports.data import ALL, FUNNEL_STEPS, CampaignReport
 
 Translate = Callable[[str], str]
 
@@ -103,6 +103,8 @@ def shown(column: Column, row: Any, *, currency: str, locale: str = "en",
         return f"{value:%Y-%m-%d}" if isinstance(value, datetime | pd.Timestamp) else str(value)
     if column.kind == "yesno":
         return translate(N_("yes")) if value else translate(N_("no"))
+    if value == ALL:
+        return translate(N_("(all)"))
     return str(value)
 
 
