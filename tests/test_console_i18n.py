@@ -119,9 +119,9 @@ def test_numbers_money_and_dates_follow_the_language() -> None:
     assert i18n.format_when(at, "zh-CN") == "2026年12月3日 09:05 UTC"
     assert i18n.format_number(1234567, "zh-CN") == "1,234,567"
     assert i18n.format_share(0.1234, "en") == "12.3%"
-    assert i18n.format_currency_for(129950, "CNY", "zh-CN") == "¥1,299.50"
-    assert i18n.format_currency_for(129950, "CNY", "en") == "CN¥1,299.50"
-    assert i18n.format_currency_for(1200, "JPY", "en") == "¥1,200"
+    assert i18n.format_money_for(129950, "CNY", "zh-CN") == "¥1,299.50"
+    assert i18n.format_money_for(129950, "CNY", "en") == "CN¥1,299.50"
+    assert i18n.format_money_for(1200, "JPY", "en") == "¥1,200"
 
 
 @pytest.mark.parametrize("language", ["en", "zh-CN"])

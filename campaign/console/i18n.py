@@ -160,7 +160,7 @@ def format_share(value: Any, language: str, decimals: int = 1) -> str:
     return str(format_percent(value, format=pattern, locale=_locale(language)))
 
 
-def format_currency_for(minor: Any, currency: str, language: str) -> str:
+def format_money_for(minor: Any, currency: str, language: str) -> str:
     """Integer minor units of ``currency`` for people (``¥1,200``, ``US$12.50``)."""
     if minor is None:
         return ""
@@ -186,5 +186,5 @@ def format_uplift(value: Any, outcome: str, currency: str, language: str) -> str
     if outcome != "revenue":
         return format_points(value, language)
     minor = round(float(value) * 10 ** minor_digits(currency))
-    text = format_currency_for(abs(minor), currency, language)
+    text = format_money_for(abs(minor), currency, language)
     return ("+" if minor >= 0 else "-") + text

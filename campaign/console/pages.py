@@ -61,7 +61,7 @@ def environment(language: str) -> Environment:
         value, outcome, currency, language
     )
     env.filters["word"] = partial(i18n.word_in, language=language)
-    env.filters["money"] = lambda minor, currency: i18n.format_currency_for(
+    env.filters["money"] = lambda minor, currency: i18n.format_money_for(
         minor, currency, language
     )
     return env
