@@ -65,7 +65,7 @@ def test_the_docs_list_every_field_of_every_machine_output() -> None:
         "tournament": recommend.TOURNAMENT_FIELDS,
     }
     assert documented("preview") == {
-        "preview": ("campaign", "slot", "as_of", "outcome", "notes"),
+        "preview": ("campaign", "slot", "as_of", "outcome", "ranked_by", "targeting", "notes"),
         "decisions": campaigns.DECISION_FIELDS,
         "counts": ("outcome", "users"),
         "messages": campaigns.MESSAGE_FIELDS,

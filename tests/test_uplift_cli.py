@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from campaign.cli import app
@@ -91,6 +93,32 @@ def test_train_score_and_evaluate_uplift_on_an_imported_experiment(
     evaluated = runner.invoke(app, ["--config", str(config), "evaluate", "uplift"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "uplift at 30 %" in evaluated.stdout and "risk (recency)" in evaluated.stdout
+
+    # The report: messaging the top 30 % by uplift instead of by risk, on held-back rows.
+    reported = runner.invoke(app, ["--config", str(config), "report", "--format", "json"])
+    assert reported.exit_code == 0, reported.output
+    sections = json.loads(reported.stdout)
+    gain = {(r["share"], r["outcome"]): r for r in sections["targeting_gain"]}
+    assert {share for share, _ in gain} == {0.1, 0.3, 0.5}
+    assert {outcome for _, outcome in gain} == {"converted", "revenue"}
+    top30 = gain[(0.3, "converted")]
+    # Persuadables +30 points, sleeping dogs -30 points: the uplift ranking finds the
+    # first, risk (longest since the last order) mixes all three.
+    assert top30["low"] > 0 and top30["gain"] > 50
+    assert top30["gain"] == pytest.approx(top30["by_uplift"] - top30["by_risk"])
+    assert gain[(0.3, "revenue")]["gain"] == pytest.approx(top30["gain"] * 40, rel=1e-6)
+    deciles = sections["targeting_deciles"]
+    assert [d["decile"] for d in deciles] == list(range(1, 11))
+    assert deciles[0]["uplift"] > 0.1 > deciles[-1]["uplift"]
+    assert all(d["low"] <= d["uplift"] <= d["high"] for d in deciles)
+    text = runner.invoke(app, ["--config", str(config), "report"])
+    assert "by uplift vs by risk, per 1,000 messages" in text.stdout
+    page = tmp_path / "report.html"
+    html = runner.invoke(app, ["--config", str(config), "report", "--html", str(page)])
+    assert html.exit_code == 0, html.output
+    body = page.read_text(encoding="utf-8")
+    assert "Whom to message: uplift vs risk" in body and "Qini curve" not in body[:200]
+    assert "per 1,000 messages" in body
 
 
 def test_training_refuses_below_the_minimum_and_says_how_many_it_has(

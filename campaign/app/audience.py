@@ -137,8 +137,10 @@ def audience_page(
     picks = {m.external_id: m.products for m in report.messages}
     for row in shown:
         score = uplift.scores.get(str(row["external_id"])) if uplift else None
-        row["uplift"] = None if score is None else score["uplift"]
-        row["uplift_segment"] = None if score is None else score["segment"]
+        # The planner's own uplift (when it ranks by it) stands unless the model scored
+        # this customer here too, with its reason.
+        row["uplift"] = row.get("uplift") if score is None else score["uplift"]
+        row["uplift_segment"] = row.get("uplift_segment") if score is None else score["segment"]
         row["uplift_reason"] = None if score is None else score["reason"]
         row["picks"] = picks.get(str(row["external_id"]), [])
         if not addresses:

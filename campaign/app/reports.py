@@ -46,6 +46,9 @@ def build_report(
         history = model_history(connection)
     else:
         report = campaign_report(connection, config, now=now, campaign=campaign)
+        from campaign.uplift.report import load_targeting
+
+        report.targeting = load_targeting(connection, campaign)
     path = None
     if html is not None:
         from campaign.measurement.reports.html import write_html_report

@@ -47,13 +47,16 @@ def plan(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> RunReport:
-    """Plan one run of ``campaign`` (see :func:`campaign.planner.run.plan_run`)."""
+    """Plan one run of ``campaign`` (see :func:`campaign.planner.run.plan_run`), ranked
+    as its audience asks: by risk, or by the campaign's uplift model
+    (:func:`campaign.app.uplift.uplift_targeting`)."""
+    from campaign.app.uplift import uplift_targeting
     from campaign.planner import run as planner_run
 
     # Looked up on the module at call time, so a test can stand in for the planner.
     return planner_run.plan_run(
         engine, config, campaign, as_of=as_of, slot=slot, dry_run=dry_run,
-        progress=progress, now=now,
+        progress=progress, now=now, targeting=uplift_targeting(config),
     )
 
 
@@ -177,6 +180,7 @@ def preview(
         DatabaseError: the database is not at the current migration.
         NotFound, TemplateError, ConfigError: as a run.
     """
+    from campaign.app.uplift import uplift_targeting
     from campaign.db.migrate import require_current
     from campaign.planner.preview import open_read_only, preview_run
 
@@ -184,7 +188,8 @@ def preview(
     try:
         require_current(engine)
         return preview_run(
-            engine, config, campaign, as_of=as_of, slot=slot, limit=limit, user=user, now=now
+            engine, config, campaign, as_of=as_of, slot=slot, limit=limit, user=user, now=now,
+            targeting=uplift_targeting(config),
         )
     finally:
         engine.dispose()

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
 
-from campaign.config import Config
+from campaign.common.errors import ConfigError
+from campaign.config import CampaignConfig, Config
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from campaign.planner.targeting import Targeting, TargetingSource
     from campaign.uplift.training import Comparison
 
 Progress = Callable[[int], None]
@@ -93,6 +95,7 @@ def train_uplift(
                        for name, column in comparison.table.items()},
         "train_rows": comparison.train_rows, "validation_rows": comparison.validation_rows,
         "chosen": comparison.chosen, "challenger_wins": comparison.challenger_wins,
+        "targeting": comparison.targeting,
     }
     params = {"max_depth": config.uplift.max_depth,
               "min_samples_leaf": config.uplift.min_samples_leaf,
@@ -140,3 +143,83 @@ def score_uplift(
         model, _ = load_uplift(connection, campaign, key=model_key(config.model))
         scores = score_customers(connection, model, config.uplift, as_of)
     return model.campaign, model.outcome, scores
+
+
+def uplift_targeting(config: Config) -> TargetingSource:
+    """What a run of a campaign ranks by (:class:`campaign.planner.targeting.Targeting`):
+    its customers scored by the campaign's active uplift model as of the run's as-of
+    time, exactly as :func:`score_uplift` scores them, on the run's own connection.
+
+    A campaign without an uplift model yet is ranked by risk, and the targeting says
+    why. A ``value`` audience needs a model of revenue and, when the campaign's variants
+    carry an offer, a measured P(redeem | treated).
+
+    Raises (from the returned function):
+        ConfigError: ``rank_by = "value"`` and the model is not of revenue, or no
+            treated user of the campaign has a closed attribution window yet.
+        ModelError: the stored model does not verify or load.
+    """
+
+    def targeting(connection: Connection, campaign: CampaignConfig, as_of: datetime
+                  ) -> Targeting:
+        from campaign.churn.artifacts import model_key
+        from campaign.common.money import minor_digits
+        from campaign.planner.targeting import RISK, VALUE, Targeting, risk_targeting
+        from campaign.uplift.registry import active_uplift_campaigns, load_uplift
+        from campaign.uplift.scoring import score_users
+
+        name = campaign.name
+        if name not in active_uplift_campaigns(connection):
+            return risk_targeting(campaign, (
+                f"campaign {name!r} has no uplift model yet (`campaign train uplift "
+                f"--campaign {name}` trains one once {config.uplift.min_treated} treated "
+                f"and {config.uplift.min_control} held-out users' windows have closed)"))
+        model, loaded = load_uplift(connection, name, key=model_key(config.model))
+        rank_by = campaign.audience.rank_by
+        key = f"campaigns[{_index(config, name)}].audience.rank_by"
+        if rank_by == VALUE and model.outcome != "revenue":
+            raise ConfigError(config.source, key, (
+                f"'value' ranks by expected profit and needs an uplift model of revenue; "
+                f"campaign {name!r}'s active model (version {loaded.id}) predicts "
+                f"{model.outcome}: run `campaign train uplift --campaign {name} --outcome "
+                "revenue`, or rank by 'uplift'"))
+        scores, _ = score_users(connection, model, config.uplift, as_of)
+        scores = scores.rename(columns={"segment": "uplift_segment"})
+        redeem = _redeem_rate(connection, config, campaign, as_of, key) if (
+            rank_by == VALUE) else 0.0
+        return Targeting(
+            ranked_by=rank_by if rank_by != RISK else RISK, scores=scores,
+            outcome=model.outcome, model_version=loaded.id, redeem_rate=redeem,
+            minor_digits=minor_digits(config.shop.currency),
+        )
+
+    return targeting
+
+
+def _index(config: Config, name: str) -> int:
+    return next(i for i, c in enumerate(config.campaigns) if c.name == name)
+
+
+def _redeem_rate(connection: Connection, config: Config, campaign: CampaignConfig,
+                 as_of: datetime, key: str) -> float:
+    """P(redeem | treated): the share of the campaign's treated users (its audience's,
+    intent-to-treat) whose coupon was redeemed, over the windows closed by ``as_of``; 0
+    for a campaign whose enabled variants carry no offer."""
+    import pandas as pd
+
+    from campaign.measurement.attribution import TREATMENT, load_outcomes
+
+    if not any(v.offer for v in campaign.variants if v.enabled):
+        return 0.0
+    outcomes = load_outcomes(connection, config.attribution,
+                             horizon_days=config.model.horizon_days, now=as_of,
+                             campaign=campaign.name)
+    treated = outcomes[(outcomes["group"] == TREATMENT) & outcomes["window_closed"]
+                       & (pd.to_datetime(outcomes["created_at"], utc=True) <= as_of)]
+    if treated.empty:
+        raise ConfigError(config.source, key, (
+            f"'value' subtracts the expected coupon cost, and no treated user of campaign "
+            f"{campaign.name!r} has a closed attribution window before "
+            f"{as_of:%Y-%m-%d}, so P(redeem | treated) is unknown: rank by 'uplift' "
+            "until one has"))
+    return float(treated["redeemed"].mean())

@@ -81,6 +81,9 @@ def _counts_table(report: RunReport) -> Table:
     for key, value in sorted(report.counts.items()):
         if key.startswith("skipped."):
             table.add_row(f"  {key.split('.', 1)[1]}", count(value))
+    for key in ("learning.queued", "learning.held_out"):
+        if key in report.counts:
+            table.add_row(f"{key.replace('.', ' ')} (in the above)", count(report.counts[key]))
     return table
 
 
@@ -149,6 +152,8 @@ def run_command(
             console.print(note, markup=False)
         return
     print_table(_counts_table(report))
+    if report.targeting:
+        console.print(report.targeting, markup=False, soft_wrap=True)
     for note in report.notes:
         err_console.print(f"warning: {note}", markup=False)
     if dry_run:
@@ -181,7 +186,8 @@ def _notify_shop(config: Config, app_state: AppState, run_id: int) -> None:
 
 
 DECISION_FIELDS = ("user_id", "risk", "tier", "channel", "status", "skip_reason", "variant",
-                   "coupon_code", "percent_off", "subject", "error")
+                   "coupon_code", "percent_off", "subject", "error", "uplift",
+                   "uplift_segment", "learning")
 MESSAGE_FIELDS = ("user_id", "channel", "medium", "variant", "template", "locale", "subject",
                   "text", "coupon_code", "percent_off", "products")
 
@@ -198,9 +204,10 @@ def preview_sections(report: RunReport, limit: int) -> dict[str, Section]:
             rows.append(row)
     return {
         "preview": Section(
-            ("campaign", "slot", "as_of", "outcome", "notes"),
+            ("campaign", "slot", "as_of", "outcome", "ranked_by", "targeting", "notes"),
             [{"campaign": report.campaign, "slot": report.slot, "as_of": report.as_of,
-              "outcome": report.outcome, "notes": " ".join(report.notes) or None}],
+              "outcome": report.outcome, "ranked_by": report.ranked_by,
+              "targeting": report.targeting, "notes": " ".join(report.notes) or None}],
         ),
         "decisions": Section(DECISION_FIELDS, rows),
         "counts": Section(("outcome", "users"), [
@@ -276,6 +283,8 @@ def preview_command(
         )
     print_table(table)
     print_table(_counts_table(report))
+    if report.targeting:
+        console.print(report.targeting, markup=False, soft_wrap=True)
     for message in report.messages[:3]:
         console.rule(f"{message.external_id} via {message.channel} ({message.variant})")
         if message.subject:

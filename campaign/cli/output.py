@@ -160,6 +160,8 @@ def plain(value: Any) -> Any:
 def records(frame: Any, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """A pandas frame's rows as records of plain values (``columns`` picks and orders)."""
     names = list(columns) if columns is not None else [str(c) for c in frame.columns]
+    if frame.empty:  # an empty frame may have no columns at all (nothing planned yet)
+        return []
     return [
         {name: plain(value) for name, value in zip(names, row, strict=True)}
         for row in frame[names].itertuples(index=False, name=None)

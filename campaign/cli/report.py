@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from campaign.measurement.reports.data import CampaignReport
+    from campaign.uplift.report import TargetingReport
 
 
 def _pct(value: float, digits: int = 1) -> str:
@@ -138,6 +139,38 @@ def model_table(history: pd.DataFrame) -> Table:
     return table
 
 
+def _per_thousand(value: float | None, outcome: str, currency: str) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    if outcome == "revenue":
+        from campaign.common.money import minor_digits
+
+        sign = "+" if value >= 0 else "-"
+        return f"{sign}{_money(abs(value) * 10 ** minor_digits(currency), currency)}"
+    return f"{value:+,.1f}"
+
+
+def targeting_table(targeting: TargetingReport, currency: str) -> Table:
+    """Messaging the top share by predicted uplift instead of by risk, per 1,000
+    messages, on the experiment rows the model did not see (95% bootstrap interval)."""
+    table = Table(
+        title=f"{targeting.campaign}: by uplift vs by risk, per 1,000 messages "
+              f"({count(targeting.rows)} held-back rows; uplift version {targeting.version})",
+        title_justify="left")
+    for name in ("messaged", "outcome", "by uplift", "by risk", "gain [95% CI]"):
+        table.add_column(name, justify="left" if name in ("messaged", "outcome") else "right")
+    for r in targeting.gain.itertuples(index=False):
+        table.add_row(
+            f"top {r.share:.0%}", "revenue" if r.outcome == "revenue" else r.outcome,
+            _per_thousand(r.by_uplift, r.outcome, currency),
+            _per_thousand(r.by_risk, r.outcome, currency),
+            f"{_per_thousand(r.gain, r.outcome, currency)} "
+            f"[{_per_thousand(r.low, r.outcome, currency)}, "
+            f"{_per_thousand(r.high, r.outcome, currency)}]",
+        )
+    return table
+
+
 def print_report(report: CampaignReport, currency: str) -> None:
     """Draw a :class:`CampaignReport` on the terminal."""
     console.print(
@@ -147,12 +180,16 @@ def print_report(report: CampaignReport, currency: str) -> None:
     )
     if report.outcomes.empty:
         console.print("No campaign has planned anything yet.")
+        for targeting in report.targeting:  # imported experiments have a model all the same
+            print_table(targeting_table(targeting, currency))
         return
     print_table(funnel_table(report.funnel))
     print_table(uplift_table(report.uplift))
     print_table(money_table(report.uplift, currency))
     if not report.arms.empty:
         print_table(arms_table(report.arms))
+    for targeting in report.targeting:
+        print_table(targeting_table(targeting, currency))
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
 
@@ -183,6 +220,11 @@ UPLIFT_FIELDS = {
 }
 ARM_FIELDS = ("campaign", "variant", "enabled", "successes", "failures", "alpha", "beta",
               "posterior_mean", "next_share")
+TARGETING_GAIN_FIELDS = ("campaign", "version", "share", "outcome", "by_uplift", "by_risk",
+                         "gain", "low", "high")
+TARGETING_DECILE_FIELDS = ("campaign", "version", "decile", "customers", "treated",
+                           "held_out", "predicted", "treated_rate", "control_rate", "uplift",
+                           "low", "high")
 MODEL_FIELDS = ("version", "trained_at", "as_of", "horizon_days", "active", "max_depth",
                 "inputs", "training_rows", "roc_auc", "pr_auc", "brier", "lift_top10",
                 "churn_rate", "recency_roc_auc", "split")
@@ -202,6 +244,15 @@ def report_sections(report: CampaignReport, currency: str) -> dict[str, Section]
             tuple(UPLIFT_FIELDS.values()), records(uplift, UPLIFT_FIELDS.values())
         ),
         "arms": Section(ARM_FIELDS, records(report.arms, ARM_FIELDS)),
+        "targeting_gain": Section(TARGETING_GAIN_FIELDS, [
+            {"campaign": t.campaign, "version": t.version, **row}
+            for t in report.targeting for row in records(t.gain, TARGETING_GAIN_FIELDS[2:])
+        ]),
+        "targeting_deciles": Section(TARGETING_DECILE_FIELDS, [
+            {"campaign": t.campaign, "version": t.version, **row}
+            for t in report.targeting
+            for row in records(t.deciles, TARGETING_DECILE_FIELDS[2:])
+        ]),
         "notes": Section(("note",), [{"note": note} for note in report.notes]),
     }
 

@@ -113,7 +113,7 @@ def _print(report: StatusReport) -> None:
     if report.runs:
         table = Table(title="Last run of each campaign", title_justify="left")
         for name in ("campaign", "run", "slot", "status", "queued", "held out", "skipped",
-                     "finished", "error"):
+                     "ranked by", "finished", "error"):
             table.add_column(name, justify="left" if name in ("campaign", "status", "error")
                              else "right")
         for r in report.runs:
@@ -122,9 +122,14 @@ def _print(report: StatusReport) -> None:
                 count(r["queued"]) if r["queued"] is not None else "",
                 count(r["held_out"]) if r["held_out"] is not None else "",
                 count(r["skipped"]) if r["skipped"] is not None else "",
-                _when(r["finished_at"]), _text(r["error"]),
+                _text(r["ranked_by"]), _when(r["finished_at"]), _text(r["error"]),
             )
         print_table(table)
+        for r in report.runs:
+            # A run that could not rank as configured (no uplift model yet) says why.
+            if r.get("targeting") and " instead of " in str(r["targeting"]):
+                console.print(f"{r['campaign']}: {r['targeting']}", markup=False,
+                              soft_wrap=True)
     else:
         console.print("Runs: none yet")
     if report.senders:

@@ -127,6 +127,12 @@ class Config(_Section):
                 parse_amount(campaign.offer.min_order, self.shop.currency)
             except ValueError as exc:
                 raise ValueError(f"campaigns[{index}].offer.min_order: {exc}") from None
+            if campaign.audience.rank_by == "value" and self.shop.gross_margin is None:
+                raise ValueError(
+                    f"campaigns[{index}].audience.rank_by: 'value' ranks by expected profit "
+                    "and needs [shop] gross_margin (the share of revenue that is profit, "
+                    "0 to 1)"
+                )
             if campaign.name in seen:
                 raise ValueError(f"campaign name {campaign.name!r} is used twice")
             seen.add(campaign.name)

@@ -56,6 +56,9 @@ class ShopConfig(_Section):
     coupon_webhook_url: str | None = None
     coupon_webhook_secret_env: str | None = None
     coupon_webhook_secret: SecretStr | None = Field(None, exclude=True)
+    # Share of revenue that is profit (0..1), for audiences ranked by expected profit
+    # (``rank_by = "value"``); None: not known, and such audiences are refused.
+    gross_margin: float | None = Field(None, ge=0, le=1)
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
 
@@ -282,13 +285,32 @@ class ScheduleConfig(_Section):
         return value
 
 
+RankBy = Literal["risk", "uplift", "value"]
+
+
 class AudienceConfig(_Section):
-    """Who a campaign targets."""
+    """Who a campaign targets, and in which order (docs/planning.md "Targeting")."""
 
     min_risk: float = Field(0.5, ge=0, le=1)
     max_risk: float = Field(1.0, ge=0, le=1)
     tiers: tuple[str, ...] = ()
     segments: tuple[str, ...] = ()
+    # The order the recipient cap walks: churn risk, the campaign's predicted uplift, or
+    # expected profit ([shop] gross_margin x revenue uplift - expected coupon cost).
+    rank_by: RankBy = "risk"
+    # Never message predicted sleeping dogs (uplift below -[uplift] delta). None: yes
+    # when ranking by uplift or value, no when ranking by risk.
+    exclude_sleeping_dogs: bool | None = None
+    # Share of the eligible customers outside the audience also randomised (half
+    # treated, half held out), so the uplift model learns where the audience never goes.
+    learning_share: float = Field(0.0, ge=0, le=1)
+
+    @property
+    def excludes_sleeping_dogs(self) -> bool:
+        """Whether predicted sleeping dogs are kept out (the default follows rank_by)."""
+        if self.exclude_sleeping_dogs is None:
+            return self.rank_by != "risk"
+        return self.exclude_sleeping_dogs
 
 
 class OfferConfig(_Section):
@@ -367,6 +389,9 @@ class UpliftConfig(_Section):
     # The readable tree.
     max_depth: int = Field(3, ge=1, le=6)
     min_samples_leaf: int = Field(100, ge=5)
+    # Leaves are grown larger where the outcome is rare: each expects at least this many
+    # customers with the outcome in the smaller group (0: min_samples_leaf alone).
+    min_responders_per_leaf: int = Field(10, ge=0)
     # Seed of the validation split and the challenger.
     random_state: int = 0
     # Extra columns of users.csv used as model inputs: numbers, and categories (one

@@ -183,8 +183,13 @@ def run_slot(ctx: JobContext, campaign: str, slot: datetime) -> str:
     log_event(
         log, "campaign.run.finished", campaign=campaign, slot=slot.isoformat(),
         outcome=report.outcome, run_id=report.run_id, queued=report.counts.get("queued", 0),
-        seconds=round(seconds, 3),
+        seconds=round(seconds, 3), ranked_by=report.ranked_by,
     )
+    wanted = ctx.config.campaign(campaign).audience.rank_by
+    if report.ranked_by is not None and report.ranked_by != wanted:
+        # The fallback (no uplift model yet) is what the operator must not miss.
+        log_event(log, "campaign.run.ranked_by_risk", logging.WARNING, campaign=campaign,
+                  run_id=report.run_id, rank_by=wanted, reason=repr(report.targeting))
     if report.outcome == PLANNED and report.run_id is not None:
         # A failed announcement never fails the run: announce_coupons retries it.
         if planned.announce_error is not None:

@@ -63,6 +63,7 @@ class SkipReason(StrEnum):
     RECIPIENT_CAP = "recipient_cap"
     INVALID_TIMEZONE = "invalid_timezone"
     PAUSED = "paused"
+    SLEEPING_DOG = "sleeping_dog"
 
 
 class Engagement(StrEnum):
@@ -210,6 +211,10 @@ class CampaignRun(Base):
     # The campaign's holdout share when the run was planned: every row's probability of
     # being held out (NULL for runs planned before it was recorded).
     holdout_share: Mapped[float | None] = mapped_column(Float)
+    # What the audience was ordered by ("risk", "uplift", "value"; NULL before it was
+    # recorded) and, when it differs from the config (no uplift model yet), why.
+    ranked_by: Mapped[str | None] = mapped_column(String(16))
+    targeting_note: Mapped[str | None] = mapped_column(LongText)
 
 
 class CouponAnnouncement(Base):
@@ -276,6 +281,12 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The probability this row's user was assigned treatment (NULL: never randomised,
+    # or planned before it was recorded: read the run's holdout_share), and whether the
+    # user was in the run's learning share (outside the audience, randomised for the
+    # uplift model; docs/planning.md "The learning share").
+    p_treatment: Mapped[float | None] = mapped_column(Float)
+    learning: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Coupon(Base):

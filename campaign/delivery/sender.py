@@ -166,6 +166,9 @@ class _Drainer:
         # holds until its outcome is committed; ``lost``: rows another sender took.
         self.leases: dict[int, datetime] = {}
         self.lost: set[int] = set()
+        # Ids whose outcomes the recorder is committing right now (out of ``pending``,
+        # still in ``leases``): a renewal that misses them did not lose them.
+        self.flushing: set[int] = set()
         # Requests queued per channel and not yet started (the rate-aware claim).
         self.waiting: Counter[str] = Counter()
 
@@ -286,6 +289,9 @@ class _Drainer:
             self.report.claimed += len(claimed)
             for message in claimed:
                 self.leases[message.id] = message.lease_until
+                # Ours again (handed back, then claimed anew): a lease lost before
+                # says nothing about this one.
+                self.lost.discard(message.id)
             self._dispatch(claimed)
 
     async def _wait_for_room(self) -> None:
@@ -452,9 +458,14 @@ class _Drainer:
             return
         records, self.pending = self.pending, []
         done, self.pending_done = self.pending_done, 0
-        stale = await self._db(
-            outbox.record_outcomes, self.engine, records, owner=self.owner, now=self.now()
-        )
+        flushing = {record.id for record in records}
+        self.flushing |= flushing
+        try:
+            stale = await self._db(
+                outbox.record_outcomes, self.engine, records, owner=self.owner, now=self.now()
+            )
+        finally:
+            self.flushing -= flushing
         # Committed: these rows are no longer ours to renew.
         for record in records:
             self.leases.pop(record.id, None)
@@ -476,7 +487,9 @@ class _Drainer:
         interval = max(0.2, self.delivery.lease_seconds / 4)
         while True:
             await asyncio.sleep(interval)
-            held = [i for i in self.leases if i not in self.lost]
+            # Each held row with the lease it had when asked: a row claimed anew or
+            # recorded while the renewal ran is judged by what happened since, not lost.
+            held = {i: until for i, until in self.leases.items() if i not in self.lost}
             if not held:
                 continue
             asked = self.now()
@@ -484,7 +497,7 @@ class _Drainer:
                 renewed = await self._db(
                     outbox.renew_leases,
                     self.engine,
-                    held,
+                    list(held),
                     owner=self.owner,
                     now=asked,
                     lease_seconds=self.delivery.lease_seconds,
@@ -494,10 +507,10 @@ class _Drainer:
                 continue
             # The lease counts from when we asked, not from when the database answered.
             until = asked + timedelta(seconds=self.delivery.lease_seconds)
-            recording = {record.id for record in self.pending}
-            for message_id in held:
-                if message_id not in self.leases:
-                    continue  # recorded meanwhile
+            recording = {record.id for record in self.pending} | self.flushing
+            for message_id, asked_with in held.items():
+                if self.leases.get(message_id) != asked_with:
+                    continue  # recorded, or claimed anew, meanwhile
                 if message_id in renewed:
                     self.leases[message_id] = until
                 elif message_id not in recording:

@@ -54,6 +54,11 @@ from campaign.db.models import (
 TREATMENT = "treatment"
 HOLDOUT = "holdout"
 INELIGIBLE = "ineligible"
+# The run's learning share: users outside the audience randomised half and half for the
+# uplift model. Another population with another probability of treatment, so never
+# pooled with the audience's treatment and holdout in the campaign's report.
+LEARNING_TREATMENT = "learning_treatment"
+LEARNING_HOLDOUT = "learning_holdout"
 
 # Engagements from which "converted" is a step forward (terminal ones are never left).
 BEFORE_CONVERTED: tuple[str, ...] = (
@@ -64,7 +69,7 @@ BEFORE_CONVERTED: tuple[str, ...] = (
 
 MESSAGE_COLUMNS = (
     "message_id", "run_id", "campaign", "user_id", "variant", "status", "skip_reason",
-    "channel", "engagement", "coupon_code", "created_at", "sent_at",
+    "channel", "engagement", "coupon_code", "created_at", "sent_at", "p_treatment", "learning",
 )
 PURCHASE_COLUMNS = ("user_id", "ts", "amount_cents", "coupon_code")
 COUPON_COLUMNS = ("code", "percent_off", "redeemed_at")
@@ -89,7 +94,8 @@ def message_outcomes(
     ``purchases`` with :data:`PURCHASE_COLUMNS` (``amount_cents`` paid, may be null);
     ``coupons`` with :data:`COUPON_COLUMNS` (codes in stored form).
 
-    Output: the message columns plus ``group`` (treatment/holdout/ineligible), ``sent``,
+    Output: the message columns plus ``group`` (treatment/holdout/ineligible, and
+    learning_treatment/learning_holdout for the learning share's rows), ``sent``,
     ``start``, ``window_end``, ``window_closed`` (``window_end <= now``),
     ``converted`` (bool), ``conversion_at`` (first purchase in the window, NaT),
     ``revenue_cents`` (int, paid in the window), ``redeemed`` (bool: the message's
@@ -107,6 +113,10 @@ def message_outcomes(
     # randomised (no consent, no address, cooldown...) and belong to neither group.
     assigned = (out["variant"].notna() | (out["skip_reason"] == SkipReason.BUDGET.value))
     out["group"] = np.where(held, HOLDOUT, np.where(assigned.to_numpy(), TREATMENT, INELIGIBLE))
+    learning = out["learning"].eq(True).to_numpy()
+    out["learning"] = learning
+    out.loc[learning & held, "group"] = LEARNING_HOLDOUT
+    out.loc[learning & ~held & assigned.to_numpy(), "group"] = LEARNING_TREATMENT
     out["sent"] = (out["status"] == MessageStatus.SENT.value).to_numpy()
     start = out["sent_at"].where(out["sent"] & out["sent_at"].notna(), out["created_at"])
     out["start"] = start
@@ -164,7 +174,8 @@ def load_messages(connection: Connection, campaign: str | None = None) -> pd.Dat
         Message.id.label("message_id"), Message.run_id, Message.campaign, Message.user_id,
         Message.variant, Message.status, Message.skip_reason, Message.channel,
         Message.engagement,
-        Message.coupon_code, Message.created_at, Message.sent_at,
+        Message.coupon_code, Message.created_at, Message.sent_at, Message.p_treatment,
+        Message.learning,
     ).where(or_(Message.is_test.is_(None), Message.is_test.is_(False)))
     if campaign is not None:
         statement = statement.where(Message.campaign == campaign)

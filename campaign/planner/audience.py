@@ -32,6 +32,7 @@ from campaign.churn.scoring import latest_scores
 from campaign.common.contacts import address_hashes, region_of_locale
 from campaign.common.errors import NotFound
 from campaign.config import CampaignConfig, Config
+from campaign.coupons.policy import choose_offer
 from campaign.db.frames import frame_of
 from campaign.db.models import (
     EventType,
@@ -40,6 +41,14 @@ from campaign.db.models import (
     SkipReason,
     Suppression,
     User,
+)
+from campaign.planner.targeting import (
+    SCORE_COLUMNS,
+    VALUE,
+    Targeting,
+    expected_profit,
+    rank_frame,
+    risk_targeting,
 )
 from campaign.profile.segments import latest_segments
 
@@ -117,19 +126,25 @@ def load_audience(
     as_of: datetime,
     planned_at: datetime,
     only_user: str | None = None,
+    targeting: Targeting | None = None,
 ) -> pd.DataFrame:
     """Everything eligibility needs about the users a campaign's risk rule selects.
 
     Read-only. ``as_of`` picks the churn scores and the spend window; ``planned_at``
     (when this run's messages are created) anchors the frequency and cooldown windows.
     ``only_user`` (a shop user id) restricts the audience to that one person.
+    ``targeting`` (default: by risk) decides the order; with a learning share, every
+    other scored user is loaded too, after the audience, as a learning candidate.
 
-    Returns one row per user, highest risk first, with columns user_id,
+    Returns one row per user in the run's order (:func:`campaign.planner.targeting.
+    rank_frame`: by default highest risk first), with columns user_id,
     external_id, email, phone, name, locale, timezone, consent_email, consent_sms,
     risk, tier, reason, segment, spend_cents (purchases in the model's lookback
     window), recent_<channel> (messages on that channel's cap key within the
     frequency window), suppressed_<channel> (bool), cooldown (bool: this campaign
-    queued, sent or held out the user within ``cooldown_days``).
+    queued, sent or held out the user within ``cooldown_days``), in_audience (bool:
+    the campaign's rule selects the user), the targeting's :data:`SCORE_COLUMNS`
+    (NaN without scores), rank_score and sleeping_dog (bool: to be kept out).
 
     Raises:
         NotFound: there are no churn scores at or before ``as_of`` to target with.
@@ -145,7 +160,10 @@ def load_audience(
         )
     if campaign.audience.segments:
         scores = scores.assign(segment=latest_segments(connection, as_of))
-    audience = select_audience(scores, campaign)
+    audience = select_audience(scores, campaign).assign(in_audience=True)
+    if campaign.audience.learning_share > 0:
+        outside = scores.drop(index=audience.index).assign(in_audience=False)
+        audience = pd.concat([audience, outside])
     columns = [
         "user_id", "external_id", "email", "phone", "name", "locale", "timezone",
         "consent_email", "consent_sms", "phone_original",
@@ -158,7 +176,7 @@ def load_audience(
         query = query.where(User.external_id == only_user)
     users = frame_of(connection.execute(query).all(), columns).set_index("user_id")
     keep = audience.index.intersection(users.index, sort=False)
-    frame = users.loc[keep].join(audience[["risk", "tier", "reason"]])
+    frame = users.loc[keep].join(audience[["risk", "tier", "reason", "in_audience"]])
     if "segment" in audience:
         frame["segment"] = audience["segment"].reindex(frame.index)
     else:
@@ -182,7 +200,30 @@ def load_audience(
         .distinct()
     ).scalars()
     frame["cooldown"] = frame.index.isin(list(recent)) if campaign.cooldown_days else False
-    return frame.reset_index()
+    return _ranked(frame, config, campaign, targeting or risk_targeting(campaign)).reset_index()
+
+
+def _ranked(
+    frame: pd.DataFrame, config: Config, campaign: CampaignConfig, targeting: Targeting
+) -> pd.DataFrame:
+    if targeting.scores is not None:
+        frame = frame.join(targeting.scores[list(SCORE_COLUMNS)])
+    else:
+        frame = frame.assign(uplift=np.nan, control=np.nan, uplift_segment=None,
+                             avg_order_value_cents=np.nan)
+    key = None
+    if targeting.ranked_by == VALUE:
+        high = coupon_tier_values(frame).to_numpy(dtype=bool)
+        percents: dict[tuple[str, bool], int] = {}
+        for tier, flag in zip(frame["tier"].astype(str), high, strict=True):
+            if (tier, bool(flag)) not in percents:
+                percents[tier, bool(flag)] = choose_offer(
+                    tier, bool(flag), campaign.offer, config.shop.currency).percent_off
+        percent = np.array([percents[t, bool(h)] for t, h in
+                            zip(frame["tier"].astype(str), high, strict=True)], dtype=float)
+        key = expected_profit(frame, campaign, targeting, config.shop.gross_margin or 0.0,
+                              percent)
+    return rank_frame(frame, campaign, targeting, key)
 
 
 def _spend(connection: Connection, config: Config, as_of: datetime) -> pd.Series:
@@ -313,17 +354,28 @@ def decide_channels(frame: pd.DataFrame, rules: Sequence[ChannelRule]) -> pd.Dat
 
 
 def coupon_tier_values(frame: pd.DataFrame, share: float = 0.2) -> pd.Series:
-    """Pure: whether each user is a high-value customer (top ``share`` by spend, spend > 0)."""
+    """Pure: whether each user is a high-value customer (top ``share`` by spend, spend > 0).
+
+    The threshold is taken over the audience (``in_audience`` rows, when the column is
+    there), so adding a learning share never changes who in the audience is high value.
+    """
     spend = frame["spend_cents"]
     if spend.empty:
         return pd.Series([], dtype=bool, index=frame.index)
-    threshold = spend.quantile(1 - share)
+    inside = spend[frame["in_audience"].astype(bool)] if "in_audience" in frame else spend
+    threshold = (inside if not inside.empty else spend).quantile(1 - share)
     return (spend >= threshold) & (spend > 0)
 
 
-def counts_of(statuses: pd.Series, reasons: pd.Series) -> Mapping[str, int]:
-    """``{"queued": n, "held_out": n, "skipped": n, "skipped.<reason>": n}`` of a run."""
+def counts_of(
+    statuses: pd.Series, reasons: pd.Series, learning: pd.Series | None = None
+) -> Mapping[str, int]:
+    """``{"queued": n, "held_out": n, "skipped": n, "skipped.<reason>": n}`` of a run,
+    plus ``learning.<status>`` for the rows of the learning share (``learning`` True)."""
     counts: dict[str, int] = {str(k): int(v) for k, v in statuses.value_counts().items()}
     for reason, n in reasons.dropna().value_counts().items():
         counts[f"skipped.{reason}"] = int(n)
+    if learning is not None:
+        for status, n in statuses[learning.astype(bool).to_numpy()].value_counts().items():
+            counts[f"learning.{status}"] = int(n)
     return counts

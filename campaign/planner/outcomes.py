@@ -46,13 +46,16 @@ class PlannedMessage:
 class RunReport:
     """What one run decided.
 
-    ``decisions`` has one row per user considered, highest risk first, with columns
+    ``decisions`` has one row per user considered, in the run's order, with columns
     user_id, external_id, risk, tier, channel, status, skip_reason, variant,
-    coupon_code, percent_off, products (shop product ids), subject, last_error,
-    risk_reason (the churn model's reason) and address (the chosen channel's, unmasked:
-    mask it before showing it to people who may not see it).
+    coupon_code, percent_off, products (shop product ids), subject, last_error, uplift
+    and uplift_segment (the campaign's uplift model's, None without one), learning
+    (the row is in the learning share), risk_reason (the churn model's reason) and
+    address (the chosen channel's, unmasked: mask it before showing it to people who
+    may not see it).
     ``messages`` holds rendered messages only for dry runs and test sends (at most
-    ``render_limit`` of them). ``counts`` is what is stored in ``campaign_runs.counts``.
+    ``render_limit`` of them). ``counts`` is what is stored in ``campaign_runs.counts``
+    (``learning.queued`` and ``learning.held_out`` count the learning share's rows).
     """
 
     campaign: str
@@ -64,6 +67,10 @@ class RunReport:
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     messages: list[PlannedMessage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The one line about the order the audience was walked in (what it ranked by, and
+    # why when that is not what the config asks); ``ranked_by``: risk, uplift or value.
+    targeting: str | None = None
+    ranked_by: str | None = None
 
 
 def slot_key(slot: datetime) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from campaign.config import Config
 from campaign.db.engine import make_engine
 from campaign.planner.run import RunReport, plan_run
+from campaign.planner.targeting import TargetingSource
 
 
 def open_read_only(url: str) -> Engine:
@@ -61,6 +62,7 @@ def preview_run(
     user: str | None = None,
     now: Callable[[], datetime] | None = None,
     progress: Callable[[int], None] | None = None,
+    targeting: TargetingSource | None = None,
 ) -> RunReport:
     """Who would get what and why, with up to ``limit`` rendered messages; writes nothing.
 
@@ -73,7 +75,7 @@ def preview_run(
     """
     return plan_run(
         engine, config, campaign_name, as_of=as_of, slot=slot, dry_run=True,
-        progress=progress, now=now, only_user=user, render_limit=limit,
+        progress=progress, now=now, only_user=user, render_limit=limit, targeting=targeting,
     )
 
 

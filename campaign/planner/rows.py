@@ -30,7 +30,7 @@ MESSAGE_COLUMNS: tuple[str, ...] = (
     "run_id", "user_id", "campaign", "channel", "variant", "template", "subject", "body",
     "text_body", "products", "coupon_code", "address_override", "is_test",
     "idempotency_key", "status", "skip_reason", "attempts", "next_attempt_at",
-    "expires_at", "last_error", "created_at", "updated_at",
+    "expires_at", "last_error", "created_at", "updated_at", "p_treatment", "learning",
 )
 COUPON_COLUMNS: tuple[str, ...] = (
     "code", "user_id", "message_id", "campaign", "percent_off", "min_order_cents",

@@ -63,6 +63,7 @@ from campaign.planner.outcomes import (
     RunReport,
     aware,
 )
+from campaign.planner.targeting import TargetingSource, run_targeting, targeting_line
 from campaign.planner.writer import OutboxWriter
 
 Progress = Callable[[int], None]
@@ -88,6 +89,7 @@ def plan_run(
     only_user: str | None = None,
     render_limit: int | None = None,
     code_rng: random.Random | None = None,
+    targeting: TargetingSource | None = None,
 ) -> RunReport:
     """Plan one run of ``campaign_name`` for ``slot`` and write it in one transaction.
 
@@ -99,6 +101,10 @@ def plan_run(
     ``render_limit`` narrow a dry run for previews. Coupon codes are drawn from
     ``code_rng`` (default: :class:`secrets.SystemRandom`; a seeded generator in
     tests); a drawn code that is already taken is drawn again, never reused.
+    ``targeting`` scores the campaign's customers with its uplift model when its
+    audience ranks by uplift or value or excludes sleeping dogs (the use case in
+    :mod:`campaign.app.runs` passes one); without one such a run ranks by risk and its
+    report says so.
 
     Raises:
         NotFound: unknown campaign.
@@ -109,7 +115,7 @@ def plan_run(
         return _plan_run(
             engine, config, campaign_name, as_of=as_of, slot=slot, dry_run=dry_run,
             progress=progress, now=now, only_user=only_user, render_limit=render_limit,
-            code_rng=code_rng,
+            code_rng=code_rng, targeting=targeting,
         )
 
 
@@ -126,6 +132,7 @@ def _plan_run(
     only_user: str | None,
     render_limit: int | None,
     code_rng: random.Random | None,
+    targeting: TargetingSource | None,
 ) -> RunReport:
     campaign = config.campaign(campaign_name)
     as_of, slot = aware(as_of), aware(slot)
@@ -149,7 +156,9 @@ def _plan_run(
     renderer.check_templates(sorted({v.template for v in variants}))
     if dry_run:
         with read_only(engine) as connection:
-            frame = decide(connection, config, campaign, as_of, slot, planned_at, only_user)
+            chosen = run_targeting(connection, campaign, as_of, targeting)
+            frame = decide(connection, config, campaign, as_of, slot, planned_at, only_user,
+                           chosen)
             keep = _finish(
                 connection, config, campaign, frame, renderer, as_of, planned_at,
                 reserve=False, progress=progress, render_limit=render_limit,
@@ -157,27 +166,32 @@ def _plan_run(
             )
         return RunReport(
             campaign.name, slot, as_of, DRY_RUN,
-            counts=dict(counts_of(frame["status"], frame["skip_reason"])),
+            counts=dict(counts_of(frame["status"], frame["skip_reason"], frame["learning"])),
             decisions=_public(frame), messages=keep, notes=renderer.broken_notes(),
+            targeting=targeting_line(campaign, chosen), ranked_by=chosen.ranked_by,
         )
     try:
         with engine.begin() as connection:
             run_id = claim_run(connection, campaign.name, slot, as_of, planned_at)
             if run_id is None:
                 return already_planned(campaign.name, slot, as_of)
-            frame = decide(connection, config, campaign, as_of, slot, planned_at, only_user)
+            chosen = run_targeting(connection, campaign, as_of, targeting)
+            frame = decide(connection, config, campaign, as_of, slot, planned_at, only_user,
+                           chosen)
             _finish(
                 connection, config, campaign, frame, renderer, as_of, planned_at,
                 reserve=True, progress=progress, run_id=run_id, slot=slot,
                 code_rng=code_rng,
             )
-            counts = dict(counts_of(frame["status"], frame["skip_reason"]))
+            counts = dict(counts_of(frame["status"], frame["skip_reason"], frame["learning"]))
+            line = targeting_line(campaign, chosen)
             connection.execute(
                 update(CampaignRun)
                 .where(CampaignRun.id == run_id)
                 .values(
                     status=RunStatus.DONE, counts=counts, finished_at=planned_at, error=None,
-                    holdout_share=campaign.holdout_share,
+                    holdout_share=campaign.holdout_share, ranked_by=chosen.ranked_by,
+                    targeting_note=line,
                 )
             )
     except IntegrityError as exc:
@@ -192,8 +206,10 @@ def _plan_run(
         raise
     return RunReport(
         campaign.name, slot, as_of, PLANNED, run_id=run_id, counts=counts,
-        decisions=_public(frame), notes=renderer.broken_notes(),
+        decisions=_public(frame), notes=renderer.broken_notes(), targeting=line,
+        ranked_by=chosen.ranked_by,
     )
+
 
 
 def _finish(
@@ -351,6 +367,7 @@ def _public(frame: pd.DataFrame) -> pd.DataFrame:
     columns = [
         "user_id", "external_id", "risk", "tier", "channel", "status", "skip_reason",
         "variant", "coupon_code", "percent_off", "products", "subject", "last_error",
+        "uplift", "uplift_segment", "learning",
     ]
     out = frame[columns].reset_index(drop=True).astype(object)
     # Why the churn model put the customer at this risk, and the address the chosen

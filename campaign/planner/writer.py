@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +62,18 @@ class OutboxWriter:
         # A missing text is NaN in a frame; the databases store NULL (MySQL refuses NaN).
         self.variants = _texts(frame["variant"].tolist())
         self.templates = _texts(frame["template"].tolist())
+        # Each randomised row's own probability of treatment (NaN -> NULL: never
+        # randomised) and its learning-share flag, for the uplift model's data.
+        self.p_treatment = [
+            float(p) if p == p else None
+            for p in (frame["p_treatment"].tolist() if "p_treatment" in frame
+                      else [math.nan] * len(frame))
+        ]
+        self.learning = [
+            bulk.db_bool(connection, bool(flag))
+            for flag in (frame["learning"].tolist() if "learning" in frame
+                         else [False] * len(frame))
+        ]
         self.last_id = 0
 
     def write_rendered(
@@ -94,6 +107,7 @@ class OutboxWriter:
                 coupon.code if coupon else None, None, self.no,
                 f"{self.key_prefix}{user_id}/{self.channels[i]}", queued, None, 0,
                 self.at, self.expires, None, self.at, self.at,
+                self.p_treatment[i], self.learning[i],
             ))
         bulk.insert_rows(self.connection, "messages", bulk.MESSAGE_COLUMNS, records)
         # One message per user per run: read the new ids back in one query rather than
@@ -123,7 +137,7 @@ class OutboxWriter:
                 f"{self.key_prefix}{user_id}/{self.channels[i]}", status,
                 reason if isinstance(reason, str) else None, 0, None, None,
                 error if isinstance(error, str) else None,
-                self.at, self.at,
+                self.at, self.at, self.p_treatment[i], self.learning[i],
             ))
         bulk.insert_rows(self.connection, "messages", bulk.MESSAGE_COLUMNS, records)
 

@@ -7,7 +7,9 @@ Two sources, in one frame:
   out; rows skipped before the split never were randomised and are left out), whose
   attribution window has closed. Its probability of treatment is one minus the run's
   ``campaign_runs.holdout_share`` (the share in force when it was planned; runs
-  planned before it was recorded fall back to the campaign's configured share). The
+  planned before it was recorded fall back to the campaign's configured share), or the
+  row's own ``messages.p_treatment`` where the run recorded it (the learning share's
+  users, randomised half and half outside the audience, are rows too). The
   outcome is :func:`campaign.measurement.attribution.load_outcomes`' (converted,
   revenue in the window) plus ``visited``: any event of the user in the window.
 * **imported experiments** (``campaign import experiments``): the shop's own
@@ -33,7 +35,13 @@ from sqlalchemy.engine import Connection
 
 from campaign.config import AttributionConfig
 from campaign.db.models import CampaignRun, Event, ExperimentAssignment, Message, User
-from campaign.measurement.attribution import HOLDOUT, TREATMENT, load_outcomes
+from campaign.measurement.attribution import (
+    HOLDOUT,
+    LEARNING_HOLDOUT,
+    LEARNING_TREATMENT,
+    TREATMENT,
+    load_outcomes,
+)
 from campaign.profile import profile_frame
 from campaign.profile.features import NEVER_DAYS, fill_missing
 
@@ -75,7 +83,8 @@ def run_rows(
     outcomes = load_outcomes(
         connection, attribution, horizon_days=horizon_days, now=now, campaign=campaign
     )
-    rows = outcomes[outcomes["group"].isin((TREATMENT, HOLDOUT)) & outcomes["window_closed"]]
+    randomised = (TREATMENT, HOLDOUT, LEARNING_TREATMENT, LEARNING_HOLDOUT)
+    rows = outcomes[outcomes["group"].isin(randomised) & outcomes["window_closed"]]
     if rows.empty:
         return pd.DataFrame(columns=list(FRAME_COLUMNS))
     runs = pd.DataFrame.from_records(
@@ -89,13 +98,17 @@ def run_rows(
     share = rows["run_id"].map(runs["holdout_share"]).astype(float)
     if configured_share is not None:
         share = share.fillna(configured_share)
+    # Each row's own probability where the run recorded it (the learning share's is not
+    # the run's), else the run's holdout share.
+    p_treatment = pd.to_numeric(rows["p_treatment"], errors="coerce").astype(float)
+    p_treatment = p_treatment.fillna(1.0 - share)
     out = pd.DataFrame({
         "user_id": rows["user_id"].astype("int64"),
         "campaign": campaign,
         "source": RUN,
         "as_of": pd.to_datetime(rows["run_id"].map(runs["as_of"]), utc=True),
-        "treatment": (rows["group"] == TREATMENT).astype(bool),
-        "p_treatment": 1.0 - share,
+        "treatment": rows["group"].isin((TREATMENT, LEARNING_TREATMENT)).astype(bool),
+        "p_treatment": p_treatment,
         "converted": rows["converted"].astype(bool),
         "revenue_cents": rows["revenue_cents"].astype("int64"),
     })

@@ -34,25 +34,56 @@ from campaign.uplift.model import balancing_weights
 TOP_SHARES = (0.1, 0.3, 0.5)
 
 
+class _Ranked:
+    """Rows sorted once by a score (best first, ties kept together): the cumulative
+    sums of any multiplicity of the rows (a bootstrap resample) without sorting again."""
+
+    def __init__(self, y: np.ndarray, treatment: np.ndarray, score: np.ndarray,
+                 weights: np.ndarray) -> None:
+        order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
+        s = np.asarray(score, dtype=float)[order]
+        w = np.asarray(treatment)[order].astype(bool)
+        wt = np.asarray(weights, dtype=float)[order]
+        y_sorted = np.asarray(y, dtype=float)[order]
+        self.order = order
+        self.ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+        self.treated_weight = np.where(w, wt, 0.0)
+        self.control_weight = np.where(w, 0.0, wt)
+        self.treated_outcome = self.treated_weight * y_sorted
+        self.control_outcome = self.control_weight * y_sorted
+
+    def cumulative(self, counts: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """(rows, N_t, N_c, Y_t, Y_c) at each tie group's end; ``counts``: how many
+        times each row (original order) is drawn, None for once each."""
+        ends = self.ends
+        if counts is None:
+            sums = (self.treated_weight, self.control_weight,
+                    self.treated_outcome, self.control_outcome)
+            rows = ends + 1.0
+        else:
+            c = np.asarray(counts, dtype=float)[self.order]
+            sums = (self.treated_weight * c, self.control_weight * c,
+                    self.treated_outcome * c, self.control_outcome * c)
+            rows = np.cumsum(c)[ends]
+        n_t, n_c, y_t, y_c = (np.cumsum(a)[ends] for a in sums)
+        return rows, n_t, n_c, y_t, y_c
+
+
 def _cumulative(y: np.ndarray, treatment: np.ndarray, score: np.ndarray,
                 weights: np.ndarray) -> tuple[np.ndarray, ...]:
-    order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
-    y, w, s, wt = (np.asarray(a)[order] for a in (y, treatment, score, weights))
-    w = w.astype(bool)
-    ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    n_t = np.cumsum(np.where(w, wt, 0.0))[ends]
-    n_c = np.cumsum(np.where(w, 0.0, wt))[ends]
-    y_t = np.cumsum(np.where(w, wt * y, 0.0))[ends]
-    y_c = np.cumsum(np.where(w, 0.0, wt * y))[ends]
-    return ends + 1.0, n_t, n_c, y_t, y_c
+    return _Ranked(y, treatment, score, weights).cumulative()
+
+
+def _qini_points(cumulative: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    count, n_t, n_c, y_t, y_c = cumulative
+    ratio = np.divide(n_t, n_c, out=np.zeros_like(n_t), where=n_c > 0)
+    return np.r_[0.0, count], np.r_[0.0, y_t - y_c * ratio]
 
 
 def qini_curve(y: np.ndarray, treatment: np.ndarray, score: np.ndarray,
                p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows targeted, Qini value) from (0, 0) to all rows (module docstring)."""
-    count, n_t, n_c, y_t, y_c = _cumulative(y, treatment, score, balancing_weights(treatment, p))
-    ratio = np.divide(n_t, n_c, out=np.zeros_like(n_t), where=n_c > 0)
-    return np.r_[0.0, count], np.r_[0.0, y_t - y_c * ratio]
+    return _qini_points(_cumulative(y, treatment, score, balancing_weights(treatment, p)))
 
 
 def uplift_curve(y: np.ndarray, treatment: np.ndarray, score: np.ndarray,
@@ -77,6 +108,32 @@ def qini_coefficient(y: np.ndarray, treatment: np.ndarray, score: np.ndarray,
     random = x[-1] * q[-1] / 2.0
     best = _area(perfect_x, perfect_q) - random
     return (_area(x, q) - random) / best if best else math.nan
+
+
+def bootstrap_qini(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
+                   scores: Mapping[str, np.ndarray], rng: np.random.Generator,
+                   draws: int) -> dict[str, np.ndarray]:
+    """Each ranking's Qini coefficient on ``draws`` resamples of the rows (drawn with
+    replacement, the same resamples for every ranking).
+
+    Equal to :func:`qini_coefficient` on each resample's rows, but every ranking (and
+    the perfect one) is sorted once: a resample only re-weights the sorted rows by how
+    often each was drawn, so a draw costs a few cumulative sums instead of two sorts.
+    """
+    y_arr, w = np.asarray(y, dtype=float), np.asarray(treatment, dtype=bool)
+    weights = balancing_weights(w, p)
+    perfect = _Ranked(y_arr, w, np.where(w, y_arr, -y_arr), weights)
+    ranked = {name: _Ranked(y_arr, w, score, weights) for name, score in scores.items()}
+    found = {name: np.empty(draws) for name in scores}
+    for draw in range(draws):
+        counts = np.bincount(rng.integers(0, len(y_arr), len(y_arr)), minlength=len(y_arr))
+        best_x, best_q = _qini_points(perfect.cumulative(counts))
+        random = best_x[-1] * best_q[-1] / 2.0
+        best = _area(best_x, best_q) - random
+        for name, rows in ranked.items():
+            x, q = _qini_points(rows.cumulative(counts))
+            found[name][draw] = (_area(x, q) - random) / best if best else math.nan
+    return found
 
 
 def auuc(y: np.ndarray, treatment: np.ndarray, score: np.ndarray, p: np.ndarray) -> float:

@@ -41,11 +41,14 @@ def predict_frame(
     return out
 
 
-def score_customers(
+def score_users(
     connection: Connection, model: UpliftModel, config: UpliftConfig, as_of: datetime
-) -> pd.DataFrame:
-    """Every customer with an event before ``as_of`` (forgotten ones left out), highest
-    uplift first: :data:`SCORE_COLUMNS` with ``user_id`` the shop's id. Read-only."""
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """(scores, shop ids): every customer with an event before ``as_of`` (forgotten
+    ones left out) scored from the profile as of ``as_of``, indexed by our user id, with
+    :data:`SCORE_COLUMNS` but ``user_id``, plus ``avg_order_value_cents`` (the
+    profile's); and our id → the shop's id. What ``campaign score uplift`` prints and a
+    run ranks by. Read-only."""
     profile = profile_frame(connection, as_of)
     features = fill_unseen(profile.reindex(columns=list(FEATURE_COLUMNS)).astype(float))
     users = dict(connection.execute(
@@ -55,6 +58,16 @@ def score_customers(
         attributes = user_attributes(connection, [int(i) for i in features.index])
         features["attributes"] = [attributes.get(int(i), {}) for i in features.index]
     scored = predict_frame(model, features, config)
+    scored["avg_order_value_cents"] = features["avg_order_value_cents"]
+    return scored, users
+
+
+def score_customers(
+    connection: Connection, model: UpliftModel, config: UpliftConfig, as_of: datetime
+) -> pd.DataFrame:
+    """Every customer with an event before ``as_of`` (forgotten ones left out), highest
+    uplift first: :data:`SCORE_COLUMNS` with ``user_id`` the shop's id. Read-only."""
+    scored, users = score_users(connection, model, config, as_of)
     externals = [users[int(i)] for i in scored.index]
     scored = scored.reset_index(drop=True)
     scored.insert(0, "user_id", externals)

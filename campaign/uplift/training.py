@@ -11,7 +11,8 @@ or held-out users than ``[uplift] min_treated`` / ``min_control`` is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,9 @@ from campaign.common.money import minor_digits
 from campaign.config import UpliftConfig
 from campaign.uplift.attributes import AttributeEncoder
 from campaign.uplift.data import FEATURE_COLUMNS, OUTCOMES
-from campaign.uplift.evaluate import qini_coefficient, ranking_table
+from campaign.uplift.evaluate import bootstrap_qini, ranking_table
 from campaign.uplift.model import TwoModelBoosting, UpliftModel, UpliftTree
+from campaign.uplift.targeting import targeting_summary
 
 TREE, BOOSTING, RISK = "tree", "boosting", "risk (recency)"
 # The challenger replaces the readable tree only when its Qini is higher in at least
@@ -73,6 +75,9 @@ class Comparison:
     # Share of bootstrap resamples of the held-back rows where the challenger's Qini
     # is higher than the tree's.
     challenger_wins: float = 0.0
+    # What targeting by the chosen model gains over risk on the held-back rows
+    # (campaign.uplift.targeting.targeting_summary); stored with the version.
+    targeting: dict[str, Any] = field(default_factory=dict)
 
 
 def design(frame: pd.DataFrame, encoder: AttributeEncoder | None) -> pd.DataFrame:
@@ -107,7 +112,8 @@ def _split(frame: pd.DataFrame, y: np.ndarray, config: UpliftConfig
 def _fit_tree(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
               config: UpliftConfig) -> UpliftTree:
     return UpliftTree(max_depth=config.max_depth, min_samples_leaf=config.min_samples_leaf,
-                      random_state=config.random_state).fit(X, y, w, p)
+                      random_state=config.random_state,
+                      min_responders=config.min_responders_per_leaf).fit(X, y, w, p)
 
 
 def _fit_boosting(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
@@ -138,7 +144,11 @@ def compare(frame: pd.DataFrame, outcome: str, config: UpliftConfig, currency: s
     # The readable tree stays unless the challenger is clearly better: its Qini higher in
     # at least CLEARLY_BETTER of the bootstrap resamples of the held-back rows.
     chosen = BOOSTING if wins >= CLEARLY_BETTER else TREE
-    return Comparison(table, len(train), len(valid), chosen, wins)
+    outcomes = {name: outcome_values(frame, name, currency)[valid]
+                for name in dict.fromkeys((outcome, "converted", "revenue"))}
+    targeting = targeting_summary(y[valid], w[valid], p[valid], table_scores[chosen],
+                                  table_scores[RISK], outcomes, config.random_state)
+    return Comparison(table, len(train), len(valid), chosen, wins, targeting)
 
 
 def challenger_wins(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
@@ -146,14 +156,9 @@ def challenger_wins(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
                     draws: int = BOOTSTRAP_DRAWS) -> float:
     """Share of bootstrap resamples (rows drawn with replacement) in which the
     challenger's Qini coefficient is above the tree's."""
-    wins = 0
-    for _ in range(draws):
-        rows = rng.integers(0, len(y), len(y))
-        args = (y[rows], treatment[rows])
-        if qini_coefficient(*args, challenger[rows], p[rows]) > qini_coefficient(
-                *args, tree[rows], p[rows]):
-            wins += 1
-    return wins / draws
+    found = bootstrap_qini(y, treatment, p, {"tree": tree, "challenger": challenger},
+                           rng, draws)
+    return float(np.mean(found["challenger"] > found["tree"]))
 
 
 def fit_uplift(frame: pd.DataFrame, campaign: str, outcome: str, config: UpliftConfig,

@@ -17,7 +17,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import select
@@ -28,7 +28,16 @@ from campaign.config import Config
 from campaign.db.models import Engagement, ExperimentArm, Message, ModelVersion, Response
 from campaign.experiments.bandit import ArmCounts, BanditState, choice_probabilities
 from campaign.experiments.uplift import proportion_uplift, welch_difference
-from campaign.measurement.attribution import HOLDOUT, TREATMENT, load_outcomes
+from campaign.measurement.attribution import (
+    HOLDOUT,
+    LEARNING_HOLDOUT,
+    LEARNING_TREATMENT,
+    TREATMENT,
+    load_outcomes,
+)
+
+if TYPE_CHECKING:
+    from campaign.uplift.report import TargetingReport
 
 FUNNEL_STEPS: tuple[str, ...] = (
     "planned", "sent", "delivered", "opened", "clicked", "redeemed", "converted",
@@ -312,6 +321,9 @@ class CampaignReport:
     uplift: pd.DataFrame
     arms: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    # Per campaign with an uplift model: what targeting by it gains over risk
+    # (campaign.uplift.report; filled by campaign.app.reports).
+    targeting: list[TargetingReport] = field(default_factory=list)
 
 
 def campaign_report(
@@ -330,6 +342,12 @@ def campaign_report(
         config.campaign(campaign)  # raises NotFound for an unknown name
     outcomes = with_reached(outcomes, load_response_types(connection))
     notes = []
+    learning = int(outcomes["group"].isin((LEARNING_TREATMENT, LEARNING_HOLDOUT)).sum())
+    if learning:
+        notes.append(
+            f"{learning} users of learning shares (outside the audience, randomised half "
+            "and half for the uplift model) are not in these figures"
+        )
     pending = int((~outcomes["window_closed"] & (outcomes["group"] == TREATMENT)).sum())
     if pending:
         notes.append(

@@ -30,7 +30,7 @@ from campaign.churn.artifacts import model_key  # noqa: E402
 from campaign.churn.registry import load_model  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
 from campaign.common.errors import CampaignError  # noqa: E402
-from campaign.common.money import format_plain
+from campaign.common.money import format_plain, minor_digits  # noqa: E402
 from campaign.config import Config  # noqa: E402
 from campaign.measurement.reports.data import (  # noqa: E402
     ALL,
@@ -159,6 +159,91 @@ def model_figure(history: pd.DataFrame) -> str:
     return _png(figure)
 
 
+def targeting_figure(curve: pd.DataFrame, outcome: str) -> str:
+    """The Qini curve of the uplift model, of risk targeting and of random."""
+    figure, ax = plt.subplots(figsize=(6, 3.5))
+    share = curve["share"] * 100
+    ax.plot(share, curve["uplift"], "o-", markersize=3, label="by predicted uplift")
+    ax.plot(share, curve["risk"], "s--", markersize=3, label="by risk (recency)")
+    ax.plot(share, curve["random"], ":", color="#888", label="random")
+    ax.set_xlabel("customers messaged (% of the base, best first)")
+    ax.set_ylabel(f"extra {_UNITS.get(outcome, outcome)} per 1,000 customers")
+    ax.set_title("Qini curve on rows the model did not see")
+    ax.legend(frameon=False)
+    return _png(figure)
+
+
+_UNITS = {"converted": "conversions", "visited": "visits", "revenue": "revenue"}
+
+
+def _per_thousand(value: float | None, outcome: str, currency: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if outcome == "revenue":
+        sign = "+" if value >= 0 else "−"
+        minor = abs(value) * 10 ** minor_digits(currency)
+        return f"{sign}{currency} {format_plain(minor, currency)}"
+    return f"{value:+,.1f}"
+
+
+def _targeting_sections(targeting: list[Any], currency: str) -> str:
+    """Per campaign with an uplift model: the gain over risk, the curve, the deciles."""
+    out = []
+    for t in targeting:
+        out.append(f"<h3>{html.escape(t.campaign)} (uplift version {t.version}, "
+                   f"{html.escape(t.chosen)}, outcome {html.escape(t.outcome)}; "
+                   f"{t.rows:,} held-back experiment rows)</h3>")
+        for row in t.gain[t.gain["share"] == 0.3].itertuples(index=False):
+            unit = _UNITS.get(row.outcome, row.outcome)
+            out.append(
+                f"<p>Messaging the top 30 % by predicted uplift instead of by risk would "
+                f"have produced <b>{_per_thousand(row.gain, row.outcome, currency)}</b> "
+                f"{unit if row.outcome != 'revenue' else 'in revenue'} per 1,000 messages "
+                f"[95 % interval {_per_thousand(row.low, row.outcome, currency)}, "
+                f"{_per_thousand(row.high, row.outcome, currency)}].</p>")
+        out.append(targeting_figure(t.curve, t.outcome))
+        deciles = t.deciles.copy()
+        for column in ("predicted", "uplift", "low", "high"):
+            deciles[column] = [_per_thousand(None if v is None else v * 1000, t.outcome,
+                                             currency) for v in deciles[column]]
+        out.append("<p class='note'>Uplift by decile of predicted uplift, per 1,000 "
+                   "customers, with 95 % bootstrap intervals:</p>")
+        out.append(_table(deciles, {"decile": "decile", "customers": "customers",
+                                    "treated": "treated", "held_out": "held out",
+                                    "predicted": "predicted", "uplift": "measured",
+                                    "low": "low", "high": "high"}))
+        gain = t.gain.copy()
+        gain["share"] = [f"top {share:.0%}" for share in gain["share"]]
+        for column in ("by_uplift", "by_risk", "gain", "low", "high"):
+            gain[column] = [_per_thousand(v, o, currency)
+                            for v, o in zip(gain[column], gain["outcome"], strict=True)]
+        out.append(_table(gain, {"share": "messaged", "outcome": "outcome",
+                                 "by_uplift": "by uplift", "by_risk": "by risk",
+                                 "gain": "gain", "low": "low", "high": "high"}))
+    return "".join(out)
+
+
+# The targeting tables are drawn from pre-formatted strings; the report's other tables
+# come from campaign.measurement.reports.tables, which the console shares.
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:,.4g}"
+    if isinstance(value, datetime | pd.Timestamp):
+        return f"{value:%Y-%m-%d}"
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in columns) + "</tr>"
+        for _, row in frame.iterrows()
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
     out = []
     for r in uplift[uplift["variant"] == ALL].itertuples(index=False):
@@ -215,6 +300,9 @@ def render_html(
             parts.append(tables.get("variants", ""))
         for note in report.notes:
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
+    if report is not None and report.targeting:
+        parts.append("<h2>Whom to message: uplift vs risk</h2>"
+                     + _targeting_sections(report.targeting, currency))
     if not scores.empty:
         parts.append("<h2>Churn risk</h2>" + risk_figure(scores))
     if pipeline is not None:

@@ -33,7 +33,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "pause_history": ("campaign", "action", "reason", "by", "at"),
     "models": ("kind", "version", "trained_at", "as_of", "horizon_days", "roc_auc", "split"),
     "runs": ("campaign", "run_id", "slot", "status", "queued", "held_out", "skipped",
-             "started_at", "finished_at", "error"),
+             "ranked_by", "started_at", "finished_at", "error", "targeting"),
     "senders": ("owner", "kind", "started_at", "heartbeat_at", "alive"),
 }
 
@@ -200,7 +200,9 @@ def _runs(connection: Connection) -> list[dict[str, Any]]:
             "campaign": run.campaign, "run_id": int(run.id), "slot": run.slot,
             "status": run.status, "queued": counts.get("queued"),
             "held_out": counts.get("held_out"), "skipped": counts.get("skipped"),
+            "ranked_by": run.ranked_by,
             "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
+            "targeting": run.targeting_note,
         })
     return out
 
