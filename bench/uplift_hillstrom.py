@@ -189,6 +189,7 @@ def product_scores(data: pd.DataFrame, train: np.ndarray, test: np.ndarray, seed
     run_db = workdir / f"seed{seed}.db"
     run_db.write_bytes(database.read_bytes())  # a throw-away copy: the cache stays clean
     config = write_config(workdir / f"seed{seed}.toml", run_db)
+    campaign_cli(config, "db", "upgrade")  # the cached shop may predate a migration
     rows = data.iloc[train]
     experiments = pd.DataFrame({
         "user_id": rows["user_id"], "campaign": CAMPAIGN,
