@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from campaign.cli import app
 from campaign.config import RecommenderConfig
+from campaign.db.models import Product
 from campaign.recommend.data import (
     active_user_ids,
     load_events,
@@ -242,3 +243,29 @@ def test_events_read_column_wise_match_the_rows_sqlalchemy_returns(
     assert events["quantity"].min() >= 1 and str(events["quantity"].dtype) == "int64"
     assert list(nothing.columns) == ["user_id", "product_id", "type", "ts", "quantity", "order_id"]
     assert len(nothing) == 0 and str(nothing["ts"].dt.tz) == "UTC"
+
+
+def test_a_fit_on_unchanged_data_is_reused_and_new_data_fits_again(
+    engine: Engine, session_factory: sessionmaker[Session], shop: dict[str, int]
+) -> None:
+    # A long-lived process (the console's audience pages) asks for the same fit again:
+    # it is the last one, until an event or a product changes, or the settings do.
+    from campaign.recommend.service import fit_recommender
+
+    config = RecommenderConfig()
+    with engine.connect() as connection:
+        first = fit_recommender(connection, config, T)
+        assert fit_recommender(connection, config, T) is first
+        assert fit_recommender(connection, config, T + timedelta(days=1)) is not first
+        again = fit_recommender(connection, config, T)
+        changed = fit_recommender(connection, RecommenderConfig(neighbours=5), T)
+        assert changed is not again
+    with session_factory() as session:
+        newcomer = make_user(session, external_id="late")
+        make_events(session, newcomer, [{"product": session.get(Product, shop["hat"]),
+                                          "type": "view", "ts": T - timedelta(days=1)}])
+        session.commit()
+    with engine.connect() as connection:
+        refit = fit_recommender(connection, RecommenderConfig(neighbours=5), T)
+        assert refit is not changed
+        assert len(refit.feedback.user_ids) == len(changed.feedback.user_ids) + 1

@@ -158,7 +158,9 @@ class _Console:
         page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
         user = (request.query_params.get("user") or "").strip() or None
         search = (request.query_params.get("q") or "").strip() or None
-        as_of = self.config.clock.as_of or self.clock()
+        # To the minute: paging through an audience within a minute reads one fit of the
+        # recommender (campaign.recommend.service), not one per page.
+        as_of = self.config.clock.as_of or self.clock().replace(second=0, microsecond=0)
         slot = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
         try:
             found = await run_in_threadpool(

@@ -8,6 +8,7 @@ passes the model key and one is active, else the configured hybrid.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from campaign.config import RecommenderConfig
+from campaign.db.models import Event, Product
 from campaign.recommend.data import load_events, load_products
 from campaign.recommend.feedback import Feedback, build_feedback
 from campaign.recommend.hybrid import HybridRecommender
@@ -56,6 +59,31 @@ class FittedRecommender:
     version: int | None = None
 
 
+# The last fit of this process, by what it was fitted on: a long-lived process (the
+# console's audience pages, the daemon planning several campaigns at one time) asks for
+# the same fit again and again, and reading the events is most of its cost.
+_LAST_FIT: dict[tuple[object, ...], FittedRecommender] = {}
+_LAST_FIT_LOCK = threading.Lock()
+
+
+def _data_fingerprint(connection: Connection) -> tuple[object, ...]:
+    """What changes whenever the events or the catalogue do (events are only ever
+    inserted or deleted; products are upserted with ``updated_at``)."""
+    events = connection.execute(select(func.count(), func.max(Event.id))).one()
+    products = connection.execute(
+        select(func.count(), func.max(Product.id), func.max(Product.updated_at))).one()
+    return (*events, *products)
+
+
+def _database_identity(connection: Connection) -> str | None:
+    """Which database this is: SQLite's file (a read-only engine's URL does not say; None
+    in memory), else the URL."""
+    if connection.dialect.name == "sqlite":
+        files = {row[1]: row[2] for row in connection.exec_driver_sql("PRAGMA database_list")}
+        return files.get("main") or None
+    return connection.engine.url.render_as_string(hide_password=False)
+
+
 def fit_recommender(
     connection: Connection,
     config: RecommenderConfig,
@@ -67,7 +95,8 @@ def fit_recommender(
 
     With ``key`` (the model signing key, asked for only when a version is active) the
     active recommender version is fitted; without one, or with none active, the
-    configured hybrid.
+    configured hybrid. A fit on the same database, data, settings, version and
+    ``as_of`` as this process's last one is that one again (fits are read-only).
 
     Raises:
         ModelError: the active version's signature does not verify.
@@ -77,6 +106,27 @@ def fit_recommender(
         from campaign.recommend.registry import load_recommender
 
         active = load_recommender(connection, key)
+    database = _database_identity(connection)
+    if database is None:
+        return _fit(connection, config, as_of, active)  # in memory: one per engine, no key
+    cache_key = (
+        database, as_of,
+        config.model_dump_json(), None if active is None else active.id,
+        _data_fingerprint(connection),
+    )
+    with _LAST_FIT_LOCK:
+        cached = _LAST_FIT.get(cache_key)
+    if cached is not None:
+        return cached
+    fitted = _fit(connection, config, as_of, active)
+    with _LAST_FIT_LOCK:
+        _LAST_FIT.clear()
+        _LAST_FIT[cache_key] = fitted
+    return fitted
+
+
+def _fit(connection: Connection, config: RecommenderConfig, as_of: datetime,
+         active: RecommenderModel | None) -> FittedRecommender:
     weighted = [t for t, w in config.event_weights.items() if w > 0]
     events = load_events(connection, as_of, types=set(weighted) | {"purchase"})
     products = load_products(connection)
