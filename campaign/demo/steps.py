@@ -39,7 +39,7 @@ CONFIG_FILE = "config.toml"
 DATA_DIR = "data"
 # Bump when the generator's output changes: an old folder then asks for --fresh
 # instead of silently mixing two different shops.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
 
