@@ -7,12 +7,12 @@ makes them one of the four classic types (docs/uplift.md):
 ========================  ===============================================================
 type                      who, and what a message does
 ========================  ===============================================================
-``sure thing``            bought in the last 45 days: buys anyway, the message changes
+``sure thing``            bought in the last 30 days: buys anyway, the message changes
                           nothing
 ``sleeping dog``          half of those recent buyers with 3+ orders: chased, they are put
                           off (each order they would have placed in the next 14 days is
                           lost with probability ``put_off``)
-``persuadable``           80% of those whose last order is 45-180 days old: the message
+``persuadable``           80% of those whose last order is 30-120 days old: the message
                           brings one extra purchase with probability ``persuadable_lift``
 ``lost cause``            the other 20% of those, everyone gone longer, and non-buyers:
                           nothing helps
@@ -50,12 +50,12 @@ RESPONSE_WINDOW_DAYS = 14
 class PlantedResponse:
     """How each type answers a reminder (see the module docstring)."""
 
-    recent_days: float = 45.0
-    lapsing_days: float = 180.0
+    recent_days: float = 30.0
+    lapsing_days: float = 120.0
     sleeping_dog_min_orders: int = 3
     sleeping_dog_share: float = 0.5
     persuadable_share: float = 0.8
-    persuadable_lift: float = 0.20
+    persuadable_lift: float = 0.25
     put_off: float = 0.6
 
 
