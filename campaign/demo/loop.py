@@ -455,7 +455,10 @@ def report_step(context: DemoContext) -> StepSummary:
                           f"[{plain(row.revenue_low, True)}, {plain(row.revenue_high, True)}], "
                           f"incremental {plain(row.incremental_revenue_cents)} net of "
                           f"{plain(row.coupon_cost_cents)} coupon cost; churn "
-                          f"{row.churn_treatment:.1%} treated vs {row.churn_control:.1%}"))
+                          + (f"{row.churn_treatment:.1%} treated vs {row.churn_control:.1%}"
+                             if not math.isnan(row.churn_treatment) else
+                             f"not yet measured ({context.config.model.horizon_days}-day "
+                             "horizon still open)")))
     for row in report.arms.itertuples(index=False):
         lines.append((f"{row.campaign}/{row.variant}",
                       f"posterior mean {row.posterior_mean:.1%} "
