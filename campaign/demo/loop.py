@@ -320,7 +320,7 @@ def second_run_step(context: DemoContext) -> StepSummary:
 def compare_step(context: DemoContext) -> StepSummary:
     """The second run's uplift-ranked audience against the risk-ranked one of the same
     size, each measured against its own randomized holdout."""
-    from campaign.churn.scoring import latest_scores
+    from campaign.app.models import stored_scores
     from campaign.measurement.attribution import (
         HOLDOUT,
         LEARNING_HOLDOUT,
@@ -334,7 +334,7 @@ def compare_step(context: DemoContext) -> StepSummary:
         outcomes = load_outcomes(connection, config.attribution,
                                  horizon_days=config.model.horizon_days, now=_end(context),
                                  campaign=EXPERIMENT_CAMPAIGN)
-        risk = latest_scores(connection, _second(context))["risk"]
+    risk = stored_scores(context.engine, _second(context))["risk"]
     rows = outcomes[outcomes["group"].isin(
         [TREATMENT, HOLDOUT, LEARNING_TREATMENT, LEARNING_HOLDOUT]) & outcomes["window_closed"]]
     if rows.empty:
