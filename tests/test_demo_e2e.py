@@ -276,5 +276,8 @@ def test_a_small_demo_skips_the_uplift_run_in_one_line(tmp_path: Path) -> None:
     done = _campaign("demo", "--users", "200", "--dir", str(tmp_path / "small"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
-    assert "the uplift-targeted second run: a small shop:" in text, done.stdout
+    # 200 users are too few for the churn model the run targets with (and the past
+    # test's ~170 treated too few for the uplift model): one line says so.
+    assert "skipped the uplift-targeted second run: no churn model" in text, done.stdout
+    assert "no second run to measure" in text
     assert targeting_comparison(done.stdout) == {}
