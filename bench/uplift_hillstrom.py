@@ -139,13 +139,17 @@ def write_shop(data: pd.DataFrame, folder: Path) -> dict[str, Path]:
     return paths
 
 
+MIN_RESPONDERS = 0  # [uplift] min_responders_per_leaf; --min-responders sets it
+
+
 def write_config(path: Path, database: Path) -> Path:
     numeric = ", ".join(f'"{n}"' for n in NUMERIC)
     categorical = ", ".join(f'"{n}"' for n in CATEGORICAL)
     path.write_text(
         f'[database]\nurl = "sqlite:///{database}"\n\n[shop]\ncurrency = "USD"\n\n'
         f"[uplift]\nnumeric_attributes = [{numeric}]\n"
-        f"categorical_attributes = [{categorical}]\n",
+        f"categorical_attributes = [{categorical}]\n"
+        f"min_responders_per_leaf = {MIN_RESPONDERS}\n",
         encoding="utf-8",
     )
     return path
@@ -296,7 +300,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=0, help="use only the first N rows")
     parser.add_argument("--product-only", action="store_true",
                         help="leave the anchors out (quicker, for trying settings)")
+    parser.add_argument("--min-responders", type=int, default=0,
+                        help="[uplift] min_responders_per_leaf (docs/uplift.md)")
     args = parser.parse_args()
+    global MIN_RESPONDERS
+    MIN_RESPONDERS = args.min_responders
 
     data = load_hillstrom()
     if args.rows:

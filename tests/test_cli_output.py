@@ -52,7 +52,8 @@ def test_the_docs_list_every_field_of_every_machine_output() -> None:
     assert documented("report") == {
         "report": ("now", "window_days", "horizon_days", "currency"),
         "funnel": report.FUNNEL_FIELDS, "uplift": tuple(report.UPLIFT_FIELDS.values()),
-        "arms": report.ARM_FIELDS, "notes": ("note",),
+        "arms": report.ARM_FIELDS, "targeting_gain": report.TARGETING_GAIN_FIELDS,
+        "targeting_deciles": report.TARGETING_DECILE_FIELDS, "notes": ("note",),
     }
     models = (ROOT / "docs" / "output.md").read_text().split("one section, `models`: ")[1]
     assert tuple(re.findall(r"`(\w+)`", re.sub(r"\([^()]*\)", "", models.split(".")[0]))

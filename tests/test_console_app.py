@@ -45,6 +45,8 @@ ROUTES = [
      {"marketer", "analyst", "operator"}),
     ("GET", "/activity", None, {"marketer", "analyst", "operator"}),
     ("GET", "/report", None, {"marketer", "analyst", "operator"}),
+    ("GET", "/report?view=page", None, {"marketer", "analyst", "operator"}),
+    ("GET", "/report/csv?table=funnel", None, {"marketer", "analyst", "operator"}),
     ("GET", "/accounts", None, {"operator"}),
     ("GET", "/outbox", None, {"operator"}),
     ("POST", "/outbox/requeue", {"campaign": ""}, {"operator"}),

@@ -24,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from campaign.config import load_config
+from campaign.db.engine import make_engine
 from tests.conftest import skip_or_fail
-from tests.console_helpers import PASSWORD, Shop, make_shop
-from tests.demo_helpers import campaign_cli, clean_env
+from tests.console_helpers import PASSWORD, Shop, add_role_accounts, make_shop
+from tests.demo_helpers import DemoShop, campaign_cli, clean_env
 
 CHROMIUM = os.environ.get("CAMPAIGN_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,7 +67,21 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def console(tmp_path: Path, console_template: Path) -> Iterator[tuple[Shop, str]]:
     """A real ``campaign console`` on a free port; (shop, base URL)."""
-    shop = make_shop(tmp_path, console_template)
+    yield from _serve(make_shop(tmp_path, console_template))
+
+
+@pytest.fixture
+def demo_console(demo_shop: DemoShop, tmp_path: Path) -> Iterator[tuple[Shop, str]]:
+    """A real ``campaign console`` on a copy of the demo shop (scored customers)."""
+    folder = tmp_path / "campaign-demo"
+    shutil.copytree(demo_shop.folder, folder)
+    add_role_accounts(folder / "campaign.db")
+    config = load_config(folder / "config.toml")
+    yield from _serve(Shop(folder, folder / "config.toml", config,
+                           make_engine(config.database_url())))
+
+
+def _serve(shop: Shop) -> Iterator[tuple[Shop, str]]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "campaign", "--config", str(shop.config_path), "console",
@@ -221,3 +237,74 @@ def test_a_csrf_less_post_and_a_traversal_name_are_refused(browser: Any, console
     assert status == 400
     assert shop.config_path.read_text(encoding="utf-8") == config_text
     assert (shop.templates / FILE).read_text(encoding="utf-8") == before
+
+
+def test_the_language_follows_the_browser_and_the_switch(
+    browser: Any, console: Any, tmp_path: Path
+) -> None:
+    shop, base = console
+    # A Chinese browser gets the Chinese login page.
+    chinese = browser.new_context(locale="zh-CN").new_page()
+    chinese.set_default_timeout(WAIT_MS)
+    chinese.goto(f"{base}/login")
+    assert chinese.get_attribute("html", "lang") == "zh-CN"
+    assert chinese.inner_text("#login") == "登录"
+
+    # An English browser, without JavaScript: the header's switch is a plain link.
+    context = browser.new_context(locale="en-US", java_script_enabled=False,
+                                  viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(f"{base}/login")
+    page.fill("#name", "operator")
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(f"{base}/")
+    assert page.get_attribute("html", "lang") == "en"
+    assert "Campaigns" in page.inner_text("header nav")
+    page.click("#lang-zh-CN")
+    page.wait_for_selector('html[lang="zh-CN"]')
+    assert page.url == f"{base}/"
+    nav = page.inner_text("header nav")
+    assert "活动" in nav and "模板" in nav and "Templates" not in nav
+    assert page.inner_text("#who") == "operator (运维)"
+    assert "下一个时段" in page.inner_text("#campaign-winback")
+    shot = tmp_path / "campaigns-zh.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    # The choice stays for the next page, and switching back works the same way.
+    page.click("header nav >> text=模板")
+    page.wait_for_selector("#set-winback")
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    page.click("#lang-en")
+    page.wait_for_selector('html[lang="en"]')
+    assert page.url == f"{base}/templates"
+    context.close()
+
+
+def test_the_audience_pages_and_opens_a_customers_message(
+    browser: Any, demo_console: Any
+) -> None:
+    shop, base = demo_console
+    page = _log_in(browser, base, "marketer")
+    page.click("#campaign-winback a.audience")
+    page.wait_for_selector("#audience")
+    first = page.locator("#audience tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.user)")
+    assert len(first) == 50
+    assert "••••" in page.inner_text("#audience tbody tr:first-child td.address")
+    page.click("#next-page")
+    page.wait_for_url("**page=2")
+    second = page.locator("#audience tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.user)")
+    assert second and not set(first) & set(second)
+    assert "2" in page.inner_text("#pages")
+
+    # A row opens its rendered message: subject, text and the products with reasons.
+    queued = page.locator("#audience tbody tr", has_text="queued").first
+    customer = queued.get_attribute("data-user")
+    queued.locator("a.open").click()
+    page.wait_for_selector("#message")
+    assert f"{customer} via " in page.inner_text("#message h2")
+    assert page.inner_text("#message-text").strip()
+    assert "••••" in page.inner_text("#message-to")

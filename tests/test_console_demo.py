@@ -4,6 +4,7 @@ preview of a run and the results page."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -78,7 +79,7 @@ def test_an_analyst_cannot_send_a_test(demo: Shop) -> None:
 
 def test_the_results_page_is_the_html_report_of_the_demo(demo: Shop) -> None:
     with client_for(demo, "analyst") as client:
-        page = client.get("/report?campaign=winback")
+        page = client.get("/report?campaign=winback&view=page")
         download = client.get("/report?campaign=winback&download=1")
     assert page.status_code == 200
     assert '<iframe id="report" class="report" sandbox=""' in page.text
@@ -86,6 +87,40 @@ def test_the_results_page_is_the_html_report_of_the_demo(demo: Shop) -> None:
     assert download.headers["content-disposition"] == 'attachment; filename="report.html"'
     assert download.text.lstrip().lower().startswith("<!doctype html")
     assert "<script" not in download.text.lower()
+    # The downloaded page draws the same tables as the console's results page.
+    assert 'data-table="uplift"' in download.text and 'data-table="funnel"' in download.text
+
+
+def test_the_results_tables_are_for_people_and_each_downloads_as_csv(demo: Shop) -> None:
+    import csv
+    import io
+
+    with client_for(demo, "marketer") as client:
+        page = client.get("/report?campaign=winback")
+        chinese = client.get("/report?campaign=winback", headers={"Accept-Language": "zh-CN"})
+        names = re.findall(r'data-table="([a-z]+)"', page.text)
+        downloads = {name: client.get(f"/report/csv?table={name}&campaign=winback")
+                     for name in names}
+        unknown = client.get("/report/csv?table=nope&campaign=winback")
+    assert page.status_code == 200 and "<iframe" not in page.text
+    assert {"uplift", "revenue", "funnel", "models"} <= set(names)
+    # Percentage points with the interval beside them, money in the shop's currency.
+    assert re.search(r"[+-]\d+\.\d pts \[[+-]\d+\.\d, [+-]\d+\.\d\]", page.text)
+    assert "CN¥" in page.text or "¥" in page.text
+    assert re.search(r"<td class=\"num\">\d+\.\d%</td>", page.text)
+    assert "个百分点" in chinese.text and "转化增益" in chinese.text
+    for name, answer in downloads.items():
+        assert answer.status_code == 200, name
+        assert answer.headers["content-type"].startswith("text/csv")
+        assert f"-{name}-" in answer.headers["content-disposition"]
+        rows = list(csv.DictReader(io.StringIO(answer.text)))
+        assert rows, name
+    uplift = list(csv.DictReader(io.StringIO(downloads["uplift"].text)))
+    assert {"uplift", "uplift_low", "uplift_high", "conv_treatment"} <= set(uplift[0])
+    assert -1 <= float(uplift[0]["uplift"]) <= 1  # a fraction, not points
+    revenue = list(csv.DictReader(io.StringIO(downloads["revenue"].text)))
+    assert re.fullmatch(r"-?\d+\.\d\d", revenue[0]["incremental_revenue_cents"])
+    assert unknown.status_code == 404 and "funnel" in unknown.text
 
 
 def test_the_audience_preview_pages_and_opens_a_customers_message(demo: Shop) -> None:
@@ -119,3 +154,116 @@ def test_the_audience_preview_pages_and_opens_a_customers_message(demo: Shop) ->
     assert one.status_code == 200 and f"{customer} via " in one.text
     assert 'class="message-html" sandbox=""' in one.text or "Subject:" not in one.text
     assert "is not in the audience of winback" in nobody.text
+
+
+def _audience_rows(html: str) -> dict[str, str]:
+    """Shop id → the address cell of each row of an audience page."""
+    import re
+
+    return dict(re.findall(
+        r'<tr data-user="([^"]+)">.*?<td class="address">([^<]*)</td>', html, re.S))
+
+
+@pytest.mark.parametrize("role", ["marketer", "analyst", "operator"])
+def test_audience_addresses_are_masked_unless_the_role_may_see_them(
+    demo: Shop, role: str
+) -> None:
+    from campaign.db.models import User
+
+    with demo.engine.connect() as connection:
+        emails = dict(connection.execute(select(User.external_id, User.email)).all())
+    with client_for(demo, role) as client:
+        page = client.get("/campaigns/winback/audience")
+        rows = _audience_rows(page.text)
+        # A customer the run would email (their row shows an email address, masked or not).
+        customer = next(user for user, address in rows.items() if "@" in address)
+        one = client.get(f"/campaigns/winback/audience?user={customer}").text
+        # A search by address finds the customer only for a role that sees addresses.
+        by_address = client.get(
+            "/campaigns/winback/audience", params={"q": emails[customer]}).text
+    assert page.status_code == 200 and rows
+    shown = [address for address in rows.values() if address]
+    assert shown, "no row has an address"
+    if role == "operator":
+        assert not any("••••" in address for address in shown)
+        assert any(rows[user] == emails[user] for user in rows)
+        assert rows[customer] == emails[customer] and emails[customer] in one
+        assert "masked" not in page.text
+        assert f'data-user="{customer}"' in by_address
+    else:
+        assert all("••••" in address for address in shown)
+        assert not any(emails.get(user) and emails[user] in page.text for user in rows)
+        assert emails[customer] not in one and "••••" in one
+        assert "Addresses are masked for your role." in page.text
+        assert f'data-user="{customer}"' not in by_address
+
+
+def test_the_audience_search_finds_a_customer_by_shop_id_and_pages_keep_it(
+    demo: Shop,
+) -> None:
+    with client_for(demo, "analyst") as client:
+        everyone = _audience_rows(client.get("/campaigns/winback/audience").text)
+        customer = next(iter(everyone))
+        found = client.get("/campaigns/winback/audience", params={"q": customer}).text
+    assert f'data-user="{customer}"' in found
+    assert "customers considered match" in found
+    assert set(_audience_rows(found)) <= {u for u in _audience_rows(found) if customer in u}
+
+
+def test_the_audience_shows_risk_reasons_and_products_with_reasons(demo: Shop) -> None:
+    with client_for(demo, "marketer") as client:
+        page = client.get("/campaigns/winback/audience").text
+    assert page.count('<small class="why">') > 10
+    assert '<ul class="picks">' in page
+
+
+def test_the_audience_shows_uplift_and_segment_once_a_model_scored_the_campaign(
+    demo: Shop,
+) -> None:
+    import csv
+    from datetime import timedelta
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from campaign.app.uplift import train_uplift
+    from campaign.cli import app
+    from campaign.db.models import User
+
+    with demo.config_path.open("a", encoding="utf-8") as file:
+        file.write("\n[uplift]\nmin_treated = 50\nmin_control = 50\nmin_samples_leaf = 20\n")
+    config = load_config(demo.config_path)
+    assert config.clock.as_of is not None
+    assigned = config.clock.as_of - timedelta(days=20)
+    with demo.engine.connect() as connection:
+        users = sorted(connection.execute(select(User.external_id)).scalars())
+    rng = np.random.default_rng(3)
+    experiments = demo.folder / "experiments.csv"
+    with experiments.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["user_id", "campaign", "group", "assigned_at", "converted", "revenue"])
+        for user in users:
+            treated = rng.random() < 0.5
+            converted = rng.random() < (0.3 if treated else 0.1)
+            writer.writerow([user, "winback", "treatment" if treated else "control",
+                             assigned.isoformat(), int(converted), ""])
+    imported = CliRunner().invoke(
+        app, ["--config", str(demo.config_path), "import", "experiments", str(experiments)])
+    assert imported.exit_code == 0, imported.output
+    trained = train_uplift(demo.engine, config, "winback", "converted",
+                           now=datetime.now(UTC))
+    assert trained.version_id is not None, trained.refused
+    console = create_app(config, demo.engine, clock=lambda: datetime.now(UTC))
+    with client_for(demo, "analyst", app=console) as client:
+        page = client.get("/campaigns/winback/audience").text
+        chinese = client.get("/campaigns/winback/audience",
+                             headers={"Accept-Language": "zh-CN"}).text
+    assert "<th>uplift and segment</th>" in page
+    cells = page.count('<td class="uplift"><span class="num">+')
+    assert cells > 10 and " pts</span>" in page
+    assert any(s in page for s in ("persuadable", "sure thing", "lost cause"))
+    assert "个百分点" in chinese and "增益及分群" in chinese
+    # Another campaign without a model has no such column.
+    with client_for(demo, "analyst", app=console) as client:
+        care = client.get("/campaigns/care/audience").text
+    assert "uplift and segment" not in care

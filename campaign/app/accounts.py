@@ -30,6 +30,8 @@ EDIT_TEMPLATES = "templates.edit"
 PAUSE = "campaigns.pause"
 READ_ACCOUNTS = "accounts.read"
 OUTBOX = "outbox"
+# Customers' addresses unmasked (the audience page); everyone else sees them masked.
+ADDRESSES = "addresses"
 # Permission → the roles that have it: the one matrix the console enforces.
 PERMISSIONS: dict[str, frozenset[str]] = {
     READ: frozenset(ROLES),
@@ -37,6 +39,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     PAUSE: frozenset({"operator"}),
     READ_ACCOUNTS: frozenset({"operator"}),
     OUTBOX: frozenset({"operator"}),
+    ADDRESSES: frozenset({"operator"}),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 # A hash to verify against when the account does not exist, so that a login for an

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from campaign.measurement.reports.data import CampaignReport
+    from campaign.measurement.reports.tables import Table
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,34 @@ def report_html(
             )
         assert built.html_path is not None
         return built.html_path.read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """The report's tables (:mod:`campaign.measurement.reports.tables`) at ``now``, the
+    shop currency they show money in, and the report's notes."""
+
+    now: datetime
+    currency: str
+    tables: list[Table]
+    notes: list[str]
+
+
+def report_tables_at(
+    engine: Engine, config: Config, *, now: datetime, campaign: str | None = None
+) -> ReportTables:
+    """The tables of the report at ``now`` (all campaigns, or one), for the console's
+    results page and its CSV downloads; the same tables ``campaign report --html``
+    draws. Reads the database only.
+
+    Raises:
+        NotFound: ``campaign`` is not configured and has no messages.
+    """
+    from campaign.measurement.reports.data import campaign_report, model_history
+    from campaign.measurement.reports.tables import report_tables
+
+    with engine.connect() as connection:
+        report = campaign_report(connection, config, now=now, campaign=campaign)
+        history = model_history(connection)
+    return ReportTables(now, config.shop.currency, report_tables(report, history),
+                        list(report.notes))

@@ -84,3 +84,25 @@ def address_hashes(addresses: Iterable[object], region: str | None = None) -> se
             out.add(address_hash(address))
             out.add(address_hash(normalize_address(address, region)))
     return out
+
+
+def mask_address(address: object) -> str:
+    """An address for people who may not see it: enough to tell two apart, not to write.
+
+    ``alice@example.com`` → ``a••••@e••••.com``, ``+8613812345678`` → ``+86•••••••5678``
+    (the country code and last four digits). Empty for no address.
+    """
+    if not isinstance(address, str) or not address.strip():
+        return ""
+    text = address.strip()
+    if "@" in text:
+        local, _, domain = text.rpartition("@")
+        name, dot, top = domain.rpartition(".")
+        shown_domain = f"{name[:1]}••••{dot}{top}" if dot else f"{domain[:1]}••••"
+        return f"{local[:1]}••••@{shown_domain}"
+    digits = [ch for ch in text if ch.isdigit()]
+    if len(digits) <= 4:
+        return "••••"
+    head = "+" + "".join(digits[:2]) if text.startswith("+") else ""
+    hidden = len(digits) - len(head.lstrip("+")) - 4
+    return f"{head}{'•' * max(hidden, 1)}{''.join(digits[-4:])}"

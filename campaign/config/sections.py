@@ -389,9 +389,9 @@ class UpliftConfig(_Section):
     # The readable tree.
     max_depth: int = Field(3, ge=1, le=6)
     min_samples_leaf: int = Field(100, ge=5)
-    # Leaves are grown larger where the outcome is rare: each expects at least this many
+    # For rare outcomes: leaves large enough that each expects at least this many
     # customers with the outcome in the smaller group (0: min_samples_leaf alone).
-    min_responders_per_leaf: int = Field(10, ge=0)
+    min_responders_per_leaf: int = Field(0, ge=0)
     # Seed of the validation split and the challenger.
     random_state: int = 0
     # Extra columns of users.csv used as model inputs: numbers, and categories (one

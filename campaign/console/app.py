@@ -10,9 +10,11 @@ Routes (docs/console.md has the permission of each):
   lint and preview), ``POST /templates/save``, ``GET /templates/history?name=``,
   ``GET /templates/version?name=&version=``, ``POST /templates/revert``,
   ``POST /templates/test-send`` (the campaign's messages to the seed list);
-* ``GET /report[?campaign=&download=1]`` (the report of ``campaign report --html``);
+* ``GET /report[?campaign=&view=page&download=1]`` (the report's tables, or the page of
+  ``campaign report --html``), ``GET /report/csv?table=&campaign=`` (one table's CSV);
 * ``GET /activity`` (every recorded write), ``GET /accounts`` (operators);
 * ``GET /outbox`` (``campaign status``), ``POST /outbox/requeue`` (operators);
+* ``GET /language?to=&next=`` (the language switch: a cookie, then back);
 * ``GET /static/...`` (the console's own script and style), ``GET /healthz``.
 """
 
@@ -40,11 +42,12 @@ from campaign.app.campaigns import (
     requeue_dead_messages,
     switch_campaign,
 )
-from campaign.app.reports import report_html
 from campaign.common.errors import CampaignError
 from campaign.config import Config
+from campaign.console import i18n
 from campaign.console.auth import LoginLimiter, Sessions, csrf_ok, read_form, start_session
-from campaign.console.pages import STATIC_DIR, render
+from campaign.console.pages import STATIC_DIR, gettext_of, render
+from campaign.console.result_pages import ResultPages
 from campaign.console.template_pages import TemplatePages
 from campaign.db.console import Account
 from campaign.db.pauses import ALL
@@ -87,9 +90,11 @@ class _Console:
             form = await read_form(request)
         except ValueError as exc:
             return PlainTextResponse(str(exc), status_code=413)
+        _ = gettext_of(request)
         if not csrf_ok(request, form):
             return PlainTextResponse(
-                "refused: this form has no valid CSRF token (reload the page)", status_code=403
+                _("refused: this form has no valid CSRF token (reload the page)"),
+                status_code=403,
             )
         name = form.get("name", "").strip()
         client = request.client.host if request.client else "unknown"
@@ -99,7 +104,8 @@ class _Console:
         if wait:
             return render(
                 request, "login.html", 429, next=target, name=name,
-                message=f"too many failed logins: try again in {wait} s",
+                message=_("too many failed logins: try again in %(seconds)s s") % {
+                    "seconds": wait},
             )
         account = await run_in_threadpool(
             accounts.authenticate, self.engine, name, form.get("password", ""), now=self.clock
@@ -109,7 +115,7 @@ class _Console:
             log.warning("console: failed login for %r from %s", name, client)
             return render(
                 request, "login.html", 401, next=target, name=name,
-                message="wrong name or password (or the account is disabled)",
+                message=_("wrong name or password (or the account is disabled)"),
             )
         self.limiter.succeeded(keys[0])
         start_session(request, account)
@@ -143,33 +149,30 @@ class _Console:
         return RedirectResponse("/", status_code=303)
 
     async def audience(self, request: Request, account: Account) -> Response:
-        """Who a run would message and why, a page of rows, or one customer's message."""
-        from campaign.app.runs import preview
+        """Who a run would message and why, a page of rows (searchable), or one
+        customer's rendered message; addresses masked unless the role may see them."""
+        from campaign.app.audience import audience_page
 
         name = request.path_params["name"]
         raw = request.query_params.get("page", "1")
         page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
         user = (request.query_params.get("user") or "").strip() or None
+        search = (request.query_params.get("q") or "").strip() or None
         as_of = self.config.clock.as_of or self.clock()
         slot = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
-        size = AUDIENCE_PAGE
         try:
-            report = await run_in_threadpool(
-                lambda: preview(
-                    self.config.database_url(), self.config, name, as_of=as_of, slot=slot,
-                    now=self.clock, limit=size if user else page * size, user=user,
+            found = await run_in_threadpool(
+                lambda: audience_page(
+                    self.engine, self.config, name, as_of=as_of, slot=slot, now=self.clock,
+                    page=page, size=AUDIENCE_PAGE, search=search, user=user,
+                    addresses=accounts.allowed(account.role, accounts.ADDRESSES),
                 )
             )
         except CampaignError as exc:
             return render(request, "error.html", 404, message=str(exc))
-        frame = report.decisions
-        rows = [] if frame.empty else frame.iloc[(page - 1) * size: page * size].to_dict(
-            "records")
-        messages = [m for m in report.messages if user is None or m.external_id == user]
         return render(
-            request, "audience.html", campaign=name, report=report, rows=rows, page=page,
-            pages=max(1, -(-len(frame) // size)), total=len(frame), user=user,
-            messages=messages if user else [], as_of=as_of,
+            request, "audience.html", campaign=name, found=found, user=user, search=search,
+            as_of=as_of, currency=self.config.shop.currency,
         )
 
     async def pause(self, request: Request, account: Account) -> Response:
@@ -218,28 +221,20 @@ class _Console:
             return render(request, "error.html", 404, message=str(exc))
         return await self.outbox(request, account, moved)
 
-    async def report(self, request: Request, account: Account) -> Response:
-        campaign = request.query_params.get("campaign") or None
-        as_of = self.config.clock.as_of or self.clock()
-        try:
-            html = await run_in_threadpool(
-                lambda: report_html(self.engine, self.config, now=as_of, campaign=campaign)
-            )
-        except CampaignError as exc:
-            return render(request, "error.html", 404, message=str(exc))
-        if request.query_params.get("download"):
-            return Response(html, media_type="text/html", headers={
-                "Content-Disposition": 'attachment; filename="report.html"',
-                "Cache-Control": "no-store",
-            })
-        return render(
-            request, "report.html", html=html, campaign=campaign, as_of=as_of,
-            campaign_names=[c.name for c in self.config.campaigns],
-        )
-
     async def accounts_page(self, request: Request, account: Account) -> Response:
         found = await run_in_threadpool(accounts.list_accounts, self.engine)
         return render(request, "accounts.html", accounts=found)
+
+    async def language(self, request: Request) -> Response:
+        """Remember the chosen language in a cookie (a year) and go back where the
+        switch was clicked; works without JavaScript, logged in or not."""
+        chosen = request.query_params.get("to", "")
+        answer = RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+        if chosen in i18n.LANGUAGES:
+            answer.set_cookie(
+                i18n.COOKIE, chosen, max_age=365 * 24 * 3600, samesite="lax", httponly=True
+            )
+        return answer
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -258,10 +253,12 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
     """The starlette app of ``campaign console``; ``clock`` returns aware UTC now."""
     console = _Console(config, engine, clock)
     templates = TemplatePages(config, engine, clock)
+    results = ResultPages(config, engine, clock)
     guard = console.sessions.guard
     read, edit = accounts.READ, accounts.EDIT_TEMPLATES
     routes = [
         Route("/healthz", console.healthz, methods=["GET"]),
+        Route("/language", console.language, methods=["GET"]),
         Route("/login", console.login_page, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),
         Route("/logout", guard(read, console.logout), methods=["POST"]),
@@ -279,7 +276,8 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
         Route("/templates/revert", guard(edit, templates.revert), methods=["POST"]),
         Route("/templates/test-send", guard(edit, templates.test_send), methods=["POST"]),
         Route("/activity", guard(read, console.activity), methods=["GET"]),
-        Route("/report", guard(read, console.report), methods=["GET"]),
+        Route("/report", guard(read, results.page), methods=["GET"]),
+        Route("/report/csv", guard(read, results.csv), methods=["GET"]),
         Route("/outbox", guard(accounts.OUTBOX, console.outbox), methods=["GET"]),
         Route("/outbox/requeue", guard(accounts.OUTBOX, console.requeue), methods=["POST"]),
         Route("/accounts", guard(accounts.READ_ACCOUNTS, console.accounts_page),

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from campaign.app.accounts import account_by_id, allowed
+from campaign.console import i18n
 from campaign.db.console import Account
 
 CSRF_FIELD = "csrf"
@@ -119,6 +120,10 @@ class Sessions:
         """
 
         async def endpoint(request: Request) -> Response:
+            language = i18n.choose_language(
+                request.cookies.get(i18n.COOKIE), request.headers.get("accept-language")
+            )
+            _ = i18n.gettext_for(language)
             if request.method == "POST":
                 try:
                     form = await read_form(request)
@@ -127,18 +132,19 @@ class Sessions:
                 request.state.form = form
                 if not csrf_ok(request, form):
                     return PlainTextResponse(
-                        "refused: this form has no valid CSRF token (reload the page)",
+                        _("refused: this form has no valid CSRF token (reload the page)"),
                         status_code=403,
                     )
             account = await self.account(request)
             if account is None:
                 if request.method == "POST":
-                    return PlainTextResponse("log in first", status_code=401)
+                    return PlainTextResponse(_("log in first"), status_code=401)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
             if not allowed(account.role, permission):
                 return PlainTextResponse(
-                    f"forbidden: the {account.role} role cannot do this ({permission})",
+                    _("forbidden: the %(role)s role cannot do this (%(permission)s)")
+                    % {"role": i18n.word_in(account.role, language), "permission": permission},
                     status_code=403,
                 )
             request.state.account = account

@@ -22,10 +22,15 @@ from campaign.app.accounts import EDIT_TEMPLATES, allowed
 from campaign.app.templates import UserContexts, campaign_for
 from campaign.common.errors import CampaignError, InputError, NotFound
 from campaign.config import Config
-from campaign.console.pages import render
+from campaign.console.pages import gettext_of, render
 from campaign.db.console import Account
 from campaign.templating.environment import display_root_for
 from campaign.templating.issues import LintIssue
+
+
+def say(request: Request, message: str) -> str:
+    """``message`` in the request's language."""
+    return str(gettext_of(request)(message))
 
 
 def _status_of(exc: CampaignError) -> int:
@@ -186,7 +191,8 @@ class TemplatePages:
         except use.TemplateRefused:
             return await self._editor(
                 request, account, name, source, status_code=422,
-                message="not saved: fix the errors below first", opened=form.get("opened_sha"),
+                message=say(request, "not saved: fix the errors below first"),
+                opened=form.get("opened_sha"),
             )
         except CampaignError as exc:
             return self._problem(request, exc)
@@ -201,8 +207,8 @@ class TemplatePages:
         name = request.state.form.get("name", "")
         campaign, _, _ = campaign_for(self.config, name.split("/", 1)[0])
         if campaign is None:
-            return render(request, "error.html", 400,
-                          message=f"no campaign uses the template set of {name}")
+            return render(request, "error.html", 400, message=say(
+                request, "no campaign uses the template set of %(name)s") % {"name": name})
         as_of = self.config.clock.as_of or self.clock()
         try:
             report = await run_in_threadpool(
@@ -233,7 +239,8 @@ class TemplatePages:
         name = request.query_params.get("name", "")
         raw = request.query_params.get("version", "")
         if not raw.isdigit():
-            return render(request, "error.html", 400, message=f"{raw!r} is not a version number")
+            return render(request, "error.html", 400, message=say(
+                request, "%(value)r is not a version number") % {"value": raw})
         number = int(raw)
 
         def load() -> tuple[Any, Any, bool]:
@@ -262,7 +269,8 @@ class TemplatePages:
         form: dict[str, str] = request.state.form
         name, raw = form.get("name", ""), form.get("version", "")
         if not raw.isdigit():
-            return render(request, "error.html", 400, message=f"{raw!r} is not a version number")
+            return render(request, "error.html", 400, message=say(
+                request, "%(value)r is not a version number") % {"value": raw})
         try:
             number = await run_in_threadpool(
                 lambda: use.revert_template(

@@ -49,8 +49,10 @@ class RunReport:
     ``decisions`` has one row per user considered, in the run's order, with columns
     user_id, external_id, risk, tier, channel, status, skip_reason, variant,
     coupon_code, percent_off, products (shop product ids), subject, last_error, uplift
-    and uplift_segment (the campaign's uplift model's, None without one) and learning
-    (the row is in the learning share).
+    and uplift_segment (the campaign's uplift model's, None without one), learning
+    (the row is in the learning share), risk_reason (the churn model's reason) and
+    address (the chosen channel's, unmasked: mask it before showing it to people who
+    may not see it).
     ``messages`` holds rendered messages only for dry runs and test sends (at most
     ``render_limit`` of them). ``counts`` is what is stored in ``campaign_runs.counts``
     (``learning.queued`` and ``learning.held_out`` count the learning share's rows).

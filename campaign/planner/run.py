@@ -370,6 +370,16 @@ def _public(frame: pd.DataFrame) -> pd.DataFrame:
         "uplift", "uplift_segment", "learning",
     ]
     out = frame[columns].reset_index(drop=True).astype(object)
+    # Why the churn model put the customer at this risk, and the address the chosen
+    # channel would use (None when skipped without one); callers mask it for people.
+    out["risk_reason"] = frame["reason"].to_numpy(dtype=object) if "reason" in frame else None
+    medium = frame["medium"].to_numpy(dtype=object) if "medium" in frame else [None] * len(out)
+    email = frame["email"].to_numpy(dtype=object)
+    phone = frame["phone"].to_numpy(dtype=object)
+    out["address"] = [
+        e if m == "email" else p if m == "sms" else None
+        for m, e, p in zip(medium, email, phone, strict=True)
+    ]
     out = out.where(out.notna(), None)
     out["percent_off"] = pd.Series(
         [None if v is None else int(v) for v in out["percent_off"]], dtype=object

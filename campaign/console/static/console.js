@@ -16,6 +16,8 @@
     const field = document.getElementById(id);
     return field ? field.value : "";
   };
+  // The page's language: its words ride on the editor's data-says-* attributes.
+  const says = source.dataset;
   let sequence = 0;
   let timer = null;
 
@@ -51,7 +53,7 @@
     if (!issues.length) {
       const li = document.createElement("li");
       li.className = "none";
-      li.textContent = "No findings: lint passes.";
+      li.textContent = says.saysPasses;
       findings.appendChild(li);
     }
     for (const issue of issues) {
@@ -70,7 +72,7 @@
 
   function drawPreview(preview, error) {
     const problem = document.getElementById("preview-error");
-    problem.textContent = error ? error + " (below: the last preview that rendered)" : "";
+    problem.textContent = error ? error + " " + says.saysStale : "";
     show("preview-error", Boolean(error));
     document.getElementById("preview").classList.toggle("stale", !preview);
     if (!preview) return;
@@ -82,7 +84,8 @@
     document.getElementById("text-preview").textContent = preview.text;
     const sms = document.getElementById("sms-info");
     sms.textContent = preview.sms
-      ? `${preview.sms.units} ${preview.sms.encoding} characters, ${preview.sms.segments} segment(s)`
+      ? says.saysSms.replace("{units}", preview.sms.units)
+        .replace("{encoding}", preview.sms.encoding).replace("{segments}", preview.sms.segments)
       : "";
     show("sms-info", Boolean(preview.sms));
     const notes = document.getElementById("preview-notes");
@@ -103,7 +106,7 @@
 
   async function check() {
     const mine = ++sequence;
-    state.textContent = "checking…";
+    state.textContent = says.saysChecking;
     const body = new URLSearchParams({
       csrf, name, source: source.value,
       user: option("opt-user"), locale: option("opt-locale"), channel: option("opt-channel"),
@@ -119,7 +122,7 @@
         answer = { issues: [], preview: null, error: answer.error || response.statusText };
       }
     } catch (failure) {
-      answer = { issues: [], preview: null, error: "the console did not answer: " + failure };
+      answer = { issues: [], preview: null, error: says.saysUnanswered + " " + failure };
     }
     if (mine !== sequence) return; // a newer edit is on its way
     drawGutter(answer.issues);

@@ -39,13 +39,14 @@ from campaign.measurement.reports.data import (  # noqa: E402
     campaign_report,
     model_history,
 )
+from campaign.measurement.reports.tables import report_tables, table_html  # noqa: E402
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;
 color:#222;padding:0 1em}h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{padding:.3em .7em;
 border-bottom:1px solid #eee;text-align:right}td:first-child,th:first-child,td:nth-child(2),
-th:nth-child(2){text-align:left}img{max-width:100%}.note{color:#666;font-size:.9em}
+th:nth-child(2){text-align:left}h3{margin-top:1.5em}img{max-width:100%}.note{color:#666;font-size:.9em}
 .good{color:#1a7f37;font-weight:bold}.flat{color:#888}
 """
 
@@ -222,6 +223,8 @@ def _targeting_sections(targeting: list[Any], currency: str) -> str:
     return "".join(out)
 
 
+# The targeting tables are drawn from pre-formatted strings; the report's other tables
+# come from campaign.measurement.reports.tables, which the console shares.
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -275,6 +278,8 @@ def render_html(
     """The report page as one HTML string (pure apart from drawing)."""
     currency = config.shop.currency
     shop = html.escape(config.shop.name)
+    # The tables are the console's too (campaign.measurement.reports.tables).
+    tables = {t.name: table_html(t, currency=currency) for t in report_tables(report, history)}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{shop}"
              f" campaign report</title><style>{_STYLE}</style></head><body>",
              f"<h1>{html.escape(config.shop.name)}: campaign report</h1>"]
@@ -287,24 +292,12 @@ def render_html(
         )
         parts.append("<h2>Did it work?</h2>" + _uplift_sentences(report.uplift, currency))
         parts.append(uplift_figure(report.uplift))
-        parts.append(_table(report.uplift, {
-            "campaign": "campaign", "variant": "variant", "n_treatment": "treated",
-            "n_control": "held out", "conv_treatment": "conv. treated",
-            "conv_control": "conv. held out", "uplift": "uplift", "uplift_low": "CI low",
-            "uplift_high": "CI high", "uplift_always_low": "always-valid low",
-            "uplift_always_high": "always-valid high", "relative_uplift": "relative",
-            "p_value": "p",
-            "churn_treatment": "churn treated", "churn_control": "churn held out",
-        }))
+        parts.append(tables.get("uplift", "") + tables.get("revenue", ""))
         parts.append("<h2>Funnel</h2>" + funnel_figure(report.funnel))
-        parts.append(_table(report.funnel, {c: c.replace("_", " ") for c in report.funnel}))
+        parts.append(tables.get("funnel", ""))
         if not report.arms.empty:
             parts.append("<h2>Variants</h2>" + posterior_figure(report.arms))
-            parts.append(_table(report.arms, {
-                "campaign": "campaign", "variant": "variant", "successes": "conversions",
-                "failures": "no conversion", "posterior_mean": "posterior mean",
-                "next_share": "next run share",
-            }))
+            parts.append(tables.get("variants", ""))
         for note in report.notes:
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
     if report is not None and report.targeting:
@@ -319,11 +312,7 @@ def render_html(
         parts.append("<h2>Model versions</h2>")
         if history["roc_auc"].notna().any():
             parts.append(model_figure(history))
-        parts.append(_table(history, {
-            "version": "version", "as_of": "as of", "active": "active", "split": "split",
-            "roc_auc": "ROC AUC", "recency_roc_auc": "recency AUC", "brier": "Brier",
-            "churn_rate": "churn rate", "training_rows": "rows",
-        }))
+        parts.append(tables.get("models", ""))
     parts.append("</body></html>")
     return "\n".join(parts)
 
