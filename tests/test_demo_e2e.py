@@ -248,7 +248,7 @@ def test_the_uplift_ranked_audience_beats_the_risk_ranked_one_on_the_second_run(
 
     Fails if the planting breaks (no persuadables: both gain about nothing) or the
     targeting does (ranked by risk, both audiences are the same customers). At
-    DEMO_USERS, seed 2: +15.5 pts against +7.4.
+    DEMO_USERS, seed 2: +25.1 pts against +9.4.
     """
     assert "Second run: targeting by uplift" in demo_shop.stdout
     assert "uplift model" in demo_shop.stdout and "past A/B test" in demo_shop.stdout

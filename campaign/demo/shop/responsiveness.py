@@ -56,7 +56,7 @@ class PlantedResponse:
     sleeping_dog_min_orders: int = 3
     sleeping_dog_share: float = 0.5
     persuadable_share: float = 0.8
-    persuadable_lift: float = 0.30
+    persuadable_lift: float = 0.40
     put_off: float = 0.6
 
 
