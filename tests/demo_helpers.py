@@ -90,8 +90,23 @@ def printed_commands(stdout: str) -> list[str]:
 def planted_effects(stdout: str) -> list[tuple[str, float, float, float, float]]:
     """(campaign, measured, interval low, high, planted) from the report step's lines."""
     text = " ".join(stdout.split())
+    # One report line each: "X converted a% of n treated vs b% of m held out: ..." (the
+    # comparison step's lines have no interval, so a match never spans two lines).
     found = re.findall(
-        r"(\w+) converted [^\[]*?: ([+-]?[\d.]+) pts \[95% CI ([+-]?[\d.]+), "
+        r"(\w+) converted [\d.]+% of [\d,]+ treated vs [\d.]+% of [\d,]+ held out: "
+        r"([+-]?[\d.]+) pts \[95% CI ([+-]?[\d.]+), "
         r"([+-]?[\d.]+)\][^;]*; planted ([+-]?[\d.]+) pts", text)
     return [(name, float(measured), float(low), float(high), float(planted))
             for name, measured, low, high, planted in found]
+
+
+def targeting_comparison(stdout: str) -> dict[str, tuple[int, float]]:
+    """{"uplift-ranked"/"risk-ranked": (customers, measured uplift in pts)} from the
+    demo's "second run: the uplift-ranked audience gained ..." line."""
+    text = " ".join(stdout.split())
+    found = re.search(r"the uplift-ranked audience gained ([+-]?[\d.]+) pts vs ([+-]?[\d.]+) "
+                      r"pts for the risk-ranked one \(([\d,]+) customers each\)", text)
+    if found is None:
+        return {}
+    size = int(found[3].replace(",", ""))
+    return {"uplift-ranked": (size, float(found[1])), "risk-ranked": (size, float(found[2]))}

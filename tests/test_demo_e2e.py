@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from campaign.common.errors import InputError
 from campaign.config import load_config
-from campaign.db.models import Event, Product, User
+from campaign.db.models import Event, Message, Product, User
 from campaign.demo.run import DEMO_STEPS, run_steps
 from campaign.demo.shop import DEMO_AS_OF, generate_shop, write_csv
 from campaign.demo.steps import (
@@ -32,17 +32,21 @@ from tests.demo_helpers import (
     campaign_cli,
     planted_effects,
     suggested_commands,
+    targeting_comparison,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_config_is_valid_and_names_both_campaigns(tmp_path: Path) -> None:
+def test_demo_config_is_valid_and_names_its_three_campaigns(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(demo_config_text(), encoding="utf-8")
     config = load_config(tmp_path / "config.toml", environ={})
-    assert [c.name for c in config.campaigns] == ["winback", "care"]
+    assert [c.name for c in config.campaigns] == ["winback", "care", "retain"]
     assert config.campaign("winback").variants[0].offer is True
     assert config.campaign("care").variants[0].offer is False
+    retain = config.campaign("retain")
+    assert retain.audience.rank_by == "uplift" and retain.audience.learning_share == 1.0
+    assert not retain.audience.excludes_sleeping_dogs and retain.max_recipients
     assert all(channel.kind == "file" for channel in config.channels.values())
     assert config.database_url() == f"sqlite:///{(tmp_path / 'campaign.db').resolve()}"
     assert config.resolve_path(config.channels["email"].path or "") == tmp_path / "outbox/email"
@@ -232,3 +236,48 @@ def test_the_demo_recovers_its_planted_uplifts_and_winback_excludes_zero(
         assert low <= planted <= high, (name, low, planted, high)
     _, low, high, _ = effects["winback"]
     assert low > 0, (DEMO_USERS, DEMO_SEED, low, high)
+
+
+@pytest.mark.slow
+def test_the_uplift_ranked_audience_beats_the_risk_ranked_one_on_the_second_run(
+    demo_shop: DemoShop,
+) -> None:
+    """The demo's second claim, measured from the simulated outcomes: the uplift model
+    trained on the shop's past A/B test finds the planted persuadables, so its audience
+    gains clearly more than the same number of the riskiest customers.
+
+    Fails if the planting breaks (no persuadables: both gain about nothing) or the
+    targeting does (ranked by risk, both audiences are the same customers). At
+    DEMO_USERS, seed 2: +25.1 pts against +9.4.
+    """
+    assert "Second run: targeting by uplift" in demo_shop.stdout
+    assert "uplift model" in demo_shop.stdout and "past A/B test" in demo_shop.stdout
+    measured = targeting_comparison(demo_shop.stdout)
+    assert set(measured) == {"uplift-ranked", "risk-ranked"}, demo_shop.stdout
+    size, uplift = measured["uplift-ranked"]
+    _, risk = measured["risk-ranked"]
+    assert size >= 200
+    assert uplift >= 10 and uplift >= risk + 5, (uplift, risk)
+    # The randomized audience is the planner's own (messages outside the learning share).
+    engine = create_engine(f"sqlite:///{demo_shop.folder / 'campaign.db'}")
+    try:
+        with engine.connect() as connection:
+            audience = connection.scalar(
+                select(func.count()).select_from(Message)
+                .where(Message.campaign == "retain", Message.learning.is_(False),
+                       Message.status.in_(("sent", "held_out"))))
+    finally:
+        engine.dispose()
+    assert audience == size
+
+
+@pytest.mark.slow
+def test_a_small_demo_skips_the_uplift_run_in_one_line(tmp_path: Path) -> None:
+    done = _campaign("demo", "--users", "200", "--dir", str(tmp_path / "small"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    # 200 users are too few for the churn model the run targets with (and the past
+    # test's ~170 treated too few for the uplift model): one line says so.
+    assert "skipped the uplift-targeted second run: no churn model" in text, done.stdout
+    assert "no second run to measure" in text
+    assert targeting_comparison(done.stdout) == {}

@@ -94,6 +94,15 @@ def score(
     return score_and_store(engine, config, as_of, progress=progress)
 
 
+def stored_scores(engine: Engine, as_of: datetime) -> pd.DataFrame:
+    """The active model's newest stored scores at or before ``as_of`` (what a run at
+    ``as_of`` targets with): indexed by user_id, risk, tier, reason. Read-only."""
+    from campaign.churn.scoring import latest_scores
+
+    with engine.connect() as connection:
+        return latest_scores(connection, as_of)
+
+
 def retrain_and_score(
     engine: Engine,
     config: ModelConfig,

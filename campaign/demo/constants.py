@@ -17,3 +17,7 @@ MAX_USERS = 1_000_000
 # Responses, purchases and retraining happen after the 90 simulated days past the
 # as-of date, so every attribution window and churn horizon has closed.
 LOOP_DAYS = 92
+
+# The demo's second run (of the `retain` reminder, targeted by uplift) happens this many
+# days after the first, inside the simulated future, so its 14-day window closes too.
+SECOND_RUN_DAYS = 45

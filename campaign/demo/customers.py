@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,14 @@ from campaign.db.models import (
     User,
 )
 from campaign.demo.shop import EVENT_COLUMNS
+from campaign.demo.shop.responsiveness import (
+    PERSUADABLE,
+    RESPONSE_WINDOW_DAYS,
+    SLEEPING_DOG,
+    PlantedResponse,
+    purchase_state,
+    responsiveness_types,
+)
 
 
 @dataclass(frozen=True)
@@ -239,3 +248,108 @@ def product_prices(engine: Engine) -> pd.Series:
     with engine.connect() as connection:
         rows = connection.execute(select(Product.external_id, Product.price_cents)).all()
     return pd.Series({k: v for k, v in rows if v is not None}, dtype="int64")
+
+
+# -- the second run: a reminder whose effect depends on who receives it ----------------
+
+
+@dataclass
+class ReminderSimulation:
+    """The shop events after the second run, and what the reminders did.
+
+    ``events``: the natural events after the run (sleeping dogs' lost orders removed)
+    plus the persuadables' extra purchases, in the events CSV columns; ``truth``:
+    message_id, external_id, responsiveness (the type at the run), delivered,
+    extra_purchase, put_off (bool: an order of theirs was lost).
+    """
+
+    events: pd.DataFrame
+    truth: pd.DataFrame
+
+
+def simulate_reminders(
+    messages: pd.DataFrame,
+    history: pd.DataFrame,
+    later_events: pd.DataFrame,
+    truth: pd.DataFrame,
+    prices: pd.Series,
+    *,
+    at: datetime,
+    seed: int,
+    planted: PlantedResponse | None = None,
+    rates: Engagement = Engagement(),
+    currency: str = "CNY",
+) -> ReminderSimulation:
+    """Pure: the customers' answers to the second run's reminders (no coupon).
+
+    ``messages`` as for :func:`simulate_responses` (only ``sent`` rows matter);
+    ``history``: every events CSV row before ``at`` (what decides each customer's type,
+    :mod:`campaign.demo.shop.responsiveness`); ``later_events``: the natural events
+    from ``at`` on; ``truth``: the shop's truth (user_id, responsiveness_draw).
+    Deterministic for a given ``seed``.
+    """
+    planted = planted or PlantedResponse()
+    rng = np.random.default_rng([seed, 2])
+    sent = messages[messages["status"] == MessageStatus.SENT.value].sort_values("message_id")
+    sent = sent.reset_index(drop=True)
+    n = len(sent)
+    draw = truth.set_index("user_id")["responsiveness_draw"].reindex(sent["external_id"])
+    kinds = responsiveness_types(purchase_state(history, sent["external_id"], at),
+                                 draw.to_numpy(dtype=float), planted)
+    u = rng.random((n, 2))
+    delivered = np.where((sent["medium"] == "sms").to_numpy(), u[:, 0] < rates.sms_delivered,
+                         u[:, 0] < rates.delivered)
+    extra = delivered & (kinds == PERSUADABLE) & (u[:, 1] < planted.persuadable_lift)
+    put_off = delivered & (kinds == SLEEPING_DOG) & (u[:, 1] < planted.put_off)
+    delays = rng.exponential(rates.mean_delay_days, n)
+    sent_at = pd.to_datetime(sent["sent_at"], utc=True)
+
+    events = later_events.copy()
+    ts = pd.to_datetime(events["ts"], utc=True)
+    lost = pd.Series(False, index=events.index)
+    for i in map(int, np.flatnonzero(put_off)):
+        # The orders they would have placed in the window are never placed.
+        lost |= ((events["user_id"] == sent["external_id"].iloc[i])
+                 & (events["type"] == "purchase") & (ts > sent_at.iloc[i])
+                 & (ts <= sent_at.iloc[i] + pd.Timedelta(days=RESPONSE_WINDOW_DAYS)))
+    rows: list[dict[str, object]] = []
+    for i in map(int, np.flatnonzero(extra)):
+        row = sent.iloc[i]
+        product = row["product"]
+        price = int(prices.get(product, 9900)) if product is not None else 9900
+        moment = sent_at.iloc[i] + pd.Timedelta(days=min(float(delays[i]) + 0.1, 13.5))
+        rows.append({
+            "event_id": f"demo-reminder-{row['message_id']}", "user_id": row["external_id"],
+            "type": "purchase", "ts": moment.isoformat(), "product_id": product,
+            "order_id": f"demo-reminder-{row['message_id']}", "quantity": 1,
+            "amount": format_amount(price, currency), "coupon_code": None,
+        })
+    out = pd.concat([events[~lost], pd.DataFrame(rows, columns=list(EVENT_COLUMNS))],
+                    ignore_index=True)
+    told = pd.DataFrame({
+        "message_id": sent["message_id"], "external_id": sent["external_id"],
+        "responsiveness": kinds, "delivered": delivered, "extra_purchase": extra,
+        "put_off": put_off,
+    })
+    return ReminderSimulation(out[list(EVENT_COLUMNS)], told)
+
+
+def measured_by_ranking(rows: pd.DataFrame, size: int) -> pd.DataFrame:
+    """Pure: the measured conversion uplift of the ``size`` top customers by each ranking.
+
+    ``rows``: one randomized row per customer with group (treatment/holdout),
+    converted (bool), and one score column per ranking (higher first; ties by
+    user_id). Returns one row per ranking: ranking, n, n_treatment, n_control,
+    conv_treatment, conv_control, uplift (fractions; NaN without both groups).
+    """
+    out = []
+    for ranking in [c for c in rows.columns if c not in ("user_id", "group", "converted")]:
+        top = rows.sort_values([ranking, "user_id"], ascending=[False, True]).head(size)
+        treated = top[top["group"] == "treatment"]["converted"].astype(float)
+        held = top[top["group"] != "treatment"]["converted"].astype(float)
+        conv_t = treated.mean() if len(treated) else float("nan")
+        conv_c = held.mean() if len(held) else float("nan")
+        out.append({"ranking": ranking, "n": len(top), "n_treatment": len(treated),
+                    "n_control": len(held), "conv_treatment": conv_t,
+                    "conv_control": conv_c, "uplift": conv_t - conv_c})
+    return pd.DataFrame(out)

@@ -30,7 +30,7 @@ from campaign.common.money import format_plain
 from campaign.config import Config, load_config
 from campaign.db.migrate import current_revision, upgrade
 from campaign.db.models import Event, EventType, Product, User
-from campaign.demo.constants import LOOP_DAYS
+from campaign.demo.constants import LOOP_DAYS, SECOND_RUN_DAYS
 from campaign.demo.shop import CSV_FILES, DEFAULT_SEED, DEMO_AS_OF, generate_shop, write_csv
 from campaign.ingest import count_rows, import_csv
 
@@ -39,7 +39,7 @@ CONFIG_FILE = "config.toml"
 DATA_DIR = "data"
 # Bump when the generator's output changes: an old folder then asks for --fresh
 # instead of silently mixing two different shops.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
 
@@ -102,7 +102,7 @@ class DemoStep:
 
 
 def demo_config_text() -> str:
-    """The demo's ``config.toml``: SQLite next to it, file channels, two campaigns."""
+    """The demo's ``config.toml``: SQLite next to it, file channels, three campaigns."""
     clock = DEMO_AS_OF + timedelta(days=LOOP_DAYS)
     return f"""\
 # Configuration of the demo shop, written once by `campaign demo` (it never overwrites it).
@@ -202,6 +202,35 @@ offer = false
 name = "care-coupon"
 template = "winback"
 offer = true
+
+# A reminder without a coupon, which the shop tested 50/50 before (data/experiments.csv,
+# imported with `campaign import experiments`). The demo trains its uplift model on that
+# test and runs it {SECOND_RUN_DAYS} days after the other campaigns, to the 150 customers the
+# model expects it to change most. Every other eligible customer is randomized too (the
+# learning share), so the demo can measure what ranking by risk would have reached.
+[[campaigns]]
+name = "retain"
+channels = ["email"]
+holdout_share = 0.5
+cooldown_days = 30
+max_recipients = 150
+
+[campaigns.schedule]
+cron = "0 10 * * 3"
+timezone = "Asia/Shanghai"
+
+[campaigns.audience]
+min_risk = 0.0
+max_risk = 1.0
+rank_by = "uplift"
+# Kept in, so the comparison with ranking by risk covers everyone.
+exclude_sleeping_dogs = false
+learning_share = 1.0
+
+[[campaigns.variants]]
+name = "reminder"
+template = "care"
+offer = false
 """
 
 
@@ -303,7 +332,8 @@ def migrate_step(context: DemoContext) -> StepSummary:
 
 def generate_step(context: DemoContext) -> StepSummary:
     """Generate the shop into ``data/*.csv`` unless the files are already there."""
-    paths = {name: context.data_dir / f"{name}.csv" for name in (*CSV_FILES, "truth")}
+    paths = {name: context.data_dir / f"{name}.csv"
+             for name in (*CSV_FILES, "experiments", "truth")}
     changed = not all(path.is_file() for path in paths.values())
     if changed:
         with context.progress("Generating the shop", None):

@@ -26,6 +26,12 @@ from campaign.demo.constants import DEFAULT_SEED, DEFAULT_USERS, DEMO_AS_OF, MAX
 from campaign.demo.shop.activity import PURCHASE, as_frame, first_visit_seconds, simulate
 from campaign.demo.shop.catalogue import CATEGORIES, build_catalogue
 from campaign.demo.shop.people import PERSONAS, build_population
+from campaign.demo.shop.responsiveness import (
+    EXPERIMENT_COLUMNS,
+    past_experiment,
+    purchase_state,
+    responsiveness_types,
+)
 from campaign.demo.shop.seasons import build_calendar
 
 HISTORY_DAYS = 540
@@ -53,9 +59,12 @@ class DemoShop:
     timestamps are UTC-aware, money is a decimal string ("129.00"), consent flags are
     nullable booleans (missing means no consent). ``truth`` has one row per user:
     user_id, persona, churn_started_at (UTC; NaT if the user never starts fading within
-    the simulation, which runs 90 days past ``as_of``) and orders_next_90d (orders placed
-    in the 90 days after ``as_of``). ``future_events`` holds those later events in the
-    events columns.
+    the simulation, which runs 90 days past ``as_of``), orders_next_90d (orders placed
+    in the 90 days after ``as_of``), responsiveness_draw (the hidden uniform draw of
+    :mod:`campaign.demo.shop.responsiveness`) and responsiveness (the type it gives as
+    of ``as_of``). ``future_events`` holds those later events in the events columns.
+    ``experiments`` is the shop's past A/B test (:data:`EXPERIMENT_COLUMNS`, the
+    ``campaign import experiments`` contract).
     """
 
     users: pd.DataFrame
@@ -63,6 +72,7 @@ class DemoShop:
     events: pd.DataFrame
     truth: pd.DataFrame
     future_events: pd.DataFrame
+    experiments: pd.DataFrame
     n_users: int
     seed: int
     as_of: datetime = DEMO_AS_OF
@@ -89,8 +99,10 @@ def generate_shop(
     if not 20 <= n_products <= 100_000:
         raise InputError("demo shop", "products must be between 20 and 100,000",
                          column="products")
-    catalogue_rng, people_rng, activity_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    # A fourth child stream for the responsiveness: spawn(4)'s first three children are
+    # spawn(3)'s, so the shop itself is the same as before it existed.
+    catalogue_rng, people_rng, activity_rng, response_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
     start = DEMO_AS_OF - timedelta(days=HISTORY_DAYS)
     days = HISTORY_DAYS + FUTURE_DAYS
@@ -138,12 +150,18 @@ def generate_shop(
             "orders_next_90d": orders_next,
         }
     )
+    draw = response_rng.random(n_users)
+    truth["responsiveness_draw"] = draw
+    truth["responsiveness"] = responsiveness_types(
+        purchase_state(events, user_ids, DEMO_AS_OF), draw)
+    experiments = past_experiment(users, events, draw, response_rng, DEMO_AS_OF)
     return DemoShop(
         users=users.loc[:, list(USER_COLUMNS)],
         products=catalogue.products.loc[:, list(PRODUCT_COLUMNS)],
         events=events.loc[:, list(EVENT_COLUMNS)],
         truth=truth,
         future_events=future.loc[:, list(EVENT_COLUMNS)],
+        experiments=experiments,
         n_users=n_users,
         seed=seed,
     )
@@ -163,7 +181,8 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(shop: DemoShop, folder: Path) -> dict[str, Path]:
-    """Write users.csv, products.csv, events.csv (the import files) and truth.csv.
+    """Write users.csv, products.csv, events.csv, experiments.csv (the import files)
+    and truth.csv.
 
     Each file is written under a temporary name and renamed, so an interrupted write
     never leaves a half file behind. Returns {"users": path, ...}. Overwrites.
@@ -171,7 +190,7 @@ def write_csv(shop: DemoShop, folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     frames = {"users": shop.users, "products": shop.products, "events": shop.events,
-              "truth": shop.truth}
+              "experiments": shop.experiments, "truth": shop.truth}
     for name, frame in frames.items():
         path = folder / f"{name}.csv"
         partial = folder / f".{name}.csv.partial"
@@ -186,6 +205,7 @@ __all__ = [
     "DEMO_AS_OF",
     "DemoShop",
     "EVENT_COLUMNS",
+    "EXPERIMENT_COLUMNS",
     "HISTORY_DAYS",
     "PRODUCT_COLUMNS",
     "USER_COLUMNS",
