@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from console_preview import PASSWORD, _campaign, _copied_shop, _free_port, _quantile
+from console_preview import PASSWORD, _campaign, _copied_shop, _quantile, console_client
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
@@ -94,33 +92,13 @@ def main() -> None:
                           "operator", cwd=cwd, env={**env, "CAMPAIGN_PASSWORD": PASSWORD})
         if added.returncode != 0:
             raise SystemExit(added.stderr)
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "campaign", "--config", str(config), "console", "--port",
-             str(port), "--log-level", "warning"], cwd=cwd, env=env,
-        )
         results: dict[str, list[float]] = {}
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-                for _ in range(300):
-                    try:
-                        if client.get("/healthz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.2)
-                login = client.get("/login").text
-                csrf = re.search(r'name="csrf" value="([^"]+)"', login)
-                assert csrf is not None, "no CSRF token on the login page"
-                client.post("/login", data={"csrf": csrf.group(1), "name": "bench",
-                                            "password": PASSWORD, "next": "/"})
-                results["healthz"] = timed(client, "/healthz", args.repeats, {})
-                for name, path in pages(client).items():
-                    for lang in ("en", "zh-CN"):
-                        results[f"{name}.{lang}"] = timed(
-                            client, path, args.repeats, {"Accept-Language": lang})
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with console_client(config, cwd, env, "bench") as client:
+            results["healthz"] = timed(client, "/healthz", args.repeats, {})
+            for name, path in pages(client).items():
+                for lang in ("en", "zh-CN"):
+                    results[f"{name}.{lang}"] = timed(
+                        client, path, args.repeats, {"Accept-Language": lang})
     ms = 1000
     print(f"shop: {source}")
     worst = ("", 0.0)

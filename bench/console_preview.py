@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -83,6 +85,36 @@ def _copied_shop(config: Path, folder: Path) -> Path:
     return target / config.name
 
 
+@contextmanager
+def console_client(config: Path, cwd: Path, env: dict[str, str], account: str
+                   ) -> Iterator[httpx.Client]:
+    """A real ``campaign console`` on a free port of 127.0.0.1 (a subprocess) and a
+    client logged in as ``account`` (password :data:`PASSWORD`); stopped on exit."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "campaign", "--config", str(config), "console", "--port",
+         str(port), "--log-level", "warning"], cwd=cwd, env=env,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for _ in range(300):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            login = client.get("/login").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', login)
+            if csrf is None:
+                raise SystemExit("no CSRF token on the console's login page")
+            client.post("/login", data={"csrf": csrf.group(1), "name": account,
+                                        "password": PASSWORD, "next": "/"})
+            yield client
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -126,33 +158,13 @@ def main() -> None:
                           "marketer", cwd=cwd, env={**env, "CAMPAIGN_PASSWORD": PASSWORD})
         if added.returncode != 0:
             raise SystemExit(added.stderr)
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "campaign", "--config", str(config), "console", "--port",
-             str(port), "--log-level", "warning"], cwd=cwd, env=env,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base, timeout=60) as client:
-                for _ in range(300):
-                    try:
-                        if client.get("/healthz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.2)
-                login = client.get("/login").text
-                csrf = re.search(r'name="csrf" value="([^"]+)"', login).group(1)  # type: ignore[union-attr]
-                client.post("/login", data={"csrf": csrf, "name": "bench",
-                                            "password": PASSWORD, "next": "/"})
-                page = client.get(f"/templates/file?name={FILE}").text
-                csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-                source = (cwd / "templates" / FILE).read_text(encoding="utf-8")
-                _edits(client, csrf, source, 3, None)  # warm: templates compiled once
-                sample = _edits(client, csrf, source, args.edits, None)
-                real = _edits(client, csrf, source, args.edits, args.user) if args.user else []
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with console_client(config, cwd, env, "bench") as client:
+            page = client.get(f"/templates/file?name={FILE}").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+            source = (cwd / "templates" / FILE).read_text(encoding="utf-8")
+            _edits(client, csrf, source, 3, None)  # warm: templates compiled once
+            sample = _edits(client, csrf, source, args.edits, None)
+            real = _edits(client, csrf, source, args.edits, args.user) if args.user else []
         cli = []
         for _ in range(3):
             started = time.perf_counter()

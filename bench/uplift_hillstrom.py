@@ -139,17 +139,15 @@ def write_shop(data: pd.DataFrame, folder: Path) -> dict[str, Path]:
     return paths
 
 
-MIN_RESPONDERS = 0  # [uplift] min_responders_per_leaf; --min-responders sets it
-
-
-def write_config(path: Path, database: Path) -> Path:
+def write_config(path: Path, database: Path, min_responders: int = 0) -> Path:
+    """The shop's config; ``min_responders``: [uplift] min_responders_per_leaf."""
     numeric = ", ".join(f'"{n}"' for n in NUMERIC)
     categorical = ", ".join(f'"{n}"' for n in CATEGORICAL)
     path.write_text(
         f'[database]\nurl = "sqlite:///{database}"\n\n[shop]\ncurrency = "USD"\n\n'
         f"[uplift]\nnumeric_attributes = [{numeric}]\n"
         f"categorical_attributes = [{categorical}]\n"
-        f"min_responders_per_leaf = {MIN_RESPONDERS}\n",
+        f"min_responders_per_leaf = {min_responders}\n",
         encoding="utf-8",
     )
     return path
@@ -184,11 +182,12 @@ def shop_database(data: pd.DataFrame) -> tuple[Path, Path]:
 
 
 def product_scores(data: pd.DataFrame, train: np.ndarray, test: np.ndarray, seed: int,
-                   outcome: str, database: Path, workdir: Path) -> tuple[np.ndarray, float]:
+                   outcome: str, database: Path, workdir: Path, min_responders: int
+                   ) -> tuple[np.ndarray, float]:
     """The product's uplift for the ``test`` rows, trained on the ``train`` rows' test."""
     run_db = workdir / f"seed{seed}.db"
     run_db.write_bytes(database.read_bytes())  # a throw-away copy: the cache stays clean
-    config = write_config(workdir / f"seed{seed}.toml", run_db)
+    config = write_config(workdir / f"seed{seed}.toml", run_db, min_responders)
     campaign_cli(config, "db", "upgrade")  # the cached shop may predate a migration
     rows = data.iloc[train]
     experiments = pd.DataFrame({
@@ -304,8 +303,6 @@ def main() -> None:
     parser.add_argument("--min-responders", type=int, default=0,
                         help="[uplift] min_responders_per_leaf (docs/uplift.md)")
     args = parser.parse_args()
-    global MIN_RESPONDERS
-    MIN_RESPONDERS = args.min_responders
 
     data = load_hillstrom()
     if args.rows:
@@ -327,7 +324,7 @@ def main() -> None:
         y, w = y_all[test], w_all[test]
         ranked: dict[str, np.ndarray] = {}
         ranked["product"], fit_seconds = product_scores(
-            data, train, test, seed, args.outcome, database, workdir)
+            data, train, test, seed, args.outcome, database, workdir, args.min_responders)
         print(f"{prefix}.product.train_uplift_seconds.seed{seed}: {fit_seconds:.1f} s",
               flush=True)
         for name, ranker in rankers.items():

@@ -139,20 +139,11 @@ def model_table(history: pd.DataFrame) -> Table:
     return table
 
 
-def _per_thousand(value: float | None, outcome: str, currency: str) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    if outcome == "revenue":
-        from campaign.common.money import minor_digits
-
-        sign = "+" if value >= 0 else "-"
-        return f"{sign}{_money(abs(value) * 10 ** minor_digits(currency), currency)}"
-    return f"{value:+,.1f}"
-
-
 def targeting_table(targeting: TargetingReport, currency: str) -> Table:
     """Messaging the top share by predicted uplift instead of by risk, per 1,000
     messages, on the experiment rows the model did not see (95% bootstrap interval)."""
+    from campaign.measurement.reports.tables import per_thousand
+
     table = Table(
         title=f"{targeting.campaign}: by uplift vs by risk, per 1,000 messages "
               f"({count(targeting.rows)} held-back rows; uplift version {targeting.version})",
@@ -162,11 +153,11 @@ def targeting_table(targeting: TargetingReport, currency: str) -> Table:
     for r in targeting.gain.itertuples(index=False):
         table.add_row(
             f"top {r.share:.0%}", "revenue" if r.outcome == "revenue" else r.outcome,
-            _per_thousand(r.by_uplift, r.outcome, currency),
-            _per_thousand(r.by_risk, r.outcome, currency),
-            f"{_per_thousand(r.gain, r.outcome, currency)} "
-            f"[{_per_thousand(r.low, r.outcome, currency)}, "
-            f"{_per_thousand(r.high, r.outcome, currency)}]",
+            per_thousand(r.by_uplift, r.outcome, currency),
+            per_thousand(r.by_risk, r.outcome, currency),
+            f"{per_thousand(r.gain, r.outcome, currency)} "
+            f"[{per_thousand(r.low, r.outcome, currency)}, "
+            f"{per_thousand(r.high, r.outcome, currency)}]",
         )
     return table
 

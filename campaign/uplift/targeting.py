@@ -35,13 +35,6 @@ DRAWS = 200
 LEVEL = 0.95
 
 
-def _weighted_uplift(y: np.ndarray, w: np.ndarray, weights: np.ndarray) -> float:
-    t, c = weights[w].sum(), weights[~w].sum()
-    if t <= 0 or c <= 0:
-        return math.nan
-    return float((y[w] * weights[w]).sum() / t - (y[~w] * weights[~w]).sum() / c)
-
-
 def qini_points(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
                 rankings: dict[str, np.ndarray]) -> pd.DataFrame:
     """Columns ``share`` (0–1 targeted) and one per ranking plus ``random``:

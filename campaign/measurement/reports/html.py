@@ -30,7 +30,7 @@ from campaign.churn.artifacts import model_key  # noqa: E402
 from campaign.churn.registry import load_model  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
 from campaign.common.errors import CampaignError  # noqa: E402
-from campaign.common.money import format_plain, minor_digits  # noqa: E402
+from campaign.common.money import format_plain  # noqa: E402
 from campaign.config import Config  # noqa: E402
 from campaign.measurement.reports.data import (  # noqa: E402
     ALL,
@@ -39,7 +39,11 @@ from campaign.measurement.reports.data import (  # noqa: E402
     campaign_report,
     model_history,
 )
-from campaign.measurement.reports.tables import report_tables, table_html  # noqa: E402
+from campaign.measurement.reports.tables import (  # noqa: E402
+    per_thousand,
+    report_tables,
+    table_html,
+)
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;
@@ -176,16 +180,6 @@ def targeting_figure(curve: pd.DataFrame, outcome: str) -> str:
 _UNITS = {"converted": "conversions", "visited": "visits", "revenue": "revenue"}
 
 
-def _per_thousand(value: float | None, outcome: str, currency: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if outcome == "revenue":
-        sign = "+" if value >= 0 else "−"
-        minor = abs(value) * 10 ** minor_digits(currency)
-        return f"{sign}{currency} {format_plain(minor, currency)}"
-    return f"{value:+,.1f}"
-
-
 def _targeting_sections(targeting: list[Any], currency: str) -> str:
     """Per campaign with an uplift model: the gain over risk, the curve, the deciles."""
     out = []
@@ -197,14 +191,14 @@ def _targeting_sections(targeting: list[Any], currency: str) -> str:
             unit = _UNITS.get(row.outcome, row.outcome)
             out.append(
                 f"<p>Messaging the top 30 % by predicted uplift instead of by risk would "
-                f"have produced <b>{_per_thousand(row.gain, row.outcome, currency)}</b> "
+                f"have produced <b>{per_thousand(row.gain, row.outcome, currency)}</b> "
                 f"{unit if row.outcome != 'revenue' else 'in revenue'} per 1,000 messages "
-                f"[95 % interval {_per_thousand(row.low, row.outcome, currency)}, "
-                f"{_per_thousand(row.high, row.outcome, currency)}].</p>")
+                f"[95 % interval {per_thousand(row.low, row.outcome, currency)}, "
+                f"{per_thousand(row.high, row.outcome, currency)}].</p>")
         out.append(targeting_figure(t.curve, t.outcome))
         deciles = t.deciles.copy()
         for column in ("predicted", "uplift", "low", "high"):
-            deciles[column] = [_per_thousand(None if v is None else v * 1000, t.outcome,
+            deciles[column] = [per_thousand(None if v is None else v * 1000, t.outcome,
                                              currency) for v in deciles[column]]
         out.append("<p class='note'>Uplift by decile of predicted uplift, per 1,000 "
                    "customers, with 95 % bootstrap intervals:</p>")
@@ -215,7 +209,7 @@ def _targeting_sections(targeting: list[Any], currency: str) -> str:
         gain = t.gain.copy()
         gain["share"] = [f"top {share:.0%}" for share in gain["share"]]
         for column in ("by_uplift", "by_risk", "gain", "low", "high"):
-            gain[column] = [_per_thousand(v, o, currency)
+            gain[column] = [per_thousand(v, o, currency)
                             for v, o in zip(gain[column], gain["outcome"], strict=True)]
         out.append(_table(gain, {"share": "messaged", "outcome": "outcome",
                                  "by_uplift": "by uplift", "by_risk": "by risk",

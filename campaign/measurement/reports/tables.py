@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from babel.numbers import format_decimal
 
-from campaign.common.money import format_amount, format_money
+from campaign.common.money import format_amount, format_money, format_plain, minor_digits
 from campaign.measurement.reports.data import ALL, FUNNEL_STEPS, CampaignReport
 
 Translate = Callable[[str], str]
@@ -106,6 +106,19 @@ def shown(column: Column, row: Any, *, currency: str, locale: str = "en",
     if value == ALL:
         return translate(N_("(all)"))
     return str(value)
+
+
+def per_thousand(value: float | None, outcome: str, currency: str) -> str:
+    """A figure per 1,000 messages or customers, signed: money in ``currency`` for the
+    revenue outcome (major units), else a count with one decimal; ``n/a`` when missing."""
+    if _missing(value):
+        return "n/a"
+    assert value is not None
+    if outcome == "revenue":
+        sign = "+" if value >= 0 else "-"
+        minor = abs(value) * 10 ** minor_digits(currency)
+        return f"{sign}{currency} {format_plain(minor, currency)}"
+    return f"{value:+,.1f}"
 
 
 def _plain(column: Column, value: Any, currency: str) -> Any:
