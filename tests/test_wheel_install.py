@@ -11,6 +11,7 @@ installs the wheel with its dependencies resolved from scratch.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -27,10 +28,21 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True, timeout=600,
+    # Built from a snapshot of the sources, not the checkout itself: the build writes
+    # build/ and an egg-info beside the sources, and the other test workers import
+    # (and write bytecode into) the same tree while this runs.
+    source = tmp_path_factory.mktemp("source") / "campaign"
+    shutil.copytree(
+        ROOT, source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
+        ),
     )
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert build.returncode == 0, f"pip wheel failed:\n{build.stdout}\n{build.stderr}"
     [built] = out.glob("campaign-*.whl")
     return built
 
