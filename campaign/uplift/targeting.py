@@ -20,13 +20,13 @@ report and the console (docs/uplift.md, "What targeting by uplift gains"):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
-from campaign.uplift.evaluate import TOP_SHARES, qini_curve
+from campaign.uplift.evaluate import TOP_SHARES, qini_curve, resampled_sums
 from campaign.uplift.model import balancing_weights
 
 CURVE_POINTS = 21  # 0 %, 5 %, ... 100 % of the customers targeted
@@ -51,11 +51,6 @@ def qini_points(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
     return pd.DataFrame(out)
 
 
-def _top_rows(score: np.ndarray, share: float) -> np.ndarray:
-    order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
-    return order[: math.ceil(share * len(order))]
-
-
 def _interval(draws: np.ndarray) -> tuple[float, float]:
     finite = draws[np.isfinite(draws)]
     if not len(finite):
@@ -65,128 +60,165 @@ def _interval(draws: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+class DecileStatistic:
+    """Uplift by decile of predicted uplift: the point table and, from the column sums
+    of :attr:`matrix` on resamples (campaign.uplift.evaluate.resampled_sums), each
+    decile's bootstrap interval."""
+
+    def __init__(self, y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
+                 uplift: np.ndarray) -> None:
+        self.w = np.asarray(treatment, dtype=bool)
+        self.y = np.asarray(y, dtype=float)
+        self.uplift = np.asarray(uplift, dtype=float)
+        self.weights = balancing_weights(self.w, p)
+        n = len(self.y)
+        order = np.argsort(-self.uplift, kind="mergesort")
+        self.labels = np.empty(n, dtype=int)
+        self.labels[order] = np.minimum(np.arange(n) * DECILES // max(1, n), DECILES - 1)
+        t_weight = np.where(self.w, self.weights, 0.0)
+        c_weight = np.where(self.w, 0.0, self.weights)
+        values = np.column_stack([t_weight, c_weight, t_weight * self.y, c_weight * self.y])
+        columns = np.arange(4)[None, :] * DECILES + self.labels[:, None]
+        self.matrix = sparse.csr_matrix(
+            (values.ravel(), (np.repeat(np.arange(n), 4), columns.ravel())),
+            shape=(n, 4 * DECILES))
+
+    def table(self, sums: np.ndarray) -> pd.DataFrame:
+        """One row per decile (1 = highest): ``decile, customers, treated, held_out,
+        predicted, treated_rate, control_rate, uplift, low, high``."""
+        t_weight, c_weight, t_sum, c_sum = sums.reshape(len(sums), 4, DECILES).transpose(1, 0, 2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            resampled = np.where((t_weight > 0) & (c_weight > 0),
+                                 t_sum / t_weight - c_sum / c_weight, np.nan)
+        rows = []
+        for decile in range(DECILES):
+            mask = self.labels == decile
+            if not mask.any():
+                continue
+            wt, ww, yy = self.weights[mask], self.w[mask], self.y[mask]
+            low, high = _interval(resampled[:, decile])
+            treated_rate = (float((yy[ww] * wt[ww]).sum() / wt[ww].sum())
+                            if ww.any() else math.nan)
+            control_rate = (float((yy[~ww] * wt[~ww]).sum() / wt[~ww].sum())
+                            if (~ww).any() else math.nan)
+            rows.append({
+                "decile": decile + 1, "customers": int(mask.sum()), "treated": int(ww.sum()),
+                "held_out": int((~ww).sum()), "predicted": float(np.mean(self.uplift[mask])),
+                "treated_rate": treated_rate, "control_rate": control_rate,
+                "uplift": treated_rate - control_rate, "low": low, "high": high,
+            })
+        return pd.DataFrame(rows)
+
+
 def decile_table(y: np.ndarray, treatment: np.ndarray, p: np.ndarray, uplift: np.ndarray,
                  rng: np.random.Generator, draws: int = DRAWS) -> pd.DataFrame:
-    """One row per decile of predicted uplift (1 = highest): ``decile, customers,
-    treated, held_out, predicted, treated_rate, control_rate, uplift, low, high``."""
-    w = np.asarray(treatment, dtype=bool)
-    y = np.asarray(y, dtype=float)
-    weights = balancing_weights(w, p)
-    order = np.argsort(-np.asarray(uplift, dtype=float), kind="mergesort")
-    labels = np.empty(len(y), dtype=int)
-    labels[order] = np.minimum(np.arange(len(y)) * DECILES // max(1, len(y)), DECILES - 1)
-    resampled = np.empty((draws, DECILES))
-    for draw in range(draws):
-        counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
-        resampled[draw] = _decile_uplifts(y, w, weights * counts, labels)
-    rows = []
-    for decile in range(DECILES):
-        mask = labels == decile
-        if not mask.any():
-            continue
-        wt, ww, yy = weights[mask], w[mask], y[mask]
-        low, high = _interval(resampled[:, decile])
-        treated_rate = float((yy[ww] * wt[ww]).sum() / wt[ww].sum()) if ww.any() else math.nan
-        control_rate = (float((yy[~ww] * wt[~ww]).sum() / wt[~ww].sum())
-                        if (~ww).any() else math.nan)
-        rows.append({
-            "decile": decile + 1, "customers": int(mask.sum()), "treated": int(ww.sum()),
-            "held_out": int((~ww).sum()), "predicted": float(np.mean(uplift[mask])),
-            "treated_rate": treated_rate, "control_rate": control_rate,
-            "uplift": treated_rate - control_rate, "low": low, "high": high,
-        })
-    return pd.DataFrame(rows)
+    """:meth:`DecileStatistic.table` on ``draws`` resamples."""
+    statistic = DecileStatistic(y, treatment, p, uplift)
+    [sums] = resampled_sums([statistic.matrix], len(statistic.y), rng, draws)
+    return statistic.table(sums)
 
 
-def _decile_uplifts(y: np.ndarray, w: np.ndarray, weights: np.ndarray,
-                    labels: np.ndarray) -> np.ndarray:
-    t_weight = np.bincount(labels, weights * w, DECILES)
-    c_weight = np.bincount(labels, weights * ~w, DECILES)
-    t_sum = np.bincount(labels, weights * w * y, DECILES)
-    c_sum = np.bincount(labels, weights * ~w * y, DECILES)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((t_weight > 0) & (c_weight > 0),
-                        t_sum / t_weight - c_sum / c_weight, np.nan)
-
-
-def _resample_counts(rng: np.random.Generator, n: int, draws: int) -> Iterator[np.ndarray]:
-    """Chunks of bootstrap resamples as a (draws in chunk × n) matrix of how often each
-    row was drawn: bounded memory however many rows."""
-    chunk = max(1, min(draws, 25))
-    done = 0
-    while done < draws:
-        size = min(chunk, draws - done)
-        counts = np.zeros((size, n))
-        for i in range(size):
-            counts[i] = np.bincount(rng.integers(0, n, n), minlength=n)
-        done += size
-        yield counts
-
-
-def gain_table(outcomes: dict[str, np.ndarray], treatment: np.ndarray, p: np.ndarray,
-               uplift: np.ndarray, risk: np.ndarray, rng: np.random.Generator,
-               draws: int = DRAWS) -> pd.DataFrame:
+class GainStatistic:
     """Per top share and outcome (``converted``: count, ``revenue``: major currency
-    units): ``share, outcome, by_uplift, by_risk, gain, low, high``, each per 1,000
-    messages (the uplift among the targeted × 1,000).
+    units): the uplift among the customers targeted by uplift and by risk, and the
+    bootstrap interval of their difference (the same resamples for both rankings),
+    each per 1,000 messages. Every weighted sum is one column of :attr:`matrix`."""
 
-    Every weighted sum a resample needs is one column of a matrix, so the resamples
-    of a chunk cost one matrix product (instead of a Python loop over draws, shares,
-    rankings and outcomes).
-    """
-    w = np.asarray(treatment, dtype=bool)
-    n = len(w)
-    weights = balancing_weights(w, p)
-    names = list(outcomes)
-    ys = [np.asarray(outcomes[name], dtype=float) for name in names]
-    # Columns per (share, ranking): treated weight, control weight, then per outcome
-    # the treated and the control weighted outcome, of the targeted rows only.
-    groups = []
-    for share in TOP_SHARES:
-        for score in (uplift, risk):
-            targeted = np.zeros(n, dtype=bool)
-            targeted[_top_rows(score, share)] = True
-            t_weight, c_weight = weights * (w & targeted), weights * (~w & targeted)
-            groups.append(np.column_stack(
-                [t_weight, c_weight, *(c for y in ys for c in (t_weight * y, c_weight * y))]))
-    matrix = np.hstack(groups)  # n × (shares · 2 rankings · (2 + 2 · outcomes))
+    def __init__(self, outcomes: dict[str, np.ndarray], treatment: np.ndarray,
+                 p: np.ndarray, uplift: np.ndarray, risk: np.ndarray) -> None:
+        w = np.asarray(treatment, dtype=bool)
+        n = len(w)
+        weights = balancing_weights(w, p)
+        self.names = list(outcomes)
+        ys = [np.asarray(outcomes[name], dtype=float) for name in self.names]
+        # Columns per (share, ranking): treated weight, control weight, then per outcome
+        # the treated and the control weighted outcome, of the targeted rows only.
+        orders = [np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
+                  for score in (uplift, risk)]
+        groups = []
+        for share in TOP_SHARES:
+            for order in orders:
+                targeted = np.zeros(n, dtype=bool)
+                targeted[order[: math.ceil(share * n)]] = True
+                t_weight, c_weight = weights * (w & targeted), weights * (~w & targeted)
+                groups.append(np.column_stack(
+                    [t_weight, c_weight, *(c for y in ys for c in (t_weight * y, c_weight * y))]))
+        # n × (shares · 2 rankings · (2 + 2 · outcomes)), mostly zeros (each row is in
+        # one group and targeted at few shares): sparse, which also keeps the product
+        # off a dense BLAS call whose threads stall when the machine is busy.
+        self.matrix = sparse.csr_matrix(np.hstack(groups))
+        self.point = np.asarray(self.matrix.sum(axis=0)).ravel()
 
-    def uplifts(sums: np.ndarray) -> np.ndarray:
+    def _uplifts(self, sums: np.ndarray) -> np.ndarray:
         """(… × shares × 2 × outcomes) uplifts from (… × columns) sums."""
-        shaped = sums.reshape(*sums.shape[:-1], len(TOP_SHARES), 2, 2 + 2 * len(ys))
+        shaped = sums.reshape(*sums.shape[:-1], len(TOP_SHARES), 2, 2 + 2 * len(self.names))
         t_weight, c_weight = shaped[..., :1], shaped[..., 1:2]
         treated, control = shaped[..., 2::2], shaped[..., 3::2]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where((t_weight > 0) & (c_weight > 0),
                             treated / t_weight - control / c_weight, np.nan)
 
-    point = uplifts(matrix.sum(axis=0))
-    resampled = np.concatenate(
-        [uplifts(counts @ matrix) for counts in _resample_counts(rng, n, draws)])
-    differences = resampled[:, :, 0, :] - resampled[:, :, 1, :]  # draws × shares × outcomes
-    rows = []
-    for k, name in enumerate(names):
-        for i, share in enumerate(TOP_SHARES):
-            u, r = float(point[i, 0, k]), float(point[i, 1, k])
-            low, high = _interval(differences[:, i, k])
-            rows.append({"share": share, "outcome": name, "by_uplift": 1000 * u,
-                         "by_risk": 1000 * r, "gain": 1000 * (u - r),
-                         "low": 1000 * low, "high": 1000 * high})
-    return pd.DataFrame(rows)
+    def table(self, sums: np.ndarray) -> pd.DataFrame:
+        """``share, outcome, by_uplift, by_risk, gain, low, high`` (per 1,000 messages)."""
+        point = self._uplifts(self.point)
+        resampled = self._uplifts(sums)
+        differences = resampled[:, :, 0, :] - resampled[:, :, 1, :]  # draws × shares × outcomes
+        rows = []
+        for k, name in enumerate(self.names):
+            for i, share in enumerate(TOP_SHARES):
+                u, r = float(point[i, 0, k]), float(point[i, 1, k])
+                low, high = _interval(differences[:, i, k])
+                rows.append({"share": share, "outcome": name, "by_uplift": 1000 * u,
+                             "by_risk": 1000 * r, "gain": 1000 * (u - r),
+                             "low": 1000 * low, "high": 1000 * high})
+        return pd.DataFrame(rows)
+
+
+def gain_table(outcomes: dict[str, np.ndarray], treatment: np.ndarray, p: np.ndarray,
+               uplift: np.ndarray, risk: np.ndarray, rng: np.random.Generator,
+               draws: int = DRAWS) -> pd.DataFrame:
+    """:meth:`GainStatistic.table` on ``draws`` resamples."""
+    statistic = GainStatistic(outcomes, treatment, p, uplift, risk)
+    [sums] = resampled_sums([statistic.matrix], statistic.matrix.shape[0], rng, draws)
+    return statistic.table(sums)
+
+
+class TargetingStatistics:
+    """The resampled parts of :func:`targeting_summary` for one ranking: its
+    :attr:`matrices` go into one :func:`resampled_sums` call (with any other
+    statistic's), :meth:`summary` takes their sums back."""
+
+    def __init__(self, y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
+                 uplift: np.ndarray, risk: np.ndarray,
+                 outcomes: dict[str, np.ndarray]) -> None:
+        self.curve = qini_points(y, treatment, p, {"uplift": uplift, "risk": risk})
+        self.deciles = DecileStatistic(y, treatment, p, uplift)
+        self.gain = GainStatistic(outcomes, treatment, p, uplift, risk)
+        self.rows = len(y)
+
+    @property
+    def matrices(self) -> list[np.ndarray | sparse.spmatrix]:
+        """The matrices whose resampled column sums :meth:`summary` takes, in order."""
+        return [self.deciles.matrix, self.gain.matrix]
+
+    def summary(self, sums: list[np.ndarray]) -> dict[str, Any]:
+        """The three tables as JSON-ready records (stored in the model's metrics)."""
+        decile_sums, gain_sums = sums
+
+        def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                     for k, v in row.items()} for row in frame.to_dict("records")]
+
+        return {"rows": self.rows, "curve": records(self.curve),
+                "deciles": records(self.deciles.table(decile_sums)),
+                "gain": records(self.gain.table(gain_sums))}
 
 
 def targeting_summary(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
                       uplift: np.ndarray, risk: np.ndarray,
                       outcomes: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
-    """The three tables above as JSON-ready records (stored in the model's metrics)."""
-    rng = np.random.default_rng(seed)
-    curve = qini_points(y, treatment, p, {"uplift": uplift, "risk": risk})
-    deciles = decile_table(y, treatment, p, uplift, rng)
-    gain = gain_table(outcomes, treatment, p, uplift, risk, rng)
-
-    def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in row.items()} for row in frame.to_dict("records")]
-
-    return {"rows": len(y), "curve": records(curve), "deciles": records(deciles),
-            "gain": records(gain)}
+    """The Qini curve, the decile table and the gain table of ``uplift`` against
+    ``risk`` as JSON-ready records, on :data:`DRAWS` resamples."""
+    statistics = TargetingStatistics(y, treatment, p, uplift, risk, outcomes)
+    sums = resampled_sums(statistics.matrices, len(y), np.random.default_rng(seed), DRAWS)
+    return statistics.summary(sums)

@@ -23,9 +23,15 @@ from campaign.common.money import minor_digits
 from campaign.config import UpliftConfig
 from campaign.uplift.attributes import AttributeEncoder
 from campaign.uplift.data import FEATURE_COLUMNS, OUTCOMES
-from campaign.uplift.evaluate import bootstrap_qini, ranking_table
-from campaign.uplift.model import TwoModelBoosting, UpliftModel, UpliftTree
-from campaign.uplift.targeting import targeting_summary
+from campaign.uplift.evaluate import (
+    QiniPoints,
+    perfect_ranking,
+    qini_on_resamples,
+    ranking_table,
+    resampled_sums,
+)
+from campaign.uplift.model import TwoModelBoosting, UpliftModel, UpliftTree, balancing_weights
+from campaign.uplift.targeting import TargetingStatistics
 
 TREE, BOOSTING, RISK = "tree", "boosting", "risk (recency)"
 # The challenger replaces the readable tree only when its Qini is higher in at least
@@ -139,26 +145,38 @@ def compare(frame: pd.DataFrame, outcome: str, config: UpliftConfig, currency: s
         RISK: X_valid[RISK_COLUMN].to_numpy(),
     }
     table = ranking_table(y[valid], w[valid], p[valid], table_scores)
-    wins = challenger_wins(y[valid], w[valid], p[valid], table_scores[TREE],
-                           table_scores[BOOSTING], np.random.default_rng(config.random_state))
+    outcomes = {name: outcome_values(frame, name, currency)[valid]
+                for name in dict.fromkeys((outcome, "converted", "revenue"))}
+    wins, targeting = _resampled(y[valid], w[valid], p[valid], table_scores, outcomes,
+                                 np.random.default_rng(config.random_state))
     # The readable tree stays unless the challenger is clearly better: its Qini higher in
     # at least CLEARLY_BETTER of the bootstrap resamples of the held-back rows.
     chosen = BOOSTING if wins >= CLEARLY_BETTER else TREE
-    outcomes = {name: outcome_values(frame, name, currency)[valid]
-                for name in dict.fromkeys((outcome, "converted", "revenue"))}
-    targeting = targeting_summary(y[valid], w[valid], p[valid], table_scores[chosen],
-                                  table_scores[RISK], outcomes, config.random_state)
-    return Comparison(table, len(train), len(valid), chosen, wins, targeting)
+    return Comparison(table, len(train), len(valid), chosen, wins, targeting[chosen])
 
 
-def challenger_wins(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
-                    tree: np.ndarray, challenger: np.ndarray, rng: np.random.Generator,
-                    draws: int = BOOTSTRAP_DRAWS) -> float:
-    """Share of bootstrap resamples (rows drawn with replacement) in which the
-    challenger's Qini coefficient is above the tree's."""
-    found = bootstrap_qini(y, treatment, p, {"tree": tree, "challenger": challenger},
-                           rng, draws)
-    return float(np.mean(found["challenger"] > found["tree"]))
+def _resampled(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
+               scores: dict[str, np.ndarray], outcomes: dict[str, np.ndarray],
+               rng: np.random.Generator) -> tuple[float, dict[str, dict[str, Any]]]:
+    """On one set of bootstrap resamples of the held-back rows: the share where the
+    challenger's Qini is above the tree's, and each candidate's targeting summary
+    (campaign.uplift.targeting) against risk.
+
+    One pass: drawing the resamples costs as much as every statistic on them together.
+    """
+    weights = balancing_weights(treatment, p)
+    perfect = QiniPoints(y, treatment, perfect_ranking(y, treatment), weights)
+    qini = {name: QiniPoints(y, treatment, scores[name], weights) for name in (TREE, BOOSTING)}
+    targeting = {name: TargetingStatistics(y, treatment, p, scores[name], scores[RISK],
+                                           outcomes) for name in (TREE, BOOSTING)}
+    matrices = [perfect.matrix, *(q.matrix for q in qini.values()),
+                *(m for t in targeting.values() for m in t.matrices)]
+    sums = resampled_sums(matrices, len(y), rng, BOOTSTRAP_DRAWS)
+    found = qini_on_resamples(perfect, qini, sums[:3])
+    wins = float(np.mean(found[BOOSTING] > found[TREE]))
+    summaries = {name: t.summary(sums[3 + 2 * i: 5 + 2 * i])
+                 for i, (name, t) in enumerate(targeting.items())}
+    return wins, summaries
 
 
 def fit_uplift(frame: pd.DataFrame, campaign: str, outcome: str, config: UpliftConfig,
