@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from campaign.churn.registry import save_model_version
-from campaign.cli import app, campaigns, model, recommend, report
+from campaign.cli import app, campaigns, model, recommend, report, uplift
 from campaign.db.engine import session_scope
 from campaign.measurement.reports.status import FIELDS as STATUS_FIELDS
 from tests.test_attribution import NOW, build_scenario
@@ -64,6 +64,10 @@ def test_the_docs_list_every_field_of_every_machine_output() -> None:
     assert documented("evaluate recommend") == {
         "evaluation": recommend.EVALUATION_FIELDS, "metrics": recommend.METRIC_FIELDS,
         "tournament": recommend.TOURNAMENT_FIELDS,
+    }
+    assert documented("evaluate uplift") == {
+        "evaluation": uplift.EVALUATION_FIELDS, "metrics": uplift.METRIC_FIELDS,
+        "targeting_gain": uplift.GAIN_FIELDS, "targeting_deciles": uplift.DECILE_FIELDS,
     }
     assert documented("preview") == {
         "preview": ("campaign", "slot", "as_of", "outcome", "ranked_by", "targeting", "notes"),

@@ -93,6 +93,29 @@ def test_train_score_and_evaluate_uplift_on_an_imported_experiment(
     evaluated = runner.invoke(app, ["--config", str(config), "evaluate", "uplift"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "uplift at 30 %" in evaluated.stdout and "risk (recency)" in evaluated.stdout
+    # For machines: the same comparison, the metrics raw (fractions, not points).
+    as_json = runner.invoke(app, ["--config", str(config), "evaluate", "uplift",
+                                  "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    found = json.loads(as_json.stdout)
+    [evaluation] = found["evaluation"]
+    assert evaluation["campaign"] == "spring" and evaluation["outcome"] == "converted"
+    assert evaluation["train_rows"] + evaluation["validation_rows"] == 6_000
+    assert evaluation["chosen"] in {"tree", "boosting"}
+    metric = {(r["model"], r["metric"]): r["value"] for r in found["metrics"]}
+    assert metric[("tree", "qini")] > metric[("risk (recency)", "qini")] + 0.1
+    assert metric[("random", "qini")] == 0.0 and metric[("tree", "customers")] == (
+        evaluation["validation_rows"])
+    assert 0 < metric[("tree", "uplift_at_30")] < 1
+    assert {r["share"] for r in found["targeting_gain"]} == {0.1, 0.3, 0.5}
+    assert [d["decile"] for d in found["targeting_deciles"]] == list(range(1, 11))
+    as_csv = runner.invoke(app, ["--config", str(config), "evaluate", "uplift",
+                                 "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    csv_rows = list(csv.DictReader(as_csv.stdout.splitlines()))
+    assert {r["section"] for r in csv_rows} == {"evaluation", "metrics", "targeting_gain",
+                                                "targeting_deciles"}
+    assert sum(r["section"] == "metrics" for r in csv_rows) == len(found["metrics"])
 
     # The report: messaging the top 30 % by uplift instead of by risk, on held-back rows.
     reported = runner.invoke(app, ["--config", str(config), "report", "--format", "json"])

@@ -11,8 +11,16 @@ import typer
 from rich.table import Table
 
 from campaign.cli.common import AS_OF_HELP, console, err_console, parse_when, progress_bar, state
-from campaign.cli.model import evaluate_app, score_app, train_app
-from campaign.cli.output import count, print_table
+from campaign.cli.model import evaluate_app, metric_records, score_app, train_app
+from campaign.cli.output import (
+    OutputFormat,
+    Section,
+    count,
+    emit,
+    format_option,
+    print_table,
+)
+from campaign.cli.report import TARGETING_DECILE_FIELDS, TARGETING_GAIN_FIELDS
 
 if TYPE_CHECKING:
     from campaign.app.uplift import UpliftTrained
@@ -146,8 +154,41 @@ def score_uplift_command(
     console.print(f"-> {output}", markup=False)
 
 
+EVALUATION_FIELDS = ("campaign", "outcome", "train_rows", "validation_rows", "chosen",
+                     "challenger_wins")
+METRIC_FIELDS = ("campaign", "model", "metric", "value")
+GAIN_FIELDS = ("campaign", *TARGETING_GAIN_FIELDS[2:])
+DECILE_FIELDS = ("campaign", *TARGETING_DECILE_FIELDS[2:])
+
+
+def evaluation_sections(results: list[UpliftTrained]) -> dict[str, Section]:
+    """``evaluate uplift --format json|csv`` (fields in docs/output.md)."""
+    evaluations, metrics, gain, deciles = [], [], [], []
+    for trained in results:
+        comparison = trained.comparison
+        assert comparison is not None
+        evaluations.append({
+            "campaign": trained.campaign, "outcome": trained.outcome,
+            "train_rows": comparison.train_rows, "validation_rows": comparison.validation_rows,
+            "chosen": comparison.chosen, "challenger_wins": comparison.challenger_wins,
+        })
+        metrics += [{"campaign": trained.campaign, **row}
+                    for row in metric_records(comparison.table)]
+        gain += [{"campaign": trained.campaign, **row}
+                 for row in comparison.targeting.get("gain", [])]
+        deciles += [{"campaign": trained.campaign, **row}
+                    for row in comparison.targeting.get("deciles", [])]
+    return {
+        "evaluation": Section(EVALUATION_FIELDS, evaluations),
+        "metrics": Section(METRIC_FIELDS, metrics),
+        "targeting_gain": Section(GAIN_FIELDS, gain),
+        "targeting_deciles": Section(DECILE_FIELDS, deciles),
+    }
+
+
 def evaluate_uplift_command(
     ctx: typer.Context, campaign: str | None = _CAMPAIGN, outcome: str = _OUTCOME,
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """Qini, AUUC and uplift at 10/30/50 % of the tree and the challenger, beside risk
     targeting and random, on experiment rows they were not fitted on."""
@@ -169,6 +210,11 @@ def evaluate_uplift_command(
             except CampaignError as exc:
                 failed += 1
                 err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+    if fmt is not OutputFormat.table:
+        emit(evaluation_sections(results), fmt)
+        if failed and not results:
+            raise typer.Exit(1)
+        return
     for trained in results:
         comparison = trained.comparison
         assert comparison is not None
