@@ -139,15 +139,18 @@ def write_shop(data: pd.DataFrame, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def write_config(path: Path, database: Path, min_responders: int = 0) -> Path:
-    """The shop's config; ``min_responders``: [uplift] min_responders_per_leaf."""
+def write_config(path: Path, database: Path, min_responders: int = 0,
+                 settings: tuple[str, ...] = ()) -> Path:
+    """The shop's config; ``min_responders``: [uplift] min_responders_per_leaf;
+    ``settings``: more ``key = value`` lines of [uplift]."""
     numeric = ", ".join(f'"{n}"' for n in NUMERIC)
     categorical = ", ".join(f'"{n}"' for n in CATEGORICAL)
     path.write_text(
         f'[database]\nurl = "sqlite:///{database}"\n\n[shop]\ncurrency = "USD"\n\n'
         f"[uplift]\nnumeric_attributes = [{numeric}]\n"
         f"categorical_attributes = [{categorical}]\n"
-        f"min_responders_per_leaf = {min_responders}\n",
+        f"min_responders_per_leaf = {min_responders}\n"
+        + "".join(f"{line}\n" for line in settings),
         encoding="utf-8",
     )
     return path
@@ -182,12 +185,12 @@ def shop_database(data: pd.DataFrame) -> tuple[Path, Path]:
 
 
 def product_scores(data: pd.DataFrame, train: np.ndarray, test: np.ndarray, seed: int,
-                   outcome: str, database: Path, workdir: Path, min_responders: int
-                   ) -> tuple[np.ndarray, float]:
+                   outcome: str, database: Path, workdir: Path, min_responders: int,
+                   settings: tuple[str, ...] = ()) -> tuple[np.ndarray, float]:
     """The product's uplift for the ``test`` rows, trained on the ``train`` rows' test."""
     run_db = workdir / f"seed{seed}.db"
     run_db.write_bytes(database.read_bytes())  # a throw-away copy: the cache stays clean
-    config = write_config(workdir / f"seed{seed}.toml", run_db, min_responders)
+    config = write_config(workdir / f"seed{seed}.toml", run_db, min_responders, settings)
     campaign_cli(config, "db", "upgrade")  # the cached shop may predate a migration
     rows = data.iloc[train]
     experiments = pd.DataFrame({
@@ -302,13 +305,18 @@ def main() -> None:
                         help="leave the anchors out (quicker, for trying settings)")
     parser.add_argument("--min-responders", type=int, default=0,
                         help="[uplift] min_responders_per_leaf (docs/uplift.md)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another [uplift] setting, e.g. --set max_depth=4 (repeatable)")
     args = parser.parse_args()
+    settings = tuple(item.replace("=", " = ", 1) for item in args.set)
 
     data = load_hillstrom()
     if args.rows:
         data = data.iloc[: args.rows].reset_index(drop=True)
     database, _ = shop_database(load_hillstrom())
-    workdir = CACHE / "runs"
+    # One folder per set of settings: runs with different settings can go side by side.
+    workdir = CACHE / ("runs" + "".join(f"-{item}" for item in args.set)
+                       + (f"-mr{args.min_responders}" if args.min_responders else ""))
     workdir.mkdir(exist_ok=True)
     X_all = features(data)
     y_all = data[args.outcome].to_numpy(dtype=int)
@@ -324,7 +332,8 @@ def main() -> None:
         y, w = y_all[test], w_all[test]
         ranked: dict[str, np.ndarray] = {}
         ranked["product"], fit_seconds = product_scores(
-            data, train, test, seed, args.outcome, database, workdir, args.min_responders)
+            data, train, test, seed, args.outcome, database, workdir, args.min_responders,
+            settings)
         print(f"{prefix}.product.train_uplift_seconds.seed{seed}: {fit_seconds:.1f} s",
               flush=True)
         for name, ranker in rankers.items():
