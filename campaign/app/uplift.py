@@ -89,7 +89,8 @@ def train_uplift(
         return UpliftTrained(campaign, outcome, len(frame), treated, None, None, str(exc))
     outcome_values(frame, outcome, currency)
     comparison = compare(frame, outcome, config.uplift, currency)
-    model = fit_uplift(frame, campaign, outcome, config.uplift, currency, comparison.chosen)
+    model = fit_uplift(frame, campaign, outcome, config.uplift, currency, comparison.chosen,
+                       comparison.min_responders)
     metrics = {
         "validation": {name: {metric: float(value) for metric, value in column.items()}
                        for name, column in comparison.table.items()},
@@ -99,6 +100,7 @@ def train_uplift(
     }
     params = {"max_depth": config.uplift.max_depth,
               "min_samples_leaf": config.uplift.min_samples_leaf,
+              "min_responders_per_leaf": comparison.min_responders,
               "rows": len(frame), "treated": treated}
     as_of = frame["as_of"].max().to_pydatetime()
     with engine.begin() as connection:

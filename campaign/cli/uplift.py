@@ -95,6 +95,11 @@ def train_uplift_command(
         assert comparison is not None
         _print_comparison(trained, f"campaign {trained.campaign}, outcome {outcome}: "
                           f"{count(comparison.validation_rows)} rows held back")
+        if comparison.min_responders != config.uplift.min_responders_per_leaf:
+            console.print(
+                f"the readable tree's leaves expect at least {comparison.min_responders} "
+                "customers with the outcome in each group: it ranked the held-back rows "
+                "better than the configured leaf size ([uplift] tune_leaf_size)", markup=False)
         console.print(
             f"the challenger's Qini is higher in {comparison.challenger_wins:.0%} of "
             "resamples of the held-back rows (it replaces the tree at 90 %)", markup=False)

@@ -392,6 +392,9 @@ class UpliftConfig(_Section):
     # For rare outcomes: leaves large enough that each expects at least this many
     # customers with the outcome in the smaller group (0: min_samples_leaf alone).
     min_responders_per_leaf: int = Field(0, ge=0)
+    # Also try the tree with leaves expecting 10 such customers, and keep whichever
+    # ranks the held-back rows better by Qini.
+    tune_leaf_size: bool = True
     # Seed of the validation split and the challenger.
     random_state: int = 0
     # Extra columns of users.csv used as model inputs: numbers, and categories (one

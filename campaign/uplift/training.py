@@ -26,6 +26,7 @@ from campaign.uplift.data import FEATURE_COLUMNS, OUTCOMES
 from campaign.uplift.evaluate import (
     QiniPoints,
     perfect_ranking,
+    qini_coefficient,
     qini_on_resamples,
     ranking_table,
     resampled_sums,
@@ -38,6 +39,8 @@ TREE, BOOSTING, RISK = "tree", "boosting", "risk (recency)"
 # this share of bootstrap resamples of the held-back rows.
 CLEARLY_BETTER = 0.9
 BOOTSTRAP_DRAWS = 200
+# Responders per leaf of the second readable tree tried (leaf_rules).
+TUNED_RESPONDERS = 10
 # The risk ranking the uplift model is compared with: longest without an order first.
 RISK_COLUMN = "days_since_last_purchase"
 
@@ -84,6 +87,8 @@ class Comparison:
     # What targeting by the chosen model gains over risk on the held-back rows
     # (campaign.uplift.targeting.targeting_summary); stored with the version.
     targeting: dict[str, Any] = field(default_factory=dict)
+    # The readable tree's responders-per-leaf rule that ranked the held-back rows best.
+    min_responders: int = 0
 
 
 def design(frame: pd.DataFrame, encoder: AttributeEncoder | None) -> pd.DataFrame:
@@ -116,10 +121,20 @@ def _split(frame: pd.DataFrame, y: np.ndarray, config: UpliftConfig
 
 
 def _fit_tree(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
-              config: UpliftConfig) -> UpliftTree:
+              config: UpliftConfig, min_responders: int | None = None) -> UpliftTree:
+    responders = config.min_responders_per_leaf if min_responders is None else min_responders
     return UpliftTree(max_depth=config.max_depth, min_samples_leaf=config.min_samples_leaf,
                       random_state=config.random_state,
-                      min_responders=config.min_responders_per_leaf).fit(X, y, w, p)
+                      min_responders=responders).fit(X, y, w, p)
+
+
+def leaf_rules(config: UpliftConfig) -> tuple[int, ...]:
+    """The responders-per-leaf rules the readable tree is tried with: the configured
+    one, and (``[uplift] tune_leaf_size``) larger leaves for rare outcomes."""
+    if not config.tune_leaf_size:
+        return (config.min_responders_per_leaf,)
+    return tuple(dict.fromkeys((config.min_responders_per_leaf,
+                                max(config.min_responders_per_leaf, TUNED_RESPONDERS))))
 
 
 def _fit_boosting(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, p: np.ndarray,
@@ -136,9 +151,15 @@ def compare(frame: pd.DataFrame, outcome: str, config: UpliftConfig, currency: s
     X = design(frame, attribute_encoder(frame.iloc[train], config))
     w = frame["treatment"].to_numpy(dtype=bool)
     p = frame["p_treatment"].to_numpy(dtype=float)
-    tree = _fit_tree(X.iloc[train], y[train], w[train], p[train], config)
-    boosting = _fit_boosting(X.iloc[train], y[train], w[train], p[train], config)
     X_valid = X.iloc[valid]
+    # The leaf size that ranks the held-back rows best (the configured one on a tie).
+    trees = {rule: _fit_tree(X.iloc[train], y[train], w[train], p[train], config, rule)
+             for rule in leaf_rules(config)}
+    tree_qini = {rule: qini_coefficient(y[valid], w[valid], t.predict_uplift(X_valid),
+                                        p[valid]) for rule, t in trees.items()}
+    min_responders = max(tree_qini, key=lambda rule: np.nan_to_num(tree_qini[rule], nan=-1))
+    tree = trees[min_responders]
+    boosting = _fit_boosting(X.iloc[train], y[train], w[train], p[train], config)
     table_scores = {
         TREE: tree.predict_uplift(X_valid),
         BOOSTING: boosting.predict_uplift(X_valid),
@@ -152,7 +173,8 @@ def compare(frame: pd.DataFrame, outcome: str, config: UpliftConfig, currency: s
     # The readable tree stays unless the challenger is clearly better: its Qini higher in
     # at least CLEARLY_BETTER of the bootstrap resamples of the held-back rows.
     chosen = BOOSTING if wins >= CLEARLY_BETTER else TREE
-    return Comparison(table, len(train), len(valid), chosen, wins, targeting[chosen])
+    return Comparison(table, len(train), len(valid), chosen, wins, targeting[chosen],
+                      min_responders)
 
 
 def _resampled(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
@@ -180,14 +202,15 @@ def _resampled(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
 
 
 def fit_uplift(frame: pd.DataFrame, campaign: str, outcome: str, config: UpliftConfig,
-               currency: str, chosen: str) -> UpliftModel:
-    """The chosen estimator and the readable tree, refitted on every row."""
+               currency: str, chosen: str, min_responders: int | None = None) -> UpliftModel:
+    """The chosen estimator and the readable tree (with the chosen responders-per-leaf
+    rule, default the configured one), refitted on every row."""
     y = outcome_values(frame, outcome, currency)
     encoder = attribute_encoder(frame, config)
     X = design(frame, encoder)
     w = frame["treatment"].to_numpy(dtype=bool)
     p = frame["p_treatment"].to_numpy(dtype=float)
-    tree = _fit_tree(X, y, w, p, config)
+    tree = _fit_tree(X, y, w, p, config, min_responders)
     estimator = _fit_boosting(X, y, w, p, config) if chosen == BOOSTING else tree
     return UpliftModel(campaign=campaign, outcome=outcome, chosen=chosen,
                        estimator=estimator, tree=tree, currency=currency, encoder=encoder)
