@@ -222,3 +222,25 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def demo_shop(tmp_path_factory: pytest.TempPathFactory) -> DemoShop:
     """One real ``campaign demo`` for the session; copy its folder before changing it."""
     return build_demo(tmp_path_factory.mktemp("demo") / "campaign-demo")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local[2] SparkSession for the whole test run (start-up takes seconds)."""
+    from tests.spark_helpers import require_pyspark
+
+    require_pyspark()
+    from campaign.config import EngineConfig
+    from campaign.engine.session import spark_session
+
+    session = spark_session(EngineConfig(kind="spark", master="local[2]", partitions=2))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real demo shop's SQLite file for the Spark tests; copy before writing."""
+    from tests.spark_helpers import small_demo
+
+    return small_demo(tmp_path_factory.mktemp("spark-demo") / "shop")
