@@ -233,6 +233,11 @@ def spark() -> Iterator[object]:
     from campaign.config import EngineConfig
     from campaign.engine.session import spark_session
 
+    # The executors' Python workers import test helpers shipped in broadcasts.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p
+    )
     session = spark_session(EngineConfig(kind="spark", master="local[2]", partitions=2))
     yield session
     session.stop()

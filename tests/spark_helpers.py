@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,22 @@ def small_demo(folder: Path) -> Path:
                         "--dir", str(folder), cwd=folder.parent, timeout=600)
     assert done.returncode == 0, done.stderr
     return folder / "campaign.db"
+
+
+class BadInput:
+    """A real tree, except that one customer's row breaks it on the executor (an
+    importable class: Spark ships broadcasts with the standard pickle)."""
+
+    def __init__(self, real: Any, bad_user: int) -> None:
+        self.real = real
+        self.bad_user = bad_user
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("real", "bad_user"):
+            raise AttributeError(name)
+        return getattr(self.real, name)
+
+    def predict_proba(self, rows: Any) -> Any:
+        if self.bad_user in rows.index:
+            raise ValueError("bad input row")
+        return self.real.predict_proba(rows)

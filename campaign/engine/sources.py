@@ -152,15 +152,21 @@ def events_frame(spark: SparkSession, engine: Engine, config: EngineConfig,
     """Every event: ``id``, ``user_id``, ``product_id``, ``type``, ``ts_us``,
     ``order_id``, ``amount_cents``, ``coupon_code`` (integers as 64-bit).
 
-    From the events table over JDBC, or, with ``[engine] events`` naming Parquet
-    paths, from those files (:mod:`campaign.engine.parquet`).
+    From the events table over JDBC.
+
+    Raises:
+        EngineError: ``[engine] events`` names Parquet paths: the Spark engine reads
+            events from the database only so far (import the files with ``campaign
+            import events`` first).
     """
     from pyspark.sql import functions as F
 
     if config.events != "database":
-        from campaign.engine.parquet import parquet_events
-
-        return parquet_events(spark, engine, config, base_dir)
+        raise EngineError(
+            "the spark engine reads events from the database only so far: import the "
+            "Parquet files with `campaign import events`, or set [engine] events = "
+            '"database"'
+        )
     jdbc = jdbc_of(engine.url.render_as_string(hide_password=False))
     low, high = _id_range(engine, "events")
     frame = read_table(
