@@ -222,3 +222,30 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def demo_shop(tmp_path_factory: pytest.TempPathFactory) -> DemoShop:
     """One real ``campaign demo`` for the session; copy its folder before changing it."""
     return build_demo(tmp_path_factory.mktemp("demo") / "campaign-demo")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local[2] SparkSession for the whole test run (start-up takes seconds)."""
+    from tests.spark_helpers import require_pyspark
+
+    require_pyspark()
+    from campaign.config import EngineConfig
+    from campaign.engine.session import spark_session
+
+    # The executors' Python workers import test helpers shipped in broadcasts.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p
+    )
+    session = spark_session(EngineConfig(kind="spark", master="local[2]", partitions=2))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real demo shop's SQLite file for the Spark tests; copy before writing."""
+    from tests.spark_helpers import small_demo
+
+    return small_demo(tmp_path_factory.mktemp("spark-demo") / "shop")

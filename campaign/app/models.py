@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
 
-from campaign.config import ModelConfig, RecommenderConfig
+from campaign.config import EngineConfig, ModelConfig, RecommenderConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,10 +86,21 @@ def customers_to_score(engine: Engine, config: ModelConfig, as_of: datetime) -> 
 
 
 def score(
-    engine: Engine, config: ModelConfig, as_of: datetime, *, progress: Progress | None = None
+    engine: Engine,
+    config: ModelConfig,
+    as_of: datetime,
+    *,
+    progress: Progress | None = None,
+    batch: EngineConfig | None = None,
 ) -> pd.DataFrame:
-    """Score every customer with the active model at ``as_of`` and store the scores."""
+    """Score every customer with the active model at ``as_of`` and store the scores:
+    in the database's SQL, or on Spark when ``batch`` (``[engine]``) says so."""
     from campaign.churn.scoring import score_and_store
+
+    if batch is not None and batch.kind == "spark":
+        from campaign.engine.scoring import score_with_spark
+
+        return score_with_spark(engine, batch, config, as_of, progress)
 
     return score_and_store(engine, config, as_of, progress=progress)
 

@@ -185,6 +185,13 @@ def summary_from_profile(
     return out[out["days_since_last_purchase"] <= lookback_days]
 
 
+def buyer_summary(profile: pd.DataFrame) -> pd.DataFrame:
+    """Summary columns (and behaviour extras) of every profile row with an order: the
+    rows :func:`summary_from_profile` starts from, before the BG/NBD column and the
+    look-back (the Spark engine runs this per partition)."""
+    return _buyer_summary(profile[profile["orders_total"] > 0])
+
+
 def _buyer_summary(customers: pd.DataFrame) -> pd.DataFrame:
     """Summary columns (and behaviour extras) of profile rows with at least one order."""
     gaps = customers["interpurchase_mean_days"].fillna(0.0).clip(lower=0.0)

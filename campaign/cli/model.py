@@ -201,7 +201,8 @@ def score_command(
     note_if_stale(engine, when)
     total = models.customers_to_score(engine, config.model, when)
     with progress_bar("scoring", total) as advance:
-        scores = models.score(engine, config.model, when, progress=advance)
+        scores = models.score(engine, config.model, when, progress=advance,
+                              batch=config.engine)
     frame = scores.reset_index(drop=True).rename(columns={"external_id": "user_id"})
     frame["risk"] = frame["risk"].round(4)
     if output is not None:

@@ -14,6 +14,7 @@ its traceback. The command line prints ``error: <message>`` for these and exits 
     ├── NotFound               kind, key                       (unknown user, campaign, model)
     ├── DatabaseError          url (masked), reason            (unreachable, not migrated)
     ├── ModelError             incompatible or missing artifact, too little data
+    ├── EngineError            the Spark engine is missing or one of its jobs failed
     ├── DeliveryError          channel, message id, status
     │   ├── TransientDeliveryError   → retried with backoff
     │   └── PermanentDeliveryError   → dead, never retried
@@ -160,6 +161,11 @@ class DatabaseError(CampaignError):
 
 class ModelError(CampaignError):
     """A model cannot be trained (too little data) or loaded (missing, incompatible)."""
+
+
+class EngineError(CampaignError):
+    """The batch engine cannot run: its extra is not installed, Spark cannot start, or a
+    Spark job failed (nothing it computed has been stored)."""
 
 
 class DeliveryError(CampaignError):

@@ -27,6 +27,7 @@ from campaign.config.sections import (
     DaemonConfig,
     DatabaseConfig,
     DeliveryConfig,
+    EngineConfig,
     ExperimentsConfig,
     ModelConfig,
     RecommenderConfig,
@@ -98,6 +99,7 @@ class Config(_Section):
     experiments: ExperimentsConfig = ExperimentsConfig()
     uplift: UpliftConfig = UpliftConfig()
     daemon: DaemonConfig = DaemonConfig()
+    engine: EngineConfig = EngineConfig()
     source: str = Field("<defaults>", exclude=True)
     base_dir: str = Field(".", exclude=True)
     missing_secrets: tuple[MissingSecret, ...] = Field((), exclude=True)

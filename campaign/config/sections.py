@@ -412,6 +412,74 @@ class UpliftConfig(_Section):
         return self
 
 
+EngineKind = Literal["sql", "spark"]
+# Debian's JDBC drivers (libpostgresql-jdbc-java, libmariadb-java,
+# libxerial-sqlite-jdbc-java): the default `jars` of the Spark engine, where present.
+DEFAULT_JDBC_JARS: tuple[str, ...] = (
+    "/usr/share/java/postgresql.jar",
+    "/usr/share/java/mariadb-java-client.jar",
+    "/usr/share/java/sqlite-jdbc.jar",
+)
+_MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]?$", re.IGNORECASE)
+_MASTER = re.compile(r"^(local(\[(\*|[1-9][0-9]*)\])?|(spark|sc|yarn|k8s)(://.+)?)$")
+
+
+class EngineConfig(_Section):
+    """Where the batch runs: the database's own SQL, or Apache Spark (docs/operations.md).
+
+    With ``kind = "spark"`` the profile features, the churn snapshots and scores and the
+    recommender's interaction matrix are computed on Spark (the ``spark`` extra);
+    planning, delivery and responses stay on the database.
+    """
+
+    kind: EngineKind = "sql"
+    # local[*] on one machine; spark://host:7077, yarn, k8s://… or Spark Connect sc://host.
+    master: str = "local[*]"
+    # "database" (the events table over JDBC) or Parquet files/folders of the events
+    # import's columns.
+    events: Literal["database"] | tuple[str, ...] = "database"
+    # JDBC driver jars for spark.jars; None: Debian's jars under /usr/share/java.
+    jars: tuple[str, ...] | None = None
+    driver_memory: str = "1g"
+    # Partitions of the JDBC read of the events table (split on its id).
+    partitions: int = Field(8, ge=1, le=100_000)
+    app_name: str = Field("campaign", min_length=1)
+
+    @field_validator("master")
+    @classmethod
+    def _known_master(cls, value: str) -> str:
+        if not _MASTER.match(value):
+            raise ValueError(
+                f"{value!r} is not a Spark master (local[*], local[N], spark://host:port, "
+                "yarn, k8s://…, or sc://host for Spark Connect)"
+            )
+        return value
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not _MEMORY.match(value):
+            raise ValueError(f"{value!r} is not a JVM memory size (e.g. 512m, 1g, 4g)")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _parquet_paths(
+        cls, value: Literal["database"] | tuple[str, ...]
+    ) -> Literal["database"] | tuple[str, ...]:
+        if value != "database" and not value:
+            raise ValueError('needs "database" or at least one Parquet path')
+        return value
+
+    def jar_paths(self) -> tuple[str, ...]:
+        """The jars Spark is given: ``jars`` when set, else the Debian ones that exist."""
+        from pathlib import Path
+
+        if self.jars is not None:
+            return self.jars
+        return tuple(path for path in DEFAULT_JDBC_JARS if Path(path).is_file())
+
+
 IngestTarget = Literal["users", "products", "events"]
 
 
