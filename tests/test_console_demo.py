@@ -267,3 +267,35 @@ def test_the_audience_shows_uplift_and_segment_once_a_model_scored_the_campaign(
     with client_for(demo, "analyst", app=console) as client:
         care = client.get("/campaigns/care/audience").text
     assert "uplift and segment" not in care
+
+
+def test_the_results_page_shows_whom_to_message_with_csv_and_the_report_draws_it_too(
+    demo: Shop,
+) -> None:
+    import csv
+    import io
+
+    with client_for(demo, "marketer") as client:
+        page = client.get("/report?campaign=retain")
+        chinese = client.get("/report?campaign=retain", headers={"Accept-Language": "zh-CN"})
+        gain = client.get("/report/csv?table=targeting&campaign=retain")
+        deciles = client.get("/report/csv?table=deciles&campaign=retain")
+        whole = client.get("/report?campaign=retain&download=1")
+    assert page.status_code == 200
+    assert 'data-table="targeting"' in page.text and 'data-table="deciles"' in page.text
+    assert "Whom to message" in page.text
+    # Per 1,000 messages with the interval beside it; money in the shop currency.
+    assert re.search(r"<td class=\"num\">[+-][\d,]+\.\d \[[+-][\d,]+\.\d, [+-][\d,]+\.\d\]</td>",
+                     page.text)
+    assert re.search(r"<td class=\"num\">[+-]CN¥[\d,]+\.\d\d \[", page.text)
+    assert re.search(r"[+-]\d+\.\d pts \[[+-]\d+\.\d, [+-]\d+\.\d\]", page.text)
+    assert "该给谁发" in chinese.text and "十分位" in chinese.text
+    rows = list(csv.DictReader(io.StringIO(gain.text)))
+    assert {r["campaign"] for r in rows} == {"retain"}
+    assert {"share", "outcome", "gain", "low", "high"} <= set(rows[0])
+    assert {float(r["share"]) for r in rows} == {0.1, 0.3, 0.5}
+    decile_rows = list(csv.DictReader(io.StringIO(deciles.text)))
+    assert [int(r["decile"]) for r in decile_rows] == list(range(1, len(decile_rows) + 1))
+    assert -1 <= float(decile_rows[0]["uplift"]) <= 1
+    # campaign report --html draws the same tables with the same builder.
+    assert 'data-table="targeting"' in whole.text and 'data-table="deciles"' in whole.text

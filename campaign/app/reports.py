@@ -98,9 +98,11 @@ def report_tables_at(
     """
     from campaign.measurement.reports.data import campaign_report, model_history
     from campaign.measurement.reports.tables import report_tables
+    from campaign.uplift.report import load_targeting
 
     with engine.connect() as connection:
         report = campaign_report(connection, config, now=now, campaign=campaign)
+        report.targeting = load_targeting(connection, campaign)
         history = model_history(connection)
     return ReportTables(now, config.shop.currency, report_tables(report, history),
                         list(report.notes))

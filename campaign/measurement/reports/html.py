@@ -180,8 +180,9 @@ def targeting_figure(curve: pd.DataFrame, outcome: str) -> str:
 _UNITS = {"converted": "conversions", "visited": "visits", "revenue": "revenue"}
 
 
-def _targeting_sections(targeting: list[Any], currency: str) -> str:
-    """Per campaign with an uplift model: the gain over risk, the curve, the deciles."""
+def _targeting_sections(targeting: list[Any], currency: str, tables: dict[str, str]) -> str:
+    """Per campaign with an uplift model: the gain over risk and the curve; then the
+    gain and decile tables of every campaign (the console's tables too)."""
     out = []
     for t in targeting:
         out.append(f"<h3>{html.escape(t.campaign)} (uplift version {t.version}, "
@@ -196,46 +197,8 @@ def _targeting_sections(targeting: list[Any], currency: str) -> str:
                 f"[95 % interval {per_thousand(row.low, row.outcome, currency)}, "
                 f"{per_thousand(row.high, row.outcome, currency)}].</p>")
         out.append(targeting_figure(t.curve, t.outcome))
-        deciles = t.deciles.copy()
-        for column in ("predicted", "uplift", "low", "high"):
-            deciles[column] = [per_thousand(None if v is None else v * 1000, t.outcome,
-                                             currency) for v in deciles[column]]
-        out.append("<p class='note'>Uplift by decile of predicted uplift, per 1,000 "
-                   "customers, with 95 % bootstrap intervals:</p>")
-        out.append(_table(deciles, {"decile": "decile", "customers": "customers",
-                                    "treated": "treated", "held_out": "held out",
-                                    "predicted": "predicted", "uplift": "measured",
-                                    "low": "low", "high": "high"}))
-        gain = t.gain.copy()
-        gain["share"] = [f"top {share:.0%}" for share in gain["share"]]
-        for column in ("by_uplift", "by_risk", "gain", "low", "high"):
-            gain[column] = [per_thousand(v, o, currency)
-                            for v, o in zip(gain[column], gain["outcome"], strict=True)]
-        out.append(_table(gain, {"share": "messaged", "outcome": "outcome",
-                                 "by_uplift": "by uplift", "by_risk": "by risk",
-                                 "gain": "gain", "low": "low", "high": "high"}))
+    out.append(tables.get("targeting", "") + tables.get("deciles", ""))
     return "".join(out)
-
-
-# The targeting tables are drawn from pre-formatted strings; the report's other tables
-# come from campaign.measurement.reports.tables, which the console shares.
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        return f"{value:,.4g}"
-    if isinstance(value, datetime | pd.Timestamp):
-        return f"{value:%Y-%m-%d}"
-    return html.escape(str(value))
-
-
-def _table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in columns) + "</tr>"
-        for _, row in frame.iterrows()
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
@@ -296,7 +259,7 @@ def render_html(
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
     if report is not None and report.targeting:
         parts.append("<h2>Whom to message: uplift vs risk</h2>"
-                     + _targeting_sections(report.targeting, currency))
+                     + _targeting_sections(report.targeting, currency, tables))
     if not scores.empty:
         parts.append("<h2>Churn risk</h2>" + risk_figure(scores))
     if pipeline is not None:
