@@ -299,3 +299,24 @@ def test_the_results_page_shows_whom_to_message_with_csv_and_the_report_draws_it
     assert -1 <= float(decile_rows[0]["uplift"]) <= 1
     # campaign report --html draws the same tables with the same builder.
     assert 'data-table="targeting"' in whole.text and 'data-table="deciles"' in whole.text
+
+
+def test_the_models_page_reads_the_trees_as_rules_for_analysts(demo: Shop) -> None:
+    with client_for(demo, "analyst") as client:
+        page = client.get("/models")
+        chinese = client.get("/models", headers={"Accept-Language": "zh-CN"})
+        whole = client.get("/report?download=1")
+    with client_for(demo, "marketer") as client:
+        refused = client.get("/models")
+    assert page.status_code == 200 and refused.status_code == 403
+    churn = re.findall(r"<li>(if .+? → churn \d+% \([\d,]+ users\))</li>",
+                       page.text.split('id="churn-rules"')[1].split("</section>")[0])
+    assert len(churn) >= 2
+    assert 'id="uplift-rules-retain"' in page.text
+    assert re.search(r"<li>if .+? → uplift [+-]\d+\.\d pts \([\d,]+ users\)</li>", page.text)
+    assert 'data-table="models"' in page.text and 'data-table="uplift_models"' in page.text
+    assert "决策树" in chinese.text and "The churn tree" not in chinese.text
+    # campaign report --html lists the same rules.
+    for rule in churn:
+        assert rule.replace("&gt;", ">") in whole.text.replace("&gt;", ">")
+    assert "The uplift tree of retain as rules" in whole.text

@@ -51,10 +51,16 @@ def build_report(
         report.targeting = load_targeting(connection, campaign)
     path = None
     if html is not None:
+        from campaign.app.model_view import uplift_tree_rules
         from campaign.measurement.reports.html import write_html_report
 
+        uplift_rules = [
+            (f"The uplift tree of {t.campaign} as rules (version {t.version}, "
+             f"outcome {t.outcome}), largest uplift first", t.rules)
+            for t in uplift_tree_rules(connection, config, campaign) if t.rules]
         path = write_html_report(
-            connection, config, html, now=now, campaign=campaign, report=report
+            connection, config, html, now=now, campaign=campaign, report=report,
+            uplift_rules=uplift_rules,
         )
     return BuiltReport(report, history, path)
 

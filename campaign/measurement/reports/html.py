@@ -28,9 +28,11 @@ from sqlalchemy.engine import Connection  # noqa: E402
 
 from campaign.churn.artifacts import model_key  # noqa: E402
 from campaign.churn.registry import load_model  # noqa: E402
+from campaign.churn.rules import churn_rules  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
 from campaign.common.errors import CampaignError  # noqa: E402
 from campaign.common.money import format_plain  # noqa: E402
+from campaign.common.rules import Rule  # noqa: E402
 from campaign.config import Config  # noqa: E402
 from campaign.measurement.reports.data import (  # noqa: E402
     ALL,
@@ -224,6 +226,11 @@ def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
     return "".join(out)
 
 
+def _rules_html(title: str, rules: list[Rule]) -> str:
+    items = "".join(f"<li>{html.escape(rule.text)}</li>" for rule in rules)
+    return f"<h3>{html.escape(title)}</h3><ol class='rules'>{items}</ol>"
+
+
 def render_html(
     config: Config,
     report: CampaignReport | None,
@@ -231,8 +238,10 @@ def render_html(
     scores: pd.DataFrame,
     pipeline: Any | None,
     history: pd.DataFrame,
+    uplift_rules: list[tuple[str, list[Rule]]] | None = None,
 ) -> str:
-    """The report page as one HTML string (pure apart from drawing)."""
+    """The report page as one HTML string (pure apart from drawing); ``uplift_rules``:
+    per active uplift model a title and its readable tree as rules."""
     currency = config.shop.currency
     shop = html.escape(config.shop.name)
     # The tables are the console's too (campaign.measurement.reports.tables).
@@ -265,6 +274,10 @@ def render_html(
     if pipeline is not None:
         tree_png, importance_png = tree_figures(pipeline)
         parts.append("<h2>The churn model</h2>" + importance_png + tree_png)
+        parts.append(_rules_html("The tree as rules, riskiest leaf first",
+                                 churn_rules(pipeline, currency)))
+    for title, rules in uplift_rules or []:
+        parts.append(_rules_html(title, rules))
     if not history.empty:
         parts.append("<h2>Model versions</h2>")
         if history["roc_auc"].notna().any():
@@ -282,6 +295,7 @@ def write_html_report(
     now: datetime,
     campaign: str | None = None,
     report: CampaignReport | None = None,
+    uplift_rules: list[tuple[str, list[Rule]]] | None = None,
 ) -> Path:
     """Build the report at ``now`` and write it to ``path`` (UTF-8); returns the path.
 
@@ -295,7 +309,8 @@ def write_html_report(
         pipeline = None
     scores = latest_scores(connection, now)
     history = model_history(connection)
-    text = render_html(config, report, scores=scores, pipeline=pipeline, history=history)
+    text = render_html(config, report, scores=scores, pipeline=pipeline, history=history,
+                       uplift_rules=uplift_rules)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path

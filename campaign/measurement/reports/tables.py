@@ -236,16 +236,33 @@ def report_tables(report: CampaignReport | None, history: pd.DataFrame) -> list[
     if report is not None and report.targeting:
         tables.extend(targeting_tables(report.targeting))
     if not history.empty:
-        tables.append(Table("models", N_("Churn model versions over time"), [
-            Column("version", N_("version")), Column("as_of", N_("as of"), "date"),
-            Column("active", N_("active"), "yesno"), Column("split", N_("split")),
-            Column("roc_auc", N_("ROC AUC"), "decimal"),
-            Column("recency_roc_auc", N_("recency ROC AUC"), "decimal"),
-            Column("brier", N_("Brier score"), "decimal"),
-            Column("churn_rate", N_("churn rate"), "share"),
-            Column("training_rows", N_("training rows"), "count"),
-        ], history))
+        tables.append(model_versions_table(history))
     return tables
+
+
+def model_versions_table(history: pd.DataFrame) -> Table:
+    """The churn model's versions over time (:func:`...data.model_history`)."""
+    return Table("models", N_("Churn model versions over time"), [
+        Column("version", N_("version")), Column("as_of", N_("as of"), "date"),
+        Column("active", N_("active"), "yesno"), Column("split", N_("split")),
+        Column("roc_auc", N_("ROC AUC"), "decimal"),
+        Column("recency_roc_auc", N_("recency ROC AUC"), "decimal"),
+        Column("brier", N_("Brier score"), "decimal"),
+        Column("churn_rate", N_("churn rate"), "share"),
+        Column("training_rows", N_("training rows"), "count"),
+    ], history)
+
+
+def uplift_versions_table(history: pd.DataFrame) -> Table:
+    """The uplift models' versions over time (``campaign.uplift.report.uplift_history``):
+    the Qini coefficient of the chosen model and of risk targeting on held-back rows."""
+    return Table("uplift_models", N_("Uplift model versions over time"), [
+        Column("version", N_("version")), Column("campaign", N_("campaign")),
+        Column("as_of", N_("as of"), "date"), Column("active", N_("active"), "yesno"),
+        Column("outcome", N_("outcome"), "word"), Column("chosen", N_("model"), "word"),
+        Column("qini", N_("Qini coefficient"), "decimal"),
+        Column("risk_qini", N_("Qini of risk targeting"), "decimal"),
+    ], history)
 
 
 def targeting_tables(targeting: list[TargetingReport]) -> list[Table]:
