@@ -284,6 +284,10 @@ def test_the_results_page_shows_whom_to_message_with_csv_and_the_report_draws_it
     assert page.status_code == 200
     assert 'data-table="targeting"' in page.text and 'data-table="deciles"' in page.text
     assert "Whom to message" in page.text
+    # The charts are inline SVG (no script, nothing fetched): the funnel and the uplift.
+    charts = page.text.split('id="charts"')[1].split("</div>")[0]
+    assert charts.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img"') >= 2
+    assert "<title>Funnel of retain</title>" in charts
     # Per 1,000 messages with the interval beside it; money in the shop currency.
     assert re.search(r"<td class=\"num\">[+-][\d,]+\.\d \[[+-][\d,]+\.\d, [+-][\d,]+\.\d\]</td>",
                      page.text)
@@ -315,6 +319,8 @@ def test_the_models_page_reads_the_trees_as_rules_for_analysts(demo: Shop) -> No
     assert 'id="uplift-rules-retain"' in page.text
     assert re.search(r"<li>if .+? → uplift [+-]\d+\.\d pts \([\d,]+ users\)</li>", page.text)
     assert 'data-table="models"' in page.text and 'data-table="uplift_models"' in page.text
+    assert "<title>Churn model ROC AUC per version</title>" in page.text
+    assert "<title>Uplift model Qini per version</title>" in page.text
     assert "决策树" in chinese.text and "The churn tree" not in chinese.text
     # campaign report --html lists the same rules.
     for rule in churn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,12 +84,14 @@ def report_html(
 @dataclass(frozen=True)
 class ReportTables:
     """The report's tables (:mod:`campaign.measurement.reports.tables`) at ``now``, the
-    shop currency they show money in, and the report's notes."""
+    shop currency they show money in, the report's notes, and its charts (inline SVG:
+    the funnels and the uplift with its interval)."""
 
     now: datetime
     currency: str
     tables: list[Table]
     notes: list[str]
+    charts: list[str] = field(default_factory=list)
 
 
 def report_tables_at(
@@ -103,6 +105,7 @@ def report_tables_at(
         NotFound: ``campaign`` is not configured and has no messages.
     """
     from campaign.measurement.reports.data import campaign_report, model_history
+    from campaign.measurement.reports.report_charts import funnel_charts, uplift_chart
     from campaign.measurement.reports.tables import report_tables
     from campaign.uplift.report import load_targeting
 
@@ -110,5 +113,6 @@ def report_tables_at(
         report = campaign_report(connection, config, now=now, campaign=campaign)
         report.targeting = load_targeting(connection, campaign)
         history = model_history(connection)
+    charts = [*funnel_charts(report.funnel), uplift_chart(report.uplift)]
     return ReportTables(now, config.shop.currency, report_tables(report, history),
-                        list(report.notes))
+                        list(report.notes), [c for c in charts if c])

@@ -18,6 +18,7 @@ from campaign.config import Config
 from campaign.console import i18n
 from campaign.console.pages import language_of, render
 from campaign.db.console import Account
+from campaign.measurement.reports.report_charts import churn_models_chart, uplift_models_chart
 from campaign.measurement.reports.tables import (
     model_versions_table,
     table_html,
@@ -46,5 +47,8 @@ class ModelPages:
                              (uplift_versions_table(view.uplift_history), view.uplift_history))
             if not frame.empty
         ]
+        # Drawn unescaped (|safe): the charts escape every label themselves.
+        charts = [c for c in (churn_models_chart(view.churn_history),
+                              uplift_models_chart(view.uplift_history)) if c]
         return render(request, "models.html", churn=view.churn, uplift=view.uplift,
-                      tables=tables)
+                      tables=tables, charts=charts)

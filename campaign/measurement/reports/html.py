@@ -1,8 +1,10 @@
 """A self-contained HTML report: funnel, uplift with its interval, risk, the tree, variants.
 
-One file, no external assets: every plot is a matplotlib figure embedded as a base64
-PNG, so the page can be mailed or archived as it is. Reads the frames of
-:mod:`campaign.measurement.reports.data` and the active churn model; writes only the file.
+One file, no external assets: the funnel, uplift and model charts are inline SVG (the
+console's too, :mod:`campaign.measurement.reports.report_charts`), the other plots
+matplotlib figures embedded as base64 PNG, so the page can be mailed or archived as it
+is. Reads the frames of :mod:`campaign.measurement.reports.data` and the active churn
+model; writes only the file.
 """
 
 from __future__ import annotations
@@ -36,10 +38,14 @@ from campaign.common.rules import Rule  # noqa: E402
 from campaign.config import Config  # noqa: E402
 from campaign.measurement.reports.data import (  # noqa: E402
     ALL,
-    FUNNEL_STEPS,
     CampaignReport,
     campaign_report,
     model_history,
+)
+from campaign.measurement.reports.report_charts import (  # noqa: E402
+    churn_models_chart,
+    funnel_charts,
+    uplift_chart,
 )
 from campaign.measurement.reports.tables import (  # noqa: E402
     per_thousand,
@@ -63,45 +69,6 @@ def _png(figure: Any) -> str:
     plt.close(figure)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
-def funnel_figure(funnel: pd.DataFrame) -> str:
-    """Horizontal bars per funnel step, one group per campaign (all variants)."""
-    rows = funnel[funnel["variant"] == ALL]
-    figure, ax = plt.subplots(figsize=(8, 0.9 + 0.5 * len(FUNNEL_STEPS) * max(len(rows), 1) / 2))
-    height = 0.8 / max(len(rows), 1)
-    y = np.arange(len(FUNNEL_STEPS))
-    for i, row in enumerate(rows.itertuples(index=False)):
-        values = [getattr(row, step) for step in FUNNEL_STEPS]
-        ax.barh(y + i * height, values, height=height, label=row.campaign)
-    ax.set_yticks(y + height * (len(rows) - 1) / 2, FUNNEL_STEPS)
-    ax.invert_yaxis()
-    ax.set_xlabel("users in the treatment group")
-    ax.legend(frameon=False)
-    ax.set_title("Funnel")
-    return _png(figure)
-
-
-def uplift_figure(uplift: pd.DataFrame) -> str:
-    """Absolute conversion uplift (points) with its 95% interval, per campaign/variant."""
-    rows = uplift.dropna(subset=["uplift"])
-    figure, ax = plt.subplots(figsize=(8, 1 + 0.45 * max(len(rows), 1)))
-    labels = [f"{r.campaign} · {r.variant}" for r in rows.itertuples(index=False)]
-    y = np.arange(len(rows))
-    diff = rows["uplift"].to_numpy() * 100
-    low = diff - rows["uplift_low"].to_numpy() * 100
-    high = rows["uplift_high"].to_numpy() * 100 - diff
-    colors = ["#1a7f37" if lo > 0 else "#888888" for lo in rows["uplift_always_low"]]
-    for i, color in enumerate(colors):
-        ax.errorbar(diff[i], y[i], xerr=[[low[i]], [high[i]]], fmt="none", ecolor=color,
-                    capsize=4)
-    ax.scatter(diff, y, c=colors, zorder=3)
-    ax.axvline(0, color="#c00", linewidth=1)
-    ax.set_yticks(y, labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("conversion uplift vs holdout, percentage points (95% CI)")
-    ax.set_title("Uplift")
-    return _png(figure)
 
 
 def risk_figure(scores: pd.DataFrame) -> str:
@@ -150,18 +117,6 @@ def posterior_figure(arms: pd.DataFrame) -> str:
         ax.set_yticks([])
         ax.legend(frameon=False)
     figure.tight_layout()
-    return _png(figure)
-
-
-def model_figure(history: pd.DataFrame) -> str:
-    """Forward-holdout ROC AUC of each model version over time, with the baseline."""
-    figure, ax = plt.subplots(figsize=(8, 3))
-    ax.plot(history["as_of"], history["roc_auc"], "o-", label="tree")
-    ax.plot(history["as_of"], history["recency_roc_auc"], "s--", label="recency baseline")
-    ax.set_ylabel("ROC AUC (forward holdout)")
-    ax.set_title("Churn model versions over time")
-    ax.legend(frameon=False)
-    figure.autofmt_xdate()
     return _png(figure)
 
 
@@ -257,9 +212,9 @@ def render_html(
             f" Churn: no purchase within {report.horizon_days} days.</p>"
         )
         parts.append("<h2>Did it work?</h2>" + _uplift_sentences(report.uplift, currency))
-        parts.append(uplift_figure(report.uplift))
+        parts.append(uplift_chart(report.uplift) or "")
         parts.append(tables.get("uplift", "") + tables.get("revenue", ""))
-        parts.append("<h2>Funnel</h2>" + funnel_figure(report.funnel))
+        parts.append("<h2>Funnel</h2>" + "".join(funnel_charts(report.funnel)))
         parts.append(tables.get("funnel", ""))
         if not report.arms.empty:
             parts.append("<h2>Variants</h2>" + posterior_figure(report.arms))
@@ -280,8 +235,7 @@ def render_html(
         parts.append(_rules_html(title, rules))
     if not history.empty:
         parts.append("<h2>Model versions</h2>")
-        if history["roc_auc"].notna().any():
-            parts.append(model_figure(history))
+        parts.append(churn_models_chart(history) or "")
         parts.append(tables.get("models", ""))
     parts.append("</body></html>")
     return "\n".join(parts)
