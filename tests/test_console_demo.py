@@ -326,3 +326,28 @@ def test_the_models_page_reads_the_trees_as_rules_for_analysts(demo: Shop) -> No
     for rule in churn:
         assert rule.replace("&gt;", ">") in whole.text.replace("&gt;", ">")
     assert "The uplift tree of retain as rules" in whole.text
+
+
+def test_the_report_is_computed_again_only_when_its_data_changed(demo: Shop) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, update
+
+    from campaign.app.report_cache import clear
+    from campaign.app.reports import report_tables_at
+
+    clear()
+    now = datetime(2027, 1, 5, 9, 30, 12, tzinfo=UTC)
+    first = report_tables_at(demo.engine, demo.config, now=now)
+    # The same minute and data: the stored report, not a new computation.
+    assert report_tables_at(demo.engine, demo.config, now=now + timedelta(seconds=30)) is first
+    assert first.now == now.replace(second=0)
+    later = report_tables_at(demo.engine, demo.config, now=now + timedelta(minutes=1))
+    assert later is not first
+    with demo.engine.begin() as connection:
+        newest = connection.execute(select(func.max(Message.id))).scalar_one()
+        connection.execute(update(Message).where(Message.id == newest)
+                           .values(updated_at=now + timedelta(days=400)))
+    changed = report_tables_at(demo.engine, demo.config, now=now)
+    assert changed is not first
+    assert report_tables_at(demo.engine, demo.config, now=now, campaign="retain") is not changed

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from campaign.measurement.reports.data import CampaignReport
     from campaign.measurement.reports.tables import Table
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class BuiltReport:
@@ -72,13 +74,36 @@ def report_html(
     writes), for the console's results page; reads the database only."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="campaign-report-") as folder:
-        with engine.connect() as connection:
-            built = build_report(
-                connection, config, now=now, campaign=campaign, html=Path(folder) / "report.html"
-            )
-        assert built.html_path is not None
-        return built.html_path.read_text(encoding="utf-8")
+    now = _to_the_minute(now)
+
+    def compute() -> str:
+        with tempfile.TemporaryDirectory(prefix="campaign-report-") as folder:
+            with engine.connect() as connection:
+                built = build_report(connection, config, now=now, campaign=campaign,
+                                     html=Path(folder) / "report.html")
+            assert built.html_path is not None
+            return built.html_path.read_text(encoding="utf-8")
+
+    return _cached_report(engine, config, ("html", campaign, now), compute)
+
+
+def _to_the_minute(now: datetime) -> datetime:
+    """The console's reports are as of the minute, so that views within one minute
+    share a computed report (:mod:`campaign.app.report_cache`)."""
+    return now.replace(second=0, microsecond=0)
+
+
+def _cached_report(engine: Engine, config: Config, question: tuple[object, ...],
+                   compute: Callable[[], T]) -> T:
+    """``compute()``, or the same report computed before on unchanged data."""
+    from campaign.app.report_cache import cached, data_fingerprint, database_identity
+
+    with engine.connect() as connection:
+        database = database_identity(connection)
+        if database is None:  # in memory: nothing to share it with
+            return compute()
+        key = (database, config.model_dump_json(), *question, data_fingerprint(connection))
+    return cached(key, compute)
 
 
 @dataclass(frozen=True)
@@ -109,10 +134,15 @@ def report_tables_at(
     from campaign.measurement.reports.tables import report_tables
     from campaign.uplift.report import load_targeting
 
-    with engine.connect() as connection:
-        report = campaign_report(connection, config, now=now, campaign=campaign)
-        report.targeting = load_targeting(connection, campaign)
-        history = model_history(connection)
-    charts = [*funnel_charts(report.funnel), uplift_chart(report.uplift)]
-    return ReportTables(now, config.shop.currency, report_tables(report, history),
-                        list(report.notes), [c for c in charts if c])
+    now = _to_the_minute(now)
+
+    def compute() -> ReportTables:
+        with engine.connect() as connection:
+            report = campaign_report(connection, config, now=now, campaign=campaign)
+            report.targeting = load_targeting(connection, campaign)
+            history = model_history(connection)
+        charts = [*funnel_charts(report.funnel), uplift_chart(report.uplift)]
+        return ReportTables(now, config.shop.currency, report_tables(report, history),
+                            list(report.notes), [c for c in charts if c])
+
+    return _cached_report(engine, config, ("tables", campaign, now), compute)
