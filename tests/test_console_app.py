@@ -47,6 +47,7 @@ ROUTES = [
     ("GET", "/report", None, {"marketer", "analyst", "operator"}),
     ("GET", "/report?view=page", None, {"marketer", "analyst", "operator"}),
     ("GET", "/report/csv?table=funnel", None, {"marketer", "analyst", "operator"}),
+    ("GET", "/models", None, {"analyst", "operator"}),
     ("GET", "/accounts", None, {"operator"}),
     ("GET", "/outbox", None, {"operator"}),
     ("POST", "/outbox/requeue", {"campaign": ""}, {"operator"}),

@@ -308,3 +308,27 @@ def test_the_audience_pages_and_opens_a_customers_message(
     assert f"{customer} via " in page.inner_text("#message h2")
     assert page.inner_text("#message-text").strip()
     assert "••••" in page.inner_text("#message-to")
+
+
+def test_an_analyst_reads_the_trees_as_rules_and_the_charts_on_a_phone(
+    browser: Any, demo_console: Any
+) -> None:
+    shop, base = demo_console
+    page = _log_in(browser, base, "analyst")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("a[href='/models']")
+    page.wait_for_selector("#churn-rules ol.rules li")
+    rules = page.locator("#churn-rules ol.rules li").all_inner_texts()
+    assert len(rules) >= 2 and all(" → churn " in rule for rule in rules)
+    assert page.locator("#uplift-rules-retain ol.rules li").count() >= 2
+    # Nothing wider than the phone but the scrolling tables; the charts fit.
+    overflow = page.evaluate("document.documentElement.scrollWidth")
+    assert overflow <= 390, overflow
+    charts = page.locator("#charts svg")
+    assert charts.count() == 2
+    for box in (charts.nth(i).bounding_box() for i in range(charts.count())):
+        assert box is not None and box["width"] <= 390 and box["height"] > 100
+    page.goto(f"{base}/report?campaign=retain")
+    page.wait_for_selector("#charts svg")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("table[data-table='targeting'] tbody tr").count() >= 3

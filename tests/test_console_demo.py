@@ -267,3 +267,87 @@ def test_the_audience_shows_uplift_and_segment_once_a_model_scored_the_campaign(
     with client_for(demo, "analyst", app=console) as client:
         care = client.get("/campaigns/care/audience").text
     assert "uplift and segment" not in care
+
+
+def test_the_results_page_shows_whom_to_message_with_csv_and_the_report_draws_it_too(
+    demo: Shop,
+) -> None:
+    import csv
+    import io
+
+    with client_for(demo, "marketer") as client:
+        page = client.get("/report?campaign=retain")
+        chinese = client.get("/report?campaign=retain", headers={"Accept-Language": "zh-CN"})
+        gain = client.get("/report/csv?table=targeting&campaign=retain")
+        deciles = client.get("/report/csv?table=deciles&campaign=retain")
+        whole = client.get("/report?campaign=retain&download=1")
+    assert page.status_code == 200
+    assert 'data-table="targeting"' in page.text and 'data-table="deciles"' in page.text
+    assert "Whom to message" in page.text
+    # The charts are inline SVG (no script, nothing fetched): the funnel and the uplift.
+    charts = page.text.split('id="charts"')[1].split("</div>")[0]
+    assert charts.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img"') >= 2
+    assert "<title>Funnel of retain</title>" in charts
+    # Per 1,000 messages with the interval beside it; money in the shop currency.
+    assert re.search(r"<td class=\"num\">[+-][\d,]+\.\d \[[+-][\d,]+\.\d, [+-][\d,]+\.\d\]</td>",
+                     page.text)
+    assert re.search(r"<td class=\"num\">[+-]CN¥[\d,]+\.\d\d \[", page.text)
+    assert re.search(r"[+-]\d+\.\d pts \[[+-]\d+\.\d, [+-]\d+\.\d\]", page.text)
+    assert "该给谁发" in chinese.text and "十分位" in chinese.text
+    rows = list(csv.DictReader(io.StringIO(gain.text)))
+    assert {r["campaign"] for r in rows} == {"retain"}
+    assert {"share", "outcome", "gain", "low", "high"} <= set(rows[0])
+    assert {float(r["share"]) for r in rows} == {0.1, 0.3, 0.5}
+    decile_rows = list(csv.DictReader(io.StringIO(deciles.text)))
+    assert [int(r["decile"]) for r in decile_rows] == list(range(1, len(decile_rows) + 1))
+    assert -1 <= float(decile_rows[0]["uplift"]) <= 1
+    # campaign report --html draws the same tables with the same builder.
+    assert 'data-table="targeting"' in whole.text and 'data-table="deciles"' in whole.text
+
+
+def test_the_models_page_reads_the_trees_as_rules_for_analysts(demo: Shop) -> None:
+    with client_for(demo, "analyst") as client:
+        page = client.get("/models")
+        chinese = client.get("/models", headers={"Accept-Language": "zh-CN"})
+        whole = client.get("/report?download=1")
+    with client_for(demo, "marketer") as client:
+        refused = client.get("/models")
+    assert page.status_code == 200 and refused.status_code == 403
+    churn = re.findall(r"<li>(if .+? → churn \d+% \([\d,]+ users\))</li>",
+                       page.text.split('id="churn-rules"')[1].split("</section>")[0])
+    assert len(churn) >= 2
+    assert 'id="uplift-rules-retain"' in page.text
+    assert re.search(r"<li>if .+? → uplift [+-]\d+\.\d pts \([\d,]+ users\)</li>", page.text)
+    assert 'data-table="models"' in page.text and 'data-table="uplift_models"' in page.text
+    assert "<title>Churn model ROC AUC per version</title>" in page.text
+    assert "<title>Uplift model Qini per version</title>" in page.text
+    assert "决策树" in chinese.text and "The churn tree" not in chinese.text
+    # campaign report --html lists the same rules.
+    for rule in churn:
+        assert rule.replace("&gt;", ">") in whole.text.replace("&gt;", ">")
+    assert "The uplift tree of retain as rules" in whole.text
+
+
+def test_the_report_is_computed_again_only_when_its_data_changed(demo: Shop) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, update
+
+    from campaign.app.report_cache import clear
+    from campaign.app.reports import report_tables_at
+
+    clear()
+    now = datetime(2027, 1, 5, 9, 30, 12, tzinfo=UTC)
+    first = report_tables_at(demo.engine, demo.config, now=now)
+    # The same minute and data: the stored report, not a new computation.
+    assert report_tables_at(demo.engine, demo.config, now=now + timedelta(seconds=30)) is first
+    assert first.now == now.replace(second=0)
+    later = report_tables_at(demo.engine, demo.config, now=now + timedelta(minutes=1))
+    assert later is not first
+    with demo.engine.begin() as connection:
+        newest = connection.execute(select(func.max(Message.id))).scalar_one()
+        connection.execute(update(Message).where(Message.id == newest)
+                           .values(updated_at=now + timedelta(days=400)))
+    changed = report_tables_at(demo.engine, demo.config, now=now)
+    assert changed is not first
+    assert report_tables_at(demo.engine, demo.config, now=now, campaign="retain") is not changed

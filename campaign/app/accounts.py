@@ -30,6 +30,8 @@ EDIT_TEMPLATES = "templates.edit"
 PAUSE = "campaigns.pause"
 READ_ACCOUNTS = "accounts.read"
 OUTBOX = "outbox"
+# The models page: the trees as rules and their versions (analysts and operators).
+MODELS = "models.read"
 # Customers' addresses unmasked (the audience page); everyone else sees them masked.
 ADDRESSES = "addresses"
 # Permission → the roles that have it: the one matrix the console enforces.
@@ -39,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     PAUSE: frozenset({"operator"}),
     READ_ACCOUNTS: frozenset({"operator"}),
     OUTBOX: frozenset({"operator"}),
+    MODELS: frozenset({"analyst", "operator"}),
     ADDRESSES: frozenset({"operator"}),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")

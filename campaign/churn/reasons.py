@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from campaign.churn.model import INPUTS, InputSpec, Kind, Locale
+from campaign.common.money import format_money, minor_digits
 
 _BOUNDS = {
     "en": {"over": "over {a}", "at_most": "at most {b}", "between": "{a} to {b}"},
@@ -81,10 +82,12 @@ def path_conditions(pipeline: Pipeline, summary: pd.DataFrame) -> list[list[Cond
     ]
 
 
-def _fmt(kind: Kind, number: float) -> str:
+def _fmt(kind: Kind, number: float, currency: str | None = None) -> str:
     if kind in ("count", "days"):
         return str(int(math.floor(number)))
     if kind == "money":
+        if currency:  # the input is in major units of the shop currency
+            return format_money(number * 10 ** minor_digits(currency), currency)
         return f"{number:.2f}"
     if kind == "share":
         return f"{number * 100:.0f}%"
@@ -93,7 +96,10 @@ def _fmt(kind: Kind, number: float) -> str:
     return f"{number:.2f}"
 
 
-def _bound_text(spec: InputSpec, lower: float | None, upper: float | None, locale: Locale) -> str:
+def _bound_text(spec: InputSpec, lower: float | None, upper: float | None, locale: Locale,
+                currency: str | None = None) -> str:
+    """The path's bound in words: ``over 60``, ``at most 4``, ``2 to 4`` (money in
+    ``currency`` when given)."""
     words = _BOUNDS[locale]
     if spec.kind in ("count", "days"):
         # Integer inputs, thresholds at .5: "> 1.5" is "over 1", "<= 4.5" is "at most 4",
@@ -101,8 +107,8 @@ def _bound_text(spec: InputSpec, lower: float | None, upper: float | None, local
         a = None if lower is None else str(int(math.floor(lower)))
         between_a = None if lower is None else str(int(math.floor(lower)) + 1)
     else:
-        a = between_a = None if lower is None else _fmt(spec.kind, lower)
-    b = None if upper is None else _fmt(spec.kind, upper)
+        a = between_a = None if lower is None else _fmt(spec.kind, lower, currency)
+    b = None if upper is None else _fmt(spec.kind, upper, currency)
     if a is not None and b is not None:
         return words["between"].format(a=between_a, b=b)
     if a is not None:

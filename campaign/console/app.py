@@ -12,6 +12,7 @@ Routes (docs/console.md has the permission of each):
   ``POST /templates/test-send`` (the campaign's messages to the seed list);
 * ``GET /report[?campaign=&view=page&download=1]`` (the report's tables, or the page of
   ``campaign report --html``), ``GET /report/csv?table=&campaign=`` (one table's CSV);
+* ``GET /models`` (analysts, operators: the churn and uplift trees as rules, versions);
 * ``GET /activity`` (every recorded write), ``GET /accounts`` (operators);
 * ``GET /outbox`` (``campaign status``), ``POST /outbox/requeue`` (operators);
 * ``GET /language?to=&next=`` (the language switch: a cookie, then back);
@@ -46,6 +47,7 @@ from campaign.common.errors import CampaignError
 from campaign.config import Config
 from campaign.console import i18n
 from campaign.console.auth import LoginLimiter, Sessions, csrf_ok, read_form, start_session
+from campaign.console.model_pages import ModelPages
 from campaign.console.pages import STATIC_DIR, gettext_of, render
 from campaign.console.result_pages import ResultPages
 from campaign.console.template_pages import TemplatePages
@@ -256,6 +258,7 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
     console = _Console(config, engine, clock)
     templates = TemplatePages(config, engine, clock)
     results = ResultPages(config, engine, clock)
+    models = ModelPages(config, engine)
     guard = console.sessions.guard
     read, edit = accounts.READ, accounts.EDIT_TEMPLATES
     routes = [
@@ -280,6 +283,7 @@ def create_app(config: Config, engine: Engine, *, clock: Callable[[], datetime])
         Route("/activity", guard(read, console.activity), methods=["GET"]),
         Route("/report", guard(read, results.page), methods=["GET"]),
         Route("/report/csv", guard(read, results.csv), methods=["GET"]),
+        Route("/models", guard(accounts.MODELS, models.page), methods=["GET"]),
         Route("/outbox", guard(accounts.OUTBOX, console.outbox), methods=["GET"]),
         Route("/outbox/requeue", guard(accounts.OUTBOX, console.requeue), methods=["POST"]),
         Route("/accounts", guard(accounts.READ_ACCOUNTS, console.accounts_page),

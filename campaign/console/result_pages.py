@@ -82,6 +82,7 @@ class ResultPages:
             for t in found.tables
         ]
         return render(request, "report.html", tables=drawn, notes=found.notes,
+                      charts=found.charts,
                       campaign=campaign, as_of=as_of, campaign_names=names,
                       currency=found.currency)
 

@@ -131,7 +131,11 @@ class Event(Base):
     """Something a user did. Purchases sharing an ``order_id`` form one order."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_user_id_ts", "user_id", "ts"),)
+    __table_args__ = (
+        Index("ix_events_user_id_ts", "user_id", "ts"),
+        # The audience's spend of the lookback window (migration 0014).
+        Index("ix_events_type_ts", "type", "ts", "user_id", "amount_cents"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

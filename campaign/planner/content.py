@@ -346,14 +346,15 @@ class Renderer:
         Raises:
             TemplateError: with the file and line of the first error found.
         """
-        from campaign.templating.lint import lint_templates
+        from campaign.templating.lint_cache import lint_templates_cached
 
         for name in template_sets:
             if not template_set_exists(self.folder, name):
                 raise TemplateError(f"{self.env.display_root}/{name}", "no such template set")
         wanted = [f"/{name}/" for name in (*template_sets, "_layouts")]
         limits = self.config.templates
-        for issue in lint_templates(
+        # Kept while the folder's files are unchanged (campaign.templating.lint_cache).
+        for issue in lint_templates_cached(
             self.folder,
             display_root=self.env.display_root,
             max_sms_segments=limits.max_sms_segments,

@@ -8,9 +8,16 @@ outcome units (points of probability, or money in the shop's currency).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+from babel.numbers import get_currency_symbol
 
 from campaign.common.money import minor_digits
+from campaign.common.rules import Rule
+
+if TYPE_CHECKING:
+    from campaign.uplift.model import UpliftTree
 
 # Beyond this many days a recency bound only separates "never" from "ever"
 # (campaign.profile.features.NEVER_DAYS stands for never).
@@ -62,18 +69,21 @@ def _days(value: float) -> str:
     return f"{value:.0f} days"
 
 
-def _value(kind: str, value: float, currency: str) -> str:
+def _value(kind: str, value: float, currency: str, symbol: bool = False) -> str:
     if kind == "days":
         return _days(value)
     if kind == "money":
-        return f"{value / 10 ** minor_digits(currency):,.0f}"
+        major = f"{value / 10 ** minor_digits(currency):,.0f}"
+        return get_currency_symbol(currency, "en") + major if symbol else major
     if kind == "share":
         return f"{value:.0%}"
     return f"{value:.0f}"
 
 
-def condition_text(name: str, low: float | None, high: float | None, currency: str) -> str:
-    """One condition for people: ``4–9 months since last order``, ``spent over 200``."""
+def condition_text(name: str, low: float | None, high: float | None, currency: str,
+                   *, symbol: bool = False) -> str:
+    """One condition for people: ``4–9 months since last order``, ``spent over 200``
+    (``symbol``: money with the currency's sign, ``spent over CN¥200``)."""
     if name not in FEATURE_TEXT:
         return _attribute_text(name, low, high)
     words, kind = FEATURE_TEXT[name]
@@ -93,7 +103,7 @@ def condition_text(name: str, low: float | None, high: float | None, currency: s
         else:
             text = f"at most {high_text}"
         return f"{text} {words}"
-    show = [None if b is None else _value(kind, b, currency) for b in (low, high)]
+    show = [None if b is None else _value(kind, b, currency, symbol) for b in (low, high)]
     if show[0] and show[1]:
         if kind == "days" and show[0].endswith(" months") and show[1].endswith(" months"):
             text = f"{show[0].removesuffix(' months')}–{show[1]}"
@@ -142,3 +152,18 @@ def reason(
         condition_text(name, low, high, currency) for name, (low, high) in bounds.items()
     ) or "every customer"
     return f"{verdict(uplift, delta)}: {conditions} ({effect_text(uplift, outcome, currency)})"
+
+
+def tree_rules(tree: UpliftTree, outcome: str, currency: str) -> list[Rule]:
+    """Every leaf of the readable uplift ``tree`` as a :class:`Rule`, the largest
+    uplift first: its conditions as the reasons word them, the leaf's uplift in
+    outcome units, and its treated plus held-out training rows."""
+    rules = []
+    for leaf, bounds in leaf_paths(tree.tree_, tree.features_).items():
+        conditions = tuple(condition_text(name, low, high, currency, symbol=True)
+                           for name, (low, high) in bounds.items())
+        uplift = float(tree.leaf_uplift_[leaf])
+        users = tree.leaf_treated_.get(leaf, 0) + tree.leaf_held_out_.get(leaf, 0)
+        rules.append(Rule(conditions, f"uplift {effect_text(uplift, outcome, currency)}",
+                          uplift, int(users)))
+    return sorted(rules, key=lambda rule: -rule.value)

@@ -62,3 +62,32 @@ def load_targeting(connection: Connection, campaign: str | None = None
             gain=pd.DataFrame(targeting.get("gain", [])),
         ))
     return sorted(found, key=lambda report: report.campaign)
+
+
+def uplift_history(connection: Connection) -> pd.DataFrame:
+    """Every uplift model version, oldest first: ``version, campaign, trained_at,
+    as_of, active, outcome, chosen, qini`` (the chosen model's Qini coefficient on the
+    held-back experiment rows) and ``risk_qini`` (risk targeting's, on the same rows);
+    NaN where a version stored none."""
+    table = table_of(ModelVersion)
+    rows = connection.execute(
+        select(table.c.id, table.c.trained_at, table.c.as_of, table.c.active,
+               table.c.params, table.c.metrics)
+        .where(table.c.kind == UPLIFT).order_by(table.c.as_of, table.c.id)
+    ).all()
+    out = []
+    for row in rows:
+        params, metrics = row.params or {}, row.metrics or {}
+        validation = metrics.get("validation") or {}
+        chosen = str(metrics.get("chosen"))
+        qini = (validation.get(chosen) or {}).get("qini")
+        risk = (validation.get("risk (recency)") or {}).get("qini")
+        out.append({
+            "version": int(row.id), "campaign": str(params.get("campaign")),
+            "trained_at": row.trained_at, "as_of": row.as_of, "active": bool(row.active),
+            "outcome": str(params.get("outcome")), "chosen": chosen,
+            "qini": float("nan") if qini is None else float(qini),
+            "risk_qini": float("nan") if risk is None else float(risk),
+        })
+    return pd.DataFrame(out, columns=["version", "campaign", "trained_at", "as_of", "active",
+                                      "outcome", "chosen", "qini", "risk_qini"])

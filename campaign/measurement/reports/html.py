@@ -1,8 +1,10 @@
 """A self-contained HTML report: funnel, uplift with its interval, risk, the tree, variants.
 
-One file, no external assets: every plot is a matplotlib figure embedded as a base64
-PNG, so the page can be mailed or archived as it is. Reads the frames of
-:mod:`campaign.measurement.reports.data` and the active churn model; writes only the file.
+One file, no external assets: the funnel, uplift and model charts are inline SVG (the
+console's too, :mod:`campaign.measurement.reports.report_charts`), the other plots
+matplotlib figures embedded as base64 PNG, so the page can be mailed or archived as it
+is. Reads the frames of :mod:`campaign.measurement.reports.data` and the active churn
+model; writes only the file.
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ from sqlalchemy.engine import Connection  # noqa: E402
 
 from campaign.churn.artifacts import model_key  # noqa: E402
 from campaign.churn.registry import load_model  # noqa: E402
+from campaign.churn.rules import churn_rules  # noqa: E402
 from campaign.churn.scoring import latest_scores  # noqa: E402
 from campaign.common.errors import CampaignError  # noqa: E402
 from campaign.common.money import format_plain  # noqa: E402
+from campaign.common.rules import Rule  # noqa: E402
 from campaign.config import Config  # noqa: E402
 from campaign.measurement.reports.data import (  # noqa: E402
     ALL,
-    FUNNEL_STEPS,
     CampaignReport,
     campaign_report,
     model_history,
+)
+from campaign.measurement.reports.report_charts import (  # noqa: E402
+    churn_models_chart,
+    funnel_charts,
+    uplift_chart,
 )
 from campaign.measurement.reports.tables import (  # noqa: E402
     per_thousand,
@@ -61,45 +69,6 @@ def _png(figure: Any) -> str:
     plt.close(figure)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
-def funnel_figure(funnel: pd.DataFrame) -> str:
-    """Horizontal bars per funnel step, one group per campaign (all variants)."""
-    rows = funnel[funnel["variant"] == ALL]
-    figure, ax = plt.subplots(figsize=(8, 0.9 + 0.5 * len(FUNNEL_STEPS) * max(len(rows), 1) / 2))
-    height = 0.8 / max(len(rows), 1)
-    y = np.arange(len(FUNNEL_STEPS))
-    for i, row in enumerate(rows.itertuples(index=False)):
-        values = [getattr(row, step) for step in FUNNEL_STEPS]
-        ax.barh(y + i * height, values, height=height, label=row.campaign)
-    ax.set_yticks(y + height * (len(rows) - 1) / 2, FUNNEL_STEPS)
-    ax.invert_yaxis()
-    ax.set_xlabel("users in the treatment group")
-    ax.legend(frameon=False)
-    ax.set_title("Funnel")
-    return _png(figure)
-
-
-def uplift_figure(uplift: pd.DataFrame) -> str:
-    """Absolute conversion uplift (points) with its 95% interval, per campaign/variant."""
-    rows = uplift.dropna(subset=["uplift"])
-    figure, ax = plt.subplots(figsize=(8, 1 + 0.45 * max(len(rows), 1)))
-    labels = [f"{r.campaign} · {r.variant}" for r in rows.itertuples(index=False)]
-    y = np.arange(len(rows))
-    diff = rows["uplift"].to_numpy() * 100
-    low = diff - rows["uplift_low"].to_numpy() * 100
-    high = rows["uplift_high"].to_numpy() * 100 - diff
-    colors = ["#1a7f37" if lo > 0 else "#888888" for lo in rows["uplift_always_low"]]
-    for i, color in enumerate(colors):
-        ax.errorbar(diff[i], y[i], xerr=[[low[i]], [high[i]]], fmt="none", ecolor=color,
-                    capsize=4)
-    ax.scatter(diff, y, c=colors, zorder=3)
-    ax.axvline(0, color="#c00", linewidth=1)
-    ax.set_yticks(y, labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("conversion uplift vs holdout, percentage points (95% CI)")
-    ax.set_title("Uplift")
-    return _png(figure)
 
 
 def risk_figure(scores: pd.DataFrame) -> str:
@@ -151,18 +120,6 @@ def posterior_figure(arms: pd.DataFrame) -> str:
     return _png(figure)
 
 
-def model_figure(history: pd.DataFrame) -> str:
-    """Forward-holdout ROC AUC of each model version over time, with the baseline."""
-    figure, ax = plt.subplots(figsize=(8, 3))
-    ax.plot(history["as_of"], history["roc_auc"], "o-", label="tree")
-    ax.plot(history["as_of"], history["recency_roc_auc"], "s--", label="recency baseline")
-    ax.set_ylabel("ROC AUC (forward holdout)")
-    ax.set_title("Churn model versions over time")
-    ax.legend(frameon=False)
-    figure.autofmt_xdate()
-    return _png(figure)
-
-
 def targeting_figure(curve: pd.DataFrame, outcome: str) -> str:
     """The Qini curve of the uplift model, of risk targeting and of random."""
     figure, ax = plt.subplots(figsize=(6, 3.5))
@@ -180,8 +137,9 @@ def targeting_figure(curve: pd.DataFrame, outcome: str) -> str:
 _UNITS = {"converted": "conversions", "visited": "visits", "revenue": "revenue"}
 
 
-def _targeting_sections(targeting: list[Any], currency: str) -> str:
-    """Per campaign with an uplift model: the gain over risk, the curve, the deciles."""
+def _targeting_sections(targeting: list[Any], currency: str, tables: dict[str, str]) -> str:
+    """Per campaign with an uplift model: the gain over risk and the curve; then the
+    gain and decile tables of every campaign (the console's tables too)."""
     out = []
     for t in targeting:
         out.append(f"<h3>{html.escape(t.campaign)} (uplift version {t.version}, "
@@ -196,46 +154,8 @@ def _targeting_sections(targeting: list[Any], currency: str) -> str:
                 f"[95 % interval {per_thousand(row.low, row.outcome, currency)}, "
                 f"{per_thousand(row.high, row.outcome, currency)}].</p>")
         out.append(targeting_figure(t.curve, t.outcome))
-        deciles = t.deciles.copy()
-        for column in ("predicted", "uplift", "low", "high"):
-            deciles[column] = [per_thousand(None if v is None else v * 1000, t.outcome,
-                                             currency) for v in deciles[column]]
-        out.append("<p class='note'>Uplift by decile of predicted uplift, per 1,000 "
-                   "customers, with 95 % bootstrap intervals:</p>")
-        out.append(_table(deciles, {"decile": "decile", "customers": "customers",
-                                    "treated": "treated", "held_out": "held out",
-                                    "predicted": "predicted", "uplift": "measured",
-                                    "low": "low", "high": "high"}))
-        gain = t.gain.copy()
-        gain["share"] = [f"top {share:.0%}" for share in gain["share"]]
-        for column in ("by_uplift", "by_risk", "gain", "low", "high"):
-            gain[column] = [per_thousand(v, o, currency)
-                            for v, o in zip(gain[column], gain["outcome"], strict=True)]
-        out.append(_table(gain, {"share": "messaged", "outcome": "outcome",
-                                 "by_uplift": "by uplift", "by_risk": "by risk",
-                                 "gain": "gain", "low": "low", "high": "high"}))
+    out.append(tables.get("targeting", "") + tables.get("deciles", ""))
     return "".join(out)
-
-
-# The targeting tables are drawn from pre-formatted strings; the report's other tables
-# come from campaign.measurement.reports.tables, which the console shares.
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        return f"{value:,.4g}"
-    if isinstance(value, datetime | pd.Timestamp):
-        return f"{value:%Y-%m-%d}"
-    return html.escape(str(value))
-
-
-def _table(frame: pd.DataFrame, columns: dict[str, str]) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in columns) + "</tr>"
-        for _, row in frame.iterrows()
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
@@ -261,6 +181,11 @@ def _uplift_sentences(uplift: pd.DataFrame, currency: str) -> str:
     return "".join(out)
 
 
+def _rules_html(title: str, rules: list[Rule]) -> str:
+    items = "".join(f"<li>{html.escape(rule.text)}</li>" for rule in rules)
+    return f"<h3>{html.escape(title)}</h3><ol class='rules'>{items}</ol>"
+
+
 def render_html(
     config: Config,
     report: CampaignReport | None,
@@ -268,8 +193,10 @@ def render_html(
     scores: pd.DataFrame,
     pipeline: Any | None,
     history: pd.DataFrame,
+    uplift_rules: list[tuple[str, list[Rule]]] | None = None,
 ) -> str:
-    """The report page as one HTML string (pure apart from drawing)."""
+    """The report page as one HTML string (pure apart from drawing); ``uplift_rules``:
+    per active uplift model a title and its readable tree as rules."""
     currency = config.shop.currency
     shop = html.escape(config.shop.name)
     # The tables are the console's too (campaign.measurement.reports.tables).
@@ -285,9 +212,9 @@ def render_html(
             f" Churn: no purchase within {report.horizon_days} days.</p>"
         )
         parts.append("<h2>Did it work?</h2>" + _uplift_sentences(report.uplift, currency))
-        parts.append(uplift_figure(report.uplift))
+        parts.append(uplift_chart(report.uplift) or "")
         parts.append(tables.get("uplift", "") + tables.get("revenue", ""))
-        parts.append("<h2>Funnel</h2>" + funnel_figure(report.funnel))
+        parts.append("<h2>Funnel</h2>" + "".join(funnel_charts(report.funnel)))
         parts.append(tables.get("funnel", ""))
         if not report.arms.empty:
             parts.append("<h2>Variants</h2>" + posterior_figure(report.arms))
@@ -296,16 +223,19 @@ def render_html(
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
     if report is not None and report.targeting:
         parts.append("<h2>Whom to message: uplift vs risk</h2>"
-                     + _targeting_sections(report.targeting, currency))
+                     + _targeting_sections(report.targeting, currency, tables))
     if not scores.empty:
         parts.append("<h2>Churn risk</h2>" + risk_figure(scores))
     if pipeline is not None:
         tree_png, importance_png = tree_figures(pipeline)
         parts.append("<h2>The churn model</h2>" + importance_png + tree_png)
+        parts.append(_rules_html("The tree as rules, riskiest leaf first",
+                                 churn_rules(pipeline, currency)))
+    for title, rules in uplift_rules or []:
+        parts.append(_rules_html(title, rules))
     if not history.empty:
         parts.append("<h2>Model versions</h2>")
-        if history["roc_auc"].notna().any():
-            parts.append(model_figure(history))
+        parts.append(churn_models_chart(history) or "")
         parts.append(tables.get("models", ""))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -319,6 +249,7 @@ def write_html_report(
     now: datetime,
     campaign: str | None = None,
     report: CampaignReport | None = None,
+    uplift_rules: list[tuple[str, list[Rule]]] | None = None,
 ) -> Path:
     """Build the report at ``now`` and write it to ``path`` (UTF-8); returns the path.
 
@@ -332,7 +263,8 @@ def write_html_report(
         pipeline = None
     scores = latest_scores(connection, now)
     history = model_history(connection)
-    text = render_html(config, report, scores=scores, pipeline=pipeline, history=history)
+    text = render_html(config, report, scores=scores, pipeline=pipeline, history=history,
+                       uplift_rules=uplift_rules)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path

@@ -20,13 +20,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from babel.numbers import format_decimal
 
 from campaign.common.money import format_amount, format_money, format_plain, minor_digits
 from campaign.measurement.reports.data import ALL, FUNNEL_STEPS, CampaignReport
+
+if TYPE_CHECKING:
+    from campaign.uplift.report import TargetingReport
 
 Translate = Callable[[str], str]
 
@@ -43,7 +46,14 @@ class Column:
     Kinds: ``text``, ``count``, ``share`` (0..1 as a percentage), ``points`` (a
     difference of shares, with ``low``/``high`` the keys of its interval), ``money``
     (minor units), ``interval`` (the bounds ``low``..``high`` of a difference of
-    shares, in points), ``decimal`` (``digits`` decimals), ``date``, ``yesno``.
+    shares, in points), ``decimal`` (``digits`` decimals), ``date``, ``yesno``,
+    ``word`` (a word of the product, translated).
+
+    Kinds in the units of the row's ``outcome`` (``converted``/``visited``: a share of
+    customers; ``revenue``: money in major units of the shop currency): ``level`` (a
+    rate, or money per customer), ``effect`` (a difference: points, or signed money;
+    with its ``low``/``high`` interval beside it) and ``per_1000`` (per 1,000 messages:
+    a signed count with one decimal, or signed money; interval beside it when given).
     """
 
     key: str
@@ -72,12 +82,49 @@ def _signed(value: float, locale: str) -> str:
     return str(format_decimal(value * 100, format="+#,##0.0;-#,##0.0", locale=locale))
 
 
+def _signed_money(major: float, currency: str, locale: str) -> str:
+    minor = float(major) * 10 ** minor_digits(currency)
+    text = format_money(abs(minor), currency, locale.replace("-", "_"))
+    return ("-" if minor < 0 else "+") + text
+
+
+def _in_outcome(column: Column, row: Any, value: float, *, currency: str, locale: str,
+                translate: Translate) -> str:
+    """A ``level``/``effect``/``per_1000`` figure in the units of the row's outcome."""
+    revenue = row.get("outcome") == "revenue"
+    if column.kind == "level":
+        if revenue:
+            return format_money(value * 10 ** minor_digits(currency), currency,
+                                locale.replace("-", "_"))
+        return str(format_decimal(value * 100, format="#,##0.0", locale=locale)) + "%"
+
+    def one(number: float) -> str:
+        if revenue:
+            return _signed_money(number, currency, locale)
+        if column.kind == "per_1000":
+            return str(format_decimal(number, format="+#,##0.0;-#,##0.0", locale=locale))
+        return _signed(number, locale)
+
+    text = one(value)
+    if column.kind == "effect" and not revenue:
+        text = translate(N_("%(value)s pts")) % {"value": text}
+    if column.low and column.high and not _missing(row[column.low]) \
+            and not _missing(row[column.high]):
+        text += f" [{one(float(row[column.low]))}, {one(float(row[column.high]))}]"
+    return text
+
+
 def shown(column: Column, row: Any, *, currency: str, locale: str = "en",
           translate: Translate = str) -> str:
     """One cell for people (see :class:`Column` for the kinds); ``n/a`` when missing."""
     value = row[column.key]
     if _missing(value):
         return translate(N_("n/a"))
+    if column.kind in ("level", "effect", "per_1000"):
+        return _in_outcome(column, row, float(value), currency=currency, locale=locale,
+                           translate=translate)
+    if column.kind == "word":
+        return translate(_WORDS.get(str(value), str(value)))
     if column.kind == "count":
         return str(format_decimal(int(value), locale=locale))
     if column.kind == "share":
@@ -132,6 +179,12 @@ def _plain(column: Column, value: Any, currency: str) -> Any:
     return value
 
 
+# Words of the product shown as cells (``word`` columns), marked for the catalog.
+_WORDS = {
+    "converted": N_("conversions"), "visited": N_("visits"), "revenue": N_("revenue"),
+    "tree": N_("readable tree"), "boosting": N_("gradient boosting"),
+}
+
 _FUNNEL_LABELS = {
     "planned": N_("planned"), "sent": N_("sent"), "delivered": N_("delivered"),
     "opened": N_("opened"), "clicked": N_("clicked"), "redeemed": N_("redeemed"),
@@ -180,20 +233,75 @@ def report_tables(report: CampaignReport | None, history: pd.DataFrame) -> list[
             Column("posterior_mean", N_("posterior conversion rate"), "share"),
             Column("next_share", N_("share of the next run"), "share"),
         ], report.arms))
+    if report is not None and report.targeting:
+        tables.extend(targeting_tables(report.targeting))
     if not history.empty:
-        tables.append(Table("models", N_("Churn model versions over time"), [
-            Column("version", N_("version")), Column("as_of", N_("as of"), "date"),
-            Column("active", N_("active"), "yesno"), Column("split", N_("split")),
-            Column("roc_auc", N_("ROC AUC"), "decimal"),
-            Column("recency_roc_auc", N_("recency ROC AUC"), "decimal"),
-            Column("brier", N_("Brier score"), "decimal"),
-            Column("churn_rate", N_("churn rate"), "share"),
-            Column("training_rows", N_("training rows"), "count"),
-        ], history))
+        tables.append(model_versions_table(history))
     return tables
 
 
-_TEXT = ("text", "date")
+def model_versions_table(history: pd.DataFrame) -> Table:
+    """The churn model's versions over time (:func:`...data.model_history`)."""
+    return Table("models", N_("Churn model versions over time"), [
+        Column("version", N_("version")), Column("as_of", N_("as of"), "date"),
+        Column("active", N_("active"), "yesno"), Column("split", N_("split")),
+        Column("roc_auc", N_("ROC AUC"), "decimal"),
+        Column("recency_roc_auc", N_("recency ROC AUC"), "decimal"),
+        Column("brier", N_("Brier score"), "decimal"),
+        Column("churn_rate", N_("churn rate"), "share"),
+        Column("training_rows", N_("training rows"), "count"),
+    ], history)
+
+
+def uplift_versions_table(history: pd.DataFrame) -> Table:
+    """The uplift models' versions over time (``campaign.uplift.report.uplift_history``):
+    the Qini coefficient of the chosen model and of risk targeting on held-back rows."""
+    return Table("uplift_models", N_("Uplift model versions over time"), [
+        Column("version", N_("version")), Column("campaign", N_("campaign")),
+        Column("as_of", N_("as of"), "date"), Column("active", N_("active"), "yesno"),
+        Column("outcome", N_("outcome"), "word"), Column("chosen", N_("model"), "word"),
+        Column("qini", N_("Qini coefficient"), "decimal"),
+        Column("risk_qini", N_("Qini of risk targeting"), "decimal"),
+    ], history)
+
+
+def targeting_tables(targeting: list[TargetingReport]) -> list[Table]:
+    """Whom to message: the gain of targeting by predicted uplift over targeting by
+    risk at the same number of messages, and the uplift by decile of predicted uplift,
+    every campaign's active uplift model in one table each (measured on the experiment
+    rows the model did not see)."""
+    gains, deciles = [], []
+    for t in targeting:
+        known = {"campaign": t.campaign, "version": t.version, "chosen": t.chosen}
+        gains.append(t.gain.assign(**known))
+        deciles.append(t.deciles.assign(**known, outcome=t.outcome))
+    return [
+        Table("targeting", N_("Whom to message: by predicted uplift instead of by risk, "
+                              "per 1,000 messages"), [
+            Column("campaign", N_("campaign")),
+            Column("version", N_("uplift model version"), "count"),
+            Column("share", N_("top share messaged"), "share"),
+            Column("outcome", N_("outcome"), "word"),
+            Column("by_uplift", N_("by predicted uplift"), "per_1000"),
+            Column("by_risk", N_("by risk"), "per_1000"),
+            Column("gain", N_("gain [interval at 95%]"), "per_1000", "low", "high"),
+        ], pd.concat(gains, ignore_index=True)),
+        Table("deciles", N_("Uplift by decile of predicted uplift"), [
+            Column("campaign", N_("campaign")),
+            Column("chosen", N_("model"), "word"),
+            Column("decile", N_("decile"), "count"),
+            Column("customers", N_("customers"), "count"),
+            Column("treated", N_("treated"), "count"),
+            Column("held_out", N_("held out"), "count"),
+            Column("predicted", N_("predicted uplift"), "effect"),
+            Column("treated_rate", N_("outcome (treated)"), "level"),
+            Column("control_rate", N_("outcome (held out)"), "level"),
+            Column("uplift", N_("measured uplift [interval at 95%]"), "effect", "low", "high"),
+        ], pd.concat(deciles, ignore_index=True)),
+    ]
+
+
+_TEXT = ("text", "date", "word")
 _NUM = ' class="num"'
 
 
