@@ -97,8 +97,9 @@ def test_a_failing_job_leaves_the_scores_as_they_were(
 
 
 def test_the_cli_prints_one_line_when_the_spark_job_fails(
-    spark_demo: Path, tmp_path: Path
+    spark: object, spark_demo: Path, tmp_path: Path
 ) -> None:
+    # ``spark``: the job must get as far as Spark (without the extra it stops earlier).
     folder = _shop(spark_demo, tmp_path)
     engine = make_engine(f"sqlite:///{folder / 'campaign.db'}")
     with engine.connect() as connection:
