@@ -184,7 +184,7 @@ def gain_table(outcomes: dict[str, np.ndarray], treatment: np.ndarray, p: np.nda
 
 
 class TargetingStatistics:
-    """The resampled parts of :func:`targeting_summary` for one ranking: its
+    """The targeting summary of one ranking against risk: its
     :attr:`matrices` go into one :func:`resampled_sums` call (with any other
     statistic's), :meth:`summary` takes their sums back."""
 
@@ -212,13 +212,3 @@ class TargetingStatistics:
         return {"rows": self.rows, "curve": records(self.curve),
                 "deciles": records(self.deciles.table(decile_sums)),
                 "gain": records(self.gain.table(gain_sums))}
-
-
-def targeting_summary(y: np.ndarray, treatment: np.ndarray, p: np.ndarray,
-                      uplift: np.ndarray, risk: np.ndarray,
-                      outcomes: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
-    """The Qini curve, the decile table and the gain table of ``uplift`` against
-    ``risk`` as JSON-ready records, on :data:`DRAWS` resamples."""
-    statistics = TargetingStatistics(y, treatment, p, uplift, risk, outcomes)
-    sums = resampled_sums(statistics.matrices, len(y), np.random.default_rng(seed), DRAWS)
-    return statistics.summary(sums)

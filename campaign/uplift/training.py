@@ -85,7 +85,7 @@ class Comparison:
     # is higher than the tree's.
     challenger_wins: float = 0.0
     # What targeting by the chosen model gains over risk on the held-back rows
-    # (campaign.uplift.targeting.targeting_summary); stored with the version.
+    # (campaign.uplift.targeting.TargetingStatistics.summary); stored with the version.
     targeting: dict[str, Any] = field(default_factory=dict)
     # The readable tree's responders-per-leaf rule that ranked the held-back rows best.
     min_responders: int = 0
